@@ -1,0 +1,40 @@
+module SeqDsl.Cli.Program
+
+open System
+open Argu
+open SeqDsl.Spec
+open SeqDsl.Cli.Args
+
+/// Exit codes: 0 success, 1 runtime failure, 2 usage / spec / data error.
+let exitCodeOf (e: SeqDslException) =
+    match e.Kind with
+    | ErrorKind.Runtime -> 1
+    | _ -> 2
+
+[<EntryPoint>]
+let main argv =
+    let parser = ArgumentParser.Create<Command>(programName = "seqdsl")
+    try
+        let results = parser.ParseCommandLine(argv, raiseOnUsage = true)
+        match results.GetAllResults() with
+        | [ Summary a ] -> Commands.summary a
+        | [ Version ] ->
+            let v = typeof<ModelSpec>.Assembly.GetName().Version
+            printfn "seqdsl %s" (match v with null -> "unknown" | v -> v.ToString(3))
+            0
+        | _ ->
+            eprintfn "%s" (parser.PrintUsage(message = "seqdsl: give one subcommand."))
+            2
+    with
+    | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
+        printfn "%s" e.Message
+        0
+    | :? ArguParseException as e ->
+        eprintfn "%s" e.Message
+        2
+    | :? SeqDslException as e ->
+        eprintfn "seqdsl: %s" e.Message
+        exitCodeOf e
+    | e ->
+        eprintfn "seqdsl: unexpected error: %s" (e.ToString())
+        1

@@ -1,0 +1,76 @@
+namespace SeqDsl.FSharp
+
+open SeqDsl.Spec
+
+/// Model building as F# pipelines over the same immutable records as the C# builder:
+/// `Model.embed 32 |> Model.lstm 64 |> Model.stack 2 |> Model.dense 1 Sigmoid`.
+/// Every function returns a new value; options are F# options, never nulls.
+[<RequireQualifiedAccess>]
+module Model =
+
+    /// The model with no layers.
+    let empty : ModelSpec = ModelSpec.Empty
+
+    /// Starts a model with a token embedding of width `dim` (vocabulary taken from the data).
+    let embed (dim: int) : ModelSpec = ModelSpec.Empty.Embed(dim)
+
+    /// Starts a model with an embedding whose vocabulary size, padding index, pretrained file and
+    /// trainability are given explicitly.
+    let embedWith (dim: int) (vocab: int option) (padding: int option) (pretrained: string option) (trainable: bool) =
+        ModelSpec.Empty.Embed(dim, Option.toNullable vocab, Option.toNullable padding, Option.toObj pretrained, trainable)
+
+    /// Appends any layer record.
+    let add (layer: Layer) (m: ModelSpec) = m.Add layer
+
+    /// Appends a simple RNN layer (tanh).
+    let simpleRnn (units: int) (m: ModelSpec) = m.SimpleRnn(units)
+
+    /// Appends a simple RNN layer with an activation (Tanh, Relu, Linear).
+    let simpleRnnWith (units: int) (activation: Activation) (bias: Bias) (m: ModelSpec) =
+        m.SimpleRnn(units, activation, bias)
+
+    /// Appends an LSTM layer.
+    let lstm (units: int) (m: ModelSpec) = m.Lstm(units)
+
+    /// Appends a GRU layer (libtorch's reset-after form).
+    let gru (units: int) (m: ModelSpec) = m.Gru(units)
+
+    /// Appends a GRU layer choosing reset-after (true) or the textbook reset-before form (false).
+    let gruWith (units: int) (resetAfter: bool) (m: ModelSpec) = m.Gru(units, resetAfter)
+
+    /// Sets returnSequences on the preceding recurrent layer.
+    let returnSequences (value: bool) (m: ModelSpec) =
+        match Seq.tryLast m.Layers with
+        | Some (:? RecurrentLayer as r) ->
+            let changed =
+                RecurrentLayer(r.Cell, r.Units, ReturnSequences = System.Nullable value, Layers = r.Layers,
+                               Bidirectional = r.Bidirectional, Dropout = r.Dropout, Kernel = r.Kernel)
+            ModelSpec.Of(Seq.append (Seq.take (m.Layers.Length - 1) m.Layers) [ changed :> Layer ])
+        | _ -> raise (SeqDslException(ErrorKind.Spec, "returnSequences applies to a preceding recurrent layer."))
+
+    /// Stacks the preceding recurrent layer `n` times.
+    let stack (n: int) (m: ModelSpec) = m.Stack(n)
+
+    /// Stacks the preceding recurrent layer `n` times with dropout between the layers.
+    let stackWithDropout (n: int) (dropout: float) (m: ModelSpec) = m.Stack(n, dropout)
+
+    /// Makes the preceding recurrent layer bidirectional with the given merge (Concat, Sum, Mul, Ave).
+    let bidirectional (merge: Merge) (m: ModelSpec) = m.Bidirectional(merge)
+
+    /// Appends dropout.
+    let dropout (rate: float) (m: ModelSpec) = m.Dropout(rate)
+
+    /// Appends spatial (channel) dropout.
+    let spatialDropout (rate: float) (m: ModelSpec) = m.SpatialDropout(rate)
+
+    /// Appends a dense layer with an activation.
+    let dense (units: int) (activation: Activation) (m: ModelSpec) = m.Dense(units, activation)
+
+    /// Appends additive attention pooling (scoring width = input width).
+    let attention (m: ModelSpec) = m.Attention()
+
+    /// Parses model text (the fluent expression).
+    let parse (text: string) = ModelSyntax.Parse text
+
+    /// The per-layer summary under a convention.
+    let summary (input: InputSpec) (convention: Convention) (m: ModelSpec) = m.Summary(input, convention)

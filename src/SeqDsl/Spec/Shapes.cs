@@ -1,0 +1,200 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using System.Text;
+
+namespace SeqDsl.Spec;
+
+/// <summary>The shape of a layer's output for one batch: (batch, time, features) or (batch, features).</summary>
+/// <param name="Sequence">True when the time axis is present.</param>
+/// <param name="Time">Sequence length when known.</param>
+/// <param name="Features">Width of the last axis.</param>
+public sealed record Shape(bool Sequence, int? Time, long Features)
+{
+    /// <summary>Keras-style text: (None, 200, 32), (None, None, 32) or (None, 64).</summary>
+    public override string ToString() =>
+        Sequence ? $"(None, {(Time is int t ? t.ToString() : "None")}, {Features})" : $"(None, {Features})";
+}
+
+/// <summary>How a recurrent layer will run, decided on the spec alone.</summary>
+/// <param name="Kernel">Fused or Loop.</param>
+/// <param name="Reason">Why the loop was chosen (requested, or the fused kernel cannot express the cell).</param>
+public sealed record KernelPlan(Kernel Kernel, string? Reason)
+{
+    /// <summary>"fused", "loop (requested)" or "loop: reason".</summary>
+    public override string ToString() => Kernel == Kernel.Fused ? "fused" : Reason is null ? "loop" : $"loop: {Reason}";
+}
+
+/// <summary>One row of a summary.</summary>
+public sealed record SummaryRow(int Index, string Layer, Shape Output, long Params, long TrainableParams, KernelPlan? Kernel);
+
+/// <summary>Per-layer output shapes and parameter counts, and their totals.</summary>
+public sealed record ModelSummary(ImmutableArray<SummaryRow> Rows, Convention Convention)
+{
+    /// <summary>All parameters.</summary>
+    public long Total => Rows.Sum(r => r.Params);
+    /// <summary>Parameters updated by training.</summary>
+    public long Trainable => Rows.Sum(r => r.TrainableParams);
+    /// <summary>Frozen parameters (e.g. a non-trainable embedding).</summary>
+    public long NonTrainable => Total - Trainable;
+    /// <summary>The model's output shape.</summary>
+    public Shape Output => Rows[^1].Output;
+
+    /// <summary>Thousands separators, invariant culture: 258,113.</summary>
+    public static string Count(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
+
+    /// <summary>The table, Keras-style, ending with <c>Total params: N</c>.</summary>
+    public override string ToString()
+    {
+        var cells = Rows.Select(r => new[]
+        {
+            r.Index.ToString(), r.Layer, r.Output.ToString(), Count(r.Params), r.Kernel?.ToString() ?? "",
+        }).ToList();
+        string[] head = ["#", "Layer", "Output shape", "Params", "Kernel"];
+        var w = Enumerable.Range(0, head.Length)
+            .Select(c => cells.Select(x => x[c].Length).Append(head[c].Length).Max()).ToArray();
+        var sb = new StringBuilder();
+        string Line(string[] x) =>
+            $"{x[0].PadLeft(w[0])}  {x[1].PadRight(w[1])}  {x[2].PadRight(w[2])}  {x[3].PadLeft(w[3])}  {x[4]}".TrimEnd();
+        sb.AppendLine(Line(head));
+        var rule = new string('─', w.Sum() + 8 + 2);
+        sb.AppendLine(rule);
+        foreach (var c in cells) sb.AppendLine(Line(c));
+        sb.AppendLine(rule);
+        sb.AppendLine($"Total params: {Count(Total)}");
+        sb.AppendLine($"Trainable params: {Count(Trainable)}");
+        sb.AppendLine($"Non-trainable params: {Count(NonTrainable)}");
+        sb.Append($"Convention: {Convention.ToString().ToLowerInvariant()} (bias vectors per gate set: {(Convention == Convention.Torch ? "two" : "one")})");
+        return sb.ToString();
+    }
+}
+
+/// <summary>Validation and shape inference on the spec alone (no tensors).</summary>
+public static class Shapes
+{
+    /// <summary>Whether recurrent layer <paramref name="index"/> outputs every time step:
+    /// its explicit setting, else true exactly when a later layer consumes a sequence.</summary>
+    public static bool ReturnsSequences(ModelSpec model, int index)
+    {
+        var r = (RecurrentLayer)model.Layers[index];
+        if (r.ReturnSequences is bool b) return b;
+        for (var j = index + 1; j < model.Layers.Length; j++)
+            if (model.Layers[j] is RecurrentLayer or AttentionLayer) return true;
+        return false;
+    }
+
+    /// <summary>The kernel a recurrent layer runs on, or an error when <see cref="Kernel.Fused"/> cannot be honoured.</summary>
+    public static KernelPlan PlanKernel(RecurrentLayer r) => r.Kernel switch
+    {
+        Kernel.Loop => new KernelPlan(Kernel.Loop, "requested"),
+        _ when r.Cell.FusedUnavailableReason is string why => new KernelPlan(Kernel.Loop, why),
+        _ => new KernelPlan(Kernel.Fused, null),
+    };
+
+    /// <summary>
+    /// Checks every layer's arguments and where it stands: Embed first, recurrent layers and
+    /// attention fed a sequence. Throws a <see cref="SeqDslException"/> naming the layer.
+    /// </summary>
+    public static void CheckStructure(ModelSpec model)
+    {
+        var layers = model.Layers;
+        var sequence = true;           // the input is a sequence
+        int? collapsedBy = null;       // the layer that removed the time axis
+        for (var i = 0; i < layers.Length; i++)
+        {
+            var layer = layers[i];
+            if (layer.ArgumentProblem() is var (reason, received, expected))
+                throw SeqDslException.ForLayer(i, layer, ErrorKind.Spec, reason, received, expected);
+            switch (layer)
+            {
+                case EmbedLayer when i != 0:
+                    throw SeqDslException.ForLayer(i, layer, ErrorKind.Spec,
+                        "Embed maps token ids to vectors, so it must be the first layer.",
+                        $"Embed at position {i}", "Embed at position 0");
+                case RecurrentLayer or AttentionLayer when !sequence:
+                    var by = layers[collapsedBy!.Value];
+                    var fix = by is RecurrentLayer ? $" Set returnSequences: true on layer {collapsedBy}." : "";
+                    throw SeqDslException.ForLayer(i, layer, ErrorKind.Shape,
+                        $"{layer.Kind} needs a sequence, but layer {collapsedBy} ({by.Kind}) already collapsed the time axis.{fix}",
+                        "(batch, features)", "(batch, time, features)");
+                case SpatialDropoutLayer when !sequence:
+                    throw SeqDslException.ForLayer(i, layer, ErrorKind.Shape,
+                        $"SpatialDropout drops feature channels across time steps, so it needs a sequence, but layer {collapsedBy} ({layers[collapsedBy!.Value].Kind}) already collapsed the time axis.",
+                        "(batch, features)", "(batch, time, features)");
+                case RecurrentLayer:
+                    if (!ReturnsSequences(model, i)) { sequence = false; collapsedBy = i; }
+                    break;
+                case AttentionLayer:
+                    sequence = false; collapsedBy = i;
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Output shape and parameter count of every layer; throws when a size is missing.</summary>
+    public static ModelSummary Summarise(ModelSpec model, InputSpec input, Convention convention)
+    {
+        CheckStructure(model);
+        if (model.Layers.IsEmpty)
+            throw new SeqDslException(ErrorKind.Spec, "The model has no layers.");
+        var rows = ImmutableArray.CreateBuilder<SummaryRow>();
+        Shape shape;
+        if (model.Layers[0] is EmbedLayer)
+            shape = new Shape(true, input.SeqLen, 0);
+        else if (input.Features is int f && f > 0)
+            shape = new Shape(true, input.SeqLen, f);
+        else
+            throw SeqDslException.ForLayer(0, model.Layers[0], ErrorKind.Spec,
+                "A model that does not start with Embed reads feature vectors; their width must be given.",
+                input.Features is int g ? $"features: {g}" : "no feature count", "features ≥ 1 (--features N)");
+
+        for (var i = 0; i < model.Layers.Length; i++)
+        {
+            var layer = model.Layers[i];
+            long p = 0, trainable;
+            KernelPlan? plan = null;
+            switch (layer)
+            {
+                case EmbedLayer e:
+                    var vocab = e.Vocab ?? input.Vocab
+                        ?? throw SeqDslException.ForLayer(i, layer, ErrorKind.Spec,
+                            "Embed needs the vocabulary size: give vocab: N on the layer or take it from the data (--vocab N).",
+                            "no vocabulary size", "vocab ≥ 1");
+                    if (vocab < 1 || (e.Padding is int pad && pad >= vocab))
+                        throw SeqDslException.ForLayer(i, layer, ErrorKind.Spec, "Embed vocabulary too small.",
+                            $"vocab {vocab}", e.Padding is int pd ? $"vocab > padding index {pd}" : "vocab ≥ 1");
+                    p = (long)vocab * e.Dim;
+                    shape = shape with { Features = e.Dim };
+                    trainable = e.Trainable ? p : 0;
+                    rows.Add(new SummaryRow(i, layer.ToString(), shape, p, trainable, null));
+                    continue;
+                case RecurrentLayer r:
+                    var inWidth = shape.Features;
+                    for (var l = 0; l < r.Layers; l++)
+                    {
+                        p += r.Directions * r.Cell.ParameterCount(inWidth, r.Units, convention);
+                        inWidth = (long)r.Directions * r.Units;
+                    }
+                    plan = PlanKernel(r);
+                    shape = ReturnsSequences(model, i)
+                        ? shape with { Features = r.OutputWidth }
+                        : new Shape(false, null, r.OutputWidth);
+                    break;
+                case DenseLayer d:
+                    p = (long)d.Units * (shape.Features + 1);
+                    shape = shape with { Features = d.Units };
+                    break;
+                case AttentionLayer a:
+                    var u = a.Units ?? shape.Features;
+                    p = u * shape.Features + 2 * u;
+                    shape = new Shape(false, null, shape.Features);
+                    break;
+                case DropoutLayer or SpatialDropoutLayer:
+                    break;
+                default:
+                    throw SeqDslException.ForLayer(i, layer, ErrorKind.Spec, "Unknown layer type.", layer.GetType().Name, "a SeqDsl layer");
+            }
+            rows.Add(new SummaryRow(i, layer.ToString(), shape, p, p, plan));
+        }
+        return new ModelSummary(rows.ToImmutable(), convention);
+    }
+}

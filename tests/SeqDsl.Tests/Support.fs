@@ -1,0 +1,29 @@
+/// Helpers shared by the test files: expecting SeqDsl errors, finding the repository.
+module SeqDsl.Tests.Support
+
+open System
+open System.IO
+open Expecto
+open SeqDsl.Spec
+
+/// Runs f and returns the SeqDslException it must throw.
+let expectSeqDslError (what: string) (f: unit -> 'a) : SeqDslException =
+    try
+        f () |> ignore
+        failtestf "%s: expected a SeqDslException, but none was thrown" what
+    with
+    | :? SeqDslException as e -> e
+
+/// The repository root (the folder holding SeqDsl.sln).
+let repoRoot =
+    let rec up (d: DirectoryInfo) =
+        if isNull d then failwith "SeqDsl.sln not found above the test binary"
+        elif File.Exists(Path.Combine(d.FullName, "SeqDsl.sln")) then d.FullName
+        else up d.Parent
+    up (DirectoryInfo AppContext.BaseDirectory)
+
+/// The build configuration the tests were built in (Debug/Release).
+let configuration =
+    let parts = AppContext.BaseDirectory.Split([| '/'; '\\' |], StringSplitOptions.RemoveEmptyEntries)
+    let i = Array.LastIndexOf(parts, "bin")
+    if i >= 0 && i + 1 < parts.Length then parts.[i + 1] else "Debug"

@@ -1,0 +1,14 @@
+// C# examples, one per workflow: dotnet run --project examples/SeqDsl.Examples -- <name>
+var examples = new Dictionary<string, (string about, Func<string[], int> run)>
+{
+    ["seed003-summaries"] = ("the five IMDB models of The Deep Learning Workshop, with Keras parameter counts",
+        Seed003Summaries.Run),
+};
+
+if (args.Length == 0 || !examples.TryGetValue(args[0], out var example))
+{
+    Console.Error.WriteLine("usage: dotnet run --project examples/SeqDsl.Examples -- <example> [args]");
+    foreach (var (name, (about, _)) in examples) Console.Error.WriteLine($"  {name,-20} {about}");
+    return args.Length == 0 ? 0 : 2;
+}
+return example.run(args[1..]);

@@ -1,0 +1,204 @@
+using SeqDsl.Spec;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace SeqDsl.Engine;
+
+/// <summary>A compiled layer: a TorchSharp module with SeqDsl's forward contract.</summary>
+internal abstract class LayerModule(string name) : nn.Module(name)
+{
+    /// <summary>x: (B, T, F) for sequences or (B, F) for vectors.</summary>
+    public abstract Tensor Forward(Tensor x, ForwardContext ctx);
+
+    internal static Tensor Activate(Tensor x, Activation a) => a switch
+    {
+        Activation.Linear => x,
+        Activation.Relu => nn.functional.relu(x),
+        Activation.Sigmoid => x.sigmoid(),
+        Activation.Tanh => x.tanh(),
+        Activation.Softmax => x.softmax(-1),
+        _ => throw new ArgumentOutOfRangeException(nameof(a)),
+    };
+}
+
+internal sealed class EmbedModule : LayerModule
+{
+    private readonly Embedding _embedding;
+
+    public EmbedModule(Embedding embedding) : base("Embed")
+    {
+        _embedding = embedding;
+        register_module("embedding", embedding);
+    }
+
+    public Embedding Embedding => _embedding;
+
+    public override Tensor Forward(Tensor x, ForwardContext ctx) => _embedding.call(x); // (B, T) -> (B, T, D)
+}
+
+internal sealed class RecurrentModule : LayerModule
+{
+    private readonly nn.Module _rnn;
+    private readonly RecurrentLayer _spec;
+    private readonly int _index;
+    private readonly bool _returnSequences;
+
+    public RecurrentModule(RecurrentLayer spec, int index, bool returnSequences, nn.Module rnn) : base(spec.Kind)
+    {
+        _spec = spec;
+        _index = index;
+        _returnSequences = returnSequences;
+        _rnn = rnn;
+        register_module("rnn", rnn);
+    }
+
+    public nn.Module Rnn => _rnn;
+
+    public override Tensor Forward(Tensor x, ForwardContext ctx)
+    {
+        RecurrentState? init = null;
+        ctx.InitialStates?.TryGetValue(_index, out init);
+        var lengths = ctx.Lengths;
+        Tensor output, h;
+        Tensor? c = null;
+        if (lengths is not null)
+        {
+            var T = x.shape[1];
+            using var packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first: true, enforce_sorted: false);
+            nn.utils.rnn.PackedSequence packedOut;
+            (packedOut, h, c) = Call(packed, init);
+            using (packedOut)
+                output = nn.utils.rnn.pad_packed_sequence(packedOut, batch_first: true, total_length: T).Item1; // (B, T, D·H)
+        }
+        else
+        {
+            (output, h, c) = Call(x, init); // (B, T, D·H); h: (L·D, B, H)
+        }
+        if (ctx.KeepStates) ctx.FinalStates[_index] = new RecurrentState(h, c);
+
+        var H = _spec.Units;
+        if (_returnSequences)
+        {
+            if (_spec.Bidirectional is not Merge merge || merge == Merge.Concat) return output;
+            // libtorch aligns the backward direction to forward time: output[:, t, H:] is the
+            // backward state after reading t..T, so the halves merge step by step.
+            return MergeDirections(output.narrow(-1, 0, H), output.narrow(-1, H, H), merge);
+        }
+        // last step: the final state of the top layer; for the backward direction that is its
+        // state after reading back to t = 1 (Keras semantics), and with lengths each sequence's own end
+        var top = h.view(_spec.Layers, _spec.Directions, h.shape[1], H)[_spec.Layers - 1]; // (D, B, H)
+        return _spec.Bidirectional is Merge m ? MergeDirections(top[0], top[1], m) : top[0];
+    }
+
+    private static Tensor MergeDirections(Tensor forward, Tensor backward, Merge merge) => merge switch
+    {
+        Merge.Concat => cat([forward, backward], -1),
+        Merge.Sum => forward + backward,
+        Merge.Mul => forward * backward,
+        Merge.Ave => (forward + backward) / 2,
+        _ => throw new ArgumentOutOfRangeException(nameof(merge)),
+    };
+
+    private (Tensor, Tensor, Tensor?) Call(Tensor x, RecurrentState? s)
+    {
+        switch (_rnn)
+        {
+            case LSTM lstm:
+                var (o, h, c) = lstm.forward(x, s is null ? null : (s.H, s.C ?? zeros_like(s.H)));
+                return (o, h, c);
+            case GRU gru:
+                var (og, hg) = gru.forward(x, s?.H);
+                return (og, hg, null);
+            case RNN rnn:
+                var (or, hr) = rnn.forward(x, s?.H);
+                return (or, hr, null);
+            default:
+                throw new InvalidOperationException("unknown recurrent module");
+        }
+    }
+
+    private (nn.utils.rnn.PackedSequence, Tensor, Tensor?) Call(nn.utils.rnn.PackedSequence x, RecurrentState? s)
+    {
+        switch (_rnn)
+        {
+            case LSTM lstm:
+                var (o, h, c) = lstm.call(x, s is null ? null : (s.H, s.C ?? zeros_like(s.H)));
+                return (o, h, c);
+            case GRU gru:
+                var (og, hg) = gru.call(x, s?.H);
+                return (og, hg, null);
+            case RNN rnn:
+                var (or, hr) = rnn.call(x, s?.H);
+                return (or, hr, null);
+            default:
+                throw new InvalidOperationException("unknown recurrent module");
+        }
+    }
+}
+
+internal sealed class DenseModule : LayerModule
+{
+    private readonly Linear _linear;
+    private readonly Activation _activation;
+
+    public DenseModule(DenseLayer spec, long inputWidth) : base("Dense")
+    {
+        _activation = spec.Activation;
+        _linear = nn.Linear(inputWidth, spec.Units);
+        register_module("linear", _linear);
+    }
+
+    /// <summary>The pre-activation output (logits), for losses that fuse the activation.</summary>
+    public Tensor Logits(Tensor x) => _linear.call(x);
+
+    public Activation Activation => _activation;
+
+    public override Tensor Forward(Tensor x, ForwardContext ctx) => Activate(_linear.call(x), _activation);
+}
+
+internal sealed class DropoutModule(double rate) : LayerModule("Dropout")
+{
+    public override Tensor Forward(Tensor x, ForwardContext ctx) =>
+        rate > 0 ? nn.functional.dropout(x, rate, training) : x;
+}
+
+/// <summary>Drops whole feature channels of a (B, T, C) sequence, the same channels at every step.</summary>
+internal sealed class SpatialDropoutModule(double rate) : LayerModule("SpatialDropout")
+{
+    public override Tensor Forward(Tensor x, ForwardContext ctx)
+    {
+        if (!training || rate == 0) return x;
+        using var keep = empty(x.shape[0], 1, x.shape[2], dtype: x.dtype, device: x.device).bernoulli_(1 - rate); // (B, 1, C)
+        return x * keep / (1 - rate);
+    }
+}
+
+/// <summary>Additive attention pooling: e_t = vᵀ tanh(W h_t + b), α = softmax over real steps, Σ α_t h_t.</summary>
+internal sealed class AttentionModule : LayerModule
+{
+    private readonly Linear _w;
+    private readonly Linear _v;
+
+    public AttentionModule(long inputWidth, long units) : base("Attention")
+    {
+        _w = nn.Linear(inputWidth, units);
+        _v = nn.Linear(units, 1, hasBias: false);
+        register_module("w", _w);
+        register_module("v", _v);
+    }
+
+    public override Tensor Forward(Tensor x, ForwardContext ctx)
+    {
+        var scores = _v.call(_w.call(x).tanh()).squeeze(-1); // (B, T)
+        if (ctx.Lengths is Tensor lengths)
+        {
+            var steps = arange(x.shape[1], device: x.device).unsqueeze(0);           // (1, T)
+            var padding = steps >= lengths.to(x.device).unsqueeze(1);                 // (B, T)
+            scores = scores.masked_fill(padding, double.NegativeInfinity);
+        }
+        var alpha = scores.softmax(-1);                                               // (B, T)
+        ctx.AttentionWeights = alpha;
+        return (alpha.unsqueeze(-1) * x).sum(1);                                      // (B, D)
+    }
+}

@@ -1,0 +1,239 @@
+using System.Text.RegularExpressions;
+using SeqDsl.Spec;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace SeqDsl.Engine;
+
+/// <summary>
+/// A compiled model: TorchSharp modules built from a <see cref="ModelSpec"/>, owning every tensor
+/// it creates (dispose it). Recurrent layers run on libtorch's fused kernels; parameter names
+/// follow libtorch (<c>layers.1.rnn.weight_ih_l0</c>, gate order i,f,g,o for LSTM and r,z,n for GRU).
+/// </summary>
+public sealed class Network : nn.Module<Tensor, Tensor>
+{
+    private readonly ModuleList<LayerModule> _layers;
+    private readonly HashSet<string> _heldAtZero = [];
+
+    /// <summary>The spec this network was compiled from.</summary>
+    public ModelSpec Spec { get; }
+    /// <summary>The options it was compiled with.</summary>
+    public CompileOptions Options { get; }
+    /// <summary>The spec's summary under the compile convention; <see cref="ParameterCount"/> equals its total.</summary>
+    public ModelSummary Summary { get; }
+    /// <summary>The device the weights live on.</summary>
+    public Device Device { get; }
+
+    private Network(ModelSpec spec, CompileOptions options, ModelSummary summary, Device device) : base("Network")
+    {
+        Spec = spec;
+        Options = options;
+        Summary = summary;
+        Device = device;
+        _layers = new ModuleList<LayerModule>();
+    }
+
+    /// <summary>Builds the network for a spec.</summary>
+    /// <exception cref="SeqDslException">The spec needs a size the options do not give, or a kernel that does not exist yet.</exception>
+    public static Network Compile(ModelSpec spec, CompileOptions? options = null)
+    {
+        options ??= new CompileOptions();
+        var summary = spec.Summary(options.Input, options.Convention);
+        var device = options.TorchDevice();
+        var net = new Network(spec, options, summary, device);
+        torch.manual_seed(options.Seed);
+        long width = options.Input.Features ?? 0;
+        for (var i = 0; i < spec.Layers.Length; i++)
+        {
+            var layer = spec.Layers[i];
+            LayerModule module = layer switch
+            {
+                EmbedLayer e => CompileEmbed(e, i, summary, options),
+                RecurrentLayer r => net.CompileRecurrent(r, i, width, spec, options),
+                DenseLayer d => new DenseModule(d, width),
+                DropoutLayer d => new DropoutModule(d.Rate),
+                SpatialDropoutLayer s => new SpatialDropoutModule(s.Rate),
+                AttentionLayer a => new AttentionModule(width, a.Units ?? width),
+                _ => throw SeqDslException.ForLayer(i, layer, ErrorKind.Spec, "No compiler for this layer.", layer.GetType().Name, "a SeqDsl layer"),
+            };
+            net._layers.Add(module);
+            width = summary.Rows[i].Output.Features;
+        }
+        net.register_module("layers", net._layers);
+        net.to(device);
+        return net;
+    }
+
+    private static LayerModule CompileEmbed(EmbedLayer e, int index, ModelSummary summary, CompileOptions options)
+    {
+        var vocab = summary.Rows[index].Params / e.Dim;
+        var embedding = nn.Embedding(vocab, e.Dim, padding_idx: e.Padding);
+        if (e.Pretrained is string path)
+        {
+            var vocabulary = options.Vocabulary ?? throw SeqDslException.ForLayer(index, e, ErrorKind.Spec,
+                "Pretrained vectors are matched to the vocabulary, but none was given.",
+                "no vocabulary", "CompileOptions.Vocabulary (word → index)");
+            var report = Glove.LoadInto(embedding.weight!, path, vocabulary, e.Padding);
+            options.Diagnostics?.Invoke($"layer {index} (Embed): {report}");
+        }
+        if (!e.Trainable) embedding.weight!.requires_grad_(false);
+        return new EmbedModule(embedding);
+    }
+
+    private LayerModule CompileRecurrent(RecurrentLayer r, int index, long width, ModelSpec spec, CompileOptions options)
+    {
+        var plan = Shapes.PlanKernel(r);
+        if (plan.Kernel == Kernel.Loop)
+        {
+            var why = r.Kernel == Kernel.Loop ? "kernel: Loop was requested" : plan.Reason;
+            throw SeqDslException.ForLayer(index, r, ErrorKind.Spec,
+                $"This layer needs the per-step loop kernel ({why}), which SeqDsl does not provide yet.",
+                r.ToString(), "a cell libtorch fuses: Lstm, Gru (resetAfter: true), SimpleRnn (Tanh or Relu)");
+        }
+        options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): kernel {plan}");
+        var bias = r.Cell.EffectiveBias(options.Convention);
+        var hasBias = bias != Bias.None;
+        var bi = r.Bidirectional is not null;
+        nn.Module rnn = r.Cell switch
+        {
+            LstmCell => nn.LSTM(width, r.Units, r.Layers, hasBias, batchFirst: true, dropout: r.Dropout, bidirectional: bi),
+            GruCell => nn.GRU(width, r.Units, r.Layers, hasBias, batchFirst: true, dropout: r.Dropout, bidirectional: bi),
+            RnnCell c => nn.RNN(width, r.Units, r.Layers,
+                c.Activation == Activation.Relu ? nn.NonLinearities.ReLU : nn.NonLinearities.Tanh,
+                hasBias, batchFirst: true, dropout: r.Dropout, bidirectional: bi),
+            _ => throw SeqDslException.ForLayer(index, r, ErrorKind.Spec, "No fused kernel for this cell.", r.Cell.Name, "Lstm, Gru or SimpleRnn"),
+        };
+        using (no_grad())
+        {
+            foreach (var (name, p) in rnn.named_parameters())
+            {
+                if (!name.StartsWith("bias_", StringComparison.Ordinal)) continue;
+                var keras = bias == Bias.Keras;
+                if (keras) p.zero_();
+                // Keras keeps one bias: the fused kernel's second one is held at zero, untrained
+                if (keras && name.StartsWith("bias_hh", StringComparison.Ordinal))
+                {
+                    p.requires_grad_(false);
+                    _heldAtZero.Add($"layers.{index}.rnn.{name}");
+                }
+                if (r.Cell is LstmCell lstm && (lstm.ForgetBias is not null || keras))
+                {
+                    var forget = p.narrow(0, r.Units, r.Units); // gate order i, f, g, o
+                    var value = name.StartsWith("bias_ih", StringComparison.Ordinal) ? lstm.ForgetBias ?? 1.0 : 0.0;
+                    forget.fill_(value);
+                }
+            }
+        }
+        return new RecurrentModule(r, index, Shapes.ReturnsSequences(spec, index), rnn);
+    }
+
+    /// <summary>Parameters as the spec counts them: every parameter except biases held at zero
+    /// by the Keras layout. Equals <see cref="ModelSummary.Total"/>.</summary>
+    public long ParameterCount =>
+        named_parameters().Where(p => !_heldAtZero.Contains(p.name)).Sum(p => p.parameter.numel());
+
+    /// <summary>The parameters training updates.</summary>
+    public IEnumerable<Parameter> TrainableParameters => parameters().Where(p => p.requires_grad);
+
+    /// <summary>Names of the parameters held at zero (Keras single-bias layout on a fused kernel).</summary>
+    public IReadOnlySet<string> HeldAtZero => _heldAtZero;
+
+    /// <summary>Runs the network on a batch whose sequences all fill the time axis.</summary>
+    public override Tensor forward(Tensor input) => Forward(input, new ForwardContext());
+
+    /// <summary>Runs the network; <paramref name="lengths"/> gives each sequence's true length (post-padded batches).</summary>
+    public Tensor Forward(Tensor input, Tensor? lengths) => Forward(input, new ForwardContext { Lengths = lengths });
+
+    /// <summary>Runs the network with initial states, lengths, and outputs beyond the prediction.</summary>
+    public Tensor Forward(Tensor input, ForwardContext ctx)
+    {
+        CheckInput(input, ctx.Lengths);
+        var x = input;
+        for (var i = 0; i < _layers.Count; i++)
+            x = _layers[i].Forward(x, ctx);
+        return x;
+    }
+
+    /// <summary>The final Dense layer's pre-activation output, when the model ends in Dense.</summary>
+    internal Tensor? ForwardLogits(Tensor input, ForwardContext ctx)
+    {
+        if (_layers.Count == 0 || _layers[^1] is not DenseModule last) return null;
+        CheckInput(input, ctx.Lengths);
+        var x = input;
+        for (var i = 0; i < _layers.Count - 1; i++)
+            x = _layers[i].Forward(x, ctx);
+        return last.Logits(x);
+    }
+
+    /// <summary>The activation of the final Dense layer (Linear when the model does not end in Dense).</summary>
+    public Activation OutputActivation => _layers.Count > 0 && _layers[^1] is DenseModule d ? d.Activation : Activation.Linear;
+
+    private void CheckInput(Tensor x, Tensor? lengths)
+    {
+        var first = Spec.Layers[0];
+        string Got() => $"{x.dtype} tensor [{string.Join(", ", x.shape)}]";
+        if (first is EmbedLayer)
+        {
+            if (x.dim() != 2 || x.dtype != ScalarType.Int64)
+                throw SeqDslException.ForLayer(0, first, ErrorKind.Shape, "Embed reads token ids.", Got(), "Int64 tensor [batch, time]");
+        }
+        else
+        {
+            var f = Options.Input.Features ?? 0;
+            if (x.dim() != 3 || x.shape[2] != f || !x.is_floating_point())
+                throw SeqDslException.ForLayer(0, first, ErrorKind.Shape, "The model reads feature vectors per time step.",
+                    Got(), $"floating tensor [batch, time, {f}]");
+        }
+        if (lengths is not null)
+        {
+            if (lengths.dim() != 1 || lengths.shape[0] != x.shape[0] || lengths.dtype != ScalarType.Int64 || lengths.device_type != DeviceType.CPU)
+                throw new SeqDslException(ErrorKind.Shape, "Lengths must be one Int64 CPU value per sequence.")
+                { Received = $"{lengths.dtype} {lengths.device_type} tensor [{string.Join(", ", lengths.shape)}]", Expected = $"Int64 CPU tensor [{x.shape[0]}]" };
+            var min = lengths.min().item<long>();
+            var max = lengths.max().item<long>();
+            if (min < 1 || max > x.shape[1])
+                throw new SeqDslException(ErrorKind.Shape, "Every length must lie between 1 and the padded time axis.")
+                { Received = $"lengths from {min} to {max}", Expected = $"1 ≤ length ≤ {x.shape[1]}" };
+        }
+    }
+
+    /// <summary>Applies an initialiser to every parameter whose name matches a pattern (<c>*</c> wildcards,
+    /// e.g. <c>layers.1.rnn.weight_hh_*</c>); returns how many parameters it touched.</summary>
+    public int Initialize(string pattern, Init init)
+    {
+        var rx = new Regex("^" + Regex.Escape(pattern).Replace("\\*", ".*") + "$");
+        var n = 0;
+        foreach (var (name, p) in named_parameters())
+        {
+            if (!rx.IsMatch(name) || _heldAtZero.Contains(name)) continue;
+            init.Apply(p, name);
+            n++;
+        }
+        if (n == 0)
+            throw new SeqDslException(ErrorKind.Spec, $"No parameter matches '{pattern}'.")
+            { Received = pattern, Expected = "one of " + string.Join(", ", named_parameters().Select(p => p.name)) };
+        return n;
+    }
+
+    /// <summary>Sets a parameter's values explicitly (row-major), e.g. seed 000's counting RNN at U = −2, W = 0.</summary>
+    public void Assign(string name, params float[] values)
+    {
+        var p = named_parameters().FirstOrDefault(q => q.name == name).parameter
+            ?? throw new SeqDslException(ErrorKind.Spec, $"No parameter named '{name}'.")
+            { Received = name, Expected = "one of " + string.Join(", ", named_parameters().Select(q => q.name)) };
+        if (p.numel() != values.Length)
+            throw new SeqDslException(ErrorKind.Shape, $"Parameter '{name}' has {p.numel()} values.")
+            { Received = $"{values.Length} values", Expected = $"{p.numel()} values (shape [{string.Join(", ", p.shape)}])" };
+        using var _ = no_grad();
+        using var src = tensor(values, p.shape, dtype: p.dtype, device: p.device);
+        p.copy_(src);
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _layers.Dispose();
+        base.Dispose(disposing);
+    }
+}

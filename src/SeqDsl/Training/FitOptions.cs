@@ -1,0 +1,66 @@
+using static TorchSharp.torch;
+
+namespace SeqDsl.Training;
+
+/// <summary>Inputs, targets and (for post-padded batches) true lengths, one row per sequence.</summary>
+/// <param name="Inputs">(N, T) Int64 token ids or (N, T, F) floats.</param>
+/// <param name="Targets">(N), (N, 1) or (N, T) targets.</param>
+/// <param name="Lengths">(N) Int64 true lengths on the CPU, or null when every sequence fills T.</param>
+public sealed record SequenceData(Tensor Inputs, Tensor Targets, Tensor? Lengths = null)
+{
+    /// <summary>Number of sequences.</summary>
+    public long Count => Inputs.shape[0];
+
+    /// <summary>Rows [start, start + count).</summary>
+    public SequenceData Slice(long start, long count) =>
+        new(Inputs.narrow(0, start, count), Targets.narrow(0, start, count), Lengths?.narrow(0, start, count));
+}
+
+/// <summary>Stops training when a monitored value stops improving.</summary>
+/// <param name="Monitor">e.g. val_loss, val_accuracy, loss.</param>
+/// <param name="Patience">Epochs without improvement before stopping.</param>
+/// <param name="RestoreBest">Put back the weights of the best epoch when stopping (or at the end).</param>
+/// <param name="MinDelta">Smallest change that counts as an improvement.</param>
+public sealed record EarlyStopping(string Monitor = "val_loss", int Patience = 3, bool RestoreBest = true, double MinDelta = 0);
+
+/// <summary>One progress event: after each batch, and once more at the end of each epoch with its record.</summary>
+public sealed record TrainingProgress(int Epoch, int Epochs, int Batch, int Batches, double Loss, TimeSpan Elapsed, EpochRecord? EpochEnd);
+
+/// <summary>How to train. Defaults follow Keras's fit where the books rely on them.</summary>
+public sealed record FitOptions
+{
+    /// <summary>Passes over the training data.</summary>
+    public int Epochs { get; init; } = 10;
+    /// <summary>Sequences per minibatch (Keras's default 32).</summary>
+    public int BatchSize { get; init; } = 32;
+    /// <summary>Reshuffle the training rows every epoch.</summary>
+    public bool Shuffle { get; init; } = true;
+    /// <summary>Seed of shuffling and dropout; the same seed gives bit-identical CPU runs.</summary>
+    public long Seed { get; init; } = 0;
+    /// <summary>Fraction of the rows held out for validation: the LAST rows, before shuffling (as Keras does).
+    /// Ignored when an explicit validation set is passed.</summary>
+    public double ValidationSplit { get; init; } = 0;
+    /// <summary>The optimizer.</summary>
+    public OptimizerSpec Optimizer { get; init; } = new OptimizerSpec.Adam();
+    /// <summary>The loss.</summary>
+    public Loss Loss { get; init; } = Loss.Mse;
+    /// <summary>Metrics besides the loss.</summary>
+    public IReadOnlyList<Metric> Metrics { get; init; } = [];
+    /// <summary>Gradient clipping, or none.</summary>
+    public Clip? Clip { get; init; }
+    /// <summary>Learning-rate schedule, or none.</summary>
+    public Schedule? Schedule { get; init; }
+    /// <summary>Early stopping, or none.</summary>
+    public EarlyStopping? EarlyStopping { get; init; }
+    /// <summary>Directory for the best model (by <see cref="CheckpointMonitor"/>), saved whenever it improves.</summary>
+    public string? CheckpointDirectory { get; init; }
+    /// <summary>What the best-model checkpoint watches.</summary>
+    public string CheckpointMonitor { get; init; } = "val_loss";
+    /// <summary>Directory for resumable training state (weights, optimizer, epoch, random state), written after
+    /// every epoch; when it already holds state, training resumes from it.</summary>
+    public string? StateDirectory { get; init; }
+    /// <summary>Progress events.</summary>
+    public IProgress<TrainingProgress>? Progress { get; init; }
+    /// <summary>Cancellation between batches; training stops with the weights of the last completed step.</summary>
+    public CancellationToken Cancellation { get; init; }
+}

@@ -1,0 +1,81 @@
+using SeqDsl.Spec;
+using static TorchSharp.torch;
+
+namespace SeqDsl.Training;
+
+/// <summary>The losses the textbooks train with.</summary>
+public enum LossKind
+{
+    /// <summary>Binary cross-entropy on probabilities (a model ending in Dense(1, Sigmoid)); targets 0/1.</summary>
+    BinaryCrossEntropy,
+    /// <summary>Binary cross-entropy on raw scores (a model ending in a Linear Dense); targets 0/1.</summary>
+    BinaryCrossEntropyWithLogits,
+    /// <summary>Cross-entropy over classes: outputs (B, C) with targets (B), or per time step (B, T, C) with
+    /// targets (B, T) where <see cref="Loss.IgnoreIndex"/> marks padding. A Softmax output is handled on its logits.</summary>
+    CrossEntropy,
+    /// <summary>Mean squared error.</summary>
+    MeanSquaredError,
+}
+
+/// <summary>A loss and its options.</summary>
+/// <param name="Kind">Which loss.</param>
+/// <param name="IgnoreIndex">Target value skipped by per-token cross-entropy (padding).</param>
+public sealed record Loss(LossKind Kind, long IgnoreIndex = -100)
+{
+    /// <summary>BCE on probabilities.</summary>
+    public static Loss Bce => new(LossKind.BinaryCrossEntropy);
+    /// <summary>BCE on logits.</summary>
+    public static Loss BceWithLogits => new(LossKind.BinaryCrossEntropyWithLogits);
+    /// <summary>Cross-entropy over classes.</summary>
+    public static Loss CrossEntropy => new(LossKind.CrossEntropy);
+    /// <summary>Mean squared error.</summary>
+    public static Loss Mse => new(LossKind.MeanSquaredError);
+
+    /// <summary>Whether the loss wants the final Dense's pre-activation output.</summary>
+    internal bool WantsLogits(Activation output) => Kind == LossKind.CrossEntropy && output == Activation.Softmax;
+
+    internal void CheckCompatible(Activation output)
+    {
+        if (Kind == LossKind.BinaryCrossEntropyWithLogits && output is Activation.Sigmoid or Activation.Softmax)
+            throw new SeqDslException(ErrorKind.Spec,
+                $"BinaryCrossEntropyWithLogits expects raw scores, but the model ends in Dense(…, {output}).")
+            { Received = $"Dense(…, {output})", Expected = "a Linear final Dense, or the BinaryCrossEntropy loss" };
+        if (Kind == LossKind.BinaryCrossEntropy && output != Activation.Sigmoid)
+            throw new SeqDslException(ErrorKind.Spec,
+                $"BinaryCrossEntropy reads probabilities, but the model ends in Dense(…, {output}).")
+            { Received = $"Dense(…, {output})", Expected = "Dense(1, Sigmoid), or the BinaryCrossEntropyWithLogits loss" };
+    }
+
+    /// <summary>Sum of the per-element losses and the number of elements counted (for exact epoch means).</summary>
+    internal (Tensor sum, Tensor count) SumAndCount(Tensor output, Tensor target)
+    {
+        switch (Kind)
+        {
+            case LossKind.CrossEntropy:
+            {
+                var classes = output.shape[^1];
+                var flatOut = output.reshape(-1, classes);                          // (B·T, C)
+                var flatTarget = target.reshape(-1).to_type(ScalarType.Int64);        // (B·T)
+                var sum = nn.functional.cross_entropy(flatOut, flatTarget, ignore_index: IgnoreIndex, reduction: nn.Reduction.Sum);
+                var count = (flatTarget != IgnoreIndex).sum().to_type(ScalarType.Float32);
+                return (sum, count);
+            }
+            case LossKind.BinaryCrossEntropy:
+            {
+                var t = target.to_type(output.dtype).reshape(output.shape);
+                var p = output.clamp(1e-7, 1 - 1e-7);
+                return (nn.functional.binary_cross_entropy(p, t, reduction: nn.Reduction.Sum), tensor((float)t.numel()));
+            }
+            case LossKind.BinaryCrossEntropyWithLogits:
+            {
+                var t = target.to_type(output.dtype).reshape(output.shape);
+                return (nn.functional.binary_cross_entropy_with_logits(output, t, reduction: nn.Reduction.Sum), tensor((float)t.numel()));
+            }
+            default:
+            {
+                var t = target.to_type(output.dtype).reshape(output.shape);
+                return (nn.functional.mse_loss(output, t, reduction: nn.Reduction.Sum), tensor((float)t.numel()));
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+using static TorchSharp.torch;
+
+namespace SeqDsl.Training;
+
+/// <summary>Metrics reported per epoch besides the loss.</summary>
+public enum Metric
+{
+    /// <summary>Binary (threshold 0.5 on probabilities, 0 on logits), multiclass (argmax), or rounded (regression, seed 000's counting).</summary>
+    Accuracy,
+    /// <summary>exp of the mean per-token cross-entropy.</summary>
+    Perplexity,
+    /// <summary>Mean squared error.</summary>
+    Mse,
+    /// <summary>Mean absolute error.</summary>
+    Mae,
+    /// <summary>Coefficient of determination, 1 − SSE/SST.</summary>
+    R2,
+}
+
+/// <summary>Accumulates exact epoch statistics over minibatches (sums, never means of means).</summary>
+internal sealed class MetricAccumulator(Loss loss, IReadOnlyList<Metric> metrics)
+{
+    private double _lossSum, _lossCount, _correct, _counted, _sse, _sae, _ySum, _y2Sum, _n;
+
+    public void Add(Tensor lossSum, Tensor lossCount, Tensor output, Tensor target, bool outputIsLogits)
+    {
+        _lossSum += lossSum.item<float>();
+        _lossCount += lossCount.item<float>();
+        if (metrics.Count == 0) return;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var o = output.detach();
+        if (metrics.Contains(Metric.Accuracy))
+        {
+            Tensor hit, counted;
+            switch (loss.Kind)
+            {
+                case LossKind.CrossEntropy:
+                    var t = target.reshape(-1).to_type(ScalarType.Int64);
+                    var mask = t != loss.IgnoreIndex;
+                    hit = (o.reshape(-1, o.shape[^1]).argmax(-1) == t) & mask;
+                    counted = mask;
+                    break;
+                case LossKind.BinaryCrossEntropy or LossKind.BinaryCrossEntropyWithLogits:
+                    var threshold = loss.Kind == LossKind.BinaryCrossEntropy && !outputIsLogits ? 0.5 : 0.0;
+                    hit = (o.reshape(-1) > threshold) == (target.reshape(-1) > 0.5);
+                    counted = ones_like(hit);
+                    break;
+                default:
+                    hit = o.reshape(-1).round() == target.reshape(-1).to_type(o.dtype).round();
+                    counted = ones_like(hit);
+                    break;
+            }
+            _correct += hit.sum().item<long>();
+            _counted += counted.sum().item<long>();
+        }
+        if (metrics.Any(m => m is Metric.Mse or Metric.Mae or Metric.R2))
+        {
+            var y = target.to_type(ScalarType.Float64).reshape(-1);
+            var p = o.to_type(ScalarType.Float64).reshape(-1);
+            var e = p - y;
+            _sse += (e * e).sum().item<double>();
+            _sae += e.abs().sum().item<double>();
+            _ySum += y.sum().item<double>();
+            _y2Sum += (y * y).sum().item<double>();
+            _n += y.numel();
+        }
+    }
+
+    public double MeanLoss => _lossCount == 0 ? double.NaN : _lossSum / _lossCount;
+
+    public Dictionary<string, double> Result(string prefix = "")
+    {
+        var r = new Dictionary<string, double> { [prefix + "loss"] = MeanLoss };
+        foreach (var m in metrics)
+        {
+            r[prefix + Name(m)] = m switch
+            {
+                Metric.Accuracy => _counted == 0 ? double.NaN : _correct / _counted,
+                Metric.Perplexity => Math.Exp(MeanLoss),
+                Metric.Mse => _sse / _n,
+                Metric.Mae => _sae / _n,
+                Metric.R2 => 1 - _sse / (_y2Sum - _ySum * _ySum / _n),
+                _ => double.NaN,
+            };
+        }
+        return r;
+    }
+
+    public static string Name(Metric m) => m.ToString().ToLowerInvariant();
+}

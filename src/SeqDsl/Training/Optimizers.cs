@@ -1,0 +1,45 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace SeqDsl.Training;
+
+/// <summary>An optimizer and its hyper-parameters, as a value.</summary>
+public abstract record OptimizerSpec(double LearningRate)
+{
+    /// <summary>Plain or momentum SGD (d2l's from-scratch RNN uses lr 100 with clipping).</summary>
+    public sealed record Sgd(double LearningRate, double Momentum = 0) : OptimizerSpec(LearningRate);
+    /// <summary>Adam (β1 0.9, β2 0.999).</summary>
+    public sealed record Adam(double LearningRate = 1e-3) : OptimizerSpec(LearningRate);
+    /// <summary>RMSprop with Keras's defaults (ρ 0.9, ε 1e-7).</summary>
+    public sealed record RmsProp(double LearningRate = 1e-3, double Rho = 0.9) : OptimizerSpec(LearningRate);
+    /// <summary>AdaGrad (seed 001).</summary>
+    public sealed record AdaGrad(double LearningRate = 1e-2) : OptimizerSpec(LearningRate);
+
+    internal optim.Optimizer Create(IEnumerable<Parameter> parameters) => this switch
+    {
+        Sgd s => optim.SGD(parameters, s.LearningRate, s.Momentum),
+        Adam a => optim.Adam(parameters, a.LearningRate),
+        RmsProp r => optim.RMSProp(parameters, r.LearningRate, alpha: r.Rho, eps: 1e-7),
+        AdaGrad g => optim.Adagrad(parameters, g.LearningRate),
+        _ => throw new ArgumentOutOfRangeException(nameof(parameters)),
+    };
+}
+
+/// <summary>Learning-rate schedules, applied at the end of each epoch.</summary>
+public abstract record Schedule
+{
+    /// <summary>Multiply the rate by <paramref name="Gamma"/> every <paramref name="StepEpochs"/> epochs.</summary>
+    public sealed record Step(int StepEpochs, double Gamma = 0.1) : Schedule;
+    /// <summary>Multiply the rate by <paramref name="Factor"/> after <paramref name="Patience"/> epochs without improvement of <paramref name="Monitor"/>.</summary>
+    public sealed record ReduceOnPlateau(string Monitor = "val_loss", double Factor = 0.1, int Patience = 10, double MinLearningRate = 0) : Schedule;
+}
+
+/// <summary>Gradient clipping.</summary>
+public abstract record Clip
+{
+    /// <summary>g ← min(θ/‖g‖, 1)·g over all parameters together (d2l's formula).</summary>
+    public sealed record ByNorm(double MaxNorm) : Clip;
+    /// <summary>Each gradient element clamped to [−v, v] (seed 001 uses ±2).</summary>
+    public sealed record ByValue(double Value) : Clip;
+}

@@ -1,0 +1,365 @@
+using System.Diagnostics;
+using System.Text.Json;
+using SeqDsl.Engine;
+using SeqDsl.Spec;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace SeqDsl.Training;
+
+/// <summary>fit / evaluate / predict, Keras-style, over a compiled <see cref="Network"/>.</summary>
+public static class Trainer
+{
+    /// <summary>Trains the network; returns the per-epoch history. A NaN or infinite loss stops training
+    /// (see <see cref="History.StopReason"/>) without applying that step, so the weights stay finite.</summary>
+    public static History Fit(Network net, SequenceData data, FitOptions o, SequenceData? validation = null)
+    {
+        CheckData(net, data, "training data");
+        if (o.Epochs < 1 || o.BatchSize < 1)
+            throw new SeqDslException(ErrorKind.Spec, "Epochs and batch size must be positive.")
+            { Received = $"epochs {o.Epochs}, batch size {o.BatchSize}", Expected = "both ≥ 1" };
+        if (o.ValidationSplit is < 0 or >= 1)
+            throw new SeqDslException(ErrorKind.Spec, "Validation split must lie in [0, 1).") { Received = o.ValidationSplit.ToString(), Expected = "0 ≤ split < 1" };
+        o.Loss.CheckCompatible(net.OutputActivation);
+
+        var train = data;
+        if (validation is null && o.ValidationSplit > 0)
+        {
+            var nVal = (long)Math.Floor(data.Count * o.ValidationSplit);
+            if (nVal < 1 || nVal >= data.Count)
+                throw new SeqDslException(ErrorKind.Data, $"A validation split of {o.ValidationSplit} leaves no rows on one side.")
+                { Received = $"{data.Count} rows", Expected = "at least one training and one validation row" };
+            train = data.Slice(0, data.Count - nVal);         // Keras: the LAST fraction, before shuffling
+            validation = data.Slice(data.Count - nVal, nVal);
+        }
+        if (validation is not null) CheckData(net, validation, "validation data");
+
+        var history = new History();
+        var parameters = net.TrainableParameters.ToList();
+        using var opt = o.Optimizer.Create(parameters);
+        using var shuffle = new Generator((ulong)o.Seed);
+        torch.manual_seed(o.Seed);
+        var firstEpoch = 1;
+        if (o.StateDirectory is string sd && TrainingState.Exists(sd))
+            firstEpoch = TrainingState.Restore(sd, net, opt, shuffle, history) + 1;
+
+        var n = train.Count;
+        var batches = (int)((n + o.BatchSize - 1) / o.BatchSize);
+        var wantsLogits = o.Loss.WantsLogits(net.OutputActivation);
+        var best = double.NaN;
+        var bestEpoch = 0;
+        var waited = 0;
+        Dictionary<string, Tensor>? bestWeights = null;
+        var checkpointBest = double.NaN;
+        var plateauBest = double.NaN;
+        var plateauWait = 0;
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            for (var epoch = firstEpoch; epoch <= o.Epochs; epoch++)
+            {
+                var epochClock = Stopwatch.StartNew();
+                net.train();
+                var acc = new MetricAccumulator(o.Loss, o.Metrics);
+                using var perm = o.Shuffle ? randperm(n, generator: shuffle) : arange(n);
+                for (var b = 0; b < batches; b++)
+                {
+                    if (o.Cancellation.IsCancellationRequested)
+                    {
+                        history.StopReason = $"cancelled at epoch {epoch}, batch {b + 1}";
+                        return history;
+                    }
+                    using var scope = NewDisposeScope();
+                    var start = (long)b * o.BatchSize;
+                    var idx = perm.narrow(0, start, Math.Min(o.BatchSize, n - start));
+                    var batch = Take(train, idx, net.Device);
+                    var (output, lossSum, lossCount) = Step(net, o.Loss, batch, wantsLogits);
+                    var loss = lossSum / lossCount.clamp_min(1);
+                    var value = loss.item<float>();
+                    if (!float.IsFinite(value))
+                    {
+                        StopNonFinite(history, value, epoch, b + 1);
+                        return history;
+                    }
+                    opt.zero_grad();
+                    loss.backward();
+                    if (!ClipGradients(parameters, o.Clip))
+                    {
+                        StopNonFinite(history, float.NaN, epoch, b + 1, "gradient");
+                        return history;
+                    }
+                    opt.step();
+                    acc.Add(lossSum, lossCount, output, batch.Targets, wantsLogits);
+                    o.Progress?.Report(new TrainingProgress(epoch, o.Epochs, b + 1, batches, value, clock.Elapsed, null));
+                }
+                var values = acc.Result();
+                if (validation is not null)
+                    foreach (var (k, v) in Evaluate(net, validation, o.Loss, o.Metrics, o.BatchSize)) values["val_" + k] = v;
+                var lr = LearningRate(opt);
+                var record = new EpochRecord(epoch, epochClock.Elapsed.TotalSeconds, lr, values);
+                history.Add(record);
+                o.Progress?.Report(new TrainingProgress(epoch, o.Epochs, batches, batches, values["loss"], clock.Elapsed, record));
+
+                if (o.CheckpointDirectory is string cd && Improved(o.CheckpointMonitor, Monitored(record, o.CheckpointMonitor), checkpointBest, 0))
+                {
+                    checkpointBest = Monitored(record, o.CheckpointMonitor);
+                    ModelStore.Save(net, cd);
+                }
+                ApplySchedule(o.Schedule, opt, record, ref plateauBest, ref plateauWait);
+                if (o.StateDirectory is string sd2) TrainingState.Save(sd2, net, opt, shuffle, history, epoch);
+
+                if (o.EarlyStopping is EarlyStopping es)
+                {
+                    var v = Monitored(record, es.Monitor);
+                    if (Improved(es.Monitor, v, best, es.MinDelta))
+                    {
+                        best = v;
+                        bestEpoch = epoch;
+                        waited = 0;
+                        if (es.RestoreBest) bestWeights = Snapshot(net, bestWeights);
+                    }
+                    else if (++waited >= es.Patience)
+                    {
+                        history.StopReason = $"early stopping: {es.Monitor} did not improve for {es.Patience} epochs after epoch {bestEpoch}";
+                        break;
+                    }
+                }
+            }
+            if (bestWeights is not null)
+            {
+                Restore(net, bestWeights);
+                history.RestoredEpoch = bestEpoch;
+            }
+            return history;
+        }
+        finally
+        {
+            if (bestWeights is not null)
+                foreach (var t in bestWeights.Values) t.Dispose();
+        }
+    }
+
+    /// <summary>Loss and metrics on data, in evaluation mode (no dropout), without gradients.</summary>
+    public static Dictionary<string, double> Evaluate(Network net, SequenceData data, Loss loss, IReadOnlyList<Metric> metrics, int batchSize = 256)
+    {
+        CheckData(net, data, "evaluation data");
+        var wasTraining = net.training;
+        net.eval();
+        try
+        {
+            using var _ = no_grad();
+            var acc = new MetricAccumulator(loss, metrics);
+            var wantsLogits = loss.WantsLogits(net.OutputActivation);
+            for (long start = 0; start < data.Count; start += batchSize)
+            {
+                using var scope = NewDisposeScope();
+                var batch = Move(data.Slice(start, Math.Min(batchSize, data.Count - start)), net.Device);
+                var (output, sum, count) = Step(net, loss, batch, wantsLogits);
+                acc.Add(sum, count, output, batch.Targets, wantsLogits);
+            }
+            return acc.Result();
+        }
+        finally
+        {
+            net.train(wasTraining);
+        }
+    }
+
+    /// <summary>The network's outputs (probabilities or values, as the final layer gives them) for every row, on the CPU.</summary>
+    public static Tensor Predict(Network net, Tensor inputs, Tensor? lengths = null, int batchSize = 256)
+    {
+        var wasTraining = net.training;
+        net.eval();
+        try
+        {
+            using var _ = no_grad();
+            var parts = new List<Tensor>();
+            using (var outer = NewDisposeScope())
+            {
+                var n = inputs.shape[0];
+                for (long start = 0; start < n; start += batchSize)
+                {
+                    using var scope = NewDisposeScope();
+                    var len = Math.Min(batchSize, n - start);
+                    var x = inputs.narrow(0, start, len).to(net.Device);
+                    var l = lengths?.narrow(0, start, len);
+                    parts.Add(net.Forward(x, l).cpu().MoveToOuterDisposeScope());
+                }
+                return cat(parts, 0).MoveToOuterDisposeScope();
+            }
+        }
+        finally
+        {
+            net.train(wasTraining);
+        }
+    }
+
+    private static (Tensor output, Tensor lossSum, Tensor lossCount) Step(Network net, Loss loss, SequenceData batch, bool wantsLogits)
+    {
+        var ctx = new ForwardContext { Lengths = batch.Lengths };
+        var output = wantsLogits ? net.ForwardLogits(batch.Inputs, ctx)! : net.Forward(batch.Inputs, ctx);
+        CheckTargets(net, loss, output, batch.Targets);
+        var (sum, count) = loss.SumAndCount(output, batch.Targets);
+        return (output, sum, count);
+    }
+
+    private static void CheckTargets(Network net, Loss loss, Tensor output, Tensor targets)
+    {
+        var ok = loss.Kind == LossKind.CrossEntropy
+            ? targets.numel() * output.shape[^1] == output.numel()
+            : targets.numel() == output.numel();
+        if (!ok)
+        {
+            var last = net.Spec.Layers.Length - 1;
+            throw SeqDslException.ForLayer(last, net.Spec.Layers[last], ErrorKind.Shape,
+                $"The targets do not match the model's output for the {loss.Kind} loss.",
+                $"targets [{string.Join(", ", targets.shape)}] for output [{string.Join(", ", output.shape)}]",
+                loss.Kind == LossKind.CrossEntropy ? "one class index per output row (or per time step)" : "one target per output value");
+        }
+    }
+
+    private static void CheckData(Network net, SequenceData d, string what)
+    {
+        if (d.Targets.shape[0] != d.Inputs.shape[0] || (d.Lengths is not null && d.Lengths.shape[0] != d.Inputs.shape[0]))
+            throw new SeqDslException(ErrorKind.Data, $"The {what} has {d.Inputs.shape[0]} input rows but {d.Targets.shape[0]} target rows"
+                + (d.Lengths is null ? "." : $" and {d.Lengths.shape[0]} lengths."));
+        if (d.Count == 0) throw new SeqDslException(ErrorKind.Data, $"The {what} is empty.");
+    }
+
+    private static SequenceData Take(SequenceData d, Tensor idx, Device device) =>
+        new(d.Inputs.index_select(0, idx).to(device), d.Targets.index_select(0, idx).to(device), d.Lengths?.index_select(0, idx));
+
+    private static SequenceData Move(SequenceData d, Device device) => new(d.Inputs.to(device), d.Targets.to(device), d.Lengths);
+
+    /// <summary>Clips gradients; false when their norm is not finite (the step must not be applied).</summary>
+    private static bool ClipGradients(List<Parameter> parameters, Clip? clip)
+    {
+        switch (clip)
+        {
+            case Clip.ByNorm c:
+            {
+                var grads = parameters.Select(p => p.grad).Where(g => g is not null).Cast<Tensor>().ToList();
+                if (grads.Count == 0) return true;
+                using var norm = stack(grads.Select(g => g.pow(2).sum())).sum().sqrt();
+                var total = norm.item<float>();
+                if (!float.IsFinite(total)) return false;
+                if (total > c.MaxNorm)
+                {
+                    using var _ = no_grad();
+                    var scale = c.MaxNorm / total; // d2l: g ← (θ / ‖g‖) g when ‖g‖ > θ
+                    foreach (var g in grads) g.mul_(scale);
+                }
+                return true;
+            }
+            case Clip.ByValue v:
+                nn.utils.clip_grad_value_(parameters, v.Value);
+                return true;
+            default:
+                return true;
+        }
+    }
+
+    private static void StopNonFinite(History h, float value, int epoch, int batch, string what = "loss")
+    {
+        h.StoppedOnNonFiniteLoss = true;
+        h.StopReason = $"training stopped: the {what} became {(float.IsNaN(value) ? "NaN" : value > 0 ? "+infinity" : "-infinity")} "
+            + $"at epoch {epoch}, batch {batch}; that step was not applied, so the weights are those of the last finite step";
+    }
+
+    internal static double LearningRate(optim.Optimizer opt) => opt.ParamGroups.First().LearningRate;
+
+    private static void SetLearningRate(optim.Optimizer opt, double lr)
+    {
+        foreach (var g in opt.ParamGroups) g.LearningRate = lr;
+    }
+
+    private static void ApplySchedule(Schedule? s, optim.Optimizer opt, EpochRecord r, ref double best, ref int wait)
+    {
+        switch (s)
+        {
+            case Schedule.Step st when r.Epoch % st.StepEpochs == 0:
+                SetLearningRate(opt, LearningRate(opt) * st.Gamma);
+                break;
+            case Schedule.ReduceOnPlateau p:
+                var v = Monitored(r, p.Monitor);
+                if (Improved(p.Monitor, v, best, 0)) { best = v; wait = 0; }
+                else if (++wait >= p.Patience)
+                {
+                    SetLearningRate(opt, Math.Max(p.MinLearningRate, LearningRate(opt) * p.Factor));
+                    wait = 0;
+                }
+                break;
+        }
+    }
+
+    private static double Monitored(EpochRecord r, string name) =>
+        r.Values.TryGetValue(name, out var v) ? v
+        : throw new SeqDslException(ErrorKind.Spec, $"Cannot monitor '{name}': the epoch records hold no such value.")
+        { Received = name, Expected = "one of " + string.Join(", ", r.Values.Keys) };
+
+    private static bool Improved(string monitor, double value, double best, double minDelta)
+    {
+        if (double.IsNaN(value)) return false;
+        if (double.IsNaN(best)) return true;
+        var higherIsBetter = monitor.EndsWith("accuracy", StringComparison.Ordinal) || monitor.EndsWith("r2", StringComparison.Ordinal);
+        return higherIsBetter ? value > best + minDelta : value < best - minDelta;
+    }
+
+    private static Dictionary<string, Tensor> Snapshot(Network net, Dictionary<string, Tensor>? previous)
+    {
+        if (previous is not null) foreach (var t in previous.Values) t.Dispose();
+        using var _ = no_grad();
+        return net.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+    }
+
+    private static void Restore(Network net, Dictionary<string, Tensor> weights)
+    {
+        using var _ = no_grad();
+        foreach (var (name, t) in net.state_dict()) t.copy_(weights[name]);
+    }
+
+    /// <summary>Resumable training state: weights, optimizer state, epoch, history and random state.</summary>
+    private static class TrainingState
+    {
+        public static bool Exists(string dir) => File.Exists(Path.Combine(dir, "state.json"));
+
+        private sealed record StateFile(int Epoch, double LearningRate);
+
+        public static void Save(string dir, Network net, optim.Optimizer opt, Generator shuffle, History history, int epoch)
+        {
+            Directory.CreateDirectory(dir);
+            string Tmp(string name) => Path.Combine(dir, name + ".tmp");
+            using (var fs = File.Create(Tmp("weights.dat"))) net.save(fs);
+            using (var fs = File.Create(Tmp("optimizer.dat")))
+            using (var w = new BinaryWriter(fs)) ((OptimizerHelper)opt).save_state_dict(w);
+            using (var g = shuffle.get_state()) g.save(Tmp("shuffle-rng.dat"));
+            using (var g = torch.random.get_rng_state()) g.save(Tmp("global-rng.dat"));
+            File.WriteAllText(Tmp("history.csv"), history.ToCsv());
+            File.WriteAllText(Tmp("state.json"), JsonSerializer.Serialize(new StateFile(epoch, LearningRate(opt))));
+            // state.json last: its presence means the other files are complete
+            foreach (var name in new[] { "weights.dat", "optimizer.dat", "shuffle-rng.dat", "global-rng.dat", "history.csv", "state.json" })
+                File.Move(Tmp(name), Path.Combine(dir, name), overwrite: true);
+        }
+
+        public static int Restore(string dir, Network net, optim.Optimizer opt, Generator shuffle, History history)
+        {
+            try
+            {
+                var st = JsonSerializer.Deserialize<StateFile>(File.ReadAllText(Path.Combine(dir, "state.json")))!;
+                using (var fs = File.OpenRead(Path.Combine(dir, "weights.dat"))) net.load(fs, strict: true);
+                using (var fs = File.OpenRead(Path.Combine(dir, "optimizer.dat")))
+                using (var r = new BinaryReader(fs)) ((OptimizerHelper)opt).load_state_dict(r);
+                SetLearningRate(opt, st.LearningRate);
+                using (var g = Tensor.Load(Path.Combine(dir, "shuffle-rng.dat"))) shuffle.set_state(g);
+                using (var g = Tensor.Load(Path.Combine(dir, "global-rng.dat"))) torch.random.set_rng_state(g);
+                foreach (var e in History.FromCsv(File.ReadAllText(Path.Combine(dir, "history.csv"))).Epochs) history.Add(e);
+                return st.Epoch;
+            }
+            catch (Exception e) when (e is not SeqDslException)
+            {
+                throw new SeqDslException(ErrorKind.Data, $"Cannot resume from {dir}: {e.Message}", e);
+            }
+        }
+    }
+}

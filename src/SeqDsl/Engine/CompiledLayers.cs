@@ -62,7 +62,11 @@ internal sealed class RecurrentModule : LayerModule
         var lengths = ctx.Lengths;
         Tensor output, h;
         Tensor? c = null;
-        if (lengths is not null)
+        if (_rnn is LoopRnn loop)
+        {
+            (output, h, c) = loop.Forward(x, lengths, init);
+        }
+        else if (lengths is not null)
         {
             var T = x.shape[1];
             using var packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first: true, enforce_sorted: false);

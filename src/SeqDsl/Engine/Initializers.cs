@@ -31,7 +31,7 @@ public abstract record Init
                 var rows = p.shape[0];
                 var cols = p.shape[1];
                 if (rows > cols && rows % cols == 0)
-                    foreach (var block in p.split(cols, 0)) nn.init.orthogonal_(block, o.Gain);
+                    foreach (var block in p.chunk(rows / cols, 0)) nn.init.orthogonal_(block, o.Gain);
                 else
                     nn.init.orthogonal_(p, o.Gain);
                 break;

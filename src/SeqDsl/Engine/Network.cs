@@ -84,18 +84,18 @@ public sealed class Network : nn.Module<Tensor, Tensor>
     private LayerModule CompileRecurrent(RecurrentLayer r, int index, long width, ModelSpec spec, CompileOptions options)
     {
         var plan = Shapes.PlanKernel(r);
-        if (plan.Kernel == Kernel.Loop)
-        {
-            var why = r.Kernel == Kernel.Loop ? "kernel: Loop was requested" : plan.Reason;
+        if (r.Cell is LstmCell { Peephole: true } or LstmCell { LayerNorm: true })
             throw SeqDslException.ForLayer(index, r, ErrorKind.Spec,
-                $"This layer needs the per-step loop kernel ({why}), which SeqDsl does not provide yet.",
-                r.ToString(), "a cell libtorch fuses: Lstm, Gru (resetAfter: true), SimpleRnn (Tanh or Relu)");
-        }
-        options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): kernel {plan}");
+                "Peephole and layer-norm LSTM cells are reserved in the spec but have no kernel yet.",
+                r.ToString(), "Lstm without peephole/layerNorm");
+        var fallback = r.Kernel == Kernel.Auto && plan.Kernel == Kernel.Loop;
+        options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): kernel {plan}" + (fallback ? " (fallback from Auto)" : ""));
         var bias = r.Cell.EffectiveBias(options.Convention);
         var hasBias = bias != Bias.None;
         var bi = r.Bidirectional is not null;
-        nn.Module rnn = r.Cell switch
+        nn.Module rnn = plan.Kernel == Kernel.Loop
+            ? new LoopRnn(r.Cell, width, r.Units, r.Layers, bi, r.Dropout, bias)
+            : r.Cell switch
         {
             LstmCell => nn.LSTM(width, r.Units, r.Layers, hasBias, batchFirst: true, dropout: r.Dropout, bidirectional: bi),
             GruCell => nn.GRU(width, r.Units, r.Layers, hasBias, batchFirst: true, dropout: r.Dropout, bidirectional: bi),
@@ -104,24 +104,23 @@ public sealed class Network : nn.Module<Tensor, Tensor>
                 hasBias, batchFirst: true, dropout: r.Dropout, bidirectional: bi),
             _ => throw SeqDslException.ForLayer(index, r, ErrorKind.Spec, "No fused kernel for this cell.", r.Cell.Name, "Lstm, Gru or SimpleRnn"),
         };
+        // Keras keeps one bias vector (GRU reset-after keeps two): the fused kernel's second one is held at zero, untrained
+        var singleBias = bias == Bias.Keras && r.Cell is not GruCell { ResetAfter: true };
         using (no_grad())
         {
             foreach (var (name, p) in rnn.named_parameters())
             {
                 if (!name.StartsWith("bias_", StringComparison.Ordinal)) continue;
-                var keras = bias == Bias.Keras;
-                if (keras) p.zero_();
-                // Keras keeps one bias: the fused kernel's second one is held at zero, untrained
-                if (keras && name.StartsWith("bias_hh", StringComparison.Ordinal))
+                if (bias == Bias.Keras) p.zero_(); // Keras initialises biases to zero
+                if (singleBias && name.StartsWith("bias_hh", StringComparison.Ordinal))
                 {
                     p.requires_grad_(false);
                     _heldAtZero.Add($"layers.{index}.rnn.{name}");
                 }
-                if (r.Cell is LstmCell lstm && (lstm.ForgetBias is not null || keras))
+                if (r.Cell is LstmCell lstm && (lstm.ForgetBias is not null || bias == Bias.Keras))
                 {
                     var forget = p.narrow(0, r.Units, r.Units); // gate order i, f, g, o
-                    var value = name.StartsWith("bias_ih", StringComparison.Ordinal) ? lstm.ForgetBias ?? 1.0 : 0.0;
-                    forget.fill_(value);
+                    forget.fill_(name.StartsWith("bias_ih", StringComparison.Ordinal) ? lstm.ForgetBias ?? 1.0 : 0.0);
                 }
             }
         }

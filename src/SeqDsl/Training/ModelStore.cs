@@ -90,7 +90,8 @@ public static class ModelStore
         try
         {
             using var fs = File.OpenRead(weights);
-            net.load(fs, strict: true);
+            using (var reader = new BinaryReader(fs, System.Text.Encoding.UTF8, leaveOpen: true))
+                net.load(reader, strict: true);
             if (fs.Position != fs.Length)
                 throw new InvalidDataException($"{fs.Length - fs.Position} bytes follow the last tensor");
         }

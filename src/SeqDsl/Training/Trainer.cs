@@ -96,7 +96,7 @@ public static class Trainer
                 var values = acc.Result();
                 if (validation is not null)
                     foreach (var (k, v) in Evaluate(net, validation, o.Loss, o.Metrics, o.BatchSize)) values["val_" + k] = v;
-                var lr = LearningRate(opt);
+                var lr = LearningRate(opt); // the rate this epoch trained with; schedules act after the record
                 var record = new EpochRecord(epoch, epochClock.Elapsed.TotalSeconds, lr, values);
                 history.Add(record);
                 o.Progress?.Report(new TrainingProgress(epoch, o.Epochs, batches, batches, values["loss"], clock.Elapsed, record));
@@ -333,8 +333,9 @@ public static class Trainer
             using (var fs = File.Create(Tmp("weights.dat"))) net.save(fs);
             using (var fs = File.Create(Tmp("optimizer.dat")))
             using (var w = new BinaryWriter(fs)) ((OptimizerHelper)opt).save_state_dict(w);
-            using (var g = shuffle.get_state()) g.save(Tmp("shuffle-rng.dat"));
-            using (var g = torch.random.get_rng_state()) g.save(Tmp("global-rng.dat"));
+            // generator states are raw bytes (TorchSharp's tensor loader cannot read Byte tensors back)
+            using (var g = shuffle.get_state()) File.WriteAllBytes(Tmp("shuffle-rng.dat"), g.data<byte>().ToArray());
+            using (var g = torch.random.get_rng_state()) File.WriteAllBytes(Tmp("global-rng.dat"), g.data<byte>().ToArray());
             File.WriteAllText(Tmp("history.csv"), history.ToCsv());
             File.WriteAllText(Tmp("state.json"), JsonSerializer.Serialize(new StateFile(epoch, LearningRate(opt))));
             // state.json last: its presence means the other files are complete
@@ -351,8 +352,8 @@ public static class Trainer
                 using (var fs = File.OpenRead(Path.Combine(dir, "optimizer.dat")))
                 using (var r = new BinaryReader(fs)) ((OptimizerHelper)opt).load_state_dict(r);
                 SetLearningRate(opt, st.LearningRate);
-                using (var g = Tensor.Load(Path.Combine(dir, "shuffle-rng.dat"))) shuffle.set_state(g);
-                using (var g = Tensor.Load(Path.Combine(dir, "global-rng.dat"))) torch.random.set_rng_state(g);
+                using (var g = tensor(File.ReadAllBytes(Path.Combine(dir, "shuffle-rng.dat")), dtype: ScalarType.Byte)) shuffle.set_state(g);
+                using (var g = tensor(File.ReadAllBytes(Path.Combine(dir, "global-rng.dat")), dtype: ScalarType.Byte)) torch.random.set_rng_state(g);
                 foreach (var e in History.FromCsv(File.ReadAllText(Path.Combine(dir, "history.csv"))).Epochs) history.Add(e);
                 return st.Epoch;
             }

@@ -1,0 +1,166 @@
+using SeqDsl.Spec;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace SeqDsl.Engine;
+
+/// <summary>
+/// The per-time-step kernel: unrolls a cell's step (state, x_t) → state′ over time, for cells
+/// libtorch has no fused kernel for (linear RNN, GRU reset-before, Keras single-bias layouts run
+/// here when asked). Same contract as the fused kernels: stacking, bidirectional (backward runs
+/// over each sequence's own real steps), lengths (state frozen after a sequence's end, zero
+/// outputs on padding), initial state, inter-layer dropout. The input projection of all steps is
+/// one matrix product before the loop. Parameters carry libtorch's names and layout.
+/// </summary>
+internal sealed class LoopRnn : nn.Module
+{
+    private readonly CellSpec _cell;
+    private readonly int _units, _layers, _directions, _gates;
+    private readonly double _dropout;
+    private readonly Bias _bias;
+    private readonly Dictionary<string, Parameter> _p = [];
+
+    public LoopRnn(CellSpec cell, long input, int units, int layers, bool bidirectional, double dropout, Bias bias) : base("LoopRnn")
+    {
+        _cell = cell;
+        _units = units;
+        _layers = layers;
+        _directions = bidirectional ? 2 : 1;
+        _dropout = dropout;
+        _bias = bias;
+        _gates = cell switch { LstmCell => 4, GruCell => 3, _ => 1 };
+        var bound = 1.0 / Math.Sqrt(units); // libtorch's default: U(−1/√H, 1/√H) for every parameter
+        for (var l = 0; l < layers; l++)
+            for (var d = 0; d < _directions; d++)
+            {
+                var sfx = Suffix(l, d);
+                var inWidth = l == 0 ? input : (long)_directions * units;
+                Add("weight_ih" + sfx, [_gates * units, inWidth], bound);
+                Add("weight_hh" + sfx, [_gates * units, units], bound);
+                if (bias != Bias.None) Add("bias_ih" + sfx, [_gates * units], bound);
+                if (bias == Bias.Torch || (bias == Bias.Keras && cell is GruCell { ResetAfter: true }))
+                    Add("bias_hh" + sfx, [_gates * units], bound);
+            }
+    }
+
+    private static string Suffix(int layer, int direction) => $"_l{layer}" + (direction == 1 ? "_reverse" : "");
+
+    private void Add(string name, long[] shape, double bound)
+    {
+        var p = new Parameter(empty(shape).uniform_(-bound, bound));
+        _p[name] = p;
+        register_parameter(name, p);
+    }
+
+    private Tensor? P(string name) => _p.TryGetValue(name, out var p) ? p : null;
+
+    /// <summary>x: (B, T, I). Returns output (B, T, D·H) and final states (L·D, B, H).</summary>
+    public (Tensor output, Tensor h, Tensor? c) Forward(Tensor x, Tensor? lengths, RecurrentState? init)
+    {
+        var B = x.shape[0];
+        var T = x.shape[1];
+        var lstm = _cell is LstmCell;
+        Tensor? mask = null, reverse = null;
+        if (lengths is not null)
+        {
+            var len = lengths.to(x.device);
+            var steps = arange(T, device: x.device).unsqueeze(0);                     // (1, T)
+            mask = (steps < len.unsqueeze(1)).unsqueeze(-1);                           // (B, T, 1)
+            // index that reverses each sequence within its own length; padding stays in place
+            reverse = where(steps < len.unsqueeze(1), len.unsqueeze(1) - 1 - steps, steps); // (B, T)
+        }
+        var hs = new List<Tensor>();
+        var cs = new List<Tensor>();
+        var input = x;
+        for (var l = 0; l < _layers; l++)
+        {
+            var outs = new List<Tensor>();
+            for (var d = 0; d < _directions; d++)
+            {
+                var k = l * _directions + d;
+                var h0 = init?.H[k] ?? zeros(B, _units, dtype: x.dtype, device: x.device);
+                var c0 = lstm ? init?.C?[k] ?? zeros(B, _units, dtype: x.dtype, device: x.device) : null;
+                var seq = d == 0 ? input : Reverse(input, reverse);
+                var (o, h, c) = RunDirection(seq, Suffix(l, d), mask, h0, c0);
+                outs.Add(d == 0 ? o : Reverse(o, reverse));
+                hs.Add(h);
+                if (c is not null) cs.Add(c);
+            }
+            input = outs.Count == 1 ? outs[0] : cat(outs, -1);                         // (B, T, D·H)
+            if (l < _layers - 1 && _dropout > 0) input = nn.functional.dropout(input, _dropout, training);
+        }
+        return (input, stack(hs), lstm ? stack(cs) : null);
+    }
+
+    private static Tensor Reverse(Tensor x, Tensor? reverse) =>
+        reverse is null ? x.flip(1) : x.gather(1, reverse.unsqueeze(-1).expand(x.shape));
+
+    private (Tensor output, Tensor h, Tensor? c) RunDirection(Tensor x, string sfx, Tensor? mask, Tensor h, Tensor? c)
+    {
+        var wih = P("weight_ih" + sfx)!;
+        var whh = P("weight_hh" + sfx)!;
+        var bih = P("bias_ih" + sfx);
+        var bhh = P("bias_hh" + sfx);
+        var proj = nn.functional.linear(x, wih, bih);                                  // (B, T, G·H), one product
+        var T = x.shape[1];
+        var H = _units;
+        var outputs = new Tensor[T];
+        var resetBefore = _cell is GruCell { ResetAfter: false };
+        var whhRz = resetBefore ? whh.narrow(0, 0, 2 * H) : null;
+        var whhN = resetBefore ? whh.narrow(0, 2 * H, H) : null;
+        for (var t = 0; t < T; t++)
+        {
+            var p = proj.select(1, t);                                                 // (B, G·H)
+            Tensor hNew;
+            Tensor? cNew = null;
+            switch (_cell)
+            {
+                case RnnCell rnn:
+                    hNew = LayerModule.Activate(p + nn.functional.linear(h, whh, bhh), rnn.Activation);
+                    break;
+                case LstmCell:
+                {
+                    var g = (p + nn.functional.linear(h, whh, bhh)).chunk(4, -1);       // i, f, g, o
+                    cNew = g[1].sigmoid() * c! + g[0].sigmoid() * g[2].tanh();
+                    hNew = g[3].sigmoid() * cNew.tanh();
+                    break;
+                }
+                case GruCell when !resetBefore:
+                {
+                    var pi = p.chunk(3, -1);                                            // r, z, n
+                    var ph = nn.functional.linear(h, whh, bhh).chunk(3, -1);
+                    var r = (pi[0] + ph[0]).sigmoid();
+                    var z = (pi[1] + ph[1]).sigmoid();
+                    var n = (pi[2] + r * ph[2]).tanh();
+                    hNew = (1 - z) * n + z * h;
+                    break;
+                }
+                default:
+                {
+                    var pi = p.chunk(3, -1);
+                    var rz = nn.functional.linear(h, whhRz!, bhh?.narrow(0, 0, 2 * H)).chunk(2, -1);
+                    var r = (pi[0] + rz[0]).sigmoid();
+                    var z = (pi[1] + rz[1]).sigmoid();
+                    var n = (pi[2] + nn.functional.linear(r * h, whhN!, bhh?.narrow(0, 2 * H, H))).tanh();
+                    hNew = z * h + (1 - z) * n;
+                    break;
+                }
+            }
+            if (mask is not null)
+            {
+                var m = mask.select(1, t);                                             // (B, 1)
+                h = where(m, hNew, h);
+                if (cNew is not null) c = where(m, cNew, c!);
+                outputs[t] = hNew * m;
+            }
+            else
+            {
+                h = hNew;
+                c = cNew;
+                outputs[t] = hNew;
+            }
+        }
+        return (stack(outputs, 1), h, c);                                              // (B, T, H)
+    }
+}

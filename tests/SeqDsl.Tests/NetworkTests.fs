@@ -1,0 +1,218 @@
+/// Compiling specs onto libtorch: parameter counts, bidirectional alignment, lengths, biases, errors.
+module SeqDsl.Tests.NetworkTests
+
+open Expecto
+open TorchSharp
+open SeqDsl
+open SeqDsl.Spec
+open SeqDsl.Engine
+open SeqDsl.Tests.Support
+open SeqDsl.Tests.TorchSupport
+
+let private models =
+    [ "embed+lstm+dense", Model.Embed(7, padding = 0).Lstm(5).Dense(3)
+      "gru", Model.Embed(6).Gru(4).Dense(2, Activation.Softmax)
+      "rnn tanh", Model.Embed(6).SimpleRnn(4).Dense(1, Activation.Sigmoid)
+      "rnn relu", Model.Embed(6).SimpleRnn(4, Activation.Relu).Dense(1)
+      "rnn linear (loop)", Model.SimpleRnn(3, Activation.Linear).Dense(1)
+      "rnn no bias", Model.SimpleRnn(3, bias = Bias.None).Dense(1)
+      "gru reset-before (loop)", Model.Embed(5).Gru(4, resetAfter = false).Dense(1)
+      "stacked bi lstm", Model.Embed(5).Lstm(6).Stack(3, 0.1).Bidirectional().Dense(2)
+      "bi gru sum", Model.Embed(5).Gru(6).Bidirectional(Merge.Sum).Dense(2)
+      "mixed stack", Model.Embed(5).Gru(6).Bidirectional(Merge.Ave).Lstm(4).Dense(2)
+      "attention", Model.Embed(5).Lstm(6).Bidirectional().Attention(7).Dense(2)
+      "dropouts", Model.Embed(5).SpatialDropout(0.2).Lstm(6, returnSequences = true).Dropout(0.3).Dense(4)
+      "lstm loop", Model.Lstm(4, kernel = Kernel.Loop).Stack(2).Bidirectional().Dense(1) ]
+
+[<Tests>]
+let tests =
+    testList "Network" [
+        testList "real parameter count equals the summary" [
+            for convention in [ Convention.Torch; Convention.Keras ] do
+                for name, m in models do
+                    test $"{name} ({convention})" {
+                        use net = compile m (InputSpec(Vocab = 11, Features = 4)) convention 1L
+                        Expect.equal net.ParameterCount net.Summary.Total "count"
+                    }
+        ]
+
+        test "parameter names follow libtorch" {
+            use net = compile (Model.Embed(4).Lstm(3).Bidirectional().Dense(1)) (InputSpec(Vocab = 9)) Convention.Torch 0L
+            let names = paramNames net
+            for n in [ "layers.0.embedding.weight"; "layers.1.rnn.weight_ih_l0"; "layers.1.rnn.weight_hh_l0"
+                       "layers.1.rnn.bias_ih_l0"; "layers.1.rnn.bias_hh_l0"; "layers.1.rnn.weight_ih_l0_reverse"
+                       "layers.2.linear.weight"; "layers.2.linear.bias" ] do
+                Expect.contains names n n
+        }
+
+        test "output shapes match the summary, many-to-one and many-to-many" {
+            for m, expected in
+                [ Model.Embed(4).Lstm(3).Bidirectional().Dense(2), [ 5L; 2L ]
+                  Model.Embed(4).Gru(3, returnSequences = true).Dense(9), [ 5L; 7L; 9L ]
+                  Model.Embed(4).Lstm(3).Bidirectional(Merge.Mul).Attention().Dense(1), [ 5L; 1L ] ] do
+                use net = compile m (InputSpec(Vocab = 9)) Convention.Torch 0L
+                use x = torch.randint(9L, [| 5L; 7L |], dtype = torch.ScalarType.Int64)
+                use y = net.forward x
+                Expect.equal (List.ofArray y.shape) expected (string m)
+        }
+
+        test "bidirectional: the backward half equals the reversed sequence run through the reverse weights by hand" {
+            for kernel in [ Kernel.Fused; Kernel.Loop ] do
+                use bi = compile (Model.Lstm(4, returnSequences = true, kernel = kernel).Bidirectional()) (InputSpec(Features = 3)) Convention.Torch 3L
+                use uni = compile (Model.Lstm(4, returnSequences = true, kernel = kernel)) (InputSpec(Features = 3)) Convention.Torch 4L
+                do
+                    use _ = torch.no_grad()
+                    for s in [ "weight_ih_l0"; "weight_hh_l0"; "bias_ih_l0"; "bias_hh_l0" ] do
+                        (param uni $"layers.0.rnn.{s}").copy_(param bi $"layers.0.rnn.{s}_reverse") |> ignore
+                use x = torch.randn(2L, 6L, 3L)
+                use both = bi.forward x
+                use backward = both.narrow(-1, 4L, 4L)
+                use byHand = (uni.forward (x.flip(1L))).flip(1L)
+                Expect.isLessThan (maxDiff backward byHand) 1e-6f $"{kernel}: backward half aligned to forward time"
+        }
+
+        test "bidirectional merges: sum, mul and ave of the two concat halves" {
+            use x = torch.randn(2L, 5L, 3L)
+            use cat = compile (Model.Gru(4, returnSequences = true).Bidirectional()) (InputSpec(Features = 3)) Convention.Torch 5L
+            use full = cat.forward x
+            let f, b = full.narrow(-1, 0L, 4L), full.narrow(-1, 4L, 4L)
+            for merge, expected in [ Merge.Sum, f + b; Merge.Mul, f * b; Merge.Ave, (f + b) / 2.0 ] do
+                use net = compile (Model.Gru(4, returnSequences = true).Bidirectional(merge)) (InputSpec(Features = 3)) Convention.Torch 5L
+                copyWeights cat net
+                use y = net.forward x
+                Expect.isLessThan (maxDiff y expected) 1e-6f (string merge)
+        }
+
+        testList "variable lengths: each sequence's final state equals running it alone, unpadded" [
+            for name, m in
+                [ "lstm fused", Model.Embed(5).Lstm(4)
+                  "bi gru fused", Model.Embed(5).Gru(4).Bidirectional()
+                  "stacked bi lstm fused", Model.Embed(5).Lstm(4).Stack(2).Bidirectional()
+                  "bi rnn loop", Model.Embed(5).SimpleRnn(4, Activation.Linear).Bidirectional()
+                  "bi gru reset-before loop", Model.Embed(5).Gru(4, resetAfter = false).Stack(2).Bidirectional() ] do
+                test name {
+                    use net = compile m (InputSpec(Vocab = 10)) Convention.Torch 7L
+                    let lengths = [| 6L; 2L; 4L |]
+                    use x = torch.randint(1L, 10L, [| 3L; 6L |], dtype = torch.ScalarType.Int64)
+                    use lens = torch.tensor(lengths)
+                    use padded = net.Forward(x, lens)
+                    for i in 0 .. 2 do
+                        use alone = net.forward (x.narrow(0, int64 i, 1L).narrow(1, 0L, lengths.[i]))
+                        Expect.isLessThan (maxDiff (padded.narrow(0, int64 i, 1L)) alone) 1e-5f $"sequence {i}"
+                }
+        ]
+
+        test "many-to-many outputs are zero on padding" {
+            use net = compile (Model.Embed(5).Lstm(4, returnSequences = true)) (InputSpec(Vocab = 10)) Convention.Torch 7L
+            use x = torch.randint(1L, 10L, [| 2L; 5L |], dtype = torch.ScalarType.Int64)
+            use y = net.Forward(x, torch.tensor([| 5L; 2L |]))
+            Expect.equal (values (y.narrow(0, 1L, 1L).narrow(1, 2L, 3L)) |> Array.forall ((=) 0.0f)) true "padding steps"
+        }
+
+        test "embedding padding row is zero and receives no gradient" {
+            use net = compile (Model.Embed(4, padding = 0).Lstm(3).Dense(1)) (InputSpec(Vocab = 6)) Convention.Torch 2L
+            let w = param net "layers.0.embedding.weight"
+            Expect.equal (values w.[0L] |> Array.forall ((=) 0.0f)) true "row 0 zero"
+            use x = torch.tensor([| 0L; 0L; 3L; 4L |]).reshape(1L, 4L)
+            use y = net.forward x
+            y.sum().backward()
+            Expect.equal (values w.grad.[0L] |> Array.forall ((=) 0.0f)) true "no gradient into row 0"
+            Expect.isGreaterThan (values w.grad.[3L] |> Array.map abs |> Array.max) 0.0f "other rows learn"
+        }
+
+        test "Keras layout: the fused kernel's second bias is held at zero and untrained; forget bias starts at 1" {
+            use net = compile (Model.Lstm(3).Dense(1)) (InputSpec(Features = 2)) Convention.Keras 0L
+            Expect.equal (Set.ofSeq net.HeldAtZero) (set [ "layers.0.rnn.bias_hh_l0" ]) "held"
+            Expect.equal (values (param net "layers.0.rnn.bias_ih_l0")) [| 0f;0f;0f; 1f;1f;1f; 0f;0f;0f; 0f;0f;0f |] "i, f=1, g, o"
+            let hh = param net "layers.0.rnn.bias_hh_l0"
+            Expect.isFalse hh.requires_grad "not trained"
+            use opt = torch.optim.Adam(net.TrainableParameters, 0.1)
+            for _ in 1 .. 3 do
+                opt.zero_grad()
+                use y = net.forward (torch.randn(4L, 5L, 2L))
+                y.square().sum().backward()
+                opt.step() |> ignore
+            Expect.equal (values hh |> Array.forall ((=) 0.0f)) true "still zero"
+        }
+
+        test "explicit forget bias under the torch layout" {
+            use net = compile (Model.Lstm(2, forgetBias = 2.5).Dense(1)) (InputSpec(Features = 2)) Convention.Torch 0L
+            let ih = values (param net "layers.0.rnn.bias_ih_l0")
+            let hh = values (param net "layers.0.rnn.bias_hh_l0")
+            Expect.equal ih.[2..3] [| 2.5f; 2.5f |] "b_ih forget slice"
+            Expect.equal hh.[2..3] [| 0f; 0f |] "b_hh forget slice"
+        }
+
+        test "initialisers: constant, uniform bounds, orthogonal blocks, explicit values" {
+            use net = compile (Model.Lstm(4).Dense(1)) (InputSpec(Features = 3)) Convention.Torch 0L
+            Expect.equal (net.Initialize("layers.0.rnn.bias_*", Init.Constant(0.5))) 2 "two biases"
+            Expect.equal (values (param net "layers.0.rnn.bias_ih_l0") |> Array.forall ((=) 0.5f)) true "constant"
+            net.Initialize("layers.1.*", Init.Uniform(-0.01, 0.01)) |> ignore
+            Expect.isLessThanOrEqual (values (param net "layers.1.linear.weight") |> Array.map abs |> Array.max) 0.01f "uniform"
+            net.Initialize("layers.0.rnn.weight_hh_l0", Init.Orthogonal()) |> ignore
+            let w = param net "layers.0.rnn.weight_hh_l0"
+            for block in w.chunk(4L, 0L) do
+                use prod = block.matmul(block.t())
+                Expect.isLessThan (maxDiff prod (torch.eye(4L))) 1e-5f "orthogonal gate block"
+            net.Assign("layers.1.linear.bias", 3.0f)
+            Expect.equal (values (param net "layers.1.linear.bias")) [| 3.0f |] "assigned"
+            let e = expectSeqDslError "xavier on a vector" (fun () -> net.Initialize("layers.1.linear.bias", Init.Xavier()))
+            Expect.stringContains e.Message "needs a matrix" "reason"
+            let e2 = expectSeqDslError "wrong count" (fun () -> net.Assign("layers.1.linear.weight", 1.0f))
+            Expect.stringContains e2.Message "Expected: 4 values" "expected"
+            let e3 = expectSeqDslError "unknown" (fun () -> net.Initialize("nope*", Init.Constant(0.0)))
+            Expect.stringContains e3.Message "layers.0.rnn.weight_ih_l0" "lists the names"
+        }
+
+        test "pretrained GloVe vectors: found words copied, coverage reported, padding row untouched" {
+            let path = System.IO.Path.GetTempFileName()
+            System.IO.File.WriteAllLines(path, [| "the 1 2 3"; "movie 4 5 6"; "unused 7 8 9"; "<pad> 9 9 9" |])
+            let vocab = readOnlyDict [ "<pad>", 0; "<unk>", 1; "the", 2; "movie", 3; "great", 4 ]
+            let reports = ResizeArray()
+            let m = Model.Embed(3, padding = 0, pretrained = path, trainable = false).Lstm(2)
+            use net = Network.Compile(m, CompileOptions(Input = InputSpec(Vocab = 5), Vocabulary = vocab, Diagnostics = System.Action<string>(reports.Add)))
+            let w = param net "layers.0.embedding.weight"
+            Expect.equal (values w.[2L]) [| 1f; 2f; 3f |] "the"
+            Expect.equal (values w.[3L]) [| 4f; 5f; 6f |] "movie"
+            Expect.equal (values w.[0L]) [| 0f; 0f; 0f |] "padding"
+            Expect.isFalse w.requires_grad "frozen"
+            Expect.exists reports (fun r -> r.Contains "2 of 4 vocabulary words found") "report"
+            System.IO.File.WriteAllLines(path, [| "the 1 2" |])
+            let e = expectSeqDslError "wrong width" (fun () -> Network.Compile(m, CompileOptions(Input = InputSpec(Vocab = 5), Vocabulary = vocab)))
+            Expect.stringContains e.Message "line 1" "names the line"
+        }
+
+        testList "errors" [
+            test "wrong input shape names layer 0 with received and expected" {
+                use net = compile (Model.Lstm(3).Dense(1)) (InputSpec(Features = 2)) Convention.Torch 0L
+                let e = expectSeqDslError "shape" (fun () -> net.forward (torch.randn(4L, 5L, 3L)))
+                Expect.equal e.LayerIndex (System.Nullable 0) "layer"
+                Expect.equal e.Received "Float32 tensor [4, 5, 3]" "received"
+                Expect.equal e.Expected "floating tensor [batch, time, 2]" "expected"
+            }
+            test "token ids must be Int64 (batch, time)" {
+                use net = compile (Model.Embed(3).Lstm(3)) (InputSpec(Vocab = 5)) Convention.Torch 0L
+                let e = expectSeqDslError "dtype" (fun () -> net.forward (torch.zeros(2L, 3L)))
+                Expect.stringContains e.Message "Int64 tensor [batch, time]" "expected"
+            }
+            test "lengths outside 1..T" {
+                use net = compile (Model.Embed(3).Lstm(3)) (InputSpec(Vocab = 5)) Convention.Torch 0L
+                use x = torch.zeros([| 2L; 3L |], dtype = torch.ScalarType.Int64)
+                let e = expectSeqDslError "lengths" (fun () -> net.Forward(x, torch.tensor([| 3L; 0L |])))
+                Expect.stringContains e.Message "between 1 and the padded time axis" "reason"
+            }
+            test "peephole LSTM has no kernel yet and says so" {
+                let e = expectSeqDslError "peephole" (fun () -> compile (Model.Lstm(3, peephole = true)) (InputSpec(Features = 2)) Convention.Torch 0L)
+                Expect.stringContains e.Message "no kernel yet" "reason"
+            }
+            test "Auto falling back to the loop kernel is reported" {
+                let events = ResizeArray()
+                use _ = Network.Compile(Model.Gru(3, resetAfter = false), CompileOptions(Input = InputSpec(Features = 2), Diagnostics = System.Action<string>(events.Add)))
+                Expect.exists events (fun e -> e.Contains "kernel loop: libtorch's GRU kernel is reset-after" && e.Contains "fallback from Auto") "diagnostic"
+            }
+            test "unknown device" {
+                let e = expectSeqDslError "device" (fun () -> Network.Compile(Model.Lstm(3), CompileOptions(Input = InputSpec(Features = 2), Device = "tpu")))
+                Expect.stringContains e.Message "Unknown device 'tpu'" "reason"
+            }
+        ]
+    ]

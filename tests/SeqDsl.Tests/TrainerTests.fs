@@ -1,0 +1,215 @@
+/// fit / evaluate / predict: learning, determinism, validation split, clipping, schedules,
+/// early stopping, non-finite losses, cancellation, memory, resume.
+module SeqDsl.Tests.TrainerTests
+
+open System
+open System.IO
+open System.Threading
+open Expecto
+open TorchSharp
+open SeqDsl
+open SeqDsl.Spec
+open SeqDsl.Engine
+open SeqDsl.Training
+open SeqDsl.Data
+open SeqDsl.Tests.Support
+open SeqDsl.Tests.TorchSupport
+
+/// A sentiment-like toy: the label is whether token 3 occurs in the sequence.
+let private tokenTask (n: int) (seed: int64) =
+    torch.manual_seed seed |> ignore
+    let x = torch.randint(1L, 8L, [| int64 n; 12L |], dtype = torch.ScalarType.Int64)
+    let y = x.eq(torch.tensor 3L).any(1L).to_type(torch.ScalarType.Float32).unsqueeze(1L)
+    SequenceData(x, y)
+
+let private tokenModel = Model.Embed(8).Lstm(16).Dense(1, Activation.Sigmoid)
+/// FitOptions for the toy task, with the fields a test changes given by name.
+type private Bce =
+    static member Opts(?epochs, ?seed, ?validationSplit, ?optimizer: OptimizerSpec, ?schedule: Schedule, ?earlyStopping: EarlyStopping,
+                       ?progress: IProgress<TrainingProgress>, ?cancellation, ?stateDirectory: string) =
+        FitOptions(Loss = Loss.Bce, Metrics = [| Metric.Accuracy |], BatchSize = 32,
+                   Optimizer = defaultArg optimizer (OptimizerSpec.Adam(0.01)), Epochs = defaultArg epochs 10,
+                   Seed = defaultArg seed 0L, ValidationSplit = defaultArg validationSplit 0.0,
+                   Schedule = Option.toObj schedule, EarlyStopping = Option.toObj earlyStopping, Progress = Option.toObj progress,
+                   Cancellation = defaultArg cancellation CancellationToken.None, StateDirectory = Option.toObj stateDirectory)
+let private tempDir () = Path.Combine(Path.GetTempPath(), "seqdsl-tests-" + Guid.NewGuid().ToString("N"))
+
+[<Tests>]
+let tests =
+    testSequenced <| testList "Trainer" [
+        test "it learns: loss after training below half the first epoch's" {
+            use net = compile tokenModel (InputSpec(Vocab = 8)) Convention.Torch 1L
+            let h = Trainer.Fit(net, tokenTask 512 1L, Bce.Opts(epochs = 8))
+            Expect.isLessThan (h.Epochs.[7].["loss"]) (h.Epochs.[0].["loss"] / 2.0) "loss halves"
+            Expect.isGreaterThan (h.Epochs.[7].["accuracy"]) 0.9 "accuracy"
+        }
+
+        test "a seed makes CPU training bit-identical" {
+            let run () =
+                use net = compile (Model.Embed(8).SpatialDropout(0.2).Gru(8).Dropout(0.3).Dense(1, Activation.Sigmoid)) (InputSpec(Vocab = 8)) Convention.Torch 5L
+                let h = Trainer.Fit(net, tokenTask 256 2L, Bce.Opts(epochs = 2, seed = 9L))
+                h.Epochs |> Seq.map (fun e -> e.["loss"]) |> List.ofSeq, paramNames net |> List.map (fun n -> values (param net n))
+            let a = run ()
+            let b = run ()
+            Expect.equal (fst a) (fst b) "identical losses"
+            Expect.equal (snd a) (snd b) "identical weights"
+        }
+
+        test "validation split holds out the LAST fraction, before shuffling" {
+            use net = compile tokenModel (InputSpec(Vocab = 8)) Convention.Torch 1L
+            let data = tokenTask 100 3L
+            let h = Trainer.Fit(net, data, Bce.Opts(epochs = 1, validationSplit = 0.2))
+            let last20 = Trainer.Evaluate(net, data.Slice(80L, 20L), Loss.Bce, [| Metric.Accuracy |])
+            Expect.floatClose Accuracy.medium (h.Epochs.[0].["val_loss"]) last20.["loss"] "val_loss is the loss on rows 80..99"
+        }
+
+        test "metrics against a plain-array reference: accuracy, MSE, MAE, R²" {
+            use net = compile (Model.Lstm(4).Dense(1)) (InputSpec(Features = 2)) Convention.Torch 3L
+            torch.manual_seed 4L |> ignore
+            let data = SequenceData(torch.randn(40L, 5L, 2L), torch.randn(40L, 1L) * 2.0)
+            let m = Trainer.Evaluate(net, data, Loss.Mse, [| Metric.Mse; Metric.Mae; Metric.R2; Metric.Accuracy |], batchSize = 7)
+            let p = values (Trainer.Predict(net, data.Inputs)) |> Array.map float
+            let y = values data.Targets |> Array.map float
+            let n = float p.Length
+            let sse = Array.map2 (fun a b -> (a - b) ** 2.0) p y |> Array.sum
+            let mean = Array.average y
+            let sst = y |> Array.sumBy (fun v -> (v - mean) ** 2.0)
+            Expect.floatClose Accuracy.medium m.["mse"] (sse / n) "mse"
+            Expect.floatClose Accuracy.medium m.["loss"] (sse / n) "loss = mse"
+            Expect.floatClose Accuracy.medium m.["mae"] ((Array.map2 (fun a b -> abs (a - b)) p y |> Array.sum) / n) "mae"
+            Expect.floatClose Accuracy.medium m.["r2"] (1.0 - sse / sst) "r2"
+            Expect.floatClose Accuracy.medium m.["accuracy"] ((Array.map2 (fun a b -> if Math.Round(a: float) = Math.Round(b: float) then 1.0 else 0.0) p y |> Array.sum) / n) "rounded accuracy"
+        }
+
+        test "per-token cross-entropy ignores padding; perplexity = exp(mean loss)" {
+            use net = compile (Model.Embed(4).Gru(8, returnSequences = true).Dense(6, Activation.Softmax)) (InputSpec(Vocab = 6)) Convention.Torch 1L
+            let x = torch.randint(1L, 6L, [| 4L; 5L |], dtype = torch.ScalarType.Int64)
+            let y = torch.randint(0L, 6L, [| 4L; 5L |], dtype = torch.ScalarType.Int64)
+            y.[0L, 4L] <- torch.tensor(-100L)
+            let loss = Loss(LossKind.CrossEntropy, -100L)
+            let m = Trainer.Evaluate(net, SequenceData(x, y), loss, [| Metric.Perplexity; Metric.Accuracy |])
+            use probs = Trainer.Predict(net, x)
+            let p = values probs
+            let yy = values y
+            let mutable ce, count = 0.0, 0
+            for i in 0 .. 19 do
+                if yy.[i] >= 0.0f then
+                    ce <- ce - log (float p.[i * 6 + int yy.[i]])
+                    count <- count + 1
+            Expect.equal count 19 "one padded token skipped"
+            Expect.floatClose Accuracy.medium m.["loss"] (ce / 19.0) "mean CE over real tokens"
+            Expect.floatClose Accuracy.medium m.["perplexity"] (exp (ce / 19.0)) "perplexity"
+        }
+
+        test "clipping by global norm follows d2l: g ← (θ/‖g‖)·g" {
+            use net = compile (Model.Lstm(4).Dense(1)) (InputSpec(Features = 2)) Convention.Torch 3L
+            let before = paramNames net |> List.map (fun n -> values (param net n))
+            let data = SequenceData(torch.randn(8L, 5L, 2L) * 10.0, torch.ones(8L, 1L) * 100.0)
+            Trainer.Fit(net, data, FitOptions(Epochs = 1, BatchSize = 8, Shuffle = false, Loss = Loss.Mse, Optimizer = OptimizerSpec.Sgd(1.0), Clip = Clip.ByNorm(0.5))) |> ignore
+            let after = paramNames net |> List.map (fun n -> values (param net n))
+            let sq = List.map2 (fun (a: float32[]) b -> Array.map2 (fun x y -> float (x - y) ** 2.0) a b |> Array.sum) before after |> List.sum
+            Expect.floatClose Accuracy.medium (sqrt sq) 0.5 "update norm = lr·θ"
+        }
+
+        test "clipping by value bounds every element (seed 001's ±2)" {
+            use net = compile (Model.Lstm(4).Dense(1)) (InputSpec(Features = 2)) Convention.Torch 3L
+            let before = paramNames net |> List.map (fun n -> values (param net n))
+            let data = SequenceData(torch.randn(8L, 5L, 2L) * 10.0, torch.ones(8L, 1L) * 100.0)
+            Trainer.Fit(net, data, FitOptions(Epochs = 1, BatchSize = 8, Loss = Loss.Mse, Optimizer = OptimizerSpec.Sgd(0.1), Clip = Clip.ByValue(2.0))) |> ignore
+            let after = paramNames net |> List.map (fun n -> values (param net n))
+            let biggest = List.map2 (fun (a: float32[]) b -> Array.map2 (fun x y -> abs (x - y)) a b |> Array.max) before after |> List.max
+            Expect.isLessThanOrEqual biggest 0.2000001f "|Δw| ≤ lr·2"
+            Expect.isGreaterThan biggest 0.19f "the clip was active"
+        }
+
+        test "step schedule and reduce-on-plateau change the learning rate" {
+            use net = compile tokenModel (InputSpec(Vocab = 8)) Convention.Torch 1L
+            let h = Trainer.Fit(net, tokenTask 64 1L, Bce.Opts(epochs = 4, schedule = Schedule.Step(2, 0.5)))
+            Expect.equal [ for e in h.Epochs -> e.LearningRate ] [ 0.01; 0.01; 0.005; 0.005 ] "each record holds the rate its epoch trained with; halved after epochs 2 and 4"
+            use net2 = compile tokenModel (InputSpec(Vocab = 8)) Convention.Torch 1L
+            let h2 = Trainer.Fit(net2, tokenTask 64 1L, Bce.Opts(epochs = 3, optimizer = OptimizerSpec.Sgd(1e-9), schedule = Schedule.ReduceOnPlateau("loss", 0.1, 1)))
+            Expect.isLessThan (h2.Epochs.[2].LearningRate) 1e-9 "reduced when the loss does not improve"
+        }
+
+        test "early stopping restores the best epoch's weights" {
+            use net = compile tokenModel (InputSpec(Vocab = 8)) Convention.Torch 1L
+            let data = tokenTask 200 5L
+            let opts = Bce.Opts(epochs = 12, validationSplit = 0.3, optimizer = OptimizerSpec.Adam(0.05), earlyStopping = EarlyStopping("val_loss", 2, true))
+            let h = Trainer.Fit(net, data, opts)
+            let vals = h.Series "val_loss"
+            let bestEpoch = (vals |> Seq.mapi (fun i v -> i + 1, v) |> Seq.minBy snd |> fst)
+            Expect.equal h.RestoredEpoch (Nullable bestEpoch) "restored the best epoch"
+            let now = Trainer.Evaluate(net, data.Slice(140L, 60L), Loss.Bce, [||])
+            Expect.floatClose Accuracy.medium now.["loss"] (Seq.min vals) "weights are the best epoch's"
+        }
+
+        test "seed 000's 40-step counting RNN stops on the non-finite loss with finite weights" {
+            use net = compile (Model.SimpleRnn(1, Activation.Linear, Bias.None)) (InputSpec(Features = 1)) Convention.Torch 0L
+            net.Assign("layers.0.rnn.weight_ih_l0", -2.0f)
+            net.Assign("layers.0.rnn.weight_hh_l0", 0.0f)
+            let h = Trainer.Fit(net, Synthetic.OneSequence(String.replicate 4 "0000101010"),
+                                FitOptions(Epochs = 150, BatchSize = 1, Shuffle = false, Optimizer = OptimizerSpec.Sgd(5e-4), Loss = Loss.Mse))
+            Expect.isTrue h.StoppedOnNonFiniteLoss "stopped"
+            Expect.isLessThan h.Epochs.Count 150 "before the last epoch"
+            Expect.stringContains h.StopReason $"at epoch {h.Epochs.Count + 1}, batch 1" "names epoch and batch"
+            for n in paramNames net do
+                Expect.isTrue (values (param net n) |> Array.forall Single.IsFinite) $"{n} finite"
+        }
+
+        test "cancellation stops between batches" {
+            use net = compile tokenModel (InputSpec(Vocab = 8)) Convention.Torch 1L
+            use cts = new CancellationTokenSource()
+            let progress = { new IProgress<TrainingProgress> with member _.Report p = if p.Batch = 2 then cts.Cancel() }
+            let h = Trainer.Fit(net, tokenTask 256 1L, Bce.Opts(epochs = 3, progress = progress, cancellation = cts.Token))
+            Expect.equal h.StopReason "cancelled at epoch 1, batch 3" "reason"
+        }
+
+        test "progress: one event per batch and one per epoch end" {
+            use net = compile tokenModel (InputSpec(Vocab = 8)) Convention.Torch 1L
+            let events = ResizeArray<TrainingProgress>()
+            let progress = { new IProgress<TrainingProgress> with member _.Report p = events.Add p }
+            Trainer.Fit(net, tokenTask 100 1L, Bce.Opts(epochs = 2, progress = progress)) |> ignore
+            Expect.equal events.Count (2 * 4 + 2) "4 batches of 32 per epoch, plus 2 epoch ends"
+            Expect.equal (events |> Seq.filter (fun e -> not (isNull (box e.EpochEnd))) |> Seq.length) 2 "epoch ends"
+        }
+
+        test "memory stays flat: live native tensors do not grow across epochs" {
+            use net = compile tokenModel (InputSpec(Vocab = 8)) Convention.Torch 1L
+            let data = tokenTask 256 1L
+            let live () = DisposeScopeManager.Statistics.ThreadTotalLiveCount
+            Trainer.Fit(net, data, Bce.Opts(epochs = 1)) |> ignore
+            let after1 = live ()
+            Trainer.Fit(net, data, Bce.Opts(epochs = 5)) |> ignore
+            let after5 = live ()
+            Expect.isLessThanOrEqual (after5 - after1) 2L $"live tensors {after1} → {after5}"
+        }
+
+        test "resuming from saved state continues exactly as an uninterrupted run" {
+            let model = Model.Embed(8).Lstm(8).Dropout(0.3).Dense(1, Activation.Sigmoid)
+            let data = tokenTask 128 7L
+            let opts epochs dir = Bce.Opts(seed = 3L, schedule = Schedule.Step(1, 0.7), epochs = epochs, ?stateDirectory = dir)
+            use straight = compile model (InputSpec(Vocab = 8)) Convention.Torch 2L
+            let h = Trainer.Fit(straight, data, opts 4 None)
+            let dir = tempDir ()
+            use first = compile model (InputSpec(Vocab = 8)) Convention.Torch 2L
+            Trainer.Fit(first, data, opts 2 (Some dir)) |> ignore
+            use resumed = compile model (InputSpec(Vocab = 8)) Convention.Torch 99L
+            let h2 = Trainer.Fit(resumed, data, opts 4 (Some dir))
+            Expect.equal (List.ofSeq (h2.Series "loss")) (List.ofSeq (h.Series "loss")) "same losses, epochs 1-4"
+            for n in paramNames straight do
+                Expect.equal (values (param resumed n)) (values (param straight n)) $"{n} bit-identical"
+            Directory.Delete(dir, true)
+        }
+
+        test "wrong targets and incompatible losses are clear errors" {
+            use net = compile tokenModel (InputSpec(Vocab = 8)) Convention.Torch 1L
+            let data = tokenTask 10 1L
+            let e = expectSeqDslError "targets" (fun () -> Trainer.Fit(net, SequenceData(data.Inputs, torch.zeros(10L, 3L)), Bce.Opts(epochs = 1)))
+            Expect.equal e.LayerKind "Dense" "names the output layer"
+            Expect.stringContains e.Received "targets [10, 3]" "received"
+            let e2 = expectSeqDslError "bce with logits on sigmoid" (fun () -> Trainer.Fit(net, data, FitOptions(Loss = Loss.BceWithLogits)))
+            Expect.stringContains e2.Message "expects raw scores" "reason"
+            let e3 = expectSeqDslError "rows" (fun () -> Trainer.Fit(net, SequenceData(data.Inputs, torch.zeros(9L, 1L)), Bce.Opts()))
+            Expect.stringContains e3.Message "10 input rows but 9 target rows" "rows"
+        }
+    ]

@@ -3,12 +3,14 @@ var examples = new Dictionary<string, (string about, Func<string[], int> run)>
 {
     ["seed003-summaries"] = ("the five IMDB models of The Deep Learning Workshop, with Keras parameter counts",
         Seed003Summaries.Run),
+    ["counting-lstm"] = ("seed 000 E2: an LSTM(20) counts the ones in 10,000 binary sequences [epochs]", CountingOnes.Lstm),
+    ["counting-rnn"] = ("seed 000 E1: a 2-parameter linear RNN, and its 40-step explosion", CountingOnes.Rnn),
 };
 
 if (args.Length == 0 || !examples.TryGetValue(args[0], out var example))
 {
     Console.Error.WriteLine("usage: dotnet run --project examples/SeqDsl.Examples -- <example> [args]");
-    foreach (var (name, (about, _)) in examples) Console.Error.WriteLine($"  {name,-20} {about}");
+    foreach (var (name, (about, _)) in examples) Console.Error.WriteLine($"  {name,-18} {about}");
     return args.Length == 0 ? 0 : 2;
 }
 return example.run(args[1..]);

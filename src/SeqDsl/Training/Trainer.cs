@@ -36,8 +36,8 @@ public static class Trainer
         if (validation is not null) CheckData(net, validation, "validation data");
 
         var history = new History();
-        var parameters = net.TrainableParameters.ToList();
-        using var opt = o.Optimizer.Create(parameters);
+        using var session = new TrainingSession(net, o);
+        var opt = session.Optimizer;
         using var shuffle = new Generator((ulong)o.Seed);
         torch.manual_seed(o.Seed);
         var firstEpoch = 1;
@@ -46,7 +46,6 @@ public static class Trainer
 
         var n = train.Count;
         var batches = (int)((n + o.BatchSize - 1) / o.BatchSize);
-        var wantsLogits = o.Loss.WantsLogits(net.OutputActivation);
         var best = double.NaN;
         var bestEpoch = 0;
         var waited = 0;
@@ -73,24 +72,12 @@ public static class Trainer
                     using var scope = NewDisposeScope();
                     var start = (long)b * o.BatchSize;
                     var idx = perm.narrow(0, start, Math.Min(o.BatchSize, n - start));
-                    var batch = Take(train, idx, net.Device);
-                    var (output, lossSum, lossCount) = Step(net, o.Loss, batch, wantsLogits);
-                    var loss = lossSum / lossCount.clamp_min(1);
-                    var value = loss.item<float>();
-                    if (!float.IsFinite(value))
+                    var (value, stop) = session.StepAccumulating(Take(train, idx, net.Device), acc);
+                    if (stop is not null)
                     {
-                        StopNonFinite(history, value, epoch, b + 1);
+                        StopNonFinite(history, value, epoch, b + 1, stop);
                         return history;
                     }
-                    opt.zero_grad();
-                    loss.backward();
-                    if (!ClipGradients(parameters, o.Clip))
-                    {
-                        StopNonFinite(history, float.NaN, epoch, b + 1, "gradient");
-                        return history;
-                    }
-                    opt.step();
-                    acc.Add(lossSum, lossCount, output, batch.Targets, wantsLogits);
                     o.Progress?.Report(new TrainingProgress(epoch, o.Epochs, b + 1, batches, value, clock.Elapsed, null));
                 }
                 var values = acc.Result();
@@ -195,7 +182,7 @@ public static class Trainer
         }
     }
 
-    private static (Tensor output, Tensor lossSum, Tensor lossCount) Step(Network net, Loss loss, SequenceData batch, bool wantsLogits)
+    internal static (Tensor output, Tensor lossSum, Tensor lossCount) Step(Network net, Loss loss, SequenceData batch, bool wantsLogits)
     {
         var ctx = new ForwardContext { Lengths = batch.Lengths };
         var output = wantsLogits ? net.ForwardLogits(batch.Inputs, ctx)! : net.Forward(batch.Inputs, ctx);
@@ -233,7 +220,7 @@ public static class Trainer
     private static SequenceData Move(SequenceData d, Device device) => new(d.Inputs.to(device), d.Targets.to(device), d.Lengths);
 
     /// <summary>Clips gradients; false when their norm is not finite (the step must not be applied).</summary>
-    private static bool ClipGradients(List<Parameter> parameters, Clip? clip)
+    internal static bool ClipGradients(List<Parameter> parameters, Clip? clip)
     {
         switch (clip)
         {

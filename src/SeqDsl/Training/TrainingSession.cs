@@ -1,0 +1,58 @@
+using SeqDsl.Engine;
+using static TorchSharp.torch;
+
+namespace SeqDsl.Training;
+
+/// <summary>
+/// One network with its optimizer, taking training steps on batches you supply: the unit
+/// <see cref="Trainer.Fit"/> loops over, exposed for custom loops (truncated BPTT, benchmarks).
+/// Call <see cref="Step"/> inside a dispose scope.
+/// </summary>
+public sealed class TrainingSession : IDisposable
+{
+    private readonly Network _net;
+    private readonly FitOptions _options;
+    private readonly List<TorchSharp.Modules.Parameter> _parameters;
+    private readonly bool _wantsLogits;
+
+    /// <summary>Creates the optimizer for the network's trainable parameters.</summary>
+    public TrainingSession(Network net, FitOptions options)
+    {
+        options.Loss.CheckCompatible(net.OutputActivation);
+        _net = net;
+        _options = options;
+        _parameters = net.TrainableParameters.ToList();
+        Optimizer = options.Optimizer.Create(_parameters);
+        _wantsLogits = options.Loss.WantsLogits(net.OutputActivation);
+    }
+
+    /// <summary>The optimizer (its state is part of a resumable checkpoint).</summary>
+    public optim.Optimizer Optimizer { get; }
+
+    /// <summary>One step: forward, loss, backward, clipping, update. Returns the batch's mean loss;
+    /// when the loss or the clipped gradient is not finite, no update is applied and the second
+    /// value names what was not finite.</summary>
+    public (float loss, string? nonFinite) Step(SequenceData batch)
+    {
+        if (!_net.training) _net.train();
+        return StepAccumulating(batch, null);
+    }
+
+    /// <summary>A step that also feeds the epoch's metrics (the network is already in training mode).</summary>
+    internal (float loss, string? nonFinite) StepAccumulating(SequenceData batch, MetricAccumulator? metrics)
+    {
+        var (output, lossSum, lossCount) = Trainer.Step(_net, _options.Loss, batch, _wantsLogits);
+        var loss = lossSum / lossCount.clamp_min(1);
+        var value = loss.item<float>();
+        if (!float.IsFinite(value)) return (value, "loss");
+        Optimizer.zero_grad();
+        loss.backward();
+        if (!Trainer.ClipGradients(_parameters, _options.Clip)) return (float.NaN, "gradient");
+        Optimizer.step();
+        metrics?.Add(lossSum, lossCount, output, batch.Targets, _wantsLogits);
+        return (value, null);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => Optimizer.Dispose();
+}

@@ -27,3 +27,20 @@ let configuration =
     let parts = AppContext.BaseDirectory.Split([| '/'; '\\' |], StringSplitOptions.RemoveEmptyEntries)
     let i = Array.LastIndexOf(parts, "bin")
     if i >= 0 && i + 1 < parts.Length then parts.[i + 1] else "Debug"
+
+/// ../shared/data beside the repository, when present (real datasets; never committed).
+let sharedData =
+    let d = Path.GetFullPath(Path.Combine(repoRoot, "..", "shared", "data"))
+    if Directory.Exists d then Some d else None
+
+/// Runs f with the path of a real dataset file, or skips the test saying what is missing.
+let withSharedFile (name: string) (f: string -> unit) =
+    match sharedData with
+    | Some d when File.Exists(Path.Combine(d, name)) -> f (Path.Combine(d, name))
+    | _ -> skiptestf "needs ../shared/data/%s (real data, not in the repository); skipped" name
+
+/// A fresh temporary folder.
+let tempFolder (tag: string) =
+    let d = Path.Combine(Path.GetTempPath(), $"seqdsl-{tag}-" + Guid.NewGuid().ToString("N"))
+    Directory.CreateDirectory d |> ignore
+    d

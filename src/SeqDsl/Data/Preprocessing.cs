@@ -1,0 +1,78 @@
+using System.Text.Json;
+using Microsoft.Data.Analysis;
+using SeqDsl.Spec;
+using SeqDsl.Training;
+using static TorchSharp.torch;
+
+namespace SeqDsl.Data;
+
+/// <summary>
+/// Text → ids exactly as in training: a tokenizer (by name), a vocabulary and a padding rule.
+/// Fitted on training texts, saved with the model (<c>preprocessing.json</c>), applied at inference.
+/// </summary>
+/// <param name="Tokenizer">Name of the tokenizer (<see cref="Data.Tokenizer.FromName"/>).</param>
+/// <param name="Vocabulary">The vocabulary.</param>
+/// <param name="Maxlen">Fixed length (Keras style), or null for per-batch post-padding with lengths.</param>
+/// <param name="Padding">Side padded when <paramref name="Maxlen"/> is set.</param>
+/// <param name="Truncating">Side truncated when <paramref name="Maxlen"/> is set.</param>
+public sealed record TextPreprocessing(string Tokenizer, Vocabulary Vocabulary, int? Maxlen = null, Side Padding = Side.Pre, Side Truncating = Side.Pre)
+{
+    /// <summary>File name inside a model directory.</summary>
+    public const string FileName = "preprocessing.json";
+
+    /// <summary>Builds the vocabulary from training texts.</summary>
+    public static TextPreprocessing Fit(IEnumerable<string> texts, Tokenizer tokenizer, VocabularyOptions vocabulary,
+        int? maxlen = null, Side padding = Side.Pre, Side truncating = Side.Pre) =>
+        new(tokenizer.Name, Vocabulary.Build(texts.Select(tokenizer.Tokenize), vocabulary), maxlen, padding, truncating);
+
+    /// <summary>Token ids of each text.</summary>
+    public int[][] Ids(IEnumerable<string> texts)
+    {
+        var tok = Data.Tokenizer.FromName(Tokenizer);
+        return texts.AsParallel().AsOrdered().Select(t => Vocabulary.Encode(tok.Tokenize(t))).ToArray();
+    }
+
+    /// <summary>Texts → (N, T) Int64 ids, and true lengths when padding per batch (post, no maxlen).</summary>
+    public (Tensor ids, Tensor? lengths) Encode(IEnumerable<string> texts)
+    {
+        var ids = Ids(texts);
+        if (Maxlen is int m) return (Sequences.Pad(ids, m, Padding, Truncating), null);
+        var (x, l) = Sequences.PadWithLengths(ids);
+        return (x, l);
+    }
+
+    /// <summary>A frame's text and label columns as training data (labels float32 (N, 1)).</summary>
+    public SequenceData ToData(DataFrame frame, string textColumn = "text", string labelColumn = "label")
+    {
+        var texts = (StringDataFrameColumn)frame.Columns[textColumn];
+        var labels = frame.Columns[labelColumn];
+        var (x, l) = Encode(texts.Select(t => t ?? ""));
+        var y = Enumerable.Range(0, (int)labels.Length).Select(i => Convert.ToSingle(labels[i])).ToArray();
+        return new SequenceData(x, tensor(y, [y.Length, 1]), l);
+    }
+
+    private sealed record Stored(int Format, string Kind, string Tokenizer, JsonElement Vocabulary, int? Maxlen, Side Padding, Side Truncating);
+
+    /// <summary>JSON form.</summary>
+    public string ToJson() => JsonSerializer.Serialize(new Stored(1, "text", Tokenizer,
+        JsonDocument.Parse(Vocabulary.ToJson()).RootElement, Maxlen, Padding, Truncating), new JsonSerializerOptions { WriteIndented = false });
+
+    /// <summary>Reads the JSON form.</summary>
+    public static TextPreprocessing FromJson(string json)
+    {
+        try
+        {
+            var s = JsonSerializer.Deserialize<Stored>(json) ?? throw new JsonException("empty");
+            if (s.Kind != "text") throw new JsonException($"kind '{s.Kind}' is not text preprocessing");
+            Data.Tokenizer.FromName(s.Tokenizer);
+            return new TextPreprocessing(s.Tokenizer, Vocabulary.FromJson(s.Vocabulary.GetRawText()), s.Maxlen, s.Padding, s.Truncating);
+        }
+        catch (JsonException e)
+        {
+            throw new SeqDslException(ErrorKind.Data, $"Invalid {FileName}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>The files to save with a model.</summary>
+    public IReadOnlyDictionary<string, string> Files() => new Dictionary<string, string> { [FileName] = ToJson() };
+}

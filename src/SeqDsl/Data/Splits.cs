@@ -1,0 +1,32 @@
+using SeqDsl.Spec;
+
+namespace SeqDsl.Data;
+
+/// <summary>Seeded train / validation / test splits of row indices, optionally stratified by label.</summary>
+public static class Splits
+{
+    /// <summary>Shuffles rows (seeded) and cuts them by fractions; with <paramref name="labels"/>, each
+    /// label is split separately so every part keeps the label proportions.</summary>
+    public static (int[] train, int[] validation, int[] test) Split(int rows, double validation, double test, int seed, IReadOnlyList<int>? labels = null)
+    {
+        if (validation < 0 || test < 0 || validation + test >= 1)
+            throw new SeqDslException(ErrorKind.Spec, "Validation and test fractions must be ≥ 0 and leave rows for training.")
+            { Received = $"validation {validation}, test {test}", Expected = "validation + test < 1" };
+        var rng = new Random(seed);
+        var groups = labels is null
+            ? [Enumerable.Range(0, rows).ToArray()]
+            : Enumerable.Range(0, rows).GroupBy(i => labels[i]).OrderBy(g => g.Key).Select(g => g.ToArray()).ToList();
+        var (tr, va, te) = (new List<int>(), new List<int>(), new List<int>());
+        foreach (var g in groups)
+        {
+            rng.Shuffle(g);
+            var nTest = (int)Math.Round(g.Length * test);
+            var nVal = (int)Math.Round(g.Length * validation);
+            te.AddRange(g.Take(nTest));
+            va.AddRange(g.Skip(nTest).Take(nVal));
+            tr.AddRange(g.Skip(nTest + nVal));
+        }
+        int[] Mixed(List<int> l) { var a = l.ToArray(); rng.Shuffle(a); return a; }
+        return (Mixed(tr), Mixed(va), Mixed(te));
+    }
+}

@@ -1,0 +1,80 @@
+/// The CSV loader: types, dates, quoting, and errors that name file, line and column.
+module SeqDsl.Tests.CsvTests
+
+open System
+open System.IO
+open Expecto
+open Microsoft.Data.Analysis
+open SeqDsl.Data
+open SeqDsl.Tests.Support
+
+let private csv text = Csv.Parse(text, CsvOptions(), "prices.csv")
+
+[<Tests>]
+let tests =
+    testList "Csv" [
+        test "typed columns: numbers as Double, ISO dates as DateTime, the rest as text" {
+            let r = csv "Date,Close,Volume,Name\n2020-01-02,10.5,4661120000,a\n2020-01-03,11,5,b\n"
+            let f = r.Frame
+            Expect.equal f.Rows.Count 2L "rows"
+            Expect.equal (f.Columns.["Close"].DataType) typeof<double> "Close"
+            Expect.equal (f.Columns.["Volume"].[0L]) (box 4661120000.0) "volume kept exactly as double"
+            Expect.equal (f.Columns.["Date"].[1L]) (box (DateTime(2020, 1, 3))) "date"
+            Expect.equal (f.Columns.["Name"].DataType) typeof<string> "text"
+        }
+
+        test "RFC 4180 quoting: separators, quotes and newlines inside fields; CRLF; no trailing newline" {
+            let r = csv "text,label\r\n\"good, \"\"really\"\"\nfine\",1\r\n\"bad\",0"
+            Expect.equal (r.Frame.Columns.["text"].[0L]) (box "good, \"really\"\nfine") "quoted field"
+            Expect.equal (r.Frame.Columns.["label"].[1L]) (box 0.0) "last row without newline"
+        }
+
+        test "chosen columns and explicit types" {
+            let o = CsvOptions(Columns = [| "Volume"; "Date" |], Types = readOnlyDict [ "Volume", ColumnType.Int64 ])
+            let r = Csv.Parse("Date,Open,Volume\n2020-01-02,1,7\n", o, "x.csv")
+            Expect.equal [ for c in r.Frame.Columns -> c.Name ] [ "Volume"; "Date" ] "order and selection"
+            Expect.equal (r.Frame.Columns.["Volume"].[0L]) (box 7L) "Int64"
+        }
+
+        test "a non-numeric value in a numeric column names file, line and column" {
+            let o = CsvOptions(Types = readOnlyDict [ "Close", ColumnType.Double ])
+            let e = expectSeqDslError "bad number" (fun () -> Csv.Parse("Date,Close\n2020-01-02,1\n2020-01-03,abc\n", o, "prices.csv"))
+            Expect.stringContains e.Message "prices.csv, line 3, column 'Close': 'abc' is not a number" "message"
+        }
+
+        test "a wrong field count names the line" {
+            let e = expectSeqDslError "fields" (fun () -> csv "a,b\n1,2\n3\n")
+            Expect.stringContains e.Message "prices.csv, line 3: 1 fields, but the header has 2 columns" "message"
+        }
+
+        test "a bad date names the column" {
+            let o = CsvOptions(Types = readOnlyDict [ "Date", ColumnType.Date ])
+            let e = expectSeqDslError "date" (fun () -> Csv.Parse("Date,x\n2020-13-45,1\n", o, "d.csv"))
+            Expect.stringContains e.Message "d.csv, line 2, column 'Date': '2020-13-45' is not a date" "message"
+        }
+
+        test "skipping bad rows counts them and keeps the rest" {
+            let o = CsvOptions(SkipBadRows = true, Types = readOnlyDict [ "v", ColumnType.Double ])
+            let r = Csv.Parse("k,v\na,1\nb,x\nc\nd,4\n", o, "s.csv")
+            Expect.equal r.SkippedRows 2 "two skipped"
+            Expect.equal r.Frame.Rows.Count 2L "two kept"
+            Expect.equal r.Problems.Count 2 "problems listed"
+        }
+
+        test "an unknown column and an unclosed quote are clear errors" {
+            let e = expectSeqDslError "column" (fun () -> Csv.Parse("a,b\n1,2\n", CsvOptions(Columns = [| "c" |]), "x.csv"))
+            Expect.stringContains e.Message "no column 'c'" "column"
+            let e2 = expectSeqDslError "quote" (fun () -> csv "a\n\"open\n")
+            Expect.stringContains e2.Message "line 2: a quoted field is not closed" "quote"
+        }
+
+        test "the two stock CSVs load (one has no trailing newline)" {
+            withSharedFile "19900101_20230630.csv" (fun p ->
+                let f = (Csv.Load p).Frame
+                Expect.equal f.Rows.Count 8439L "NASDAQ rows"
+                Expect.equal (f.Columns.["Date"].[8438L]) (box (DateTime(2023, 6, 30))) "last row (no trailing newline)"
+                Expect.equal (f.Columns.["Volume"].[8438L]) (box 4661120000.0) "volume in the billions, exact")
+            withSharedFile "19880101_20161231.csv" (fun p ->
+                Expect.equal (Csv.Load p).Frame.Rows.Count 7310L "DJIA rows")
+        }
+    ]

@@ -23,19 +23,32 @@ public sealed record TextPreprocessing(string Tokenizer, Vocabulary Vocabulary, 
     /// <summary>Builds the vocabulary from training texts.</summary>
     public static TextPreprocessing Fit(IEnumerable<string> texts, Tokenizer tokenizer, VocabularyOptions vocabulary,
         int? maxlen = null, Side padding = Side.Pre, Side truncating = Side.Pre) =>
-        new(tokenizer.Name, Vocabulary.Build(texts.Select(tokenizer.Tokenize), vocabulary), maxlen, padding, truncating);
+        FitTokens(Tokenize(texts, tokenizer), tokenizer, vocabulary, maxlen, padding, truncating);
+
+    /// <summary>Builds the vocabulary from texts already split by <paramref name="tokenizer"/> (tokenize once, fit and encode).</summary>
+    public static TextPreprocessing FitTokens(IReadOnlyList<IReadOnlyList<string>> tokens, Tokenizer tokenizer, VocabularyOptions vocabulary,
+        int? maxlen = null, Side padding = Side.Pre, Side truncating = Side.Pre) =>
+        new(tokenizer.Name, Vocabulary.Build(tokens, vocabulary), maxlen, padding, truncating);
+
+    /// <summary>Tokens of each text (in parallel, order kept).</summary>
+    public static IReadOnlyList<IReadOnlyList<string>> Tokenize(IEnumerable<string> texts, Tokenizer tokenizer) =>
+        texts.AsParallel().AsOrdered().Select(tokenizer.Tokenize).ToArray();
 
     /// <summary>Token ids of each text.</summary>
-    public int[][] Ids(IEnumerable<string> texts)
-    {
-        var tok = Data.Tokenizer.FromName(Tokenizer);
-        return texts.AsParallel().AsOrdered().Select(t => Vocabulary.Encode(tok.Tokenize(t))).ToArray();
-    }
+    public int[][] Ids(IEnumerable<string> texts) => Ids(Tokenize(texts, Data.Tokenizer.FromName(Tokenizer)));
+
+    /// <summary>Token ids of texts already split by this preprocessing's tokenizer.</summary>
+    public int[][] Ids(IReadOnlyList<IReadOnlyList<string>> tokens) =>
+        tokens.AsParallel().AsOrdered().Select(Vocabulary.Encode).ToArray();
 
     /// <summary>Texts → (N, T) Int64 ids, and true lengths when padding per batch (post, no maxlen).</summary>
-    public (Tensor ids, Tensor? lengths) Encode(IEnumerable<string> texts)
+    public (Tensor ids, Tensor? lengths) Encode(IEnumerable<string> texts) => Pad(Ids(texts));
+
+    /// <summary>Tokenized texts → (N, T) Int64 ids, and true lengths when padding per batch.</summary>
+    public (Tensor ids, Tensor? lengths) Encode(IReadOnlyList<IReadOnlyList<string>> tokens) => Pad(Ids(tokens));
+
+    private (Tensor ids, Tensor? lengths) Pad(int[][] ids)
     {
-        var ids = Ids(texts);
         if (Maxlen is int m) return (Sequences.Pad(ids, m, Padding, Truncating), null);
         var (x, l) = Sequences.PadWithLengths(ids);
         return (x, l);

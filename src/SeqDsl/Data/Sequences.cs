@@ -20,17 +20,27 @@ public static class Sequences
     public static Tensor Pad(IReadOnlyList<int[]> seqs, int maxlen, Side padding = Side.Pre, Side truncating = Side.Pre, long value = 0)
     {
         if (maxlen < 1) throw new SeqDslException(ErrorKind.Data, "maxlen must be positive.") { Received = maxlen.ToString(), Expected = "maxlen ≥ 1" };
-        var data = new long[seqs.Count * (long)maxlen];
-        Array.Fill(data, value);
-        for (var i = 0; i < seqs.Count; i++)
+        // written straight into the tensor's memory: a corpus padded to its longest review is ~500 MB
+        var result = full(seqs.Count, maxlen, value, dtype: ScalarType.Int64);
+        nint address;
+        unsafe
         {
-            var s = seqs[i];
-            var n = Math.Min(s.Length, maxlen);
-            var from = truncating == Side.Pre ? s.Length - n : 0;          // keep the last maxlen tokens (pre) or the first
-            var to = padding == Side.Pre ? maxlen - n : 0;
-            for (var k = 0; k < n; k++) data[(long)i * maxlen + to + k] = s[from + k];
+            fixed (byte* p = result.bytes) address = (nint)p; // native memory: it does not move
         }
-        return tensor(data, [seqs.Count, maxlen]);
+        Parallel.For(0, seqs.Count, i =>
+        {
+            unsafe
+            {
+                var data = (long*)address;
+                var s = seqs[i];
+                var n = Math.Min(s.Length, maxlen);
+                var from = truncating == Side.Pre ? s.Length - n : 0;          // keep the last maxlen tokens (pre) or the first
+                var to = padding == Side.Pre ? maxlen - n : 0;
+                var row = data + (long)i * maxlen + to;
+                for (var k = 0; k < n; k++) row[k] = s[from + k];
+            }
+        });
+        return result;
     }
 
     /// <summary>Post-pads to the longest sequence (optionally capped at <paramref name="maxlen"/>) and

@@ -215,9 +215,21 @@ public static class Trainer
     }
 
     private static SequenceData Take(SequenceData d, Tensor idx, Device device) =>
-        new(d.Inputs.index_select(0, idx).to(device), d.Targets.index_select(0, idx).to(device), d.Lengths?.index_select(0, idx));
+        Trim(new(d.Inputs.index_select(0, idx), d.Targets.index_select(0, idx), d.Lengths?.index_select(0, idx)), device);
 
-    private static SequenceData Move(SequenceData d, Device device) => new(d.Inputs.to(device), d.Targets.to(device), d.Lengths);
+    private static SequenceData Move(SequenceData d, Device device) => Trim(d, device);
+
+    /// <summary>With lengths (post-padded rows), cuts the time axis to the batch's longest sequence, so
+    /// a corpus padded to its longest text costs no more per batch than padding per batch would.</summary>
+    private static SequenceData Trim(SequenceData d, Device device)
+    {
+        if (d.Lengths is not Tensor l || d.Inputs.dim() < 2) return new(d.Inputs.to(device), d.Targets.to(device), d.Lengths);
+        var T = d.Inputs.shape[1];
+        var max = l.max().item<long>();
+        if (max >= T) return new(d.Inputs.to(device), d.Targets.to(device), l);
+        var targets = d.Targets.dim() >= 2 && d.Targets.shape[1] == T ? d.Targets.narrow(1, 0, max) : d.Targets;
+        return new(d.Inputs.narrow(1, 0, max).to(device), targets.to(device), l);
+    }
 
     /// <summary>Clips gradients; false when their norm is not finite (the step must not be applied).</summary>
     internal static bool ClipGradients(List<Parameter> parameters, Clip? clip)

@@ -182,9 +182,10 @@ public static class Trainer
         }
     }
 
-    internal static (Tensor output, Tensor lossSum, Tensor lossCount) Step(Network net, Loss loss, SequenceData batch, bool wantsLogits)
+    internal static (Tensor output, Tensor lossSum, Tensor lossCount) Step(Network net, Loss loss, SequenceData batch, bool wantsLogits,
+        ForwardContext? context = null)
     {
-        var ctx = new ForwardContext { Lengths = batch.Lengths };
+        var ctx = context ?? new ForwardContext { Lengths = batch.Lengths };
         var output = wantsLogits ? net.ForwardLogits(batch.Inputs, ctx)! : net.Forward(batch.Inputs, ctx);
         CheckTargets(net, loss, output, batch.Targets);
         var (sum, count) = loss.SumAndCount(output, batch.Targets);

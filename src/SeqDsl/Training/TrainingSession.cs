@@ -39,9 +39,9 @@ public sealed class TrainingSession : IDisposable
     }
 
     /// <summary>A step that also feeds the epoch's metrics (the network is already in training mode).</summary>
-    internal (float loss, string? nonFinite) StepAccumulating(SequenceData batch, MetricAccumulator? metrics)
+    internal (float loss, string? nonFinite) StepAccumulating(SequenceData batch, MetricAccumulator? metrics, ForwardContext? context = null)
     {
-        var (output, lossSum, lossCount) = Trainer.Step(_net, _options.Loss, batch, _wantsLogits);
+        var (output, lossSum, lossCount) = Trainer.Step(_net, _options.Loss, batch, _wantsLogits, context);
         var loss = lossSum / lossCount.clamp_min(1);
         var value = loss.item<float>();
         if (!float.IsFinite(value)) return (value, "loss");

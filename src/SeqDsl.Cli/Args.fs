@@ -1,4 +1,4 @@
-/// The command line as data (Argu): one union case per subcommand.
+/// The command line as data (Argu): one union case per subcommand, usage text beside each option.
 module SeqDsl.Cli.Args
 
 open Argu
@@ -8,7 +8,8 @@ type ConventionArg =
     | Keras
 
 type SummaryArgs =
-    | [<AltCommandLine("-m"); Mandatory>] Model of text: string
+    | [<AltCommandLine("-m")>] Model of text: string
+    | Model_Dir of dir: string
     | Vocab of size: int
     | Features of count: int
     | Seq_Len of steps: int
@@ -19,18 +20,153 @@ type SummaryArgs =
         member a.Usage =
             match a with
             | Model _ -> "the model as fluent text, e.g. \"Embed(32).Lstm(64).Stack(2).Dense(1, Sigmoid)\"."
+            | Model_Dir _ -> "a trained model directory (instead of --model): its model, input and convention."
             | Vocab _ -> "vocabulary size for a model that starts with Embed (unless Embed gives vocab: N)."
             | Features _ -> "features per time step for a model that does not start with Embed."
             | Seq_Len _ -> "fixed sequence length to show in the shapes (default: None)."
             | Convention _ -> "bias convention for parameter counts: torch (two bias vectors, libtorch) or keras (one). Default: torch."
             | Json -> "print the model's JSON form after the table."
 
+type TrainArgs =
+    | [<AltCommandLine("-m")>] Model of text: string
+    | [<AltCommandLine("-e")>] Experiment of file: string
+    | [<AltCommandLine("-d")>] Data of source: string
+    | [<AltCommandLine("-o")>] Out of dir: string
+    | Epochs of int
+    | Batch_Size of int
+    | Optimizer of name: string
+    | [<AltCommandLine("--lr")>] Learning_Rate of float
+    | Momentum of float
+    | Clip_Norm of float
+    | Clip_Value of float
+    | Seed of int
+    | Device of name: string
+    | Threads of int
+    | Validation_Split of fraction: float
+    | Early_Stopping of patience: int
+    | Convention of ConventionArg
+    | Tokenizer of name: string
+    | Num_Words of int
+    | Min_Freq of int
+    | Maxlen of int
+    | Padding of side: string
+    | Lowercase
+    | Text_Column of name: string
+    | Label_Column of name: string
+    | Feature_Columns of names: string
+    | Target_Column of name: string
+    | Feature_Set of name: string
+    | Window of rows: int
+    | Train_End of date: string
+    | Test_Start of date: string
+    | Test_End of date: string
+    | Test_Split of fraction: float
+    | Chars of count: int
+    | Replace_Newlines
+    | Steps of int
+    | Sampling of kind: string
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Model _ -> "the model as fluent text, e.g. \"Embed(32).Lstm(64).Dense(1, Sigmoid)\" (overrides the experiment file)."
+            | Experiment _ -> "an experiment file (JSON: model, data, preprocessing, training); options given here override it."
+            | Data _ -> "the data: imdb:PATH (folder or .tar.gz), csv:PATH (text/label or feature/target columns), text:PATH[!zip-member], series:PATH, synthetic:counting|negation|seasonal."
+            | Out _ -> "write the model directory, history.csv, metrics.json and learning-curves.png here."
+            | Epochs _ -> "passes over the data (default 10)."
+            | Batch_Size _ -> "sequences per minibatch (default 32)."
+            | Optimizer _ -> "adam (default), sgd, rmsprop or adagrad."
+            | Learning_Rate _ -> "learning rate (default: the optimizer's: adam/rmsprop 1e-3, sgd/adagrad 1e-2)."
+            | Momentum _ -> "SGD momentum (default 0)."
+            | Clip_Norm _ -> "clip gradients to this global norm."
+            | Clip_Value _ -> "clip every gradient element to ±this value."
+            | Seed _ -> "seed of initialisation, shuffling, dropout and synthetic data (default 0); CPU runs repeat bit for bit."
+            | Device _ -> "cpu (default) or cuda (needs a build with -p:TorchBackend=cuda)."
+            | Threads _ -> "CPU threads for libtorch (default: all cores)."
+            | Validation_Split _ -> "fraction of the training rows held out for validation, taken from the end as Keras does (default 0.1)."
+            | Early_Stopping _ -> "stop after this many epochs without a better val_loss, keeping the best weights."
+            | Convention _ -> "bias layout: torch (default, two bias vectors) or keras (one)."
+            | Tokenizer _ -> "keras, seed002 (default for text), whitespace or chars."
+            | Num_Words _ -> "keep the most frequent words only (Keras num_words)."
+            | Min_Freq _ -> "drop words seen fewer times (default 1)."
+            | Maxlen _ -> "pad/truncate every text to this length (Keras style); default: pad each batch and keep lengths."
+            | Padding _ -> "pre (default) or post, with --maxlen."
+            | Lowercase -> "lower-case the text first."
+            | Text_Column _ -> "CSV text column (default text)."
+            | Label_Column _ -> "CSV label column (default label)."
+            | Feature_Columns _ -> "comma-separated feature columns of a series (default: the target, lagged one day)."
+            | Target_Column _ -> "target column of a series (default value, or Close)."
+            | Feature_Set _ -> "raw (default) or seed002 (the 37 price features of Python Machine Learning by Example)."
+            | Window _ -> "rows per series window (default 5)."
+            | Train_End _ -> "last training date of a series, yyyy-MM-dd (default: the last 20 % of rows are the test set)."
+            | Test_Start _ -> "first test date of a series (default: the day after --train-end)."
+            | Test_End _ -> "last test date of a series."
+            | Test_Split _ -> "test fraction for sources without a test split (default 0.2)."
+            | Chars _ -> "character corpus: keep the first N characters."
+            | Replace_Newlines -> "character corpus: line breaks become spaces."
+            | Steps _ -> "language models: time steps per minibatch (default 35)."
+            | Sampling _ -> "language models: random (default) or consecutive (state carried across minibatches)."
+
+type EvaluateArgs =
+    | [<Mandatory; AltCommandLine("-M")>] Model_Dir of dir: string
+    | [<AltCommandLine("-d")>] Data of source: string
+    | Json
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Model_Dir _ -> "the trained model directory (seqdsl train --out)."
+            | Data _ -> "the data to measure on (default: the data it was trained on); its test part when it has one."
+            | Json -> "print the metrics as JSON."
+
+type PredictArgs =
+    | [<Mandatory; AltCommandLine("-M")>] Model_Dir of dir: string
+    | [<AltCommandLine("-t")>] Text of string
+    | [<AltCommandLine("-f")>] File of path: string
+    | Jsonl
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Model_Dir _ -> "the trained model directory."
+            | Text _ -> "an input (repeatable): a text to classify, or a binary string for a counting model."
+            | File _ -> "inputs from a file: one text per line, or a CSV of series rows for a forecasting model."
+            | Jsonl -> "print one JSON object per line instead of a table."
+
+type GenerateArgs =
+    | [<Mandatory; AltCommandLine("-M")>] Model_Dir of dir: string
+    | [<Mandatory; AltCommandLine("-p")>] Prefix of text: string
+    | [<AltCommandLine("-n")>] Length of count: int
+    | Temperature of float
+    | Top_K of int
+    | Top_P of float
+    | Seed of int
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Model_Dir _ -> "the trained language model directory."
+            | Prefix _ -> "text to start from (repeatable: one line per prefix)."
+            | Length _ -> "characters to generate after the prefix (default 50)."
+            | Temperature _ -> "sample with this temperature instead of taking the most likely character."
+            | Top_K _ -> "sample among the k most likely characters."
+            | Top_P _ -> "sample among the most likely characters whose probabilities reach p."
+            | Seed _ -> "seed of the sampler (default 0)."
+
 type Command =
+    | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainArgs>
+    | [<CliPrefix(CliPrefix.None)>] Evaluate of ParseResults<EvaluateArgs>
+    | [<CliPrefix(CliPrefix.None)>] Predict of ParseResults<PredictArgs>
+    | [<CliPrefix(CliPrefix.None)>] Generate of ParseResults<GenerateArgs>
     | [<CliPrefix(CliPrefix.None)>] Summary of ParseResults<SummaryArgs>
     | Version
 
     interface IArgParserTemplate with
         member c.Usage =
             match c with
-            | Summary _ -> "print a model's layers, output shapes and parameter counts."
+            | Train _ -> "train a declared model on data; print metrics; save it with --out."
+            | Evaluate _ -> "measure a trained model on data."
+            | Predict _ -> "classify texts, count ones, or forecast a series with a trained model."
+            | Generate _ -> "generate text from a prefix with a trained language model."
+            | Summary _ -> "print a model's layers, output shapes, parameter counts and kernels."
             | Version -> "print the version."

@@ -1,22 +1,190 @@
 /// Running parsed commands; parsing lives in Args.fs, process concerns in Program.fs.
 module SeqDsl.Cli.Commands
 
+open System
+open System.Globalization
+open System.IO
+open System.Text.Json
+open System.Threading
 open Argu
 open SeqDsl.Spec
+open SeqDsl.Training
+open SeqDsl.Workflows
+open SeqDsl.Generation
 open SeqDsl.Cli.Args
 
-let private toOption (x: 'a option) = match x with Some v -> System.Nullable v | None -> System.Nullable()
+let private toNullable (x: 'a option) = match x with Some v -> Nullable v | None -> Nullable()
+
+let private fail kind msg = raise (SeqDslException(kind, msg))
+
+let private date (name: string) (s: string) =
+    match DateTime.TryParseExact(s, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None) with
+    | true, d -> d
+    | _ -> raise (SeqDslException(ErrorKind.Spec, $"--{name} '{s}' is not a date.", Received = s, Expected = "yyyy-MM-dd"))
+
+let private metricsTable (metrics: Collections.Generic.Dictionary<string, Collections.Generic.Dictionary<string, float>>) =
+    for split in [ "train"; "validation"; "test" ] do
+        match metrics.TryGetValue split with
+        | true, m ->
+            let values = m |> Seq.map (fun kv -> kv.Key + " " + kv.Value.ToString("0.0000", CultureInfo.InvariantCulture)) |> String.concat ", "
+            printfn "%-10s %s" (split + ":") values
+        | _ -> ()
+
+/// Builds the experiment from the file (if any) and the options, options winning.
+let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
+    let baseSpec =
+        match a.TryGetResult TrainArgs.Experiment with
+        | Some path -> ExperimentSpec.Load path
+        | None -> ExperimentSpec()
+    let p0 = baseSpec.Preprocessing
+    let t0 = baseSpec.Training
+    let orElse (o: 'a option) (fallback: 'a) = defaultArg o fallback
+    let orNull (o: 'a option) (fallback: Nullable<'a>) = match o with Some v -> Nullable v | None -> fallback
+    let featureColumns : Collections.Generic.IReadOnlyList<string> | null =
+        match a.TryGetResult Feature_Columns with
+        | Some s -> s.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
+        | None -> p0.FeatureColumns
+    let p =
+        PreprocessingSpec(
+            Tokenizer = (match a.TryGetResult Tokenizer with Some t -> t | None -> p0.Tokenizer),
+            NumWords = orNull (a.TryGetResult Num_Words) p0.NumWords,
+            MinFreq = orElse (a.TryGetResult Min_Freq) p0.MinFreq,
+            Maxlen = orNull (a.TryGetResult Maxlen) p0.Maxlen,
+            Padding = orElse (a.TryGetResult Padding) p0.Padding,
+            Lowercase = (a.Contains Lowercase || p0.Lowercase),
+            TextColumn = orElse (a.TryGetResult Text_Column) p0.TextColumn,
+            LabelColumn = orElse (a.TryGetResult Label_Column) p0.LabelColumn,
+            FeatureColumns = featureColumns,
+            TargetColumn = (match a.TryGetResult Target_Column with Some t -> t | None -> p0.TargetColumn),
+            FeatureSet = orElse (a.TryGetResult Feature_Set) p0.FeatureSet,
+            Window = orElse (a.TryGetResult Window) p0.Window,
+            TrainEnd = (match a.TryGetResult Train_End with Some s -> Nullable(date "train-end" s) | None -> p0.TrainEnd),
+            TestStart = (match a.TryGetResult Test_Start with Some s -> Nullable(date "test-start" s) | None -> p0.TestStart),
+            TestEnd = (match a.TryGetResult Test_End with Some s -> Nullable(date "test-end" s) | None -> p0.TestEnd),
+            Chars = orNull (a.TryGetResult Chars) p0.Chars,
+            ReplaceNewlines = (a.Contains Replace_Newlines || p0.ReplaceNewlines),
+            Steps = orElse (a.TryGetResult Steps) p0.Steps,
+            Sampling = orElse (a.TryGetResult Sampling) p0.Sampling,
+            TestSplit = orElse (a.TryGetResult Test_Split) p0.TestSplit)
+    let t =
+        TrainingSpec(
+            Epochs = orElse (a.TryGetResult Epochs) t0.Epochs,
+            BatchSize = orElse (a.TryGetResult Batch_Size) t0.BatchSize,
+            Optimizer = orElse (a.TryGetResult Optimizer) t0.Optimizer,
+            LearningRate = orNull (a.TryGetResult Learning_Rate) t0.LearningRate,
+            Momentum = orElse (a.TryGetResult Momentum) t0.Momentum,
+            ClipNorm = orNull (a.TryGetResult Clip_Norm) t0.ClipNorm,
+            ClipValue = orNull (a.TryGetResult Clip_Value) t0.ClipValue,
+            Seed = orElse (a.TryGetResult TrainArgs.Seed) t0.Seed,
+            Device = orElse (a.TryGetResult Device) t0.Device,
+            Threads = orNull (a.TryGetResult Threads) t0.Threads,
+            ValidationSplit = orElse (a.TryGetResult Validation_Split) t0.ValidationSplit,
+            EarlyStopping = orNull (a.TryGetResult Early_Stopping) t0.EarlyStopping,
+            Convention =
+                (match a.TryGetResult TrainArgs.Convention with
+                 | Some Torch -> "torch"
+                 | Some Keras -> "keras"
+                 | None -> t0.Convention))
+    let model = match a.TryGetResult TrainArgs.Model with Some m -> m | None -> baseSpec.Model
+    let data = match a.TryGetResult TrainArgs.Data with Some d -> d | None -> baseSpec.Data
+    if String.IsNullOrWhiteSpace model then
+        fail ErrorKind.Spec "No model: give --model \"<text>\" or an experiment file with a \"model\"."
+    if String.IsNullOrWhiteSpace data then
+        fail ErrorKind.Data "No data: give --data SOURCE (e.g. synthetic:negation) or an experiment file with \"data\"."
+    ExperimentSpec(Model = model, Data = data, Preprocessing = p, Training = t)
+
+let train (a: ParseResults<TrainArgs>) : int =
+    let spec = experimentOf a
+    let model = Experiment.ParseModel spec.Model // model text errors first, with their column
+    use cts = new CancellationTokenSource()
+    let handler = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; cts.Cancel())
+    Console.CancelKeyPress.AddHandler handler
+    let progress = Progress.ConsoleProgress(not Console.IsOutputRedirected)
+    printfn "Model: %O" model
+    use result = Experiment.Run(spec, progress, cts.Token, fun line -> printfn "%s" line)
+    Console.CancelKeyPress.RemoveHandler handler
+    metricsTable result.Metrics
+    for s in result.Samples do printfn "sample: %s" s
+    match a.TryGetResult Out with
+    | Some dir ->
+        result.Save dir
+        printfn "saved to %s (model, history.csv, metrics.json, learning-curves.png)" dir
+    | None -> ()
+    match result.History.StopReason with
+    | null -> 0
+    | reason when result.History.StoppedOnNonFiniteLoss ->
+        eprintfn "seqdsl: %s" reason
+        1
+    | reason ->
+        printfn "%s" reason
+        if cts.IsCancellationRequested then 1 else 0
+
+let evaluate (a: ParseResults<EvaluateArgs>) : int =
+    let dir = a.GetResult EvaluateArgs.Model_Dir
+    use m = TrainedModel.Load dir
+    let trained = match m.Experiment with null -> ExperimentSpec(Model = string m.Network.Spec, Data = m.Info.Data) | e -> e
+    let spec = match a.TryGetResult EvaluateArgs.Data with Some d -> ExperimentSpec(Model = trained.Model, Data = d, Preprocessing = trained.Preprocessing, Training = trained.Training) | None -> trained
+    let metrics = m.Evaluate spec
+    if a.Contains EvaluateArgs.Json then
+        printfn "%s" (JsonSerializer.Serialize(metrics, JsonSerializerOptions(WriteIndented = true)))
+    else
+        printfn "%s on %s" (string m.Network.Spec) spec.Data
+        for kv in metrics do printfn "%-12s %s" kv.Key (kv.Value.ToString("0.0000", CultureInfo.InvariantCulture))
+    0
+
+let predict (a: ParseResults<PredictArgs>) : int =
+    use m = TrainedModel.Load(a.GetResult PredictArgs.Model_Dir)
+    let texts = a.GetResults PredictArgs.Text
+    let predictions =
+        match m.Info.Kind, a.TryGetResult PredictArgs.File with
+        | TaskKind.Regression, Some file when m.Info.Scaler <> null -> m.PredictSeries file
+        | _, Some file ->
+            if not (File.Exists file) then fail ErrorKind.Data $"Input file not found: {file}"
+            let lines = File.ReadAllLines file |> Array.filter (fun l -> l.Trim() <> "") |> List.ofArray
+            if m.Info.Data = "synthetic:counting" then m.PredictCounts(lines @ texts) else m.PredictTexts(lines @ texts)
+        | _, None when List.isEmpty texts -> fail ErrorKind.Spec "Nothing to predict: give --text (repeatable) or --file."
+        | TaskKind.Regression, None when m.Info.Data = "synthetic:counting" -> m.PredictCounts texts
+        | _, None -> m.PredictTexts texts
+    for p in predictions do
+        if a.Contains Jsonl then
+            let o = dict [ "input", box p.Input; "value", box p.Value; "label", (if p.Label.HasValue then box p.Label.Value else null) ]
+            printfn "%s" (JsonSerializer.Serialize o)
+        else
+            let label = if p.Label.HasValue then $"label {p.Label.Value}  " else ""
+            printfn "%s%s  %s" label (p.Value.ToString("0.0000", CultureInfo.InvariantCulture)) p.Input
+    0
+
+let generate (a: ParseResults<GenerateArgs>) : int =
+    use m = TrainedModel.Load(a.GetResult GenerateArgs.Model_Dir)
+    let length = a.GetResult(Length, defaultValue = 50)
+    let sampled = a.Contains Temperature || a.Contains Top_K || a.Contains Top_P
+    let options =
+        if sampled then
+            DecodeOptions.Sample(a.GetResult(Temperature, defaultValue = 1.0), toNullable (a.TryGetResult Top_K), toNullable (a.TryGetResult Top_P), a.GetResult(GenerateArgs.Seed, defaultValue = 0))
+        else DecodeOptions.ArgMax
+    for prefix in a.GetResults Prefix do
+        printfn "%s" (m.Generate(prefix, length, options))
+    0
 
 let summary (args: ParseResults<SummaryArgs>) : int =
-    let model = ModelSyntax.Parse(args.GetResult SummaryArgs.Model)
-    let input = InputSpec(toOption (args.TryGetResult Vocab), toOption (args.TryGetResult Features), toOption (args.TryGetResult Seq_Len))
     let convention =
-        match args.GetResult(SummaryArgs.Convention, defaultValue = ConventionArg.Torch) with
-        | ConventionArg.Torch -> Convention.Torch
-        | ConventionArg.Keras -> Convention.Keras
-    let s = model.Summary(input, convention)
+        match args.TryGetResult SummaryArgs.Convention with
+        | Some ConventionArg.Keras -> Some Convention.Keras
+        | Some ConventionArg.Torch -> Some Convention.Torch
+        | None -> None
+    let model, input, conv =
+        match args.TryGetResult SummaryArgs.Model_Dir, args.TryGetResult SummaryArgs.Model with
+        | Some _, Some _ -> fail ErrorKind.Spec "Give --model or --model-dir, not both."
+        | Some dir, None ->
+            use net = ModelStore.Load dir
+            net.Spec, net.Options.Input, defaultArg convention net.Options.Convention
+        | None, Some text ->
+            let input = InputSpec(toNullable (args.TryGetResult Vocab), toNullable (args.TryGetResult Features), toNullable (args.TryGetResult Seq_Len))
+            ModelSyntax.Parse text, input, defaultArg convention Convention.Torch
+        | None, None -> fail ErrorKind.Spec "Give --model \"<text>\" or --model-dir DIR."
+    let s = model.Summary(input, conv)
     printfn "Model: %O" model
     printfn "%O" s
-    if args.Contains Json then
+    if args.Contains SummaryArgs.Json then
         printfn "%s" (ModelJson.ToJson model)
     0

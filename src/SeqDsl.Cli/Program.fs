@@ -17,6 +17,10 @@ let main argv =
     try
         let results = parser.ParseCommandLine(argv, raiseOnUsage = true)
         match results.GetAllResults() with
+        | [ Train a ] -> Commands.train a
+        | [ Evaluate a ] -> Commands.evaluate a
+        | [ Predict a ] -> Commands.predict a
+        | [ Generate a ] -> Commands.generate a
         | [ Summary a ] -> Commands.summary a
         | [ Version ] ->
             let v = typeof<ModelSpec>.Assembly.GetName().Version

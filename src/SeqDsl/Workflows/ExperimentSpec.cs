@@ -1,0 +1,129 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using SeqDsl.Spec;
+
+namespace SeqDsl.Workflows;
+
+/// <summary>How data becomes tensors. Every field has a default that suits its data source.</summary>
+public sealed record PreprocessingSpec
+{
+    /// <summary>keras, seed002, whitespace or chars; default: seed002 for text classification, chars for language models.</summary>
+    public string? Tokenizer { get; init; }
+    /// <summary>Keep the most frequent words (Keras num_words: indices below N).</summary>
+    public int? NumWords { get; init; }
+    /// <summary>Drop words seen fewer times.</summary>
+    public int MinFreq { get; init; } = 1;
+    /// <summary>Fixed length (Keras pad_sequences); null pads each batch to its longest text and keeps lengths.</summary>
+    public int? Maxlen { get; init; }
+    /// <summary>pre or post (with maxlen; Keras default pre).</summary>
+    public string Padding { get; init; } = "pre";
+    /// <summary>Text column of a CSV.</summary>
+    public string TextColumn { get; init; } = "text";
+    /// <summary>Label column of a CSV (0/1, or class indices).</summary>
+    public string LabelColumn { get; init; } = "label";
+    /// <summary>Feature columns of a series (default: the target column, lagged one step).</summary>
+    public IReadOnlyList<string>? FeatureColumns { get; init; }
+    /// <summary>Target column of a series (default: value, or Close for price files).</summary>
+    public string? TargetColumn { get; init; }
+    /// <summary>raw (the feature columns, lagged one step) or seed002 (the 37 price features).</summary>
+    public string FeatureSet { get; init; } = "raw";
+    /// <summary>Rows per window of a series.</summary>
+    public int Window { get; init; } = 5;
+    /// <summary>Last training date of a series (inclusive); default: the last 20 % of rows are the test set.</summary>
+    public DateTime? TrainEnd { get; init; }
+    /// <summary>First test date of a series (default: the day after TrainEnd).</summary>
+    public DateTime? TestStart { get; init; }
+    /// <summary>Last test date of a series.</summary>
+    public DateTime? TestEnd { get; init; }
+    /// <summary>Character corpus: keep the first N characters.</summary>
+    public int? Chars { get; init; }
+    /// <summary>Character corpus: replace line breaks by spaces (d2l's Jay Chou preparation).</summary>
+    public bool ReplaceNewlines { get; init; }
+    /// <summary>Lower-case the text.</summary>
+    public bool Lowercase { get; init; }
+    /// <summary>Language models: time steps per minibatch.</summary>
+    public int Steps { get; init; } = 35;
+    /// <summary>Language models: random or consecutive sampling.</summary>
+    public string Sampling { get; init; } = "random";
+    /// <summary>Fraction held out as the test set when the source has no test split.</summary>
+    public double TestSplit { get; init; } = 0.2;
+}
+
+/// <summary>How to train. Defaults as Keras's fit where the books rely on them.</summary>
+public sealed record TrainingSpec
+{
+    /// <summary>Passes over the data.</summary>
+    public int Epochs { get; init; } = 10;
+    /// <summary>Rows per minibatch.</summary>
+    public int BatchSize { get; init; } = 32;
+    /// <summary>adam, sgd, rmsprop or adagrad.</summary>
+    public string Optimizer { get; init; } = "adam";
+    /// <summary>Learning rate; default: the optimizer's (Adam 1e-3, RMSprop 1e-3, AdaGrad 1e-2, SGD 1e-2).</summary>
+    public double? LearningRate { get; init; }
+    /// <summary>SGD momentum.</summary>
+    public double Momentum { get; init; }
+    /// <summary>Clip gradients by global norm.</summary>
+    public double? ClipNorm { get; init; }
+    /// <summary>Clip gradients elementwise.</summary>
+    public double? ClipValue { get; init; }
+    /// <summary>Seed of initialisation, shuffling, dropout and synthetic data.</summary>
+    public int Seed { get; init; }
+    /// <summary>cpu or cuda.</summary>
+    public string Device { get; init; } = "cpu";
+    /// <summary>CPU threads for libtorch (default: all cores).</summary>
+    public int? Threads { get; init; }
+    /// <summary>Fraction of the training rows held out (the last ones, as Keras).</summary>
+    public double ValidationSplit { get; init; } = 0.1;
+    /// <summary>Stop after this many epochs without improvement of val_loss (restoring the best weights).</summary>
+    public int? EarlyStopping { get; init; }
+    /// <summary>torch or keras parameter layout.</summary>
+    public string Convention { get; init; } = "torch";
+}
+
+/// <summary>
+/// An experiment: model text, data source, preprocessing and training options — what
+/// <c>seqdsl train --experiment file.json</c> reads. Command-line options override its values.
+/// </summary>
+public sealed record ExperimentSpec
+{
+    /// <summary>The model as fluent text.</summary>
+    public string Model { get; init; } = "";
+    /// <summary>The data: imdb:PATH, csv:PATH, text:PATH[!member], series:PATH, synthetic:counting|negation|seasonal.</summary>
+    public string Data { get; init; } = "";
+    /// <summary>Preprocessing options.</summary>
+    public PreprocessingSpec Preprocessing { get; init; } = new();
+    /// <summary>Training options.</summary>
+    public TrainingSpec Training { get; init; } = new();
+
+    /// <summary>Options for reading and writing experiment files.</summary>
+    public static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+    };
+
+    /// <summary>Reads an experiment file; errors give the JSON path and line.</summary>
+    public static ExperimentSpec Load(string path)
+    {
+        if (!File.Exists(path)) throw new SeqDslException(ErrorKind.Data, $"Experiment file not found: {path}");
+        try
+        {
+            return JsonSerializer.Deserialize<ExperimentSpec>(File.ReadAllText(path), JsonOptions)
+                   ?? throw new SeqDslException(ErrorKind.Syntax, $"{path}: the file holds null.");
+        }
+        catch (JsonException e)
+        {
+            var cut = e.Message.IndexOf(" Path:", StringComparison.Ordinal);
+            var msg = cut > 0 ? e.Message[..cut] : e.Message;
+            throw new SeqDslException(ErrorKind.Syntax,
+                $"{path}: {(e.Path is null ? "" : $"at {e.Path} ")}(line {(e.LineNumber ?? 0) + 1}): {msg}", e);
+        }
+    }
+
+    /// <summary>The experiment as JSON.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+}

@@ -105,7 +105,7 @@ type TrainArgs =
             | Chars _ -> "character corpus: keep the first N characters."
             | Replace_Newlines -> "character corpus: line breaks become spaces."
             | Steps _ -> "language models: time steps per minibatch (default 35)."
-            | Sampling _ -> "language models: random (default) or consecutive (state carried across minibatches)."
+            | Sampling _ -> "language models: random (default), consecutive (state carried across minibatches) or chunks (windows at any offset, seed 002)."
 
 type EvaluateArgs =
     | [<Mandatory; AltCommandLine("-M")>] Model_Dir of dir: string

@@ -19,9 +19,11 @@ let runCli (args: string list) =
     if not (p.WaitForExit 120000) then p.Kill true; failtest "seqdsl timed out"
     p.ExitCode, out.Result, err.Result
 
+let private readJson (path: string) = System.Text.Json.JsonDocument.Parse(File.ReadAllText path).RootElement
+
 [<Tests>]
 let tests =
-    testList "Cli" [
+    testSequenced <| testList "Cli" [
         test "summary prints the seed-003 table under the Keras convention" {
             let code, out, err =
                 runCli [ "summary"; "--model"; "Embed(32).SpatialDropout(0.4).SimpleRnn(32).Dropout(0.4).Dense(1, Sigmoid)"
@@ -71,5 +73,122 @@ let tests =
             Expect.equal code 0 "exit code"
             let json = out.Substring(out.IndexOf "{")
             Expect.equal (SeqDsl.Spec.ModelJson.FromJson json) (SeqDsl.Model.Lstm(4).Dense(1)) "round-trip"
+        }
+    
+        test "train on synthetic:negation writes the model directory, history, metrics per split and a plot" {
+            let out = Path.Combine(tempFolder "cli-train", "neg")
+            let code, stdout, err =
+                runCli [ "train"; "--model"; "Embed(8).Lstm(16, forgetBias: 1).Dense(1, Sigmoid)"; "--data"; "synthetic:negation"
+                         "--epochs"; "2"; "--lr"; "0.005"; "--out"; out ]
+            Expect.equal code 0 $"exit code (stderr: {err})"
+            Expect.stringContains stdout "epoch 1/2:" "one line per epoch when redirected"
+            Expect.stringContains stdout "test:" "test metrics"
+            for f in [ "model.json"; "model.txt"; "weights.dat"; "history.csv"; "metrics.json"; "learning-curves.png"; "preprocessing.json"; "task.json" ] do
+                Expect.isTrue (File.Exists(Path.Combine(out, f))) f
+            let m = readJson (Path.Combine(out, "metrics.json"))
+            for split in [ "train"; "validation"; "test" ] do
+                Expect.isTrue (m.GetProperty(split).GetProperty("accuracy").GetDouble() >= 0.0) split
+            Expect.equal (File.ReadAllLines(Path.Combine(out, "history.csv")).Length) 3 "header + 2 epochs"
+            let png = File.ReadAllBytes(Path.Combine(out, "learning-curves.png"))
+            Expect.equal png.[1..3] "PNG"B "a PNG file"
+
+            let code, stdout, _ = runCli [ "evaluate"; "--model-dir"; out; "--json" ]
+            Expect.equal code 0 "evaluate"
+            Expect.isTrue ((System.Text.Json.JsonDocument.Parse stdout).RootElement.TryGetProperty("accuracy") |> fst) "accuracy in JSON"
+
+            let code, stdout, _ = runCli [ "predict"; "--model-dir"; out; "--text"; "not good film"; "--text"; "indeed bad"; "--jsonl" ]
+            Expect.equal code 0 "predict"
+            let lines = stdout.Trim().Split('\n')
+            Expect.equal lines.Length 2 "one JSON line per input"
+            Expect.equal ((System.Text.Json.JsonDocument.Parse lines.[0]).RootElement.GetProperty("input").GetString()) "not good film" "input echoed"
+
+            let code, _, err = runCli [ "generate"; "--model-dir"; out; "--prefix"; "a" ]
+            Expect.equal code 2 "generate on a classifier"
+            Expect.stringContains err "generation needs a language model" "message"
+
+            let code, stdout, _ = runCli [ "summary"; "--model-dir"; out ]
+            Expect.equal code 0 "summary of a model dir"
+            Expect.stringContains stdout "Lstm(16, forgetBias: 1)" "layer"
+        }
+
+        test "a character language model trains, and generate continues a prefix" {
+            let d = tempFolder "cli-lm"
+            let corpus = Path.Combine(d, "abc.txt")
+            File.WriteAllText(corpus, String.replicate 400 "abcd ")
+            let out = Path.Combine(d, "lm")
+            let code, stdout, err =
+                runCli [ "train"; "--model"; "Gru(16, returnSequences: true).Dense(5)"; "--data"; $"text:{corpus}"; "--epochs"; "12"
+                         "--lr"; "0.02"; "--clip-norm"; "1"; "--batch-size"; "8"; "--steps"; "10"; "--sampling"; "consecutive"; "--out"; out ]
+            Expect.equal code 0 $"exit code (stderr: {err})"
+            Expect.stringContains stdout "perplexity" "perplexity reported"
+            let code, stdout, _ = runCli [ "generate"; "--model-dir"; out; "--prefix"; "ab"; "--length"; "8" ]
+            Expect.equal code 0 "generate"
+            Expect.equal (stdout.Trim()) "abcd abcd" "greedy continuation"
+            let code, stdout, _ = runCli [ "generate"; "--model-dir"; out; "--prefix"; "ab"; "--length"; "8"; "--temperature"; "0.5"; "--top-k"; "2"; "--seed"; "3" ]
+            Expect.equal code 0 "sampled"
+            Expect.stringStarts (stdout.Trim()) "ab" "prefix kept"
+            let code, _, err = runCli [ "train"; "--model"; "Gru(16, returnSequences: true).Dense(7)"; "--data"; $"text:{corpus}"; "--epochs"; "1" ]
+            Expect.equal code 2 "wrong head"
+            Expect.stringContains err "Expected: Dense(5)" "says the vocabulary size"
+        }
+
+        test "an experiment file with command-line overrides; a bad member is reported with its JSON path" {
+            let d = tempFolder "cli-exp"
+            let exp = Path.Combine(d, "e.json")
+            File.WriteAllText(exp, """{ "model": "Lstm(4).Dense(1)", "data": "synthetic:counting", "training": { "epochs": 5, "batchSize": 256 } }""")
+            let out = Path.Combine(d, "out")
+            let code, _, err = runCli [ "train"; "--experiment"; exp; "--epochs"; "1"; "--out"; out ]
+            Expect.equal code 0 $"exit code (stderr: {err})"
+            Expect.equal (File.ReadAllLines(Path.Combine(out, "history.csv")).Length) 2 "--epochs 1 overrode the file's 5"
+            File.WriteAllText(exp, """{ "model": "Lstm(4).Dense(1)", "data": "synthetic:counting", "training": { "epoch": 5 } }""")
+            let code, _, err = runCli [ "train"; "--experiment"; exp ]
+            Expect.equal code 2 "bad member"
+            Expect.stringContains err "$.training.epoch" "JSON path"
+        }
+
+        test "a bad CSV row is exit 2 naming the line and column" {
+            let d = tempFolder "cli-csv"
+            let csv = Path.Combine(d, "reviews.csv")
+            File.WriteAllText(csv, "text,label\ngood film,1\nbad film,oops\n")
+            let code, _, err = runCli [ "train"; "--model"; "Embed(4).Lstm(4).Dense(1, Sigmoid)"; "--data"; $"csv:{csv}"; "--epochs"; "1" ]
+            Expect.equal code 2 "exit code"
+            Expect.stringContains err "line 3, column 'label': 'oops' is not an integer" "row and column"
+        }
+
+        test "a non-finite loss stops training with exit 1 and the message on stderr" {
+            let code, _, err =
+                runCli [ "train"; "--model"; "SimpleRnn(1, activation: Linear, bias: None)"; "--data"; "synthetic:counting"
+                         "--optimizer"; "sgd"; "--lr"; "50"; "--epochs"; "3" ]
+            Expect.equal code 1 "exit code"
+            Expect.stringContains err "training stopped: the loss became" "message"
+        }
+
+        test "a series: train on a CSV, then forecast its windows" {
+            let d = tempFolder "cli-series"
+            let csv = Path.Combine(d, "s.csv")
+            let rows = [ for t in 0 .. 199 -> sprintf "%s,%g" (System.DateTime(2021, 1, 1).AddDays(float t).ToString("yyyy-MM-dd")) (10.0 + sin (float t / 3.0)) ]
+            File.WriteAllLines(csv, "Date,value" :: rows)
+            let out = Path.Combine(d, "m")
+            let code, stdout, err = runCli [ "train"; "--model"; "Lstm(8).Dense(1)"; "--data"; $"series:{csv}"; "--window"; "6"; "--epochs"; "2"; "--out"; out ]
+            Expect.equal code 0 $"exit code (stderr: {err})"
+            Expect.stringContains stdout "r2" "R² reported"
+            let code, stdout, _ = runCli [ "predict"; "--model-dir"; out; "--file"; csv ]
+            Expect.equal code 0 "predict"
+            Expect.stringContains stdout "2021-01-08" "a window ending on its date (first value is lagged away, then 6 rows)"
+        }
+
+        test "every subcommand's --help exits 0" {
+            for cmd in [ "train"; "evaluate"; "predict"; "generate"; "summary" ] do
+                let code, out, _ = runCli [ cmd; "--help" ]
+                Expect.equal code 0 cmd
+                Expect.stringContains out "USAGE" cmd
+        }
+
+        test "unknown subcommand and unknown data source exit 2" {
+            let code, _, _ = runCli [ "fly" ]
+            Expect.equal code 2 "unknown subcommand"
+            let code, _, err = runCli [ "train"; "--model"; "Lstm(2)"; "--data"; "ftp:x" ]
+            Expect.equal code 2 "unknown source"
+            Expect.stringContains err "imdb:PATH, csv:PATH" "lists the kinds"
         }
     ]

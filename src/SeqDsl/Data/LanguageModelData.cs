@@ -61,6 +61,32 @@ public static class LanguageModelData
         }
     }
 
+    /// <summary>
+    /// Seed 002's sampling of stride-1 chunks without materialising them: each minibatch takes B
+    /// windows of T + 1 tokens at uniformly random offsets (with replacement); an epoch has
+    /// (len − 1) / T / B minibatches, as random sampling.
+    /// </summary>
+    public static IEnumerable<(long[,] x, long[,] y)> RandomChunks(IReadOnlyList<int> corpus, int batchSize, int steps, Random rng)
+    {
+        Check(corpus, batchSize, steps);
+        var epochSize = (corpus.Count - 1) / steps / batchSize;
+        for (var i = 0; i < epochSize; i++)
+        {
+            var x = new long[batchSize, steps];
+            var y = new long[batchSize, steps];
+            for (var b = 0; b < batchSize; b++)
+            {
+                var start = rng.Next(corpus.Count - steps);
+                for (var t = 0; t < steps; t++)
+                {
+                    x[b, t] = corpus[start + t];
+                    y[b, t] = corpus[start + t + 1];
+                }
+            }
+            yield return (x, y);
+        }
+    }
+
     /// <summary>Seed 002's stride-1 chunks: every window of <paramref name="chunk"/> tokens (41 in the
     /// book), input = chunk[:-1], target = chunk[1:]. Inputs and targets (N, chunk − 1) Int64.</summary>
     public static SequenceData Chunks(IReadOnlyList<int> corpus, int chunk)

@@ -14,6 +14,9 @@ public enum Sampling
     /// <summary>Consecutive windows: rows continue across minibatches and the state is carried over, detached
     /// before each minibatch (truncated backpropagation through time).</summary>
     Consecutive,
+    /// <summary>Seed 002: windows at any offset (stride-1 chunks), drawn uniformly with replacement; as many
+    /// minibatches per epoch as random sampling has; the state starts from zeros.</summary>
+    Chunks,
 }
 
 /// <summary>Options of a language-model run (d2l's train_and_predict_rnn).</summary>
@@ -62,9 +65,12 @@ public static class LanguageModelTrainer
             var epochClock = Stopwatch.StartNew();
             var acc = new MetricAccumulator(fit.Loss, [Metric.Perplexity]);
             Dictionary<int, RecurrentState>? state = null;
-            var batches = o.Sampling == Sampling.Random
-                ? LanguageModelData.Random(corpus, o.BatchSize, o.Steps, rng).ToList()
-                : LanguageModelData.Consecutive(corpus, o.BatchSize, o.Steps).ToList();
+            var batches = o.Sampling switch
+            {
+                Sampling.Random => LanguageModelData.Random(corpus, o.BatchSize, o.Steps, rng).ToList(),
+                Sampling.Chunks => LanguageModelData.RandomChunks(corpus, o.BatchSize, o.Steps, rng).ToList(),
+                _ => LanguageModelData.Consecutive(corpus, o.BatchSize, o.Steps).ToList(),
+            };
             for (var b = 0; b < batches.Count; b++)
             {
                 if (o.Cancellation.IsCancellationRequested)

@@ -316,6 +316,17 @@ public static class Experiment
         var prep = fitted ?? new TextPreprocessing("chars", Vocabulary.Characters(text));
         var corpus = prep.Vocabulary.EncodeStrict(Tokenizer.Characters.Tokenize(text));
         var embed = model.Layers.Length > 0 && model.Layers[0] is EmbedLayer;
+        var size = prep.Vocabulary.Size;
+        if (model.Layers.Length == 0 || model.Layers[^1] is not DenseLayer { } head || head.Units != size)
+        {
+            var last = model.Layers.Length - 1;
+            throw new SeqDslException(ErrorKind.Spec,
+                $"A language model ends in one output per character of the vocabulary ({size:N0} in {source}).")
+            {
+                LayerIndex = last >= 0 ? last : null, LayerKind = last >= 0 ? model.Layers[last].Kind : null,
+                Received = last >= 0 ? model.Layers[last].ToString() : "an empty model", Expected = $"Dense({size})",
+            };
+        }
         return new PreparedData
         {
             Info = new TaskInfo { Kind = TaskKind.LanguageModel, Data = source.ToString(), Loss = LossKind.CrossEntropy, Metrics = [Metric.Perplexity], OneHot = embed ? null : prep.Vocabulary.Size },

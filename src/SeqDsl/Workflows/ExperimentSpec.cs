@@ -43,7 +43,7 @@ public sealed record PreprocessingSpec
     public bool Lowercase { get; init; }
     /// <summary>Language models: time steps per minibatch.</summary>
     public int Steps { get; init; } = 35;
-    /// <summary>Language models: random or consecutive sampling.</summary>
+    /// <summary>Language models: random, consecutive (state carried over) or chunks (seed 002: windows at any offset).</summary>
     public string Sampling { get; init; } = "random";
     /// <summary>Fraction held out as the test set when the source has no test split.</summary>
     public double TestSplit { get; init; } = 0.2;

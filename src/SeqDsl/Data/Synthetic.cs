@@ -72,7 +72,8 @@ public static class Synthetic
     }
 
     /// <summary>
-    /// A noisy seasonal daily series from 2020-01-01: 10 + 3 sin(2πt/7) + 2 sin(2πt/30) + 0.01 t + N(0, 0.3²).
+    /// A noisy seasonal daily series from 2020-01-01: 10 + 3 sin(2πt/7) + 2 sin(2πt/30) + 0.002 t + N(0, 0.3²)
+    /// (a gentle trend, so the test period — the last rows — stays within the range a model saw).
     /// Columns <c>Date</c> and <c>value</c>.
     /// </summary>
     public static DataFrame Seasonal(int days, int seed)
@@ -83,6 +84,6 @@ public static class Synthetic
         return new DataFrame(
             new PrimitiveDataFrameColumn<DateTime>("Date", Enumerable.Range(0, days).Select(t => start.AddDays(t))),
             new DoubleDataFrameColumn("value", Enumerable.Range(0, days).Select(t =>
-                10 + 3 * Math.Sin(2 * Math.PI * t / 7) + 2 * Math.Sin(2 * Math.PI * t / 30) + 0.01 * t + 0.3 * Noise())));
+                10 + 3 * Math.Sin(2 * Math.PI * t / 7) + 2 * Math.Sin(2 * Math.PI * t / 30) + 0.002 * t + 0.3 * Noise())));
     }
 }

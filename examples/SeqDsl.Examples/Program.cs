@@ -5,6 +5,9 @@ var examples = new Dictionary<string, (string about, Func<string[], int> run)>
         Seed003Summaries.Run),
     ["counting-lstm"] = ("seed 000 E2: an LSTM(20) counts the ones in 10,000 binary sequences [epochs]", CountingOnes.Lstm),
     ["counting-rnn"] = ("seed 000 E1: a 2-parameter linear RNN, and its 40-step explosion", CountingOnes.Rnn),
+    ["sentiment"] = ("negation grammar; --real [tar.gz]: IMDB with seed 002's pipeline (E4)", Workflows.Sentiment),
+    ["char-lm"] = ("character LM with generation; --real [zip]: Jay Chou lyrics (E11)", Workflows.CharLm),
+    ["forecast"] = ("seasonal series; --real [csv]: NASDAQ with seed 002's 37 features (E5)", Workflows.Forecast),
 };
 
 if (args.Length == 0 || !examples.TryGetValue(args[0], out var example))

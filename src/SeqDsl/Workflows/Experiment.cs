@@ -66,6 +66,10 @@ public sealed class ExperimentResult : IDisposable
             Plots.LearningCurves(History, Path.Combine(directory, "learning-curves.png"), $"{Spec.Model} on {Spec.Data}");
     }
 
+    /// <summary>Classifies texts with the trained network and its fitted preprocessing.</summary>
+    public IReadOnlyList<Prediction> PredictTexts(IReadOnlyList<string> texts) =>
+        new TrainedModel { Network = Network, Info = Info, Text = Text, Experiment = Spec }.PredictTexts(texts); // a view: not disposed
+
     /// <inheritdoc />
     public void Dispose() => Network.Dispose();
 }

@@ -1,0 +1,125 @@
+using SeqDsl;
+using SeqDsl.Data;
+using SeqDsl.Engine;
+using SeqDsl.Generation;
+using SeqDsl.Spec;
+using SeqDsl.Training;
+using SeqDsl.Workflows;
+
+/// <summary>The textbooks' workflows in C#: generated data by default, the real files with <c>--real [path]</c>.</summary>
+public static class Workflows
+{
+    static string? RealPath(string[] args, string file)
+    {
+        var i = Array.IndexOf(args, "--real");
+        if (i < 0) return null;
+        if (i + 1 < args.Length && !args[i + 1].StartsWith("--")) return args[i + 1];
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            var p = Path.Combine(d.FullName, "..", "shared", "data", file);
+            if (File.Exists(p)) return Path.GetFullPath(p);
+        }
+        throw new FileNotFoundException($"{file} not found; pass its path after --real");
+    }
+
+    static readonly IProgress<TrainingProgress> EpochLines =
+        new Progress<TrainingProgress>(p => { if (p.EpochEnd is { } e) Console.WriteLine(e); });
+
+    /// <summary>
+    /// Sentiment. Generated: the negation grammar. Real (--real [aclImdb…tar.gz]): IMDB read straight from the
+    /// archive into a frame, seed 002's regex tokenizer and vocabulary, post-padding with lengths, E4's model.
+    /// </summary>
+    public static int Sentiment(string[] args)
+    {
+        var imdb = RealPath(args, "aclImdb_v1_labeled.tar.gz");
+        var spec = imdb is null
+            ? new ExperimentSpec
+            {
+                Model = Model.Embed(16).Lstm(32, forgetBias: 1).Dense(1, Activation.Sigmoid).ToString(),
+                Data = "synthetic:negation",
+                Training = new TrainingSpec { Epochs = 6, LearningRate = 0.005, Seed = 1 },
+            }
+            : new ExperimentSpec
+            {
+                Model = Model.Embed(32, padding: 0).Lstm(50).Dense(32, Activation.Relu).Dense(1, Activation.Sigmoid).ToString(),
+                Data = "imdb:" + imdb,
+                Preprocessing = new PreprocessingSpec { Tokenizer = "seed002" },
+                Training = new TrainingSpec { Epochs = 10, BatchSize = 32, LearningRate = 0.003, ValidationSplit = 0, Seed = 1 },
+            };
+        using var result = Experiment.Run(spec, EpochLines, default, Console.WriteLine);
+        foreach (var (split, m) in result.Metrics) Console.WriteLine($"{split}: accuracy {m["accuracy"]:F4}");
+        string[] probe = imdb is null
+            ? ["not good the film was long and the plot was quite slow with some music", "indeed great the cast was very fine and i think the ending was long"]
+            : ["A wonderful, moving film with superb acting.", "Dull, predictable and far too long."];
+        foreach (var p in result.PredictTexts(probe)) Console.WriteLine($"  P(positive) {p.Value:F3}  {p.Input}");
+        return 0;
+    }
+
+    /// <summary>
+    /// A character language model with generation. Generated: a rhyme. Real (--real [jaychou_lyrics.txt.zip]):
+    /// d2l's Jay Chou corpus (first 10,000 characters, line breaks as spaces), GRU 256, Adam 1e-2, 80 epochs (E11),
+    /// printing perplexity every 10 epochs and lines for the prefixes 分开 and 不分开.
+    /// </summary>
+    public static int CharLm(string[] args)
+    {
+        var path = RealPath(args, "jaychou_lyrics.txt.zip");
+        var text = path is null
+            ? string.Concat(Enumerable.Repeat("twinkle twinkle little star how i wonder what you are ", 40))
+            : TextCorpus.Load(path, new TextOptions { NormalizeNewlines = true }).Replace('\n', ' ')[..10_000];
+        string[] prefixes = path is null ? ["twinkle", "how"] : ["分开", "不分开"];
+        var vocab = Vocabulary.Characters(text);
+        var corpus = vocab.EncodeStrict(Tokenizer.Characters.Tokenize(text));
+        Console.WriteLine($"{corpus.Length:N0} characters, {vocab.Size:N0} distinct");
+        using var net = Network.Compile(Model.Gru(256, returnSequences: true).Dense(vocab.Size),
+            new CompileOptions { Input = new InputSpec(Features: vocab.Size), Seed = 1 });
+        LanguageModelTrainer.Fit(net, corpus, new LanguageModelOptions
+        {
+            Epochs = path is null ? 30 : 80, BatchSize = 32, Steps = 35, Sampling = Sampling.Consecutive,
+            Optimizer = new OptimizerSpec.Adam(1e-2), Clip = new Clip.ByNorm(0.01), Seed = 1,
+            Progress = new Progress<TrainingProgress>(p =>
+            {
+                if (p.EpochEnd is { } e && e.Epoch % 10 == 0)
+                    Console.WriteLine($"epoch {e.Epoch}, perplexity {e["perplexity"]:F3}, time {e.Seconds:F2} sec");
+            }),
+        });
+        foreach (var prefix in prefixes)
+        {
+            var ids = vocab.EncodeStrict(Tokenizer.Characters.Tokenize(prefix));
+            Console.WriteLine($" - {string.Concat(vocab.Decode(Decoding.Generate(net, ids, 50, DecodeOptions.ArgMax)))}");
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// Forecasting. Generated: a noisy seasonal series, 14-day windows. Real (--real [19900101_20230630.csv]): seed 002's
+    /// E5 — NASDAQ close from 37 features over 5-day windows, train to 2022-12-31, test 2023-H1, LSTM(16)×2, 1000 epochs.
+    /// </summary>
+    public static int Forecast(string[] args)
+    {
+        var csv = RealPath(args, "19900101_20230630.csv");
+        var spec = csv is null
+            ? new ExperimentSpec
+            {
+                Model = "Lstm(32).Dense(1)", Data = "synthetic:seasonal",
+                Preprocessing = new PreprocessingSpec { Window = 14 },
+                Training = new TrainingSpec { Epochs = 30, LearningRate = 0.01, Seed = 1 },
+            }
+            : new ExperimentSpec
+            {
+                Model = Model.Lstm(16).Stack(2).Dense(16, Activation.Relu).Dense(1).ToString(), Data = "series:" + csv,
+                Preprocessing = new PreprocessingSpec
+                {
+                    FeatureSet = "seed002", Window = 5, TrainEnd = new DateTime(2022, 12, 31),
+                    TestStart = new DateTime(2023, 1, 1), TestEnd = new DateTime(2023, 6, 30),
+                },
+                Training = new TrainingSpec { Epochs = 1000, BatchSize = 128, LearningRate = 0.01, ValidationSplit = 0, Seed = 1 },
+            };
+        using var result = Experiment.Run(spec, csv is null ? EpochLines : new Progress<TrainingProgress>(p =>
+        {
+            if (p.EpochEnd is { } e && (e.Epoch - 1) % 100 == 0) Console.WriteLine(e);
+        }), default, Console.WriteLine);
+        var test = result.Metrics["test"];
+        Console.WriteLine($"test R²: {test["r2"]:F4}, MAE: {test["mae"]:F4}");
+        return 0;
+    }
+}

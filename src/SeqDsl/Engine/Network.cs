@@ -61,6 +61,7 @@ public sealed class Network : nn.Module<Tensor, Tensor>
             width = summary.Rows[i].Output.Features;
         }
         net.register_module("layers", net._layers);
+        if (options.Convention == Convention.Keras) net.KerasInitialisation();
         net.to(device);
         return net;
     }
@@ -125,6 +126,39 @@ public sealed class Network : nn.Module<Tensor, Tensor>
             }
         }
         return new RecurrentModule(r, index, Shapes.ReturnsSequences(spec, index), rnn);
+    }
+
+    /// <summary>
+    /// Keras's default initialisers, so that a model declared under the Keras convention starts where
+    /// the Keras book's did: embeddings U(−0.05, 0.05), kernels Glorot-uniform, recurrent kernels
+    /// orthogonal (per gate block), biases zero (LSTM forget gate 1, set when compiling the cell).
+    /// Pretrained embedding rows and the padding row are left as loaded.
+    /// </summary>
+    private void KerasInitialisation()
+    {
+        using var _ = no_grad();
+        for (var i = 0; i < _layers.Count; i++)
+        {
+            switch (_layers[i])
+            {
+                case EmbedModule e when Spec.Layers[i] is EmbedLayer { Pretrained: null } spec:
+                    nn.init.uniform_(e.Embedding.weight!, -0.05, 0.05);
+                    if (spec.Padding is int pad) e.Embedding.weight![pad].zero_();
+                    break;
+                case DenseModule or AttentionModule:
+                    foreach (var (name, p) in _layers[i].named_parameters())
+                        if (name.EndsWith("bias", StringComparison.Ordinal)) p.zero_();
+                        else nn.init.xavier_uniform_(p);
+                    break;
+                case RecurrentModule r:
+                    foreach (var (name, p) in r.Rnn.named_parameters())
+                    {
+                        if (name.StartsWith("weight_ih", StringComparison.Ordinal)) nn.init.xavier_uniform_(p);
+                        else if (name.StartsWith("weight_hh", StringComparison.Ordinal)) new Init.Orthogonal().Apply(p, name);
+                    }
+                    break;
+            }
+        }
     }
 
     /// <summary>Parameters as the spec counts them: every parameter except biases held at zero

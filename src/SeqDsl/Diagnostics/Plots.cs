@@ -36,4 +36,25 @@ public static class Plots
         plt.ShowLegend();
         plt.SavePng(path, 800, 500);
     }
+
+    /// <summary>An attention heat map: one cell per token, shaded by its alignment weight α_t.</summary>
+    public static void AttentionHeatmap(IReadOnlyList<string> tokens, IReadOnlyList<double> weights, string path, string title = "attention")
+    {
+        if (tokens.Count != weights.Count || tokens.Count == 0)
+            throw new Spec.SeqDslException(Spec.ErrorKind.Data, "One weight per token is needed.")
+            { Received = $"{tokens.Count} tokens, {weights.Count} weights", Expected = "equal, non-zero counts" };
+        var plt = new ScottPlot.Plot();
+        var cells = new double[1, tokens.Count];
+        for (var t = 0; t < tokens.Count; t++) cells[0, t] = weights[t];
+        var map = plt.Add.Heatmap(cells);
+        map.Colormap = new ScottPlot.Colormaps.Viridis();
+        plt.Add.ColorBar(map);
+        var ticks = tokens.Select((tok, t) => new ScottPlot.Tick(t, tok)).ToArray();
+        plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
+        plt.Axes.Bottom.TickLabelStyle.Rotation = 60;
+        plt.Axes.Bottom.TickLabelStyle.Alignment = ScottPlot.Alignment.MiddleLeft;
+        plt.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual([]);
+        plt.Title(title);
+        plt.SavePng(path, Math.Max(400, 40 * tokens.Count), 260);
+    }
 }

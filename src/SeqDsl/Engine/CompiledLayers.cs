@@ -64,7 +64,8 @@ internal sealed class RecurrentModule : LayerModule
         Tensor? c = null;
         if (_rnn is LoopRnn loop)
         {
-            (output, h, c) = loop.Forward(x, lengths, init);
+            (output, h, c) = loop.Forward(x, lengths, init,
+                ctx.KeepStepStates ? (l, d, steps) => ctx.StepStates[(_index, l, d)] = steps : null);
         }
         else if (lengths is not null)
         {

@@ -16,4 +16,9 @@ public sealed class ForwardContext
     public Dictionary<int, RecurrentState> FinalStates { get; } = new();
     /// <summary>Alignment weights α of the attention layer, (B, T), when the model has one.</summary>
     public Tensor? AttentionWeights { get; internal set; }
+    /// <summary>When true, loop-kernel layers keep every step's hidden state h_t in <see cref="StepStates"/> with
+    /// its gradient retained (gradient-flow diagnostics).</summary>
+    public bool KeepStepStates { get; init; }
+    /// <summary>h_t of every step: (layer index, stacked layer, direction) → one (B, H) tensor per time step.</summary>
+    public Dictionary<(int layer, int stacked, int direction), Tensor[]> StepStates { get; } = new();
 }

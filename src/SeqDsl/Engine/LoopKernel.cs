@@ -56,7 +56,8 @@ internal sealed class LoopRnn : nn.Module
     private Tensor? P(string name) => _p.TryGetValue(name, out var p) ? p : null;
 
     /// <summary>x: (B, T, I). Returns output (B, T, D·H) and final states (L·D, B, H).</summary>
-    public (Tensor output, Tensor h, Tensor? c) Forward(Tensor x, Tensor? lengths, RecurrentState? init)
+    public (Tensor output, Tensor h, Tensor? c) Forward(Tensor x, Tensor? lengths, RecurrentState? init,
+        Action<int, int, Tensor[]>? keepSteps = null)
     {
         var B = x.shape[0];
         var T = x.shape[1];
@@ -82,7 +83,8 @@ internal sealed class LoopRnn : nn.Module
                 var h0 = init?.H[k] ?? zeros(B, _units, dtype: x.dtype, device: x.device);
                 var c0 = lstm ? init?.C?[k] ?? zeros(B, _units, dtype: x.dtype, device: x.device) : null;
                 var seq = d == 0 ? input : Reverse(input, reverse);
-                var (o, h, c) = RunDirection(seq, Suffix(l, d), mask, h0, c0);
+                var (o, h, c, steps) = RunDirection(seq, Suffix(l, d), mask, h0, c0, keepSteps is not null);
+                if (keepSteps is not null) keepSteps(l, d, steps!); // each direction's steps in its own reading order
                 outs.Add(d == 0 ? o : Reverse(o, reverse));
                 hs.Add(h);
                 if (c is not null) cs.Add(c);
@@ -96,7 +98,7 @@ internal sealed class LoopRnn : nn.Module
     private static Tensor Reverse(Tensor x, Tensor? reverse) =>
         reverse is null ? x.flip(1) : x.gather(1, reverse.unsqueeze(-1).expand(x.shape));
 
-    private (Tensor output, Tensor h, Tensor? c) RunDirection(Tensor x, string sfx, Tensor? mask, Tensor h, Tensor? c)
+    private (Tensor output, Tensor h, Tensor? c, Tensor[]? steps) RunDirection(Tensor x, string sfx, Tensor? mask, Tensor h, Tensor? c, bool keep)
     {
         var wih = P("weight_ih" + sfx)!;
         var whh = P("weight_hh" + sfx)!;
@@ -106,6 +108,7 @@ internal sealed class LoopRnn : nn.Module
         var T = x.shape[1];
         var H = _units;
         var outputs = new Tensor[T];
+        var kept = keep ? new Tensor[T] : null;
         var resetBefore = _cell is GruCell { ResetAfter: false };
         var whhRz = resetBefore ? whh.narrow(0, 0, 2 * H) : null;
         var whhN = resetBefore ? whh.narrow(0, 2 * H, H) : null;
@@ -147,6 +150,11 @@ internal sealed class LoopRnn : nn.Module
                     break;
                 }
             }
+            if (keep)
+            {
+                hNew.retain_grad();
+                kept![t] = hNew;
+            }
             if (mask is not null)
             {
                 var m = mask.select(1, t);                                             // (B, 1)
@@ -161,6 +169,6 @@ internal sealed class LoopRnn : nn.Module
                 outputs[t] = hNew;
             }
         }
-        return (stack(outputs, 1), h, c);                                              // (B, T, H)
+        return (stack(outputs, 1), h, c, kept);                                        // (B, T, H)
     }
 }

@@ -104,14 +104,19 @@ internal sealed class LoopRnn : nn.Module
         var whh = P("weight_hh" + sfx)!;
         var bih = P("bias_ih" + sfx);
         var bhh = P("bias_hh" + sfx);
-        var proj = nn.functional.linear(x, wih, bih);                                  // (B, T, G·H), one product
-        var T = x.shape[1];
         var H = _units;
+        var resetAfterGru = _cell is GruCell { ResetAfter: true };
+        var resetBefore = _cell is GruCell { ResetAfter: false };
+        // every additive bias goes into the one input projection before the loop; only GRU's b_hn stays
+        // inside (reset-after multiplies it by r)
+        var bias = bih is null ? bhh : bhh is null || resetAfterGru ? bih : bih + bhh;
+        var proj = nn.functional.linear(x, wih, bias);                                 // (B, T, G·H), one product
+        var whhT = whh.t();                                                            // (H, G·H)
+        var T = x.shape[1];
         var outputs = new Tensor[T];
         var kept = keep ? new Tensor[T] : null;
-        var resetBefore = _cell is GruCell { ResetAfter: false };
-        var whhRz = resetBefore ? whh.narrow(0, 0, 2 * H) : null;
-        var whhN = resetBefore ? whh.narrow(0, 2 * H, H) : null;
+        var whhRzT = resetBefore ? whh.narrow(0, 0, 2 * H).t() : null;
+        var whhNT = resetBefore ? whh.narrow(0, 2 * H, H).t() : null;
         for (var t = 0; t < T; t++)
         {
             var p = proj.select(1, t);                                                 // (B, G·H)
@@ -120,32 +125,30 @@ internal sealed class LoopRnn : nn.Module
             switch (_cell)
             {
                 case RnnCell rnn:
-                    hNew = LayerModule.Activate(p + nn.functional.linear(h, whh, bhh), rnn.Activation);
+                    hNew = LayerModule.Activate(addmm(p, h, whhT, 1, 1), rnn.Activation);   // p + h W_hh^T
                     break;
                 case LstmCell:
                 {
-                    var g = (p + nn.functional.linear(h, whh, bhh)).chunk(4, -1);       // i, f, g, o
-                    cNew = g[1].sigmoid() * c! + g[0].sigmoid() * g[2].tanh();
-                    hNew = g[3].sigmoid() * cNew.tanh();
+                    var gates = addmm(p, h, whhT, 1, 1);                                     // (B, 4H): i, f, g, o
+                    var sig = gates.sigmoid();
+                    cNew = sig.narrow(1, H, H) * c! + sig.narrow(1, 0, H) * gates.narrow(1, 2 * H, H).tanh();
+                    hNew = sig.narrow(1, 3 * H, H) * cNew.tanh();
                     break;
                 }
                 case GruCell when !resetBefore:
                 {
-                    var pi = p.chunk(3, -1);                                            // r, z, n
-                    var ph = nn.functional.linear(h, whh, bhh).chunk(3, -1);
-                    var r = (pi[0] + ph[0]).sigmoid();
-                    var z = (pi[1] + ph[1]).sigmoid();
-                    var n = (pi[2] + r * ph[2]).tanh();
+                    var ph = nn.functional.linear(h, whh, bhh);                        // (B, 3H): r, z, n
+                    var rz = (p.narrow(1, 0, 2 * H) + ph.narrow(1, 0, 2 * H)).sigmoid();
+                    var z = rz.narrow(1, H, H);
+                    var n = (p.narrow(1, 2 * H, H) + rz.narrow(1, 0, H) * ph.narrow(1, 2 * H, H)).tanh();
                     hNew = (1 - z) * n + z * h;
                     break;
                 }
                 default:
                 {
-                    var pi = p.chunk(3, -1);
-                    var rz = nn.functional.linear(h, whhRz!, bhh?.narrow(0, 0, 2 * H)).chunk(2, -1);
-                    var r = (pi[0] + rz[0]).sigmoid();
-                    var z = (pi[1] + rz[1]).sigmoid();
-                    var n = (pi[2] + nn.functional.linear(r * h, whhN!, bhh?.narrow(0, 2 * H, H))).tanh();
+                    var rz = addmm(p.narrow(1, 0, 2 * H), h, whhRzT!, 1, 1).sigmoid();      // r, z
+                    var z = rz.narrow(1, H, H);
+                    var n = addmm(p.narrow(1, 2 * H, H), rz.narrow(1, 0, H) * h, whhNT!, 1, 1).tanh();
                     hNew = z * h + (1 - z) * n;
                     break;
                 }

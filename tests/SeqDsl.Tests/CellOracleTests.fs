@@ -1,0 +1,83 @@
+/// Cells without a libtorch kernel against a plain-array float64 reference of their equations:
+/// forward outputs, and gradients by finite differences.
+module SeqDsl.Tests.CellOracleTests
+
+open Expecto
+open TorchSharp
+open SeqDsl
+open SeqDsl.Spec
+open SeqDsl.Training
+open SeqDsl.Tests.TorchSupport
+
+let private sigmoid x = 1.0 / (1.0 + exp -x)
+
+/// Reference GRU, reset-before (d2l; Keras reset_after=False), one bias vector, gate order r, z, n:
+/// r = σ(x W_ir + h W_hr + b_r), z = σ(x W_iz + h W_hz + b_z), n = tanh(x W_in + (r ⊙ h) W_hn + b_n),
+/// h' = z ⊙ h + (1 − z) ⊙ n. Weights as libtorch lays them out: W_ih (3H × I), W_hh (3H × H).
+let private gruResetBefore (wih: float[,]) (whh: float[,]) (b: float[]) (xs: float[][]) (hidden: int) =
+    let mutable h = Array.zeroCreate<float> hidden
+    let outputs = ResizeArray()
+    for x in xs do
+        let gate g (hv: float[]) k = // row g·H + k of W_ih x + W_hh hv + b
+            let row = g * hidden + k
+            let mutable s = b.[row]
+            for j in 0 .. x.Length - 1 do s <- s + wih.[row, j] * x.[j]
+            for j in 0 .. hidden - 1 do s <- s + whh.[row, j] * hv.[j]
+            s
+        let r = Array.init hidden (fun k -> sigmoid (gate 0 h k))
+        let z = Array.init hidden (fun k -> sigmoid (gate 1 h k))
+        let rh = Array.init hidden (fun k -> r.[k] * h.[k])
+        let n = Array.init hidden (fun k -> tanh (gate 2 rh k))
+        h <- Array.init hidden (fun k -> z.[k] * h.[k] + (1.0 - z.[k]) * n.[k])
+        outputs.Add(Array.copy h)
+    outputs.ToArray()
+
+let private matrix (t: torch.Tensor) =
+    let v = values t |> Array.map float
+    let cols = int t.shape.[1]
+    Array2D.init (int t.shape.[0]) cols (fun i j -> v.[i * cols + j])
+
+[<Tests>]
+let tests =
+    testList "CellOracle" [
+        test "GRU reset-before (Keras single bias): the loop kernel equals the float64 reference" {
+            use net = compile (Model.Gru(3, resetAfter = false, returnSequences = true)) (InputSpec(Features = 2)) Convention.Keras 4L
+            Expect.equal (paramNames net) [ "layers.0.rnn.weight_ih_l0"; "layers.0.rnn.weight_hh_l0"; "layers.0.rnn.bias_ih_l0" ] "one bias vector"
+            net.Initialize("layers.0.rnn.bias_ih_l0", SeqDsl.Engine.Init.Uniform(-0.5, 0.5)) |> ignore
+            use x = torch.randn(1L, 5L, 2L)
+            use y = net.forward x
+            let xs = values x |> Array.map float |> Array.chunkBySize 2
+            let expected = gruResetBefore (matrix (param net "layers.0.rnn.weight_ih_l0")) (matrix (param net "layers.0.rnn.weight_hh_l0"))
+                                          (values (param net "layers.0.rnn.bias_ih_l0") |> Array.map float) xs 3
+            let actual = values y |> Array.map float |> Array.chunkBySize 3
+            for t in 0 .. 4 do
+                for k in 0 .. 2 do
+                    Expect.floatClose { absolute = 1e-5; relative = 1e-5 } actual.[t].[k] expected.[t].[k] $"h[{t}][{k}]"
+        }
+
+        test "GRU reset-before gradients match central finite differences of the float64 reference" {
+            use net = compile (Model.Gru(3, resetAfter = false)) (InputSpec(Features = 2)) Convention.Keras 6L
+            use x = torch.randn(1L, 4L, 2L)
+            use y = net.forward x
+            y.sum().backward()
+            let xs = values x |> Array.map float |> Array.chunkBySize 2
+            let wih = matrix (param net "layers.0.rnn.weight_ih_l0")
+            let whh = matrix (param net "layers.0.rnn.weight_hh_l0")
+            let b = values (param net "layers.0.rnn.bias_ih_l0") |> Array.map float
+            let loss (wih: float[,]) (whh: float[,]) (b: float[]) = gruResetBefore wih whh b xs 3 |> Array.last |> Array.sum
+            let eps = 1e-6
+            let gradWhh = matrix (param net "layers.0.rnn.weight_hh_l0").grad
+            for (i, j) in [ 0, 0; 4, 2; 8, 1 ] do // one entry of each gate block: r, z, n
+                let plus, minus = Array2D.copy whh, Array2D.copy whh
+                plus.[i, j] <- plus.[i, j] + eps
+                minus.[i, j] <- minus.[i, j] - eps
+                let numeric = (loss wih plus b - loss wih minus b) / (2.0 * eps)
+                Expect.floatClose { absolute = 1e-4; relative = 1e-3 } gradWhh.[i, j] numeric $"∂/∂W_hh[{i},{j}]"
+            let gradB = values (param net "layers.0.rnn.bias_ih_l0").grad |> Array.map float
+            for k in [ 1; 5; 7 ] do
+                let plus, minus = Array.copy b, Array.copy b
+                plus.[k] <- plus.[k] + eps
+                minus.[k] <- minus.[k] - eps
+                Expect.floatClose { absolute = 1e-4; relative = 1e-3 } gradB.[k] ((loss wih whh plus - loss wih whh minus) / (2.0 * eps)) $"∂/∂b[{k}]"
+        }
+    ]

@@ -13,6 +13,7 @@ let runCli (args: string list) =
     let psi = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
     psi.ArgumentList.Add dll
     for a in args do psi.ArgumentList.Add a
+    if not (psi.Environment.ContainsKey "OMP_WAIT_POLICY") then psi.Environment.["OMP_WAIT_POLICY"] <- "PASSIVE"
     use p = Process.Start psi
     let out = p.StandardOutput.ReadToEndAsync()
     let err = p.StandardError.ReadToEndAsync()

@@ -10,6 +10,7 @@ let private runScript (script: string) =
     let psi = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
                                WorkingDirectory = repoRoot)
     for a in [ "fsi"; "--quiet"; "--exec"; script ] do psi.ArgumentList.Add a
+    if not (psi.Environment.ContainsKey "OMP_WAIT_POLICY") then psi.Environment.["OMP_WAIT_POLICY"] <- "PASSIVE"
     use p = Process.Start psi
     let out = p.StandardOutput.ReadToEndAsync()
     let err = p.StandardError.ReadToEndAsync()

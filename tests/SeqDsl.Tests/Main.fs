@@ -1,6 +1,16 @@
 module SeqDsl.Tests.Main
 
+open System.Runtime.InteropServices
 open Expecto
 
+[<DllImport("libc", SetLastError = true)>]
+extern int setenv(string name, string value, int overwrite)
+
 [<EntryPoint>]
-let main argv = Tests.runTestsInAssemblyWithCLIArgs [] argv
+let main argv =
+    // Expecto runs test lists in parallel and every libtorch call spins OpenMP threads while it
+    // waits; on a 2-core machine spinning threads of parallel tests starve each other. Passive
+    // waiting (unless the caller chose otherwise) keeps the suite fast. It must reach the native
+    // environment before libgomp loads, hence setenv rather than Environment.SetEnvironmentVariable.
+    if System.OperatingSystem.IsLinux() then setenv ("OMP_WAIT_POLICY", "PASSIVE", 0) |> ignore
+    Tests.runTestsInAssemblyWithCLIArgs [] argv

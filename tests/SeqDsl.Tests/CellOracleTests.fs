@@ -80,4 +80,33 @@ let tests =
                 minus.[k] <- minus.[k] - eps
                 Expect.floatClose { absolute = 1e-4; relative = 1e-3 } gradB.[k] ((loss wih whh plus - loss wih whh minus) / (2.0 * eps)) $"∂/∂b[{k}]"
         }
+    
+        test "peephole LSTM with zero peephole weights is the plain LSTM; non-zero ones change it and learn" {
+            use peep = compile (Model.Lstm(4, peephole = true, returnSequences = true)) (InputSpec(Features = 3)) Convention.Torch 2L
+            use plain = compile (Model.Lstm(4, returnSequences = true, kernel = Kernel.Loop)) (InputSpec(Features = 3)) Convention.Torch 2L
+            do
+                use _ = torch.no_grad()
+                for n in paramNames plain do (param peep n).copy_(param plain n) |> ignore
+                (param peep "layers.0.rnn.weight_peephole_l0").zero_() |> ignore
+            use x = torch.randn(2L, 5L, 3L)
+            Expect.isLessThan (maxDiff (peep.forward x) (plain.forward x)) 1e-6f "zero peepholes"
+            peep.Assign("layers.0.rnn.weight_peephole_l0", Array.create 12 0.5f)
+            Expect.isGreaterThan (maxDiff (peep.forward x) (plain.forward x)) 1e-3f "peepholes act"
+            use y = peep.forward x
+            y.sum().backward()
+            Expect.isGreaterThan (values (param peep "layers.0.rnn.weight_peephole_l0").grad |> Array.map abs |> Array.max) 0.0f "peepholes get gradients"
+        }
+
+        test "layer-norm LSTM is invariant to the scale of its input and recurrent weights" {
+            use net = compile (Model.Lstm(4, layerNorm = true, returnSequences = true)) (InputSpec(Features = 3)) Convention.Torch 3L
+            use x = torch.randn(2L, 6L, 3L)
+            use before = net.forward x
+            do
+                use _ = torch.no_grad()
+                (param net "layers.0.rnn.weight_ih_l0").mul_(torch.tensor 3.0f) |> ignore
+                (param net "layers.0.rnn.weight_hh_l0").mul_(torch.tensor 5.0f) |> ignore
+            use after = net.forward x
+            Expect.isLessThan (maxDiff before after) 1e-3f "LN(a·xW) = LN(xW) up to LN's ε"
+            Expect.equal (net.ParameterCount) net.Summary.Total "18H extra parameters counted"
+        }
     ]

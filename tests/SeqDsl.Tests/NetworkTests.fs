@@ -22,7 +22,10 @@ let private models =
       "mixed stack", Model.Embed(5).Gru(6).Bidirectional(Merge.Ave).Lstm(4).Dense(2)
       "attention", Model.Embed(5).Lstm(6).Bidirectional().Attention(7).Dense(2)
       "dropouts", Model.Embed(5).SpatialDropout(0.2).Lstm(6, returnSequences = true).Dropout(0.3).Dense(4)
-      "lstm loop", Model.Lstm(4, kernel = Kernel.Loop).Stack(2).Bidirectional().Dense(1) ]
+      "lstm loop", Model.Lstm(4, kernel = Kernel.Loop).Stack(2).Bidirectional().Dense(1)
+      "peephole lstm", Model.Lstm(4, peephole = true).Stack(2).Dense(1)
+      "layer-norm lstm", Model.Lstm(4, layerNorm = true).Bidirectional().Dense(1)
+      "peephole layer-norm lstm", Model.Lstm(4, peephole = true, layerNorm = true).Dense(1) ]
 
 [<Tests>]
 let tests =
@@ -201,9 +204,9 @@ let tests =
                 let e = expectSeqDslError "lengths" (fun () -> net.Forward(x, torch.tensor([| 3L; 0L |])))
                 Expect.stringContains e.Message "between 1 and the padded time axis" "reason"
             }
-            test "peephole LSTM has no kernel yet and says so" {
-                let e = expectSeqDslError "peephole" (fun () -> compile (Model.Lstm(3, peephole = true)) (InputSpec(Features = 2)) Convention.Torch 0L)
-                Expect.stringContains e.Message "no kernel yet" "reason"
+            test "Fused cannot be honoured for a peephole LSTM" {
+                let e = expectSeqDslError "peephole fused" (fun () -> Model.Lstm(3, peephole = true, kernel = Kernel.Fused))
+                Expect.stringContains e.Message "no peephole connections" "reason"
             }
             test "Auto falling back to the loop kernel is reported" {
                 let events = ResizeArray()

@@ -41,6 +41,18 @@ internal sealed class LoopRnn : nn.Module
                 if (bias != Bias.None) Add("bias_ih" + sfx, [_gates * units], bound);
                 if (bias == Bias.Torch || (bias == Bias.Keras && cell is GruCell { ResetAfter: true }))
                     Add("bias_hh" + sfx, [_gates * units], bound);
+                if (cell is LstmCell { Peephole: true })
+                    Add("weight_peephole" + sfx, [3 * units], bound);                  // w_ci, w_cf, w_co
+                if (cell is LstmCell { LayerNorm: true })
+                {
+                    // gains start at 1 and shifts at 0, as in Ba et al.
+                    AddConstant("ln_ih_weight" + sfx, [4 * units], 1);
+                    AddConstant("ln_ih_bias" + sfx, [4 * units], 0);
+                    AddConstant("ln_hh_weight" + sfx, [4 * units], 1);
+                    AddConstant("ln_hh_bias" + sfx, [4 * units], 0);
+                    AddConstant("ln_c_weight" + sfx, [units], 1);
+                    AddConstant("ln_c_bias" + sfx, [units], 0);
+                }
             }
     }
 
@@ -49,6 +61,13 @@ internal sealed class LoopRnn : nn.Module
     private void Add(string name, long[] shape, double bound)
     {
         var p = new Parameter(empty(shape).uniform_(-bound, bound));
+        _p[name] = p;
+        register_parameter(name, p);
+    }
+
+    private void AddConstant(string name, long[] shape, double value)
+    {
+        var p = new Parameter(full(shape, value));
         _p[name] = p;
         register_parameter(name, p);
     }
@@ -110,7 +129,14 @@ internal sealed class LoopRnn : nn.Module
         // every additive bias goes into the one input projection before the loop; only GRU's b_hn stays
         // inside (reset-after multiplies it by r)
         var bias = bih is null ? bhh : bhh is null || resetAfterGru ? bih : bih + bhh;
-        var proj = nn.functional.linear(x, wih, bias);                                 // (B, T, G·H), one product
+        var peep = P("weight_peephole" + sfx);
+        var layerNorm = _cell is LstmCell { LayerNorm: true };
+        long[] gatesShape = [4L * H];
+        // layer norm normalises x W_x before the bias is added; still one product for all steps
+        var proj = layerNorm
+            ? nn.functional.layer_norm(nn.functional.linear(x, wih), gatesShape, P("ln_ih_weight" + sfx), P("ln_ih_bias" + sfx))
+              + (bias ?? zeros(1, device: x.device))
+            : nn.functional.linear(x, wih, bias);                                      // (B, T, G·H), one product
         var whhT = whh.t();                                                            // (H, G·H)
         var T = x.shape[1];
         var outputs = new Tensor[T];
@@ -127,12 +153,33 @@ internal sealed class LoopRnn : nn.Module
                 case RnnCell rnn:
                     hNew = LayerModule.Activate(addmm(p, h, whhT, 1, 1), rnn.Activation);   // p + h W_hh^T
                     break;
-                case LstmCell:
+                case LstmCell when peep is null && !layerNorm:
                 {
-                    var gates = addmm(p, h, whhT, 1, 1);                                     // (B, 4H): i, f, g, o
+                    var gates = addmm(p, h, whhT, 1, 1);                               // (B, 4H): i, f, g, o
                     var sig = gates.sigmoid();
                     cNew = sig.narrow(1, H, H) * c! + sig.narrow(1, 0, H) * gates.narrow(1, 2 * H, H).tanh();
                     hNew = sig.narrow(1, 3 * H, H) * cNew.tanh();
+                    break;
+                }
+                case LstmCell:
+                {
+                    var recurrent = h.matmul(whhT);                                    // (B, 4H)
+                    if (layerNorm)
+                        recurrent = nn.functional.layer_norm(recurrent, gatesShape, P("ln_hh_weight" + sfx), P("ln_hh_bias" + sfx));
+                    var gates = p + recurrent;
+                    var i = gates.narrow(1, 0, H);
+                    var f = gates.narrow(1, H, H);
+                    var o = gates.narrow(1, 3 * H, H);
+                    if (peep is not null)
+                    {
+                        // peepholes: the input and forget gates see c_{t−1}, the output gate sees c_t
+                        i = i + peep.narrow(0, 0, H) * c!;
+                        f = f + peep.narrow(0, H, H) * c!;
+                    }
+                    cNew = f.sigmoid() * c! + i.sigmoid() * gates.narrow(1, 2 * H, H).tanh();
+                    if (peep is not null) o = o + peep.narrow(0, 2 * H, H) * cNew;
+                    var cOut = layerNorm ? nn.functional.layer_norm(cNew, [H], P("ln_c_weight" + sfx), P("ln_c_bias" + sfx)) : cNew;
+                    hNew = o.sigmoid() * cOut.tanh();
                     break;
                 }
                 case GruCell when !resetBefore:

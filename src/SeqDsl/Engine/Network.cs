@@ -85,10 +85,6 @@ public sealed class Network : nn.Module<Tensor, Tensor>
     private LayerModule CompileRecurrent(RecurrentLayer r, int index, long width, ModelSpec spec, CompileOptions options)
     {
         var plan = Shapes.PlanKernel(r);
-        if (r.Cell is LstmCell { Peephole: true } or LstmCell { LayerNorm: true })
-            throw SeqDslException.ForLayer(index, r, ErrorKind.Spec,
-                "Peephole and layer-norm LSTM cells are reserved in the spec but have no kernel yet.",
-                r.ToString(), "Lstm without peephole/layerNorm");
         var fallback = r.Kernel == Kernel.Auto && plan.Kernel == Kernel.Loop;
         options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): kernel {plan}" + (fallback ? " (fallback from Auto)" : ""));
         var bias = r.Cell.EffectiveBias(options.Convention);

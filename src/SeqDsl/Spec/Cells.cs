@@ -82,8 +82,9 @@ public sealed record RnnCell : CellSpec
 /// <summary>
 /// LSTM: i,f,o = σ(x W_x· + h_{t−1} W_h· + b·), g = tanh(x W_xg + h_{t−1} W_hg + b_g);
 /// c_t = f ⊙ c_{t−1} + i ⊙ g; h_t = o ⊙ tanh(c_t). Gate order in stacked weights: i, f, g, o.
-/// Peephole (gates also see c) adds w_ci, w_cf, w_co (3H). Layer norm (Ba et al. 2016)
-/// normalises x W_x (4H), h W_h (4H) and c_t (H), each with a gain and a bias (18H).
+/// Peephole (Gers &amp; Schmidhuber): i and f also see w_ci ⊙ c_{t−1}, w_cf ⊙ c_{t−1}, and o sees w_co ⊙ c_t
+/// (3H parameters). Layer norm (Ba et al. 2016): gates = LN(x W_x) + LN(h W_h) + b and
+/// h_t = o ⊙ tanh(LN(c_t)), each LN with a gain and a shift (18H parameters). Both run on the loop kernel.
 /// </summary>
 public sealed record LstmCell : CellSpec
 {

@@ -212,4 +212,20 @@ let tests =
             let e3 = expectSeqDslError "rows" (fun () -> Trainer.Fit(net, SequenceData(data.Inputs, torch.zeros(9L, 1L)), Bce.Opts()))
             Expect.stringContains e3.Message "10 input rows but 9 target rows" "rows"
         }
+    
+        test "bucketing by length: every row once per epoch, fewer padded steps, and it learns" {
+            let n = 256
+            torch.manual_seed 3L |> ignore
+            let lengths = [| for i in 0 .. n - 1 -> int64 (3 + (i * 37) % 28) |]
+            let x = torch.randint(1L, 8L, [| int64 n; 30L |], dtype = torch.ScalarType.Int64)
+            for i in 0 .. n - 1 do x.[int64 i].narrow(0, lengths.[i], 30L - lengths.[i]).fill_(0L) |> ignore
+            let y = x.eq(torch.tensor 3L).any(1L).to_type(torch.ScalarType.Float32).unsqueeze(1L)
+            let data = SequenceData(x, y, torch.tensor lengths)
+            let buckets = SeqDsl.Data.Sequences.Buckets(lengths |> Array.map int, 32, 1)
+            Expect.equal (buckets |> Seq.concat |> Seq.sort |> List.ofSeq) [ 0 .. n - 1 ] "a partition"
+            Expect.equal buckets.Count 8 "ceil(256 / 32) batches"
+            use net = compile (Model.Embed(8, padding = 0).Lstm(16).Dense(1, Activation.Sigmoid)) (InputSpec(Vocab = 8)) Convention.Torch 1L
+            let h = Trainer.Fit(net, data, FitOptions(Epochs = 8, BatchSize = 32, BucketByLength = true, Loss = Loss.Bce, Optimizer = OptimizerSpec.Adam(0.01)))
+            Expect.isLessThan (h.Epochs.[7].["loss"]) (h.Epochs.[0].["loss"] / 2.0) "learns"
+        }
     ]

@@ -35,6 +35,9 @@ public sealed record FitOptions
     public int BatchSize { get; init; } = 32;
     /// <summary>Reshuffle the training rows every epoch.</summary>
     public bool Shuffle { get; init; } = true;
+    /// <summary>With lengths (post-padded texts), batch sequences of similar length together (shuffled pools of 50
+    /// batches sorted by length, batch order shuffled): far less padding per batch than random batches.</summary>
+    public bool BucketByLength { get; init; }
     /// <summary>Seed of shuffling and dropout; the same seed gives bit-identical CPU runs.</summary>
     public long Seed { get; init; } = 0;
     /// <summary>Fraction of the rows held out for validation: the LAST rows, before shuffling (as Keras does).

@@ -46,6 +46,7 @@ public static class Trainer
 
         var n = train.Count;
         var batches = (int)((n + o.BatchSize - 1) / o.BatchSize);
+        var trainLengths = o.BucketByLength && train.Lengths is Tensor tl ? tl.data<long>().Select(v => (int)v).ToArray() : null;
         var best = double.NaN;
         var bestEpoch = 0;
         var waited = 0;
@@ -62,6 +63,8 @@ public static class Trainer
                 net.train();
                 var acc = new MetricAccumulator(o.Loss, o.Metrics);
                 using var perm = o.Shuffle ? randperm(n, generator: shuffle) : arange(n);
+                var buckets = trainLengths is null ? null
+                    : Data.Sequences.Buckets(trainLengths, o.BatchSize, unchecked((int)o.Seed * 7919 + epoch));
                 for (var b = 0; b < batches; b++)
                 {
                     if (o.Cancellation.IsCancellationRequested)
@@ -71,7 +74,7 @@ public static class Trainer
                     }
                     using var scope = NewDisposeScope();
                     var start = (long)b * o.BatchSize;
-                    var idx = perm.narrow(0, start, Math.Min(o.BatchSize, n - start));
+                    var idx = buckets is null ? perm.narrow(0, start, Math.Min(o.BatchSize, n - start)) : tensor(buckets[b].Select(i => (long)i).ToArray());
                     var (value, stop) = session.StepAccumulating(Take(train, idx, net.Device), acc);
                     if (stop is not null)
                     {

@@ -123,7 +123,7 @@ public static class Experiment
                 var fit = new FitOptions
                 {
                     Epochs = t.Epochs, BatchSize = t.BatchSize, Seed = t.Seed, Optimizer = optimizer, Clip = clip,
-                    Loss = new Loss(data.Info.Loss), Metrics = data.Info.Metrics,
+                    Loss = new Loss(data.Info.Loss), Metrics = data.Info.Metrics, BucketByLength = t.BucketByLength,
                     EarlyStopping = t.EarlyStopping is int patience ? new EarlyStopping("val_loss", patience, true) : null,
                     Progress = progress, Cancellation = cancellation,
                 };

@@ -76,6 +76,8 @@ public sealed record TrainingSpec
     public double ValidationSplit { get; init; } = 0.1;
     /// <summary>Stop after this many epochs without improvement of val_loss (restoring the best weights).</summary>
     public int? EarlyStopping { get; init; }
+    /// <summary>Batch texts of similar length together (when texts are padded per batch, without maxlen).</summary>
+    public bool BucketByLength { get; init; } = true;
     /// <summary>torch or keras parameter layout.</summary>
     public string Convention { get; init; } = "torch";
 }

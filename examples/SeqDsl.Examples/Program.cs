@@ -8,6 +8,7 @@ var examples = new Dictionary<string, (string about, Func<string[], int> run)>
     ["sentiment"] = ("negation grammar; --real [tar.gz]: IMDB with seed 002's pipeline (E4)", Workflows.Sentiment),
     ["char-lm"] = ("character LM with generation; --real [zip]: Jay Chou lyrics (E11)", Workflows.CharLm),
     ["gradient-flow"] = ("‖∂L/∂h_t‖ plots: vanishing (SimpleRnn vs LSTM), exploding (40-step RNN) [dir]", GradientFlowDemo.Run),
+    ["user-cell"] = ("a user-defined cell (minimal gated unit) in model text, counting ones", UserCellExample.Run),
     ["forecast"] = ("seasonal series; --real [csv]: NASDAQ with seed 002's 37 features (E5)", Workflows.Forecast),
 };
 

@@ -27,7 +27,8 @@ let tests =
               "counting.fsx", "test accuracy:"
               "sentiment.fsx", "test accuracy:"
               "char-lm.fsx", "perplexity"
-              "forecasting.fsx", "test R²:" ] do
+              "forecasting.fsx", "test R²:"
+              "user-cell.fsx", "test accuracy:" ] do
             test name {
                 if configuration <> "Debug" then skiptest "scripts reference the Debug build (dotnet build)"
                 let code, out, err = runScript (Path.Combine("fsharp-scripts", name))
@@ -36,6 +37,6 @@ let tests =
             }
         test "every script in the folder is covered" {
             let scripts = Directory.GetFiles(Path.Combine(repoRoot, "fsharp-scripts"), "*.fsx") |> Array.map Path.GetFileName |> Set.ofArray
-            Expect.equal scripts (set [ "SeqDsl.fsx"; "summary.fsx"; "counting.fsx"; "sentiment.fsx"; "char-lm.fsx"; "forecasting.fsx" ]) "scripts"
+            Expect.equal scripts (set [ "SeqDsl.fsx"; "summary.fsx"; "counting.fsx"; "sentiment.fsx"; "char-lm.fsx"; "forecasting.fsx"; "user-cell.fsx" ]) "scripts"
         }
     ]

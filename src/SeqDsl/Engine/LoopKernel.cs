@@ -21,8 +21,12 @@ internal sealed class LoopRnn : nn.Module
     private readonly Bias _bias;
     private readonly Dictionary<string, Parameter> _p = [];
 
-    public LoopRnn(CellSpec cell, long input, int units, int layers, bool bidirectional, double dropout, Bias bias) : base("LoopRnn")
+    private readonly UserCellKernel? _user;
+
+    public LoopRnn(CellSpec cell, long input, int units, int layers, bool bidirectional, double dropout, Bias bias,
+        UserCellKernel? user = null) : base("LoopRnn")
     {
+        _user = user;
         _cell = cell;
         _units = units;
         _layers = layers;
@@ -36,6 +40,12 @@ internal sealed class LoopRnn : nn.Module
             {
                 var sfx = Suffix(l, d);
                 var inWidth = l == 0 ? input : (long)_directions * units;
+                if (cell is UserCell uc)
+                {
+                    foreach (var p in uc.Parameters)
+                        Add(p.Name + sfx, p.Shape.Select(dim => dim.Size(inWidth, units)).ToArray(), bound);
+                    continue;
+                }
                 Add("weight_ih" + sfx, [_gates * units, inWidth], bound);
                 Add("weight_hh" + sfx, [_gates * units, units], bound);
                 if (bias != Bias.None) Add("bias_ih" + sfx, [_gates * units], bound);
@@ -80,7 +90,7 @@ internal sealed class LoopRnn : nn.Module
     {
         var B = x.shape[0];
         var T = x.shape[1];
-        var lstm = _cell is LstmCell;
+        var lstm = _cell.StateArity == 2;
         Tensor? mask = null, reverse = null;
         if (lengths is not null)
         {
@@ -114,11 +124,46 @@ internal sealed class LoopRnn : nn.Module
         return (input, stack(hs), lstm ? stack(cs) : null);
     }
 
+    private (Tensor output, Tensor h, Tensor? c, Tensor[]? steps) RunUser(UserCell cell, Tensor x, string sfx, Tensor? mask, Tensor h, Tensor? c, bool keep)
+    {
+        var ps = new CellParameters(cell.Parameters.ToDictionary(p => p.Name, p => P(p.Name + sfx)!));
+        var input = _user!.Project?.Invoke(x, ps) ?? x;                                 // (B, T, K), once
+        var T = x.shape[1];
+        var outputs = new Tensor[T];
+        var kept = keep ? new Tensor[T] : null;
+        Tensor[] state = cell.Arity == 2 ? [h, c!] : [h];
+        for (var t = 0; t < T; t++)
+        {
+            var next = _user.Step(input.select(1, t), state, ps);
+            if (next.Length != cell.Arity)
+                throw new SeqDslException(ErrorKind.Shape, $"The step function of {cell.CellName} returned {next.Length} state tensors.")
+                { Received = next.Length.ToString(), Expected = cell.Arity.ToString() };
+            if (keep)
+            {
+                next[0].retain_grad();
+                kept![t] = next[0];
+            }
+            if (mask is not null)
+            {
+                var m = mask.select(1, t);                                             // (B, 1)
+                outputs[t] = next[0] * m;
+                state = state.Zip(next, (old, @new) => where(m, @new, old)).ToArray();
+            }
+            else
+            {
+                outputs[t] = next[0];
+                state = next;
+            }
+        }
+        return (stack(outputs, 1), state[0], cell.Arity == 2 ? state[1] : null, kept);
+    }
+
     private static Tensor Reverse(Tensor x, Tensor? reverse) =>
         reverse is null ? x.flip(1) : x.gather(1, reverse.unsqueeze(-1).expand(x.shape));
 
     private (Tensor output, Tensor h, Tensor? c, Tensor[]? steps) RunDirection(Tensor x, string sfx, Tensor? mask, Tensor h, Tensor? c, bool keep)
     {
+        if (_cell is UserCell user) return RunUser(user, x, sfx, mask, h, c, keep);
         var wih = P("weight_ih" + sfx)!;
         var whh = P("weight_hh" + sfx)!;
         var bih = P("bias_ih" + sfx);

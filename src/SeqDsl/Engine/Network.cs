@@ -91,7 +91,8 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         var hasBias = bias != Bias.None;
         var bi = r.Bidirectional is not null;
         nn.Module rnn = plan.Kernel == Kernel.Loop
-            ? new LoopRnn(r.Cell, width, r.Units, r.Layers, bi, r.Dropout, bias)
+            ? new LoopRnn(r.Cell, width, r.Units, r.Layers, bi, r.Dropout, bias,
+                r.Cell is UserCell user ? UserCells.Kernel(user, index, r) : null)
             : r.Cell switch
         {
             LstmCell => nn.LSTM(width, r.Units, r.Layers, hasBias, batchFirst: true, dropout: r.Dropout, bidirectional: bi),

@@ -10,6 +10,7 @@ namespace SeqDsl.Spec;
 [JsonDerivedType(typeof(RnnCell), "SimpleRnn")]
 [JsonDerivedType(typeof(LstmCell), "Lstm")]
 [JsonDerivedType(typeof(GruCell), "Gru")]
+[JsonDerivedType(typeof(UserCell), "User")]
 public abstract record CellSpec
 {
     /// <summary>The name the cell has in model text (SimpleRnn, Lstm, Gru).</summary>

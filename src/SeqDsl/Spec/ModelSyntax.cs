@@ -198,11 +198,14 @@ public static class ModelSyntax
             var name = Expect(K.Ident, "a layer call such as Lstm(64)");
             var sig = Signatures.FirstOrDefault(s => s.Name == name.Text)
                 ?? Signatures.FirstOrDefault(s => string.Equals(s.Name, name.Text, StringComparison.OrdinalIgnoreCase));
+            if (sig is null && UserCellCatalog.Find(name.Text) is { } user)
+                sig = new Signature(user.CellName, [new("units", T.Int, true), .. RecurrentCommon],
+                    (m, a) => m.Recurrent(user, a.Get("units", 0), a.Opt<bool>("returnSequences"), a.Get("kernel", Kernel.Auto)));
             if (sig is null)
             {
                 var near = Signatures.MinBy(s => Distance(s.Name.ToLowerInvariant(), name.Text.ToLowerInvariant()))!.Name;
                 throw Error(name, $"Unknown layer '{name.Text}' (did you mean {near}?).", name.Text,
-                    "one of " + string.Join(", ", Signatures.Select(s => s.Name)));
+                    "one of " + string.Join(", ", Signatures.Select(s => s.Name).Concat(UserCellCatalog.Names)));
             }
             Expect(K.LParen, $"'(' after {sig.Name}");
             var values = new Dictionary<string, object?>();

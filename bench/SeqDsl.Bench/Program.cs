@@ -100,28 +100,16 @@ static class StepBenchmark
         for (var r = 0; r < o.Rounds; r++)
         {
             // alternate which side goes first so drift favours neither
-            if (r % 2 == 0) { a.Add(Time(SeqDslStep, o.Steps)); b.Add(Time(HandStep, o.Steps)); }
-            else { b.Add(Time(HandStep, o.Steps)); a.Add(Time(SeqDslStep, o.Steps)); }
+            if (r % 2 == 0) { a.Add(Timing.Time(SeqDslStep, o.Steps)); b.Add(Timing.Time(HandStep, o.Steps)); }
+            else { b.Add(Timing.Time(HandStep, o.Steps)); a.Add(Timing.Time(SeqDslStep, o.Steps)); }
         }
         var ratios = a.Zip(b, (p, q) => p / q).OrderBy(v => v).ToList();
-        Console.WriteLine($"SeqDsl     median {Median(a):F2} ms/step");
-        Console.WriteLine($"hand-made  median {Median(b):F2} ms/step");
-        Console.WriteLine($"ratio SeqDsl/hand: median {Median(ratios):F3} (per-round ratios {ratios[0]:F3} … {ratios[^1]:F3})");
+        Console.WriteLine($"SeqDsl     median {Timing.Median(a):F2} ms/step");
+        Console.WriteLine($"hand-made  median {Timing.Median(b):F2} ms/step");
+        Console.WriteLine($"ratio SeqDsl/hand: median {Timing.Median(ratios):F3} (per-round ratios {ratios[0]:F3} … {ratios[^1]:F3})");
         return 0;
     }
 
-    static double Time(Func<float> step, int n)
-    {
-        var sw = Stopwatch.StartNew();
-        for (var i = 0; i < n; i++) step();
-        return sw.Elapsed.TotalMilliseconds / n;
-    }
-
-    static double Median(List<double> v)
-    {
-        var s = v.OrderBy(x => x).ToList();
-        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
-    }
 }
 
 /// <summary>
@@ -195,23 +183,30 @@ static class LoopBenchmark
             var f = new List<double>();
             for (var r = 0; r < o.Rounds; r++)
             {
-                if (r % 2 == 0) { a.Add(Time(() => Step(loop), o.Steps)); f.Add(Time(() => Step(fused), o.Steps)); }
-                else { f.Add(Time(() => Step(fused), o.Steps)); a.Add(Time(() => Step(loop), o.Steps)); }
+                if (r % 2 == 0) { a.Add(Timing.Time(() => Step(loop), o.Steps)); f.Add(Timing.Time(() => Step(fused), o.Steps)); }
+                else { f.Add(Timing.Time(() => Step(fused), o.Steps)); a.Add(Timing.Time(() => Step(loop), o.Steps)); }
             }
             var ratios = a.Zip(f, (p, q) => p / q).OrderBy(v => v).ToList();
-            Console.WriteLine($"H {h}, B {b}, T {t}: loop {Median(a):F1} ms, fused {Median(f):F1} ms, ratio loop/fused median {Median(ratios):F2} (range {ratios[0]:F2} … {ratios[^1]:F2})");
+            Console.WriteLine($"H {h}, B {b}, T {t}: loop {Timing.Median(a):F1} ms, fused {Timing.Median(f):F1} ms, ratio loop/fused median {Timing.Median(ratios):F2} (range {ratios[0]:F2} … {ratios[^1]:F2})");
         }
         return 0;
     }
 
-    static double Time(Func<float> step, int n)
+}
+
+/// <summary>Per-step timing and medians shared by the interleaved benchmarks.</summary>
+static class Timing
+{
+    /// <summary>Mean milliseconds per call over n calls.</summary>
+    public static double Time(Func<float> step, int n)
     {
         var sw = Stopwatch.StartNew();
         for (var i = 0; i < n; i++) step();
         return sw.Elapsed.TotalMilliseconds / n;
     }
 
-    static double Median(List<double> v)
+    /// <summary>The median.</summary>
+    public static double Median(List<double> v)
     {
         var s = v.OrderBy(x => x).ToList();
         return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;

@@ -1,7 +1,6 @@
 /// The seqdsl command line driven as a process: output, exit codes, messages on stderr.
 module SeqDsl.Tests.CliTests
 
-open System.Diagnostics
 open System.IO
 open Expecto
 open SeqDsl.Tests.Support
@@ -10,15 +9,7 @@ open SeqDsl.Tests.Support
 let runCli (args: string list) =
     let dll = Path.Combine(repoRoot, "src", "SeqDsl.Cli", "bin", configuration, "net10.0", "SeqDsl.Cli.dll")
     if not (File.Exists dll) then failtestf "CLI not built: %s" dll
-    let psi = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
-    psi.ArgumentList.Add dll
-    for a in args do psi.ArgumentList.Add a
-    if not (psi.Environment.ContainsKey "OMP_WAIT_POLICY") then psi.Environment.["OMP_WAIT_POLICY"] <- "PASSIVE"
-    use p = Process.Start psi
-    let out = p.StandardOutput.ReadToEndAsync()
-    let err = p.StandardError.ReadToEndAsync()
-    if not (p.WaitForExit 120000) then p.Kill true; failtest "seqdsl timed out"
-    p.ExitCode, out.Result, err.Result
+    runDotnet (dll :: args) 120000
 
 let private readJson (path: string) = System.Text.Json.JsonDocument.Parse(File.ReadAllText path).RootElement
 

@@ -1,23 +1,11 @@
 /// Every script in fsharp-scripts/ runs green with `dotnet fsi` on its generated data (scripts are documentation that runs).
 module SeqDsl.Tests.FSharpScriptsTests
 
-open System.Diagnostics
 open System.IO
 open Expecto
 open SeqDsl.Tests.Support
 
-let private runScript (script: string) =
-    let psi = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-                               WorkingDirectory = repoRoot)
-    for a in [ "fsi"; "--quiet"; "--exec"; script ] do psi.ArgumentList.Add a
-    if not (psi.Environment.ContainsKey "OMP_WAIT_POLICY") then psi.Environment.["OMP_WAIT_POLICY"] <- "PASSIVE"
-    use p = Process.Start psi
-    let out = p.StandardOutput.ReadToEndAsync()
-    let err = p.StandardError.ReadToEndAsync()
-    if not (p.WaitForExit 300000) then
-        p.Kill true
-        failtestf "%s ran past 5 minutes" script
-    p.ExitCode, out.Result, err.Result
+let private runScript (script: string) = runDotnet [ "fsi"; "--quiet"; "--exec"; script ] 300000
 
 [<Tests>]
 let tests =

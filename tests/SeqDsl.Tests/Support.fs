@@ -44,3 +44,17 @@ let tempFolder (tag: string) =
     let d = Path.Combine(Path.GetTempPath(), $"seqdsl-{tag}-" + Guid.NewGuid().ToString("N"))
     Directory.CreateDirectory d |> ignore
     d
+
+/// Runs `dotnet args…` in the repository root with passive OpenMP waiting; returns (exit code, stdout, stderr).
+let runDotnet (args: string list) (timeoutMs: int) =
+    let psi = System.Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true,
+                                                  UseShellExecute = false, WorkingDirectory = repoRoot)
+    for a in args do psi.ArgumentList.Add a
+    if not (psi.Environment.ContainsKey "OMP_WAIT_POLICY") then psi.Environment.["OMP_WAIT_POLICY"] <- "PASSIVE"
+    use p = System.Diagnostics.Process.Start psi
+    let out = p.StandardOutput.ReadToEndAsync()
+    let err = p.StandardError.ReadToEndAsync()
+    if not (p.WaitForExit timeoutMs) then
+        p.Kill true
+        failtestf "dotnet %s ran past %d s" (String.concat " " args) (timeoutMs / 1000)
+    p.ExitCode, out.Result, err.Result

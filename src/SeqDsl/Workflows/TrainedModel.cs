@@ -46,9 +46,19 @@ public sealed class TrainedModel : IDisposable
             var prepared = Workflows.Experiment.Prepare(data, Network.Spec, Info, Text);
             var corpus = prepared.Corpus!;
             var steps = Math.Min(data.Preprocessing.Steps, corpus.Length - 1);
-            var chunks = LanguageModelData.Chunks(corpus, steps + 1);
-            var x = Info.OneHot is int v ? LanguageModelData.OneHot(chunks.Inputs, v) : chunks.Inputs;
-            return Trainer.Evaluate(Network, chunks with { Inputs = x }, new Loss(LossKind.CrossEntropy), [Metric.Perplexity]);
+            // every character predicted once: non-overlapping windows of `steps` (stride-1 chunks of a large
+            // corpus would not fit in memory)
+            var n = (corpus.Length - 1) / steps;
+            var xs = new long[n * (long)steps];
+            var ys = new long[n * (long)steps];
+            for (var i = 0; i < n * steps; i++)
+            {
+                xs[i] = corpus[i];
+                ys[i] = corpus[i + 1];
+            }
+            var windows = new SequenceData(tensor(xs, [n, steps]), tensor(ys, [n, steps]));
+            var x = Info.OneHot is int v ? LanguageModelData.OneHot(windows.Inputs, v) : windows.Inputs;
+            return Trainer.Evaluate(Network, windows with { Inputs = x }, new Loss(LossKind.CrossEntropy), [Metric.Perplexity]);
         }
         var d = Workflows.Experiment.Prepare(data, Network.Spec, Info, Text);
         var set = d.Test ?? d.Train!;
@@ -78,7 +88,7 @@ public sealed class TrainedModel : IDisposable
             }
             else
             {
-                using var probs = r.softmax(0);
+                using var probs = Network.OutputActivation == Activation.Softmax ? r.alias() : r.softmax(0);
                 var k = (int)probs.argmax().item<long>();
                 output.Add(new Prediction(texts[i], probs[k].item<float>(), k));
             }

@@ -228,4 +228,16 @@ let tests =
             let h = Trainer.Fit(net, data, FitOptions(Epochs = 8, BatchSize = 32, BucketByLength = true, Loss = Loss.Bce, Optimizer = OptimizerSpec.Adam(0.01)))
             Expect.isLessThan (h.Epochs.[7].["loss"]) (h.Epochs.[0].["loss"] / 2.0) "learns"
         }
+    
+        test "the best-model checkpoint holds the weights of the epoch with the best monitored value" {
+            let dir = tempDir ()
+            use net = compile tokenModel (InputSpec(Vocab = 8)) Convention.Torch 1L
+            let data = tokenTask 200 5L
+            let opts = FitOptions(Epochs = 6, BatchSize = 32, Loss = Loss.Bce, Optimizer = OptimizerSpec.Adam(0.05), ValidationSplit = 0.3,
+                                  CheckpointDirectory = dir, CheckpointMonitor = "val_loss")
+            let h = Trainer.Fit(net, data, opts)
+            use best = ModelStore.Load dir
+            let m = Trainer.Evaluate(best, data.Slice(140L, 60L), Loss.Bce, [||])
+            Expect.floatClose Accuracy.medium m.["loss"] (h.Series "val_loss" |> Seq.min) "the checkpoint is the best epoch's model"
+        }
     ]

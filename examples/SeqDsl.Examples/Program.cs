@@ -5,7 +5,7 @@ var examples = new Dictionary<string, (string about, Func<string[], int> run)>
         Seed003Summaries.Run),
     ["counting-lstm"] = ("seed 000 E2: an LSTM(20) counts the ones in 10,000 binary sequences [epochs]", CountingOnes.Lstm),
     ["counting-rnn"] = ("seed 000 E1: a 2-parameter linear RNN, and its 40-step explosion", CountingOnes.Rnn),
-    ["sentiment"] = ("negation grammar; --real [tar.gz]: IMDB with seed 002's pipeline (E4)", Workflows.Sentiment),
+    ["sentiment"] = ("negation grammar; --real [tar.gz]: IMDB, seed 002's pipeline (E4); add --seed003 for E7's five models", Workflows.Sentiment),
     ["char-lm"] = ("character LM with generation; --real [zip]: Jay Chou lyrics (E11)", Workflows.CharLm),
     ["gradient-flow"] = ("‖∂L/∂h_t‖ plots: vanishing (SimpleRnn vs LSTM), exploding (40-step RNN) [dir]", GradientFlowDemo.Run),
     ["user-cell"] = ("a user-defined cell (minimal gated unit) in model text, counting ones", UserCellExample.Run),

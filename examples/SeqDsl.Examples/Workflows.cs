@@ -27,11 +27,13 @@ public static class Workflows
 
     /// <summary>
     /// Sentiment. Generated: the negation grammar. Real (--real [aclImdb…tar.gz]): IMDB read straight from the
-    /// archive into a frame, seed 002's regex tokenizer and vocabulary, post-padding with lengths, E4's model.
+    /// archive into a frame, seed 002's regex tokenizer and vocabulary, post-padding with lengths, E4's model;
+    /// with --seed003 as well, seed 003's Keras pipeline and its five models (E7).
     /// </summary>
     public static int Sentiment(string[] args)
     {
         var imdb = RealPath(args, "aclImdb_v1_labeled.tar.gz");
+        if (imdb is not null && args.Contains("--seed003")) return Seed003(imdb);
         var spec = imdb is null
             ? new ExperimentSpec
             {
@@ -52,6 +54,32 @@ public static class Workflows
             ? ["not good the film was long and the plot was quite slow with some music", "indeed great the cast was very fine and i think the ending was long"]
             : ["A wonderful, moving film with superb acting.", "Dull, predictable and far too long."];
         foreach (var p in result.PredictTexts(probe)) Console.WriteLine($"  P(positive) {p.Value:F3}  {p.Input}");
+        return 0;
+    }
+
+    /// <summary>
+    /// Seed 003's pipeline (E7): Keras tokenizer, 8,000 words, maxlen 200 pre-padded, and its five models under
+    /// the Keras convention, RMSprop, batch 128, validation split 0.2, the book's epochs.
+    /// </summary>
+    private static int Seed003(string imdb)
+    {
+        var head = Model.Embed(32).SpatialDropout(0.4);
+        var models = new (ModelSpec body, int epochs)[]
+        {
+            (head.SimpleRnn(32), 10), (head.Lstm(32), 5), (head.Gru(32, resetAfter: false), 4),
+            (head.Lstm(32).Bidirectional(), 4), (head.Lstm(32).Stack(2), 4),
+        };
+        foreach (var (body, epochs) in models)
+        {
+            var model = body.Dropout(0.4).Dense(1, Activation.Sigmoid);
+            using var result = Experiment.Run(new ExperimentSpec
+            {
+                Model = model.ToString(), Data = "imdb:" + imdb,
+                Preprocessing = new PreprocessingSpec { Tokenizer = "keras", NumWords = 8000, Maxlen = 200, Padding = "pre" },
+                Training = new TrainingSpec { Epochs = epochs, BatchSize = 128, Optimizer = "rmsprop", ValidationSplit = 0.2, Convention = "keras", Seed = 1 },
+            }, EpochLines);
+            Console.WriteLine($"{model}: test accuracy {result.Metrics["test"]["accuracy"]:F4}");
+        }
         return 0;
     }
 

@@ -32,6 +32,42 @@ let private gruResetBefore (wih: float[,]) (whh: float[,]) (b: float[]) (xs: flo
         outputs.Add(Array.copy h)
     outputs.ToArray()
 
+/// Reference LSTM (gate order i, f, g, o; biases b_ih + b_hh), optionally with peepholes (w_ci, w_cf on c_{t−1},
+/// w_co on c_t) and layer norm (LN of x W_x and of h W_h over 4H, of c_t over H; population variance, ε 1e-5).
+type private LstmWeights =
+    { Wih: float[,]; Whh: float[,]; B: float[]; Peep: float[] option
+      Ln: (float[] * float[] * float[] * float[] * float[] * float[]) option }
+
+let private layerNorm (v: float[]) (g: float[]) (b: float[]) =
+    let m = Array.average v
+    let var = v |> Array.averageBy (fun a -> (a - m) * (a - m))
+    Array.init v.Length (fun k -> (v.[k] - m) / sqrt (var + 1e-5) * g.[k] + b.[k])
+
+let private lstmReference (w: LstmWeights) (xs: float[][]) (hidden: int) =
+    let mutable h = Array.zeroCreate<float> hidden
+    let mutable c = Array.zeroCreate<float> hidden
+    let outputs = ResizeArray()
+    let rows = 4 * hidden
+    for x in xs do
+        let xw = Array.init rows (fun r -> Seq.sum (seq { for j in 0 .. x.Length - 1 -> w.Wih.[r, j] * x.[j] }))
+        let hw = Array.init rows (fun r -> Seq.sum (seq { for j in 0 .. hidden - 1 -> w.Whh.[r, j] * h.[j] }))
+        let xw, hw =
+            match w.Ln with
+            | Some(gx, bx, gh, bh, _, _) -> layerNorm xw gx bx, layerNorm hw gh bh
+            | None -> xw, hw
+        let pre = Array.init rows (fun r -> xw.[r] + hw.[r] + w.B.[r])
+        let peep k = match w.Peep with Some p -> p.[k] | None -> 0.0
+        let i = Array.init hidden (fun k -> sigmoid (pre.[k] + peep k * c.[k]))
+        let f = Array.init hidden (fun k -> sigmoid (pre.[hidden + k] + peep (hidden + k) * c.[k]))
+        let g = Array.init hidden (fun k -> tanh pre.[2 * hidden + k])
+        let cNew = Array.init hidden (fun k -> f.[k] * c.[k] + i.[k] * g.[k])
+        let o = Array.init hidden (fun k -> sigmoid (pre.[3 * hidden + k] + peep (2 * hidden + k) * cNew.[k]))
+        let cOut = match w.Ln with Some(_, _, _, _, gc, bc) -> layerNorm cNew gc bc | None -> cNew
+        h <- Array.init hidden (fun k -> o.[k] * tanh cOut.[k])
+        c <- cNew
+        outputs.Add(Array.copy h)
+    outputs.ToArray()
+
 let private matrix (t: torch.Tensor) =
     let v = values t |> Array.map float
     let cols = int t.shape.[1]
@@ -109,4 +145,48 @@ let tests =
             Expect.isLessThan (maxDiff before after) 1e-3f "LN(a·xW) = LN(xW) up to LN's ε"
             Expect.equal (net.ParameterCount) net.Summary.Total "18H extra parameters counted"
         }
+    
+        for name, peephole, layerNormed in [ "plain (loop)", false, false; "peephole", true, false; "layer norm", false, true; "peephole + layer norm", true, true ] do
+            test $"LSTM {name}: forward equals the float64 reference, gradients equal finite differences" {
+                let model = Model.Lstm(3, peephole = peephole, layerNorm = layerNormed, returnSequences = true, kernel = Kernel.Loop)
+                use net = compile model (InputSpec(Features = 2)) Convention.Torch 8L
+                // move the layer-norm gains and shifts off 1 and 0 so that they matter
+                for n in paramNames net do
+                    if n.Contains "ln_" then net.Initialize(n, SeqDsl.Engine.Init.Uniform(0.5, 1.5)) |> ignore
+                use x = torch.randn(1L, 4L, 2L)
+                let xs = values x |> Array.map float |> Array.chunkBySize 2
+                let vec n = values (param net n) |> Array.map float
+                let weights () =
+                    { Wih = matrix (param net "layers.0.rnn.weight_ih_l0"); Whh = matrix (param net "layers.0.rnn.weight_hh_l0")
+                      B = Array.map2 (+) (vec "layers.0.rnn.bias_ih_l0") (vec "layers.0.rnn.bias_hh_l0")
+                      Peep = (if peephole then Some(vec "layers.0.rnn.weight_peephole_l0") else None)
+                      Ln = (if layerNormed then
+                              Some(vec "layers.0.rnn.ln_ih_weight_l0", vec "layers.0.rnn.ln_ih_bias_l0", vec "layers.0.rnn.ln_hh_weight_l0",
+                                   vec "layers.0.rnn.ln_hh_bias_l0", vec "layers.0.rnn.ln_c_weight_l0", vec "layers.0.rnn.ln_c_bias_l0")
+                            else None) }
+                let w0 = weights ()
+                use y = net.forward x
+                let expected = lstmReference w0 xs 3 |> Array.concat
+                Array.iteri2 (fun k (a: float32) e -> Expect.floatClose { absolute = 1e-5; relative = 1e-4 } (float a) e $"output {k}") (values y) expected
+                y.sum().backward()
+                let loss w = lstmReference w xs 3 |> Array.sumBy Array.sum
+                let eps = 1e-6
+                let check (paramName: string) (index: int) (bump: LstmWeights -> float -> LstmWeights) =
+                    let numeric = (loss (bump w0 eps) - loss (bump w0 -eps)) / (2.0 * eps)
+                    let analytic = float (values (param net paramName).grad).[index]
+                    Expect.floatClose { absolute = 1e-4; relative = 1e-3 } analytic numeric $"∂/∂{paramName}[{index}]"
+                check "layers.0.rnn.weight_hh_l0" 7 (fun w d -> let m = Array2D.copy w.Whh in m.[2, 1] <- m.[2, 1] + d; { w with Whh = m })
+                check "layers.0.rnn.bias_ih_l0" 4 (fun w d -> let b = Array.copy w.B in b.[4] <- b.[4] + d; { w with B = b })
+                if peephole then
+                    check "layers.0.rnn.weight_peephole_l0" 7 (fun w d -> let p = Array.copy w.Peep.Value in p.[7] <- p.[7] + d; { w with Peep = Some p })
+                if layerNormed then
+                    check "layers.0.rnn.ln_hh_weight_l0" 9 (fun w d ->
+                        let (gx, bx, gh, bh, gc, bc) = w.Ln.Value
+                        let g = Array.copy gh in g.[9] <- g.[9] + d
+                        { w with Ln = Some(gx, bx, g, bh, gc, bc) })
+                    check "layers.0.rnn.ln_c_bias_l0" 1 (fun w d ->
+                        let (gx, bx, gh, bh, gc, bc) = w.Ln.Value
+                        let b = Array.copy bc in b.[1] <- b.[1] + d
+                        { w with Ln = Some(gx, bx, gh, bh, gc, b) })
+            }
     ]

@@ -68,6 +68,26 @@ let private lstmReference (w: LstmWeights) (xs: float[][]) (hidden: int) =
         outputs.Add(Array.copy h)
     outputs.ToArray()
 
+/// Reference simple RNN h' = φ(x W_ih + h W_hh + b) and reset-after GRU (libtorch's equations, two bias vectors).
+let private rnnReference (act: float -> float) (wih: float[,]) (whh: float[,]) (b: float[]) (xs: float[][]) (hidden: int) =
+    let mutable h = Array.zeroCreate<float> hidden
+    [| for x in xs do
+         h <- Array.init hidden (fun k ->
+             act (b.[k] + Seq.sum (seq { for j in 0 .. x.Length - 1 -> wih.[k, j] * x.[j] }) + Seq.sum (seq { for j in 0 .. hidden - 1 -> whh.[k, j] * h.[j] })))
+         yield Array.copy h |]
+
+let private gruResetAfter (wih: float[,]) (whh: float[,]) (bih: float[]) (bhh: float[]) (xs: float[][]) (hidden: int) =
+    let mutable h = Array.zeroCreate<float> hidden
+    [| for x in xs do
+         let xp r = bih.[r] + Seq.sum (seq { for j in 0 .. x.Length - 1 -> wih.[r, j] * x.[j] })
+         let hp r = bhh.[r] + Seq.sum (seq { for j in 0 .. hidden - 1 -> whh.[r, j] * h.[j] })
+         h <- Array.init hidden (fun k ->
+             let r = sigmoid (xp k + hp k)
+             let z = sigmoid (xp (hidden + k) + hp (hidden + k))
+             let n = tanh (xp (2 * hidden + k) + r * hp (2 * hidden + k))
+             (1.0 - z) * n + z * h.[k])
+         yield Array.copy h |]
+
 let private matrix (t: torch.Tensor) =
     let v = values t |> Array.map float
     let cols = int t.shape.[1]
@@ -189,4 +209,46 @@ let tests =
                         let b = Array.copy bc in b.[1] <- b.[1] + d
                         { w with Ln = Some(gx, bx, gh, bh, gc, b) })
             }
+    
+        for name, activation, act, bias in
+            [ "tanh", Activation.Tanh, tanh, Bias.Auto; "relu", Activation.Relu, (fun v -> max v 0.0), Bias.Auto
+              "linear without bias", Activation.Linear, id, Bias.None ] do
+            test $"SimpleRnn {name} (loop kernel): forward and gradients against the float64 reference" {
+                use net = compile (Model.SimpleRnn(3, activation, bias, returnSequences = true, kernel = Kernel.Loop)) (InputSpec(Features = 2)) Convention.Torch 9L
+                use x = torch.randn(1L, 5L, 2L)
+                let xs = values x |> Array.map float |> Array.chunkBySize 2
+                let vec n = if (paramNames net) |> List.contains n then values (param net n) |> Array.map float else Array.zeroCreate 3
+                let b = Array.map2 (+) (vec "layers.0.rnn.bias_ih_l0") (vec "layers.0.rnn.bias_hh_l0")
+                let wih, whh = matrix (param net "layers.0.rnn.weight_ih_l0"), matrix (param net "layers.0.rnn.weight_hh_l0")
+                use y = net.forward x
+                let expected = rnnReference act wih whh b xs 3 |> Array.concat
+                Array.iteri2 (fun k (a: float32) e -> Expect.floatClose { absolute = 1e-5; relative = 1e-4 } (float a) e $"output {k}") (values y) expected
+                y.sum().backward()
+                let loss (m: float[,]) = rnnReference act wih m b xs 3 |> Array.sumBy Array.sum
+                let plus, minus = Array2D.copy whh, Array2D.copy whh
+                plus.[1, 2] <- plus.[1, 2] + 1e-6
+                minus.[1, 2] <- minus.[1, 2] - 1e-6
+                Expect.floatClose { absolute = 1e-4; relative = 1e-3 } (float (values (param net "layers.0.rnn.weight_hh_l0").grad).[5])
+                    ((loss plus - loss minus) / 2e-6) "∂/∂W_hh[1,2]"
+            }
+
+        test "GRU reset-after (loop kernel): forward and gradients against the float64 reference" {
+            use net = compile (Model.Gru(3, returnSequences = true, kernel = Kernel.Loop)) (InputSpec(Features = 2)) Convention.Torch 10L
+            use x = torch.randn(1L, 5L, 2L)
+            let xs = values x |> Array.map float |> Array.chunkBySize 2
+            let vec n = values (param net n) |> Array.map float
+            let wih, whh = matrix (param net "layers.0.rnn.weight_ih_l0"), matrix (param net "layers.0.rnn.weight_hh_l0")
+            let bih, bhh = vec "layers.0.rnn.bias_ih_l0", vec "layers.0.rnn.bias_hh_l0"
+            use y = net.forward x
+            let expected = gruResetAfter wih whh bih bhh xs 3 |> Array.concat
+            Array.iteri2 (fun k (a: float32) e -> Expect.floatClose { absolute = 1e-5; relative = 1e-4 } (float a) e $"output {k}") (values y) expected
+            y.sum().backward()
+            let loss (b: float[]) = gruResetAfter wih whh bih b xs 3 |> Array.sumBy Array.sum
+            for k in [ 1; 4; 8 ] do // r, z and the reset-scaled n bias
+                let plus, minus = Array.copy bhh, Array.copy bhh
+                plus.[k] <- plus.[k] + 1e-6
+                minus.[k] <- minus.[k] - 1e-6
+                Expect.floatClose { absolute = 1e-4; relative = 1e-3 } (float (values (param net "layers.0.rnn.bias_hh_l0").grad).[k])
+                    ((loss plus - loss minus) / 2e-6) $"∂/∂b_hh[{k}]"
+        }
     ]

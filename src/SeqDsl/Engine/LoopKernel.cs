@@ -132,9 +132,10 @@ internal sealed class LoopRnn : nn.Module
         var outputs = new Tensor[T];
         var kept = keep ? new Tensor[T] : null;
         Tensor[] state = cell.Arity == 2 ? [h, c!] : [h];
+        var inputSteps = input.unbind(1);
         for (var t = 0; t < T; t++)
         {
-            var next = _user.Step(input.select(1, t), state, ps);
+            var next = _user.Step(inputSteps[t], state, ps);
             if (next.Length != cell.Arity)
                 throw new SeqDslException(ErrorKind.Shape, $"The step function of {cell.CellName} returned {next.Length} state tensors.")
                 { Received = next.Length.ToString(), Expected = cell.Arity.ToString() };
@@ -188,9 +189,11 @@ internal sealed class LoopRnn : nn.Module
         var kept = keep ? new Tensor[T] : null;
         var whhRzT = resetBefore ? whh.narrow(0, 0, 2 * H).t() : null;
         var whhNT = resetBefore ? whh.narrow(0, 2 * H, H).t() : null;
+        // one unbind, not T selects: each select's backward would materialise a zero (B, T, G·H) gradient
+        var projSteps = proj.unbind(1);
         for (var t = 0; t < T; t++)
         {
-            var p = proj.select(1, t);                                                 // (B, G·H)
+            var p = projSteps[t];                                                      // (B, G·H)
             Tensor hNew;
             Tensor? cNew = null;
             switch (_cell)

@@ -2,6 +2,29 @@ namespace SeqDsl.FSharp
 
 open SeqDsl.Spec
 
+/// Short names for the option values, so pipelines read as the design card writes them:
+/// `Model.dense 1 Sigmoid`, `Model.bidirectional Sum`.
+[<AutoOpen>]
+module Options =
+    /// Identity activation.
+    let Linear = Activation.Linear
+    /// max(0, x).
+    let Relu = Activation.Relu
+    /// Logistic sigmoid.
+    let Sigmoid = Activation.Sigmoid
+    /// Hyperbolic tangent.
+    let Tanh = Activation.Tanh
+    /// Softmax over the last axis.
+    let Softmax = Activation.Softmax
+    /// Bidirectional merge: concatenate.
+    let Concat = Merge.Concat
+    /// Bidirectional merge: add.
+    let Sum = Merge.Sum
+    /// Bidirectional merge: multiply.
+    let Mul = Merge.Mul
+    /// Bidirectional merge: average.
+    let Ave = Merge.Ave
+
 /// Model building as F# pipelines over the same immutable records as the C# builder:
 /// `Model.embed 32 |> Model.lstm 64 |> Model.stack 2 |> Model.dense 1 Sigmoid`.
 /// Every function returns a new value; options are F# options, never nulls.

@@ -8,6 +8,12 @@ module M = SeqDsl.FSharp.Model
 [<Tests>]
 let tests =
     testList "FSharp.Model" [
+        test "the design card's pipeline, with short option names" {
+            let card = M.embed 32 |> M.lstm 64 |> M.stack 2 |> M.dense 1 SeqDsl.FSharp.Options.Sigmoid
+            Expect.equal (string card) "Embed(32).Lstm(64).Stack(2).Dense(1, Sigmoid)" "text"
+            Expect.equal (M.lstm 4 M.empty |> M.bidirectional SeqDsl.FSharp.Options.Sum |> string) "Lstm(4).Bidirectional(Sum)" "merge"
+        }
+
         test "pipeline equals the fluent C# value" {
             let piped = M.embed 32 |> M.lstm 64 |> M.stack 2 |> M.dense 1 Activation.Sigmoid
             Expect.equal piped (SeqDsl.Model.Embed(32).Lstm(64).Stack(2).Dense(1, Activation.Sigmoid)) "same value"

@@ -7,11 +7,12 @@ namespace SeqDsl.Engine;
 
 /// <summary>
 /// The per-time-step kernel: unrolls a cell's step (state, x_t) → state′ over time, for cells
-/// libtorch has no fused kernel for (linear RNN, GRU reset-before, Keras single-bias layouts run
-/// here when asked). Same contract as the fused kernels: stacking, bidirectional (backward runs
-/// over each sequence's own real steps), lengths (state frozen after a sequence's end, zero
-/// outputs on padding), initial state, inter-layer dropout. The input projection of all steps is
-/// one matrix product before the loop. Parameters carry libtorch's names and layout.
+/// libtorch has no fused kernel for (linear RNN, GRU reset-before, peephole and layer-norm LSTMs,
+/// user-defined cells) and for any cell with kernel: Loop. Same contract as the fused kernels:
+/// stacking, bidirectional (backward runs over each sequence's own real steps), lengths (state
+/// frozen after a sequence's end, zero outputs on padding), initial state, inter-layer dropout.
+/// The input projection of all steps is one matrix product before the loop, unbound once into
+/// steps. Parameters carry libtorch's names and layout.
 /// </summary>
 internal sealed class LoopRnn : nn.Module
 {

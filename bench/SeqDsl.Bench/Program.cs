@@ -163,11 +163,7 @@ static class LoopBenchmark
         {
             using var fused = Network.Compile(Model.Lstm(h, returnSequences: true), new CompileOptions { Input = new InputSpec(Features: (int)i), Seed = 1 });
             using var loop = Network.Compile(Model.Lstm(h, returnSequences: true, kernel: Kernel.Loop), new CompileOptions { Input = new InputSpec(Features: (int)i), Seed = 1 });
-            using (no_grad())
-            {
-                var src = fused.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-                foreach (var (name, p) in loop.named_parameters()) p.copy_(src[name]);
-            }
+            loop.CopyParametersFrom(fused);
             using var x = randn(b, t, i);
             float Step(Network net)
             {

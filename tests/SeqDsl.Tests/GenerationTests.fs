@@ -42,6 +42,19 @@ let tests =
             Expect.isLessThan (maxDiff a b) 1e-6f "same after reset"
         }
 
+        test "the runner evaluates without dropout and gives the network back in its training mode" {
+            use net = compile (Model.Embed(8).Lstm(16, returnSequences = true).Dropout(0.5).Dense(6)) (InputSpec(Vocab = 6)) Convention.Torch 3L
+            net.train()
+            do
+                use runner = new StatefulRunner(net)
+                Expect.isFalse net.training "evaluation mode while running"
+                use a = runner.Next [| 1L |]
+                runner.Reset()
+                use b = runner.Next [| 1L |]
+                Expect.isLessThan (maxDiff a b) 1e-6f "no dropout: the same output twice"
+            Expect.isTrue net.training "training mode restored on dispose"
+        }
+
         test "many-to-one and bidirectional models are refused for step-by-step inference" {
             use net = compile (Model.Embed(4).Lstm(3).Dense(2)) (InputSpec(Vocab = 6)) Convention.Torch 3L
             let e = expectSeqDslError "many-to-one" (fun () -> new StatefulRunner(net))

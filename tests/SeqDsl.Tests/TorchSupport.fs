@@ -27,6 +27,5 @@ let paramNames (net: Network) = [ for struct (n, _) in net.named_parameters() ->
 
 /// Copies every parameter of `src` into the same-named parameter of `dst`.
 let copyWeights (src: Network) (dst: Network) =
-    use _ = torch.no_grad()
-    for struct (n, p) in dst.named_parameters() do
-        p.copy_(param src n) |> ignore
+    let copied = dst.CopyParametersFrom src
+    if copied <> List.length (paramNames dst) then failwithf "only %d parameters of %O found in %O" copied dst.Spec src.Spec

@@ -33,12 +33,7 @@ public static class GradientFlow
     {
         var spec = ModelSpec.Of(net.Spec.Layers.Select(l => l is RecurrentLayer r ? r with { Kernel = Kernel.Loop } : l));
         using var twin = Network.Compile(spec, net.Options with { Diagnostics = null });
-        using (no_grad())
-        {
-            var source = net.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-            foreach (var (name, p) in twin.named_parameters())
-                if (source.TryGetValue(name, out var s)) p.copy_(s);
-        }
+        twin.CopyParametersFrom(net);
         twin.eval(); // no dropout: the measurement is of the weights, not of a random mask
         using var scope = NewDisposeScope();
         var ctx = new ForwardContext { Lengths = batch.Lengths, KeepStepStates = true };

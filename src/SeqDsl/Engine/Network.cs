@@ -246,6 +246,18 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         return n;
     }
 
+    /// <summary>Copies the values of every parameter of <paramref name="source"/> whose name this network also has
+    /// (e.g. a fused layer into its loop-kernel twin); returns how many were copied.</summary>
+    public int CopyParametersFrom(Network source)
+    {
+        var values = source.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        using var _ = no_grad();
+        var n = 0;
+        foreach (var (name, p) in named_parameters())
+            if (values.TryGetValue(name, out var v)) { p.copy_(v); n++; }
+        return n;
+    }
+
     /// <summary>Sets a parameter's values explicitly (row-major), e.g. seed 000's counting RNN at U = −2, W = 0.</summary>
     public void Assign(string name, params float[] values)
     {

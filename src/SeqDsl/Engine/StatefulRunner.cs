@@ -13,6 +13,7 @@ public sealed class StatefulRunner : IDisposable
     private readonly Network _net;
     private readonly int? _oneHot;
     private Dictionary<int, RecurrentState> _states = [];
+    private readonly bool _wasTraining;
 
     /// <summary>Wraps a network; a model without Embed reads one-hot vectors of its feature width.</summary>
     public StatefulRunner(Network net)
@@ -27,6 +28,9 @@ public sealed class StatefulRunner : IDisposable
                 "Step-by-step inference is causal, but a bidirectional layer reads the sequence from its end.",
                 bi.ToString(), "unidirectional recurrent layers");
         _oneHot = net.Spec.Layers[0] is EmbedLayer ? null : net.Options.Input.Features;
+        // evaluation mode (no dropout) for the runner's lifetime, not toggled per token
+        _wasTraining = net.training;
+        net.eval();
     }
 
     /// <summary>Forgets the state (next call starts from zeros).</summary>
@@ -45,15 +49,16 @@ public sealed class StatefulRunner : IDisposable
         var ids = tensor(tokens, [tokens.Length, 1]).to(_net.Device);          // (B, 1)
         var x = _oneHot is int v ? nn.functional.one_hot(ids, v).to_type(ScalarType.Float32) : ids;
         var ctx = new ForwardContext { InitialStates = _states, KeepStates = true };
-        var wasTraining = _net.training;
-        _net.eval();
         var y = _net.Forward(x, ctx);                                          // (B, 1, V)
-        _net.train(wasTraining);
         foreach (var s in _states.Values) s.Dispose();
         _states = ctx.FinalStates.ToDictionary(kv => kv.Key, kv => kv.Value.DetachFromDisposeScope());
         return y.squeeze(1).cpu().MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc />
-    public void Dispose() => Reset();
+    public void Dispose()
+    {
+        Reset();
+        _net.train(_wasTraining);
+    }
 }

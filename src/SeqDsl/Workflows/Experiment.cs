@@ -266,8 +266,9 @@ public static class Experiment
             var (x, l) = text.Encode(Texts(f).ToList());
             var labels = f.Columns[labelCol];
             var y = Enumerable.Range(0, (int)labels.Length).Select(i => Convert.ToInt64(labels[i], CultureInfo.InvariantCulture)).ToArray();
-            var bad = y.FirstOrDefault(v => v < 0 || v >= Math.Max(2, classes));
-            if (y.Any(v => v < 0 || v >= Math.Max(2, classes)))
+            var badAt = Array.FindIndex(y, v => v < 0 || v >= Math.Max(2, classes));
+            var bad = badAt >= 0 ? y[badAt] : 0;
+            if (badAt >= 0)
                 throw new SeqDslException(ErrorKind.Data, $"Label {bad} in column '{labelCol}' is outside the model's classes.")
                 { Received = bad.ToString(), Expected = classes > 1 ? $"0 … {classes - 1}" : "0 or 1" };
             var targets = classes > 1 ? tensor(y) : tensor(y.Select(v => (float)v).ToArray(), [y.Length, 1]);

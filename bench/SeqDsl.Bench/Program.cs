@@ -1,6 +1,7 @@
 // Side-by-side benchmarks, interleaved in one run so machine noise hits both sides alike.
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- step [--rounds N] [--steps K] [--threads T]
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- loop [--rounds N] [--steps K] [--threads T]
+//   dotnet run -c Release --project bench/SeqDsl.Bench -- lengths [--rounds N] [--steps K] [--threads T]
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- imdb-prep [path]
 using System.Diagnostics;
 using System.Globalization;
@@ -19,9 +20,10 @@ switch (opts.Command)
 {
     case "step": return StepBenchmark.Run(opts);
     case "loop": return LoopBenchmark.Run(opts);
+    case "lengths": return LengthsBenchmark.Run(opts);
     case "imdb-prep": return ImdbPrepBenchmark.Run(args.Length > 1 && !args[1].StartsWith("--") ? args[1] : DefaultImdb());
     default:
-        Console.Error.WriteLine("usage: bench step [--rounds N] [--steps K] [--threads T]\n       bench loop [--rounds N] [--steps K] [--threads T]\n       bench imdb-prep [path to aclImdb_v1_labeled.tar.gz or aclImdb folder]");
+        Console.Error.WriteLine("usage: bench step|loop|lengths [--rounds N] [--steps K] [--threads T]\n       bench imdb-prep [path to aclImdb_v1_labeled.tar.gz or aclImdb folder]");
         return 2;
 }
 
@@ -188,6 +190,65 @@ static class LoopBenchmark
         return 0;
     }
 
+}
+
+/// <summary>
+/// Variable-length batches (post-padded, with lengths) through an LSTM, forward + backward: SeqDsl's
+/// fused kernel over the padded batch with a gather at each sequence's end, its loop kernel with
+/// lengths, and libtorch's packed-sequence path (pack_padded_sequence into the same nn.LSTM), which is
+/// what SeqDsl ran before. Lengths spread over the upper half of T, as a length-bucketed batch of
+/// IMDB reviews has them.
+/// </summary>
+static class LengthsBenchmark
+{
+    public static int Run(Args o)
+    {
+        Console.WriteLine($"LSTM with lengths, forward + backward; threads {get_num_threads()}; {o.Rounds} rounds × {o.Steps} steps per side, interleaved");
+        foreach (var (name, h, b, t, i) in new[] { ("E3 (seed 000)", 256, 64L, 280L, 100L), ("E4 (seed 002)", 50, 32L, 280L, 32L) })
+        {
+            using var padded = Network.Compile(Model.Lstm(h), new CompileOptions { Input = new InputSpec(Features: (int)i), Seed = 1 });
+            using var loop = Network.Compile(Model.Lstm(h, kernel: Kernel.Loop), new CompileOptions { Input = new InputSpec(Features: (int)i), Seed = 1 });
+            loop.CopyParametersFrom(padded);
+            using var packedLstm = nn.LSTM(i, h, batchFirst: true);
+            using var x = randn(b, t, i);
+            using var lengths = tensor(Enumerable.Range(0, (int)b).Select(k => t - k * (t / 2) / b).ToArray());
+            float Step(Network net)
+            {
+                using var scope = NewDisposeScope();
+                net.zero_grad();
+                var loss = net.Forward(x, lengths).square().mean();
+                loss.backward();
+                return loss.item<float>();
+            }
+            float Packed()
+            {
+                using var scope = NewDisposeScope();
+                packedLstm.zero_grad();
+                using var packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first: true, enforce_sorted: false);
+                var (output, hn, _) = packedLstm.call(packed, null);
+                output.Dispose();
+                var loss = hn.square().mean();
+                loss.backward();
+                return loss.item<float>();
+            }
+            var sides = new (string Name, Func<float> Run, List<double> Ms)[]
+            {
+                ("padded fused", () => Step(padded), new()), ("loop", () => Step(loop), new()), ("packed", Packed, new()),
+            };
+            foreach (var side in sides) side.Run();
+            for (var r = 0; r < o.Rounds; r++)
+                foreach (var side in r % 2 == 0 ? sides : sides.Reverse())
+                    side.Ms.Add(Timing.Time(side.Run, o.Steps));
+            var packedMs = sides[2].Ms;
+            Console.WriteLine($"{name}: H {h}, E {i}, B {b}, T {t}");
+            foreach (var side in sides)
+            {
+                var ratios = side.Ms.Zip(packedMs, (p, q) => p / q).OrderBy(v => v).ToList();
+                Console.WriteLine($"  {side.Name,-13} {Timing.Median(side.Ms),8:F1} ms   ratio to packed median {Timing.Median(ratios):F3} (range {ratios[0]:F3} … {ratios[^1]:F3})");
+            }
+        }
+        return 0;
+    }
 }
 
 /// <summary>Per-step timing and medians shared by the interleaved benchmarks.</summary>

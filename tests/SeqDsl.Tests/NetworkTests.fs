@@ -89,6 +89,9 @@ let tests =
         testList "variable lengths: each sequence's final state equals running it alone, unpadded" [
             for name, m in
                 [ "lstm fused", Model.Embed(5).Lstm(4)
+                  "stacked lstm fused", Model.Embed(5).Lstm(4).Stack(2)
+                  "gru fused", Model.Embed(5).Gru(4)
+                  "rnn fused", Model.Embed(5).SimpleRnn(4)
                   "bi gru fused", Model.Embed(5).Gru(4).Bidirectional()
                   "stacked bi lstm fused", Model.Embed(5).Lstm(4).Stack(2).Bidirectional()
                   "bi rnn loop", Model.Embed(5).SimpleRnn(4, Activation.Linear).Bidirectional()
@@ -102,6 +105,42 @@ let tests =
                     for i in 0 .. 2 do
                         use alone = net.forward (x.narrow(0, int64 i, 1L).narrow(1, 0L, lengths.[i]))
                         Expect.isLessThan (maxDiff (padded.narrow(0, int64 i, 1L)) alone) 1e-5f $"sequence {i}"
+                }
+        ]
+
+        testList "variable lengths: gradients equal the sum of each sequence's gradients run alone" [
+            for name, m in
+                [ "lstm fused", Model.Embed(5).Lstm(4).Dense(1)
+                  "stacked gru fused, per step", Model.Embed(5).Gru(4, returnSequences = true).Stack(2).Dense(1)
+                  "bi lstm fused (packed)", Model.Embed(5).Lstm(4).Bidirectional().Dense(1)
+                  "lstm loop", Model.Embed(5).Lstm(4, kernel = Kernel.Loop).Dense(1) ] do
+                test name {
+                    use net = compile m (InputSpec(Vocab = 10)) Convention.Torch 7L
+                    let lengths = [| 6L; 2L; 4L |]
+                    use x = torch.randint(1L, 10L, [| 3L; 6L |], dtype = torch.ScalarType.Int64)
+                    let gradients (run: unit -> unit) =
+                        net.zero_grad()
+                        run ()
+                        [ for struct (k, p) in net.named_parameters() ->
+                            k, (if isNull p.grad then [||] else values p.grad) ]
+                    let batched =
+                        gradients (fun () ->
+                            use y = net.Forward(x, torch.tensor(lengths))
+                            // padding contributes nothing: with per-step outputs, only real steps enter the loss
+                            let real: torch.Tensor =
+                                if y.dim() = 3L then torch.arange(6L).unsqueeze(0).lt(torch.tensor(lengths).unsqueeze(1)).unsqueeze(-1) else null
+                            use loss = if isNull real then y.square().sum() else (y * real).square().sum()
+                            loss.backward())
+                    let alone =
+                        gradients (fun () ->
+                            for i in 0 .. 2 do
+                                use y = net.forward (x.narrow(0, int64 i, 1L).narrow(1, 0L, lengths.[i]))
+                                use loss = y.square().sum()
+                                loss.backward())
+                    for (k, a), (_, b) in List.zip batched alone do
+                        Expect.equal a.Length b.Length k
+                        let diff = Array.map2 (fun (u: float32) v -> abs (u - v)) a b |> Array.fold max 0.0f
+                        Expect.isLessThan diff 1e-5f k
                 }
         ]
 

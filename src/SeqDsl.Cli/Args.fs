@@ -44,6 +44,7 @@ type TrainArgs =
     | Threads of int
     | Validation_Split of fraction: float
     | Early_Stopping of patience: int
+    | No_Bucketing
     | Convention of ConventionArg
     | Tokenizer of name: string
     | Num_Words of int
@@ -85,6 +86,7 @@ type TrainArgs =
             | Threads _ -> "CPU threads for libtorch (default: all cores)."
             | Validation_Split _ -> "fraction of the training rows held out for validation, taken from the end as Keras does (default 0.1)."
             | Early_Stopping _ -> "stop after this many epochs without a better val_loss, keeping the best weights."
+            | No_Bucketing -> "draw texts padded per batch in plain shuffled order instead of batching similar lengths together (slower, as a shuffled DataLoader does)."
             | Convention _ -> "bias layout: torch (default, two bias vectors) or keras (one)."
             | Tokenizer _ -> "keras, seed002 (default for text), whitespace or chars."
             | Num_Words _ -> "keep the most frequent words only (Keras num_words)."

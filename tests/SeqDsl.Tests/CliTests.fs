@@ -129,9 +129,12 @@ let tests =
             let exp = Path.Combine(d, "e.json")
             File.WriteAllText(exp, """{ "model": "Lstm(4).Dense(1)", "data": "synthetic:counting", "training": { "epochs": 5, "batchSize": 256 } }""")
             let out = Path.Combine(d, "out")
-            let code, _, err = runCli [ "train"; "--experiment"; exp; "--epochs"; "1"; "--out"; out ]
+            let code, _, err = runCli [ "train"; "--experiment"; exp; "--epochs"; "1"; "--no-bucketing"; "--out"; out ]
             Expect.equal code 0 $"exit code (stderr: {err})"
             Expect.equal (File.ReadAllLines(Path.Combine(out, "history.csv")).Length) 2 "--epochs 1 overrode the file's 5"
+            let saved = Directory.GetFiles(out, "experiment.json", SearchOption.AllDirectories) |> Array.exactlyOne |> File.ReadAllText
+            let training = System.Text.Json.JsonDocument.Parse(saved).RootElement.GetProperty("training")
+            Expect.isFalse (training.GetProperty("bucketByLength").GetBoolean()) "--no-bucketing recorded with the model"
             File.WriteAllText(exp, """{ "model": "Lstm(4).Dense(1)", "data": "synthetic:counting", "training": { "epoch": 5 } }""")
             let code, _, err = runCli [ "train"; "--experiment"; exp ]
             Expect.equal code 2 "bad member"

@@ -11,12 +11,20 @@ public static class Plots
     {
         var plt = new ScottPlot.Plot();
         var epochs = history.Epochs.Select(e => (double)e.Epoch).ToArray();
+        var colours = new Dictionary<string, ScottPlot.Color>();
         void Line(string key, ScottPlot.IYAxis? axis = null)
         {
             if (!history.Epochs.Any(e => e.Values.ContainsKey(key))) return;
             var ys = history.Epochs.Select(e => e[key]).ToArray();
             var s = plt.Add.Scatter(epochs, ys);
             s.LegendText = key;
+            // a validation curve: the training curve's colour, dashed
+            if (key.StartsWith("val_", StringComparison.Ordinal) && colours.TryGetValue(key[4..], out var c))
+            {
+                s.Color = c;
+                s.LinePattern = ScottPlot.LinePattern.Dashed;
+            }
+            colours[key] = s.Color;
             if (axis is not null) s.Axes.YAxis = axis;
         }
         Line("loss");
@@ -32,9 +40,20 @@ public static class Plots
         }
         plt.Axes.Left.Label.Text = "loss";
         plt.XLabel("epoch");
-        plt.Title(title);
+        plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
+        FittedTitle(plt, title, 800);
         plt.ShowLegend();
         plt.SavePng(path, 800, 500);
+    }
+
+    /// <summary>Sets the title, shrinking the font so that its longest line fits the image's width.</summary>
+    private static void FittedTitle(ScottPlot.Plot plt, string title, int width)
+    {
+        plt.Title(title);
+        var label = plt.Axes.Title.Label;
+        var longest = title.Split('\n').Max(l => l.Length);
+        var fits = (width - 40) / (0.6 * Math.Max(1, longest)); // a glyph is about 0.6 em wide
+        label.FontSize = (float)Math.Clamp(fits, 9, label.FontSize);
     }
 
     /// <summary>An attention heat map: one cell per token, shaded by its alignment weight α_t.</summary>

@@ -63,7 +63,14 @@ public sealed class ExperimentResult : IDisposable
         if (Text is not null) files[TextPreprocessing.FileName] = Text.ToJson();
         ModelStore.Save(Network, directory, files);
         if (History.Epochs.Count > 0)
-            Plots.LearningCurves(History, Path.Combine(directory, "learning-curves.png"), $"{Spec.Model} on {Spec.Data}");
+            Plots.LearningCurves(History, Path.Combine(directory, "learning-curves.png"), Title());
+    }
+
+    /// <summary>The plot's title: the model, then the data source with its file name (not the whole path).</summary>
+    private string Title()
+    {
+        var source = DataSource.Parse(Spec.Data);
+        return $"{Spec.Model}\n{source with { Path = Path.GetFileName(source.Path) }}";
     }
 
     /// <summary>Classifies texts with the trained network and its fitted preprocessing.</summary>

@@ -81,6 +81,26 @@ let tests =
             Expect.floatClose Accuracy.medium m.["accuracy"] ((Array.map2 (fun a b -> if Math.Round(a: float) = Math.Round(b: float) then 1.0 else 0.0) p y |> Array.sum) / n) "rounded accuracy"
         }
 
+        test "evaluation with lengths (rows batched by length) equals the metrics of each row run alone" {
+            use net = compile (Model.Embed(6, padding = 0).Lstm(8).Dense(1, Activation.Sigmoid)) (InputSpec(Vocab = 10)) Convention.Torch 5L
+            torch.manual_seed 6L |> ignore
+            let lengths = [| for i in 0 .. 22 -> int64 (1 + (i * 7) % 15) |]
+            let x = torch.randint(1L, 10L, [| 23L; 15L |], dtype = torch.ScalarType.Int64)
+            x.masked_fill_(torch.arange(15L).unsqueeze(0).ge(torch.tensor(lengths).unsqueeze(1)), 0L) |> ignore
+            let y = torch.randint(0L, 2L, [| 23L; 1L |]).to_type(torch.ScalarType.Float32)
+            let m = Trainer.Evaluate(net, SequenceData(x, y, torch.tensor(lengths)), Loss.Bce, [| Metric.Accuracy |], batchSize = 4)
+            let yy = values y |> Array.map float
+            let p =
+                [| for i in 0 .. 22 ->
+                    use row = x.narrow(0, int64 i, 1L).narrow(1, 0L, lengths.[i])
+                    use out = Trainer.Predict(net, row)
+                    float (values out).[0] |]
+            let bce = Array.map2 (fun (q: float) t -> -(t * log q + (1.0 - t) * log (1.0 - q))) p yy |> Array.average
+            let acc = Array.map2 (fun (q: float) t -> if (q >= 0.5) = (t = 1.0) then 1.0 else 0.0) p yy |> Array.average
+            Expect.floatClose Accuracy.medium m.["loss"] bce "mean BCE"
+            Expect.floatClose Accuracy.medium m.["accuracy"] acc "accuracy"
+        }
+
         test "per-token cross-entropy ignores padding; perplexity = exp(mean loss)" {
             use net = compile (Model.Embed(4).Gru(8, returnSequences = true).Dense(6, Activation.Softmax)) (InputSpec(Vocab = 6)) Convention.Torch 1L
             let x = torch.randint(1L, 6L, [| 4L; 5L |], dtype = torch.ScalarType.Int64)

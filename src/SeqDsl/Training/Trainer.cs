@@ -141,10 +141,14 @@ public static class Trainer
             using var _ = no_grad();
             var acc = new MetricAccumulator(loss, metrics);
             var wantsLogits = loss.WantsLogits(net.OutputActivation);
+            // with lengths, rows of similar length go together (metrics do not depend on the order), so each
+            // batch, trimmed to its longest row, carries little padding
+            using var order = data.Lengths is Tensor l ? l.argsort() : null;
             for (long start = 0; start < data.Count; start += batchSize)
             {
                 using var scope = NewDisposeScope();
-                var batch = Move(data.Slice(start, Math.Min(batchSize, data.Count - start)), net.Device);
+                var n = Math.Min(batchSize, data.Count - start);
+                var batch = order is null ? Move(data.Slice(start, n), net.Device) : Take(data, order.narrow(0, start, n), net.Device);
                 var (output, sum, count) = Step(net, loss, batch, wantsLogits);
                 acc.Add(sum, count, output, batch.Targets, wantsLogits);
             }

@@ -194,7 +194,8 @@ static class LoopBenchmark
 
 /// <summary>
 /// Variable-length batches (post-padded, with lengths) through an LSTM, forward + backward: SeqDsl's
-/// fused kernel over the padded batch with a gather at each sequence's end, its loop kernel with
+/// fused kernel over the padded batch with a gather at each sequence's end (bidirectional: a second
+/// call on the rows rotated so the padding comes first, for the backward direction), its loop kernel with
 /// lengths, and libtorch's packed-sequence path (pack_padded_sequence into the same nn.LSTM), which is
 /// what SeqDsl ran before. Lengths spread over the upper half of T, as a length-bucketed batch of
 /// IMDB reviews has them.
@@ -204,12 +205,14 @@ static class LengthsBenchmark
     public static int Run(Args o)
     {
         Console.WriteLine($"LSTM with lengths, forward + backward; threads {get_num_threads()}; {o.Rounds} rounds × {o.Steps} steps per side, interleaved");
-        foreach (var (name, h, b, t, i) in new[] { ("E3 (seed 000)", 256, 64L, 280L, 100L), ("E4 (seed 002)", 50, 32L, 280L, 32L) })
+        foreach (var (name, h, b, t, i, bi) in new[]
+                 { ("E3 (seed 000)", 256, 64L, 280L, 100L, false), ("E4 (seed 002)", 50, 32L, 280L, 32L, false), ("E4, bidirectional", 50, 32L, 280L, 32L, true) })
         {
-            using var padded = Network.Compile(Model.Lstm(h), new CompileOptions { Input = new InputSpec(Features: (int)i), Seed = 1 });
-            using var loop = Network.Compile(Model.Lstm(h, kernel: Kernel.Loop), new CompileOptions { Input = new InputSpec(Features: (int)i), Seed = 1 });
+            ModelSpec Spec(Kernel kernel) => bi ? Model.Lstm(h, kernel: kernel).Bidirectional() : Model.Lstm(h, kernel: kernel);
+            using var padded = Network.Compile(Spec(Kernel.Auto), new CompileOptions { Input = new InputSpec(Features: (int)i), Seed = 1 });
+            using var loop = Network.Compile(Spec(Kernel.Loop), new CompileOptions { Input = new InputSpec(Features: (int)i), Seed = 1 });
             loop.CopyParametersFrom(padded);
-            using var packedLstm = nn.LSTM(i, h, batchFirst: true);
+            using var packedLstm = nn.LSTM(i, h, batchFirst: true, bidirectional: bi);
             using var x = randn(b, t, i);
             using var lengths = tensor(Enumerable.Range(0, (int)b).Select(k => t - k * (t / 2) / b).ToArray());
             float Step(Network net)
@@ -240,7 +243,7 @@ static class LengthsBenchmark
                 foreach (var side in r % 2 == 0 ? sides : sides.Reverse())
                     side.Ms.Add(Timing.Time(side.Run, o.Steps));
             var packedMs = sides[2].Ms;
-            Console.WriteLine($"{name}: H {h}, E {i}, B {b}, T {t}");
+            Console.WriteLine($"{name}: H {h}, E {i}, B {b}, T {t}{(bi ? ", bidirectional" : "")}");
             foreach (var side in sides)
             {
                 var ratios = side.Ms.Zip(packedMs, (p, q) => p / q).OrderBy(v => v).ToList();

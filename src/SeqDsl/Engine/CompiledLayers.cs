@@ -60,46 +60,34 @@ internal sealed class RecurrentModule : LayerModule
         RecurrentState? init = null;
         ctx.InitialStates?.TryGetValue(_index, out init);
         var lengths = ctx.Lengths;
-        Tensor output, h;
-        Tensor? c = null;
+        var H = _spec.Units;
+        Tensor output;
+        Tensor top; // (D, B, H): the top layer's final state per direction
         if (_rnn is LoopRnn loop)
         {
-            (output, h, c) = loop.Forward(x, lengths, init,
+            var (o, h, c) = loop.Forward(x, lengths, init,
                 ctx.KeepStepStates ? (l, d, steps) => ctx.StepStates[(_index, l, d)] = steps : null);
+            (output, top) = (o, Top(h, c, ctx));
         }
-        else if (lengths is not null && _spec.Directions == 1 && !ctx.KeepStates && x.device_type == DeviceType.CPU)
+        else if (lengths is not null && !ctx.KeepStates && x.device_type == DeviceType.CPU && (_spec.Directions == 1 || _spec.Layers == 1))
         {
-            // Rows are post-padded, so a forward-only recurrence reads each sequence's last token before
-            // any padding: the fused kernel over the padded batch gives the packed result at every real
-            // step, and each sequence's final state is its output at its own last step. On CPU this is
-            // about 15× faster than libtorch's packed path, which runs the cell op by op per time step
-            // (docs/BENCHMARKS.md). The lower layers' and the cell's final states are not gathered, so
-            // callers that keep final states (truncated BPTT, step-by-step inference) take the packed path.
-            (output, _, _) = Call(x, init);
-            var T = x.shape[1];
-            var lens = lengths.to(x.device);
-            var real = arange(T, device: x.device).unsqueeze(0) < lens.unsqueeze(1); // (B, T)
-            output = output * real.unsqueeze(-1).to(output.dtype);              // zeros on padding, as unpacking gives
-            if (_returnSequences) return output;
-            var last = (lens - 1).clamp_min(0).view(-1, 1, 1).expand(-1, 1, output.shape[2]);
-            return output.gather(1, last).squeeze(1);                          // (B, H)
+            (output, top) = PaddedForward(x, lengths, init);
         }
         else if (lengths is not null)
         {
             var T = x.shape[1];
             using var packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first: true, enforce_sorted: false);
-            nn.utils.rnn.PackedSequence packedOut;
-            (packedOut, h, c) = Call(packed, init);
+            var (packedOut, h, c) = Call(packed, init);
             using (packedOut)
                 output = nn.utils.rnn.pad_packed_sequence(packedOut, batch_first: true, total_length: T).Item1; // (B, T, D·H)
+            top = Top(h, c, ctx);
         }
         else
         {
-            (output, h, c) = Call(x, init); // (B, T, D·H); h: (L·D, B, H)
+            var (o, h, c) = Call(x, init); // (B, T, D·H); h: (L·D, B, H)
+            (output, top) = (o, Top(h, c, ctx));
         }
-        if (ctx.KeepStates) ctx.FinalStates[_index] = new RecurrentState(h, c);
 
-        var H = _spec.Units;
         if (_returnSequences)
         {
             if (_spec.Bidirectional is not Merge merge || merge == Merge.Concat) return output;
@@ -109,8 +97,46 @@ internal sealed class RecurrentModule : LayerModule
         }
         // last step: the final state of the top layer; for the backward direction that is its
         // state after reading back to t = 1 (Keras semantics), and with lengths each sequence's own end
-        var top = h.view(_spec.Layers, _spec.Directions, h.shape[1], H)[_spec.Layers - 1]; // (D, B, H)
         return _spec.Bidirectional is Merge m ? MergeDirections(top[0], top[1], m) : top[0];
+    }
+
+    /// <summary>Records the final states when asked and returns the top layer's, (D, B, H).</summary>
+    private Tensor Top(Tensor h, Tensor? c, ForwardContext ctx)
+    {
+        if (ctx.KeepStates) ctx.FinalStates[_index] = new RecurrentState(h, c);
+        return h.view(_spec.Layers, _spec.Directions, h.shape[1], _spec.Units)[_spec.Layers - 1];
+    }
+
+    /// <summary>
+    /// Post-padded rows with lengths on the fused kernel without packing. On CPU libtorch runs a packed
+    /// sequence cell by cell, op by op, at each step; the unpacked call is one fused oneDNN kernel, 6–15×
+    /// faster at the textbooks' sizes (docs/BENCHMARKS.md). The forward direction reads each sequence's
+    /// last token before any padding, so its outputs at real steps are the packed ones and its final
+    /// state is its output at the sequence's own last step. The backward direction must start at that
+    /// last token: it runs on the rows rotated so that the padding comes first, and its outputs are
+    /// rotated back; its final state is then its output at step 1. That second call also computes a
+    /// forward direction, unused, so a bidirectional layer costs two fused calls — still far below the
+    /// packed path. A stacked bidirectional call would feed the lower layer's unrotated backward outputs
+    /// upward, so only single-layer bidirectional calls come here; and neither the lower layers' nor the
+    /// cell's final states are gathered, so callers that keep final states take the packed path.
+    /// </summary>
+    private (Tensor Output, Tensor Top) PaddedForward(Tensor x, Tensor lengths, RecurrentState? init)
+    {
+        var H = _spec.Units;
+        var T = x.shape[1];
+        var lens = lengths.to(x.device).unsqueeze(1);                                   // (B, 1)
+        var steps = arange(T, device: x.device).unsqueeze(0);                           // (1, T)
+        var real = (steps < lens).unsqueeze(-1).to(x.dtype);                            // (B, T, 1)
+        var (output, _, _) = Call(x, init);
+        var lastStep = (lens - 1).clamp_min(0).unsqueeze(-1).expand(-1, 1, H);         // (B, 1, H)
+        var forwardFinal = output.narrow(-1, 0, H).gather(1, lastStep).squeeze(1);      // (B, H)
+        if (_spec.Directions == 1)
+            return (output * real, forwardFinal.unsqueeze(0));
+        var rotated = x.gather(1, ((steps + lens) % T).unsqueeze(-1).expand(-1, -1, x.shape[2])); // padding first
+        var (outputRotated, _, _) = Call(rotated, init);
+        var backward = outputRotated.narrow(-1, H, H).gather(1, ((steps + T - lens) % T).unsqueeze(-1).expand(-1, -1, H));
+        output = cat([output.narrow(-1, 0, H), backward], -1) * real;
+        return (output, stack([forwardFinal, backward.select(1, 0)]));
     }
 
     private static Tensor MergeDirections(Tensor forward, Tensor backward, Merge merge) => merge switch

@@ -81,6 +81,8 @@ let tests =
             for split in [ "train"; "validation"; "test" ] do
                 Expect.isTrue (m.GetProperty(split).GetProperty("accuracy").GetDouble() >= 0.0) split
             Expect.equal (File.ReadAllLines(Path.Combine(out, "history.csv")).Length) 3 "header + 2 epochs"
+            let training = (readJson (Path.Combine(out, "experiment.json"))).GetProperty("training")
+            Expect.isTrue (training.GetProperty("bucketByLength").GetBoolean()) "length bucketing by default (--no-bucketing turns it off)"
             let png = File.ReadAllBytes(Path.Combine(out, "learning-curves.png"))
             Expect.equal png.[1..3] "PNG"B "a PNG file"
 

@@ -115,6 +115,31 @@ let tests =
                 }
         ]
 
+        testList "variable lengths with initial states: each sequence equals running it alone from its own state" [
+            for name, m in
+                [ "lstm fused", Model.Embed(5).Lstm(4)
+                  "bi lstm fused", Model.Embed(5).Lstm(4).Bidirectional()
+                  "bi gru fused, per step", Model.Embed(5).Gru(4, returnSequences = true).Bidirectional() ] do
+                test name {
+                    use net = compile m (InputSpec(Vocab = 10)) Convention.Torch 7L
+                    let lengths = [| 6L; 2L; 4L |]
+                    let directions = if name.Contains "bi" then 2L else 1L
+                    use x = torch.randint(1L, 10L, [| 3L; 6L |], dtype = torch.ScalarType.Int64)
+                    use h0 = torch.randn(directions, 3L, 4L)
+                    use c0 = torch.randn(directions, 3L, 4L)
+                    let state (h: torch.Tensor) (c: torch.Tensor) = if name.Contains "lstm" then new RecurrentState(h, c) else new RecurrentState(h, null)
+                    let run (input: torch.Tensor) (lens: torch.Tensor) (s: RecurrentState) =
+                        net.Forward(input, ForwardContext(Lengths = lens, InitialStates = readOnlyDict [ 1, s ]))
+                    use padded = run x (torch.tensor lengths) (state h0 c0)
+                    for i in 0 .. 2 do
+                        let row = x.narrow(0, int64 i, 1L).narrow(1, 0L, lengths.[i])
+                        use alone = run row null (state (h0.narrow(1, int64 i, 1L)) (c0.narrow(1, int64 i, 1L)))
+                        let mine = padded.narrow(0, int64 i, 1L)
+                        let mine = if mine.dim() = 3L then mine.narrow(1, 0L, lengths.[i]) else mine
+                        Expect.isLessThan (maxDiff mine alone) 1e-5f $"sequence {i}"
+                }
+        ]
+
         testList "variable lengths: gradients equal the sum of each sequence's gradients run alone" [
             for name, m in
                 [ "lstm fused", Model.Embed(5).Lstm(4).Dense(1)
@@ -124,7 +149,8 @@ let tests =
                   "stacked bi lstm fused (packed)", Model.Embed(5).Lstm(4).Stack(2).Bidirectional().Dense(1)
                   "lstm loop", Model.Embed(5).Lstm(4, kernel = Kernel.Loop).Dense(1) ] do
                 test name {
-                    use net = compile m (InputSpec(Vocab = 10)) Convention.Torch 7L
+                    let diagnostics = System.Collections.Generic.List<string>()
+                    use net = Network.Compile(m, CompileOptions(Input = InputSpec(Vocab = 10), Seed = 7L, Diagnostics = fun d -> diagnostics.Add d))
                     let lengths = [| 6L; 2L; 4L |]
                     use x = torch.randint(1L, 10L, [| 3L; 6L |], dtype = torch.ScalarType.Int64)
                     let gradients (run: unit -> unit) =
@@ -146,6 +172,10 @@ let tests =
                                 use y = net.forward (x.narrow(0, int64 i, 1L).narrow(1, 0L, lengths.[i]))
                                 use loss = y.square().sum()
                                 loss.backward())
+                    let ran path = diagnostics |> Seq.exists (fun d -> d.Contains("lengths run on " + path))
+                    if name.Contains "(packed)" then Expect.isTrue (ran "libtorch's packed path") "packed path taken"
+                    elif name.Contains "fused" then Expect.isTrue (ran "the padded fused path") "padded path taken"
+                    else Expect.isFalse (ran "") "the loop kernel handles lengths itself"
                     for (k, a), (_, b) in List.zip batched alone do
                         Expect.equal a.Length b.Length k
                         let diff = Array.map2 (fun (u: float32) v -> abs (u - v)) a b |> Array.fold max 0.0f

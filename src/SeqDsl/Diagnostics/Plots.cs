@@ -49,11 +49,12 @@ public static class Plots
     /// <summary>Sets the title, shrinking the font so that its longest line fits the image's width.</summary>
     private static void FittedTitle(ScottPlot.Plot plt, string title, int width)
     {
+        title ??= "";
         plt.Title(title);
         var label = plt.Axes.Title.Label;
         var longest = title.Split('\n').Max(l => l.Length);
         var fits = (width - 40) / (0.6 * Math.Max(1, longest)); // a glyph is about 0.6 em wide
-        label.FontSize = (float)Math.Clamp(fits, 9, label.FontSize);
+        label.FontSize = (float)Math.Min(label.FontSize, Math.Max(9, fits));
     }
 
     /// <summary>An attention heat map: one cell per token, shaded by its alignment weight α_t.</summary>

@@ -43,14 +43,24 @@ internal sealed class RecurrentModule : LayerModule
     private readonly RecurrentLayer _spec;
     private readonly int _index;
     private readonly bool _returnSequences;
+    private readonly Action<string>? _diagnostics;
+    private string? _lengthsPath; // how lengths were last run, reported to the diagnostics when it changes
 
-    public RecurrentModule(RecurrentLayer spec, int index, bool returnSequences, nn.Module rnn) : base(spec.Kind)
+    public RecurrentModule(RecurrentLayer spec, int index, bool returnSequences, nn.Module rnn, Action<string>? diagnostics = null) : base(spec.Kind)
     {
         _spec = spec;
         _index = index;
         _returnSequences = returnSequences;
         _rnn = rnn;
+        _diagnostics = diagnostics;
         register_module("rnn", rnn);
+    }
+
+    private void ReportLengthsPath(string path)
+    {
+        if (path == _lengthsPath) return;
+        _lengthsPath = path;
+        _diagnostics?.Invoke($"layer {_index} ({_spec.Kind}): lengths run on {path}");
     }
 
     public nn.Module Rnn => _rnn;
@@ -71,10 +81,14 @@ internal sealed class RecurrentModule : LayerModule
         }
         else if (lengths is not null && !ctx.KeepStates && x.device_type == DeviceType.CPU && (_spec.Directions == 1 || _spec.Layers == 1))
         {
+            ReportLengthsPath("the padded fused path");
             (output, top) = PaddedForward(x, lengths, init);
         }
         else if (lengths is not null)
         {
+            ReportLengthsPath(x.device_type == DeviceType.CPU
+                ? "libtorch's packed path (slow on CPU: op by op per step; kernel: Loop is faster)"
+                : "libtorch's packed path");
             var T = x.shape[1];
             using var packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first: true, enforce_sorted: false);
             var (packedOut, h, c) = Call(packed, init);
@@ -122,21 +136,22 @@ internal sealed class RecurrentModule : LayerModule
     /// </summary>
     private (Tensor Output, Tensor Top) PaddedForward(Tensor x, Tensor lengths, RecurrentState? init)
     {
+        using var scope = NewDisposeScope();
         var H = _spec.Units;
         var T = x.shape[1];
         var lens = lengths.to(x.device).unsqueeze(1);                                   // (B, 1)
         var steps = arange(T, device: x.device).unsqueeze(0);                           // (1, T)
-        var real = (steps < lens).unsqueeze(-1).to(x.dtype);                            // (B, T, 1)
+        var padding = (steps >= lens).unsqueeze(-1);                                    // (B, T, 1)
         var (output, _, _) = Call(x, init);
         var lastStep = (lens - 1).clamp_min(0).unsqueeze(-1).expand(-1, 1, H);         // (B, 1, H)
         var forwardFinal = output.narrow(-1, 0, H).gather(1, lastStep).squeeze(1);      // (B, H)
         if (_spec.Directions == 1)
-            return (output * real, forwardFinal.unsqueeze(0));
+            return scope.MoveToOuter(output.masked_fill(padding, 0), forwardFinal.unsqueeze(0));
         var rotated = x.gather(1, ((steps + lens) % T).unsqueeze(-1).expand(-1, -1, x.shape[2])); // padding first
         var (outputRotated, _, _) = Call(rotated, init);
         var backward = outputRotated.narrow(-1, H, H).gather(1, ((steps + T - lens) % T).unsqueeze(-1).expand(-1, -1, H));
-        output = cat([output.narrow(-1, 0, H), backward], -1) * real;
-        return (output, stack([forwardFinal, backward.select(1, 0)]));
+        output = cat([output.narrow(-1, 0, H), backward], -1).masked_fill(padding, 0);
+        return scope.MoveToOuter(output, stack([forwardFinal, backward.select(1, 0)]));
     }
 
     private static Tensor MergeDirections(Tensor forward, Tensor backward, Merge merge) => merge switch

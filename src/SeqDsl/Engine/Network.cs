@@ -122,7 +122,7 @@ public sealed class Network : nn.Module<Tensor, Tensor>
                 }
             }
         }
-        return new RecurrentModule(r, index, Shapes.ReturnsSequences(spec, index), rnn);
+        return new RecurrentModule(r, index, Shapes.ReturnsSequences(spec, index), rnn, options.Diagnostics);
     }
 
     /// <summary>

@@ -141,9 +141,11 @@ public static class Trainer
             using var _ = no_grad();
             var acc = new MetricAccumulator(loss, metrics);
             var wantsLogits = loss.WantsLogits(net.OutputActivation);
-            // with lengths, rows of similar length go together (metrics do not depend on the order), so each
-            // batch, trimmed to its longest row, carries little padding
-            using var order = data.Lengths is Tensor l ? l.argsort() : null;
+            // with lengths and one target per row, rows of similar length go together (the metrics are sums over
+            // rows, so the order does not matter), and each batch, trimmed to its longest row, carries little
+            // padding; per-step targets keep the data's order, since trimming decides which padded steps count
+            var perStep = data.Targets.dim() >= 2 && data.Inputs.dim() >= 2 && data.Targets.shape[1] == data.Inputs.shape[1];
+            using var order = data.Lengths is Tensor l && !perStep ? l.argsort() : null;
             for (long start = 0; start < data.Count; start += batchSize)
             {
                 using var scope = NewDisposeScope();

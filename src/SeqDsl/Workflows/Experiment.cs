@@ -69,8 +69,16 @@ public sealed class ExperimentResult : IDisposable
     /// <summary>The plot's title: the model, then the data source with its file name (not the whole path).</summary>
     private string Title()
     {
-        var source = DataSource.Parse(Spec.Data);
-        return $"{Spec.Model}\n{source with { Path = Path.GetFileName(source.Path) }}";
+        try
+        {
+            var source = DataSource.Parse(Spec.Data);
+            var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(source.Path));
+            return $"{Spec.Model}\n{source with { Path = name.Length > 0 ? name : source.Path }}";
+        }
+        catch (SeqDslException)
+        {
+            return $"{Spec.Model}\n{Spec.Data}"; // a result built by hand may carry any data text
+        }
     }
 
     /// <summary>Classifies texts with the trained network and its fitted preprocessing.</summary>

@@ -62,7 +62,7 @@ public static class GradientFlow
             var s = plt.Add.Scatter(xs, ys);
             s.LegendText = g.Label;
         }
-        plt.Title(title);
+        Plots.FittedTitle(plt, title, 800);
         plt.XLabel("time step t");
         plt.YLabel("log10 ‖∂L/∂h_t‖");
         plt.ShowLegend();

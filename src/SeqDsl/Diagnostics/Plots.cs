@@ -47,7 +47,7 @@ public static class Plots
     }
 
     /// <summary>Sets the title, shrinking the font so that its longest line fits the image's width.</summary>
-    private static void FittedTitle(ScottPlot.Plot plt, string title, int width)
+    internal static void FittedTitle(ScottPlot.Plot plt, string title, int width)
     {
         title ??= "";
         plt.Title(title);
@@ -74,7 +74,8 @@ public static class Plots
         plt.Axes.Bottom.TickLabelStyle.Rotation = 60;
         plt.Axes.Bottom.TickLabelStyle.Alignment = ScottPlot.Alignment.MiddleLeft;
         plt.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericManual([]);
-        plt.Title(title);
-        plt.SavePng(path, Math.Max(400, 40 * tokens.Count), 260);
+        var width = Math.Max(400, 40 * tokens.Count);
+        FittedTitle(plt, title, width);
+        plt.SavePng(path, width, 260);
     }
 }

@@ -190,6 +190,10 @@ internal sealed class LoopRnn : nn.Module
         var kept = keep ? new Tensor[T] : null;
         var whhRzT = resetBefore ? whh.narrow(0, 0, 2 * H).t() : null;
         var whhNT = resetBefore ? whh.narrow(0, 2 * H, H).t() : null;
+        // once per call, not per step: layer-norm parameters and the three peephole vectors
+        var (lnHhW, lnHhB) = layerNorm ? (P("ln_hh_weight" + sfx), P("ln_hh_bias" + sfx)) : (null, null);
+        var (lnCW, lnCB) = layerNorm ? (P("ln_c_weight" + sfx), P("ln_c_bias" + sfx)) : (null, null);
+        var (peepI, peepF, peepO) = peep is null ? (null, null, null) : (peep.narrow(0, 0, H), peep.narrow(0, H, H), peep.narrow(0, 2 * H, H));
         // one unbind, not T selects: each select's backward would materialise a zero (B, T, G·H) gradient
         var projSteps = proj.unbind(1);
         for (var t = 0; t < T; t++)
@@ -214,20 +218,20 @@ internal sealed class LoopRnn : nn.Module
                 {
                     var recurrent = h.matmul(whhT);                                    // (B, 4H)
                     if (layerNorm)
-                        recurrent = nn.functional.layer_norm(recurrent, gatesShape, P("ln_hh_weight" + sfx), P("ln_hh_bias" + sfx));
+                        recurrent = nn.functional.layer_norm(recurrent, gatesShape, lnHhW, lnHhB);
                     var gates = p + recurrent;
                     var i = gates.narrow(1, 0, H);
                     var f = gates.narrow(1, H, H);
                     var o = gates.narrow(1, 3 * H, H);
-                    if (peep is not null)
+                    if (peepI is not null)
                     {
                         // peepholes: the input and forget gates see c_{t−1}, the output gate sees c_t
-                        i = i + peep.narrow(0, 0, H) * c!;
-                        f = f + peep.narrow(0, H, H) * c!;
+                        i = i + peepI * c!;
+                        f = f + peepF! * c!;
                     }
                     cNew = f.sigmoid() * c! + i.sigmoid() * gates.narrow(1, 2 * H, H).tanh();
-                    if (peep is not null) o = o + peep.narrow(0, 2 * H, H) * cNew;
-                    var cOut = layerNorm ? nn.functional.layer_norm(cNew, [H], P("ln_c_weight" + sfx), P("ln_c_bias" + sfx)) : cNew;
+                    if (peepO is not null) o = o + peepO * cNew;
+                    var cOut = layerNorm ? nn.functional.layer_norm(cNew, [H], lnCW, lnCB) : cNew;
                     hNew = o.sigmoid() * cOut.tanh();
                     break;
                 }

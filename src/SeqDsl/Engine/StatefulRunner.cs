@@ -47,7 +47,7 @@ public sealed class StatefulRunner : IDisposable
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         var ids = tensor(tokens, [tokens.Length, 1]).to(_net.Device);          // (B, 1)
-        var x = _oneHot is int v ? nn.functional.one_hot(ids, v).to_type(ScalarType.Float32) : ids;
+        var x = _oneHot is int v ? Data.LanguageModelData.OneHot(ids, v) : ids;
         var ctx = new ForwardContext { InitialStates = _states, KeepStates = true };
         var y = _net.Forward(x, ctx);                                          // (B, 1, V)
         foreach (var s in _states.Values) s.Dispose();

@@ -82,7 +82,7 @@ public static class LanguageModelTrainer
                 using var scope = NewDisposeScope();
                 var (xs, ys) = batches[b];
                 var x = tensor(xs).to(net.Device);
-                var input = oneHot is int v ? nn.functional.one_hot(x, v).to_type(ScalarType.Float32) : x;
+                var input = oneHot is int v ? LanguageModelData.OneHot(x, v) : x;
                 var batch = new SequenceData(input, tensor(ys).to(net.Device));
                 // truncated BPTT: carry the state across consecutive minibatches, cut from the graph
                 var ctx = new ForwardContext { InitialStates = state, KeepStates = o.Sampling == Sampling.Consecutive };
@@ -93,8 +93,7 @@ public static class LanguageModelTrainer
                     : null;
                 if (stop is not null)
                 {
-                    history.StoppedOnNonFiniteLoss = true;
-                    history.StopReason = $"training stopped: the {stop} became non-finite at epoch {epoch}, batch {b + 1}; that step was not applied";
+                    Trainer.StopNonFinite(history, value, epoch, b + 1, stop);
                     Dispose(state);
                     return history;
                 }

@@ -62,9 +62,10 @@ public static class Trainer
                 var epochClock = Stopwatch.StartNew();
                 net.train();
                 var acc = new MetricAccumulator(o.Loss, o.Metrics);
-                using var perm = o.Shuffle ? randperm(n, generator: shuffle) : arange(n);
+                // bucketed epochs draw their own (seeded) order of similar-length batches; otherwise a permutation
                 var buckets = trainLengths is null ? null
                     : Data.Sequences.Buckets(trainLengths, o.BatchSize, unchecked((int)o.Seed * 7919 + epoch));
+                using var perm = buckets is not null ? null : o.Shuffle ? randperm(n, generator: shuffle) : arange(n);
                 for (var b = 0; b < batches; b++)
                 {
                     if (o.Cancellation.IsCancellationRequested)
@@ -74,7 +75,7 @@ public static class Trainer
                     }
                     using var scope = NewDisposeScope();
                     var start = (long)b * o.BatchSize;
-                    var idx = buckets is null ? perm.narrow(0, start, Math.Min(o.BatchSize, n - start)) : tensor(buckets[b].Select(i => (long)i).ToArray());
+                    var idx = buckets is null ? perm!.narrow(0, start, Math.Min(o.BatchSize, n - start)) : tensor(buckets[b].Select(i => (long)i).ToArray());
                     var (value, stop) = session.StepAccumulating(Take(train, idx, net.Device), acc);
                     if (stop is not null)
                     {
@@ -269,7 +270,7 @@ public static class Trainer
         }
     }
 
-    private static void StopNonFinite(History h, float value, int epoch, int batch, string what = "loss")
+    internal static void StopNonFinite(History h, float value, int epoch, int batch, string what = "loss")
     {
         h.StoppedOnNonFiniteLoss = true;
         h.StopReason = $"training stopped: the {what} became {(float.IsNaN(value) ? "NaN" : value > 0 ? "+infinity" : "-infinity")} "

@@ -262,13 +262,17 @@ public static class Experiment
                 break;
             }
         }
-        // sources sorted by label (IMDB: positive first) must be mixed before Keras's last-fraction validation split
-        train = Shuffle(train, seed);
+        // sources sorted by label (IMDB: positive first) must be mixed before Keras's last-fraction validation
+        // split; a CSV's rows were shuffled above, before the test cut
+        if (source.Kind != "csv") train = Shuffle(train, seed);
         var textCol = source.Kind is "imdb" or "synthetic" ? "text" : p.TextColumn;
         var labelCol = source.Kind is "imdb" or "synthetic" ? "label" : p.LabelColumn;
         var lower = p.Lowercase;
         IEnumerable<string> Texts(DataFrame f) => ((StringDataFrameColumn)f.Columns[textCol]).Select(s => lower ? (s ?? "").ToLowerInvariant() : s ?? "");
-        var text = fitted ?? Fit(Texts(train), p, source.Kind == "synthetic" ? "whitespace" : "seed002");
+        var tokenizer = fitted is null ? Tokenizer.FromName(p.Tokenizer ?? (source.Kind == "synthetic" ? "whitespace" : "seed002"))
+            : Tokenizer.FromName(fitted.Tokenizer);
+        var trainTokens = TextPreprocessing.Tokenize(Texts(train), tokenizer); // once, for the vocabulary and the ids
+        var text = fitted ?? Fit(trainTokens, tokenizer, p);
         var last = model.Layers[^1] as DenseLayer;
         var classes = last?.Units ?? 1;
         var loss = classes > 1 ? LossKind.CrossEntropy
@@ -276,9 +280,9 @@ public static class Experiment
             : last?.Activation == Activation.Linear ? LossKind.BinaryCrossEntropyWithLogits
             : throw new SeqDslException(ErrorKind.Spec, "A binary classifier ends in Dense(1, Sigmoid) or a linear Dense(1); several classes need Dense(k) with k ≥ 2.")
             { Received = last?.ToString() ?? model.Layers[^1].Kind, Expected = "Dense(1, Sigmoid)" };
-        SequenceData Data(DataFrame f)
+        SequenceData Data(DataFrame f, IReadOnlyList<IReadOnlyList<string>> tokens)
         {
-            var (x, l) = text.Encode(Texts(f).ToList());
+            var (x, l) = text.Encode(tokens);
             var labels = f.Columns[labelCol];
             var y = Enumerable.Range(0, (int)labels.Length).Select(i => Convert.ToInt64(labels[i], CultureInfo.InvariantCulture)).ToArray();
             var badAt = Array.FindIndex(y, v => v < 0 || v >= Math.Max(2, classes));
@@ -289,26 +293,25 @@ public static class Experiment
             var targets = classes > 1 ? tensor(y) : tensor(y.Select(v => (float)v).ToArray(), [y.Length, 1]);
             return new SequenceData(x, targets, l);
         }
-        var trainData = Data(train);
+        var trainData = Data(train, trainTokens);
         var (tr, va) = SplitLast(trainData, spec.Training.ValidationSplit);
         return new PreparedData
         {
             Info = new TaskInfo { Kind = TaskKind.Classification, Data = spec.Data, Loss = loss, Metrics = [Metric.Accuracy] },
             Text = text,
             Input = new InputSpec(Vocab: text.Vocabulary.Size, SeqLen: text.Maxlen),
-            Train = tr, Validation = va, Test = Data(test),
+            Train = tr, Validation = va, Test = Data(test, TextPreprocessing.Tokenize(Texts(test), tokenizer)),
             Description = $"{spec.Data} — {train.Rows.Count:N0} training texts ({tr.Count:N0} train, {va?.Count ?? 0:N0} validation), {test.Rows.Count:N0} test; "
                 + $"tokenizer {text.Tokenizer}, vocabulary {text.Vocabulary.Size:N0}, "
                 + (text.Maxlen is int m ? $"maxlen {m} ({text.Padding.ToString().ToLowerInvariant()})" : "post-padded per batch with lengths"),
         };
     }
 
-    private static TextPreprocessing Fit(IEnumerable<string> texts, PreprocessingSpec p, string defaultTokenizer)
+    private static TextPreprocessing Fit(IReadOnlyList<IReadOnlyList<string>> tokens, Tokenizer tokenizer, PreprocessingSpec p)
     {
-        var tokenizer = Tokenizer.FromName(p.Tokenizer ?? defaultTokenizer);
         var vocab = tokenizer == Tokenizer.Keras ? VocabularyOptions.Keras(p.NumWords) : VocabularyOptions.Seed002(p.NumWords, p.MinFreq);
         var side = ParseEnum<Side>(p.Padding, "preprocessing.padding");
-        return TextPreprocessing.Fit(texts, tokenizer, vocab, p.Maxlen, side, side);
+        return TextPreprocessing.FitTokens(tokens, tokenizer, vocab, p.Maxlen, side, side);
     }
 
     private static DataFrame Shuffle(DataFrame f, int seed)

@@ -271,8 +271,10 @@ public static class Experiment
         IEnumerable<string> Texts(DataFrame f) => ((StringDataFrameColumn)f.Columns[textCol]).Select(s => lower ? (s ?? "").ToLowerInvariant() : s ?? "");
         var tokenizer = fitted is null ? Tokenizer.FromName(p.Tokenizer ?? (source.Kind == "synthetic" ? "whitespace" : "seed002"))
             : Tokenizer.FromName(fitted.Tokenizer);
-        var trainTokens = TextPreprocessing.Tokenize(Texts(train), tokenizer); // once, for the vocabulary and the ids
-        var text = fitted ?? Fit(trainTokens, tokenizer, p);
+        // a saved model measured again needs only the test part; training texts are tokenized once, for the
+        // vocabulary and the ids
+        var trainTokens = fitted is null ? TextPreprocessing.Tokenize(Texts(train), tokenizer) : null;
+        var text = fitted ?? Fit(trainTokens!, tokenizer, p);
         var last = model.Layers[^1] as DenseLayer;
         var classes = last?.Units ?? 1;
         var loss = classes > 1 ? LossKind.CrossEntropy
@@ -293,15 +295,15 @@ public static class Experiment
             var targets = classes > 1 ? tensor(y) : tensor(y.Select(v => (float)v).ToArray(), [y.Length, 1]);
             return new SequenceData(x, targets, l);
         }
-        var trainData = Data(train, trainTokens);
-        var (tr, va) = SplitLast(trainData, spec.Training.ValidationSplit);
+        SequenceData? tr = null, va = null;
+        if (trainTokens is not null) (tr, va) = SplitLast(Data(train, trainTokens), spec.Training.ValidationSplit);
         return new PreparedData
         {
             Info = new TaskInfo { Kind = TaskKind.Classification, Data = spec.Data, Loss = loss, Metrics = [Metric.Accuracy] },
             Text = text,
             Input = new InputSpec(Vocab: text.Vocabulary.Size, SeqLen: text.Maxlen),
             Train = tr, Validation = va, Test = Data(test, TextPreprocessing.Tokenize(Texts(test), tokenizer)),
-            Description = $"{spec.Data} — {train.Rows.Count:N0} training texts ({tr.Count:N0} train, {va?.Count ?? 0:N0} validation), {test.Rows.Count:N0} test; "
+            Description = $"{spec.Data} — {train.Rows.Count:N0} training texts ({tr?.Count ?? 0:N0} train, {va?.Count ?? 0:N0} validation), {test.Rows.Count:N0} test; "
                 + $"tokenizer {text.Tokenizer}, vocabulary {text.Vocabulary.Size:N0}, "
                 + (text.Maxlen is int m ? $"maxlen {m} ({text.Padding.ToString().ToLowerInvariant()})" : "post-padded per batch with lengths"),
         };

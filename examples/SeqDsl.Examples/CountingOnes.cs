@@ -27,7 +27,7 @@ public static class CountingOnes
         {
             Epochs = epochs, BatchSize = 16, Seed = 1, Loss = Loss.Mse, Metrics = [Metric.Accuracy],
             Optimizer = new OptimizerSpec.Adam(5e-3),
-            Progress = new Progress<TrainingProgress>(p => { if (p.EpochEnd is { } e) Console.WriteLine(e); }),
+            Progress = TrainingProgress.OnEpoch(Console.WriteLine),
         }, test);
         var final = Trainer.Evaluate(net, test, Loss.Mse, [Metric.Accuracy]);
         Console.WriteLine($"test accuracy: {final["accuracy"]:F4}");

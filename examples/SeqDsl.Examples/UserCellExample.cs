@@ -29,7 +29,7 @@ public static class UserCellExample
         {
             Model = model.ToString(), Data = "synthetic:counting",   // seed 000's counting task
             Training = new TrainingSpec { Epochs = 6, BatchSize = 16, LearningRate = 0.005, Seed = 1 },
-        }, new Progress<SeqDsl.Training.TrainingProgress>(p => { if (p.EpochEnd is { } e) Console.WriteLine(e); }));
+        }, SeqDsl.Training.TrainingProgress.OnEpoch(Console.WriteLine));
         Console.WriteLine($"test accuracy: {result.Metrics["test"]["accuracy"]:F4}");
         return 0;
     }

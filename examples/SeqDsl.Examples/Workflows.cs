@@ -23,7 +23,7 @@ public static class Workflows
     }
 
     static readonly IProgress<TrainingProgress> EpochLines =
-        new Progress<TrainingProgress>(p => { if (p.EpochEnd is { } e) Console.WriteLine(e); });
+        TrainingProgress.OnEpoch(Console.WriteLine);
 
     /// <summary>
     /// Sentiment. Generated: the negation grammar. Real (--real [aclImdb…tar.gz]): IMDB read straight from the
@@ -119,10 +119,9 @@ public static class Workflows
         {
             Epochs = path is null ? 30 : 80, BatchSize = 32, Steps = 35, Sampling = Sampling.Consecutive,
             Optimizer = new OptimizerSpec.Adam(1e-2), Clip = new Clip.ByNorm(0.01), Seed = 1,
-            Progress = new Progress<TrainingProgress>(p =>
+            Progress = TrainingProgress.OnEpoch(e =>
             {
-                if (p.EpochEnd is { } e && e.Epoch % 10 == 0)
-                    Console.WriteLine($"epoch {e.Epoch}, perplexity {e["perplexity"]:F3}, time {e.Seconds:F2} sec");
+                if (e.Epoch % 10 == 0) Console.WriteLine($"epoch {e.Epoch}, perplexity {e["perplexity"]:F3}, time {e.Seconds:F2} sec");
             }),
         });
         foreach (var prefix in prefixes)
@@ -193,9 +192,9 @@ public static class Workflows
                 },
                 Training = new TrainingSpec { Epochs = 1000, BatchSize = 128, LearningRate = 0.01, ValidationSplit = 0, Seed = 1 },
             };
-        using var result = Experiment.Run(spec, csv is null ? EpochLines : new Progress<TrainingProgress>(p =>
+        using var result = Experiment.Run(spec, csv is null ? EpochLines : TrainingProgress.OnEpoch(e =>
         {
-            if (p.EpochEnd is { } e && (e.Epoch - 1) % 100 == 0) Console.WriteLine(e);
+            if ((e.Epoch - 1) % 100 == 0) Console.WriteLine(e);
         }), default, Console.WriteLine);
         var test = result.Metrics["test"];
         Console.WriteLine($"test R²: {test["r2"]:F4}, MAE: {test["mae"]:F4}");

@@ -46,9 +46,7 @@ module Experiment =
 
     /// Runs it, printing one line per epoch; the result owns the trained network (dispose it).
     let run (e: ExperimentSpec) =
-        let progress =
-            { new System.IProgress<SeqDsl.Training.TrainingProgress> with
-                member _.Report p = match p.EpochEnd with null -> () | r -> printfn "%O" r }
+        let progress = SeqDsl.Training.TrainingProgress.OnEpoch(fun r -> printfn "%O" r)
         Experiment.Run(e, progress, System.Threading.CancellationToken.None, fun line -> printfn "%s" line)
 
     /// Metrics of a split (train, validation, test) as an F# map.

@@ -44,6 +44,14 @@ let tests =
             Expect.isGreaterThan (h.Epochs.[7].["accuracy"]) 0.9 "accuracy"
         }
 
+        test "TrainingProgress.OnEpoch reports each finished epoch, in order, on the training thread" {
+            use net = compile tokenModel (InputSpec(Vocab = 8)) Convention.Torch 1L
+            let seen = System.Collections.Generic.List<int * int>()
+            let progress = TrainingProgress.OnEpoch(fun e -> seen.Add((e.Epoch, Environment.CurrentManagedThreadId)))
+            Trainer.Fit(net, tokenTask 64 1L, Bce.Opts(epochs = 3, progress = progress)) |> ignore
+            Expect.equal (List.ofSeq seen) [ for e in 1 .. 3 -> e, Environment.CurrentManagedThreadId ] "epochs 1, 2, 3 on this thread"
+        }
+
         test "a seed makes CPU training bit-identical" {
             let run () =
                 use net = compile (Model.Embed(8).SpatialDropout(0.2).Gru(8).Dropout(0.3).Dense(1, Activation.Sigmoid)) (InputSpec(Vocab = 8)) Convention.Torch 5L

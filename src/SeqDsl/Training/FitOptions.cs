@@ -24,7 +24,20 @@ public sealed record SequenceData(Tensor Inputs, Tensor Targets, Tensor? Lengths
 public sealed record EarlyStopping(string Monitor = "val_loss", int Patience = 3, bool RestoreBest = true, double MinDelta = 0);
 
 /// <summary>One progress event: after each batch, and once more at the end of each epoch with its record.</summary>
-public sealed record TrainingProgress(int Epoch, int Epochs, int Batch, int Batches, double Loss, TimeSpan Elapsed, EpochRecord? EpochEnd);
+public sealed record TrainingProgress(int Epoch, int Epochs, int Batch, int Batches, double Loss, TimeSpan Elapsed, EpochRecord? EpochEnd)
+{
+    /// <summary>Calls <paramref name="onEpoch"/> with each finished epoch's record, on the training thread (in order,
+    /// unlike <see cref="Progress{T}"/>, which posts to the thread pool in a console program).</summary>
+    public static IProgress<TrainingProgress> OnEpoch(Action<EpochRecord> onEpoch) => new EpochCallback(onEpoch);
+
+    private sealed class EpochCallback(Action<EpochRecord> onEpoch) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value)
+        {
+            if (value.EpochEnd is { } e) onEpoch(e);
+        }
+    }
+}
 
 /// <summary>How to train. Defaults follow Keras's fit where the books rely on them.</summary>
 public sealed record FitOptions

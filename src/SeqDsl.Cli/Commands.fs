@@ -13,7 +13,6 @@ open SeqDsl.Workflows
 open SeqDsl.Generation
 open SeqDsl.Cli.Args
 
-let private toNullable (x: 'a option) = match x with Some v -> Nullable v | None -> Nullable()
 
 let private fail kind msg = raise (SeqDslException(kind, msg))
 
@@ -38,7 +37,6 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
         | None -> ExperimentSpec()
     let p0 = baseSpec.Preprocessing
     let t0 = baseSpec.Training
-    let orElse (o: 'a option) (fallback: 'a) = defaultArg o fallback
     let orNull (o: 'a option) (fallback: Nullable<'a>) = match o with Some v -> Nullable v | None -> fallback
     let featureColumns : Collections.Generic.IReadOnlyList<string> | null =
         match a.TryGetResult Feature_Columns with
@@ -48,37 +46,37 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
         PreprocessingSpec(
             Tokenizer = (match a.TryGetResult Tokenizer with Some t -> t | None -> p0.Tokenizer),
             NumWords = orNull (a.TryGetResult Num_Words) p0.NumWords,
-            MinFreq = orElse (a.TryGetResult Min_Freq) p0.MinFreq,
+            MinFreq = defaultArg (a.TryGetResult Min_Freq) p0.MinFreq,
             Maxlen = orNull (a.TryGetResult Maxlen) p0.Maxlen,
-            Padding = orElse (a.TryGetResult Padding) p0.Padding,
+            Padding = defaultArg (a.TryGetResult Padding) p0.Padding,
             Lowercase = (a.Contains Lowercase || p0.Lowercase),
-            TextColumn = orElse (a.TryGetResult Text_Column) p0.TextColumn,
-            LabelColumn = orElse (a.TryGetResult Label_Column) p0.LabelColumn,
+            TextColumn = defaultArg (a.TryGetResult Text_Column) p0.TextColumn,
+            LabelColumn = defaultArg (a.TryGetResult Label_Column) p0.LabelColumn,
             FeatureColumns = featureColumns,
             TargetColumn = (match a.TryGetResult Target_Column with Some t -> t | None -> p0.TargetColumn),
-            FeatureSet = orElse (a.TryGetResult Feature_Set) p0.FeatureSet,
-            Window = orElse (a.TryGetResult Window) p0.Window,
+            FeatureSet = defaultArg (a.TryGetResult Feature_Set) p0.FeatureSet,
+            Window = defaultArg (a.TryGetResult Window) p0.Window,
             TrainEnd = (match a.TryGetResult Train_End with Some s -> Nullable(date "train-end" s) | None -> p0.TrainEnd),
             TestStart = (match a.TryGetResult Test_Start with Some s -> Nullable(date "test-start" s) | None -> p0.TestStart),
             TestEnd = (match a.TryGetResult Test_End with Some s -> Nullable(date "test-end" s) | None -> p0.TestEnd),
             Chars = orNull (a.TryGetResult Chars) p0.Chars,
             ReplaceNewlines = (a.Contains Replace_Newlines || p0.ReplaceNewlines),
-            Steps = orElse (a.TryGetResult Steps) p0.Steps,
-            Sampling = orElse (a.TryGetResult Sampling) p0.Sampling,
-            TestSplit = orElse (a.TryGetResult Test_Split) p0.TestSplit)
+            Steps = defaultArg (a.TryGetResult Steps) p0.Steps,
+            Sampling = defaultArg (a.TryGetResult Sampling) p0.Sampling,
+            TestSplit = defaultArg (a.TryGetResult Test_Split) p0.TestSplit)
     let t =
         TrainingSpec(
-            Epochs = orElse (a.TryGetResult Epochs) t0.Epochs,
-            BatchSize = orElse (a.TryGetResult Batch_Size) t0.BatchSize,
-            Optimizer = orElse (a.TryGetResult Optimizer) t0.Optimizer,
+            Epochs = defaultArg (a.TryGetResult Epochs) t0.Epochs,
+            BatchSize = defaultArg (a.TryGetResult Batch_Size) t0.BatchSize,
+            Optimizer = defaultArg (a.TryGetResult Optimizer) t0.Optimizer,
             LearningRate = orNull (a.TryGetResult Learning_Rate) t0.LearningRate,
-            Momentum = orElse (a.TryGetResult Momentum) t0.Momentum,
+            Momentum = defaultArg (a.TryGetResult Momentum) t0.Momentum,
             ClipNorm = orNull (a.TryGetResult Clip_Norm) t0.ClipNorm,
             ClipValue = orNull (a.TryGetResult Clip_Value) t0.ClipValue,
-            Seed = orElse (a.TryGetResult TrainArgs.Seed) t0.Seed,
-            Device = orElse (a.TryGetResult Device) t0.Device,
+            Seed = defaultArg (a.TryGetResult TrainArgs.Seed) t0.Seed,
+            Device = defaultArg (a.TryGetResult Device) t0.Device,
             Threads = orNull (a.TryGetResult Threads) t0.Threads,
-            ValidationSplit = orElse (a.TryGetResult Validation_Split) t0.ValidationSplit,
+            ValidationSplit = defaultArg (a.TryGetResult Validation_Split) t0.ValidationSplit,
             EarlyStopping = orNull (a.TryGetResult Early_Stopping) t0.EarlyStopping,
             BucketByLength = (t0.BucketByLength && not (a.Contains No_Bucketing)),
             Convention =
@@ -161,7 +159,7 @@ let generate (a: ParseResults<GenerateArgs>) : int =
     let sampled = a.Contains Temperature || a.Contains Top_K || a.Contains Top_P
     let options =
         if sampled then
-            DecodeOptions.Sample(a.GetResult(Temperature, defaultValue = 1.0), toNullable (a.TryGetResult Top_K), toNullable (a.TryGetResult Top_P), a.GetResult(GenerateArgs.Seed, defaultValue = 0))
+            DecodeOptions.Sample(a.GetResult(Temperature, defaultValue = 1.0), Option.toNullable (a.TryGetResult Top_K), Option.toNullable (a.TryGetResult Top_P), a.GetResult(GenerateArgs.Seed, defaultValue = 0))
         else DecodeOptions.ArgMax
     for prefix in a.GetResults Prefix do
         printfn "%s" (m.Generate(prefix, length, options))
@@ -180,7 +178,7 @@ let summary (args: ParseResults<SummaryArgs>) : int =
             use net = ModelStore.Load dir
             net.Spec, net.Options.Input, defaultArg convention net.Options.Convention
         | None, Some text ->
-            let input = InputSpec(toNullable (args.TryGetResult Vocab), toNullable (args.TryGetResult Features), toNullable (args.TryGetResult Seq_Len))
+            let input = InputSpec(Option.toNullable (args.TryGetResult Vocab), Option.toNullable (args.TryGetResult Features), Option.toNullable (args.TryGetResult Seq_Len))
             ModelSyntax.Parse text, input, defaultArg convention Convention.Torch
         | None, None -> fail ErrorKind.Spec "Give --model \"<text>\" or --model-dir DIR."
     let s = model.Summary(input, conv)

@@ -60,8 +60,8 @@ let tests =
             Expect.floatClose Accuracy.medium (float (Array.sum a.[5..7])) 1.0 "row 1 sums to 1 over its 3 real steps"
             Expect.equal a.[8..9] [| 0.0f; 0.0f |] "padding steps get zero weight"
             let ctx2 = ForwardContext(Lengths = lengths)
-            let seqNet = compile (Model.Embed(4).Gru(3, returnSequences = true)) (InputSpec(Vocab = 9)) Convention.Torch 2L
-            copyWeights net seqNet |> ignore
+            use seqNet = compile (Model.Embed(4).Gru(3, returnSequences = true)) (InputSpec(Vocab = 9)) Convention.Torch 2L
+            copyWeights net seqNet
             use h = seqNet.Forward(x, ctx2)                                        // (2, 5, 3)
             use expected = (ctx.AttentionWeights.unsqueeze(-1L) * h).sum(1L)
             Expect.isLessThan (maxDiff y expected) 1e-5f "Σ α_t h_t"

@@ -3,6 +3,8 @@
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- loop [--rounds N] [--steps K] [--threads T]
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- lengths [--rounds N] [--steps K] [--threads T]
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- imdb-prep [path]
+//   dotnet run -c Release --project bench/SeqDsl.Bench -- peer [--rounds N] [--steps K] [--threads-list 1,2] [--only NAME]
+//     (PyTorch as a peer: bench/pytorch/setup.sh installs Debian's python3-torch first)
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Data.Analysis;
@@ -14,6 +16,7 @@ using SeqDsl.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
+Backend.Initialize(); // libtorch's switches and the allocator policy, before any tensor work
 var opts = Args.Parse(args);
 torch.set_num_threads(opts.Threads);
 switch (opts.Command)
@@ -21,9 +24,10 @@ switch (opts.Command)
     case "step": return StepBenchmark.Run(opts);
     case "loop": return LoopBenchmark.Run(opts);
     case "lengths": return LengthsBenchmark.Run(opts);
+    case "peer": return PeerBenchmark.Run(args);
     case "imdb-prep": return ImdbPrepBenchmark.Run(args.Length > 1 && !args[1].StartsWith("--") ? args[1] : DefaultImdb());
     default:
-        Console.Error.WriteLine("usage: bench step|loop|lengths [--rounds N] [--steps K] [--threads T]\n       bench imdb-prep [path to aclImdb_v1_labeled.tar.gz or aclImdb folder]");
+        Console.Error.WriteLine("usage: bench step|loop|lengths [--rounds N] [--steps K] [--threads T]\n       bench peer [--rounds N] [--steps K] [--threads-list 1,2] [--only NAME]\n       bench imdb-prep [path to aclImdb_v1_labeled.tar.gz or aclImdb folder]");
         return 2;
 }
 

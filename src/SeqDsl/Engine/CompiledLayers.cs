@@ -44,10 +44,12 @@ internal sealed class RecurrentModule : LayerModule
     private readonly int _index;
     private readonly bool _returnSequences;
     private readonly Action<string>? _diagnostics;
+    private readonly FusedPath _path;
     private string? _lengthsPath; // how lengths were last run, reported to the diagnostics when it changes
 
-    public RecurrentModule(RecurrentLayer spec, int index, bool returnSequences, nn.Module rnn, Action<string>? diagnostics = null) : base(spec.Kind)
+    public RecurrentModule(RecurrentLayer spec, int index, bool returnSequences, nn.Module rnn, FusedPath path, Action<string>? diagnostics = null) : base(spec.Kind)
     {
+        _path = path;
         _spec = spec;
         _index = index;
         _returnSequences = returnSequences;
@@ -168,7 +170,7 @@ internal sealed class RecurrentModule : LayerModule
         switch (_rnn)
         {
             case LSTM lstm:
-                var (o, h, c) = lstm.forward(x, s is null ? null : (s.H, s.C ?? zeros_like(s.H)));
+                var (o, h, c) = Backend.RunLstm(_path, () => lstm.forward(x, s is null ? null : (s.H, s.C ?? zeros_like(s.H))));
                 return (o, h, c);
             case GRU gru:
                 var (og, hg) = gru.forward(x, s?.H);
@@ -186,7 +188,7 @@ internal sealed class RecurrentModule : LayerModule
         switch (_rnn)
         {
             case LSTM lstm:
-                var (o, h, c) = lstm.call(x, s is null ? null : (s.H, s.C ?? zeros_like(s.H)));
+                var (o, h, c) = Backend.RunLstm(_path, () => lstm.call(x, s is null ? null : (s.H, s.C ?? zeros_like(s.H))));
                 return (o, h, c);
             case GRU gru:
                 var (og, hg) = gru.call(x, s?.H);

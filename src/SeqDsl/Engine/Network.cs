@@ -39,6 +39,7 @@ public sealed class Network : nn.Module<Tensor, Tensor>
     public static Network Compile(ModelSpec spec, CompileOptions? options = null)
     {
         options ??= new CompileOptions();
+        Backend.Initialize();
         var summary = spec.Summary(options.Input, options.Convention);
         var device = options.TorchDevice();
         var net = new Network(spec, options, summary, device);
@@ -50,7 +51,7 @@ public sealed class Network : nn.Module<Tensor, Tensor>
             LayerModule module = layer switch
             {
                 EmbedLayer e => CompileEmbed(e, i, summary, options),
-                RecurrentLayer r => net.CompileRecurrent(r, i, width, spec, options),
+                RecurrentLayer r => net.CompileRecurrent(r, i, width, spec, options, device),
                 DenseLayer d => new DenseModule(d, width),
                 DropoutLayer d => new DropoutModule(d.Rate),
                 SpatialDropoutLayer s => new SpatialDropoutModule(s.Rate),
@@ -82,11 +83,21 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         return new EmbedModule(embedding);
     }
 
-    private LayerModule CompileRecurrent(RecurrentLayer r, int index, long width, ModelSpec spec, CompileOptions options)
+    private LayerModule CompileRecurrent(RecurrentLayer r, int index, long width, ModelSpec spec, CompileOptions options, Device device)
     {
-        var plan = Shapes.PlanKernel(r);
+        var plan = Shapes.PlanKernel(r, width);
+        if (plan.Kernel == Kernel.Fused && r.Cell is LstmCell && !Backend.OneDnnSwitchAvailable)
+        {
+            // without the switch libtorch may run oneDNN's LSTM, wrong under no_grad on some CPUs
+            if (r.Kernel == Kernel.Auto)
+                plan = new KernelPlan(Kernel.Loop, "libtorch's oneDNN switch is unavailable, so its fused LSTM may take a path known to be wrong on some CPUs");
+            else
+                options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): WARNING kernel Fused was requested, but libtorch's oneDNN switch is unavailable " +
+                    $"({Backend.SwitchProblem}); its LSTM may be wrong under no_grad on this CPU — run `seqdsl check`");
+        }
         var fallback = r.Kernel == Kernel.Auto && plan.Kernel == Kernel.Loop;
-        options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): kernel {plan}" + (fallback ? " (fallback from Auto)" : ""));
+        options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): kernel {plan}" + (fallback ? " (fallback from Auto)" : "")
+            + (plan.Kernel == Kernel.Fused && device.type == DeviceType.CPU ? $" — {plan.PathReason}" : ""));
         var bias = r.Cell.EffectiveBias(options.Convention);
         var hasBias = bias != Bias.None;
         var bi = r.Bidirectional is not null;
@@ -122,7 +133,7 @@ public sealed class Network : nn.Module<Tensor, Tensor>
                 }
             }
         }
-        return new RecurrentModule(r, index, Shapes.ReturnsSequences(spec, index), rnn, options.Diagnostics);
+        return new RecurrentModule(r, index, Shapes.ReturnsSequences(spec, index), rnn, plan.Path, options.Diagnostics);
     }
 
     /// <summary>

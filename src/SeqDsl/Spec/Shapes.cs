@@ -18,10 +18,30 @@ public sealed record Shape(bool Sequence, int? Time, long Features)
 /// <summary>How a recurrent layer will run, decided on the spec alone.</summary>
 /// <param name="Kernel">Fused or Loop.</param>
 /// <param name="Reason">Why the loop was chosen (requested, or the fused kernel cannot express the cell).</param>
-public sealed record KernelPlan(Kernel Kernel, string? Reason)
+/// <param name="Path">For a fused layer on the CPU, which libtorch implementation runs it.</param>
+public sealed record KernelPlan(Kernel Kernel, string? Reason, FusedPath Path = FusedPath.Native)
 {
-    /// <summary>"fused", "loop (requested)" or "loop: reason".</summary>
-    public override string ToString() => Kernel == Kernel.Fused ? "fused" : Reason is null ? "loop" : $"loop: {Reason}";
+    /// <summary>"fused", "fused (oneDNN in training)", "loop (requested)" or "loop: reason".</summary>
+    public override string ToString() => Kernel switch
+    {
+        Kernel.Fused when Path == FusedPath.OneDnn => "fused (oneDNN in training)",
+        Kernel.Fused => "fused",
+        _ => Reason is null ? "loop" : $"loop: {Reason}",
+    };
+
+    /// <summary>Why the fused path was chosen, for diagnostics.</summary>
+    public string PathReason => Path == FusedPath.OneDnn
+        ? "oneDNN's LSTM for training-mode forward passes (measured faster for input and hidden ≥ 512); libtorch's native LSTM without gradients (oneDNN's inference is wrong for some sizes on AVX-512 CPUs)"
+        : "libtorch's native kernel (oneDNN's LSTM is wrong under no_grad for some sizes on AVX-512 CPUs and no faster at this size)";
+}
+
+/// <summary>Which libtorch implementation runs a fused layer on the CPU.</summary>
+public enum FusedPath
+{
+    /// <summary>libtorch's own kernel (matrix products and fused pointwise ops per step).</summary>
+    Native,
+    /// <summary>oneDNN's RNN primitive, for LSTM forward passes with gradients only; without gradients the native kernel.</summary>
+    OneDnn,
 }
 
 /// <summary>One row of a summary.</summary>
@@ -83,12 +103,27 @@ public static class Shapes
     }
 
     /// <summary>The kernel a recurrent layer runs on, or an error when <see cref="Kernel.Fused"/> cannot be honoured.</summary>
-    public static KernelPlan PlanKernel(RecurrentLayer r) => r.Kernel switch
+    public static KernelPlan PlanKernel(RecurrentLayer r) => PlanKernel(r, 0);
+
+    /// <summary>The kernel plan of a recurrent layer whose input is <paramref name="inputWidth"/> wide: the loop
+    /// kernel where requested or needed, else fused, on the path <see cref="PlanFusedPath"/> picks.</summary>
+    public static KernelPlan PlanKernel(RecurrentLayer r, long inputWidth) => r.Kernel switch
     {
         Kernel.Loop => new KernelPlan(Kernel.Loop, "requested"),
         _ when r.Cell.FusedUnavailableReason is string why => new KernelPlan(Kernel.Loop, why),
-        _ => new KernelPlan(Kernel.Fused, null),
+        _ => new KernelPlan(Kernel.Fused, null, PlanFusedPath(r, inputWidth)),
     };
+
+    /// <summary>
+    /// libtorch's oneDNN path only for LSTM layers whose every stacked layer has input and hidden width ≥ 512,
+    /// where it was measured 1.06× faster in training (forward + backward, one thread, AVX-512) and its
+    /// training-mode results agreed with the reference; the native kernel everywhere else (at the textbooks'
+    /// sizes oneDNN was 1.3–1.6× slower there). Forward passes without gradients never use oneDNN: its
+    /// inference path gave wrong outputs for hidden sizes 2–48 on that CPU. GRU and SimpleRnn have no oneDNN path
+    /// in libtorch.
+    /// </summary>
+    public static FusedPath PlanFusedPath(RecurrentLayer r, long inputWidth) =>
+        r.Cell is LstmCell && inputWidth >= 512 && r.Units >= 512 ? FusedPath.OneDnn : FusedPath.Native;
 
     /// <summary>
     /// Checks every layer's arguments and where it stands: Embed first, recurrent layers and
@@ -169,12 +204,12 @@ public static class Shapes
                     continue;
                 case RecurrentLayer r:
                     var inWidth = shape.Features;
+                    plan = PlanKernel(r, inWidth);
                     for (var l = 0; l < r.Layers; l++)
                     {
                         p += r.Directions * r.Cell.ParameterCount(inWidth, r.Units, convention);
                         inWidth = (long)r.Directions * r.Units;
                     }
-                    plan = PlanKernel(r);
                     shape = ReturnsSequences(model, i)
                         ? shape with { Features = r.OutputWidth }
                         : new Shape(false, null, r.OutputWidth);

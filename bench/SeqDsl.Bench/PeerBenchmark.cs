@@ -1,0 +1,285 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SeqDsl;
+using SeqDsl.Engine;
+using SeqDsl.Spec;
+using SeqDsl.Training;
+using static TorchSharp.torch;
+
+/// <summary>
+/// SeqDsl against PyTorch (bench/pytorch/peer.py, Debian's python3-torch) on the same models, losses and
+/// optimizers, interleaved round by round in one run: a round runs K training steps on each side, in an
+/// order that rotates between rounds. Two PyTorch peers run beside SeqDsl: one with the same allocator
+/// settings as SeqDsl's process, one with glibc's defaults. The machine's sgemm rate is measured in the
+/// same run, so GFLOP/s can be read as a share of what this CPU does on one large matrix product.
+/// </summary>
+static class PeerBenchmark
+{
+    /// <summary>One benchmark configuration: the SeqDsl model text and the peer's description of the same model.</summary>
+    sealed record Config(string Name, string Model, InputSpec Input, int B, int T, Loss Loss, OptimizerSpec Optimizer,
+        JsonObject Peer, double ForwardFlops);
+
+    static double Rnn(int gates, long b, long t, long i, long h, int directions = 1) => 2.0 * b * t * gates * h * (i + h) * directions;
+    static double Dense(long rows, long i, long o) => 2.0 * rows * i * o;
+
+    static IEnumerable<Config> Configs()
+    {
+        JsonObject Peer(string cell, int hidden, int b, int t, string loss, string optimizer, double lr, bool perStep,
+            (int units, string act)[] dense, int? vocab = null, int? embed = null, int? features = null, bool oneHot = false,
+            double spatial = 0, double dropout = 0) => new()
+        {
+            ["cell"] = cell, ["hidden"] = hidden, ["batch"] = b, ["time"] = t, ["loss"] = loss, ["optimizer"] = optimizer,
+            ["lr"] = lr, ["perStep"] = perStep, ["vocab"] = vocab, ["embed"] = embed, ["features"] = features,
+            ["oneHot"] = oneHot, ["spatialDropout"] = spatial, ["dropout"] = dropout,
+            ["dense"] = new JsonArray(dense.Select(d => (JsonNode)new JsonArray(d.units, d.act)).ToArray()),
+        };
+        // seed 003's E7 models at their sizes (vocab 8000, maxlen 200, Embed 32, 32 units, batch 128, RMSprop, BCE);
+        // the GRU is libtorch's fused reset-after GRU on both sides (E7's reset-before GRU has no fused kernel in either)
+        foreach (var (cell, text, gates) in new[] { ("lstm", "Lstm(32)", 4), ("gru", "Gru(32)", 3), ("rnn", "SimpleRnn(32)", 1) })
+            yield return new Config($"E7 {text}", $"Embed(32).SpatialDropout(0.4).{text}.Dropout(0.4).Dense(1, Sigmoid)",
+                new InputSpec(Vocab: 8000), 128, 200, Loss.Bce, new OptimizerSpec.RmsProp(),
+                Peer(cell, 32, 128, 200, "bce", "rmsprop", 1e-3, false, [(1, "sigmoid")], vocab: 8000, embed: 32, spatial: 0.4, dropout: 0.4),
+                Rnn(gates, 128, 200, 32, 32) + Dense(128, 32, 1));
+        // seed 002's E4 model (vocabulary 75,979, Embed 32, LSTM 50, Dense 32 relu, Dense 1 sigmoid, Adam 3e-3, batch 32),
+        // full-length rows of 200 steps on both sides (no packing)
+        yield return new Config("E4 Lstm(50)", "Embed(32).Lstm(50).Dense(32, Relu).Dense(1, Sigmoid)", new InputSpec(Vocab: 75979), 32, 200,
+            Loss.Bce, new OptimizerSpec.Adam(3e-3),
+            Peer("lstm", 50, 32, 200, "bce", "adam", 3e-3, false, [(32, "relu"), (1, "sigmoid")], vocab: 75979, embed: 32),
+            Rnn(4, 32, 200, 32, 50) + Dense(32, 50, 32) + Dense(32, 32, 1));
+        // d2l's char LM: one-hot input over 1,027 characters, LSTM 256, per-step output, cross-entropy, Adam
+        yield return new Config("char LM Lstm(256)", "Lstm(256, returnSequences: true).Dense(1027)", new InputSpec(Features: 1027), 32, 35,
+            Loss.CrossEntropy, new OptimizerSpec.Adam(1e-3),
+            Peer("lstm", 256, 32, 35, "ce", "adam", 1e-3, true, [(1027, "linear")], features: 1027, oneHot: true),
+            Rnn(4, 32, 35, 1027, 256) + Dense(32 * 35, 256, 1027));
+        // seed 002's War and Peace model: Embed 56 → 256, LSTM 512, per-step output, batch 64 × 40, Adam 3e-3
+        yield return new Config("War and Peace Lstm(512)", "Embed(256).Lstm(512, returnSequences: true).Dense(56)", new InputSpec(Vocab: 56), 64, 40,
+            Loss.CrossEntropy, new OptimizerSpec.Adam(3e-3),
+            Peer("lstm", 512, 64, 40, "ce", "adam", 3e-3, true, [(56, "linear")], vocab: 56, embed: 256),
+            Rnn(4, 64, 40, 256, 512) + Dense(64 * 40, 512, 56));
+        // a large layer: input 512, LSTM 512, B 64, T 100 (the size where oneDNN's LSTM was measured faster)
+        yield return new Config("I 512 Lstm(512)", "Lstm(512).Dense(1)", new InputSpec(Features: 512), 64, 100,
+            Loss.Mse, new OptimizerSpec.Adam(1e-3),
+            Peer("lstm", 512, 64, 100, "mse", "adam", 1e-3, false, [(1, "linear")], features: 512),
+            Rnn(4, 64, 100, 512, 512) + Dense(64, 512, 1));
+    }
+
+    public static int Run(string[] args)
+    {
+        var rounds = IntArg(args, "--rounds", 6);
+        var steps = IntArg(args, "--steps", 2);
+        var threadList = (Arg(args, "--threads-list") ?? "1,2").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        var only = Arg(args, "--only");
+        var python = Arg(args, "--python") ?? "/usr/bin/python3";
+        var script = Arg(args, "--peer") ?? FindPeerScript();
+        var openblas = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
+        var seqdslMalloc = Backend.Memory == MemoryPolicy.Retain ? "retain" : "system";
+
+        Console.WriteLine($"CPU: {CpuModel()}; vector width: {VectorWidth()}; cores: {Environment.ProcessorCount}");
+        foreach (var line in Backend.Describe()) Console.WriteLine($"SeqDsl {line}");
+        Console.WriteLine($"GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset)"}; OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset)"} (both sides inherit them)");
+        Console.WriteLine($"{rounds} rounds × {steps} steps per side, order rotating each round; FLOPs = 3 × the forward matrix products");
+        Console.WriteLine();
+        Console.WriteLine("| threads | config | SeqDsl ms | PyTorch ms (same malloc) | ratio (median, range) | PyTorch ms (defaults) | ratio (median, range) | SeqDsl GFLOP/s | % of sgemm | minor faults/step SeqDsl, PyTorch same, defaults |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var threads in threadList)
+        {
+            set_num_threads(threads);
+            var sgemm = SgemmGflops();
+            Console.WriteLine($"| {threads} | sgemm 1024³ (TorchSharp, same process) | | | | | | {sgemm:F1} | 100 | |");
+            foreach (var cfg in Configs())
+            {
+                if (only is not null && !cfg.Name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
+                using var same = Peer.Start(python, script, openblas, cfg.Peer, threads, seqdslMalloc);
+                using var defaults = Peer.Start(python, script, openblas, cfg.Peer, threads, "system");
+                using var side = new SeqDslSide(cfg);
+                side.Run(2); // warm-up
+                var sides = new (string Name, Func<int, (double ms, long faults)> Run)[]
+                {
+                    ("SeqDsl", side.Run), ("PyTorch same", same.Run), ("PyTorch defaults", defaults.Run),
+                };
+                var ms = sides.Select(_ => new List<double>()).ToArray();
+                var faults = new long[sides.Length];
+                for (var r = 0; r < rounds; r++)
+                    for (var k = 0; k < sides.Length; k++)
+                    {
+                        var s = (k + r) % sides.Length; // rotate who goes first
+                        var (t, f) = sides[s].Run(steps);
+                        ms[s].Add(t);
+                        faults[s] += f;
+                    }
+                var flops = 3 * cfg.ForwardFlops;
+                var seqMs = Timing.Median(ms[0]);
+                string Ratio(int k)
+                {
+                    var rs = ms[0].Zip(ms[k], (a, b) => a / b).OrderBy(v => v).ToList();
+                    return $"**{Timing.Median(rs):F2}** ({rs[0]:F2} … {rs[^1]:F2})";
+                }
+                var gflops = flops / (seqMs / 1000) / 1e9;
+                Console.WriteLine($"| {threads} | {cfg.Name} | {seqMs:F1} | {Timing.Median(ms[1]):F1} | {Ratio(1)} | {Timing.Median(ms[2]):F1} | {Ratio(2)} | " +
+                                  $"{gflops:F1} | {100 * gflops / sgemm:F0} | {string.Join(", ", faults.Select(f => (f / (rounds * steps)).ToString("N0", CultureInfo.InvariantCulture)))} |");
+            }
+        }
+        return 0;
+    }
+
+    /// <summary>The SeqDsl side: the compiled model and its training session on one fixed random batch.</summary>
+    sealed class SeqDslSide : IDisposable
+    {
+        private readonly Network _net;
+        private readonly TrainingSession _session;
+        private readonly SequenceData _batch;
+
+        public SeqDslSide(Config cfg)
+        {
+            _net = Network.Compile(ModelSyntax.Parse(cfg.Model), new CompileOptions { Input = cfg.Input, Seed = 1 });
+            _session = new TrainingSession(_net, new FitOptions { Loss = cfg.Loss, Optimizer = cfg.Optimizer });
+            manual_seed(2);
+            Tensor x = cfg.Input.Vocab is int v
+                ? randint(0, v, [cfg.B, cfg.T], dtype: ScalarType.Int64)
+                : cfg.Peer["oneHot"]!.GetValue<bool>()
+                    ? nn.functional.one_hot(randint(0, cfg.Input.Features!.Value, [cfg.B, cfg.T], dtype: ScalarType.Int64), cfg.Input.Features!.Value).to_type(ScalarType.Float32)
+                    : randn(cfg.B, cfg.T, cfg.Input.Features!.Value);
+            var outUnits = _net.Summary.Output.Features;
+            Tensor y = cfg.Loss.Kind switch
+            {
+                LossKind.BinaryCrossEntropy => randint(0, 2, [cfg.B, outUnits]).to_type(ScalarType.Float32),
+                LossKind.CrossEntropy => randint(0, outUnits, [cfg.B, cfg.T], dtype: ScalarType.Int64),
+                _ => randn(cfg.B, outUnits),
+            };
+            _batch = new SequenceData(x, y);
+        }
+
+        public (double ms, long faults) Run(int steps)
+        {
+            var f0 = MinorFaults(Environment.ProcessId);
+            var sw = Stopwatch.StartNew();
+            for (var i = 0; i < steps; i++)
+            {
+                using var scope = NewDisposeScope();
+                _session.Step(_batch);
+            }
+            return (sw.Elapsed.TotalMilliseconds / steps, MinorFaults(Environment.ProcessId) - f0);
+        }
+
+        public void Dispose()
+        {
+            _session.Dispose();
+            _net.Dispose();
+            _batch.Inputs.Dispose();
+            _batch.Targets.Dispose();
+        }
+    }
+
+    /// <summary>A PyTorch peer process, driven line by line over its standard input and output.</summary>
+    sealed class Peer : IDisposable
+    {
+        private readonly Process _p;
+        public string Description { get; }
+
+        private Peer(Process p, string description) { _p = p; Description = description; }
+
+        public static Peer Start(string python, string script, string openblas, JsonObject cfg, int threads, string malloc)
+        {
+            var psi = new ProcessStartInfo(python, [script])
+            {
+                RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = false, UseShellExecute = false,
+            };
+            psi.Environment["OMP_NUM_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
+            if (Directory.Exists(openblas))
+                psi.Environment["LD_LIBRARY_PATH"] = openblas + (psi.Environment.TryGetValue("LD_LIBRARY_PATH", out var l) && l is { Length: > 0 } ? ":" + l : "");
+            var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {python}");
+            var msg = (JsonObject)cfg.DeepClone();
+            msg["threads"] = threads;
+            msg["malloc"] = malloc;
+            p.StandardInput.WriteLine(new JsonObject { ["config"] = msg }.ToJsonString());
+            p.StandardInput.Flush();
+            var ready = p.StandardOutput.ReadLine() ?? throw new InvalidOperationException("the PyTorch peer exited before it was ready (is python3-torch installed? bench/pytorch/setup.sh)");
+            return new Peer(p, ready);
+        }
+
+        public (double ms, long faults) Run(int steps)
+        {
+            var f0 = MinorFaults(_p.Id);
+            _p.StandardInput.WriteLine($"{{\"run\": {steps}}}");
+            _p.StandardInput.Flush();
+            var reply = JsonNode.Parse(_p.StandardOutput.ReadLine() ?? throw new InvalidOperationException("the PyTorch peer died"))!;
+            var ms = reply["ms"]!.AsArray().Select(v => v!.GetValue<double>()).ToList();
+            return (ms.Average(), MinorFaults(_p.Id) - f0);
+        }
+
+        public void Dispose()
+        {
+            try
+            {
+                _p.StandardInput.WriteLine("{\"quit\": true}");
+                _p.StandardInput.Close();
+                if (!_p.WaitForExit(10_000)) _p.Kill();
+            }
+            catch (InvalidOperationException) { }
+            _p.Dispose();
+        }
+    }
+
+    /// <summary>Median GFLOP/s of a 1024 × 1024 × 1024 float32 product at the current thread count.</summary>
+    static double SgemmGflops()
+    {
+        using var a = randn(1024, 1024);
+        using var b = randn(1024, 1024);
+        for (var i = 0; i < 3; i++) { using var w = a.mm(b); }
+        var rates = new List<double>();
+        for (var i = 0; i < 10; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            using var c = a.mm(b);
+            rates.Add(2.0 * 1024 * 1024 * 1024 / sw.Elapsed.TotalSeconds / 1e9);
+        }
+        return Timing.Median(rates);
+    }
+
+    /// <summary>Minor page faults of a process so far (field 10 of /proc/PID/stat); 0 where there is no /proc.</summary>
+    internal static long MinorFaults(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return long.Parse(fields[7], CultureInfo.InvariantCulture); // field 10 counted from 1, after pid and comm
+        }
+        catch (IOException) { return 0; }
+    }
+
+    static string CpuModel()
+    {
+        try
+        {
+            return File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown";
+        }
+        catch (IOException) { return "unknown"; }
+    }
+
+    internal static string VectorWidth() =>
+        System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? "AVX-512 (512-bit)"
+        : System.Runtime.Intrinsics.X86.Avx2.IsSupported ? "AVX2 (256-bit)"
+        : System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported ? "NEON (128-bit)" : "128-bit or less";
+
+    static string FindPeerScript()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            var p = Path.Combine(d.FullName, "bench", "pytorch", "peer.py");
+            if (File.Exists(p)) return p;
+        }
+        throw new FileNotFoundException("bench/pytorch/peer.py not found; pass --peer PATH");
+    }
+
+    static string? Arg(string[] a, string name)
+    {
+        var i = Array.IndexOf(a, name);
+        return i >= 0 && i + 1 < a.Length ? a[i + 1] : null;
+    }
+
+    static int IntArg(string[] a, string name, int fallback) =>
+        Arg(a, name) is string s ? int.Parse(s, CultureInfo.InvariantCulture) : fallback;
+}

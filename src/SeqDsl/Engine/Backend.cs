@@ -1,0 +1,206 @@
+using System.Runtime.InteropServices;
+using SeqDsl.Spec;
+using TorchSharp;
+
+namespace SeqDsl.Engine;
+
+/// <summary>How the process gets and keeps memory from the C allocator.</summary>
+public enum MemoryPolicy
+{
+    /// <summary>glibc malloc keeps freed blocks up to 32 MiB in its heap instead of returning them to the kernel
+    /// (<c>mallopt</c>: fixed mmap threshold 32 MiB, trim threshold 1 GiB, top pad 64 MiB). libtorch frees and
+    /// re-allocates every step's activations; with glibc's defaults each re-allocation faults its pages in
+    /// again (docs/BENCHMARKS.md has the measurements).</summary>
+    Retain,
+    /// <summary>The C allocator as the process found it.</summary>
+    System,
+}
+
+/// <summary>
+/// libtorch's process-wide backend switches, set deliberately, in one place, before SeqDsl runs a
+/// tensor operation: the oneDNN (mkldnn) RNN path, the allocator's settings and the default thread
+/// count. <see cref="Network.Compile"/> calls <see cref="Initialize"/>; the CLI, scripts, tests and
+/// benchmarks call it first thing. <see cref="Describe"/> says what was set and why.
+/// </summary>
+/// <remarks>
+/// Measured facts behind the choices (libtorch 2.10, CPU; docs/BENCHMARKS.md):
+/// libtorch's oneDNN LSTM gives wrong outputs under <c>no_grad</c> for some hidden sizes (2, 3, 4, 8,
+/// 12, 16, 48 seen) on an AVX-512 CPU, and at the textbooks' sizes it is no faster than libtorch's
+/// native LSTM (slower by 1.3–1.6× on that AVX-512 machine). The switch is global in libtorch
+/// (<c>at::Context::setUserEnabledMkldnn</c>); SeqDsl keeps it off and turns it on only around the
+/// forward call of a layer whose plan chose oneDNN (<see cref="FusedPath.OneDnn"/>), which is never a
+/// forward pass without gradients.
+/// </remarks>
+public static class Backend
+{
+    private static readonly object Gate = new();
+    private static volatile bool _initialized;
+    private static readonly ReaderWriterLockSlim FlagLock = new(LockRecursionPolicy.NoRecursion);
+
+    /// <summary>Whether libtorch's oneDNN switch could be called; when false, LSTM layers whose kernel is
+    /// Auto run on the loop kernel (which never uses oneDNN) and <see cref="SwitchProblem"/> says why.</summary>
+    public static bool OneDnnSwitchAvailable { get; private set; }
+
+    /// <summary>Why the oneDNN switch could not be set, or null.</summary>
+    public static string? SwitchProblem { get; private set; }
+
+    /// <summary>The memory policy in force (from <c>SEQDSL_MALLOC=retain|system</c>, default retain).</summary>
+    public static MemoryPolicy Memory { get; private set; } = MemoryPolicy.Retain;
+
+    /// <summary>What applying the memory policy did, one line.</summary>
+    public static string MemoryReport { get; private set; } = "not initialised";
+
+    /// <summary>For tests: pretend the oneDNN switch is missing (as with a future libtorch without the symbol).</summary>
+    internal static bool SimulateMissingSwitch { get; set; }
+
+    /// <summary>Sets libtorch's process-wide switches; idempotent and thread-safe. Warns on standard error,
+    /// once, if the oneDNN switch cannot be called.</summary>
+    public static void Initialize()
+    {
+        if (_initialized) return;
+        lock (Gate)
+        {
+            if (_initialized) return;
+            ApplyMemoryPolicy();
+            try
+            {
+                torch.InitializeDeviceType(DeviceType.CPU); // loads libtorch_cpu.so, which the switch lives in
+                SetOneDnn(false);
+                if (Native.UserEnabledMkldnn(Native.GlobalContext()) != 0)
+                    throw new InvalidOperationException("the switch did not take (still on after being set off)");
+                OneDnnSwitchAvailable = true;
+            }
+            catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException or InvalidOperationException)
+            {
+                OneDnnSwitchAvailable = false;
+                SwitchProblem = $"libtorch's oneDNN switch (at::Context::setUserEnabledMkldnn) could not be called: {e.Message}";
+                Console.Error.WriteLine($"seqdsl: warning: {SwitchProblem}. LSTM layers with kernel Auto run on the loop kernel, which is known right; " +
+                    "kernel: Fused may run libtorch's oneDNN LSTM, which is wrong under no_grad on some CPUs. Run `seqdsl check`.");
+            }
+            _initialized = true;
+        }
+    }
+
+    /// <summary>Re-reads the switch state for tests that simulate a missing switch.</summary>
+    internal static void ResetForTests()
+    {
+        lock (Gate) { _initialized = false; SwitchProblem = null; }
+        Initialize();
+        if (SimulateMissingSwitch)
+        {
+            OneDnnSwitchAvailable = false;
+            SwitchProblem = "simulated for a test";
+        }
+    }
+
+    /// <summary>One line per decision: the oneDNN switch, memory, threads.</summary>
+    public static IReadOnlyList<string> Describe()
+    {
+        Initialize();
+        return
+        [
+            OneDnnSwitchAvailable
+                ? "oneDNN RNN path: off process-wide; on only around a training-mode forward of an LSTM layer whose plan chose it (see the summary)"
+                : $"oneDNN RNN path: UNKNOWN — {SwitchProblem}; Auto LSTM layers run on the loop kernel",
+            $"memory: {MemoryReport}",
+            $"threads: {torch.get_num_threads()} (libtorch intra-op)",
+        ];
+    }
+
+    /// <summary>Runs a fused LSTM forward on the chosen path. The native path holds the switch off (shared
+    /// with other native calls); the oneDNN path, only with gradients on, holds it on exclusively.</summary>
+    internal static T RunLstm<T>(FusedPath path, Func<T> forward)
+    {
+        Initialize();
+        var oneDnn = _forced ?? (path == FusedPath.OneDnn && torch.is_grad_enabled() && OneDnnSwitchAvailable);
+        if (!oneDnn)
+        {
+            FlagLock.EnterReadLock();
+            try { return forward(); }
+            finally { FlagLock.ExitReadLock(); }
+        }
+        FlagLock.EnterWriteLock();
+        try
+        {
+            SetOneDnn(true);
+            try { return forward(); }
+            finally { SetOneDnn(false); }
+        }
+        finally { FlagLock.ExitWriteLock(); }
+    }
+
+    [ThreadStatic] private static bool? _forced;
+
+    /// <summary>Runs <paramref name="action"/> with every fused LSTM call on this thread forced onto oneDNN (true) or
+    /// the native kernel (false), whatever the layers' plans say; null: as planned. For <c>seqdsl check</c> and tests.</summary>
+    internal static T WithPath<T>(bool? oneDnn, Func<T> action)
+    {
+        Initialize();
+        var before = _forced;
+        _forced = oneDnn;
+        try { return action(); }
+        finally { _forced = before; }
+    }
+
+    /// <summary>Sets libtorch's global oneDNN switch (tests and <c>seqdsl check</c> compare both paths).</summary>
+    internal static void SetOneDnn(bool on)
+    {
+        if (SimulateMissingSwitch) throw new EntryPointNotFoundException("simulated: _ZN2at7Context20setUserEnabledMkldnnEb");
+        Native.SetUserEnabledMkldnn(Native.GlobalContext(), on);
+    }
+
+    private static void ApplyMemoryPolicy()
+    {
+        var env = Environment.GetEnvironmentVariable("SEQDSL_MALLOC");
+        Memory = env?.Trim().ToLowerInvariant() switch
+        {
+            null or "" or "retain" => MemoryPolicy.Retain,
+            "system" => MemoryPolicy.System,
+            _ => throw new SeqDslException(ErrorKind.Spec, $"SEQDSL_MALLOC='{env}' is not a memory policy.")
+            { Received = env, Expected = "retain (default) or system" },
+        };
+        if (Memory == MemoryPolicy.System)
+        {
+            MemoryReport = "system allocator settings (SEQDSL_MALLOC=system)";
+            return;
+        }
+        if (!OperatingSystem.IsLinux())
+        {
+            MemoryReport = "allocator left as is (mallopt is glibc's; not Linux)";
+            return;
+        }
+        try
+        {
+            // 0 from mallopt means the allocator refused (e.g. musl has no mallopt settings)
+            var ok = Native.Mallopt(Native.M_MMAP_THRESHOLD, 32 << 20) == 1
+                   & Native.Mallopt(Native.M_TRIM_THRESHOLD, 1 << 30) == 1
+                   & Native.Mallopt(Native.M_TOP_PAD, 64 << 20) == 1;
+            MemoryReport = ok
+                ? "glibc malloc retains freed blocks (mmap threshold 32 MiB, trim threshold 1 GiB, top pad 64 MiB)"
+                : "allocator left as is (mallopt refused the settings: not glibc?)";
+        }
+        catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException)
+        {
+            MemoryReport = $"allocator left as is (no mallopt: {e.Message})";
+        }
+    }
+
+    private static class Native
+    {
+        public const int M_TRIM_THRESHOLD = -1, M_TOP_PAD = -2, M_MMAP_THRESHOLD = -3;
+
+        [DllImport("libc", EntryPoint = "mallopt")]
+        public static extern int Mallopt(int param, int value);
+
+        // at::globalContext() and at::Context's oneDNN switch: exported C++ symbols of libtorch_cpu.so
+        // (Itanium ABI names; a member function takes `this` as its first argument).
+        [DllImport("torch_cpu", EntryPoint = "_ZN2at13globalContextEv")]
+        public static extern IntPtr GlobalContext();
+
+        [DllImport("torch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledMkldnnEb")]
+        public static extern void SetUserEnabledMkldnn(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool enabled);
+
+        [DllImport("torch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledMkldnnEv")]
+        public static extern byte UserEnabledMkldnn(IntPtr context);
+    }
+}

@@ -14,6 +14,9 @@ let private native =
     System.IO.Path.Combine(__SOURCE_DIRECTORY__, "..", "src", "SeqDsl.FSharp", "bin", "Debug", "net10.0", "runtimes", os, "native", name)
 if System.IO.File.Exists native then System.Runtime.InteropServices.NativeLibrary.Load native |> ignore
 
+// libtorch's process-wide switches (oneDNN RNN path off) and the allocator policy, as the CLI and the tests set them
+SeqDsl.Engine.Backend.Initialize()
+
 /// The script's arguments (after the script name).
 let scriptArgs = fsi.CommandLineArgs |> Array.skip 1 |> List.ofArray
 

@@ -13,7 +13,7 @@ The models are written the way a PyTorch user writes them (nn.Embedding, nn.LSTM
 batch_first, nn.Linear), with the same sizes, losses and optimizers as the SeqDsl side.
 
 Memory: with {"malloc": "retain"} the peer applies the same glibc mallopt settings as SeqDsl's
-Backend (mmap threshold 32 MiB, trim threshold 1 GiB, top pad 64 MiB) before any tensor exists.
+Backend (no mmap'd blocks, mmap threshold 32 MiB, trim threshold 1 GiB, top pad 64 MiB) before any tensor exists.
 """
 import ctypes
 import json
@@ -25,9 +25,9 @@ def apply_malloc(policy):
     if policy != "retain":
         return "system"
     libc = ctypes.CDLL("libc.so.6")
-    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -2, -3, -4
     ok = (libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1) & (libc.mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1) \
-        & (libc.mallopt(M_TOP_PAD, 64 << 20) == 1)
+        & (libc.mallopt(M_TOP_PAD, 64 << 20) == 1) & (libc.mallopt(M_MMAP_MAX, 0) == 1)
     return "retain" if ok else "retain refused"
 
 

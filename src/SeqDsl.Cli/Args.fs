@@ -155,12 +155,25 @@ type GenerateArgs =
             | Top_P _ -> "sample among the most likely characters whose probabilities reach p."
             | Seed _ -> "seed of the sampler (default 0)."
 
+type CheckArgs =
+    | Full
+    | No_Speed
+    | Threads of int
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Full -> "sweep every hidden size 1…64, 96, 128, 256 (default: the sizes where libtorch's oneDNN LSTM was seen wrong, and a spread of others)."
+            | No_Speed -> "skip the speed probe."
+            | Threads _ -> "CPU threads for libtorch (default: all cores)."
+
 type Command =
     | [<CliPrefix(CliPrefix.None)>] Train of ParseResults<TrainArgs>
     | [<CliPrefix(CliPrefix.None)>] Evaluate of ParseResults<EvaluateArgs>
     | [<CliPrefix(CliPrefix.None)>] Predict of ParseResults<PredictArgs>
     | [<CliPrefix(CliPrefix.None)>] Generate of ParseResults<GenerateArgs>
     | [<CliPrefix(CliPrefix.None)>] Summary of ParseResults<SummaryArgs>
+    | [<CliPrefix(CliPrefix.None)>] Check of ParseResults<CheckArgs>
     | Version
 
     interface IArgParserTemplate with
@@ -171,4 +184,5 @@ type Command =
             | Predict _ -> "classify texts, count ones, or forecast a series with a trained model."
             | Generate _ -> "generate text from a prefix with a trained language model."
             | Summary _ -> "print a model's layers, output shapes, parameter counts and kernels."
+            | Check _ -> "check every recurrent kernel path against a float64 reference on this machine, and time them."
             | Version -> "print the version."

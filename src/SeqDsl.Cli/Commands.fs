@@ -8,6 +8,7 @@ open System.Text.Json
 open System.Threading
 open Argu
 open SeqDsl.Spec
+open SeqDsl.Engine
 open SeqDsl.Training
 open SeqDsl.Workflows
 open SeqDsl.Generation
@@ -75,7 +76,7 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
             ClipValue = orNull (a.TryGetResult Clip_Value) t0.ClipValue,
             Seed = defaultArg (a.TryGetResult TrainArgs.Seed) t0.Seed,
             Device = defaultArg (a.TryGetResult Device) t0.Device,
-            Threads = orNull (a.TryGetResult Threads) t0.Threads,
+            Threads = orNull (a.TryGetResult TrainArgs.Threads) t0.Threads,
             ValidationSplit = defaultArg (a.TryGetResult Validation_Split) t0.ValidationSplit,
             EarlyStopping = orNull (a.TryGetResult Early_Stopping) t0.EarlyStopping,
             BucketByLength = (t0.BucketByLength && not (a.Contains No_Bucketing)),
@@ -187,3 +188,60 @@ let summary (args: ParseResults<SummaryArgs>) : int =
     if args.Contains SummaryArgs.Json then
         printfn "%s" (ModelJson.ToJson model)
     0
+
+/// `seqdsl check`: the kernel agreement sweep and a speed probe on this machine; exit 1 if a path in use disagrees.
+let check (a: ParseResults<CheckArgs>) : int =
+    match a.TryGetResult CheckArgs.Threads with
+    | Some n when n < 1 || n > 1024 -> fail ErrorKind.Spec $"--threads must be between 1 and 1024 (got {n})."
+    | Some n -> TorchSharp.torch.set_num_threads n
+    | None -> ()
+    let sizes =
+        if a.Contains Full then List.ofSeq KernelCheck.Sizes
+        else [ 1; 2; 3; 4; 5; 8; 12; 16; 20; 32; 33; 48; 64; 96; 128; 256 ]
+    let cpu =
+        try
+            File.ReadLines "/proc/cpuinfo"
+            |> Seq.tryFind (fun l -> l.StartsWith "model name")
+            |> Option.map (fun l -> l.Split(':', 2).[1].Trim())
+            |> Option.defaultValue "unknown CPU"
+        with :? IOException -> "unknown CPU"
+    let width =
+        if Runtime.Intrinsics.X86.Avx512F.IsSupported then "AVX-512"
+        elif Runtime.Intrinsics.X86.Avx2.IsSupported then "AVX2"
+        else "no AVX2"
+    printfn "seqdsl check on %s (%s, %d cores), libtorch threads %d" cpu width Environment.ProcessorCount (TorchSharp.torch.get_num_threads ())
+    for line in Backend.Describe() do printfn "  %s" line
+    let watch = Diagnostics.Stopwatch.StartNew()
+    let cases = KernelCheck.Cases(KernelCheck.Cells, sizes) |> List.ofSeq
+    printfn "\nAgreement with the float64 reference: %d cases (%d sizes × uni/bi × 1/2 layers × lengths or not), training mode and no_grad; tolerance %g" cases.Length sizes.Length KernelCheckRow.Tolerance
+    let rows = cases |> List.collect (fun c -> List.ofSeq (KernelCheck.Run(c, withOneDnn = true, withLoop = true)))
+    printfn "%-7s %-9s %-17s %6s %10s  %-28s %-6s %s" "path" "mode" "cell" "cases" "max error" "worst case" "in use" "result"
+    let groups = rows |> List.groupBy (fun r -> r.Path, r.Mode, r.Case.Cell) |> List.sortBy fst
+    for (path, mode, cell), rs in groups do
+        let worst = rs |> List.maxBy (fun r -> r.MaxError)
+        let inUse = rs |> List.exists (fun r -> r.InUse)
+        let bad = rs |> List.filter (fun r -> not r.Agrees)
+        let result =
+            if bad.IsEmpty then "ok"
+            else
+                let hs = bad |> List.map (fun r -> r.Case.Hidden) |> List.distinct |> List.sort
+                let where = String.Join(", ", hs |> List.truncate 12)
+                let more = if hs.Length > 12 then ", …" else ""
+                if inUse then $"WRONG at H {where}{more}"
+                else $"wrong at H {where}{more} (not used by SeqDsl here)"
+        printfn "%-7s %-9s %-17s %6d %10.2g  %-28s %-6s %s" path mode cell rs.Length worst.MaxError
+            $"H={worst.Case.Hidden} {worst.Case.Variant}" (if inUse then "yes" else "no") result
+    let failing = rows |> List.filter (fun r -> r.InUse && not r.Agrees)
+    printfn "(%.1f s)" watch.Elapsed.TotalSeconds
+    if not (a.Contains No_Speed) then
+        printfn "\nSpeed: one layer, forward + backward, median of 5"
+        printfn "%-7s %-9s %5s %5s %5s %5s %10s  %s" "path" "cell" "B" "T" "I" "H" "ms" "in use"
+        for r in KernelCheck.Probe() do
+            printfn "%-7s %-9s %5d %5d %5d %5d %10.2f  %s" r.Path r.Cell r.Batch r.Time r.Input r.Hidden r.Milliseconds (if r.InUse then "yes" else "no")
+    if failing.IsEmpty then
+        printfn "\nEvery path SeqDsl uses on this machine agrees with the reference."
+        0
+    else
+        eprintfn "seqdsl: %d case(s) of a path SeqDsl uses disagree with the reference (first: %s %s %s H=%d %s, error %.3g); please report this with the table above."
+            failing.Length failing.Head.Path failing.Head.Mode failing.Head.Case.Cell failing.Head.Case.Hidden failing.Head.Case.Variant failing.Head.MaxError
+        1

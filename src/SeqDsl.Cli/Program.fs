@@ -16,12 +16,15 @@ let main argv =
     let parser = ArgumentParser.Create<Command>(programName = "seqdsl")
     try
         let results = parser.ParseCommandLine(argv, raiseOnUsage = true)
+        // libtorch's process-wide switches and the allocator policy, before any tensor work
+        if not (results.Contains Version) then SeqDsl.Engine.Backend.Initialize()
         match results.GetAllResults() with
         | [ Train a ] -> Commands.train a
         | [ Evaluate a ] -> Commands.evaluate a
         | [ Predict a ] -> Commands.predict a
         | [ Generate a ] -> Commands.generate a
         | [ Summary a ] -> Commands.summary a
+        | [ Check a ] -> Commands.check a
         | [ Version ] ->
             let v = typeof<ModelSpec>.Assembly.GetName().Version
             printfn "seqdsl %s" (match v with null -> "unknown" | v -> v.ToString(3))

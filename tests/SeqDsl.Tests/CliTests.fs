@@ -25,6 +25,31 @@ let tests =
             Expect.stringContains out "SimpleRnn(32)" "layer row"
         }
 
+        test "summary shows the fused path each LSTM layer takes" {
+            // layer 0 reads 512 features into 512 units (oneDNN in training); layer 1 reads 512 into 32 units (native)
+            let code, out, err = runCli [ "summary"; "--model"; "Lstm(512).Lstm(32).Dense(1)"; "--features"; "512" ]
+            Expect.equal code 0 $"exit code (stderr: {err})"
+            let row (i: int) = out.Split('\n') |> Array.find (fun l -> l.TrimStart().StartsWith $"{i} ")
+            Expect.stringContains (row 0) "fused (oneDNN in training)" "input and hidden 512"
+            Expect.isFalse ((row 1).Contains "oneDNN") $"H 32 on the native kernel: {row 1}"
+            Expect.stringContains (row 1) "fused" "fused"
+        }
+
+        test "check sweeps every path against the reference, prints the table and exits 0" {
+            let code, out, err = runCli [ "check"; "--no-speed"; "--threads"; "1" ]
+            Expect.equal code 0 $"exit code (stderr: {err})"
+            for path, cell in [ "native", "lstm"; "native", "gru"; "loop", "gru-reset-before"; "native", "rnn-relu"; "loop", "lstm" ] do
+                Expect.isTrue (out.Split('\n') |> Array.exists (fun l -> l.StartsWith path && l.Contains $" {cell} ")) $"{path} {cell} row"
+            Expect.stringContains out "oneDNN RNN path: off" "backend described"
+            Expect.stringContains out "Every path SeqDsl uses on this machine agrees with the reference." "verdict"
+        }
+
+        test "check rejects --threads 0 with exit 2" {
+            let code, _, err = runCli [ "check"; "--threads"; "0" ]
+            Expect.equal code 2 "exit code"
+            Expect.stringContains err "--threads" "names the option"
+        }
+
         test "summary under the torch convention by default" {
             let code, out, _ = runCli [ "summary"; "--model"; "Lstm(4).Dense(1)"; "--features"; "3" ]
             Expect.equal code 0 "exit code"

@@ -13,4 +13,6 @@ let main argv =
     // waiting (unless the caller chose otherwise) keeps the suite fast. It must reach the native
     // environment before libgomp loads, hence setenv rather than Environment.SetEnvironmentVariable.
     if System.OperatingSystem.IsLinux() then setenv ("OMP_WAIT_POLICY", "PASSIVE", 0) |> ignore
+    // libtorch's process-wide switches (oneDNN RNN path off) and the allocator policy, as the CLI sets them
+    SeqDsl.Engine.Backend.Initialize()
     Tests.runTestsInAssemblyWithCLIArgs [] argv

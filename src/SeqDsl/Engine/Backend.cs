@@ -7,10 +7,10 @@ namespace SeqDsl.Engine;
 /// <summary>How the process gets and keeps memory from the C allocator.</summary>
 public enum MemoryPolicy
 {
-    /// <summary>glibc malloc keeps freed blocks up to 32 MiB in its heap instead of returning them to the kernel
-    /// (<c>mallopt</c>: fixed mmap threshold 32 MiB, trim threshold 1 GiB, top pad 64 MiB). libtorch frees and
-    /// re-allocates every step's activations; with glibc's defaults each re-allocation faults its pages in
-    /// again (docs/BENCHMARKS.md has the measurements).</summary>
+    /// <summary>glibc malloc keeps freed blocks in its heaps instead of returning them to the kernel
+    /// (<c>mallopt</c>: no mmap'd blocks, mmap threshold 32 MiB, trim threshold 1 GiB, top pad 64 MiB). libtorch
+    /// frees and re-allocates every step's activations; with glibc's defaults each re-allocation of a large block
+    /// faults its pages in again (docs/BENCHMARKS.md has the measurements). The process keeps its peak heap.</summary>
     Retain,
     /// <summary>The C allocator as the process found it.</summary>
     System,
@@ -175,8 +175,11 @@ public static class Backend
             var ok = Native.Mallopt(Native.M_MMAP_THRESHOLD, 32 << 20) == 1
                    & Native.Mallopt(Native.M_TRIM_THRESHOLD, 1 << 30) == 1
                    & Native.Mallopt(Native.M_TOP_PAD, 64 << 20) == 1;
+            // and no mmap at all: blocks above the 32 MiB threshold (a (B, T, 4H) gate buffer of a large LSTM is 52 MB)
+            // would otherwise be mapped and unmapped every step, each time faulting in every page again
+            ok &= Native.Mallopt(Native.M_MMAP_MAX, 0) == 1;
             MemoryReport = ok
-                ? "glibc malloc retains freed blocks (mmap threshold 32 MiB, trim threshold 1 GiB, top pad 64 MiB)"
+                ? "glibc malloc retains freed blocks (no mmap, trim threshold 1 GiB, top pad 64 MiB)"
                 : "allocator left as is (mallopt refused the settings: not glibc?)";
         }
         catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException)
@@ -187,7 +190,7 @@ public static class Backend
 
     private static class Native
     {
-        public const int M_TRIM_THRESHOLD = -1, M_TOP_PAD = -2, M_MMAP_THRESHOLD = -3;
+        public const int M_TRIM_THRESHOLD = -1, M_TOP_PAD = -2, M_MMAP_THRESHOLD = -3, M_MMAP_MAX = -4;
 
         [DllImport("libc", EntryPoint = "mallopt")]
         public static extern int Mallopt(int param, int value);

@@ -90,7 +90,8 @@ static class StepBenchmark
         {
             using var scope = NewDisposeScope();
             opt.zero_grad();
-            var (_, h, _) = lstm.forward(emb.call(x));
+            // libtorch's default for hand-written code: oneDNN on (SeqDsl's process turns it off globally)
+            var (_, h, _) = Backend.WithOneDnnSwitch(true, () => lstm.forward(emb.call(x)));
             var p = lin.call(h[-1]).sigmoid();                 // (B, 1)
             var loss = nn.functional.binary_cross_entropy(p, y);
             loss.backward();

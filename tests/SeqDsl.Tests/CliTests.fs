@@ -26,13 +26,13 @@ let tests =
         }
 
         test "summary shows the fused path each LSTM layer takes" {
-            // layer 0 reads 512 features into 512 units (oneDNN in training); layer 1 reads 512 into 32 units (native)
-            let code, out, err = runCli [ "summary"; "--model"; "Lstm(512).Lstm(32).Dense(1)"; "--features"; "512" ]
+            let code, out, err = runCli [ "summary"; "--model"; "Lstm(8).Gru(8).SimpleRnn(4, activation: Linear).Dense(1)"; "--features"; "3" ]
             Expect.equal code 0 $"exit code (stderr: {err})"
             let row (i: int) = out.Split('\n') |> Array.find (fun l -> l.TrimStart().StartsWith $"{i} ")
-            Expect.stringContains (row 0) "fused (oneDNN in training)" "input and hidden 512"
-            Expect.isFalse ((row 1).Contains "oneDNN") $"H 32 on the native kernel: {row 1}"
+            Expect.stringContains (row 0) "fused (oneDNN in training)" "LSTM: oneDNN in training"
+            Expect.isFalse ((row 1).Contains "oneDNN") $"GRU on the native kernel: {row 1}"
             Expect.stringContains (row 1) "fused" "fused"
+            Expect.stringContains (row 2) "loop" "linear SimpleRnn on the loop kernel"
         }
 
         test "check sweeps every path against the reference, prints the table and exits 0" {

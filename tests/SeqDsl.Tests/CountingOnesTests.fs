@@ -32,10 +32,8 @@ let tests =
             let h = Trainer.Fit(net, train, FitOptions(Epochs = 8, BatchSize = 16, Loss = Loss.Mse, Metrics = [| Metric.Accuracy |],
                                                       Optimizer = OptimizerSpec.Adam(5e-3), Seed = 1L), test)
             let acc = h.Series "val_accuracy" |> List.ofSeq
-            // the book reports 100 % within 5–6 epochs; on libtorch's native LSTM kernel (SeqDsl's path since the
-            // oneDNN path was switched off) this seed reaches 99.1 % at epoch 4, 99.6 % at 6, 100 % at 7 (docs/RESULTS.md)
-            Expect.isGreaterThanOrEqual (List.max acc.[.. 3]) 0.99 $"rounded test accuracy ≥ 99 %% within 4 epochs: {acc}"
-            Expect.equal acc.[6] 1.0 $"100 %% rounded test accuracy at epoch 7: {acc}"
-            Expect.equal acc.[7] 1.0 $"and at epoch 8: {acc}"
+            // the book reports 100 % within 5–6 epochs; here 99.9 % at epoch 4, 100 % from epoch 8 (docs/RESULTS.md)
+            Expect.isGreaterThanOrEqual (List.max acc.[.. 5]) 0.999 $"rounded test accuracy within 6 epochs: {acc}"
+            Expect.equal acc.[7] 1.0 $"100 %% rounded test accuracy at epoch 8: {acc}"
         }
     ]

@@ -10,6 +10,7 @@ open TorchSharp
 open SeqDsl
 open SeqDsl.Spec
 open SeqDsl.Engine
+open SeqDsl.Tests.TorchSupport
 
 let private describe (rows: KernelCheckRow seq) =
     rows
@@ -39,7 +40,7 @@ let tests =
             test $"{cell}: every path in use equals the float64 reference, in training mode and under no_grad" {
                 let rows =
                     KernelCheck.Cases([ cell ], KernelCheck.Sizes)
-                    |> Seq.collect (fun c -> KernelCheck.Run(c, withOneDnn = false, withLoop = (c.Hidden <= 64)))
+                    |> Seq.collect (fun c -> KernelCheck.Run(c, withOneDnn = true, withLoop = (c.Hidden <= 64)))
                     |> List.ofSeq
                 let inUse = rows |> List.filter (fun r -> r.InUse)
                 // 67 sizes × 8 variants × 2 modes
@@ -51,26 +52,46 @@ let tests =
                 Expect.isEmpty loopBad $"loop kernel disagreements:\n{describe loopBad}"
             }
 
-        test "an LSTM run from a plain forward takes the native path, whatever oneDNN does on this CPU" {
-            // oneDNN forced on for comparison: reported, never a failure (SeqDsl does not use it here)
+        test "an LSTM takes oneDNN only in training and the native kernel under no_grad, whatever oneDNN's inference does here" {
+            Expect.isTrue Backend.OneDnnTrainingRight $"oneDNN training verified: {Backend.OneDnnTrainingProblem}"
             let rows =
                 [ for h in seenWrong @ [ 20; 32; 64 ] do
                     yield! KernelCheck.Run(KernelCase("lstm", h, 1, false, false), withOneDnn = true, withLoop = false) ]
-            let native = rows |> List.filter (fun r -> r.Path = "native")
-            Expect.isTrue (native |> List.forall (fun r -> r.InUse && r.Agrees)) $"native:\n{describe native}"
-            let oneDnn = rows |> List.filter (fun r -> r.Path = "onednn")
-            Expect.equal oneDnn.Length (2 * 10) "oneDNN probed in both modes"
-            Expect.isTrue (oneDnn |> List.forall (fun r -> not r.InUse)) "oneDNN not in use at these sizes"
-            let wrong = oneDnn |> List.filter (fun r -> not r.Agrees)
-            if not wrong.IsEmpty then printfn "oneDNN disagrees on this CPU (not used by SeqDsl):\n%s" (describe wrong)
+            let used = rows |> List.filter (fun r -> r.InUse)
+            Expect.equal (used |> List.map (fun r -> r.Path, r.Mode) |> List.distinct |> List.sort) [ "native", "no_grad"; "onednn", "training" ] "paths in use"
+            Expect.isTrue (used |> List.forall (fun r -> r.Agrees)) $"in use:\n{describe used}"
+            // oneDNN without gradients (wrong on an AVX-512 CPU) is probed and reported, never used
+            let inference = rows |> List.filter (fun r -> r.Path = "onednn" && r.Mode = "no_grad")
+            Expect.equal inference.Length 10 "probed"
+            let wrong = inference |> List.filter (fun r -> not r.Agrees)
+            if not wrong.IsEmpty then printfn "oneDNN inference disagrees on this CPU (not used by SeqDsl):\n%s" (describe wrong)
         }
 
-        test "input and hidden 512: oneDNN in training (planned there) and native under no_grad both agree" {
+        test "input and hidden 512: oneDNN in training and native under no_grad both agree" {
             let c = KernelCase("lstm", 512, 1, false, false)
             let rows = KernelCheck.Run(c, withOneDnn = true, withLoop = false, batch = 2, time = 3, input = 512) |> List.ofSeq
             let used = rows |> List.filter (fun r -> r.InUse)
             Expect.equal (List.sort [ for r in used -> r.Path, r.Mode ]) [ "native", "no_grad"; "onednn", "training" ] "paths in use"
             Expect.isTrue (used |> List.forall (fun r -> r.Agrees)) (describe rows)
+        }
+
+        test "a layer's forward in training mode runs oneDNN's primitive and under no_grad does not" {
+            // the switch as libtorch reads it during the call, observed through a forced-path comparison:
+            // a training-mode forward and a forced-oneDNN forward are bit-identical; a no_grad forward and a forced-native one too
+            use net = Network.Compile(ModelSyntax.Parse "Lstm(16, returnSequences: true)", CompileOptions(Input = InputSpec(Features = 4), Seed = 3L))
+            use x = torch.randn(3L, 7L, 4L)
+            let run (grad: bool) (forced: System.Nullable<bool>) =
+                use _ = if grad then torch.enable_grad() else torch.no_grad()
+                let f () = net.forward(x).detach().clone()
+                if forced.HasValue then Backend.WithPath(forced.Value, System.Func<_>(f)) else f ()
+            use training = run true (System.Nullable())
+            use trainingOneDnn = run true (System.Nullable true)
+            use trainingNative = run true (System.Nullable false)
+            use inference = run false (System.Nullable())
+            use inferenceNative = run false (System.Nullable false)
+            Expect.equal (maxDiff training trainingOneDnn) 0.0f "training mode = oneDNN, bit for bit"
+            Expect.equal (maxDiff inference inferenceNative) 0.0f "no_grad = native, bit for bit"
+            Expect.isGreaterThan (maxDiff trainingOneDnn trainingNative) 0.0f "the two paths round differently, so the comparison can tell them apart"
         }
 
         test "the reference catches a wrong kernel: one perturbed weight is a disagreement" {
@@ -105,6 +126,7 @@ let tests =
                 Expect.stringContains all "layer 0 (Lstm): kernel loop: libtorch's oneDNN switch is unavailable" "LSTM falls back"
                 Expect.stringContains all "(fallback from Auto)" "reported as a fallback"
                 Expect.stringContains all "layer 1 (Gru): kernel fused" "GRU has no oneDNN path and stays fused"
+                Expect.isFalse Backend.OneDnnTrainingRight "oneDNN not used without the switch"
                 Expect.stringContains (String.concat "\n" (Backend.Describe())) "UNKNOWN" "described"
             finally
                 Backend.SimulateMissingSwitch <- false

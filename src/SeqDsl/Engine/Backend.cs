@@ -25,11 +25,12 @@ public enum MemoryPolicy
 /// <remarks>
 /// Measured facts behind the choices (libtorch 2.10, CPU; docs/BENCHMARKS.md):
 /// libtorch's oneDNN LSTM gives wrong outputs under <c>no_grad</c> for some hidden sizes (2, 3, 4, 8,
-/// 12, 16, 48 seen) on an AVX-512 CPU, and at the textbooks' sizes it is no faster than libtorch's
-/// native LSTM (slower by 1.3–1.6× on that AVX-512 machine). The switch is global in libtorch
+/// 12, 16, 48 seen) on an AVX-512 CPU; in training mode it was right there. The switch is global in libtorch
 /// (<c>at::Context::setUserEnabledMkldnn</c>); SeqDsl keeps it off and turns it on only around the
 /// forward call of a layer whose plan chose oneDNN (<see cref="FusedPath.OneDnn"/>), which is never a
-/// forward pass without gradients.
+/// forward pass without gradients. With the memory policy below, oneDNN's training-mode LSTM is
+/// 2–3× faster than the native kernel at the textbooks' small sizes; it is verified against the
+/// float64 reference at first use (<see cref="OneDnnTrainingRight"/>).
 /// </remarks>
 public static class Backend
 {
@@ -81,10 +82,53 @@ public static class Backend
         }
     }
 
+    private static readonly object VerifyGate = new();
+    private static bool? _oneDnnTrainingRight;
+    private static string? _oneDnnTrainingProblem;
+    [ThreadStatic] private static bool _verifying;
+
+    /// <summary>
+    /// Whether libtorch's oneDNN LSTM computes training-mode forward passes right on this CPU: checked once per
+    /// process, on first need, against the float64 reference (LSTM, H 1–64 including 2, 3, 4, 8, 12, 16, 48;
+    /// uni- and bidirectional, stacked, with and without lengths; tens of milliseconds). False when the switch
+    /// is missing or a case disagrees; then every LSTM runs on the native kernel and
+    /// <see cref="OneDnnTrainingProblem"/> says why.
+    /// </summary>
+    public static bool OneDnnTrainingRight
+    {
+        get
+        {
+            Initialize();
+            if (!OneDnnSwitchAvailable) return false;
+            if (_verifying) return true; // the check's own networks; their path is forced
+            lock (VerifyGate)
+            {
+                if (_oneDnnTrainingRight is bool known) return known;
+                _verifying = true;
+                try
+                {
+                    var worst = KernelCheck.VerifyOneDnnTraining();
+                    _oneDnnTrainingRight = worst is null;
+                    if (worst is KernelCheckRow w)
+                    {
+                        _oneDnnTrainingProblem = $"oneDNN's LSTM disagrees with the reference in training mode on this CPU (H={w.Case.Hidden} {w.Case.Variant}: error {w.MaxError:G3})";
+                        Console.Error.WriteLine($"seqdsl: warning: {_oneDnnTrainingProblem}; every LSTM runs on libtorch's native kernel. Run `seqdsl check`.");
+                    }
+                }
+                finally { _verifying = false; }
+                return _oneDnnTrainingRight.Value;
+            }
+        }
+    }
+
+    /// <summary>Why oneDNN's LSTM is not used for training, or null.</summary>
+    public static string? OneDnnTrainingProblem => OneDnnSwitchAvailable ? _oneDnnTrainingProblem : SwitchProblem;
+
     /// <summary>Re-reads the switch state for tests that simulate a missing switch.</summary>
     internal static void ResetForTests()
     {
         lock (Gate) { _initialized = false; SwitchProblem = null; }
+        lock (VerifyGate) { _oneDnnTrainingRight = null; _oneDnnTrainingProblem = null; }
         Initialize();
         if (SimulateMissingSwitch)
         {
@@ -100,7 +144,7 @@ public static class Backend
         return
         [
             OneDnnSwitchAvailable
-                ? "oneDNN RNN path: off process-wide; on only around a training-mode forward of an LSTM layer whose plan chose it (see the summary)"
+                ? "oneDNN RNN path: off process-wide; on only around the training-mode forward of an LSTM layer (faster there, and verified against the reference on this CPU at first use); never without gradients"
                 : $"oneDNN RNN path: UNKNOWN — {SwitchProblem}; Auto LSTM layers run on the loop kernel",
             $"memory: {MemoryReport}",
             $"threads: {torch.get_num_threads()} (libtorch intra-op)",
@@ -140,6 +184,22 @@ public static class Backend
         _forced = oneDnn;
         try { return action(); }
         finally { _forced = before; }
+    }
+
+    /// <summary>Runs <paramref name="action"/> with libtorch's oneDNN switch set as given, exclusively, then off again:
+    /// for your own TorchSharp code beside SeqDsl that wants libtorch's default (on) for its calls.</summary>
+    public static T WithOneDnnSwitch<T>(bool on, Func<T> action)
+    {
+        Initialize();
+        if (!OneDnnSwitchAvailable) return action();
+        FlagLock.EnterWriteLock();
+        try
+        {
+            SetOneDnn(on);
+            try { return action(); }
+            finally { SetOneDnn(false); }
+        }
+        finally { FlagLock.ExitWriteLock(); }
     }
 
     /// <summary>Sets libtorch's global oneDNN switch (tests and <c>seqdsl check</c> compare both paths).</summary>

@@ -114,6 +114,29 @@ public static class KernelCheck
         return rows;
     }
 
+    /// <summary>The worst disagreeing case of oneDNN's LSTM in training mode over a short sweep, or null when all agree.</summary>
+    internal static KernelCheckRow? VerifyOneDnnTraining()
+    {
+        var cases = from h in new[] { 1, 2, 3, 4, 8, 12, 16, 48, 64 }
+                    from bi in new[] { false, true }
+                    from lengths in new[] { false, true }
+                    select new KernelCase("lstm", h, h == 8 ? 2 : 1, bi, lengths);
+        KernelCheckRow? worst = null;
+        foreach (var c in cases)
+        {
+            using var net = Network.Compile(ModelSyntax.Parse(c.ModelText(Kernel.Fused)),
+                new CompileOptions { Input = new InputSpec(Features: 4), Seed = 1 });
+            using var scope = NewDisposeScope();
+            var generator = new TorchSharp.torch.Generator(8);
+            var x = randn([3, 5, 4], generator: generator);
+            var lengths = c.Lengths ? tensor(new long[] { 5, 3, 1 }) : null;
+            var reference = Reference.Run(c, net, x, lengths);
+            var row = new KernelCheckRow(c, "onednn", "training", Backend.WithPath(true, () => Compare(net, x, lengths, true, reference)), true);
+            if (!row.Agrees && (worst is null || row.MaxError > worst.MaxError)) worst = row;
+        }
+        return worst;
+    }
+
     /// <summary>Largest relative error of the network's outputs (both lengths paths) and final states against the reference.</summary>
     private static double Compare(Network net, Tensor x, Tensor? lengths, bool grad, Reference.Result reference)
     {

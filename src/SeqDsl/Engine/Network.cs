@@ -95,9 +95,13 @@ public sealed class Network : nn.Module<Tensor, Tensor>
                 options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): WARNING kernel Fused was requested, but libtorch's oneDNN switch is unavailable " +
                     $"({Backend.SwitchProblem}); its LSTM may be wrong under no_grad on this CPU — run `seqdsl check`");
         }
+        if (plan.Path == FusedPath.OneDnn && (device.type != DeviceType.CPU || !Backend.OneDnnTrainingRight))
+            plan = plan with { Path = FusedPath.Native }; // oneDNN is a CPU path, used only where it was verified right
         var fallback = r.Kernel == Kernel.Auto && plan.Kernel == Kernel.Loop;
         options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): kernel {plan}" + (fallback ? " (fallback from Auto)" : "")
-            + (plan.Kernel == Kernel.Fused && device.type == DeviceType.CPU ? $" — {plan.PathReason}" : ""));
+            + (plan.Kernel == Kernel.Fused && device.type == DeviceType.CPU ? $" — {plan.PathReason}" : "")
+            + (plan.Kernel == Kernel.Fused && r.Cell is LstmCell && plan.Path == FusedPath.Native && Backend.OneDnnTrainingProblem is string why
+                ? $"; not oneDNN: {why}" : ""));
         var bias = r.Cell.EffectiveBias(options.Convention);
         var hasBias = bias != Bias.None;
         var bi = r.Bidirectional is not null;

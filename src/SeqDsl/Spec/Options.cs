@@ -58,7 +58,7 @@ public enum Kernel
 {
     /// <summary>The fused libtorch kernel when the cell's semantics allow it, else the loop (reported).</summary>
     Auto,
-    /// <summary>libtorch's fused RNN/LSTM/GRU (oneDNN on CPU, cuDNN on GPU); an error when impossible.</summary>
+    /// <summary>libtorch's fused RNN/LSTM/GRU (its native CPU kernels, oneDNN only where <see cref="FusedPath"/> says; cuDNN on GPU); an error when impossible.</summary>
     Fused,
     /// <summary>A per-time-step unroll of the cell's step function.</summary>
     Loop,

@@ -31,8 +31,8 @@ public sealed record KernelPlan(Kernel Kernel, string? Reason, FusedPath Path = 
 
     /// <summary>Why the fused path was chosen, for diagnostics.</summary>
     public string PathReason => Path == FusedPath.OneDnn
-        ? "oneDNN's LSTM for training-mode forward passes (measured faster for input and hidden ≥ 512); libtorch's native LSTM without gradients (oneDNN's inference is wrong for some sizes on AVX-512 CPUs)"
-        : "libtorch's native kernel (oneDNN's LSTM is wrong under no_grad for some sizes on AVX-512 CPUs and no faster at this size)";
+        ? "oneDNN's LSTM for training-mode forward passes (measured faster; verified against the reference on this CPU); libtorch's native LSTM without gradients (oneDNN's inference is wrong for some sizes on AVX-512 CPUs)"
+        : "libtorch's native kernel";
 }
 
 /// <summary>Which libtorch implementation runs a fused layer on the CPU.</summary>
@@ -115,15 +115,17 @@ public static class Shapes
     };
 
     /// <summary>
-    /// libtorch's oneDNN path only for LSTM layers whose every stacked layer has input and hidden width ≥ 512,
-    /// where it was measured 1.06× faster in training (forward + backward, one thread, AVX-512) and its
-    /// training-mode results agreed with the reference; the native kernel everywhere else (at the textbooks'
-    /// sizes oneDNN was 1.3–1.6× slower there). Forward passes without gradients never use oneDNN: its
-    /// inference path gave wrong outputs for hidden sizes 2–48 on that CPU. GRU and SimpleRnn have no oneDNN path
-    /// in libtorch.
+    /// libtorch's oneDNN path for the training-mode forward passes of every LSTM layer, the native kernel for
+    /// everything else. Measured on the CPU (docs/BENCHMARKS.md), with SeqDsl's memory policy in force: oneDNN's
+    /// LSTM forward + backward takes 0.30–0.55× the native kernel's time at the textbooks' small sizes
+    /// (H 32–50), 0.8–0.9× at H 512 and about the same at the char LM's (I 1027, H 256); its training-mode
+    /// results agree with the reference. Forward passes without gradients never use it: its inference path gave
+    /// wrong outputs for hidden sizes 2–48 on an AVX-512 CPU. The engine verifies oneDNN's training path against
+    /// the reference before first using it and falls back to the native kernel if it disagrees. GRU and
+    /// SimpleRnn have no oneDNN path in libtorch.
     /// </summary>
     public static FusedPath PlanFusedPath(RecurrentLayer r, long inputWidth) =>
-        r.Cell is LstmCell && inputWidth >= 512 && r.Units >= 512 ? FusedPath.OneDnn : FusedPath.Native;
+        r.Cell is LstmCell ? FusedPath.OneDnn : FusedPath.Native;
 
     /// <summary>
     /// Checks every layer's arguments and where it stands: Embed first, recurrent layers and

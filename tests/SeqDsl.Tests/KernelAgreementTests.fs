@@ -115,6 +115,17 @@ let tests =
             Expect.isGreaterThan (err ()) 1e-5 "a 0.01 change in one backward-direction weight is seen"
         }
 
+        // sequenced: it clears process-wide state that the parallel tests read
+        testSequenced <| test "verifying oneDNN's training path leaves the global random state as it found it" {
+            Backend.ResetForTests() // forget the verification, so that the next read runs it
+            torch.manual_seed 5L |> ignore
+            use expected = torch.randn(4L)
+            torch.manual_seed 5L |> ignore
+            Expect.isTrue Backend.OneDnnTrainingRight $"verified: {Backend.OneDnnTrainingProblem}"
+            use got = torch.randn(4L)
+            Expect.equal (maxDiff expected got) 0.0f "same draws after the verification"
+        }
+
         // sequenced: it changes process-wide state that the parallel tests read
         testSequenced <| test "without the oneDNN switch, Auto LSTM layers fall back to the loop kernel and say why" {
             try

@@ -105,6 +105,8 @@ public static class Backend
             {
                 if (_oneDnnTrainingRight is bool known) return known;
                 _verifying = true;
+                // the check compiles seeded networks: the caller's global random state must not change
+                using var rng = torch.random.get_rng_state();
                 try
                 {
                     var worst = KernelCheck.VerifyOneDnnTraining();
@@ -115,7 +117,11 @@ public static class Backend
                         Console.Error.WriteLine($"seqdsl: warning: {_oneDnnTrainingProblem}; every LSTM runs on libtorch's native kernel. Run `seqdsl check`.");
                     }
                 }
-                finally { _verifying = false; }
+                finally
+                {
+                    _verifying = false;
+                    torch.random.set_rng_state(rng);
+                }
                 return _oneDnnTrainingRight.Value;
             }
         }
@@ -137,6 +143,12 @@ public static class Backend
         }
     }
 
+    /// <summary>Whether the .NET GC keeps the memory it frees (runtimeconfig <c>System.GC.RetainVM</c>, or
+    /// <c>DOTNET_GCRetainVM=1</c>); without it, memory freed between training steps is decommitted and faulted in again.</summary>
+    public static bool GcRetainsMemory =>
+        AppContext.GetData("System.GC.RetainVM") is true or "true" or "True"
+        || Environment.GetEnvironmentVariable("DOTNET_GCRetainVM") is "1" or "true";
+
     /// <summary>One line per decision: the oneDNN switch, memory, threads.</summary>
     public static IReadOnlyList<string> Describe()
     {
@@ -146,7 +158,7 @@ public static class Backend
             OneDnnSwitchAvailable
                 ? "oneDNN RNN path: off process-wide; on only around the training-mode forward of an LSTM layer (faster there, and verified against the reference on this CPU at first use); never without gradients"
                 : $"oneDNN RNN path: UNKNOWN — {SwitchProblem}; Auto LSTM layers run on the loop kernel",
-            $"memory: {MemoryReport}",
+            $"memory: {MemoryReport}; .NET GC {(GcRetainsMemory ? "retains freed memory (GCRetainVM)" : "decommits freed memory (set <RetainVMGarbageCollection>true</RetainVMGarbageCollection> or DOTNET_GCRetainVM=1)")}",
             $"threads: {torch.get_num_threads()} (libtorch intra-op)",
         ];
     }

@@ -43,6 +43,9 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         var summary = spec.Summary(options.Input, options.Convention);
         var device = options.TorchDevice();
         var net = new Network(spec, options, summary, device);
+        // oneDNN's training path is verified once per process before the first LSTM that would use it is built
+        if (summary.Rows.Any(r => r.Kernel is { Kernel: Kernel.Fused, Path: FusedPath.OneDnn }) && device.type == DeviceType.CPU)
+            _ = Backend.OneDnnTrainingRight;
         torch.manual_seed(options.Seed);
         long width = options.Input.Features ?? 0;
         for (var i = 0; i < spec.Layers.Length; i++)

@@ -15,6 +15,7 @@ let private native =
 if System.IO.File.Exists native then System.Runtime.InteropServices.NativeLibrary.Load native |> ignore
 
 // libtorch's process-wide switches (oneDNN RNN path off) and the allocator policy, as the CLI and the tests set them
+SeqDsl.Engine.Backend.UseMemoryPolicy() |> ignore
 SeqDsl.Engine.Backend.Initialize()
 
 /// The script's arguments (after the script name).

@@ -16,7 +16,8 @@ using SeqDsl.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
-Backend.Initialize(); // libtorch's switches and the allocator policy, before any tensor work
+Backend.UseMemoryPolicy(); // the allocator policy, before any tensor work
+Backend.Initialize();      // libtorch's oneDNN switch
 var opts = Args.Parse(args);
 torch.set_num_threads(opts.Threads);
 switch (opts.Command)

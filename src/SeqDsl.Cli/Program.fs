@@ -17,7 +17,9 @@ let main argv =
     try
         let results = parser.ParseCommandLine(argv, raiseOnUsage = true)
         // libtorch's process-wide switches and the allocator policy, before any tensor work
-        if not (results.Contains Version) then SeqDsl.Engine.Backend.Initialize()
+        if not (results.Contains Version) then
+            SeqDsl.Engine.Backend.UseMemoryPolicy() |> ignore
+            SeqDsl.Engine.Backend.Initialize()
         match results.GetAllResults() with
         | [ Train a ] -> Commands.train a
         | [ Evaluate a ] -> Commands.evaluate a

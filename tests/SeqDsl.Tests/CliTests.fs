@@ -29,7 +29,7 @@ let tests =
             let code, out, err = runCli [ "summary"; "--model"; "Lstm(8).Gru(8).SimpleRnn(4, activation: Linear).Dense(1)"; "--features"; "3" ]
             Expect.equal code 0 $"exit code (stderr: {err})"
             let row (i: int) = out.Split('\n') |> Array.find (fun l -> l.TrimStart().StartsWith $"{i} ")
-            Expect.stringContains (row 0) "fused (oneDNN in training)" "LSTM: oneDNN in training"
+            Expect.stringContains (row 0) "fused (oneDNN in training if verified)" "LSTM: oneDNN in training"
             Expect.isFalse ((row 1).Contains "oneDNN") $"GRU on the native kernel: {row 1}"
             Expect.stringContains (row 1) "fused" "fused"
             Expect.stringContains (row 2) "loop" "linear SimpleRnn on the loop kernel"

@@ -14,5 +14,6 @@ let main argv =
     // environment before libgomp loads, hence setenv rather than Environment.SetEnvironmentVariable.
     if System.OperatingSystem.IsLinux() then setenv ("OMP_WAIT_POLICY", "PASSIVE", 0) |> ignore
     // libtorch's process-wide switches (oneDNN RNN path off) and the allocator policy, as the CLI sets them
+    SeqDsl.Engine.Backend.UseMemoryPolicy() |> ignore
     SeqDsl.Engine.Backend.Initialize()
     Tests.runTestsInAssemblyWithCLIArgs [] argv

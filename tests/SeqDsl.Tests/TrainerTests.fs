@@ -229,6 +229,54 @@ let tests =
             Directory.Delete(dir, true)
         }
 
+        test "resuming keeps the callbacks' state: the best checkpoint, early stopping and the plateau schedule continue" {
+            // a learning rate high enough that validation loss is best early and worse later: after a resume the
+            // checkpoint must not be overwritten by a worse epoch, and patience must not restart
+            let model = Model.Embed(8).Lstm(8).Dense(1, Activation.Sigmoid)
+            let data = tokenTask 160 11L
+            let opts epochs checkpoint state =
+                FitOptions(Epochs = epochs, BatchSize = 32, Loss = Loss.Bce, Optimizer = OptimizerSpec.Adam(0.3), ValidationSplit = 0.25, Seed = 4L,
+                           CheckpointDirectory = checkpoint, CheckpointMonitor = "val_loss",
+                           EarlyStopping = EarlyStopping("val_loss", Patience = 3, RestoreBest = true),
+                           Schedule = Schedule.ReduceOnPlateau("val_loss", 0.5, 2), StateDirectory = state)
+            let straightCkpt = tempDir ()
+            use straight = compile model (InputSpec(Vocab = 8)) Convention.Torch 2L
+            let h = Trainer.Fit(straight, data, opts 6 straightCkpt null)
+            let vl = h.Series "val_loss" |> List.ofSeq
+            let bestEpoch = 1 + List.findIndex ((=) (List.min vl)) vl
+            // the scenario: a later epoch is worse than the best one, so resuming right after the best epoch is where
+            // a forgotten best value would let the next (worse) epoch overwrite the checkpoint
+            Expect.isLessThan bestEpoch vl.Length $"the scenario: an epoch after the best one ({vl})"
+            let ckpt, state = tempDir (), tempDir ()
+            use first = compile model (InputSpec(Vocab = 8)) Convention.Torch 2L
+            Trainer.Fit(first, data, opts bestEpoch ckpt state) |> ignore
+            use resumed = compile model (InputSpec(Vocab = 8)) Convention.Torch 99L
+            let h2 = Trainer.Fit(resumed, data, opts 6 ckpt state)
+            Expect.equal (List.ofSeq (h2.Series "val_loss")) vl "same validation losses"
+            let rates (h: History) = [ for e in h.Epochs -> e.LearningRate ]
+            Expect.equal (rates h2) (rates h) "the plateau schedule continued"
+            Expect.equal h2.StopReason h.StopReason "early stopping at the same epoch"
+            Expect.equal h2.RestoredEpoch h.RestoredEpoch "the same best epoch restored"
+            use a = ModelStore.Load straightCkpt
+            use b = ModelStore.Load ckpt
+            for n in paramNames a do
+                Expect.equal (values (param b n)) (values (param a n)) $"checkpoint {n}: the best epoch's, not a later worse one"
+            for n in paramNames straight do
+                Expect.equal (values (param resumed n)) (values (param straight n)) $"final {n} bit-identical"
+            for d in [ straightCkpt; ckpt; state ] do Directory.Delete(d, true)
+        }
+
+        test "a monitor is a name and a direction: auto from the name, or given" {
+            Expect.equal (Monitor.Of("val_accuracy", System.Nullable())).Mode MonitorMode.Max "accuracy: higher is better"
+            Expect.equal (Monitor.Of("val_loss", System.Nullable())).Mode MonitorMode.Min "loss: lower is better"
+            let f1 = Monitor.Of("val_f1", System.Nullable MonitorMode.Max)
+            Expect.isTrue (f1.Improves(0.8, 0.7)) "given Max: 0.8 beats 0.7"
+            Expect.isFalse ((Monitor.Auto "val_f1").Improves(0.8, 0.7)) "auto would have taken it for a loss"
+            Expect.isTrue (f1.Improves(0.7, nan)) "anything beats no value yet"
+            Expect.isFalse (f1.Improves(nan, 0.7)) "NaN never improves"
+            Expect.isFalse ((Monitor.Auto "loss").Improves(0.95, 1.0, 0.1)) "min delta"
+        }
+
         test "wrong targets and incompatible losses are clear errors" {
             use net = compile tokenModel (InputSpec(Vocab = 8)) Convention.Torch 1L
             let data = tokenTask 10 1L

@@ -125,7 +125,7 @@ internal sealed class RecurrentModule : LayerModule
 
     /// <summary>
     /// Post-padded rows with lengths on the fused kernel without packing. On CPU libtorch runs a packed
-    /// sequence cell by cell, op by op, at each step; the unpacked call is one fused oneDNN kernel, 6–15×
+    /// sequence cell by cell, op by op, at each step; the unpacked call is one fused kernel call (oneDNN when it was measured), 6–15×
     /// faster at the textbooks' sizes (docs/BENCHMARKS.md). The forward direction reads each sequence's
     /// last token before any padding, so its outputs at real steps are the packed ones and its final
     /// state is its output at the sequence's own last step. The backward direction must start at that

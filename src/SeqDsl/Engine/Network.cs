@@ -43,9 +43,6 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         var summary = spec.Summary(options.Input, options.Convention);
         var device = options.TorchDevice();
         var net = new Network(spec, options, summary, device);
-        // oneDNN's training path is verified once per process before the first LSTM that would use it is built
-        if (summary.Rows.Any(r => r.Kernel is { Kernel: Kernel.Fused, Path: FusedPath.OneDnn }) && device.type == DeviceType.CPU)
-            _ = Backend.OneDnnTrainingRight;
         torch.manual_seed(options.Seed);
         long width = options.Input.Features ?? 0;
         for (var i = 0; i < spec.Layers.Length; i++)
@@ -88,8 +85,10 @@ public sealed class Network : nn.Module<Tensor, Tensor>
 
     private LayerModule CompileRecurrent(RecurrentLayer r, int index, long width, ModelSpec spec, CompileOptions options, Device device)
     {
-        var plan = Shapes.PlanKernel(r, width);
-        if (plan.Kernel == Kernel.Fused && r.Cell is LstmCell && !Backend.OneDnnSwitchAvailable)
+        var plan = Shapes.PlanKernel(r);
+        var bi = r.Bidirectional is not null;
+        var cpu = device.type == DeviceType.CPU;
+        if (plan.Kernel == Kernel.Fused && r.Cell is LstmCell && cpu && !Backend.OneDnnSwitchAvailable)
         {
             // without the switch libtorch may run oneDNN's LSTM, wrong under no_grad on some CPUs
             if (r.Kernel == Kernel.Auto)
@@ -98,16 +97,16 @@ public sealed class Network : nn.Module<Tensor, Tensor>
                 options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): WARNING kernel Fused was requested, but libtorch's oneDNN switch is unavailable " +
                     $"({Backend.SwitchProblem}); its LSTM may be wrong under no_grad on this CPU — run `seqdsl check`");
         }
-        if (plan.Path == FusedPath.OneDnn && (device.type != DeviceType.CPU || !Backend.OneDnnTrainingRight))
-            plan = plan with { Path = FusedPath.Native }; // oneDNN is a CPU path, used only where it was verified right
+        // oneDNN is a CPU path, used only where its training results were checked right at this layer's widths
+        if (plan.Path == FusedPath.OneDnn && (!cpu || !Backend.OneDnnTrainingRightFor(width, r.Units, r.Layers, bi)))
+            plan = plan with { Path = FusedPath.Native };
         var fallback = r.Kernel == Kernel.Auto && plan.Kernel == Kernel.Loop;
         options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): kernel {plan}" + (fallback ? " (fallback from Auto)" : "")
-            + (plan.Kernel == Kernel.Fused && device.type == DeviceType.CPU ? $" — {plan.PathReason}" : "")
-            + (plan.Kernel == Kernel.Fused && r.Cell is LstmCell && plan.Path == FusedPath.Native && Backend.OneDnnTrainingProblem is string why
+            + (plan.Kernel == Kernel.Fused && cpu ? $" — {plan.PathReason}" : "")
+            + (plan.Kernel == Kernel.Fused && cpu && r.Cell is LstmCell && plan.Path == FusedPath.Native && Backend.OneDnnTrainingProblem is string why
                 ? $"; not oneDNN: {why}" : ""));
         var bias = r.Cell.EffectiveBias(options.Convention);
         var hasBias = bias != Bias.None;
-        var bi = r.Bidirectional is not null;
         nn.Module rnn = plan.Kernel == Kernel.Loop
             ? new LoopRnn(r.Cell, width, r.Units, r.Layers, bi, r.Dropout, bias,
                 r.Cell is UserCell user ? UserCells.Kernel(user, index, r) : null)

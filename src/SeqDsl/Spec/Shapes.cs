@@ -21,17 +21,18 @@ public sealed record Shape(bool Sequence, int? Time, long Features)
 /// <param name="Path">For a fused layer on the CPU, which libtorch implementation runs it.</param>
 public sealed record KernelPlan(Kernel Kernel, string? Reason, FusedPath Path = FusedPath.Native)
 {
-    /// <summary>"fused", "fused (oneDNN in training)", "loop (requested)" or "loop: reason".</summary>
+    /// <summary>"fused", "fused (oneDNN in training if verified)", "loop (requested)" or "loop: reason". The spec
+    /// alone cannot know the CPU: the compiled network's diagnostics say which path each layer took.</summary>
     public override string ToString() => Kernel switch
     {
-        Kernel.Fused when Path == FusedPath.OneDnn => "fused (oneDNN in training)",
+        Kernel.Fused when Path == FusedPath.OneDnn => "fused (oneDNN in training if verified)",
         Kernel.Fused => "fused",
         _ => Reason is null ? "loop" : $"loop: {Reason}",
     };
 
     /// <summary>Why the fused path was chosen, for diagnostics.</summary>
     public string PathReason => Path == FusedPath.OneDnn
-        ? "oneDNN's LSTM for training-mode forward passes (measured faster; verified against the reference on this CPU); libtorch's native LSTM without gradients (oneDNN's inference is wrong for some sizes on AVX-512 CPUs)"
+        ? "oneDNN's LSTM for training-mode forward passes (measured faster; checked against the reference on this CPU at this layer's widths); libtorch's native LSTM without gradients (oneDNN's inference is wrong for some sizes on AVX-512 CPUs)"
         : "libtorch's native kernel";
 }
 
@@ -103,15 +104,11 @@ public static class Shapes
     }
 
     /// <summary>The kernel a recurrent layer runs on, or an error when <see cref="Kernel.Fused"/> cannot be honoured.</summary>
-    public static KernelPlan PlanKernel(RecurrentLayer r) => PlanKernel(r, 0);
-
-    /// <summary>The kernel plan of a recurrent layer whose input is <paramref name="inputWidth"/> wide: the loop
-    /// kernel where requested or needed, else fused, on the path <see cref="PlanFusedPath"/> picks.</summary>
-    public static KernelPlan PlanKernel(RecurrentLayer r, long inputWidth) => r.Kernel switch
+    public static KernelPlan PlanKernel(RecurrentLayer r) => r.Kernel switch
     {
         Kernel.Loop => new KernelPlan(Kernel.Loop, "requested"),
         _ when r.Cell.FusedUnavailableReason is string why => new KernelPlan(Kernel.Loop, why),
-        _ => new KernelPlan(Kernel.Fused, null, PlanFusedPath(r, inputWidth)),
+        _ => new KernelPlan(Kernel.Fused, null, PlanFusedPath(r)),
     };
 
     /// <summary>
@@ -121,10 +118,11 @@ public static class Shapes
     /// (H 32–50), 0.8–0.9× at H 512 and about the same at the char LM's (I 1027, H 256); its training-mode
     /// results agree with the reference. Forward passes without gradients never use it: its inference path gave
     /// wrong outputs for hidden sizes 2–48 on an AVX-512 CPU. The engine verifies oneDNN's training path against
-    /// the reference before first using it and falls back to the native kernel if it disagrees. GRU and
+    /// the reference before a layer uses it (on the CPU, at that layer's widths) and falls back to the native
+    /// kernel if it disagrees or the switch is missing; on a GPU the path does not apply. GRU and
     /// SimpleRnn have no oneDNN path in libtorch.
     /// </summary>
-    public static FusedPath PlanFusedPath(RecurrentLayer r, long inputWidth) =>
+    public static FusedPath PlanFusedPath(RecurrentLayer r) =>
         r.Cell is LstmCell ? FusedPath.OneDnn : FusedPath.Native;
 
     /// <summary>
@@ -206,7 +204,7 @@ public static class Shapes
                     continue;
                 case RecurrentLayer r:
                     var inWidth = shape.Features;
-                    plan = PlanKernel(r, inWidth);
+                    plan = PlanKernel(r);
                     for (var l = 0; l < r.Layers; l++)
                     {
                         p += r.Directions * r.Cell.ParameterCount(inWidth, r.Units, convention);

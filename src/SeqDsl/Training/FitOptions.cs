@@ -21,7 +21,8 @@ public sealed record SequenceData(Tensor Inputs, Tensor Targets, Tensor? Lengths
 /// <param name="Patience">Epochs without improvement before stopping.</param>
 /// <param name="RestoreBest">Put back the weights of the best epoch when stopping (or at the end).</param>
 /// <param name="MinDelta">Smallest change that counts as an improvement.</param>
-public sealed record EarlyStopping(string Monitor = "val_loss", int Patience = 3, bool RestoreBest = true, double MinDelta = 0);
+/// <param name="Mode">Whether lower or higher is better; null: higher for names ending in accuracy or r2, lower otherwise.</param>
+public sealed record EarlyStopping(string Monitor = "val_loss", int Patience = 3, bool RestoreBest = true, double MinDelta = 0, MonitorMode? Mode = null);
 
 /// <summary>One progress event: after each batch, and once more at the end of each epoch with its record.</summary>
 public sealed record TrainingProgress(int Epoch, int Epochs, int Batch, int Batches, double Loss, TimeSpan Elapsed, EpochRecord? EpochEnd)
@@ -72,6 +73,9 @@ public sealed record FitOptions
     public string? CheckpointDirectory { get; init; }
     /// <summary>What the best-model checkpoint watches.</summary>
     public string CheckpointMonitor { get; init; } = "val_loss";
+    /// <summary>Whether lower or higher <see cref="CheckpointMonitor"/> is better; null: higher for names ending in
+    /// accuracy or r2, lower otherwise.</summary>
+    public MonitorMode? CheckpointMode { get; init; }
     /// <summary>Directory for resumable training state (weights, optimizer, epoch, random state), written after
     /// every epoch; when it already holds state, training resumes from it.</summary>
     public string? StateDirectory { get; init; }

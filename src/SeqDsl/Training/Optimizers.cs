@@ -32,7 +32,7 @@ public abstract record Schedule
     /// <summary>Multiply the rate by <paramref name="Gamma"/> every <paramref name="StepEpochs"/> epochs.</summary>
     public sealed record Step(int StepEpochs, double Gamma = 0.1) : Schedule;
     /// <summary>Multiply the rate by <paramref name="Factor"/> after <paramref name="Patience"/> epochs without improvement of <paramref name="Monitor"/>.</summary>
-    public sealed record ReduceOnPlateau(string Monitor = "val_loss", double Factor = 0.1, int Patience = 10, double MinLearningRate = 0) : Schedule;
+    public sealed record ReduceOnPlateau(string Monitor = "val_loss", double Factor = 0.1, int Patience = 10, double MinLearningRate = 0, MonitorMode? Mode = null) : Schedule;
 }
 
 /// <summary>Gradient clipping.</summary>

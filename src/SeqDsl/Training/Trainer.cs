@@ -40,24 +40,22 @@ public static class Trainer
         var opt = session.Optimizer;
         using var shuffle = new Generator((ulong)o.Seed);
         torch.manual_seed(o.Seed);
+        // early stopping, the best checkpoint and the schedules are callback values whose state travels with the resume state
+        var callbacks = EpochCallback.From(o);
+        var states = callbacks.ToDictionary(c => c.Key, c => c.Initial);
+        var context = new CallbackContext(net, opt, history);
         var firstEpoch = 1;
         if (o.StateDirectory is string sd && TrainingState.Exists(sd))
-            firstEpoch = TrainingState.Restore(sd, net, opt, shuffle, history) + 1;
+            firstEpoch = TrainingState.Restore(sd, net, opt, shuffle, history, states, context) + 1;
 
         var n = train.Count;
         var batches = (int)((n + o.BatchSize - 1) / o.BatchSize);
         var trainLengths = o.BucketByLength && train.Lengths is Tensor tl ? tl.data<long>().Select(v => (int)v).ToArray() : null;
-        var best = double.NaN;
-        var bestEpoch = 0;
-        var waited = 0;
-        Dictionary<string, Tensor>? bestWeights = null;
-        var checkpointBest = double.NaN;
-        var plateauBest = double.NaN;
-        var plateauWait = 0;
         var clock = Stopwatch.StartNew();
         try
         {
-            for (var epoch = firstEpoch; epoch <= o.Epochs; epoch++)
+            // a resumed run that had already stopped early stays stopped
+            for (var epoch = firstEpoch; epoch <= o.Epochs && history.StopReason is null; epoch++)
             {
                 var epochClock = Stopwatch.StartNew();
                 net.train();
@@ -92,42 +90,25 @@ public static class Trainer
                 history.Add(record);
                 o.Progress?.Report(new TrainingProgress(epoch, o.Epochs, batches, batches, values["loss"], clock.Elapsed, record));
 
-                if (o.CheckpointDirectory is string cd && Improved(o.CheckpointMonitor, Monitored(record, o.CheckpointMonitor), checkpointBest, 0))
+                var stopAfter = false;
+                foreach (var cb in callbacks)
                 {
-                    checkpointBest = Monitored(record, o.CheckpointMonitor);
-                    ModelStore.Save(net, cd);
+                    (states[cb.Key], var stopNow) = cb.OnEpochEnd(states[cb.Key], record, context);
+                    stopAfter |= stopNow;
                 }
-                ApplySchedule(o.Schedule, opt, record, ref plateauBest, ref plateauWait);
-                if (o.StateDirectory is string sd2) TrainingState.Save(sd2, net, opt, shuffle, history, epoch);
-
-                if (o.EarlyStopping is EarlyStopping es)
-                {
-                    var v = Monitored(record, es.Monitor);
-                    if (Improved(es.Monitor, v, best, es.MinDelta))
-                    {
-                        best = v;
-                        bestEpoch = epoch;
-                        waited = 0;
-                        if (es.RestoreBest) bestWeights = Snapshot(net, bestWeights);
-                    }
-                    else if (++waited >= es.Patience)
-                    {
-                        history.StopReason = $"early stopping: {es.Monitor} did not improve for {es.Patience} epochs after epoch {bestEpoch}";
-                        break;
-                    }
-                }
+                if (o.StateDirectory is string sd2) TrainingState.Save(sd2, net, opt, shuffle, history, epoch, states, context);
+                if (stopAfter) break;
             }
-            if (bestWeights is not null)
+            if (context.BestWeights is not null && states.TryGetValue("early_stopping", out var es) && es.BestEpoch > 0)
             {
-                Restore(net, bestWeights);
-                history.RestoredEpoch = bestEpoch;
+                Restore(net, context.BestWeights);
+                history.RestoredEpoch = es.BestEpoch;
             }
             return history;
         }
         finally
         {
-            if (bestWeights is not null)
-                foreach (var t in bestWeights.Values) t.Dispose();
+            context.DisposeBestWeights();
         }
     }
 
@@ -279,48 +260,9 @@ public static class Trainer
 
     internal static double LearningRate(optim.Optimizer opt) => opt.ParamGroups.First().LearningRate;
 
-    private static void SetLearningRate(optim.Optimizer opt, double lr)
+    internal static void SetLearningRate(optim.Optimizer opt, double lr)
     {
         foreach (var g in opt.ParamGroups) g.LearningRate = lr;
-    }
-
-    private static void ApplySchedule(Schedule? s, optim.Optimizer opt, EpochRecord r, ref double best, ref int wait)
-    {
-        switch (s)
-        {
-            case Schedule.Step st when r.Epoch % st.StepEpochs == 0:
-                SetLearningRate(opt, LearningRate(opt) * st.Gamma);
-                break;
-            case Schedule.ReduceOnPlateau p:
-                var v = Monitored(r, p.Monitor);
-                if (Improved(p.Monitor, v, best, 0)) { best = v; wait = 0; }
-                else if (++wait >= p.Patience)
-                {
-                    SetLearningRate(opt, Math.Max(p.MinLearningRate, LearningRate(opt) * p.Factor));
-                    wait = 0;
-                }
-                break;
-        }
-    }
-
-    private static double Monitored(EpochRecord r, string name) =>
-        r.Values.TryGetValue(name, out var v) ? v
-        : throw new SeqDslException(ErrorKind.Spec, $"Cannot monitor '{name}': the epoch records hold no such value.")
-        { Received = name, Expected = "one of " + string.Join(", ", r.Values.Keys) };
-
-    private static bool Improved(string monitor, double value, double best, double minDelta)
-    {
-        if (double.IsNaN(value)) return false;
-        if (double.IsNaN(best)) return true;
-        var higherIsBetter = monitor.EndsWith("accuracy", StringComparison.Ordinal) || monitor.EndsWith("r2", StringComparison.Ordinal);
-        return higherIsBetter ? value > best + minDelta : value < best - minDelta;
-    }
-
-    private static Dictionary<string, Tensor> Snapshot(Network net, Dictionary<string, Tensor>? previous)
-    {
-        if (previous is not null) foreach (var t in previous.Values) t.Dispose();
-        using var _ = no_grad();
-        return net.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
     }
 
     private static void Restore(Network net, Dictionary<string, Tensor> weights)
@@ -329,14 +271,21 @@ public static class Trainer
         foreach (var (name, t) in net.state_dict()) t.copy_(weights[name]);
     }
 
-    /// <summary>Resumable training state: weights, optimizer state, epoch, history and random state.</summary>
+    /// <summary>Resumable training state: weights, optimizer state, epoch, history, random state, the callbacks'
+    /// states and the best epoch's weights (early stopping with restore).</summary>
     private static class TrainingState
     {
         public static bool Exists(string dir) => File.Exists(Path.Combine(dir, "state.json"));
 
-        private sealed record StateFile(int Epoch, double LearningRate);
+        private sealed record StateFile(int Epoch, double LearningRate, Dictionary<string, CallbackState>? Callbacks, string? StopReason);
 
-        public static void Save(string dir, Network net, optim.Optimizer opt, Generator shuffle, History history, int epoch)
+        // NaN (no best value yet) must survive the round trip
+        private static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+        private static readonly string[] Files = ["weights.dat", "optimizer.dat", "shuffle-rng.dat", "global-rng.dat", "history.csv", "best-weights.dat", "state.json"];
+
+        public static void Save(string dir, Network net, optim.Optimizer opt, Generator shuffle, History history, int epoch,
+            Dictionary<string, CallbackState> callbacks, CallbackContext context)
         {
             Directory.CreateDirectory(dir);
             string Tmp(string name) => Path.Combine(dir, name + ".tmp");
@@ -347,17 +296,20 @@ public static class Trainer
             using (var g = shuffle.get_state()) File.WriteAllBytes(Tmp("shuffle-rng.dat"), g.data<byte>().ToArray());
             using (var g = torch.random.get_rng_state()) File.WriteAllBytes(Tmp("global-rng.dat"), g.data<byte>().ToArray());
             File.WriteAllText(Tmp("history.csv"), history.ToCsv());
-            File.WriteAllText(Tmp("state.json"), JsonSerializer.Serialize(new StateFile(epoch, LearningRate(opt))));
+            using (var fs = File.Create(Tmp("best-weights.dat")))
+            using (var w = new BinaryWriter(fs)) WriteWeights(w, context.BestWeights);
+            File.WriteAllText(Tmp("state.json"), JsonSerializer.Serialize(new StateFile(epoch, LearningRate(opt), callbacks, history.StopReason), Json));
             // state.json last: its presence means the other files are complete
-            foreach (var name in new[] { "weights.dat", "optimizer.dat", "shuffle-rng.dat", "global-rng.dat", "history.csv", "state.json" })
+            foreach (var name in Files)
                 File.Move(Tmp(name), Path.Combine(dir, name), overwrite: true);
         }
 
-        public static int Restore(string dir, Network net, optim.Optimizer opt, Generator shuffle, History history)
+        public static int Restore(string dir, Network net, optim.Optimizer opt, Generator shuffle, History history,
+            Dictionary<string, CallbackState> callbacks, CallbackContext context)
         {
             try
             {
-                var st = JsonSerializer.Deserialize<StateFile>(File.ReadAllText(Path.Combine(dir, "state.json")))!;
+                var st = JsonSerializer.Deserialize<StateFile>(File.ReadAllText(Path.Combine(dir, "state.json")), Json)!;
                 using (var fs = File.OpenRead(Path.Combine(dir, "weights.dat"))) net.load(fs, strict: true);
                 using (var fs = File.OpenRead(Path.Combine(dir, "optimizer.dat")))
                 using (var r = new BinaryReader(fs)) ((OptimizerHelper)opt).load_state_dict(r);
@@ -365,12 +317,57 @@ public static class Trainer
                 using (var g = tensor(File.ReadAllBytes(Path.Combine(dir, "shuffle-rng.dat")), dtype: ScalarType.Byte)) shuffle.set_state(g);
                 using (var g = tensor(File.ReadAllBytes(Path.Combine(dir, "global-rng.dat")), dtype: ScalarType.Byte)) torch.random.set_rng_state(g);
                 foreach (var e in History.FromCsv(File.ReadAllText(Path.Combine(dir, "history.csv"))).Epochs) history.Add(e);
+                // callbacks this run has and the saved state knows continue; new ones start fresh
+                foreach (var (key, state) in st.Callbacks ?? [])
+                    if (callbacks.ContainsKey(key)) callbacks[key] = state;
+                var best = Path.Combine(dir, "best-weights.dat");
+                if (File.Exists(best))
+                {
+                    using var fs = File.OpenRead(best);
+                    using var r = new BinaryReader(fs);
+                    context.BestWeights = ReadWeights(r, net);
+                }
+                history.StopReason = st.StopReason;
                 return st.Epoch;
             }
             catch (Exception e) when (e is not SeqDslException)
             {
                 throw new SeqDslException(ErrorKind.Data, $"Cannot resume from {dir}: {e.Message}", e);
             }
+        }
+
+        /// <summary>Name, shape and float32 values of each tensor; a count of 0 when there are none.</summary>
+        private static void WriteWeights(BinaryWriter w, Dictionary<string, Tensor>? weights)
+        {
+            w.Write(weights?.Count ?? 0);
+            foreach (var (name, t) in weights ?? [])
+            {
+                w.Write(name);
+                w.Write(t.shape.Length);
+                foreach (var d in t.shape) w.Write(d);
+                using var c = t.detach().cpu().contiguous().to_type(ScalarType.Float32);
+                foreach (var v in c.data<float>()) w.Write(v);
+            }
+        }
+
+        private static Dictionary<string, Tensor>? ReadWeights(BinaryReader r, Network net)
+        {
+            var count = r.ReadInt32();
+            if (count == 0) return null;
+            var like = net.state_dict();
+            var result = new Dictionary<string, Tensor>();
+            for (var i = 0; i < count; i++)
+            {
+                var name = r.ReadString();
+                var shape = new long[r.ReadInt32()];
+                for (var k = 0; k < shape.Length; k++) shape[k] = r.ReadInt64();
+                var values = new float[shape.Aggregate(1L, (a, b) => a * b)];
+                for (var k = 0; k < values.Length; k++) values[k] = r.ReadSingle();
+                if (!like.TryGetValue(name, out var target))
+                    throw new InvalidDataException($"best-weights.dat names '{name}', which the network does not have");
+                result[name] = tensor(values, shape).to(target.dtype).to(target.device).DetachFromDisposeScope();
+            }
+            return result;
         }
     }
 }

@@ -96,6 +96,7 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
 let train (a: ParseResults<TrainArgs>) : int =
     let spec = experimentOf a
     let model = Experiment.ParseModel spec.Model // model text errors first, with their column
+    spec.Training.Validate() // then every training bound, before anything is printed or read
     use cts = new CancellationTokenSource()
     let handler = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; cts.Cancel())
     Console.CancelKeyPress.AddHandler handler

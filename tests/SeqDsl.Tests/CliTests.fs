@@ -44,6 +44,19 @@ let tests =
             Expect.stringContains out "Every path SeqDsl uses on this machine agrees with the reference." "verdict"
         }
 
+        test "out-of-range training options exit 2 naming the option, before any data is read" {
+            // the data path does not exist: a bound checked first is what the user hears about
+            for args, flag in [ [ "--threads"; "0" ], "--threads"; [ "--threads"; "-1" ], "--threads"; [ "--threads"; "100000" ], "--threads"
+                                [ "--lr"; "-1" ], "--lr"; [ "--validation-split"; "1.5" ], "--validation-split"; [ "--epochs"; "0" ], "--epochs"
+                                [ "--batch-size"; "0" ], "--batch-size"; [ "--momentum"; "1" ], "--momentum" ] do
+                let code, out, err = runCli ([ "train"; "--model"; "Embed(4).Lstm(4).Dense(1, Sigmoid)"; "--data"; "imdb:/nonexistent/aclImdb" ] @ args)
+                Expect.equal code 2 $"{args}: exit code (stderr: {err})"
+                Expect.stringContains err flag $"{args}: names the option"
+                Expect.isFalse (err.Contains "   at ") $"{args}: no stack trace"
+                Expect.isFalse (err.Contains "nonexistent") $"{args}: checked before the data"
+                Expect.equal out "" $"{args}: nothing on stdout"
+        }
+
         test "check rejects --threads 0 with exit 2" {
             let code, _, err = runCli [ "check"; "--threads"; "0" ]
             Expect.equal code 2 "exit code"

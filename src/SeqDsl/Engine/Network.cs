@@ -101,7 +101,8 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         if (plan.Path == FusedPath.OneDnn && (!cpu || !Backend.OneDnnTrainingRightFor(width, r.Units, r.Layers, bi)))
             plan = plan with { Path = FusedPath.Native };
         var fallback = r.Kernel == Kernel.Auto && plan.Kernel == Kernel.Loop;
-        options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): kernel {plan}" + (fallback ? " (fallback from Auto)" : "")
+        var taken = plan is { Kernel: Kernel.Fused, Path: FusedPath.OneDnn } ? "fused (oneDNN in training)" : plan.ToString(); // decided, not planned
+        options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): kernel {taken}" + (fallback ? " (fallback from Auto)" : "")
             + (plan.Kernel == Kernel.Fused && cpu ? $" — {plan.PathReason}" : "")
             + (plan.Kernel == Kernel.Fused && cpu && r.Cell is LstmCell && plan.Path == FusedPath.Native && Backend.OneDnnTrainingProblem is string why
                 ? $"; not oneDNN: {why}" : ""));

@@ -98,6 +98,7 @@ public static class Experiment
     {
         var model = ParseModel(spec.Model);
         var t = spec.Training;
+        t.Validate(); // every bound, before any data is read
         if (t.Threads is int threads) set_num_threads(threads);
         var data = Prepare(spec, model, null, null);
         log?.Invoke(data.Description);

@@ -80,6 +80,30 @@ public sealed record TrainingSpec
     public bool BucketByLength { get; init; } = true;
     /// <summary>torch or keras parameter layout.</summary>
     public string Convention { get; init; } = "torch";
+
+    /// <summary>Largest thread count accepted (libtorch spawns what it is told).</summary>
+    public const int MaxThreads = 1024;
+
+    /// <summary>Checks every bound before any data is read: the first problem as a SeqDslException that names the
+    /// option (experiment-file path and command-line flag).</summary>
+    public void Validate()
+    {
+        static SeqDslException Bad(string path, string flag, string what, string received, string expected) =>
+            new(ErrorKind.Spec, $"{path} ({flag}): {what}") { Received = received, Expected = expected };
+        static string F(double v) => v.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (Epochs < 1) throw Bad("training.epochs", "--epochs", "at least one epoch is needed.", Epochs.ToString(), "epochs ≥ 1");
+        if (BatchSize < 1) throw Bad("training.batchSize", "--batch-size", "a batch holds at least one row.", BatchSize.ToString(), "batch size ≥ 1");
+        if (LearningRate is double lr && !(lr > 0 && double.IsFinite(lr)))
+            throw Bad("training.learningRate", "--lr", "the learning rate must be a positive number.", F(lr), "0 < learning rate");
+        if (!(Momentum >= 0 && Momentum < 1)) throw Bad("training.momentum", "--momentum", "momentum must lie in [0, 1).", F(Momentum), "0 ≤ momentum < 1");
+        if (ClipNorm is double cn && !(cn > 0 && double.IsFinite(cn))) throw Bad("training.clipNorm", "--clip-norm", "the clipping norm must be positive.", F(cn), "clip norm > 0");
+        if (ClipValue is double cv && !(cv > 0 && double.IsFinite(cv))) throw Bad("training.clipValue", "--clip-value", "the clipping value must be positive.", F(cv), "clip value > 0");
+        if (Threads is int th && (th < 1 || th > MaxThreads))
+            throw Bad("training.threads", "--threads", "libtorch needs between one and a sane number of threads.", th.ToString(), $"1 ≤ threads ≤ {MaxThreads}");
+        if (!(ValidationSplit >= 0 && ValidationSplit < 1))
+            throw Bad("training.validationSplit", "--validation-split", "the validation split is a fraction of the training rows.", F(ValidationSplit), "0 ≤ split < 1");
+        if (EarlyStopping is int es && es < 1) throw Bad("training.earlyStopping", "--early-stopping", "patience is at least one epoch.", es.ToString(), "patience ≥ 1");
+    }
 }
 
 /// <summary>

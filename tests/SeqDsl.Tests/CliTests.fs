@@ -181,6 +181,19 @@ let tests =
             Expect.stringContains err "$.training.epoch" "JSON path"
         }
 
+        test "null sections and values in an experiment file are exit 2 naming their JSON path" {
+            let d = tempFolder "cli-exp-null"
+            let exp = Path.Combine(d, "e.json")
+            for body, path in [ """ "preprocessing": null """, "$.preprocessing"; """ "training": null """, "$.training"
+                                """ "training": { "optimizer": null } """, "$.training.optimizer"; """ "training": { "device": null } """, "$.training.device" ] do
+                File.WriteAllText(exp, $$"""{ "model": "Lstm(4).Dense(1)", "data": "synthetic:counting", {{body}} }""")
+                let code, out, err = runCli [ "train"; "--experiment"; exp ]
+                Expect.equal code 2 $"{path}: exit code (stderr: {err})"
+                Expect.stringContains err path $"{path}: JSON path"
+                Expect.isFalse (err.Contains "NullReference" || err.Contains "   at ") $"{path}: no stack trace"
+                Expect.equal out "" $"{path}: nothing on stdout"
+        }
+
         test "a bad CSV row is exit 2 naming the line and column" {
             let d = tempFolder "cli-csv"
             let csv = Path.Combine(d, "reviews.csv")

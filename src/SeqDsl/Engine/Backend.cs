@@ -203,20 +203,10 @@ public static class Backend
             try { return forward(); }
             finally { Set(outer); }
         }
-        if (!oneDnn)
-        {
-            FlagLock.EnterReadLock();
-            try { return forward(); }
-            finally { FlagLock.ExitReadLock(); }
-        }
-        FlagLock.EnterWriteLock();
-        try
-        {
-            Set(true);
-            try { return forward(); }
-            finally { Set(false); }
-        }
-        finally { FlagLock.ExitWriteLock(); }
+        if (oneDnn) return WithOneDnnSwitch(true, forward);
+        FlagLock.EnterReadLock();
+        try { return forward(); }
+        finally { FlagLock.ExitReadLock(); }
     }
 
     [ThreadStatic] private static bool? _forced;

@@ -130,6 +130,8 @@ public sealed record ExperimentSpec
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
         ReadCommentHandling = JsonCommentHandling.Skip,
         AllowTrailingCommas = true,
+        // "training": null, "optimizer": null, … are errors with their JSON path, not a NullReferenceException later
+        RespectNullableAnnotations = true,
     };
 
     /// <summary>Reads an experiment file; errors give the JSON path and line.</summary>
@@ -145,6 +147,8 @@ public sealed record ExperimentSpec
         {
             var cut = e.Message.IndexOf(" Path:", StringComparison.Ordinal);
             var msg = cut > 0 ? e.Message[..cut] : e.Message;
+            if (msg.Contains("doesn't allow setting null values", StringComparison.Ordinal))
+                msg = "null is not allowed here; give a value, or leave the member out for its default.";
             throw new SeqDslException(ErrorKind.Syntax,
                 $"{path}: {(e.Path is null ? "" : $"at {e.Path} ")}(line {(e.LineNumber ?? 0) + 1}): {msg}", e);
         }

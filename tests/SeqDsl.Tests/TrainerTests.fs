@@ -266,6 +266,19 @@ let tests =
             for d in [ straightCkpt; ckpt; state ] do Directory.Delete(d, true)
         }
 
+        test "a diverging classifier with BCE stops on the non-finite loss instead of libtorch's BCE error" {
+            // the issue's case: a linear recurrence with a huge learning rate sends the sigmoid's input to ±inf, then NaN
+            use net = compile (Model.Embed(8).SimpleRnn(16, activation = Activation.Linear).Dense(1, Activation.Sigmoid)) (InputSpec(Vocab = 8)) Convention.Torch 1L
+            torch.manual_seed 3L |> ignore
+            let x = torch.randint(1L, 8L, [| 256L; 80L |], dtype = torch.ScalarType.Int64)
+            let y = x.eq(torch.tensor 3L).any(1L).to_type(torch.ScalarType.Float32).unsqueeze(1L)
+            let h = Trainer.Fit(net, SequenceData(x, y), Bce.Opts(epochs = 20, optimizer = OptimizerSpec.Adam(10.0)))
+            Expect.isTrue h.StoppedOnNonFiniteLoss $"stopped on a non-finite loss: {h.StopReason}"
+            Expect.stringContains h.StopReason "NaN" "says NaN"
+            for n in paramNames net do
+                Expect.isTrue (values (param net n) |> Array.forall System.Single.IsFinite) $"{n} finite"
+        }
+
         test "a monitor is a name and a direction: auto from the name, or given" {
             Expect.equal (Monitor.Of("val_accuracy", System.Nullable())).Mode MonitorMode.Max "accuracy: higher is better"
             Expect.equal (Monitor.Of("val_loss", System.Nullable())).Mode MonitorMode.Min "loss: lower is better"

@@ -63,6 +63,8 @@ public sealed record Loss(LossKind Kind, long IgnoreIndex = -100)
             case LossKind.BinaryCrossEntropy:
             {
                 var t = target.to_type(output.dtype).reshape(output.shape);
+                // libtorch's BCE aborts on NaN probabilities; a NaN loss lets the trainer stop on it like the other losses
+                if (!output.isfinite().all().item<bool>()) return (tensor(float.NaN), tensor((float)t.numel()));
                 var p = output.clamp(1e-7, 1 - 1e-7);
                 return (nn.functional.binary_cross_entropy(p, t, reduction: nn.Reduction.Sum), tensor((float)t.numel()));
             }

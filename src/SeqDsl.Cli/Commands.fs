@@ -142,6 +142,8 @@ let predict (a: ParseResults<PredictArgs>) : int =
         | _, Some file ->
             if not (File.Exists file) then fail ErrorKind.Data $"Input file not found: {file}"
             let lines = File.ReadAllLines file |> Array.filter (fun l -> l.Trim() <> "") |> List.ofArray
+            if List.isEmpty lines && List.isEmpty texts then
+                fail ErrorKind.Data $"--file {file} holds no inputs (every line is empty); give one text per line."
             if m.Info.Data = "synthetic:counting" then m.PredictCounts(lines @ texts) else m.PredictTexts(lines @ texts)
         | _, None when List.isEmpty texts -> fail ErrorKind.Spec "Nothing to predict: give --text (repeatable) or --file."
         | TaskKind.Regression, None when m.Info.Data = "synthetic:counting" -> m.PredictCounts texts

@@ -45,5 +45,8 @@ let main argv =
         eprintfn "seqdsl: %s" e.Message
         exitCodeOf e
     | e ->
-        eprintfn "seqdsl: unexpected error: %s" (e.ToString())
+        // one line for the user; the stack trace only when asked for
+        let first = (e.Message.Split('\n').[0]).Trim()
+        if Environment.GetEnvironmentVariable "SEQDSL_VERBOSE" = "1" then eprintfn "seqdsl: unexpected error: %s" (e.ToString())
+        else eprintfn "seqdsl: unexpected error (%s): %s (SEQDSL_VERBOSE=1 shows where)" (e.GetType().Name) first
         1

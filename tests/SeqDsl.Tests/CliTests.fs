@@ -57,6 +57,24 @@ let tests =
                 Expect.equal out "" $"{args}: nothing on stdout"
         }
 
+        test "--device cuda without CUDA and predict on an empty file are exit 2 with one line, before any work" {
+            let code, out, err = runCli [ "train"; "--model"; "Embed(4).Lstm(4).Dense(1, Sigmoid)"; "--data"; "imdb:/nonexistent"; "--device"; "cuda" ]
+            if not (TorchSharp.torch.cuda.is_available ()) then
+                Expect.equal code 2 $"exit code (stderr: {err})"
+                Expect.stringContains err "training.device (--device): CUDA is not available here" "says so"
+                Expect.equal out "" "nothing else ran"
+            let d = tempFolder "cli-empty"
+            let empty = Path.Combine(d, "empty.txt")
+            File.WriteAllText(empty, "\n  \n")
+            let dir = Path.Combine(d, "m")
+            let code, _, err = runCli [ "train"; "--model"; "Embed(4).Lstm(4).Dense(1, Sigmoid)"; "--data"; "synthetic:negation"; "--epochs"; "1"; "--out"; dir ]
+            Expect.equal code 0 $"trained (stderr: {err})"
+            let code, _, err = runCli [ "predict"; "--model-dir"; dir; "--file"; empty ]
+            Expect.equal code 2 $"exit code (stderr: {err})"
+            Expect.stringContains err "holds no inputs" "says why"
+            Expect.isFalse (err.Contains "   at ") "no stack trace"
+        }
+
         test "check rejects --threads 0 with exit 2" {
             let code, _, err = runCli [ "check"; "--threads"; "0" ]
             Expect.equal code 2 "exit code"

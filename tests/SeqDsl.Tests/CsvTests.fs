@@ -23,6 +23,19 @@ let tests =
             Expect.equal (f.Columns.["Name"].DataType) typeof<string> "text"
         }
 
+        test "a duplicate header, a header without rows and invalid UTF-8 are data errors naming the file" {
+            let dup = expectSeqDslError "duplicate header" (fun () -> csv "Date,Close,Close\n2020-01-02,1,2\n" |> ignore)
+            Expect.stringContains dup.Message "prices.csv, line 1: the header names column 'Close' twice" "duplicate"
+            let empty = expectSeqDslError "header only" (fun () -> csv "text,label\n" |> ignore)
+            Expect.stringContains empty.Message "prices.csv: the file has a header but no data rows" "no rows"
+            let d = tempFolder "csv-utf8"
+            let path = Path.Combine(d, "bad.csv")
+            File.WriteAllBytes(path, Array.concat [ "text,label\ngo"B; [| 0xFFuy |]; "od,1\n"B ])
+            let bad = expectSeqDslError "invalid UTF-8" (fun () -> Csv.Load(path) |> ignore)
+            Expect.stringContains bad.Message "not valid UTF-8 (bytes FF)" "names the bytes"
+            Expect.equal bad.Kind SeqDsl.Spec.ErrorKind.Data "a data error (exit 2)"
+        }
+
         test "RFC 4180 quoting: separators, quotes and newlines inside fields; CRLF; no trailing newline" {
             let r = csv "text,label\r\n\"good, \"\"really\"\"\nfine\",1\r\n\"bad\",0"
             Expect.equal (r.Frame.Columns.["text"].[0L]) (box "good, \"really\"\nfine") "quoted field"

@@ -55,7 +55,15 @@ public static class Csv
     {
         if (!File.Exists(path)) throw new SeqDslException(ErrorKind.Data, $"CSV file not found: {path}");
         using var reader = new StreamReader(path, new UTF8Encoding(false, true), detectEncodingFromByteOrderMarks: true);
-        return Read(reader, path, options ?? new CsvOptions());
+        try
+        {
+            return Read(reader, path, options ?? new CsvOptions());
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw new SeqDslException(ErrorKind.Data,
+                $"{path}: not valid UTF-8 (bytes {string.Join(" ", (e.BytesUnknown ?? []).Select(b => b.ToString("X2")))}). Save the file as UTF-8.", e);
+        }
     }
 
     /// <summary>Reads CSV text (for tests and in-memory data); <paramref name="name"/> is used in messages.</summary>
@@ -67,6 +75,9 @@ public static class Csv
         var records = Records(reader, o.Separator, name).GetEnumerator();
         if (!records.MoveNext()) throw new SeqDslException(ErrorKind.Data, $"{name}: the file is empty; expected a header row.");
         var header = records.Current.fields;
+        if (header.GroupBy(h => h).FirstOrDefault(g => g.Count() > 1) is { } dup)
+            throw new SeqDslException(ErrorKind.Data, $"{name}, line 1: the header names column '{dup.Key}' twice.")
+            { Received = string.Join(",", header), Expected = "distinct column names" };
         var keep = o.Columns?.Select(c =>
         {
             var i = Array.IndexOf(header, c);
@@ -92,6 +103,9 @@ public static class Csv
             rows.Add((line, fields));
         }
 
+        if (rows.Count == 0)
+            throw new SeqDslException(ErrorKind.Data, $"{name}: the file has a header but no data rows.")
+            { Received = "0 rows", Expected = "at least one row after the header" };
         var types = keep.Select(c => Resolve(header[c], o.Types, rows, c, o.DateFormat)).ToArray();
         var good = new List<object?[]>(rows.Count);
         foreach (var (line, fields) in rows)

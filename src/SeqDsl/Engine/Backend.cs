@@ -119,8 +119,8 @@ public static class Backend
         lock (VerifyGate)
         {
             _verifying = true;
-            // the check compiles seeded networks: the caller's global random state must not change
-            using var rng = torch.random.get_rng_state();
+            // the check compiles seeded networks, so it reseeds libtorch's global generator, as any Compile does;
+            // Network.Compile runs it before setting its own seed
             try
             {
                 _sweepRight ??= Record(KernelCheck.VerifyOneDnnTraining(null));
@@ -139,7 +139,6 @@ public static class Backend
             finally
             {
                 _verifying = false;
-                torch.random.set_rng_state(rng);
             }
         }
     }

@@ -25,14 +25,25 @@ public sealed record CompileOptions
         try
         {
             var d = torch.device(Device);
-            if (d.type == DeviceType.CUDA && !torch.cuda.is_available())
+            if (d.type == DeviceType.CUDA && !CudaAvailable())
                 throw new SeqDslException(ErrorKind.Runtime,
-                    $"Device '{Device}' requested but CUDA is not available (this build uses TorchSharp-{(torch.cuda.is_available() ? "cuda" : "cpu")}; build with -p:TorchBackend=cuda on a machine with an NVIDIA GPU).");
+                    $"Device '{Device}' requested but CUDA is not available here (a build with -p:TorchBackend=cuda on a machine with an NVIDIA GPU has it); use --device cpu.");
             return d;
         }
         catch (ArgumentException e)
         {
             throw new SeqDslException(ErrorKind.Spec, $"Unknown device '{Device}'. Expected: cpu, cuda or cuda:N.", e);
         }
+        catch (InvalidOperationException e)
+        {
+            throw new SeqDslException(ErrorKind.Runtime, $"Device '{Device}' could not be initialised here: {e.Message.Split('\n')[0].Trim()}; use --device cpu.", e);
+        }
+    }
+
+    /// <summary>Whether CUDA can be used; false (not an exception) where the CPU build of libtorch cannot initialise it.</summary>
+    internal static bool CudaAvailable()
+    {
+        try { return torch.cuda.is_available(); }
+        catch (InvalidOperationException) { return false; }
     }
 }

@@ -43,6 +43,18 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         var summary = spec.Summary(options.Input, options.Convention);
         var device = options.TorchDevice();
         var net = new Network(spec, options, summary, device);
+        // oneDNN's training path is checked (once per process, and per LSTM shape) before the seed is set: the check
+        // compiles seeded networks of its own, and this network's weights must not depend on whether it ran
+        if (device.type == DeviceType.CPU && Backend.OneDnnSwitchAvailable)
+        {
+            long w = options.Input.Features ?? 0;
+            for (var i = 0; i < spec.Layers.Length; i++)
+            {
+                if (spec.Layers[i] is RecurrentLayer { Cell: LstmCell } r && Shapes.PlanKernel(r) is { Kernel: Kernel.Fused, Path: FusedPath.OneDnn })
+                    Backend.OneDnnTrainingRightFor(w, r.Units, r.Layers, r.Bidirectional is not null);
+                w = summary.Rows[i].Output.Features;
+            }
+        }
         torch.manual_seed(options.Seed);
         long width = options.Input.Features ?? 0;
         for (var i = 0; i < spec.Layers.Length; i++)

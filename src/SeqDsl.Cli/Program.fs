@@ -44,9 +44,14 @@ let main argv =
     | :? SeqDslException as e ->
         eprintfn "seqdsl: %s" e.Message
         exitCodeOf e
+    | e when (e.GetBaseException() :? SeqDslException) ->
+        let inner = e.GetBaseException() :?> SeqDslException
+        eprintfn "seqdsl: %s" inner.Message
+        exitCodeOf inner
     | e ->
-        // one line for the user; the stack trace only when asked for
-        let first = (e.Message.Split('\n').[0]).Trim()
+        // one line for the user (the innermost cause); the stack trace only when asked for
+        let b = e.GetBaseException()
+        let first = (b.Message.Split('\n').[0]).Trim()
         if Environment.GetEnvironmentVariable "SEQDSL_VERBOSE" = "1" then eprintfn "seqdsl: unexpected error: %s" (e.ToString())
-        else eprintfn "seqdsl: unexpected error (%s): %s (SEQDSL_VERBOSE=1 shows where)" (e.GetType().Name) first
+        else eprintfn "seqdsl: unexpected error (%s): %s (SEQDSL_VERBOSE=1 shows where)" (b.GetType().Name) first
         1

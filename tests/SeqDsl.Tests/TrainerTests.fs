@@ -247,6 +247,8 @@ let tests =
             // the scenario: a later epoch is worse than the best one, so resuming right after the best epoch is where
             // a forgotten best value would let the next (worse) epoch overwrite the checkpoint
             Expect.isLessThan bestEpoch vl.Length $"the scenario: an epoch after the best one ({vl})"
+            Expect.isNotNull h.StopReason "the scenario: early stopping fires"
+            Expect.isGreaterThan ([ for e in h.Epochs -> e.LearningRate ] |> List.distinct |> List.length) 1 "the scenario: the plateau cuts the rate"
             let ckpt, state = tempDir (), tempDir ()
             use first = compile model (InputSpec(Vocab = 8)) Convention.Torch 2L
             Trainer.Fit(first, data, opts bestEpoch ckpt state) |> ignore

@@ -86,13 +86,12 @@ public sealed class CallbackContext
 /// <summary>
 /// An epoch-end callback as a value: a state that starts at <see cref="Initial"/>, and a function from the state and the
 /// finished epoch's record to the next state and whether training goes on. The state is saved with the resumable
-/// training state (<see cref="FitOptions.StateDirectory"/>), so a resumed run continues exactly where it stopped.
+/// training state (<see cref="FitOptions.StateDirectory"/>), keyed by the callback's full value, so a resumed run continues
+/// exactly where it stopped, and a callback whose options changed starts fresh. <see cref="From"/> builds them from
+/// <see cref="FitOptions"/>.
 /// </summary>
 public abstract record EpochCallback
 {
-    /// <summary>The callback's name in the saved state (unique within one run).</summary>
-    public abstract string Key { get; }
-
     /// <summary>The state before the first epoch.</summary>
     public virtual CallbackState Initial => new();
 
@@ -102,9 +101,6 @@ public abstract record EpochCallback
     /// <summary>Saves the model whenever the monitored value improves (Keras's ModelCheckpoint with save_best_only).</summary>
     public sealed record BestCheckpoint(string Directory, Monitor Monitor) : EpochCallback
     {
-        /// <inheritdoc />
-        public override string Key => "best_checkpoint";
-
         /// <inheritdoc />
         public override (CallbackState, bool) OnEpochEnd(CallbackState s, EpochRecord r, CallbackContext c)
         {
@@ -119,9 +115,6 @@ public abstract record EpochCallback
     /// epoch's weights are put back when training ends.</summary>
     public sealed record EarlyStop(Monitor Monitor, int Patience, double MinDelta, bool RestoreBest) : EpochCallback
     {
-        /// <inheritdoc />
-        public override string Key => "early_stopping";
-
         /// <inheritdoc />
         public override (CallbackState, bool) OnEpochEnd(CallbackState s, EpochRecord r, CallbackContext c)
         {
@@ -142,9 +135,6 @@ public abstract record EpochCallback
     public sealed record StepDecay(int StepEpochs, double Gamma) : EpochCallback
     {
         /// <inheritdoc />
-        public override string Key => "step_decay";
-
-        /// <inheritdoc />
         public override (CallbackState, bool) OnEpochEnd(CallbackState s, EpochRecord r, CallbackContext c)
         {
             if (r.Epoch % StepEpochs == 0) Trainer.SetLearningRate(c.Optimizer, Trainer.LearningRate(c.Optimizer) * Gamma);
@@ -156,9 +146,6 @@ public abstract record EpochCallback
     /// has not improved for <c>Patience</c> epochs.</summary>
     public sealed record Plateau(Monitor Monitor, double Factor, int Patience, double MinLearningRate) : EpochCallback
     {
-        /// <inheritdoc />
-        public override string Key => "reduce_on_plateau";
-
         /// <inheritdoc />
         public override (CallbackState, bool) OnEpochEnd(CallbackState s, EpochRecord r, CallbackContext c)
         {

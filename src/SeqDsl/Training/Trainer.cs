@@ -42,7 +42,8 @@ public static class Trainer
         torch.manual_seed(o.Seed);
         // early stopping, the best checkpoint and the schedules are callback values whose state travels with the resume state
         var callbacks = EpochCallback.From(o);
-        var states = callbacks.ToDictionary(c => c.Key, c => c.Initial);
+        // keyed by the callback's full value: a resumed run whose options changed a callback starts that one fresh
+        var states = callbacks.ToDictionary(c => c.ToString(), c => c.Initial);
         var context = new CallbackContext(net, opt, history);
         var firstEpoch = 1;
         if (o.StateDirectory is string sd && TrainingState.Exists(sd))
@@ -93,13 +94,14 @@ public static class Trainer
                 var stopAfter = false;
                 foreach (var cb in callbacks)
                 {
-                    (states[cb.Key], var stopNow) = cb.OnEpochEnd(states[cb.Key], record, context);
+                    (states[cb.ToString()], var stopNow) = cb.OnEpochEnd(states[cb.ToString()], record, context);
                     stopAfter |= stopNow;
                 }
                 if (o.StateDirectory is string sd2) TrainingState.Save(sd2, net, opt, shuffle, history, epoch, states, context);
                 if (stopAfter) break;
             }
-            if (context.BestWeights is not null && states.TryGetValue("early_stopping", out var es) && es.BestEpoch > 0)
+            if (context.BestWeights is not null && callbacks.OfType<EpochCallback.EarlyStop>().FirstOrDefault(c => c.RestoreBest) is { } restoring
+                && states[restoring.ToString()] is { BestEpoch: > 0 } es)
             {
                 Restore(net, context.BestWeights);
                 history.RestoredEpoch = es.BestEpoch;
@@ -345,8 +347,9 @@ public static class Trainer
                 w.Write(name);
                 w.Write(t.shape.Length);
                 foreach (var d in t.shape) w.Write(d);
-                using var c = t.detach().cpu().contiguous().to_type(ScalarType.Float32);
-                foreach (var v in c.data<float>()) w.Write(v);
+                using var scope = NewDisposeScope();
+                var c = t.detach().cpu().contiguous().to_type(ScalarType.Float32);
+                w.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(c.data<float>().ToArray().AsSpan()));
             }
         }
 
@@ -362,11 +365,16 @@ public static class Trainer
                 var shape = new long[r.ReadInt32()];
                 for (var k = 0; k < shape.Length; k++) shape[k] = r.ReadInt64();
                 var values = new float[shape.Aggregate(1L, (a, b) => a * b)];
-                for (var k = 0; k < values.Length; k++) values[k] = r.ReadSingle();
+                var bytes = r.ReadBytes(values.Length * sizeof(float));
+                if (bytes.Length != values.Length * sizeof(float)) throw new EndOfStreamException("best-weights.dat is truncated");
+                Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
                 if (!like.TryGetValue(name, out var target))
                     throw new InvalidDataException($"best-weights.dat names '{name}', which the network does not have");
-                result[name] = tensor(values, shape).to(target.dtype).to(target.device).DetachFromDisposeScope();
+                using var scope = NewDisposeScope();
+                result[name] = tensor(values, shape).to(target.dtype).to(target.device).MoveToOuterDisposeScope().DetachFromDisposeScope();
             }
+            if (result.Count != like.Count)
+                throw new InvalidDataException($"best-weights.dat holds {result.Count} tensors; the network has {like.Count}");
             return result;
         }
     }

@@ -103,11 +103,11 @@ public sealed record TrainingSpec
         if (!(ValidationSplit >= 0 && ValidationSplit < 1))
             throw Bad("training.validationSplit", "--validation-split", "the validation split is a fraction of the training rows.", F(ValidationSplit), "0 ≤ split < 1");
         if (EarlyStopping is int es && es < 1) throw Bad("training.earlyStopping", "--early-stopping", "patience is at least one epoch.", es.ToString(), "patience ≥ 1");
-        var device = Device.Trim().ToLowerInvariant();
+        var device = (Device ?? "").Trim().ToLowerInvariant();
         if (device != "cpu" && !System.Text.RegularExpressions.Regex.IsMatch(device, "^cuda(:[0-9]+)?$"))
-            throw Bad("training.device", "--device", "unknown device.", Device, "cpu, cuda or cuda:N");
+            throw Bad("training.device", "--device", "unknown device.", Device ?? "null", "cpu, cuda or cuda:N");
         if (device.StartsWith("cuda", StringComparison.Ordinal) && !Engine.CompileOptions.CudaAvailable())
-            throw Bad("training.device", "--device", "CUDA is not available here (a build with -p:TorchBackend=cuda on a machine with an NVIDIA GPU has it).", Device, "cpu");
+            throw Bad("training.device", "--device", "CUDA is not available here (a build with -p:TorchBackend=cuda on a machine with an NVIDIA GPU has it).", Device ?? "null", "cpu");
     }
 }
 

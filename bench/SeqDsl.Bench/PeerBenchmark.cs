@@ -76,7 +76,7 @@ static class PeerBenchmark
         var openblas = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
         var seqdslMalloc = Backend.Memory == MemoryPolicy.Retain ? "retain" : "system";
 
-        Console.WriteLine($"CPU: {CpuModel()}; vector width: {VectorWidth()}; cores: {Environment.ProcessorCount}");
+        Console.WriteLine($"machine: {Backend.Machine}");
         foreach (var line in Backend.Describe()) Console.WriteLine($"SeqDsl {line}");
         Console.WriteLine($"GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset)"}; OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset)"} (both sides inherit them)");
         Console.WriteLine($"{rounds} rounds × {steps} steps per side, order rotating each round; FLOPs = 3 × the forward matrix products");
@@ -249,20 +249,6 @@ static class PeerBenchmark
         }
         catch (IOException) { return 0; }
     }
-
-    static string CpuModel()
-    {
-        try
-        {
-            return File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown";
-        }
-        catch (IOException) { return "unknown"; }
-    }
-
-    internal static string VectorWidth() =>
-        System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? "AVX-512 (512-bit)"
-        : System.Runtime.Intrinsics.X86.Avx2.IsSupported ? "AVX2 (256-bit)"
-        : System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported ? "NEON (128-bit)" : "128-bit or less";
 
     static string FindPeerScript()
     {

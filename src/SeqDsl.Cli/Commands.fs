@@ -195,24 +195,13 @@ let summary (args: ParseResults<SummaryArgs>) : int =
 /// `seqdsl check`: the kernel agreement sweep and a speed probe on this machine; exit 1 if a path in use disagrees.
 let check (a: ParseResults<CheckArgs>) : int =
     match a.TryGetResult CheckArgs.Threads with
-    | Some n when n < 1 || n > 1024 -> fail ErrorKind.Spec $"--threads must be between 1 and 1024 (got {n})."
+    | Some n when n < 1 || n > TrainingSpec.MaxThreads -> fail ErrorKind.Spec $"--threads must be between 1 and {TrainingSpec.MaxThreads} (got {n})."
     | Some n -> TorchSharp.torch.set_num_threads n
     | None -> ()
     let sizes =
         if a.Contains Full then List.ofSeq KernelCheck.Sizes
         else [ 1; 2; 3; 4; 5; 8; 12; 16; 20; 32; 33; 48; 64; 96; 128; 256 ]
-    let cpu =
-        try
-            File.ReadLines "/proc/cpuinfo"
-            |> Seq.tryFind (fun l -> l.StartsWith "model name")
-            |> Option.map (fun l -> l.Split(':', 2).[1].Trim())
-            |> Option.defaultValue "unknown CPU"
-        with :? IOException -> "unknown CPU"
-    let width =
-        if Runtime.Intrinsics.X86.Avx512F.IsSupported then "AVX-512"
-        elif Runtime.Intrinsics.X86.Avx2.IsSupported then "AVX2"
-        else "no AVX2"
-    printfn "seqdsl check on %s (%s, %d cores), libtorch threads %d" cpu width Environment.ProcessorCount (TorchSharp.torch.get_num_threads ())
+    printfn "seqdsl check on %s, libtorch threads %d" Backend.Machine (TorchSharp.torch.get_num_threads ())
     for line in Backend.Describe() do printfn "  %s" line
     let watch = Diagnostics.Stopwatch.StartNew()
     let cases = KernelCheck.Cases(KernelCheck.Cells, sizes) |> List.ofSeq

@@ -17,6 +17,18 @@ let private describe (rows: KernelCheckRow seq) =
     |> Seq.map (fun r -> $"{r.Path} {r.Mode} {r.Case.Cell} H={r.Case.Hidden} {r.Case.Variant}: max error {r.MaxError:G3}")
     |> String.concat "\n"
 
+/// Runs `check` with the compile diagnostics of `model` (3 features) while a failure is simulated, then restores the backend.
+let private simulated (set: bool -> unit) (model: string) (check: string -> unit) =
+    try
+        set true
+        Backend.ResetForTests()
+        let messages = ResizeArray<string>()
+        use _net = Network.Compile(ModelSyntax.Parse model, CompileOptions(Input = InputSpec(Features = 3), Diagnostics = System.Action<string>(messages.Add)))
+        check (String.concat "\n" messages)
+    finally
+        set false
+        Backend.ResetForTests()
+
 /// Sizes where oneDNN's LSTM inference was seen wrong; the sweep must keep them.
 let private seenWrong = [ 2; 3; 4; 8; 12; 16; 48 ]
 
@@ -123,12 +135,7 @@ let tests =
         // sequenced: they change process-wide state that the parallel tests read
         testSequenced <| testList "simulated failures" [
             test "without the oneDNN switch, Auto LSTM layers on the CPU fall back to the loop kernel and say why" {
-                try
-                    Backend.SimulateMissingSwitch <- true
-                    Backend.ResetForTests()
-                    let messages = ResizeArray<string>()
-                    use net = Network.Compile(ModelSyntax.Parse "Lstm(8).Gru(4)", CompileOptions(Input = InputSpec(Features = 3), Diagnostics = System.Action<string>(messages.Add)))
-                    let all = String.concat "\n" messages
+                simulated (fun on -> Backend.SimulateMissingSwitch <- on) "Lstm(8).Gru(4)" (fun all ->
                     Expect.stringContains all "layer 0 (Lstm): kernel loop: libtorch's oneDNN switch is unavailable" "LSTM falls back"
                     Expect.stringContains all "(fallback from Auto)" "reported as a fallback"
                     Expect.stringContains all "layer 1 (Gru): kernel fused" "GRU has no oneDNN path and stays fused"
@@ -137,27 +144,16 @@ let tests =
                     // the check marks the loop kernel as the LSTM path in use, and it agrees
                     let rows = KernelCheck.Run(KernelCase("lstm", 8, 1, true, true), withOneDnn = true, withLoop = true) |> List.ofSeq
                     Expect.equal (rows |> List.filter (fun r -> r.InUse) |> List.map (fun r -> r.Path) |> List.distinct) [ "loop" ] "loop in use"
-                    Expect.isTrue (rows |> List.forall (fun r -> r.Path <> "onednn")) "oneDNN not probed without the switch"
-                finally
-                    Backend.SimulateMissingSwitch <- false
-                    Backend.ResetForTests()
+                    Expect.isTrue (rows |> List.forall (fun r -> r.Path <> "onednn")) "oneDNN not probed without the switch")
                 Expect.isTrue Backend.OneDnnSwitchAvailable "restored"
             }
 
             test "when oneDNN's training path disagrees with the reference, LSTMs train on the native kernel and say why" {
-                try
-                    Backend.SimulateOneDnnWrong <- true
-                    Backend.ResetForTests()
-                    let messages = ResizeArray<string>()
-                    use net = Network.Compile(ModelSyntax.Parse "Lstm(8).Dense(1)", CompileOptions(Input = InputSpec(Features = 3), Diagnostics = System.Action<string>(messages.Add)))
-                    let all = String.concat "\n" messages
+                simulated (fun on -> Backend.SimulateOneDnnWrong <- on) "Lstm(8).Dense(1)" (fun all ->
                     Expect.stringContains all "layer 0 (Lstm): kernel fused — libtorch's native kernel; not oneDNN: oneDNN's LSTM disagrees" "falls back, says why"
                     Expect.stringContains (String.concat "\n" (Backend.Describe())) "not used for training either" "described"
                     let rows = KernelCheck.Run(KernelCase("lstm", 8, 1, false, false), withOneDnn = true, withLoop = false) |> List.ofSeq
-                    Expect.equal (rows |> List.filter (fun r -> r.InUse) |> List.map (fun r -> r.Path, r.Mode) |> List.sort) [ "native", "no_grad"; "native", "training" ] "native in use in both modes"
-                finally
-                    Backend.SimulateOneDnnWrong <- false
-                    Backend.ResetForTests()
+                    Expect.equal (rows |> List.filter (fun r -> r.InUse) |> List.map (fun r -> r.Path, r.Mode) |> List.sort) [ "native", "no_grad"; "native", "training" ] "native in use in both modes")
                 Expect.isTrue Backend.OneDnnTrainingRight "restored"
             }
 

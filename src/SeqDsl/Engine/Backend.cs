@@ -170,6 +170,26 @@ public static class Backend
         AppContext.GetData("System.GC.RetainVM") is true or "true" or "True"
         || Environment.GetEnvironmentVariable("DOTNET_GCRetainVM") is "1" or "true";
 
+    /// <summary>The CPU model (from /proc/cpuinfo where there is one) and the widest vector instruction set .NET sees,
+    /// e.g. "AMD EPYC, AVX2": what every measurement should be reported with.</summary>
+    public static string Machine
+    {
+        get
+        {
+            var model = "unknown CPU";
+            try
+            {
+                if (File.Exists("/proc/cpuinfo"))
+                    model = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? model;
+            }
+            catch (IOException) { }
+            var isa = System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? "AVX-512"
+                : System.Runtime.Intrinsics.X86.Avx2.IsSupported ? "AVX2"
+                : System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported ? "NEON" : "no AVX2";
+            return $"{model}, {isa}, {Environment.ProcessorCount} cores";
+        }
+    }
+
     /// <summary>One line per decision: the oneDNN switch, memory, threads.</summary>
     public static IReadOnlyList<string> Describe()
     {

@@ -93,10 +93,7 @@ public static class KernelCheck
         using var net = Network.Compile(ModelSyntax.Parse(c.ModelText(lstm ? Kernel.Fused : Kernel.Auto)),
             new CompileOptions { Input = new InputSpec(Features: input), Seed = seed });
         using var data = NewDisposeScope();
-        using var generator = new TorchSharp.torch.Generator((ulong)seed + 7);
-        var x = randn([batch, time, input], generator: generator);
-        var lengths = c.Lengths ? tensor(Enumerable.Range(0, batch).Select(b => (long)Math.Max(1, time - 2 * b)).ToArray()) : null;
-        var reference = Reference.Run(c, net, x, lengths);
+        var (x, lengths, reference) = Inputs(c, net, batch, time, input, seed);
         foreach (var mode in new[] { "training", "no_grad" })
         {
             var grad = mode == "training";
@@ -137,15 +134,22 @@ public static class KernelCheck
             using var net = Network.Compile(ModelSyntax.Parse(c.ModelText(Kernel.Fused)),
                 new CompileOptions { Input = new InputSpec(Features: (int)input), Seed = 1 });
             using var scope = NewDisposeScope();
-            using var generator = new TorchSharp.torch.Generator(8);
-            var x = randn([3, 5, input], generator: generator);
-            var lengths = c.Lengths ? tensor(new long[] { 5, 3, 1 }) : null;
-            var reference = Reference.Run(c, net, x, lengths);
+            var (x, lengths, reference) = Inputs(c, net, 3, 5, (int)input, 1);
             var error = Backend.SimulateOneDnnWrong ? 0.25 : Backend.WithPath(true, () => Compare(net, x, lengths, true, reference));
             var row = new KernelCheckRow(c, "onednn", "training", error, true, input);
             if (!row.Agrees && (worst is null || row.MaxError > worst.MaxError)) worst = row;
         }
         return worst;
+    }
+
+    /// <summary>A seeded random batch (B, T, I), lengths T, T − 2, T − 4, … (at least 1) when the case has lengths, and the
+    /// float64 reference for them; tensors live in the caller's dispose scope.</summary>
+    private static (Tensor X, Tensor? Lengths, Reference.Result Reference) Inputs(KernelCase c, Network net, int batch, int time, int input, long seed)
+    {
+        using var generator = new TorchSharp.torch.Generator((ulong)seed + 7);
+        var x = randn([batch, time, input], generator: generator);
+        var lengths = c.Lengths ? tensor(Enumerable.Range(0, batch).Select(b => (long)Math.Max(1, time - 2 * b)).ToArray()) : null;
+        return (x, lengths, Reference.Run(c, net, x, lengths));
     }
 
     /// <summary>Largest relative error of the network's outputs (both lengths paths) and final states against the reference.</summary>

@@ -45,21 +45,16 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         var net = new Network(spec, options, summary, device);
         // oneDNN's training path is checked (once per process, and per LSTM shape) before the seed is set: the check
         // compiles seeded networks of its own, and this network's weights must not depend on whether it ran
+        long InputWidth(int i) => i == 0 ? options.Input.Features ?? 0 : summary.Rows[i - 1].Output.Features;
         if (device.type == DeviceType.CPU && Backend.OneDnnSwitchAvailable)
-        {
-            long w = options.Input.Features ?? 0;
             for (var i = 0; i < spec.Layers.Length; i++)
-            {
                 if (spec.Layers[i] is RecurrentLayer { Cell: LstmCell } r && Shapes.PlanKernel(r) is { Kernel: Kernel.Fused, Path: FusedPath.OneDnn })
-                    Backend.OneDnnTrainingRightFor(w, r.Units, r.Layers, r.Bidirectional is not null);
-                w = summary.Rows[i].Output.Features;
-            }
-        }
+                    Backend.OneDnnTrainingRightFor(InputWidth(i), r.Units, r.Layers, r.Bidirectional is not null);
         torch.manual_seed(options.Seed);
-        long width = options.Input.Features ?? 0;
         for (var i = 0; i < spec.Layers.Length; i++)
         {
             var layer = spec.Layers[i];
+            var width = InputWidth(i);
             LayerModule module = layer switch
             {
                 EmbedLayer e => CompileEmbed(e, i, summary, options),
@@ -71,7 +66,6 @@ public sealed class Network : nn.Module<Tensor, Tensor>
                 _ => throw SeqDslException.ForLayer(i, layer, ErrorKind.Spec, "No compiler for this layer.", layer.GetType().Name, "a SeqDsl layer"),
             };
             net._layers.Add(module);
-            width = summary.Rows[i].Output.Features;
         }
         net.register_module("layers", net._layers);
         if (options.Convention == Convention.Keras) net.KerasInitialisation();

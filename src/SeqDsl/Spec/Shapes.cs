@@ -113,9 +113,9 @@ public static class Shapes
 
     /// <summary>
     /// libtorch's oneDNN path for the training-mode forward passes of every LSTM layer, the native kernel for
-    /// everything else. Measured on the CPU (docs/BENCHMARKS.md), with SeqDsl's memory policy in force: oneDNN's
-    /// LSTM forward + backward takes 0.30–0.55× the native kernel's time at the textbooks' small sizes
-    /// (H 32–50), 0.8–0.9× at H 512 and about the same at the char LM's (I 1027, H 256); its training-mode
+    /// everything else. Measured on an AMD EPYC with AVX2 (docs/BENCHMARKS.md, `bench paths`), with SeqDsl's memory policy
+    /// in force: oneDNN's LSTM forward + backward takes 0.38–0.52× the native kernel's time at the textbooks' small sizes
+    /// (H 32–50), 0.72–0.92× at H 512 and about the same at the char LM's (I 1027, H 256); its training-mode
     /// results agree with the reference. Forward passes without gradients never use it: its inference path gave
     /// wrong outputs for hidden sizes 2–48 on an AVX-512 CPU. The engine verifies oneDNN's training path against
     /// the reference before a layer uses it (on the CPU, at that layer's widths) and falls back to the native
@@ -204,12 +204,12 @@ public static class Shapes
                     continue;
                 case RecurrentLayer r:
                     var inWidth = shape.Features;
-                    plan = PlanKernel(r);
                     for (var l = 0; l < r.Layers; l++)
                     {
                         p += r.Directions * r.Cell.ParameterCount(inWidth, r.Units, convention);
                         inWidth = (long)r.Directions * r.Units;
                     }
+                    plan = PlanKernel(r);
                     shape = ReturnsSequences(model, i)
                         ? shape with { Features = r.OutputWidth }
                         : new Shape(false, null, r.OutputWidth);

@@ -41,9 +41,9 @@ public static class Trainer
         using var shuffle = new Generator((ulong)o.Seed);
         torch.manual_seed(o.Seed);
         // early stopping, the best checkpoint and the schedules are callback values whose state travels with the resume state
-        var callbacks = EpochCallback.From(o);
         // keyed by the callback's full value: a resumed run whose options changed a callback starts that one fresh
-        var states = callbacks.ToDictionary(c => c.ToString(), c => c.Initial);
+        var callbacks = EpochCallback.From(o).Select(c => (Callback: c, Key: c.ToString())).ToList();
+        var states = callbacks.ToDictionary(c => c.Key, c => c.Callback.Initial);
         var context = new CallbackContext(net, opt, history);
         var firstEpoch = 1;
         if (o.StateDirectory is string sd && TrainingState.Exists(sd))
@@ -92,16 +92,16 @@ public static class Trainer
                 o.Progress?.Report(new TrainingProgress(epoch, o.Epochs, batches, batches, values["loss"], clock.Elapsed, record));
 
                 var stopAfter = false;
-                foreach (var cb in callbacks)
+                foreach (var (cb, key) in callbacks)
                 {
-                    (states[cb.ToString()], var stopNow) = cb.OnEpochEnd(states[cb.ToString()], record, context);
+                    (states[key], var stopNow) = cb.OnEpochEnd(states[key], record, context);
                     stopAfter |= stopNow;
                 }
                 if (o.StateDirectory is string sd2) TrainingState.Save(sd2, net, opt, shuffle, history, epoch, states, context);
                 if (stopAfter) break;
             }
-            if (context.BestWeights is not null && callbacks.OfType<EpochCallback.EarlyStop>().FirstOrDefault(c => c.RestoreBest) is { } restoring
-                && states[restoring.ToString()] is { BestEpoch: > 0 } es)
+            if (context.BestWeights is not null && callbacks.FirstOrDefault(c => c.Callback is EpochCallback.EarlyStop { RestoreBest: true }) is { Key: { } restoring }
+                && states[restoring] is { BestEpoch: > 0 } es)
             {
                 Restore(net, context.BestWeights);
                 history.RestoredEpoch = es.BestEpoch;

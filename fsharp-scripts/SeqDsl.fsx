@@ -3,6 +3,7 @@
 #I "../src/SeqDsl.FSharp/bin/Debug/net10.0"
 #r "TorchSharp.dll"
 #r "Microsoft.Data.Analysis.dll"
+#r "SeqDsl.Core.dll"
 #r "SeqDsl.dll"
 #r "SeqDsl.FSharp.dll"
 

@@ -1,5 +1,6 @@
 // Declares seed 003's models with the F# pipeline functions and prints their summaries.
 // Run after building:  dotnet build src/SeqDsl.FSharp && dotnet fsi fsharp-scripts/summary.fsx
+#r "../src/SeqDsl.FSharp/bin/Debug/net10.0/SeqDsl.Core.dll"
 #r "../src/SeqDsl.FSharp/bin/Debug/net10.0/SeqDsl.dll"
 #r "../src/SeqDsl.FSharp/bin/Debug/net10.0/SeqDsl.FSharp.dll"
 

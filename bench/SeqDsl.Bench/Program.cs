@@ -149,7 +149,7 @@ static class ImdbPrepBenchmark
             var tTok = sw.Elapsed.TotalSeconds;
             var prep = TextPreprocessing.FitTokens(tokens, tokenizer, vocab, maxlen, padding, padding);
             var tVocab = sw.Elapsed.TotalSeconds;
-            var (ids, lengths) = prep.Encode(tokens);
+            var (ids, lengths) = prep.Encode(tokens).ToTensors();
             Console.WriteLine($"  {name}: tokenize {tTok:F2} s, vocabulary ({prep.Vocabulary.Size:N0}) {tVocab - tTok:F2} s, " +
                               $"encode + pad [{string.Join(", ", ids.shape)}] {sw.Elapsed.TotalSeconds - tVocab:F2} s");
             ids.Dispose();

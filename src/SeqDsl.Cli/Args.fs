@@ -7,6 +7,39 @@ type ConventionArg =
     | Torch
     | Keras
 
+/// The optimizers an experiment names.
+type OptimizerArg =
+    | Adam
+    | Sgd
+    | Rmsprop
+    | Adagrad
+
+/// Tokenizers by name (SeqDsl.Data.Tokenizer.FromName).
+type TokenizerArg =
+    | Keras
+    | Seed002
+    | Whitespace
+    | Chars
+
+/// Padding side with --maxlen.
+type SideArg =
+    | Pre
+    | Post
+
+/// Series feature sets.
+type FeatureSetArg =
+    | Raw
+    | Seed002
+
+/// Language-model samplers.
+type SamplingArg =
+    | Random
+    | Consecutive
+    | Chunks
+
+/// The experiment file's name of a union-typed option: the case name in lower case.
+let argName (value: 'a) = (sprintf "%A" value).ToLowerInvariant()
+
 type SummaryArgs =
     | [<AltCommandLine("-m")>] Model of text: string
     | Model_Dir of dir: string
@@ -34,7 +67,7 @@ type TrainArgs =
     | [<AltCommandLine("-o")>] Out of dir: string
     | Epochs of int
     | Batch_Size of int
-    | Optimizer of name: string
+    | Optimizer of OptimizerArg
     | [<AltCommandLine("--lr")>] Learning_Rate of float
     | Momentum of float
     | Clip_Norm of float
@@ -46,17 +79,17 @@ type TrainArgs =
     | Early_Stopping of patience: int
     | No_Bucketing
     | Convention of ConventionArg
-    | Tokenizer of name: string
+    | Tokenizer of TokenizerArg
     | Num_Words of int
     | Min_Freq of int
     | Maxlen of int
-    | Padding of side: string
+    | Padding of SideArg
     | Lowercase
     | Text_Column of name: string
     | Label_Column of name: string
     | Feature_Columns of names: string
     | Target_Column of name: string
-    | Feature_Set of name: string
+    | Feature_Set of FeatureSetArg
     | Window of rows: int
     | Train_End of date: string
     | Test_Start of date: string
@@ -65,7 +98,7 @@ type TrainArgs =
     | Chars of count: int
     | Replace_Newlines
     | Steps of int
-    | Sampling of kind: string
+    | Sampling of SamplingArg
 
     interface IArgParserTemplate with
         member a.Usage =

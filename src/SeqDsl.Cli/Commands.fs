@@ -45,17 +45,17 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
         | None -> p0.FeatureColumns
     let p =
         PreprocessingSpec(
-            Tokenizer = (match a.TryGetResult Tokenizer with Some t -> t | None -> p0.Tokenizer),
+            Tokenizer = (match a.TryGetResult Tokenizer with Some t -> argName t | None -> p0.Tokenizer),
             NumWords = orNull (a.TryGetResult Num_Words) p0.NumWords,
             MinFreq = defaultArg (a.TryGetResult Min_Freq) p0.MinFreq,
             Maxlen = orNull (a.TryGetResult Maxlen) p0.Maxlen,
-            Padding = defaultArg (a.TryGetResult Padding) p0.Padding,
+            Padding = (match a.TryGetResult Padding with Some v -> argName v | None -> p0.Padding),
             Lowercase = (a.Contains Lowercase || p0.Lowercase),
             TextColumn = defaultArg (a.TryGetResult Text_Column) p0.TextColumn,
             LabelColumn = defaultArg (a.TryGetResult Label_Column) p0.LabelColumn,
             FeatureColumns = featureColumns,
             TargetColumn = (match a.TryGetResult Target_Column with Some t -> t | None -> p0.TargetColumn),
-            FeatureSet = defaultArg (a.TryGetResult Feature_Set) p0.FeatureSet,
+            FeatureSet = (match a.TryGetResult Feature_Set with Some v -> argName v | None -> p0.FeatureSet),
             Window = defaultArg (a.TryGetResult Window) p0.Window,
             TrainEnd = (match a.TryGetResult Train_End with Some s -> Nullable(date "train-end" s) | None -> p0.TrainEnd),
             TestStart = (match a.TryGetResult Test_Start with Some s -> Nullable(date "test-start" s) | None -> p0.TestStart),
@@ -63,13 +63,13 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
             Chars = orNull (a.TryGetResult Chars) p0.Chars,
             ReplaceNewlines = (a.Contains Replace_Newlines || p0.ReplaceNewlines),
             Steps = defaultArg (a.TryGetResult Steps) p0.Steps,
-            Sampling = defaultArg (a.TryGetResult Sampling) p0.Sampling,
+            Sampling = (match a.TryGetResult Sampling with Some v -> argName v | None -> p0.Sampling),
             TestSplit = defaultArg (a.TryGetResult Test_Split) p0.TestSplit)
     let t =
         TrainingSpec(
             Epochs = defaultArg (a.TryGetResult Epochs) t0.Epochs,
             BatchSize = defaultArg (a.TryGetResult Batch_Size) t0.BatchSize,
-            Optimizer = defaultArg (a.TryGetResult Optimizer) t0.Optimizer,
+            Optimizer = (match a.TryGetResult Optimizer with Some v -> argName v | None -> t0.Optimizer),
             LearningRate = orNull (a.TryGetResult Learning_Rate) t0.LearningRate,
             Momentum = defaultArg (a.TryGetResult Momentum) t0.Momentum,
             ClipNorm = orNull (a.TryGetResult Clip_Norm) t0.ClipNorm,
@@ -82,8 +82,8 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
             BucketByLength = (t0.BucketByLength && not (a.Contains No_Bucketing)),
             Convention =
                 (match a.TryGetResult TrainArgs.Convention with
-                 | Some Torch -> "torch"
-                 | Some Keras -> "keras"
+                 | Some ConventionArg.Torch -> "torch"
+                 | Some ConventionArg.Keras -> "keras"
                  | None -> t0.Convention))
     let model = match a.TryGetResult TrainArgs.Model with Some m -> m | None -> baseSpec.Model
     let data = match a.TryGetResult TrainArgs.Data with Some d -> d | None -> baseSpec.Data
@@ -96,7 +96,7 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
 let train (a: ParseResults<TrainArgs>) : int =
     let spec = experimentOf a
     let model = Experiment.ParseModel spec.Model // model text errors first, with their column
-    spec.Training.Validate() // then every training bound, before anything is printed or read
+    Experiment.Validate spec.Training // then every training bound, before anything is printed or read
     use cts = new CancellationTokenSource()
     let handler = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; cts.Cancel())
     Console.CancelKeyPress.AddHandler handler

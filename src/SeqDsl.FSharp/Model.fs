@@ -61,15 +61,8 @@ module Model =
     /// Appends a GRU layer choosing reset-after (true) or the textbook reset-before form (false).
     let gruWith (units: int) (resetAfter: bool) (m: ModelSpec) = m.Gru(units, resetAfter)
 
-    /// Sets returnSequences on the preceding recurrent layer.
-    let returnSequences (value: bool) (m: ModelSpec) =
-        match Seq.tryLast m.Layers with
-        | Some (:? RecurrentLayer as r) ->
-            let changed =
-                RecurrentLayer(r.Cell, r.Units, ReturnSequences = System.Nullable value, Layers = r.Layers,
-                               Bidirectional = r.Bidirectional, Dropout = r.Dropout, Kernel = r.Kernel)
-            ModelSpec.Of(Seq.append (Seq.take (m.Layers.Length - 1) m.Layers) [ changed :> Layer ])
-        | _ -> raise (SeqDslException(ErrorKind.Spec, "returnSequences applies to a preceding recurrent layer."))
+    /// Sets returnSequences on the preceding recurrent layer (its other options kept).
+    let returnSequences (value: bool) (m: ModelSpec) = m.ReturnSequences value
 
     /// Stacks the preceding recurrent layer `n` times.
     let stack (n: int) (m: ModelSpec) = m.Stack(n)
@@ -97,3 +90,71 @@ module Model =
 
     /// The per-layer summary under a convention.
     let summary (input: InputSpec) (convention: Convention) (m: ModelSpec) = m.Summary(input, convention)
+
+/// Model building as a computation expression, one layer per line:
+///
+///     model {
+///         embed 32
+///         lstm 64
+///         stack 2
+///         dense 1 Sigmoid
+///     }
+///
+/// Each operation is the `Model` function of the same name; the value is the same `ModelSpec`.
+type ModelBuilder() =
+    member _.Yield(_: unit) : ModelSpec = ModelSpec.Empty
+    member _.Zero() : ModelSpec = ModelSpec.Empty
+
+    /// Token embedding of width `dim`.
+    [<CustomOperation("embed")>]
+    member _.Embed(m: ModelSpec, dim: int) = m.Embed(dim)
+
+    /// Simple RNN (tanh).
+    [<CustomOperation("simpleRnn")>]
+    member _.SimpleRnn(m: ModelSpec, units: int) = m.SimpleRnn(units)
+
+    /// LSTM.
+    [<CustomOperation("lstm")>]
+    member _.Lstm(m: ModelSpec, units: int) = m.Lstm(units)
+
+    /// GRU (libtorch's reset-after form).
+    [<CustomOperation("gru")>]
+    member _.Gru(m: ModelSpec, units: int) = m.Gru(units)
+
+    /// returnSequences of the preceding recurrent layer.
+    [<CustomOperation("returnSequences")>]
+    member _.ReturnSequences(m: ModelSpec, value: bool) = m.ReturnSequences value
+
+    /// Stacks the preceding recurrent layer `n` times.
+    [<CustomOperation("stack")>]
+    member _.Stack(m: ModelSpec, n: int) = m.Stack(n)
+
+    /// Makes the preceding recurrent layer bidirectional.
+    [<CustomOperation("bidirectional")>]
+    member _.Bidirectional(m: ModelSpec, merge: Merge) = m.Bidirectional(merge)
+
+    /// Dropout of activations.
+    [<CustomOperation("dropout")>]
+    member _.Dropout(m: ModelSpec, rate: float) = m.Dropout(rate)
+
+    /// Spatial (channel) dropout.
+    [<CustomOperation("spatialDropout")>]
+    member _.SpatialDropout(m: ModelSpec, rate: float) = m.SpatialDropout(rate)
+
+    /// Dense layer with an activation.
+    [<CustomOperation("dense")>]
+    member _.Dense(m: ModelSpec, units: int, activation: Activation) = m.Dense(units, activation)
+
+    /// Additive attention pooling.
+    [<CustomOperation("attention")>]
+    member _.Attention(m: ModelSpec) = m.Attention()
+
+    /// Any layer record.
+    [<CustomOperation("add")>]
+    member _.Add(m: ModelSpec, layer: Layer) = m.Add layer
+
+/// The `model { … }` builder.
+[<AutoOpen>]
+module ModelExpression =
+    /// Builds a `ModelSpec` one layer per line (see `ModelBuilder`).
+    let model = ModelBuilder()

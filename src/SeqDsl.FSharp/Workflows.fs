@@ -37,12 +37,10 @@ module Experiment =
     let create (model: string) (data: string) = ExperimentSpec(Model = model, Data = data)
 
     /// The same experiment with other training options.
-    let withTraining (training: TrainingSpec) (e: ExperimentSpec) =
-        ExperimentSpec(Model = e.Model, Data = e.Data, Preprocessing = e.Preprocessing, Training = training)
+    let withTraining (training: TrainingSpec) (e: ExperimentSpec) = e.WithTraining training
 
     /// The same experiment with other preprocessing options.
-    let withPreprocessing (preprocessing: PreprocessingSpec) (e: ExperimentSpec) =
-        ExperimentSpec(Model = e.Model, Data = e.Data, Preprocessing = preprocessing, Training = e.Training)
+    let withPreprocessing (preprocessing: PreprocessingSpec) (e: ExperimentSpec) = e.WithPreprocessing preprocessing
 
     /// Runs it, printing one line per epoch; the result owns the trained network (dispose it).
     let run (e: ExperimentSpec) =

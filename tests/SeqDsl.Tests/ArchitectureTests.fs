@@ -1,51 +1,125 @@
-/// The dependency arrows of ARCHITECTURE.md: Spec depends on nothing but the BCL.
+/// The dependency arrows of docs/ARCHITECTURE.md, checked on the compiled assemblies: SeqDsl.Core references no
+/// TorchSharp; within SeqDsl.Core and SeqDsl, a namespace uses only the namespaces below it — in signatures and in
+/// method bodies (read with Mono.Cecil, so a `using` or a fully qualified name inside a method counts).
 module SeqDsl.Tests.ArchitectureTests
 
 open System
 open System.Reflection
 open Expecto
+open Mono.Cecil
+open Mono.Cecil.Cil
 open SeqDsl.Spec
 
-let private specTypes =
-    typeof<ModelSpec>.Assembly.GetTypes()
-    |> Array.filter (fun t -> t.Namespace = "SeqDsl.Spec")
+/// Layer → the layers it may use (besides itself). The root namespace SeqDsl holds the fluent entry point Model.
+let allowed : Map<string, Set<string>> =
+    Map [
+        "Spec", set []
+        "", set [ "Spec" ]
+        "Data", set [ "Spec" ]
+        "Engine", set [ "Spec" ]
+        "Training", set [ "Spec"; "Data"; "Engine" ]
+        "Generation", set [ "Spec"; "Engine" ]
+        "Diagnostics", set [ "Spec"; "Engine"; "Training" ]
+        "Workflows", set [ "Spec"; "Data"; "Engine"; "Training"; "Generation"; "Diagnostics"; "" ]
+    ]
 
-let rec private mentioned (t: Type) : Type seq =
+let rec private topLevel (t: TypeReference) = if isNull t.DeclaringType then t else topLevel t.DeclaringType
+
+/// Every type a type reference names: itself, its element type, its generic arguments.
+let rec private expand (t: TypeReference) : TypeReference seq =
     seq {
-        yield t
-        if t.HasElementType then yield! mentioned (t.GetElementType())
-        if t.IsGenericType then
-            for a in t.GetGenericArguments() do
-                yield! mentioned a
+        if not (isNull t) then
+            match t with
+            | :? GenericInstanceType as g ->
+                yield! expand g.ElementType
+                for a in g.GenericArguments do yield! expand a
+            | :? TypeSpecification as s -> yield! expand s.ElementType
+            | :? GenericParameter -> ()
+            | _ -> yield t
     }
 
-let private signatureTypes (t: Type) =
-    let flags = BindingFlags.Public ||| BindingFlags.NonPublic ||| BindingFlags.Instance ||| BindingFlags.Static ||| BindingFlags.DeclaredOnly
+/// The types a type definition uses: base, interfaces, fields, properties, method signatures, locals and every
+/// type, method or field an instruction names; nested (compiler-generated) types count for their outer type.
+let rec private uses (t: TypeDefinition) : TypeReference seq =
     seq {
-        if not (isNull t.BaseType) then yield t.BaseType
-        yield! t.GetInterfaces()
-        for f in t.GetFields flags do yield f.FieldType
-        for p in t.GetProperties flags do yield p.PropertyType
-        for m in t.GetMethods flags do
-            yield m.ReturnType
-            for p in m.GetParameters() do yield p.ParameterType
-        for c in t.GetConstructors flags do
-            for p in c.GetParameters() do yield p.ParameterType
+        yield! expand t.BaseType
+        for i in t.Interfaces do yield! expand i.InterfaceType
+        for f in t.Fields do yield! expand f.FieldType
+        for p in t.Properties do yield! expand p.PropertyType
+        for m in t.Methods do
+            yield! expand m.ReturnType
+            for p in m.Parameters do yield! expand p.ParameterType
+            if m.HasBody then
+                for v in m.Body.Variables do yield! expand v.VariableType
+                for ins in m.Body.Instructions do
+                    match ins.Operand with
+                    | :? TypeReference as r -> yield! expand r
+                    | :? MethodReference as r ->
+                        yield! expand r.DeclaringType
+                        yield! expand r.ReturnType
+                        for p in r.Parameters do yield! expand p.ParameterType
+                        match r with
+                        | :? GenericInstanceMethod as g -> for a in g.GenericArguments do yield! expand a
+                        | _ -> ()
+                    | :? FieldReference as r ->
+                        yield! expand r.DeclaringType
+                        yield! expand r.FieldType
+                    | _ -> ()
+        for n in t.NestedTypes do yield! uses n
     }
-    |> Seq.collect mentioned
+
+/// The layer of a namespace under a prefix: SeqDsl.Training.X → "Training", SeqDsl → ""; None outside the prefix.
+let private layerOf (prefix: string) (ns: string) =
+    if ns = prefix then Some ""
+    elif ns.StartsWith(prefix + ".", StringComparison.Ordinal) then Some(ns.Substring(prefix.Length + 1).Split('.').[0])
+    else None
+
+/// Every use of one layer by another that <paramref name="rules"/> does not allow, as "A.Type → B.Type".
+let backArrows (prefix: string) (rules: Map<string, Set<string>>) (assemblyPath: string) =
+    use asm = AssemblyDefinition.ReadAssembly(assemblyPath)
+    [ for t in asm.MainModule.Types do
+        match layerOf prefix t.Namespace with
+        | Some from when rules.ContainsKey from ->
+            for r in uses t |> Seq.distinctBy (fun r -> r.FullName) do
+                match layerOf prefix (topLevel r).Namespace with
+                | Some target when target <> from && not (rules.[from].Contains target) ->
+                    yield sprintf "%s (%s) → %s (%s)" t.FullName from r.FullName target
+                | _ -> ()
+        | Some from -> yield sprintf "%s: layer '%s' has no rule in docs/ARCHITECTURE.md" t.FullName from
+        | None -> () ]
+    |> List.distinct
+
+let private path (a: Assembly) = a.Location
+let private core = typeof<ModelSpec>.Assembly
+let private engine = typeof<SeqDsl.Engine.Network>.Assembly
+
+let private specTypes = core.GetTypes() |> Array.filter (fun t -> t.Namespace = "SeqDsl.Spec")
 
 [<Tests>]
 let tests =
     testList "Architecture" [
-        test "Spec types mention no TorchSharp type in any signature" {
-            Expect.isNonEmpty specTypes "found Spec types"
-            let offenders =
-                [ for t in specTypes do
-                    for s in signatureTypes t do
-                        let asm = s.Assembly.GetName().Name
-                        if asm.StartsWith("TorchSharp", StringComparison.Ordinal) then
-                            yield sprintf "%s -> %s" t.FullName s.FullName ]
-            Expect.isEmpty offenders "Spec must not reference TorchSharp"
+        test "SeqDsl.Core references no TorchSharp, ScottPlot or SeqDsl engine assembly" {
+            Expect.equal (core.GetName().Name) "SeqDsl.Core" "Spec lives in SeqDsl.Core"
+            let refs = core.GetReferencedAssemblies() |> Array.map (fun a -> a.Name) |> List.ofArray
+            let foreign =
+                refs |> List.filter (fun n ->
+                    not (n = "netstandard" || n.StartsWith("System", StringComparison.Ordinal) || n = "Microsoft.Data.Analysis"))
+            Expect.isEmpty foreign (sprintf "SeqDsl.Core references only the BCL and Microsoft.Data.Analysis (it references %A)" refs)
+        }
+
+        test "the checker finds a back-arrow that only a method body holds" {
+            let found = backArrows "SeqDsl.Tests.ArchitectureFixture" allowed (Assembly.GetExecutingAssembly().Location)
+            Expect.equal found
+                [ "SeqDsl.Tests.ArchitectureFixture.Data.LoaderLike (Data) → SeqDsl.Tests.ArchitectureFixture.Training.TrainerLike (Training)" ]
+                "the fixture's Data → Training use, and nothing from the clean Engine type"
+        }
+
+        test "SeqDsl.Core: every namespace uses only the layers below it" {
+            Expect.isEmpty (backArrows "SeqDsl" allowed (path core)) "back-arrows"
+        }
+
+        test "SeqDsl: every namespace uses only the layers below it" {
+            Expect.isEmpty (backArrows "SeqDsl" allowed (path engine)) "back-arrows"
         }
 
         test "Spec records are immutable: no public setters except init" {

@@ -17,15 +17,15 @@ let tests =
             Expect.equal net.ParameterCount 2L "two parameters"
             net.Assign("layers.0.rnn.weight_ih_l0", -2.0f)
             net.Assign("layers.0.rnn.weight_hh_l0", 0.0f)
-            let h = Trainer.Fit(net, Synthetic.OneSequence "0000101010",
+            let h = Trainer.Fit(net, SequenceData.From(Synthetic.OneSequence "0000101010"),
                                 FitOptions(Epochs = 150, BatchSize = 1, Shuffle = false, Optimizer = OptimizerSpec.Sgd(5e-4), Loss = Loss.Mse))
             Expect.floatClose Accuracy.high h.Epochs.[0].["loss"] 9.0 "first loss"
             Expect.isLessThan h.Epochs.[149].["loss"] 2e-3 "final loss"
         }
 
         test "E2: an LSTM(20) counts the ones of 10,000 length-20 sequences (Adam 5e-3, MSE, batch 16)" {
-            let train = Synthetic.CountingOnes(10000, 20, 1)
-            let test = Synthetic.CountingOnes(1000, 20, 2)
+            let train = SequenceData.From(Synthetic.CountingOnes(10000, 20, 1))
+            let test = SequenceData.From(Synthetic.CountingOnes(1000, 20, 2))
             use net = compile (Model.Lstm(20).Dense(1)) (InputSpec(Features = 1)) Convention.Torch 2L
             // seed 000's LSTMCell initialises every weight from U(−√(3/H), √(3/H))
             net.Initialize("layers.0.*", Init.Uniform(-sqrt (3.0 / 20.0), sqrt (3.0 / 20.0))) |> ignore

@@ -23,7 +23,7 @@ let tests =
             net.Assign("layers.0.rnn.weight_ih_l0", float32 u)
             net.Assign("layers.0.rnn.weight_hh_l0", float32 w)
             let bits = "0110100111"
-            let data = Synthetic.OneSequence bits
+            let data = SequenceData.From(Synthetic.OneSequence bits)
             let flow = GradientFlow.Measure(net, data, Loss.Mse)
             Expect.equal flow.Count 1 "one layer, one direction"
             let norms = flow.[0].Norms

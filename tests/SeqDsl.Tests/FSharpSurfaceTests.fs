@@ -25,6 +25,37 @@ let tests =
             Expect.equal (string m) "Embed(8).Gru(4, resetAfter: false, returnSequences: true).Stack(2, dropout: 0.5).Bidirectional()" "text"
         }
 
+        test "model { } builds the pipeline's value" {
+            let built =
+                SeqDsl.FSharp.ModelExpression.model {
+                    embed 32
+                    lstm 64
+                    stack 2
+                    dropout 0.2
+                    dense 1 Activation.Sigmoid
+                }
+            let piped = M.embed 32 |> M.lstm 64 |> M.stack 2 |> M.dropout 0.2 |> M.dense 1 Activation.Sigmoid
+            Expect.equal built piped "same value"
+        }
+
+        test "returnSequences keeps the layer's other options" {
+            let before = SeqDsl.Model.Lstm(4, peephole = true, kernel = Kernel.Loop).Stack(2, 0.25)
+            let after = before |> M.returnSequences true
+            Expect.equal after (SeqDsl.Model.Lstm(4, peephole = true, returnSequences = true, kernel = Kernel.Loop).Stack(2, 0.25))
+                "peephole, kernel, stack and dropout kept"
+        }
+
+        test "Experiment.withTraining and withPreprocessing keep every other field" {
+            let e = SeqDsl.Workflows.ExperimentSpec(Model = "Lstm(4).Dense(1)", Data = "synthetic:counting",
+                                                    Preprocessing = SeqDsl.Workflows.PreprocessingSpec(Window = 9))
+            let t = e |> SeqDsl.FSharp.Experiment.withTraining (SeqDsl.Workflows.TrainingSpec(Epochs = 3))
+            Expect.equal t (SeqDsl.Workflows.ExperimentSpec(Model = e.Model, Data = e.Data, Preprocessing = e.Preprocessing,
+                                                            Training = SeqDsl.Workflows.TrainingSpec(Epochs = 3))) "only the training options changed"
+            let p = e |> SeqDsl.FSharp.Experiment.withPreprocessing (SeqDsl.Workflows.PreprocessingSpec(Window = 2))
+            Expect.equal p.Training e.Training "training kept"
+            Expect.equal p.Preprocessing.Window 2 "preprocessing replaced"
+        }
+
         test "embedWith takes options, not nulls" {
             let m = M.embedWith 16 (Some 1000) None (Some "vectors.txt") false
             Expect.equal (string m) "Embed(16, vocab: 1000, pretrained: \"vectors.txt\", trainable: false)" "text"

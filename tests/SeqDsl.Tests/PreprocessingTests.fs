@@ -16,29 +16,27 @@ let tests =
         test "Keras-style fixed length and seed-002-style lengths" {
             let texts = [ "a good movie"; "bad"; "a a a good bad movie" ]
             let k = TextPreprocessing.Fit(texts, Tokenizer.Keras, VocabularyOptions.Keras(), maxlen = 4)
-            let struct (ids, lengths) = k.Encode [ "good movie" ]
+            let p = k.Encode [ "good movie" ]
             // a ×4 → 1; good, movie, bad ×2 each, in order of first appearance → 2, 3, 4
-            Expect.equal (values ids |> Array.map int) [| 0; 0; 2; 3 |] "pre-padded to 4"
-            Expect.isNull (box lengths) "no lengths with a fixed maxlen"
+            Expect.equal (p.Ids |> Array.map int) [| 0; 0; 2; 3 |] "pre-padded to 4"
+            Expect.isNull (box p.Lengths) "no lengths with a fixed maxlen"
             let s = TextPreprocessing.Fit(texts, Tokenizer.Seed002, VocabularyOptions.Seed002())
-            let struct (ids2, lengths2) = s.Encode [ "good movie"; "unknownword" ]
-            Expect.equal (List.ofArray ids2.shape) [ 2L; 2L ] "post-padded to the longest"
-            Expect.equal (values lengths2 |> Array.map int) [| 2; 1 |] "lengths"
+            let p2 = s.Encode [ "good movie"; "unknownword" ]
+            Expect.equal (p2.Rows, p2.Columns) (2, 2) "post-padded to the longest"
+            Expect.equal (p2.Lengths |> Array.map int) [| 2; 1 |] "lengths"
         }
 
         test "saved with a model and read back, it encodes identically" {
             let frame = DataFrame(StringDataFrameColumn("text", [ "fun film"; "dull film"; "fun fun" ]), Int32DataFrameColumn("label", [ 1; 0; 1 ]))
             let p = TextPreprocessing.Fit(frame.Columns.["text"] :?> StringDataFrameColumn, Tokenizer.Seed002, VocabularyOptions.Seed002())
-            let data = p.ToData frame
             use net = compile (Model.Embed(4, padding = 0).Lstm(3).Dense(1, Activation.Sigmoid)) (InputSpec(Vocab = p.Vocabulary.Size)) Convention.Torch 1L
             let dir = tempFolder "prep"
             ModelStore.Save(net, dir, p.Files())
             let back = TextPreprocessing.FromJson(ModelStore.ReadExtra(dir, TextPreprocessing.FileName))
-            let struct (a, la) = p.Encode [ "fun film unknown" ]
-            let struct (b, lb) = back.Encode [ "fun film unknown" ]
-            Expect.equal (values b) (values a) "ids"
-            Expect.equal (values lb) (values la) "lengths"
-            Expect.equal (values data.Targets) [| 1f; 0f; 1f |] "labels"
+            let a = p.Encode [ "fun film unknown" ]
+            let b = back.Encode [ "fun film unknown" ]
+            Expect.equal b.Ids a.Ids "ids"
+            Expect.equal b.Lengths a.Lengths "lengths"
             Expect.equal back.Tokenizer "seed002" "tokenizer by name"
         }
 

@@ -4,13 +4,17 @@ module SeqDsl.Tests.SequencesTests
 open Expecto
 open TorchSharp
 open SeqDsl.Data
+open SeqDsl.Engine
 open SeqDsl.Tests.Support
 open SeqDsl.Tests.TorchSupport
 
-let private rows (t: torch.Tensor) =
-    let v = values t |> Array.map int
-    let w = int t.shape.[1]
-    [ for i in 0 .. int t.shape.[0] - 1 -> List.ofArray v.[i * w .. i * w + w - 1] ]
+let private rowsOf (v: int[]) (w: int) =
+    [ for i in 0 .. v.Length / w - 1 -> List.ofArray v.[i * w .. i * w + w - 1] ]
+
+let private rows (p: PaddedIds) = rowsOf (p.Ids |> Array.map int) p.Columns
+
+let private arrayRows (a: System.Array) (shape: int64[]) =
+    rowsOf (a :?> int64[] |> Array.map int) (int shape.[1])
 
 [<Tests>]
 let tests =
@@ -22,9 +26,9 @@ let tests =
         }
 
         test "per-batch post padding keeps the true lengths" {
-            let struct (ids, lengths) = Sequences.PadWithLengths [| [| 1; 2 |]; [| 3; 4; 5 |]; [||] |]
-            Expect.equal (rows ids) [ [ 1; 2; 0 ]; [ 3; 4; 5 ]; [ 0; 0; 0 ] ] "ids"
-            Expect.equal (values lengths |> Array.map int |> List.ofArray) [ 2; 3; 1 ] "lengths (an empty text becomes one padding token)"
+            let p = Sequences.PadWithLengths [| [| 1; 2 |]; [| 3; 4; 5 |]; [||] |]
+            Expect.equal (rows p) [ [ 1; 2; 0 ]; [ 3; 4; 5 ]; [ 0; 0; 0 ] ] "ids"
+            Expect.equal (p.Lengths |> Array.map int |> List.ofArray) [ 2; 3; 1 ] "lengths (an empty text becomes one padding token)"
         }
 
         test "buckets cover every row once and group similar lengths" {
@@ -60,12 +64,12 @@ let tests =
 
         test "seed 002 chunks: stride 1, input chunk[:-1], target chunk[1:]" {
             let d = LanguageModelData.Chunks([| 10 .. 14 |], 3)
-            Expect.equal (rows d.Inputs) [ [ 10; 11 ]; [ 11; 12 ]; [ 12; 13 ] ] "inputs"
-            Expect.equal (rows d.Targets) [ [ 11; 12 ]; [ 12; 13 ]; [ 13; 14 ] ] "targets"
+            Expect.equal (arrayRows d.Inputs d.InputShape) [ [ 10; 11 ]; [ 11; 12 ]; [ 12; 13 ] ] "inputs"
+            Expect.equal (arrayRows d.Targets d.TargetShape) [ [ 11; 12 ]; [ 12; 13 ]; [ 13; 14 ] ] "targets"
         }
 
         test "one-hot encoding" {
-            use o = LanguageModelData.OneHot(torch.tensor([| 2L; 0L |]), 3)
+            use o = Tensors.OneHot(torch.tensor([| 2L; 0L |]), 3)
             Expect.equal (values o) [| 0f; 0f; 1f; 1f; 0f; 0f |] "rows"
         }
 

@@ -46,18 +46,18 @@ let tests =
             let train = DataFrame(DoubleDataFrameColumn("a", [ 1.0; 3.0 ]))
             let test = DataFrame(DoubleDataFrameColumn("a", [ 5.0 ]))
             let s = StandardScaler.Fit(train, [| "a" |])
-            Expect.equal (values (s.Transform train)) [| -1.0f; 1.0f |] "population std (sklearn)"
-            Expect.equal (values (s.Transform test)) [| 3.0f |] "test scaled with the training statistics"
+            Expect.equal (s.Transform train) [| -1.0f; 1.0f |] "population std (sklearn)"
+            Expect.equal (s.Transform test) [| 3.0f |] "test scaled with the training statistics"
             let back = StandardScaler.FromJson(s.ToJson())
             Expect.equal (List.ofSeq back.Mean, List.ofSeq back.Std) (List.ofSeq s.Mean, List.ofSeq s.Std) "round-trip"
         }
 
         test "sliding windows: label = target of the window's last row (seed 002's create_sequences)" {
-            use feats = TorchSharp.torch.arange(10L, dtype = TorchSharp.torch.ScalarType.Float32).reshape(5L, 2L)
-            let d = Windows.Sliding(feats, [| 10.0; 11.0; 12.0; 13.0; 14.0 |], 3)
-            Expect.equal (List.ofArray d.Inputs.shape) [ 2L; 3L; 2L ] "5 − 3 = 2 windows"
-            Expect.equal (values d.Targets) [| 12.0f; 13.0f |] "labels of rows 2 and 3"
-            Expect.equal (values (d.Inputs.select(0, 1L))) [| 2f; 3f; 4f; 5f; 6f; 7f |] "second window = rows 1..3"
+            let feats = Array.init 10 float32 // 5 rows × 2 features
+            let d = Windows.Sliding(feats, 2, [| 10.0; 11.0; 12.0; 13.0; 14.0 |], 3)
+            Expect.equal (List.ofArray d.InputShape) [ 2L; 3L; 2L ] "5 − 3 = 2 windows"
+            Expect.equal (d.Targets :?> float32[]) [| 12.0f; 13.0f |] "labels of rows 2 and 3"
+            Expect.equal (d.Inputs :?> float32[]).[6..11] [| 2f; 3f; 4f; 5f; 6f; 7f |] "second window = rows 1..3"
         }
 
         test "date split is inclusive" {

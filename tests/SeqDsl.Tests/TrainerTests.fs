@@ -162,10 +162,13 @@ let tests =
         test "early stopping restores the best epoch's weights" {
             use net = compile tokenModel (InputSpec(Vocab = 8)) Convention.Torch 1L
             let data = tokenTask 200 5L
-            let opts = Bce.Opts(epochs = 12, validationSplit = 0.3, optimizer = OptimizerSpec.Adam(0.05), earlyStopping = EarlyStopping("val_loss", 2, true))
+            let opts = Bce.Opts(epochs = 40, validationSplit = 0.3, optimizer = OptimizerSpec.Adam(0.05), earlyStopping = EarlyStopping("val_loss", 2, true))
             let h = Trainer.Fit(net, data, opts)
             let vals = h.Series "val_loss"
             let bestEpoch = (vals |> Seq.mapi (fun i v -> i + 1, v) |> Seq.minBy snd |> fst)
+            Expect.isLessThan h.Epochs.Count 40 "training stopped before its 40 epochs"
+            Expect.equal h.Epochs.Count (bestEpoch + 2) "two epochs without improvement after the best, then it stopped"
+            Expect.stringContains h.StopReason "early stopping: val_loss did not improve for 2 epochs" "the stop reason says why"
             Expect.equal h.RestoredEpoch (Nullable bestEpoch) "restored the best epoch"
             let now = Trainer.Evaluate(net, data.Slice(140L, 60L), Loss.Bce, [||])
             Expect.floatClose Accuracy.medium now.["loss"] (Seq.min vals) "weights are the best epoch's"
@@ -175,7 +178,7 @@ let tests =
             use net = compile (Model.SimpleRnn(1, Activation.Linear, Bias.None)) (InputSpec(Features = 1)) Convention.Torch 0L
             net.Assign("layers.0.rnn.weight_ih_l0", -2.0f)
             net.Assign("layers.0.rnn.weight_hh_l0", 0.0f)
-            let h = Trainer.Fit(net, Synthetic.OneSequence(String.replicate 4 "0000101010"),
+            let h = Trainer.Fit(net, SequenceData.From(Synthetic.OneSequence(String.replicate 4 "0000101010")),
                                 FitOptions(Epochs = 150, BatchSize = 1, Shuffle = false, Optimizer = OptimizerSpec.Sgd(5e-4), Loss = Loss.Mse))
             Expect.isTrue h.StoppedOnNonFiniteLoss "stopped"
             Expect.isLessThan h.Epochs.Count 150 "before the last epoch"
@@ -315,6 +318,13 @@ let tests =
             let buckets = SeqDsl.Data.Sequences.Buckets(lengths |> Array.map int, 32, 1)
             Expect.equal (buckets |> Seq.concat |> Seq.sort |> List.ofSeq) [ 0 .. n - 1 ] "a partition"
             Expect.equal buckets.Count 8 "ceil(256 / 32) batches"
+            // padded steps: every row of a batch runs to the batch's longest row
+            let padded (batches: int[] seq) =
+                batches |> Seq.sumBy (fun b -> let ls = b |> Array.map (fun i -> lengths.[i]) in int64 b.Length * Array.max ls - Array.sum ls)
+            let shuffled = Array.init n id |> Array.sortBy (fun i -> (i * 7919 + 13) % n) |> Array.chunkBySize 32
+            let bucketedPad, shuffledPad = padded buckets, padded shuffled
+            Expect.isLessThan (float bucketedPad) (0.25 * float shuffledPad)
+                (sprintf "bucketed batches pad %d steps, shuffled ones %d: under a quarter" bucketedPad shuffledPad)
             use net = compile (Model.Embed(8, padding = 0).Lstm(16).Dense(1, Activation.Sigmoid)) (InputSpec(Vocab = 8)) Convention.Torch 1L
             let h = Trainer.Fit(net, data, FitOptions(Epochs = 8, BatchSize = 32, BucketByLength = true, Loss = Loss.Bce, Optimizer = OptimizerSpec.Adam(0.01)))
             Expect.isLessThan (h.Epochs.[7].["loss"]) (h.Epochs.[0].["loss"] / 2.0) "learns"

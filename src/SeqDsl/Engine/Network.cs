@@ -220,6 +220,13 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         return last.Logits(x);
     }
 
+    /// <summary>The width of the one-hot vectors token ids become before this network reads them, or null when it reads
+    /// ids itself (it starts with Embed; <see cref="ModelSpec.ReadsTokenIds"/>).</summary>
+    public int? OneHotWidth => Spec.ReadsTokenIds ? null : Options.Input.Features;
+
+    /// <summary>Token ids as this network reads them: the ids, or their one-hot vectors (<see cref="OneHotWidth"/>).</summary>
+    public Tensor TokenInput(Tensor ids) => OneHotWidth is int v ? Tensors.OneHot(ids, v) : ids;
+
     /// <summary>The activation of the final Dense layer (Linear when the model does not end in Dense).</summary>
     public Activation OutputActivation => _layers.Count > 0 && _layers[^1] is DenseModule d ? d.Activation : Activation.Linear;
 

@@ -11,7 +11,6 @@ namespace SeqDsl.Engine;
 public sealed class StatefulRunner : IDisposable
 {
     private readonly Network _net;
-    private readonly int? _oneHot;
     private Dictionary<int, RecurrentState> _states = [];
     private readonly bool _wasTraining;
 
@@ -27,7 +26,6 @@ public sealed class StatefulRunner : IDisposable
             throw SeqDslException.ForLayer(index, bi, ErrorKind.Spec,
                 "Step-by-step inference is causal, but a bidirectional layer reads the sequence from its end.",
                 bi.ToString(), "unidirectional recurrent layers");
-        _oneHot = net.Spec.Layers[0] is EmbedLayer ? null : net.Options.Input.Features;
         // evaluation mode (no dropout) for the runner's lifetime, not toggled per token
         _wasTraining = net.training;
         net.eval();
@@ -47,7 +45,7 @@ public sealed class StatefulRunner : IDisposable
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         var ids = tensor(tokens, [tokens.Length, 1]).to(_net.Device);          // (B, 1)
-        var x = _oneHot is int v ? Data.LanguageModelData.OneHot(ids, v) : ids;
+        var x = _net.TokenInput(ids);
         var ctx = new ForwardContext { InitialStates = _states, KeepStates = true };
         var y = _net.Forward(x, ctx);                                          // (B, 1, V)
         foreach (var s in _states.Values) s.Dispose();

@@ -2,20 +2,6 @@ using static TorchSharp.torch;
 
 namespace SeqDsl.Training;
 
-/// <summary>Inputs, targets and (for post-padded batches) true lengths, one row per sequence.</summary>
-/// <param name="Inputs">(N, T) Int64 token ids or (N, T, F) floats.</param>
-/// <param name="Targets">(N), (N, 1) or (N, T) targets.</param>
-/// <param name="Lengths">(N) Int64 true lengths on the CPU, or null when every sequence fills T.</param>
-public sealed record SequenceData(Tensor Inputs, Tensor Targets, Tensor? Lengths = null)
-{
-    /// <summary>Number of sequences.</summary>
-    public long Count => Inputs.shape[0];
-
-    /// <summary>Rows [start, start + count).</summary>
-    public SequenceData Slice(long start, long count) =>
-        new(Inputs.narrow(0, start, count), Targets.narrow(0, start, count), Lengths?.narrow(0, start, count));
-}
-
 /// <summary>Stops training when a monitored value stops improving.</summary>
 /// <param name="Monitor">e.g. val_loss, val_accuracy, loss.</param>
 /// <param name="Patience">Epochs without improvement before stopping.</param>

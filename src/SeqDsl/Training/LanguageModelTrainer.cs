@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using SeqDsl.Data;
 using SeqDsl.Engine;
 using SeqDsl.Spec;
 using static TorchSharp.torch;
@@ -36,6 +34,14 @@ public sealed record LanguageModelOptions
     public Clip? Clip { get; init; } = new Clip.ByNorm(0.01);
     /// <summary>Seed of the sampler and dropout.</summary>
     public int Seed { get; init; }
+    /// <summary>Early stopping (monitoring <c>loss</c> or <c>perplexity</c>: a language model has no validation rows), or none.</summary>
+    public EarlyStopping? EarlyStopping { get; init; }
+    /// <summary>Directory for the best model by <see cref="CheckpointMonitor"/>, or none.</summary>
+    public string? CheckpointDirectory { get; init; }
+    /// <summary>What the best-model checkpoint watches.</summary>
+    public string CheckpointMonitor { get; init; } = "loss";
+    /// <summary>Directory for resumable training state (<see cref="FitOptions.StateDirectory"/>).</summary>
+    public string? StateDirectory { get; init; }
     /// <summary>Progress events (one per minibatch, and per epoch end with its record).</summary>
     public IProgress<TrainingProgress>? Progress { get; init; }
     /// <summary>Cancellation between minibatches.</summary>
@@ -43,7 +49,7 @@ public sealed record LanguageModelOptions
 }
 
 /// <summary>Trains character (or word) language models on a token corpus, with d2l's samplers and
-/// perplexity (exp of the mean per-token cross-entropy).</summary>
+/// perplexity (exp of the mean per-token cross-entropy), through the one training loop (<see cref="Trainer.Fit(Network, IBatchSource, FitOptions, SequenceData?)"/>).</summary>
 public static class LanguageModelTrainer
 {
     /// <summary>Trains; each epoch record holds <c>loss</c> (mean cross-entropy per token) and <c>perplexity</c>.</summary>
@@ -52,64 +58,12 @@ public static class LanguageModelTrainer
         if (!net.Summary.Output.Sequence)
             throw new SeqDslException(ErrorKind.Spec, "A language model needs an output per time step.")
             { Received = $"output {net.Summary.Output}", Expected = "returnSequences: true on the last recurrent layer, then Dense(vocabulary)" };
-        var oneHot = net.Spec.Layers[0] is EmbedLayer ? (int?)null : net.Options.Input.Features;
-        var fit = new FitOptions { Loss = Loss.CrossEntropy, Optimizer = o.Optimizer, Clip = o.Clip };
-        using var session = new TrainingSession(net, fit);
-        var rng = new Random(o.Seed);
-        manual_seed(o.Seed);
-        var history = new History();
-        var clock = Stopwatch.StartNew();
-        net.train();
-        for (var epoch = 1; epoch <= o.Epochs; epoch++)
+        var source = new CorpusBatches(corpus, o.BatchSize, o.Steps, o.Sampling, o.Seed, net.OneHotWidth);
+        return Trainer.Fit(net, source, new FitOptions
         {
-            var epochClock = Stopwatch.StartNew();
-            var acc = new MetricAccumulator(fit.Loss, [Metric.Perplexity]);
-            Dictionary<int, RecurrentState>? state = null;
-            var batches = o.Sampling switch
-            {
-                Sampling.Random => LanguageModelData.Random(corpus, o.BatchSize, o.Steps, rng).ToList(),
-                Sampling.Chunks => LanguageModelData.RandomChunks(corpus, o.BatchSize, o.Steps, rng).ToList(),
-                _ => LanguageModelData.Consecutive(corpus, o.BatchSize, o.Steps).ToList(),
-            };
-            for (var b = 0; b < batches.Count; b++)
-            {
-                if (o.Cancellation.IsCancellationRequested)
-                {
-                    history.StopReason = $"cancelled at epoch {epoch}, batch {b + 1}";
-                    Dispose(state);
-                    return history;
-                }
-                using var scope = NewDisposeScope();
-                var (xs, ys) = batches[b];
-                var x = tensor(xs).to(net.Device);
-                var input = oneHot is int v ? LanguageModelData.OneHot(x, v) : x;
-                var batch = new SequenceData(input, tensor(ys).to(net.Device));
-                // truncated BPTT: carry the state across consecutive minibatches, cut from the graph
-                var ctx = new ForwardContext { InitialStates = state, KeepStates = o.Sampling == Sampling.Consecutive };
-                var (value, stop) = session.StepAccumulating(batch, acc, ctx);
-                Dispose(state);
-                state = o.Sampling == Sampling.Consecutive
-                    ? ctx.FinalStates.ToDictionary(kv => kv.Key, kv => kv.Value.Detach().DetachFromDisposeScope())
-                    : null;
-                if (stop is not null)
-                {
-                    Trainer.StopNonFinite(history, value, epoch, b + 1, stop);
-                    Dispose(state);
-                    return history;
-                }
-                o.Progress?.Report(new TrainingProgress(epoch, o.Epochs, b + 1, batches.Count, value, clock.Elapsed, null));
-            }
-            Dispose(state);
-            var record = new EpochRecord(epoch, epochClock.Elapsed.TotalSeconds, Trainer.LearningRate(session.Optimizer), acc.Result());
-            history.Add(record);
-            o.Progress?.Report(new TrainingProgress(epoch, o.Epochs, batches.Count, batches.Count, record["loss"], clock.Elapsed, record));
-        }
-        return history;
-    }
-
-    private static void Dispose(Dictionary<int, RecurrentState>? state)
-    {
-        if (state is null) return;
-        foreach (var s in state.Values) s.Dispose();
+            Epochs = o.Epochs, BatchSize = o.BatchSize, Seed = o.Seed, Loss = Loss.CrossEntropy, Metrics = [Metric.Perplexity],
+            Optimizer = o.Optimizer, Clip = o.Clip, EarlyStopping = o.EarlyStopping, CheckpointDirectory = o.CheckpointDirectory,
+            CheckpointMonitor = o.CheckpointMonitor, StateDirectory = o.StateDirectory, Progress = o.Progress, Cancellation = o.Cancellation,
+        });
     }
 }

@@ -3,20 +3,6 @@ using static TorchSharp.torch;
 
 namespace SeqDsl.Training;
 
-/// <summary>The losses the textbooks train with.</summary>
-public enum LossKind
-{
-    /// <summary>Binary cross-entropy on probabilities (a model ending in Dense(1, Sigmoid)); targets 0/1.</summary>
-    BinaryCrossEntropy,
-    /// <summary>Binary cross-entropy on raw scores (a model ending in a Linear Dense); targets 0/1.</summary>
-    BinaryCrossEntropyWithLogits,
-    /// <summary>Cross-entropy over classes: outputs (B, C) with targets (B), or per time step (B, T, C) with
-    /// targets (B, T) where <see cref="Loss.IgnoreIndex"/> marks padding. A Softmax output is handled on its logits.</summary>
-    CrossEntropy,
-    /// <summary>Mean squared error.</summary>
-    MeanSquaredError,
-}
-
 /// <summary>A loss and its options.</summary>
 /// <param name="Kind">Which loss.</param>
 /// <param name="IgnoreIndex">Target value skipped by per-token cross-entropy (padding).</param>

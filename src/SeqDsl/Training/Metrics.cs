@@ -2,21 +2,6 @@ using static TorchSharp.torch;
 
 namespace SeqDsl.Training;
 
-/// <summary>Metrics reported per epoch besides the loss.</summary>
-public enum Metric
-{
-    /// <summary>Binary (threshold 0.5 on probabilities, 0 on logits), multiclass (argmax), or rounded (regression, seed 000's counting).</summary>
-    Accuracy,
-    /// <summary>exp of the mean per-token cross-entropy.</summary>
-    Perplexity,
-    /// <summary>Mean squared error.</summary>
-    Mse,
-    /// <summary>Mean absolute error.</summary>
-    Mae,
-    /// <summary>Coefficient of determination, 1 − SSE/SST.</summary>
-    R2,
-}
-
 /// <summary>Accumulates exact epoch statistics over minibatches (sums, never means of means).</summary>
 internal sealed class MetricAccumulator(Loss loss, IReadOnlyList<Metric> metrics)
 {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using SeqDsl.Data;
 using SeqDsl.Engine;
 using SeqDsl.Spec;
 using TorchSharp;
@@ -11,47 +12,42 @@ namespace SeqDsl.Training;
 /// <summary>fit / evaluate / predict, Keras-style, over a compiled <see cref="Network"/>.</summary>
 public static class Trainer
 {
-    /// <summary>Trains the network; returns the per-epoch history. A NaN or infinite loss stops training
-    /// (see <see cref="History.StopReason"/>) without applying that step, so the weights stay finite.</summary>
+    /// <summary>Trains the network on rows of data (shuffled minibatches, see <see cref="RowBatches"/>), validating on
+    /// <paramref name="validation"/> or on the last <see cref="FitOptions.ValidationSplit"/> of the rows; returns the
+    /// per-epoch history. A NaN or infinite loss stops training (see <see cref="History.StopReason"/>) without applying
+    /// that step, so the weights stay finite.</summary>
     public static History Fit(Network net, SequenceData data, FitOptions o, SequenceData? validation = null)
     {
         CheckData(net, data, "training data");
-        if (o.Epochs < 1 || o.BatchSize < 1)
-            throw new SeqDslException(ErrorKind.Spec, "Epochs and batch size must be positive.")
-            { Received = $"epochs {o.Epochs}, batch size {o.BatchSize}", Expected = "both ≥ 1" };
-        if (o.ValidationSplit is < 0 or >= 1)
-            throw new SeqDslException(ErrorKind.Spec, "Validation split must lie in [0, 1).") { Received = o.ValidationSplit.ToString(), Expected = "0 ≤ split < 1" };
-        o.Loss.CheckCompatible(net.OutputActivation);
-
+        CheckOptions(net, o);
         var train = data;
         if (validation is null && o.ValidationSplit > 0)
         {
-            var nVal = (long)Math.Floor(data.Count * o.ValidationSplit);
-            if (nVal < 1 || nVal >= data.Count)
-                throw new SeqDslException(ErrorKind.Data, $"A validation split of {o.ValidationSplit} leaves no rows on one side.")
-                { Received = $"{data.Count} rows", Expected = "at least one training and one validation row" };
-            train = data.Slice(0, data.Count - nVal);         // Keras: the LAST fraction, before shuffling
-            validation = data.Slice(data.Count - nVal, nVal);
+            var (kept, held) = Splits.Last(data.Count, o.ValidationSplit, "validation split");
+            train = data.Slice(0, kept);         // Keras: the LAST fraction, before shuffling
+            validation = data.Slice(kept, held);
         }
         if (validation is not null) CheckData(net, validation, "validation data");
+        using var source = new RowBatches(train, o.BatchSize, o.Shuffle, o.Seed, o.BucketByLength);
+        return Fit(net, source, o, validation);
+    }
 
+    /// <summary>The training loop every task shares: epochs of minibatches from <paramref name="source"/>, the epoch
+    /// record (training metrics, then validation metrics), then the callbacks (<see cref="EpochCallback.From"/>), whose
+    /// states are saved with the resumable state (<see cref="FitOptions.StateDirectory"/>) after every epoch.</summary>
+    public static History Fit(Network net, IBatchSource source, FitOptions o, SequenceData? validation = null)
+    {
+        CheckOptions(net, o);
         var history = new History();
         using var session = new TrainingSession(net, o);
-        var opt = session.Optimizer;
-        using var shuffle = new Generator((ulong)o.Seed);
         torch.manual_seed(o.Seed);
-        // early stopping, the best checkpoint and the schedules are callback values whose state travels with the resume state
         // keyed by the callback's full value: a resumed run whose options changed a callback starts that one fresh
         var callbacks = EpochCallback.From(o).Select(c => (Callback: c, Key: c.ToString())).ToList();
         var states = callbacks.ToDictionary(c => c.Key, c => c.Callback.Initial);
-        var context = new CallbackContext(net, opt, history);
+        var context = new CallbackContext(net, session.Optimizer, history);
         var firstEpoch = 1;
         if (o.StateDirectory is string sd && TrainingState.Exists(sd))
-            firstEpoch = TrainingState.Restore(sd, net, opt, shuffle, history, states, context) + 1;
-
-        var n = train.Count;
-        var batches = (int)((n + o.BatchSize - 1) / o.BatchSize);
-        var trainLengths = o.BucketByLength && train.Lengths is Tensor tl ? tl.data<long>().Select(v => (int)v).ToArray() : null;
+            firstEpoch = TrainingState.Restore(sd, net, session.Optimizer, source, history, states, context) + 1;
         var clock = Stopwatch.StartNew();
         try
         {
@@ -61,11 +57,9 @@ public static class Trainer
                 var epochClock = Stopwatch.StartNew();
                 net.train();
                 var acc = new MetricAccumulator(o.Loss, o.Metrics);
-                // bucketed epochs draw their own (seeded) order of similar-length batches; otherwise a permutation
-                var buckets = trainLengths is null ? null
-                    : Data.Sequences.Buckets(trainLengths, o.BatchSize, unchecked((int)o.Seed * 7919 + epoch));
-                using var perm = buckets is not null ? null : o.Shuffle ? randperm(n, generator: shuffle) : arange(n);
-                for (var b = 0; b < batches; b++)
+                var batches = source.Epoch(epoch);
+                using var carried = new CarriedStates(source.CarriesState);
+                for (var b = 0; b < batches.Count; b++)
                 {
                     if (o.Cancellation.IsCancellationRequested)
                     {
@@ -73,23 +67,24 @@ public static class Trainer
                         return history;
                     }
                     using var scope = NewDisposeScope();
-                    var start = (long)b * o.BatchSize;
-                    var idx = buckets is null ? perm!.narrow(0, start, Math.Min(o.BatchSize, n - start)) : tensor(buckets[b].Select(i => (long)i).ToArray());
-                    var (value, stop) = session.StepAccumulating(Take(train, idx, net.Device), acc);
+                    var batch = batches[b](net.Device);
+                    var ctx = carried.Context(batch.Lengths);
+                    var (value, stop) = session.StepAccumulating(batch, acc, ctx);
+                    carried.Keep(ctx);
                     if (stop is not null)
                     {
                         StopNonFinite(history, value, epoch, b + 1, stop);
                         return history;
                     }
-                    o.Progress?.Report(new TrainingProgress(epoch, o.Epochs, b + 1, batches, value, clock.Elapsed, null));
+                    o.Progress?.Report(new TrainingProgress(epoch, o.Epochs, b + 1, batches.Count, value, clock.Elapsed, null));
                 }
                 var values = acc.Result();
                 if (validation is not null)
                     foreach (var (k, v) in Evaluate(net, validation, o.Loss, o.Metrics, o.BatchSize)) values["val_" + k] = v;
-                var lr = LearningRate(opt); // the rate this epoch trained with; schedules act after the record
+                var lr = LearningRate(session.Optimizer); // the rate this epoch trained with; schedules act after the record
                 var record = new EpochRecord(epoch, epochClock.Elapsed.TotalSeconds, lr, values);
                 history.Add(record);
-                o.Progress?.Report(new TrainingProgress(epoch, o.Epochs, batches, batches, values["loss"], clock.Elapsed, record));
+                o.Progress?.Report(new TrainingProgress(epoch, o.Epochs, batches.Count, batches.Count, values["loss"], clock.Elapsed, record));
 
                 var stopAfter = false;
                 foreach (var (cb, key) in callbacks)
@@ -97,7 +92,7 @@ public static class Trainer
                     (states[key], var stopNow) = cb.OnEpochEnd(states[key], record, context);
                     stopAfter |= stopNow;
                 }
-                if (o.StateDirectory is string sd2) TrainingState.Save(sd2, net, opt, shuffle, history, epoch, states, context);
+                if (o.StateDirectory is string sd2) TrainingState.Save(sd2, net, session.Optimizer, source, history, epoch, states, context);
                 if (stopAfter) break;
             }
             if (context.BestWeights is not null && callbacks.FirstOrDefault(c => c.Callback is EpochCallback.EarlyStop { RestoreBest: true }) is { Key: { } restoring }
@@ -111,6 +106,38 @@ public static class Trainer
         finally
         {
             context.DisposeBestWeights();
+        }
+    }
+
+    private static void CheckOptions(Network net, FitOptions o)
+    {
+        if (o.Epochs < 1 || o.BatchSize < 1)
+            throw new SeqDslException(ErrorKind.Spec, "Epochs and batch size must be positive.")
+            { Received = $"epochs {o.Epochs}, batch size {o.BatchSize}", Expected = "both ≥ 1" };
+        if (o.ValidationSplit is < 0 or >= 1)
+            throw new SeqDslException(ErrorKind.Spec, "Validation split must lie in [0, 1).") { Received = o.ValidationSplit.ToString(), Expected = "0 ≤ split < 1" };
+        o.Loss.CheckCompatible(net.OutputActivation);
+    }
+
+    /// <summary>Truncated backpropagation through time: the final recurrent states of one batch, cut from the graph,
+    /// start the next (when the source's batches continue each other's rows); disposed at the end of the epoch.</summary>
+    private sealed class CarriedStates(bool carries) : IDisposable
+    {
+        private Dictionary<int, RecurrentState>? _states;
+
+        public ForwardContext Context(Tensor? lengths) => new() { Lengths = lengths, InitialStates = _states, KeepStates = carries };
+
+        public void Keep(ForwardContext ctx)
+        {
+            if (!carries) return;
+            Dispose();
+            _states = ctx.FinalStates.ToDictionary(kv => kv.Key, kv => kv.Value.Detach().DetachFromDisposeScope());
+        }
+
+        public void Dispose()
+        {
+            if (_states is not null) foreach (var s in _states.Values) s.Dispose();
+            _states = null;
         }
     }
 
@@ -208,7 +235,7 @@ public static class Trainer
         if (d.Count == 0) throw new SeqDslException(ErrorKind.Data, $"The {what} is empty.");
     }
 
-    private static SequenceData Take(SequenceData d, Tensor idx, Device device) =>
+    internal static SequenceData Take(SequenceData d, Tensor idx, Device device) =>
         Trim(new(d.Inputs.index_select(0, idx), d.Targets.index_select(0, idx), d.Lengths?.index_select(0, idx)), device);
 
     private static SequenceData Move(SequenceData d, Device device) => Trim(d, device);
@@ -286,7 +313,7 @@ public static class Trainer
 
         private static readonly string[] Files = ["weights.dat", "optimizer.dat", "shuffle-rng.dat", "global-rng.dat", "history.csv", "best-weights.dat", "state.json"];
 
-        public static void Save(string dir, Network net, optim.Optimizer opt, Generator shuffle, History history, int epoch,
+        public static void Save(string dir, Network net, optim.Optimizer opt, IBatchSource source, History history, int epoch,
             Dictionary<string, CallbackState> callbacks, CallbackContext context)
         {
             Directory.CreateDirectory(dir);
@@ -295,7 +322,7 @@ public static class Trainer
             using (var fs = File.Create(Tmp("optimizer.dat")))
             using (var w = new BinaryWriter(fs)) ((OptimizerHelper)opt).save_state_dict(w);
             // generator states are raw bytes (TorchSharp's tensor loader cannot read Byte tensors back)
-            using (var g = shuffle.get_state()) File.WriteAllBytes(Tmp("shuffle-rng.dat"), g.data<byte>().ToArray());
+            File.WriteAllBytes(Tmp("shuffle-rng.dat"), source.SaveState());
             using (var g = torch.random.get_rng_state()) File.WriteAllBytes(Tmp("global-rng.dat"), g.data<byte>().ToArray());
             File.WriteAllText(Tmp("history.csv"), history.ToCsv());
             using (var fs = File.Create(Tmp("best-weights.dat")))
@@ -306,7 +333,7 @@ public static class Trainer
                 File.Move(Tmp(name), Path.Combine(dir, name), overwrite: true);
         }
 
-        public static int Restore(string dir, Network net, optim.Optimizer opt, Generator shuffle, History history,
+        public static int Restore(string dir, Network net, optim.Optimizer opt, IBatchSource source, History history,
             Dictionary<string, CallbackState> callbacks, CallbackContext context)
         {
             try
@@ -316,7 +343,7 @@ public static class Trainer
                 using (var fs = File.OpenRead(Path.Combine(dir, "optimizer.dat")))
                 using (var r = new BinaryReader(fs)) ((OptimizerHelper)opt).load_state_dict(r);
                 SetLearningRate(opt, st.LearningRate);
-                using (var g = tensor(File.ReadAllBytes(Path.Combine(dir, "shuffle-rng.dat")), dtype: ScalarType.Byte)) shuffle.set_state(g);
+                source.RestoreState(File.ReadAllBytes(Path.Combine(dir, "shuffle-rng.dat")), st.Epoch);
                 using (var g = tensor(File.ReadAllBytes(Path.Combine(dir, "global-rng.dat")), dtype: ScalarType.Byte)) torch.random.set_rng_state(g);
                 foreach (var e in History.FromCsv(File.ReadAllText(Path.Combine(dir, "history.csv"))).Epochs) history.Add(e);
                 // callbacks this run has and the saved state knows continue; new ones start fresh

@@ -5,7 +5,7 @@ namespace SeqDsl.Training;
 
 /// <summary>
 /// One network with its optimizer, taking training steps on batches you supply: the unit
-/// <see cref="Trainer.Fit"/> loops over, exposed for custom loops (truncated BPTT, benchmarks).
+/// <see cref="Trainer.Fit(Network, IBatchSource, FitOptions, SequenceData?)"/> loops over, exposed for custom loops (truncated BPTT, benchmarks).
 /// Call <see cref="Step"/> inside a dispose scope.
 /// </summary>
 public sealed class TrainingSession : IDisposable

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using Microsoft.Data.Analysis;
 using SeqDsl.Data;
@@ -89,7 +88,7 @@ public sealed class ExperimentResult : IDisposable
     public void Dispose() => Network.Dispose();
 }
 
-/// <summary>Runs experiments: data source → preparation → compiled model → training → metrics.</summary>
+/// <summary>Runs experiments: data source → task (<see cref="SeqTask"/>) → prepared rows → compiled model → training → metrics.</summary>
 public static class Experiment
 {
     /// <summary>Prepares the data, compiles the model, trains it and measures it.</summary>
@@ -98,14 +97,14 @@ public static class Experiment
     {
         var model = ParseModel(spec.Model);
         var t = spec.Training;
-        t.Validate(); // every bound, before any data is read
+        Validate(t); // every bound, before any data is read
         if (t.Threads is int threads) set_num_threads(threads);
-        var data = Prepare(spec, model, null, null);
+        var task = SeqTask.For(DataSource.Parse(spec.Data), spec.Preprocessing);
+        var data = task.Prepare(spec, model, null, null);
         log?.Invoke(data.Description);
-        var input = data.Input;
         var net = Network.Compile(model, new CompileOptions
         {
-            Input = input,
+            Input = data.Input,
             Convention = ParseEnum<Convention>(t.Convention, "training.convention"),
             Device = t.Device,
             Seed = t.Seed,
@@ -115,45 +114,11 @@ public static class Experiment
         log?.Invoke(net.Summary.ToString());
         try
         {
-            var optimizer = Optimizer(t);
-            Clip? clip = t.ClipNorm is double n ? new Clip.ByNorm(n) : t.ClipValue is double v ? new Clip.ByValue(v) : null;
-            History history;
-            var metrics = new Dictionary<string, Dictionary<string, double>>();
-            var samples = new List<string>();
-            if (data.Info.Kind == TaskKind.LanguageModel)
-            {
-                history = LanguageModelTrainer.Fit(net, data.Corpus!, new LanguageModelOptions
-                {
-                    Epochs = t.Epochs, BatchSize = t.BatchSize, Steps = spec.Preprocessing.Steps,
-                    Sampling = ParseEnum<Sampling>(spec.Preprocessing.Sampling, "preprocessing.sampling"),
-                    Optimizer = optimizer, Clip = clip, Seed = t.Seed, Progress = progress, Cancellation = cancellation,
-                });
-                if (history.Epochs.Count > 0)
-                    metrics["train"] = history.Epochs[^1].Values.ToDictionary(kv => kv.Key, kv => kv.Value);
-                var vocab = data.Text!.Vocabulary;
-                var prefix = vocab.Decode(data.Corpus!.Take(Math.Min(4, data.Corpus!.Length)));
-                samples.Add(Generate(net, data.Text, string.Concat(prefix), 60, DecodeOptions.ArgMax));
-            }
-            else
-            {
-                var fit = new FitOptions
-                {
-                    Epochs = t.Epochs, BatchSize = t.BatchSize, Seed = t.Seed, Optimizer = optimizer, Clip = clip,
-                    Loss = new Loss(data.Info.Loss), Metrics = data.Info.Metrics, BucketByLength = t.BucketByLength,
-                    EarlyStopping = t.EarlyStopping is int patience ? new EarlyStopping("val_loss", patience, true) : null,
-                    Progress = progress, Cancellation = cancellation,
-                };
-                history = Trainer.Fit(net, data.Train!, fit, data.Validation);
-                if (!history.StoppedOnNonFiniteLoss)
-                {
-                    metrics["train"] = Trainer.Evaluate(net, data.Train!, fit.Loss, fit.Metrics, Math.Max(t.BatchSize, 256));
-                    if (data.Validation is not null) metrics["validation"] = Trainer.Evaluate(net, data.Validation, fit.Loss, fit.Metrics, Math.Max(t.BatchSize, 256));
-                    if (data.Test is not null) metrics["test"] = Trainer.Evaluate(net, data.Test, fit.Loss, fit.Metrics, Math.Max(t.BatchSize, 256));
-                }
-            }
+            var outcome = task.Train(net, data, spec, progress, cancellation);
             return new ExperimentResult
             {
-                Network = net, History = history, Metrics = metrics, Info = data.Info, Text = data.Text, Spec = spec, Samples = samples,
+                Network = net, History = outcome.History, Metrics = outcome.Metrics, Info = data.Info, Text = data.Text, Spec = spec,
+                Samples = outcome.Samples,
             };
         }
         catch
@@ -163,6 +128,9 @@ public static class Experiment
         }
     }
 
+    /// <summary>Checks every training option (<see cref="TrainingSpec.Validate"/>), and that a CUDA device is available here.</summary>
+    public static void Validate(TrainingSpec t) => t.Validate(CompileOptions.CudaAvailable);
+
     /// <summary>Parses the model text, reporting errors with the text's column.</summary>
     public static ModelSpec ParseModel(string text)
     {
@@ -171,271 +139,17 @@ public static class Experiment
         return ModelSyntax.Parse(text);
     }
 
-    /// <summary>Generates text from a prefix with a trained language model.</summary>
-    public static string Generate(Network net, TextPreprocessing text, string prefix, int length, DecodeOptions options)
-    {
-        var tok = Tokenizer.FromName(text.Tokenizer);
-        var ids = text.Vocabulary.EncodeStrict(tok.Tokenize(prefix));
-        return string.Concat(text.Vocabulary.Decode(Decoding.Generate(net, ids, length, options)));
-    }
+    /// <summary>Generates text from a prefix with a trained language model (<see cref="LanguageModelTask.Generate"/>).</summary>
+    public static string Generate(Network net, TextPreprocessing text, string prefix, int length, DecodeOptions options) =>
+        LanguageModelTask.Generate(net, text, prefix, length, options);
+
+    /// <summary>Turns the data source into rows with its task (<see cref="SeqTask.Prepare"/>). With <paramref name="fitted"/>
+    /// (a saved model's task) the saved preparation is applied instead of fitting a new one.</summary>
+    public static PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText) =>
+        (fitted is null ? SeqTask.For(DataSource.Parse(spec.Data), spec.Preprocessing) : SeqTask.For(fitted)).Prepare(spec, model, fitted, fittedText);
 
     internal static T ParseEnum<T>(string value, string what) where T : struct, Enum =>
         Enum.TryParse<T>(value, true, out var r) && Enum.IsDefined(r) ? r
         : throw new SeqDslException(ErrorKind.Spec, $"Invalid {what} '{value}'.")
         { Received = value, Expected = "one of " + string.Join(", ", Enum.GetNames<T>().Select(n => n.ToLowerInvariant())) };
-
-    private static OptimizerSpec Optimizer(TrainingSpec t) => t.Optimizer.ToLowerInvariant() switch
-    {
-        "adam" => new OptimizerSpec.Adam(t.LearningRate ?? 1e-3),
-        "sgd" => new OptimizerSpec.Sgd(t.LearningRate ?? 1e-2, t.Momentum),
-        "rmsprop" => new OptimizerSpec.RmsProp(t.LearningRate ?? 1e-3),
-        "adagrad" => new OptimizerSpec.AdaGrad(t.LearningRate ?? 1e-2),
-        _ => throw new SeqDslException(ErrorKind.Spec, $"Unknown optimizer '{t.Optimizer}'.") { Received = t.Optimizer, Expected = "adam, sgd, rmsprop or adagrad" },
-    };
-
-    /// <summary>Turns the data source into tensors. With <paramref name="fitted"/> (a saved model's task) the saved
-    /// preparation is applied instead of fitting a new one.</summary>
-    public static PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText)
-    {
-        var source = DataSource.Parse(spec.Data);
-        var p = spec.Preprocessing;
-        var seed = spec.Training.Seed;
-        var task = fitted?.Kind ?? source.Task(p);
-        switch (task)
-        {
-            case TaskKind.LanguageModel:
-                return PrepareLanguageModel(source, p, model, fittedText);
-            case TaskKind.Classification:
-                return PrepareText(source, spec, model, fittedText);
-            default:
-                if (source is { Kind: "synthetic", Path: "counting" })
-                {
-                    var train = Synthetic.CountingOnes(10_000, 20, seed + 1);
-                    var (tr, va) = SplitLast(train, spec.Training.ValidationSplit);
-                    return new PreparedData
-                    {
-                        Info = new TaskInfo { Kind = TaskKind.Regression, Data = spec.Data, Loss = LossKind.MeanSquaredError, Metrics = [Metric.Accuracy, Metric.Mae] },
-                        Input = new InputSpec(Features: 1), Train = tr, Validation = va,
-                        Test = Synthetic.CountingOnes(1_000, 20, seed + 2),
-                        Description = "synthetic:counting — 10,000 training and 1,000 test binary sequences of 20 steps; target: the number of ones",
-                    };
-                }
-                return PrepareSeries(source, spec, fitted);
-        }
-    }
-
-    private static (SequenceData train, SequenceData? validation) SplitLast(SequenceData d, double fraction)
-    {
-        var n = (long)Math.Floor(d.Count * fraction);
-        return n < 1 || fraction <= 0 ? (d, null) : (d.Slice(0, d.Count - n), d.Slice(d.Count - n, n));
-    }
-
-    private static void RequireEmbed(ModelSpec model, string what)
-    {
-        if (model.Layers.IsEmpty || model.Layers[0] is not EmbedLayer)
-            throw new SeqDslException(ErrorKind.Spec, $"{what} is text: the model must start with Embed(dim).")
-            { Received = model.Layers.IsEmpty ? "an empty model" : model.Layers[0].Kind, Expected = "Embed(…) as layer 0" };
-    }
-
-    private static PreparedData PrepareText(DataSource source, ExperimentSpec spec, ModelSpec model, TextPreprocessing? fitted)
-    {
-        RequireEmbed(model, spec.Data);
-        var p = spec.Preprocessing;
-        var seed = spec.Training.Seed;
-        DataFrame train, test;
-        switch (source.Kind)
-        {
-            case "imdb":
-            {
-                var all = Imdb.Load(source.Path);
-                var split = (StringDataFrameColumn)all.Columns["split"];
-                train = all.Filter(new BooleanDataFrameColumn("m", split.Select(s => s == "train")));
-                test = all.Filter(new BooleanDataFrameColumn("m", split.Select(s => s == "test")));
-                break;
-            }
-            case "synthetic":
-                (train, test) = CutLast(Synthetic.Negation(5_000, seed + 1), p.TestSplit);
-                break;
-            default:
-            {
-                var csv = Csv.Load(source.Path, new CsvOptions { Columns = [p.TextColumn, p.LabelColumn], Types = new Dictionary<string, ColumnType> { [p.TextColumn] = ColumnType.String, [p.LabelColumn] = ColumnType.Int64 } });
-                (train, test) = CutLast(Shuffle(csv.Frame, seed), p.TestSplit);
-                break;
-            }
-        }
-        // sources sorted by label (IMDB: positive first) must be mixed before Keras's last-fraction validation
-        // split; a CSV's rows were shuffled above, before the test cut
-        if (source.Kind != "csv") train = Shuffle(train, seed);
-        var textCol = source.Kind is "imdb" or "synthetic" ? "text" : p.TextColumn;
-        var labelCol = source.Kind is "imdb" or "synthetic" ? "label" : p.LabelColumn;
-        var lower = p.Lowercase;
-        IEnumerable<string> Texts(DataFrame f) => ((StringDataFrameColumn)f.Columns[textCol]).Select(s => lower ? (s ?? "").ToLowerInvariant() : s ?? "");
-        var tokenizer = fitted is null ? Tokenizer.FromName(p.Tokenizer ?? (source.Kind == "synthetic" ? "whitespace" : "seed002"))
-            : Tokenizer.FromName(fitted.Tokenizer);
-        // a saved model measured again needs only the test part; training texts are tokenized once, for the
-        // vocabulary and the ids
-        var trainTokens = fitted is null ? TextPreprocessing.Tokenize(Texts(train), tokenizer) : null;
-        var text = fitted ?? Fit(trainTokens!, tokenizer, p);
-        var last = model.Layers[^1] as DenseLayer;
-        var classes = last?.Units ?? 1;
-        var loss = classes > 1 ? LossKind.CrossEntropy
-            : last?.Activation == Activation.Sigmoid ? LossKind.BinaryCrossEntropy
-            : last?.Activation == Activation.Linear ? LossKind.BinaryCrossEntropyWithLogits
-            : throw new SeqDslException(ErrorKind.Spec, "A binary classifier ends in Dense(1, Sigmoid) or a linear Dense(1); several classes need Dense(k) with k ≥ 2.")
-            { Received = last?.ToString() ?? model.Layers[^1].Kind, Expected = "Dense(1, Sigmoid)" };
-        SequenceData Data(DataFrame f, IReadOnlyList<IReadOnlyList<string>> tokens)
-        {
-            var (x, l) = text.Encode(tokens);
-            var labels = f.Columns[labelCol];
-            var y = Enumerable.Range(0, (int)labels.Length).Select(i => Convert.ToInt64(labels[i], CultureInfo.InvariantCulture)).ToArray();
-            var badAt = Array.FindIndex(y, v => v < 0 || v >= Math.Max(2, classes));
-            var bad = badAt >= 0 ? y[badAt] : 0;
-            if (badAt >= 0)
-                throw new SeqDslException(ErrorKind.Data, $"Label {bad} in column '{labelCol}' is outside the model's classes.")
-                { Received = bad.ToString(), Expected = classes > 1 ? $"0 … {classes - 1}" : "0 or 1" };
-            var targets = classes > 1 ? tensor(y) : tensor(y.Select(v => (float)v).ToArray(), [y.Length, 1]);
-            return new SequenceData(x, targets, l);
-        }
-        SequenceData? tr = null, va = null;
-        if (trainTokens is not null) (tr, va) = SplitLast(Data(train, trainTokens), spec.Training.ValidationSplit);
-        return new PreparedData
-        {
-            Info = new TaskInfo { Kind = TaskKind.Classification, Data = spec.Data, Loss = loss, Metrics = [Metric.Accuracy] },
-            Text = text,
-            Input = new InputSpec(Vocab: text.Vocabulary.Size, SeqLen: text.Maxlen),
-            Train = tr, Validation = va, Test = Data(test, TextPreprocessing.Tokenize(Texts(test), tokenizer)),
-            Description = $"{spec.Data} — {train.Rows.Count:N0} training texts ({tr?.Count ?? 0:N0} train, {va?.Count ?? 0:N0} validation), {test.Rows.Count:N0} test; "
-                + $"tokenizer {text.Tokenizer}, vocabulary {text.Vocabulary.Size:N0}, "
-                + (text.Maxlen is int m ? $"maxlen {m} ({text.Padding.ToString().ToLowerInvariant()})" : "post-padded per batch with lengths"),
-        };
-    }
-
-    private static TextPreprocessing Fit(IReadOnlyList<IReadOnlyList<string>> tokens, Tokenizer tokenizer, PreprocessingSpec p)
-    {
-        var vocab = tokenizer == Tokenizer.Keras ? VocabularyOptions.Keras(p.NumWords) : VocabularyOptions.Seed002(p.NumWords, p.MinFreq);
-        var side = ParseEnum<Side>(p.Padding, "preprocessing.padding");
-        return TextPreprocessing.FitTokens(tokens, tokenizer, vocab, p.Maxlen, side, side);
-    }
-
-    private static DataFrame Shuffle(DataFrame f, int seed)
-    {
-        var idx = Enumerable.Range(0, (int)f.Rows.Count).ToArray();
-        new Random(seed).Shuffle(idx);
-        return f[new Int32DataFrameColumn("i", idx)];
-    }
-
-    private static (DataFrame, DataFrame) CutLast(DataFrame f, double fraction)
-    {
-        var n = (int)f.Rows.Count;
-        var test = (int)Math.Round(n * fraction);
-        if (fraction <= 0 || fraction >= 1 || test < 1 || test >= n)
-            throw new SeqDslException(ErrorKind.Data, $"A test split of {fraction} leaves no rows on one side.")
-            { Received = $"{n} rows", Expected = "0 < testSplit < 1 with rows on both sides" };
-        return (f[new Int32DataFrameColumn("i", Enumerable.Range(0, n - test))], f[new Int32DataFrameColumn("i", Enumerable.Range(n - test, test))]);
-    }
-
-    private static PreparedData PrepareLanguageModel(DataSource source, PreprocessingSpec p, ModelSpec model, TextPreprocessing? fitted)
-    {
-        var text = TextCorpus.Load(source.Path, new TextOptions { ZipMember = source.Member, NormalizeNewlines = true, Lowercase = p.Lowercase });
-        if (p.ReplaceNewlines) text = text.Replace('\n', ' ');
-        if (p.Chars is int c && c < text.Length) text = text[..c];
-        var prep = fitted ?? new TextPreprocessing("chars", Vocabulary.Characters(text));
-        var corpus = prep.Vocabulary.EncodeStrict(Tokenizer.Characters.Tokenize(text));
-        var embed = model.Layers.Length > 0 && model.Layers[0] is EmbedLayer;
-        var size = prep.Vocabulary.Size;
-        if (model.Layers.Length == 0 || model.Layers[^1] is not DenseLayer { } head || head.Units != size)
-        {
-            var last = model.Layers.Length - 1;
-            throw new SeqDslException(ErrorKind.Spec,
-                $"A language model ends in one output per character of the vocabulary ({size:N0} in {source}).")
-            {
-                LayerIndex = last >= 0 ? last : null, LayerKind = last >= 0 ? model.Layers[last].Kind : null,
-                Received = last >= 0 ? model.Layers[last].ToString() : "an empty model", Expected = $"Dense({size})",
-            };
-        }
-        return new PreparedData
-        {
-            Info = new TaskInfo { Kind = TaskKind.LanguageModel, Data = source.ToString(), Loss = LossKind.CrossEntropy, Metrics = [Metric.Perplexity], OneHot = embed ? null : prep.Vocabulary.Size },
-            Text = prep,
-            Input = embed ? new InputSpec(Vocab: prep.Vocabulary.Size) : new InputSpec(Features: prep.Vocabulary.Size),
-            Corpus = corpus,
-            Description = $"{source} — {corpus.Length:N0} characters, {prep.Vocabulary.Size:N0} distinct; "
-                + (embed ? "embedded" : "one-hot") + $" input; {p.Sampling} sampling, {p.Steps} steps",
-        };
-    }
-
-    /// <summary>The series frame with its feature columns (lagged or derived) and target, as training built it.</summary>
-    internal static (DataFrame frame, List<string> features, string target, string featureSet) SeriesFrame(
-        DataSource source, ExperimentSpec spec, TaskInfo? fitted)
-    {
-        var p = spec.Preprocessing;
-        DataFrame frame = source.Kind == "synthetic"
-            ? Synthetic.Seasonal(1_500, spec.Training.Seed + 1)
-            : Csv.Load(source.Path, new CsvOptions { Types = new Dictionary<string, ColumnType> { ["Date"] = ColumnType.Date } }).Frame;
-        var featureSet = fitted?.FeatureSet ?? p.FeatureSet;
-        string target;
-        List<string> features;
-        if (featureSet == "seed002")
-        {
-            frame = SeriesFeatures.Seed002(frame);
-            target = "close";
-            features = frame.Columns.Select(c => c.Name).Where(n => n is not ("Date" or "close")).ToList();
-        }
-        else if (featureSet == "raw")
-        {
-            target = fitted?.TargetColumn ?? p.TargetColumn ?? (frame.Columns.Any(c => c.Name == "value") ? "value" : "Close");
-            var raw = fitted?.FeatureColumns ?? p.FeatureColumns ?? [target];
-            // features known before the target's day: every feature column lagged one step
-            var lagged = new DataFrame();
-            if (frame.Columns.Any(c => c.Name == "Date")) lagged.Columns.Add(frame.Columns["Date"]);
-            features = [];
-            foreach (var c in raw)
-            {
-                lagged.Columns.Add(new DoubleDataFrameColumn($"{c}_lag1", SeriesFeatures.Shift(SeriesFeatures.Values(frame, c), 1)));
-                features.Add($"{c}_lag1");
-            }
-            lagged.Columns.Add(new DoubleDataFrameColumn(target, SeriesFeatures.Values(frame, target)));
-            frame = lagged.DropNulls();
-        }
-        else
-        {
-            throw new SeqDslException(ErrorKind.Spec, $"Unknown feature set '{featureSet}'.") { Received = featureSet, Expected = "raw or seed002" };
-        }
-        return (frame, features, target, featureSet);
-    }
-
-    private static PreparedData PrepareSeries(DataSource source, ExperimentSpec spec, TaskInfo? fitted)
-    {
-        var p = spec.Preprocessing;
-        var (frame, features, target, featureSet) = SeriesFrame(source, spec, fitted);
-        DataFrame train, test;
-        if (p.TrainEnd is DateTime end)
-        {
-            train = Windows.Between(frame, DateTime.MinValue, end);
-            test = Windows.Between(frame, p.TestStart ?? end.AddDays(1), p.TestEnd ?? DateTime.MaxValue);
-        }
-        else
-        {
-            (train, test) = CutLast(frame, p.TestSplit);
-        }
-        var scaler = fitted?.Scaler ?? StandardScaler.Fit(train, features);
-        var window = fitted?.Window ?? p.Window;
-        SequenceData Data(DataFrame f) =>
-            Windows.Sliding(scaler.Transform(f), SeriesFeatures.Values(f, target).Select(v => v ?? double.NaN).ToArray(), window);
-        var trainData = Data(train);
-        var (tr, va) = SplitLast(trainData, spec.Training.ValidationSplit);
-        return new PreparedData
-        {
-            Info = new TaskInfo
-            {
-                Kind = TaskKind.Regression, Data = spec.Data, Loss = LossKind.MeanSquaredError, Metrics = [Metric.Mae, Metric.R2],
-                FeatureColumns = featureSet == "raw" ? (fitted?.FeatureColumns ?? p.FeatureColumns ?? [target]) : null,
-                TargetColumn = target, FeatureSet = featureSet, Window = window, Scaler = scaler,
-            },
-            Input = new InputSpec(Features: features.Count, SeqLen: window),
-            Train = tr, Validation = va, Test = Data(test),
-            Description = $"{spec.Data} — {features.Count} features ({featureSet}), target {target}, windows of {window}; "
-                + $"{tr.Count:N0} train, {va?.Count ?? 0:N0} validation, {test.Rows.Count - window:N0} test windows",
-        };
-    }
 }

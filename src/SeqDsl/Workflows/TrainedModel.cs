@@ -1,4 +1,3 @@
-using System.Globalization;
 using SeqDsl.Data;
 using SeqDsl.Engine;
 using SeqDsl.Generation;
@@ -38,100 +37,36 @@ public sealed class TrainedModel : IDisposable
         return new TrainedModel { Network = ModelStore.Load(directory, device), Info = info, Text = text, Experiment = spec };
     }
 
+    /// <summary>The task the model was trained for.</summary>
+    public SeqTask Task => SeqTask.For(Info);
+
     /// <summary>Loss and metrics on a data source prepared with the saved preparation (its test part, or all of it).</summary>
     public Dictionary<string, double> Evaluate(ExperimentSpec data)
     {
-        if (Info.Kind == TaskKind.LanguageModel)
-        {
-            var prepared = Workflows.Experiment.Prepare(data, Network.Spec, Info, Text);
-            var corpus = prepared.Corpus!;
-            var steps = Math.Min(data.Preprocessing.Steps, corpus.Length - 1);
-            // every character predicted once: non-overlapping windows of `steps` (stride-1 chunks of a large
-            // corpus would not fit in memory)
-            var n = (corpus.Length - 1) / steps;
-            var xs = new long[n * (long)steps];
-            var ys = new long[n * (long)steps];
-            for (var i = 0; i < n * steps; i++)
-            {
-                xs[i] = corpus[i];
-                ys[i] = corpus[i + 1];
-            }
-            var windows = new SequenceData(tensor(xs, [n, steps]), tensor(ys, [n, steps]));
-            var x = Info.OneHot is int v ? LanguageModelData.OneHot(windows.Inputs, v) : windows.Inputs;
-            return Trainer.Evaluate(Network, windows with { Inputs = x }, new Loss(LossKind.CrossEntropy), [Metric.Perplexity]);
-        }
-        var d = Workflows.Experiment.Prepare(data, Network.Spec, Info, Text);
-        var set = d.Test ?? d.Train!;
-        return Trainer.Evaluate(Network, set, new Loss(Info.Loss), Info.Metrics);
+        var task = Task;
+        return task.Evaluate(Network, task.Prepare(data, Network.Spec, Info, Text), data);
     }
 
     /// <summary>Classifies texts (probability of class 1 and the label, or the most likely class).</summary>
-    public IReadOnlyList<Prediction> PredictTexts(IReadOnlyList<string> texts)
-    {
-        if (Info.Kind != TaskKind.Classification || Text is null)
-            throw new SeqDslException(ErrorKind.Spec, $"This model was trained for {Info.Kind}, not text classification.")
-            { Received = "texts", Expected = Info.Kind == TaskKind.LanguageModel ? "seqdsl generate" : "a CSV of series rows (--file)" };
-        var (x, l) = Text.Encode(texts);
-        using var _x = x;
-        using var _l = l;
-        using var y = Trainer.Predict(Network, x, l);
-        var rows = y.reshape(texts.Count, -1);
-        var output = new List<Prediction>();
-        for (var i = 0; i < texts.Count; i++)
-        {
-            using var r = rows[i];
-            if (r.shape[0] == 1)
-            {
-                var v = r.item<float>();
-                var p = Info.Loss == LossKind.BinaryCrossEntropyWithLogits ? 1 / (1 + Math.Exp(-v)) : v;
-                output.Add(new Prediction(texts[i], p, p >= 0.5 ? 1 : 0));
-            }
-            else
-            {
-                using var probs = Network.OutputActivation == Activation.Softmax ? r.alias() : r.softmax(0);
-                var k = (int)probs.argmax().item<long>();
-                output.Add(new Prediction(texts[i], probs[k].item<float>(), k));
-            }
-        }
-        return output;
-    }
+    public IReadOnlyList<Prediction> PredictTexts(IReadOnlyList<string> texts) =>
+        Task is TextClassificationTask && Text is not null ? TextClassificationTask.Predict(Network, Info, Text, texts)
+        : throw new SeqDslException(ErrorKind.Spec, $"This model was trained for {Info.Kind}, not text classification.")
+        { Received = "texts", Expected = Info.Kind == TaskKind.LanguageModel ? "seqdsl generate" : "a CSV of series rows (--file)" };
 
     /// <summary>Counts the ones of binary strings (a model trained on synthetic:counting).</summary>
-    public IReadOnlyList<Prediction> PredictCounts(IReadOnlyList<string> bits)
-    {
-        if (Info.Data != "synthetic:counting")
-            throw new SeqDslException(ErrorKind.Spec, "Binary strings are the input of a synthetic:counting model.") { Received = Info.Data };
-        return bits.Select(b =>
-        {
-            var d = Synthetic.OneSequence(b.Trim());
-            using var y = Trainer.Predict(Network, d.Inputs);
-            return new Prediction(b, y.item<float>(), null);
-        }).ToList();
-    }
+    public IReadOnlyList<Prediction> PredictCounts(IReadOnlyList<string> bits) =>
+        Task is CountingTask ? CountingTask.Predict(Network, bits)
+        : throw new SeqDslException(ErrorKind.Spec, "Binary strings are the input of a synthetic:counting model.") { Received = Info.Data };
 
     /// <summary>Forecasts every window of a series CSV (the value at each window's last row).</summary>
-    public IReadOnlyList<Prediction> PredictSeries(string csvPath)
-    {
-        if (Info.Kind != TaskKind.Regression || Info.Scaler is null)
-            throw new SeqDslException(ErrorKind.Spec, "A CSV of rows is the input of a series model.") { Received = Info.Data };
-        var spec = new ExperimentSpec { Model = Network.Spec.ToString(), Data = "series:" + csvPath };
-        var (frame, _, target, _) = Workflows.Experiment.SeriesFrame(DataSource.Parse(spec.Data), spec, Info);
-        var window = Info.Window ?? 5;
-        var data = Windows.Sliding(Info.Scaler.Transform(frame), SeriesFeatures.Values(frame, target).Select(v => v ?? double.NaN).ToArray(), window);
-        using var y = Trainer.Predict(Network, data.Inputs);
-        var values = y.reshape(-1).data<float>().ToArray();
-        var dates = frame.Columns.Any(c => c.Name == "Date") ? frame.Columns["Date"] : null;
-        string Label(int i) => dates?[i + window - 1] is DateTime d ? d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) : $"row {i + window}";
-        return values.Select((v, i) => new Prediction(Label(i), v, null)).ToList();
-    }
+    public IReadOnlyList<Prediction> PredictSeries(string csvPath) =>
+        Task is SeriesTask && Info.Scaler is not null ? SeriesTask.Predict(Network, Info, csvPath)
+        : throw new SeqDslException(ErrorKind.Spec, "A CSV of rows is the input of a series model.") { Received = Info.Data };
 
     /// <summary>Generates text after a prefix (language models).</summary>
-    public string Generate(string prefix, int length, DecodeOptions options)
-    {
-        if (Info.Kind != TaskKind.LanguageModel || Text is null)
-            throw new SeqDslException(ErrorKind.Spec, $"This model was trained for {Info.Kind}; generation needs a language model (data text:PATH).");
-        return Workflows.Experiment.Generate(Network, Text, prefix, length, options);
-    }
+    public string Generate(string prefix, int length, DecodeOptions options) =>
+        Task is LanguageModelTask && Text is not null ? LanguageModelTask.Generate(Network, Text, prefix, length, options)
+        : throw new SeqDslException(ErrorKind.Spec, $"This model was trained for {Info.Kind}; generation needs a language model (data text:PATH).");
 
     /// <inheritdoc />
     public void Dispose() => Network.Dispose();

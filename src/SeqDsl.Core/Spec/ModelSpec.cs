@@ -23,6 +23,10 @@ public sealed record ModelSpec
         return m;
     }
 
+    /// <summary>Whether the model reads token ids (it starts with Embed). Token ids fed to a model that does not are
+    /// one-hot vectors of its input width: the one rule for language models and step-by-step generation.</summary>
+    public bool ReadsTokenIds => !Layers.IsEmpty && Layers[0] is EmbedLayer;
+
     /// <summary>Appends a layer (checked).</summary>
     public ModelSpec Add(Layer layer)
     {
@@ -66,6 +70,13 @@ public sealed record ModelSpec
             throw SeqDslException.ForLayer(i, r, ErrorKind.Spec, "Stack applied twice.", $"Stack({r.Layers}).Stack({n})",
                 "one Stack(n) per recurrent layer");
         return Replace(i, r with { Layers = n, Dropout = dropout });
+    }
+
+    /// <summary>Sets returnSequences of the preceding recurrent layer (every other field kept).</summary>
+    public ModelSpec ReturnSequences(bool value)
+    {
+        var (i, r) = LastRecurrent("ReturnSequences");
+        return Replace(i, r with { ReturnSequences = value });
     }
 
     /// <summary>Makes the preceding recurrent layer bidirectional; outputs merged per time step.</summary>

@@ -1,6 +1,4 @@
 using Microsoft.Data.Analysis;
-using SeqDsl.Training;
-using static TorchSharp.torch;
 
 namespace SeqDsl.Data;
 
@@ -12,7 +10,7 @@ public static class Synthetic
     /// <paramref name="length"/> steps (one feature per step), each labelled with its number of ones.
     /// Inputs (N, T, 1) float32, targets (N, 1) float32.
     /// </summary>
-    public static SequenceData CountingOnes(int count, int length, int seed)
+    public static ArrayData CountingOnes(int count, int length, int seed)
     {
         var rng = new Random(seed);
         var x = new float[count * length];
@@ -24,16 +22,16 @@ public static class Synthetic
                 x[i * length + t] = bit;
                 y[i] += bit;
             }
-        return new SequenceData(tensor(x, [count, length, 1]), tensor(y, [count, 1]));
+        return new ArrayData(x, [count, length, 1], y, [count, 1]);
     }
 
     /// <summary>One given binary sequence (seed 000's E1 uses 0000101010 → 3), as a batch of one.</summary>
-    public static SequenceData OneSequence(string bits)
+    public static ArrayData OneSequence(string bits)
     {
         if (bits.Length == 0 || bits.Any(c => c is not ('0' or '1')))
             throw new Spec.SeqDslException(Spec.ErrorKind.Data, $"'{bits}' is not a binary sequence.") { Expected = "digits 0 and 1" };
         var x = bits.Select(c => c == '1' ? 1f : 0f).ToArray();
-        return new SequenceData(tensor(x, [1, bits.Length, 1]), tensor(new[] { x.Sum() }, [1, 1]));
+        return new ArrayData(x, [1, bits.Length, 1], new[] { x.Sum() }, [1, 1]);
     }
 
     private static readonly string[] Fillers =

@@ -1,6 +1,4 @@
 using SeqDsl.Spec;
-using SeqDsl.Training;
-using static TorchSharp.torch;
 
 namespace SeqDsl.Data;
 
@@ -89,7 +87,7 @@ public static class LanguageModelData
 
     /// <summary>Seed 002's stride-1 chunks: every window of <paramref name="chunk"/> tokens (41 in the
     /// book), input = chunk[:-1], target = chunk[1:]. Inputs and targets (N, chunk − 1) Int64.</summary>
-    public static SequenceData Chunks(IReadOnlyList<int> corpus, int chunk)
+    public static ArrayData Chunks(IReadOnlyList<int> corpus, int chunk)
     {
         if (chunk < 2 || corpus.Count < chunk)
             throw new SeqDslException(ErrorKind.Data, $"Chunks of {chunk} tokens need a corpus of at least {chunk} tokens.")
@@ -104,11 +102,8 @@ public static class LanguageModelData
                 x[(long)i * t + k] = corpus[i + k];
                 y[(long)i * t + k] = corpus[i + k + 1];
             }
-        return new SequenceData(tensor(x, [n, t]), tensor(y, [n, t]));
+        return new ArrayData(x, [n, t], y, [n, t]);
     }
-
-    /// <summary>One-hot encoding of ids: (…) → (…, classes) float32.</summary>
-    public static Tensor OneHot(Tensor ids, int classes) => nn.functional.one_hot(ids, classes).to_type(ScalarType.Float32);
 
     private static void Check(IReadOnlyList<int> corpus, int batchSize, int steps)
     {

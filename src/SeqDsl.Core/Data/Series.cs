@@ -2,7 +2,6 @@ using System.Text.Json;
 using Microsoft.Data.Analysis;
 using SeqDsl.Spec;
 using SeqDsl.Training;
-using static TorchSharp.torch;
 
 namespace SeqDsl.Data;
 
@@ -134,8 +133,8 @@ public sealed record StandardScaler(IReadOnlyList<string> Columns, IReadOnlyList
         return new StandardScaler(columns, means, stds);
     }
 
-    /// <summary>The scaled features as a (rows, features) float32 tensor.</summary>
-    public Tensor Transform(DataFrame frame)
+    /// <summary>The scaled features, row-major (rows, features).</summary>
+    public float[] Transform(DataFrame frame)
     {
         var rows = (int)frame.Rows.Count;
         var data = new float[rows * Columns.Count];
@@ -145,7 +144,7 @@ public sealed record StandardScaler(IReadOnlyList<string> Columns, IReadOnlyList
             for (var i = 0; i < rows; i++)
                 data[i * Columns.Count + j] = (float)(((v[i] ?? double.NaN) - Mean[j]) / Std[j]);
         }
-        return tensor(data, [rows, Columns.Count]);
+        return data;
     }
 
     /// <summary>JSON form (saved with a model).</summary>
@@ -160,18 +159,19 @@ public sealed record StandardScaler(IReadOnlyList<string> Columns, IReadOnlyList
 public static class Windows
 {
     /// <summary>Seed 002's create_sequences: for i in 0 .. rows − length − 1, input rows [i, i + length), label = target
-    /// of the window's last row. Features (rows, F) → inputs (N, length, F), targets (N, 1).</summary>
-    public static SequenceData Sliding(Tensor features, double[] target, int length)
+    /// of the window's last row. Features (rows, F) row-major → inputs (N, length, F), targets (N, 1).</summary>
+    public static ArrayData Sliding(float[] features, int featureCount, double[] target, int length)
     {
-        var rows = (int)features.shape[0];
+        var rows = featureCount < 1 ? 0 : features.Length / featureCount;
         var n = rows - length;
         if (length < 1 || n < 1)
             throw new SeqDslException(ErrorKind.Data, $"Windows of {length} rows need more than {length} rows.")
             { Received = $"{rows} rows", Expected = $"more than {length}" };
-        using var scope = NewDisposeScope();
-        var x = stack(Enumerable.Range(0, n).Select(i => features.narrow(0, i, length)));
-        var y = tensor(Enumerable.Range(0, n).Select(i => (float)target[i + length - 1]).ToArray(), [n, 1]);
-        return new SequenceData(x.MoveToOuterDisposeScope(), y.MoveToOuterDisposeScope());
+        var x = new float[(long)n * length * featureCount];
+        for (var i = 0; i < n; i++)
+            Array.Copy(features, (long)i * featureCount, x, (long)i * length * featureCount, (long)length * featureCount);
+        var y = Enumerable.Range(0, n).Select(i => (float)target[i + length - 1]).ToArray();
+        return new ArrayData(x, [n, length, featureCount], y, [n, 1]);
     }
 
     /// <summary>Rows whose date lies in [from, to] (inclusive).</summary>

@@ -1,8 +1,6 @@
 using System.Text.Json;
 using Microsoft.Data.Analysis;
 using SeqDsl.Spec;
-using SeqDsl.Training;
-using static TorchSharp.torch;
 
 namespace SeqDsl.Data;
 
@@ -41,28 +39,14 @@ public sealed record TextPreprocessing(string Tokenizer, Vocabulary Vocabulary, 
     public int[][] Ids(IReadOnlyList<IReadOnlyList<string>> tokens) =>
         tokens.AsParallel().AsOrdered().Select(Vocabulary.Encode).ToArray();
 
-    /// <summary>Texts → (N, T) Int64 ids, and true lengths when padding per batch (post, no maxlen).</summary>
-    public (Tensor ids, Tensor? lengths) Encode(IEnumerable<string> texts) => Pad(Ids(texts));
+    /// <summary>Texts → (N, T) ids, with true lengths when padding per batch (post, no maxlen).</summary>
+    public PaddedIds Encode(IEnumerable<string> texts) => Pad(Ids(texts));
 
-    /// <summary>Tokenized texts → (N, T) Int64 ids, and true lengths when padding per batch.</summary>
-    public (Tensor ids, Tensor? lengths) Encode(IReadOnlyList<IReadOnlyList<string>> tokens) => Pad(Ids(tokens));
+    /// <summary>Tokenized texts → (N, T) ids, with true lengths when padding per batch.</summary>
+    public PaddedIds Encode(IReadOnlyList<IReadOnlyList<string>> tokens) => Pad(Ids(tokens));
 
-    private (Tensor ids, Tensor? lengths) Pad(int[][] ids)
-    {
-        if (Maxlen is int m) return (Sequences.Pad(ids, m, Padding, Truncating), null);
-        var (x, l) = Sequences.PadWithLengths(ids);
-        return (x, l);
-    }
-
-    /// <summary>A frame's text and label columns as training data (labels float32 (N, 1)).</summary>
-    public SequenceData ToData(DataFrame frame, string textColumn = "text", string labelColumn = "label")
-    {
-        var texts = (StringDataFrameColumn)frame.Columns[textColumn];
-        var labels = frame.Columns[labelColumn];
-        var (x, l) = Encode(texts.Select(t => t ?? ""));
-        var y = Enumerable.Range(0, (int)labels.Length).Select(i => Convert.ToSingle(labels[i])).ToArray();
-        return new SequenceData(x, tensor(y, [y.Length, 1]), l);
-    }
+    private PaddedIds Pad(int[][] ids) =>
+        Maxlen is int m ? Sequences.Pad(ids, m, Padding, Truncating) : Sequences.PadWithLengths(ids);
 
     private sealed record Stored(int Format, string Kind, string Tokenizer, JsonElement Vocabulary, int? Maxlen, Side Padding, Side Truncating);
 

@@ -85,8 +85,10 @@ public sealed record TrainingSpec
     public const int MaxThreads = 1024;
 
     /// <summary>Checks every bound before any data is read: the first problem as a SeqDslException that names the
-    /// option (experiment-file path and command-line flag).</summary>
-    public void Validate()
+    /// option (experiment-file path and command-line flag). <paramref name="cudaAvailable"/> is the engine's answer to
+    /// whether a CUDA device can be used (the torch engine: <c>Experiment.Validate</c> passes it); without it a cuda
+    /// device is only checked for its form.</summary>
+    public void Validate(Func<bool>? cudaAvailable = null)
     {
         static SeqDslException Bad(string path, string flag, string what, string received, string expected) =>
             new(ErrorKind.Spec, $"{path} ({flag}): {what}") { Received = received, Expected = expected };
@@ -106,7 +108,7 @@ public sealed record TrainingSpec
         var device = (Device ?? "").Trim().ToLowerInvariant();
         if (device != "cpu" && !System.Text.RegularExpressions.Regex.IsMatch(device, "^cuda(:[0-9]+)?$"))
             throw Bad("training.device", "--device", "unknown device.", Device ?? "null", "cpu, cuda or cuda:N");
-        if (device.StartsWith("cuda", StringComparison.Ordinal) && !Engine.CompileOptions.CudaAvailable())
+        if (device.StartsWith("cuda", StringComparison.Ordinal) && cudaAvailable is not null && !cudaAvailable())
             throw Bad("training.device", "--device", "CUDA is not available here (a build with -p:TorchBackend=cuda on a machine with an NVIDIA GPU has it).", Device ?? "null", "cpu");
     }
 }
@@ -117,6 +119,12 @@ public sealed record TrainingSpec
 /// </summary>
 public sealed record ExperimentSpec
 {
+    /// <summary>The same experiment with other training options (every other field kept).</summary>
+    public ExperimentSpec WithTraining(TrainingSpec training) => this with { Training = training };
+
+    /// <summary>The same experiment with other preprocessing options (every other field kept).</summary>
+    public ExperimentSpec WithPreprocessing(PreprocessingSpec preprocessing) => this with { Preprocessing = preprocessing };
+
     /// <summary>The model as fluent text.</summary>
     public string Model { get; init; } = "";
     /// <summary>The data: imdb:PATH, csv:PATH, text:PATH[!member], series:PATH, synthetic:counting|negation|seasonal.</summary>

@@ -1,5 +1,4 @@
 using SeqDsl.Spec;
-using static TorchSharp.torch;
 
 namespace SeqDsl.Data;
 
@@ -16,40 +15,30 @@ public enum Side
 public static class Sequences
 {
     /// <summary>Keras pad_sequences: every sequence to <paramref name="maxlen"/>, padding and truncating
-    /// at the given sides (Keras defaults: both Pre). Returns (N, maxlen) Int64.</summary>
-    public static Tensor Pad(IReadOnlyList<int[]> seqs, int maxlen, Side padding = Side.Pre, Side truncating = Side.Pre, long value = 0)
+    /// at the given sides (Keras defaults: both Pre). Returns (N, maxlen) ids.</summary>
+    public static PaddedIds Pad(IReadOnlyList<int[]> seqs, int maxlen, Side padding = Side.Pre, Side truncating = Side.Pre, long value = 0)
     {
         if (maxlen < 1) throw new SeqDslException(ErrorKind.Data, "maxlen must be positive.") { Received = maxlen.ToString(), Expected = "maxlen ≥ 1" };
-        // written straight into the tensor's memory: a corpus padded to its longest review is ~500 MB
-        var result = full(seqs.Count, maxlen, value, dtype: ScalarType.Int64);
-        nint address;
-        unsafe
-        {
-            fixed (byte* p = result.bytes) address = (nint)p; // native memory: it does not move
-        }
+        var result = new long[(long)seqs.Count * maxlen];
+        if (value != 0) Array.Fill(result, value);
         Parallel.For(0, seqs.Count, i =>
         {
-            unsafe
-            {
-                var data = (long*)address;
-                var s = seqs[i];
-                var n = Math.Min(s.Length, maxlen);
-                var from = truncating == Side.Pre ? s.Length - n : 0;          // keep the last maxlen tokens (pre) or the first
-                var to = padding == Side.Pre ? maxlen - n : 0;
-                var row = data + (long)i * maxlen + to;
-                for (var k = 0; k < n; k++) row[k] = s[from + k];
-            }
+            var s = seqs[i];
+            var n = Math.Min(s.Length, maxlen);
+            var from = truncating == Side.Pre ? s.Length - n : 0;          // keep the last maxlen tokens (pre) or the first
+            var to = (long)i * maxlen + (padding == Side.Pre ? maxlen - n : 0);
+            for (var k = 0; k < n; k++) result[to + k] = s[from + k];
         });
-        return result;
+        return new PaddedIds(result, seqs.Count, maxlen);
     }
 
-    /// <summary>Post-pads to the longest sequence (optionally capped at <paramref name="maxlen"/>) and
-    /// returns the true lengths (CPU Int64), as packed sequences need. Empty sequences get length 1 (one padding token).</summary>
-    public static (Tensor ids, Tensor lengths) PadWithLengths(IReadOnlyList<int[]> seqs, int? maxlen = null, long value = 0)
+    /// <summary>Post-pads to the longest sequence (optionally capped at <paramref name="maxlen"/>) with the true
+    /// lengths, as packed sequences need. Empty sequences get length 1 (one padding token).</summary>
+    public static PaddedIds PadWithLengths(IReadOnlyList<int[]> seqs, int? maxlen = null, long value = 0)
     {
         var lengths = seqs.Select(s => (long)Math.Max(1, Math.Min(s.Length, maxlen ?? int.MaxValue))).ToArray();
         var T = (int)lengths.DefaultIfEmpty(1).Max();
-        return (Pad(seqs, T, Side.Post, Side.Post, value), tensor(lengths));
+        return Pad(seqs, T, Side.Post, Side.Post, value) with { Lengths = lengths };
     }
 
     /// <summary>Batches of row indices whose sequences have similar lengths (less padding per batch):

@@ -5,6 +5,24 @@ namespace SeqDsl.Data;
 /// <summary>Seeded train / validation / test splits of row indices, optionally stratified by label.</summary>
 public static class Splits
 {
+    /// <summary>
+    /// The one rule for holding out the LAST fraction of rows (Keras's validation_split; the test part of a source
+    /// without its own): <c>(kept, heldOut)</c> with heldOut = ⌊rows · fraction⌋, or the nearest integer with
+    /// <paramref name="round"/>. A fraction of 0 holds out nothing; any other fraction must leave rows on both sides,
+    /// else a data error names <paramref name="what"/>.
+    /// </summary>
+    public static (int kept, int heldOut) Last(long rows, double fraction, string what, bool round = false)
+    {
+        if (fraction == 0) return ((int)rows, 0);
+        if (!(fraction > 0 && fraction < 1))
+            throw new SeqDslException(ErrorKind.Spec, $"A {what} is a fraction of the rows.") { Received = fraction.ToString(System.Globalization.CultureInfo.InvariantCulture), Expected = "0 ≤ fraction < 1" };
+        var held = (long)(round ? Math.Round(rows * fraction) : Math.Floor(rows * fraction));
+        if (held < 1 || held >= rows)
+            throw new SeqDslException(ErrorKind.Data, $"A {what} of {fraction.ToString(System.Globalization.CultureInfo.InvariantCulture)} leaves no rows on one side.")
+            { Received = $"{rows} rows", Expected = "at least one row on each side" };
+        return ((int)(rows - held), (int)held);
+    }
+
     /// <summary>Shuffles rows (seeded) and cuts them by fractions; with <paramref name="labels"/>, each
     /// label is split separately so every part keeps the label proportions.</summary>
     public static (int[] train, int[] validation, int[] test) Split(int rows, double validation, double test, int seed, IReadOnlyList<int>? labels = null)

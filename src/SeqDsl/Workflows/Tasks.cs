@@ -1,0 +1,459 @@
+using System.Globalization;
+using Microsoft.Data.Analysis;
+using SeqDsl.Data;
+using SeqDsl.Engine;
+using SeqDsl.Generation;
+using SeqDsl.Spec;
+using SeqDsl.Training;
+using static TorchSharp.torch;
+
+namespace SeqDsl.Workflows;
+
+/// <summary>What training a task gave: the history, metrics per split and, for language models, generated samples.</summary>
+public sealed record TrainingOutcome(History History, Dictionary<string, Dictionary<string, double>> Metrics, IReadOnlyList<string> Samples);
+
+/// <summary>
+/// A task as a value: how a data source becomes rows (<see cref="Prepare"/>), how a network learns them
+/// (<see cref="Train"/>) and how it is measured on prepared data (<see cref="Evaluate"/>). <see cref="Experiment"/> and
+/// <see cref="TrainedModel"/> choose one (<see cref="For(DataSource, PreprocessingSpec)"/>, <see cref="For(TaskInfo)"/>)
+/// and dispatch to it once. A new task is a subclass here and a case in the two <c>For</c>s.
+/// </summary>
+public abstract class SeqTask
+{
+    /// <summary>The kind saved in task.json.</summary>
+    public abstract TaskKind Kind { get; }
+
+    /// <summary>The source's rows: fitting the preparation (vocabulary, scaler) on the training part, or, with
+    /// <paramref name="fitted"/> (a saved model's task), applying the saved one.</summary>
+    public abstract PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText);
+
+    /// <summary>Trains the compiled network on prepared data and measures it.</summary>
+    public abstract TrainingOutcome Train(Network net, PreparedData data, ExperimentSpec spec, IProgress<TrainingProgress>? progress,
+        CancellationToken cancellation);
+
+    /// <summary>Loss and metrics of a trained network on prepared data (its test part, or all of it).</summary>
+    public abstract Dictionary<string, double> Evaluate(Network net, PreparedData data, ExperimentSpec spec);
+
+    /// <summary>The task a data source implies (a CSV with feature columns is a series).</summary>
+    public static SeqTask For(DataSource source, PreprocessingSpec p) => source switch
+    {
+        { Kind: "synthetic", Path: "counting" } => new CountingTask(),
+        _ => source.Task(p) switch
+        {
+            TaskKind.LanguageModel => new LanguageModelTask(),
+            TaskKind.Classification => new TextClassificationTask(),
+            _ => new SeriesTask(),
+        },
+    };
+
+    /// <summary>The task a saved model was trained for.</summary>
+    public static SeqTask For(TaskInfo info) => info.Kind switch
+    {
+        TaskKind.LanguageModel => new LanguageModelTask(),
+        TaskKind.Classification => new TextClassificationTask(),
+        _ when info.Data == "synthetic:counting" => new CountingTask(),
+        _ => new SeriesTask(),
+    };
+
+    /// <summary>The one mapping from an experiment's training options to the optimizer.</summary>
+    internal static OptimizerSpec Optimizer(TrainingSpec t) => t.Optimizer.ToLowerInvariant() switch
+    {
+        "adam" => new OptimizerSpec.Adam(t.LearningRate ?? 1e-3),
+        "sgd" => new OptimizerSpec.Sgd(t.LearningRate ?? 1e-2, t.Momentum),
+        "rmsprop" => new OptimizerSpec.RmsProp(t.LearningRate ?? 1e-3),
+        "adagrad" => new OptimizerSpec.AdaGrad(t.LearningRate ?? 1e-2),
+        _ => throw new SeqDslException(ErrorKind.Spec, $"Unknown optimizer '{t.Optimizer}'.") { Received = t.Optimizer, Expected = "adam, sgd, rmsprop or adagrad" },
+    };
+
+    internal static Clip? Clipping(TrainingSpec t) => t.ClipNorm is double n ? new Clip.ByNorm(n) : t.ClipValue is double v ? new Clip.ByValue(v) : null;
+
+    /// <summary>The validation part: the LAST fraction of the training rows (<see cref="Splits.Last"/>).</summary>
+    internal static (SequenceData train, SequenceData? validation) SplitLast(SequenceData d, double fraction)
+    {
+        var (kept, held) = Splits.Last(d.Count, fraction, "validation split");
+        return held == 0 ? (d, null) : (d.Slice(0, kept), d.Slice(kept, held));
+    }
+
+    /// <summary>The test part of a frame without its own: the last fraction of its rows.</summary>
+    internal static (DataFrame, DataFrame) CutLast(DataFrame f, double fraction)
+    {
+        if (fraction == 0) throw new SeqDslException(ErrorKind.Data, "A test split of 0 leaves no test rows.") { Expected = "0 < testSplit < 1" };
+        var (kept, test) = Splits.Last(f.Rows.Count, fraction, "test split", round: true);
+        return (f[new Int32DataFrameColumn("i", Enumerable.Range(0, kept))], f[new Int32DataFrameColumn("i", Enumerable.Range(kept, test))]);
+    }
+}
+
+/// <summary>Tasks whose rows are (input, target) pairs: trained by <see cref="Trainer.Fit(Network, SequenceData, FitOptions, SequenceData?)"/>,
+/// measured on the training, validation and test rows.</summary>
+public abstract class RowTask : SeqTask
+{
+    /// <inheritdoc />
+    public override TrainingOutcome Train(Network net, PreparedData data, ExperimentSpec spec, IProgress<TrainingProgress>? progress,
+        CancellationToken cancellation)
+    {
+        var t = spec.Training;
+        var fit = new FitOptions
+        {
+            Epochs = t.Epochs, BatchSize = t.BatchSize, Seed = t.Seed, Optimizer = Optimizer(t), Clip = Clipping(t),
+            Loss = new Loss(data.Info.Loss), Metrics = data.Info.Metrics, BucketByLength = t.BucketByLength,
+            EarlyStopping = t.EarlyStopping is int patience ? new EarlyStopping("val_loss", patience, true) : null,
+            Progress = progress, Cancellation = cancellation,
+        };
+        var history = Trainer.Fit(net, data.Train!, fit, data.Validation);
+        var metrics = new Dictionary<string, Dictionary<string, double>>();
+        if (!history.StoppedOnNonFiniteLoss)
+        {
+            var batch = Math.Max(t.BatchSize, 256);
+            metrics["train"] = Trainer.Evaluate(net, data.Train!, fit.Loss, fit.Metrics, batch);
+            if (data.Validation is not null) metrics["validation"] = Trainer.Evaluate(net, data.Validation, fit.Loss, fit.Metrics, batch);
+            if (data.Test is not null) metrics["test"] = Trainer.Evaluate(net, data.Test, fit.Loss, fit.Metrics, batch);
+        }
+        return new TrainingOutcome(history, metrics, []);
+    }
+
+    /// <inheritdoc />
+    public override Dictionary<string, double> Evaluate(Network net, PreparedData data, ExperimentSpec spec) =>
+        Trainer.Evaluate(net, data.Test ?? data.Train!, new Loss(data.Info.Loss), data.Info.Metrics);
+}
+
+/// <summary>Text → class (sentiment): IMDB, a CSV of texts and labels, or synthetic:negation; BCE or cross-entropy, accuracy.</summary>
+public sealed class TextClassificationTask : RowTask
+{
+    /// <inheritdoc />
+    public override TaskKind Kind => TaskKind.Classification;
+
+    /// <inheritdoc />
+    public override PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText)
+    {
+        var source = DataSource.Parse(spec.Data);
+        if (model.Layers.IsEmpty || !model.ReadsTokenIds)
+            throw new SeqDslException(ErrorKind.Spec, $"{spec.Data} is text: the model must start with Embed(dim).")
+            { Received = model.Layers.IsEmpty ? "an empty model" : model.Layers[0].Kind, Expected = "Embed(…) as layer 0" };
+        var p = spec.Preprocessing;
+        var seed = spec.Training.Seed;
+        DataFrame train, test;
+        switch (source.Kind)
+        {
+            case "imdb":
+            {
+                var all = Imdb.Load(source.Path);
+                var split = (StringDataFrameColumn)all.Columns["split"];
+                train = all.Filter(new BooleanDataFrameColumn("m", split.Select(s => s == "train")));
+                test = all.Filter(new BooleanDataFrameColumn("m", split.Select(s => s == "test")));
+                break;
+            }
+            case "synthetic":
+                (train, test) = CutLast(Synthetic.Negation(5_000, seed + 1), p.TestSplit);
+                break;
+            default:
+            {
+                var csv = Csv.Load(source.Path, new CsvOptions { Columns = [p.TextColumn, p.LabelColumn], Types = new Dictionary<string, ColumnType> { [p.TextColumn] = ColumnType.String, [p.LabelColumn] = ColumnType.Int64 } });
+                (train, test) = CutLast(Shuffle(csv.Frame, seed), p.TestSplit);
+                break;
+            }
+        }
+        // sources sorted by label (IMDB: positive first) must be mixed before Keras's last-fraction validation
+        // split; a CSV's rows were shuffled above, before the test cut
+        if (source.Kind != "csv") train = Shuffle(train, seed);
+        var textCol = source.Kind is "imdb" or "synthetic" ? "text" : p.TextColumn;
+        var labelCol = source.Kind is "imdb" or "synthetic" ? "label" : p.LabelColumn;
+        var lower = p.Lowercase;
+        IEnumerable<string> Texts(DataFrame f) => ((StringDataFrameColumn)f.Columns[textCol]).Select(s => lower ? (s ?? "").ToLowerInvariant() : s ?? "");
+        var tokenizer = fittedText is null ? Tokenizer.FromName(p.Tokenizer ?? (source.Kind == "synthetic" ? "whitespace" : "seed002"))
+            : Tokenizer.FromName(fittedText.Tokenizer);
+        // a saved model measured again needs only the test part; training texts are tokenized once, for the
+        // vocabulary and the ids
+        var trainTokens = fittedText is null ? TextPreprocessing.Tokenize(Texts(train), tokenizer) : null;
+        var text = fittedText ?? FitText(trainTokens!, tokenizer, p);
+        var last = model.Layers[^1] as DenseLayer;
+        var classes = last?.Units ?? 1;
+        var loss = classes > 1 ? LossKind.CrossEntropy
+            : last?.Activation == Activation.Sigmoid ? LossKind.BinaryCrossEntropy
+            : last?.Activation == Activation.Linear ? LossKind.BinaryCrossEntropyWithLogits
+            : throw new SeqDslException(ErrorKind.Spec, "A binary classifier ends in Dense(1, Sigmoid) or a linear Dense(1); several classes need Dense(k) with k ≥ 2.")
+            { Received = last?.ToString() ?? model.Layers[^1].Kind, Expected = "Dense(1, Sigmoid)" };
+        SequenceData Rows(DataFrame f, IReadOnlyList<IReadOnlyList<string>> tokens)
+        {
+            var labels = f.Columns[labelCol];
+            var y = Enumerable.Range(0, (int)labels.Length).Select(i => Convert.ToInt64(labels[i], CultureInfo.InvariantCulture)).ToArray();
+            var badAt = Array.FindIndex(y, v => v < 0 || v >= Math.Max(2, classes));
+            if (badAt >= 0)
+                throw new SeqDslException(ErrorKind.Data, $"Label {y[badAt]} in column '{labelCol}' is outside the model's classes.")
+                { Received = y[badAt].ToString(), Expected = classes > 1 ? $"0 … {classes - 1}" : "0 or 1" };
+            return SequenceData.From(classes > 1
+                ? ArrayData.FromIds(text.Encode(tokens), y, [y.Length])
+                : ArrayData.FromIds(text.Encode(tokens), y.Select(v => (float)v).ToArray(), [y.Length, 1]));
+        }
+        SequenceData? tr = null, va = null;
+        if (trainTokens is not null) (tr, va) = SplitLast(Rows(train, trainTokens), spec.Training.ValidationSplit);
+        return new PreparedData
+        {
+            Info = new TaskInfo { Kind = TaskKind.Classification, Data = spec.Data, Loss = loss, Metrics = [Metric.Accuracy] },
+            Text = text,
+            Input = new InputSpec(Vocab: text.Vocabulary.Size, SeqLen: text.Maxlen),
+            Train = tr, Validation = va, Test = Rows(test, TextPreprocessing.Tokenize(Texts(test), tokenizer)),
+            Description = $"{spec.Data} — {train.Rows.Count:N0} training texts ({tr?.Count ?? 0:N0} train, {va?.Count ?? 0:N0} validation), {test.Rows.Count:N0} test; "
+                + $"tokenizer {text.Tokenizer}, vocabulary {text.Vocabulary.Size:N0}, "
+                + (text.Maxlen is int m ? $"maxlen {m} ({text.Padding.ToString().ToLowerInvariant()})" : "post-padded per batch with lengths"),
+        };
+    }
+
+    /// <summary>Classifies texts: the probability of class 1 and the label, or the most likely class.</summary>
+    public static IReadOnlyList<Prediction> Predict(Network net, TaskInfo info, TextPreprocessing text, IReadOnlyList<string> texts)
+    {
+        var (x, l) = text.Encode(texts).ToTensors();
+        using var _x = x;
+        using var _l = l;
+        using var y = Trainer.Predict(net, x, l);
+        var rows = y.reshape(texts.Count, -1);
+        var output = new List<Prediction>();
+        for (var i = 0; i < texts.Count; i++)
+        {
+            using var r = rows[i];
+            if (r.shape[0] == 1)
+            {
+                var v = r.item<float>();
+                var p = info.Loss == LossKind.BinaryCrossEntropyWithLogits ? 1 / (1 + Math.Exp(-v)) : v;
+                output.Add(new Prediction(texts[i], p, p >= 0.5 ? 1 : 0));
+            }
+            else
+            {
+                using var probs = net.OutputActivation == Activation.Softmax ? r.alias() : r.softmax(0);
+                var k = (int)probs.argmax().item<long>();
+                output.Add(new Prediction(texts[i], probs[k].item<float>(), k));
+            }
+        }
+        return output;
+    }
+
+    private static TextPreprocessing FitText(IReadOnlyList<IReadOnlyList<string>> tokens, Tokenizer tokenizer, PreprocessingSpec p)
+    {
+        var vocab = tokenizer == Tokenizer.Keras ? VocabularyOptions.Keras(p.NumWords) : VocabularyOptions.Seed002(p.NumWords, p.MinFreq);
+        var side = Experiment.ParseEnum<Side>(p.Padding, "preprocessing.padding");
+        return TextPreprocessing.FitTokens(tokens, tokenizer, vocab, p.Maxlen, side, side);
+    }
+
+    private static DataFrame Shuffle(DataFrame f, int seed)
+    {
+        var idx = Enumerable.Range(0, (int)f.Rows.Count).ToArray();
+        new Random(seed).Shuffle(idx);
+        return f[new Int32DataFrameColumn("i", idx)];
+    }
+}
+
+/// <summary>Seed 000's counting task (synthetic:counting): binary sequences → their number of ones; MSE, rounded accuracy.</summary>
+public sealed class CountingTask : RowTask
+{
+    /// <inheritdoc />
+    public override TaskKind Kind => TaskKind.Regression;
+
+    /// <inheritdoc />
+    public override PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText)
+    {
+        var seed = spec.Training.Seed;
+        var (tr, va) = SplitLast(SequenceData.From(Synthetic.CountingOnes(10_000, 20, seed + 1)), spec.Training.ValidationSplit);
+        return new PreparedData
+        {
+            Info = new TaskInfo { Kind = TaskKind.Regression, Data = spec.Data, Loss = LossKind.MeanSquaredError, Metrics = [Metric.Accuracy, Metric.Mae] },
+            Input = new InputSpec(Features: 1), Train = tr, Validation = va,
+            Test = SequenceData.From(Synthetic.CountingOnes(1_000, 20, seed + 2)),
+            Description = "synthetic:counting — 10,000 training and 1,000 test binary sequences of 20 steps; target: the number of ones",
+        };
+    }
+
+    /// <summary>Counts the ones of binary strings.</summary>
+    public static IReadOnlyList<Prediction> Predict(Network net, IReadOnlyList<string> bits) =>
+        bits.Select(b =>
+        {
+            var d = SequenceData.From(Synthetic.OneSequence(b.Trim()));
+            using var y = Trainer.Predict(net, d.Inputs);
+            return new Prediction(b, y.item<float>(), null);
+        }).ToList();
+}
+
+/// <summary>Numbers → number over time (a price or value series): lagged or derived features, a scaler fitted on the
+/// training period, sliding windows; MSE, MAE, R².</summary>
+public sealed class SeriesTask : RowTask
+{
+    /// <inheritdoc />
+    public override TaskKind Kind => TaskKind.Regression;
+
+    /// <inheritdoc />
+    public override PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText)
+    {
+        var source = DataSource.Parse(spec.Data);
+        var p = spec.Preprocessing;
+        var (frame, features, target, featureSet) = Frame(source, spec, fitted);
+        DataFrame train, test;
+        if (p.TrainEnd is DateTime end)
+        {
+            train = Windows.Between(frame, DateTime.MinValue, end);
+            test = Windows.Between(frame, p.TestStart ?? end.AddDays(1), p.TestEnd ?? DateTime.MaxValue);
+        }
+        else
+        {
+            (train, test) = CutLast(frame, p.TestSplit);
+        }
+        var scaler = fitted?.Scaler ?? StandardScaler.Fit(train, features);
+        var window = fitted?.Window ?? p.Window;
+        var (tr, va) = SplitLast(Rows(train, scaler, target, window), spec.Training.ValidationSplit);
+        return new PreparedData
+        {
+            Info = new TaskInfo
+            {
+                Kind = TaskKind.Regression, Data = spec.Data, Loss = LossKind.MeanSquaredError, Metrics = [Metric.Mae, Metric.R2],
+                FeatureColumns = featureSet == "raw" ? (fitted?.FeatureColumns ?? p.FeatureColumns ?? [target]) : null,
+                TargetColumn = target, FeatureSet = featureSet, Window = window, Scaler = scaler,
+            },
+            Input = new InputSpec(Features: features.Count, SeqLen: window),
+            Train = tr, Validation = va, Test = Rows(test, scaler, target, window),
+            Description = $"{spec.Data} — {features.Count} features ({featureSet}), target {target}, windows of {window}; "
+                + $"{tr.Count:N0} train, {va?.Count ?? 0:N0} validation, {test.Rows.Count - window:N0} test windows",
+        };
+    }
+
+    /// <summary>The one windowing of a series: scaled features, windows of <paramref name="window"/> rows, each labelled
+    /// with the target of its last row.</summary>
+    internal static SequenceData Rows(DataFrame f, StandardScaler scaler, string target, int window) =>
+        SequenceData.From(Windows.Sliding(scaler.Transform(f), scaler.Columns.Count,
+            SeriesFeatures.Values(f, target).Select(v => v ?? double.NaN).ToArray(), window));
+
+    /// <summary>Forecasts every window of a series CSV (the value at each window's last row).</summary>
+    public static IReadOnlyList<Prediction> Predict(Network net, TaskInfo info, string csvPath)
+    {
+        var spec = new ExperimentSpec { Model = net.Spec.ToString(), Data = "series:" + csvPath };
+        var (frame, _, target, _) = Frame(DataSource.Parse(spec.Data), spec, info);
+        var window = info.Window ?? 5;
+        var data = Rows(frame, info.Scaler!, target, window);
+        using var y = Trainer.Predict(net, data.Inputs);
+        var values = y.reshape(-1).data<float>().ToArray();
+        var dates = frame.Columns.Any(c => c.Name == "Date") ? frame.Columns["Date"] : null;
+        string Label(int i) => dates?[i + window - 1] is DateTime d ? d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) : $"row {i + window}";
+        return values.Select((v, i) => new Prediction(Label(i), v, null)).ToList();
+    }
+
+    /// <summary>The series frame with its feature columns (lagged or derived) and target, as training built it.</summary>
+    internal static (DataFrame frame, List<string> features, string target, string featureSet) Frame(
+        DataSource source, ExperimentSpec spec, TaskInfo? fitted)
+    {
+        var p = spec.Preprocessing;
+        DataFrame frame = source.Kind == "synthetic"
+            ? Synthetic.Seasonal(1_500, spec.Training.Seed + 1)
+            : Csv.Load(source.Path, new CsvOptions { Types = new Dictionary<string, ColumnType> { ["Date"] = ColumnType.Date } }).Frame;
+        var featureSet = fitted?.FeatureSet ?? p.FeatureSet;
+        string target;
+        List<string> features;
+        if (featureSet == "seed002")
+        {
+            frame = SeriesFeatures.Seed002(frame);
+            target = "close";
+            features = frame.Columns.Select(c => c.Name).Where(n => n is not ("Date" or "close")).ToList();
+        }
+        else if (featureSet == "raw")
+        {
+            target = fitted?.TargetColumn ?? p.TargetColumn ?? (frame.Columns.Any(c => c.Name == "value") ? "value" : "Close");
+            var raw = fitted?.FeatureColumns ?? p.FeatureColumns ?? [target];
+            // features known before the target's day: every feature column lagged one step
+            var lagged = new DataFrame();
+            if (frame.Columns.Any(c => c.Name == "Date")) lagged.Columns.Add(frame.Columns["Date"]);
+            features = [];
+            foreach (var c in raw)
+            {
+                lagged.Columns.Add(new DoubleDataFrameColumn($"{c}_lag1", SeriesFeatures.Shift(SeriesFeatures.Values(frame, c), 1)));
+                features.Add($"{c}_lag1");
+            }
+            lagged.Columns.Add(new DoubleDataFrameColumn(target, SeriesFeatures.Values(frame, target)));
+            frame = lagged.DropNulls();
+        }
+        else
+        {
+            throw new SeqDslException(ErrorKind.Spec, $"Unknown feature set '{featureSet}'.") { Received = featureSet, Expected = "raw or seed002" };
+        }
+        return (frame, features, target, featureSet);
+    }
+}
+
+/// <summary>Text → next character (d2l's language models): a character corpus, d2l's samplers, cross-entropy per
+/// step, perplexity, generation.</summary>
+public sealed class LanguageModelTask : SeqTask
+{
+    /// <inheritdoc />
+    public override TaskKind Kind => TaskKind.LanguageModel;
+
+    /// <inheritdoc />
+    public override PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText)
+    {
+        var source = DataSource.Parse(spec.Data);
+        var p = spec.Preprocessing;
+        var text = TextCorpus.Load(source.Path, new TextOptions { ZipMember = source.Member, NormalizeNewlines = true, Lowercase = p.Lowercase });
+        if (p.ReplaceNewlines) text = text.Replace('\n', ' ');
+        if (p.Chars is int c && c < text.Length) text = text[..c];
+        var prep = fittedText ?? new TextPreprocessing("chars", Vocabulary.Characters(text));
+        var corpus = prep.Vocabulary.EncodeStrict(Tokenizer.Characters.Tokenize(text));
+        var size = prep.Vocabulary.Size;
+        if (model.Layers.Length == 0 || model.Layers[^1] is not DenseLayer { } head || head.Units != size)
+        {
+            var last = model.Layers.Length - 1;
+            throw new SeqDslException(ErrorKind.Spec,
+                $"A language model ends in one output per character of the vocabulary ({size:N0} in {source}).")
+            {
+                LayerIndex = last >= 0 ? last : null, LayerKind = last >= 0 ? model.Layers[last].Kind : null,
+                Received = last >= 0 ? model.Layers[last].ToString() : "an empty model", Expected = $"Dense({size})",
+            };
+        }
+        var embed = model.ReadsTokenIds;
+        return new PreparedData
+        {
+            Info = new TaskInfo { Kind = TaskKind.LanguageModel, Data = source.ToString(), Loss = LossKind.CrossEntropy, Metrics = [Metric.Perplexity], OneHot = embed ? null : size },
+            Text = prep,
+            Input = embed ? new InputSpec(Vocab: size) : new InputSpec(Features: size),
+            Corpus = corpus,
+            Description = $"{source} — {corpus.Length:N0} characters, {size:N0} distinct; "
+                + (embed ? "embedded" : "one-hot") + $" input; {p.Sampling} sampling, {p.Steps} steps",
+        };
+    }
+
+    /// <inheritdoc />
+    public override TrainingOutcome Train(Network net, PreparedData data, ExperimentSpec spec, IProgress<TrainingProgress>? progress,
+        CancellationToken cancellation)
+    {
+        var t = spec.Training;
+        var history = LanguageModelTrainer.Fit(net, data.Corpus!, new LanguageModelOptions
+        {
+            Epochs = t.Epochs, BatchSize = t.BatchSize, Steps = spec.Preprocessing.Steps,
+            Sampling = Experiment.ParseEnum<Sampling>(spec.Preprocessing.Sampling, "preprocessing.sampling"),
+            Optimizer = Optimizer(t), Clip = Clipping(t), Seed = t.Seed, Progress = progress, Cancellation = cancellation,
+        });
+        var metrics = new Dictionary<string, Dictionary<string, double>>();
+        if (history.Epochs.Count > 0)
+            metrics["train"] = history.Epochs[^1].Values.ToDictionary(kv => kv.Key, kv => kv.Value);
+        var prefix = data.Text!.Vocabulary.Decode(data.Corpus!.Take(Math.Min(4, data.Corpus!.Length)));
+        return new TrainingOutcome(history, metrics, [Generate(net, data.Text, string.Concat(prefix), 60, DecodeOptions.ArgMax)]);
+    }
+
+    /// <summary>Every character of the corpus predicted once: non-overlapping windows of <c>steps</c> (stride-1 chunks
+    /// of a large corpus would not fit in memory).</summary>
+    public override Dictionary<string, double> Evaluate(Network net, PreparedData data, ExperimentSpec spec)
+    {
+        var corpus = data.Corpus!;
+        var steps = Math.Min(spec.Preprocessing.Steps, corpus.Length - 1);
+        var n = (corpus.Length - 1) / steps;
+        var xs = new long[n * (long)steps];
+        var ys = new long[n * (long)steps];
+        for (var i = 0; i < n * steps; i++)
+        {
+            xs[i] = corpus[i];
+            ys[i] = corpus[i + 1];
+        }
+        var windows = new SequenceData(net.TokenInput(tensor(xs, [n, steps])), tensor(ys, [n, steps]));
+        return Trainer.Evaluate(net, windows, new Loss(LossKind.CrossEntropy), [Metric.Perplexity]);
+    }
+
+    /// <summary>Generates text from a prefix with a trained language model.</summary>
+    public static string Generate(Network net, TextPreprocessing text, string prefix, int length, DecodeOptions options)
+    {
+        var tok = Tokenizer.FromName(text.Tokenizer);
+        var ids = text.Vocabulary.EncodeStrict(tok.Tokenize(prefix));
+        return string.Concat(text.Vocabulary.Decode(Decoding.Generate(net, ids, length, options)));
+    }
+}

@@ -15,8 +15,8 @@ public static class CountingOnes
     public static int Lstm(string[] args)
     {
         var epochs = args.Length > 0 ? int.Parse(args[0]) : 8;
-        var train = Synthetic.CountingOnes(10_000, 20, seed: 1);
-        var test = Synthetic.CountingOnes(1_000, 20, seed: 2);
+        var train = SequenceData.From(Synthetic.CountingOnes(10_000, 20, seed: 1));
+        var test = SequenceData.From(Synthetic.CountingOnes(1_000, 20, seed: 2));
         var model = Model.Lstm(20).Dense(1);
         using var net = Network.Compile(model, new CompileOptions { Input = new InputSpec(Features: 1), Seed = 2 });
         // the book's LSTMCell draws every weight from U(−√(3/H), √(3/H))
@@ -50,7 +50,7 @@ public static class CountingOnes
                 new CompileOptions { Input = new InputSpec(Features: 1), Diagnostics = Console.WriteLine });
             net.Assign("layers.0.rnn.weight_ih_l0", -2f); // U
             net.Assign("layers.0.rnn.weight_hh_l0", 0f);  // W
-            var h = Trainer.Fit(net, Synthetic.OneSequence(bits), new FitOptions
+            var h = Trainer.Fit(net, SequenceData.From(Synthetic.OneSequence(bits)), new FitOptions
             {
                 Epochs = 150, BatchSize = 1, Shuffle = false, Loss = Loss.Mse, Optimizer = new OptimizerSpec.Sgd(5e-4),
             });

@@ -37,7 +37,7 @@ public static class GradientFlowDemo
         using var rnn = Network.Compile(Model.SimpleRnn(1, Activation.Linear, Bias.None), new CompileOptions { Input = new InputSpec(Features: 1) });
         rnn.Assign("layers.0.rnn.weight_ih_l0", -2f);
         rnn.Assign("layers.0.rnn.weight_hh_l0", 0f);
-        var sequence = Synthetic.OneSequence(string.Concat(Enumerable.Repeat("0000101010", 4)));
+        var sequence = SequenceData.From(Synthetic.OneSequence(string.Concat(Enumerable.Repeat("0000101010", 4))));
         float W() => rnn.named_parameters().First(p => p.name.EndsWith("weight_hh_l0")).parameter.item<float>();
         var epochs = 0;
         while (Math.Abs(W()) <= 1 && epochs < 100)

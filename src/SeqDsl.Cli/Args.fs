@@ -8,6 +8,7 @@ type ConventionArg =
     | Keras
 
 /// The optimizers an experiment names.
+[<RequireQualifiedAccess>]
 type OptimizerArg =
     | Adam
     | Sgd
@@ -15,6 +16,7 @@ type OptimizerArg =
     | Adagrad
 
 /// Tokenizers by name (SeqDsl.Data.Tokenizer.FromName).
+[<RequireQualifiedAccess>]
 type TokenizerArg =
     | Keras
     | Seed002
@@ -22,16 +24,19 @@ type TokenizerArg =
     | Chars
 
 /// Padding side with --maxlen.
+[<RequireQualifiedAccess>]
 type SideArg =
     | Pre
     | Post
 
 /// Series feature sets.
+[<RequireQualifiedAccess>]
 type FeatureSetArg =
     | Raw
     | Seed002
 
 /// Language-model samplers.
+[<RequireQualifiedAccess>]
 type SamplingArg =
     | Random
     | Consecutive
@@ -118,7 +123,7 @@ type TrainArgs =
             | Device _ -> "cpu (default) or cuda (needs a build with -p:TorchBackend=cuda)."
             | Threads _ -> "CPU threads for libtorch (default: all cores)."
             | Validation_Split _ -> "fraction of the training rows held out for validation, taken from the end as Keras does (default 0.1)."
-            | Early_Stopping _ -> "stop after this many epochs without a better val_loss, keeping the best weights."
+            | Early_Stopping _ -> "stop after this many epochs without a better val_loss (language models: loss), keeping the best weights."
             | No_Bucketing -> "draw texts padded per batch in plain shuffled order instead of batching similar lengths together (slower, as a shuffled DataLoader does)."
             | Convention _ -> "bias layout: torch (default, two bias vectors) or keras (one)."
             | Tokenizer _ -> "keras, seed002 (default for text), whitespace or chars."

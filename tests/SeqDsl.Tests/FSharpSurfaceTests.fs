@@ -56,6 +56,18 @@ let tests =
             Expect.equal p.Preprocessing.Window 2 "preprocessing replaced"
         }
 
+        test "the F# surface covers every call of the argument table" {
+            let camel (name: string) = string (System.Char.ToLowerInvariant name.[0]) + name.Substring 1
+            let calls = [ for c in LayerArguments.Calls -> camel c.Name ]
+            let moduleType = typeof<SeqDsl.FSharp.ModelBuilder>.Assembly.GetType("SeqDsl.FSharp.Model")
+            let functions = set [ for m in moduleType.GetMethods() -> m.Name ]
+            let operations =
+                set [ for m in typeof<SeqDsl.FSharp.ModelBuilder>.GetMethods() do
+                        for a in m.GetCustomAttributes(typeof<CustomOperationAttribute>, false) -> (a :?> CustomOperationAttribute).Name ]
+            Expect.isEmpty [ for c in calls do if not (functions.Contains c) then c ] "a Model function per call"
+            Expect.isEmpty [ for c in calls do if not (operations.Contains c) then c ] "a model { } operation per call"
+        }
+
         test "embedWith takes options, not nulls" {
             let m = M.embedWith 16 (Some 1000) None (Some "vectors.txt") false
             Expect.equal (string m) "Embed(16, vocab: 1000, pretrained: \"vectors.txt\", trainable: false)" "text"

@@ -89,26 +89,35 @@ let tests =
             Expect.isTrue (Double.IsFinite m.["perplexity"] && m.["perplexity"] >= 1.0) "perplexity of the whole corpus"
         }
 
-        test "a language model resumes through the shared loop: 2 epochs, then 2 more, equal 4 at once" {
-            let corpus = [| for i in 0 .. 399 -> (i * i + i / 7) % 5 |]
-            let spec = SeqDsl.Model.Embed(4).Gru(8, returnSequences = true).Dense(5)
-            let compileNet () = SeqDsl.Engine.Network.Compile(spec, SeqDsl.Engine.CompileOptions(Input = InputSpec(Vocab = 5), Seed = 1L))
-            let options epochs dir =
-                SeqDsl.Training.LanguageModelOptions(Epochs = epochs, BatchSize = 4, Steps = 5, Sampling = SeqDsl.Training.Sampling.Random,
-                                                     Seed = 3, Optimizer = SeqDsl.Training.OptimizerSpec.Adam(0.01), StateDirectory = dir)
-            use once = compileNet ()
-            let h = SeqDsl.Training.LanguageModelTrainer.Fit(once, corpus, options 4 null)
-            let dir = Path.Combine(Path.GetTempPath(), "seqdsl-lm-resume-" + Guid.NewGuid().ToString("N"))
-            use first = compileNet ()
-            SeqDsl.Training.LanguageModelTrainer.Fit(first, corpus, options 2 dir) |> ignore
-            use resumed = compileNet ()
-            let h2 = SeqDsl.Training.LanguageModelTrainer.Fit(resumed, corpus, options 4 dir)
-            Expect.equal (h2.Series "loss" |> List.ofSeq) (h.Series "loss" |> List.ofSeq) "the same four epochs, bit for bit (the sampler replays its draws)"
-            let weights (net: SeqDsl.Engine.Network) = [ for struct (n, p) in net.named_parameters() -> n, SeqDsl.Tests.TorchSupport.values p ]
-            Expect.equal (weights resumed) (weights once) "the same weights"
-        }
+        testList "a language model resumes through the shared loop: 2 epochs, then 2 more, equal 4 at once" [
+            for sampling in [ SeqDsl.Training.Sampling.Random; SeqDsl.Training.Sampling.Consecutive; SeqDsl.Training.Sampling.Chunks ] ->
+                test (string sampling) {
+                    let corpus = [| for i in 0 .. 399 -> (i * i + i / 7) % 5 |]
+                    let spec = SeqDsl.Model.Embed(4).Gru(8, returnSequences = true).Dense(5)
+                    let compileNet () = SeqDsl.Engine.Network.Compile(spec, SeqDsl.Engine.CompileOptions(Input = InputSpec(Vocab = 5), Seed = 1L))
+                    let options epochs dir =
+                        SeqDsl.Training.LanguageModelOptions(Epochs = epochs, BatchSize = 4, Steps = 5, Sampling = sampling,
+                                                             Seed = 3, Optimizer = SeqDsl.Training.OptimizerSpec.Adam(0.01), StateDirectory = dir)
+                    use once = compileNet ()
+                    let h = SeqDsl.Training.LanguageModelTrainer.Fit(once, corpus, options 4 null)
+                    let dir = Path.Combine(Path.GetTempPath(), "seqdsl-lm-resume-" + Guid.NewGuid().ToString("N"))
+                    use first = compileNet ()
+                    SeqDsl.Training.LanguageModelTrainer.Fit(first, corpus, options 2 dir) |> ignore
+                    use resumed = compileNet ()
+                    let h2 = SeqDsl.Training.LanguageModelTrainer.Fit(resumed, corpus, options 4 dir)
+                    Expect.equal (h2.Series "loss" |> List.ofSeq) (h.Series "loss" |> List.ofSeq) "the same four epochs, bit for bit (the sampler replays its draws)"
+                    let weights (net: SeqDsl.Engine.Network) = [ for struct (n, p) in net.named_parameters() -> n, SeqDsl.Tests.TorchSupport.values p ]
+                    Expect.equal (weights resumed) (weights once) "the same weights"
+                    // the state names the sampler settings that wrote it: other settings are refused, not silently resumed
+                    use other = compileNet ()
+                    let err = expectSeqDslError "other steps" (fun () ->
+                        SeqDsl.Training.LanguageModelTrainer.Fit(other, corpus,
+                            SeqDsl.Training.LanguageModelOptions(Epochs = 6, BatchSize = 4, Steps = 4, Sampling = sampling, Seed = 3, StateDirectory = dir)))
+                    Expect.stringContains err.Message "other corpus or sampler settings" "says why"
+                }
+        ]
 
-        test "TrainedModel uses its task: a series model refuses texts, a classifier refuses binary strings" {
+        test "TrainedModel uses its task: a classifier refuses binary strings and series rows" {
             let e = spec "Embed(8).Gru(8).Dense(1, Sigmoid)" "synthetic:negation" quick
             use result = Experiment.Run e
             let dir = Path.Combine(Path.GetTempPath(), "seqdsl-task-" + Guid.NewGuid().ToString("N"))
@@ -119,6 +128,8 @@ let tests =
             Expect.isTrue (p.[0].Value >= 0.0 && p.[0].Value <= 1.0) "a probability"
             let err = expectSeqDslError "counting input to a classifier" (fun () -> loaded.PredictCounts [| "0101" |])
             Expect.stringContains err.Message "synthetic:counting" "names the model the input belongs to"
+            let err2 = expectSeqDslError "series rows to a classifier" (fun () -> loaded.PredictSeries "rows.csv")
+            Expect.stringContains err2.Message "series model" "names the model the input belongs to"
             let again = loaded.Evaluate e
             Expect.floatClose Accuracy.high again.["accuracy"] result.Metrics.["test"].["accuracy"] "Evaluate on the source repeats the test accuracy"
         }

@@ -105,6 +105,26 @@ public static class LanguageModelData
         return new ArrayData(x, [n, t], y, [n, t]);
     }
 
+    /// <summary>Every token of the corpus predicted once: non-overlapping windows of <paramref name="steps"/> tokens (fewer
+    /// when the corpus is shorter), input = window, target = the window shifted by one. Ids and targets (N, steps).
+    /// (Stride-1 chunks of a large corpus would not fit in memory.)</summary>
+    public static ArrayData Windows(IReadOnlyList<int> corpus, int steps)
+    {
+        if (corpus.Count < 2 || steps < 1)
+            throw new SeqDslException(ErrorKind.Data, "A corpus needs at least two tokens to be measured.")
+            { Received = $"{corpus.Count} tokens, steps {steps}", Expected = "two tokens or more, steps ≥ 1" };
+        steps = Math.Min(steps, corpus.Count - 1);
+        var n = (corpus.Count - 1) / steps;
+        var xs = new long[n * (long)steps];
+        var ys = new long[n * (long)steps];
+        for (var i = 0; i < n * steps; i++)
+        {
+            xs[i] = corpus[i];
+            ys[i] = corpus[i + 1];
+        }
+        return new ArrayData(xs, [n, steps], ys, [n, steps]);
+    }
+
     private static void Check(IReadOnlyList<int> corpus, int batchSize, int steps)
     {
         if (batchSize < 1 || steps < 1 || corpus.Count < batchSize * steps + 1)

@@ -1,7 +1,6 @@
 using System.Text.Json;
 using Microsoft.Data.Analysis;
 using SeqDsl.Spec;
-using SeqDsl.Training;
 
 namespace SeqDsl.Data;
 

@@ -7,19 +7,21 @@ public static class Splits
 {
     /// <summary>
     /// The one rule for holding out the LAST fraction of rows (Keras's validation_split; the test part of a source
-    /// without its own): <c>(kept, heldOut)</c> with heldOut = ⌊rows · fraction⌋, or the nearest integer with
-    /// <paramref name="round"/>. A fraction of 0 holds out nothing; any other fraction must leave rows on both sides,
-    /// else a data error names <paramref name="what"/>.
+    /// without its own): ⌊rows · fraction⌋ rows, or the nearest integer with <paramref name="round"/>.
     /// </summary>
-    public static (int kept, int heldOut) Last(long rows, double fraction, string what, bool round = false)
+    public static long HeldOut(long rows, double fraction, bool round = false) =>
+        fraction <= 0 ? 0 : (long)(round ? Math.Round(rows * fraction) : Math.Floor(rows * fraction));
+
+    /// <summary>
+    /// <c>(kept, heldOut)</c> by <see cref="HeldOut"/>, where a held-out part is required: a fraction outside (0, 1), or
+    /// one that leaves no row on one side, is a data error naming <paramref name="what"/> (e.g. "test split").
+    /// </summary>
+    public static (int kept, int heldOut) Last(long rows, double fraction, string what, string expected, bool round = false)
     {
-        if (fraction == 0) return ((int)rows, 0);
-        if (!(fraction > 0 && fraction < 1))
-            throw new SeqDslException(ErrorKind.Spec, $"A {what} is a fraction of the rows.") { Received = fraction.ToString(System.Globalization.CultureInfo.InvariantCulture), Expected = "0 ≤ fraction < 1" };
-        var held = (long)(round ? Math.Round(rows * fraction) : Math.Floor(rows * fraction));
-        if (held < 1 || held >= rows)
+        var held = HeldOut(rows, fraction, round);
+        if (!(fraction > 0 && fraction < 1) || held < 1 || held >= rows)
             throw new SeqDslException(ErrorKind.Data, $"A {what} of {fraction.ToString(System.Globalization.CultureInfo.InvariantCulture)} leaves no rows on one side.")
-            { Received = $"{rows} rows", Expected = "at least one row on each side" };
+            { Received = $"{rows} rows", Expected = expected };
         return ((int)(rows - held), (int)held);
     }
 

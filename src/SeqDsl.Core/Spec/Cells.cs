@@ -32,11 +32,8 @@ public abstract record CellSpec
     /// <summary>Why libtorch's fused kernel cannot run this cell, or null when it can.</summary>
     [JsonIgnore] public abstract string? FusedUnavailableReason { get; }
 
-    /// <summary>Checks the cell's own options; returns the problem or null.</summary>
+    /// <summary>Checks rules of the cell's own definition (user cells); argument bounds are in <see cref="LayerArguments"/>.</summary>
     internal virtual (string reason, string received, string expected)? ArgumentProblem() => null;
-
-    /// <summary>Named arguments that differ from their defaults, in text form (for <c>ToString</c>).</summary>
-    internal abstract IEnumerable<string> TextArguments();
 
     private protected static long Biases(Bias bias, long gates, long units, long extraKerasRecurrent = 0) => bias switch
     {
@@ -45,11 +42,6 @@ public abstract record CellSpec
         Bias.None => 0,
         _ => throw new InvalidOperationException("Bias.Auto must be resolved first"),
     };
-
-    private protected IEnumerable<string> BiasArgument()
-    {
-        if (Bias != Bias.Auto) yield return $"bias: {Bias}";
-    }
 }
 
 /// <summary>
@@ -73,11 +65,6 @@ public sealed record RnnCell : CellSpec
         Activation.Tanh or Activation.Relu => null,
         _ => $"libtorch's RNN kernel has no {Activation} activation",
     };
-    internal override IEnumerable<string> TextArguments()
-    {
-        if (Activation != Activation.Tanh) yield return $"activation: {Activation}";
-        foreach (var b in BiasArgument()) yield return b;
-    }
 }
 
 /// <summary>
@@ -97,10 +84,6 @@ public sealed record LstmCell : CellSpec
     public bool LayerNorm { get; init; }
     /// <inheritdoc />
     [JsonIgnore] public override string Name => "Lstm";
-    internal override (string, string, string)? ArgumentProblem() =>
-        ForgetBias is double fb && !double.IsFinite(fb)
-            ? ("Lstm forgetBias must be a finite number.", ModelSyntax.FormatNumber(fb), "a finite number such as 1")
-            : null;
     /// <inheritdoc />
     [JsonIgnore] public override int StateArity => 2;
     /// <inheritdoc />
@@ -112,13 +95,6 @@ public sealed record LstmCell : CellSpec
         Peephole ? "libtorch's LSTM kernel has no peephole connections"
         : LayerNorm ? "libtorch's LSTM kernel has no layer normalisation"
         : null;
-    internal override IEnumerable<string> TextArguments()
-    {
-        foreach (var b in BiasArgument()) yield return b;
-        if (ForgetBias is double fb) yield return $"forgetBias: {ModelSyntax.FormatNumber(fb)}";
-        if (Peephole) yield return "peephole: true";
-        if (LayerNorm) yield return "layerNorm: true";
-    }
 }
 
 /// <summary>
@@ -143,9 +119,4 @@ public sealed record GruCell : CellSpec
     /// <inheritdoc />
     [JsonIgnore] public override string? FusedUnavailableReason =>
         ResetAfter ? null : "libtorch's GRU kernel is reset-after; resetAfter: false needs the loop kernel";
-    internal override IEnumerable<string> TextArguments()
-    {
-        if (!ResetAfter) yield return "resetAfter: false";
-        foreach (var b in BiasArgument()) yield return b;
-    }
 }

@@ -2,8 +2,9 @@ using System.Text.Json.Serialization;
 
 namespace SeqDsl.Spec;
 
-/// <summary>One layer of a model, as an immutable value. Layers know their text form and their
-/// own argument rules; where they may stand in a model is checked by <see cref="Shapes"/>.</summary>
+/// <summary>One layer of a model, as an immutable value. Its text form and argument bounds come from the one table of
+/// arguments (<see cref="LayerArguments"/>); rules between its arguments live here; where it may stand in a model is
+/// checked by <see cref="Shapes"/>.</summary>
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "layer")]
 [JsonDerivedType(typeof(EmbedLayer), "Embed")]
 [JsonDerivedType(typeof(RecurrentLayer), "Recurrent")]
@@ -19,17 +20,8 @@ public abstract record Layer
     /// <summary>Checks the layer's own arguments; returns the problem or null.</summary>
     internal abstract (string reason, string received, string expected)? ArgumentProblem();
 
-    /// <summary>The fluent text of this layer, without a leading dot.</summary>
-    public abstract override string ToString();
-
-    private protected static string Call(string name, IEnumerable<string> args) =>
-        $"{name}({string.Join(", ", args)})";
-
-    private protected static (string, string, string)? Positive(string what, long value) =>
-        value > 0 ? null : ($"{what} must be positive.", value.ToString(), $"{what} ≥ 1");
-
-    private protected static (string, string, string)? RateProblem(string what, double value) =>
-        value >= 0 && value < 1 ? null : ($"{what} must lie in [0, 1).", ModelSyntax.FormatNumber(value), "0 ≤ rate < 1");
+    /// <summary>The fluent text of this layer, without a leading dot (<see cref="LayerArguments"/> writes it).</summary>
+    public sealed override string ToString() => LayerArguments.Text(this);
 }
 
 /// <summary>Token embedding: a V×D lookup table. Must be the first layer.</summary>
@@ -47,21 +39,10 @@ public sealed record EmbedLayer(int Dim) : Layer
     /// <inheritdoc />
     [JsonIgnore] public override string Kind => "Embed";
     internal override (string, string, string)? ArgumentProblem() =>
-        Positive("Embed dim", Dim)
-        ?? (Vocab is int v ? Positive("Embed vocab", v) : null)
+        LayerArguments.Problem(this)
         ?? (Padding is int p && (p < 0 || (Vocab is int v2 && p >= v2))
             ? ("Embed padding index must lie inside the vocabulary.", p.ToString(), $"0 ≤ padding < {(Vocab is int v3 ? v3 : "vocab")}")
             : null);
-    /// <inheritdoc />
-    public override string ToString()
-    {
-        var a = new List<string> { Dim.ToString() };
-        if (Vocab is int v) a.Add($"vocab: {v}");
-        if (Padding is int p) a.Add($"padding: {p}");
-        if (Pretrained is string s) a.Add($"pretrained: {ModelSyntax.Quote(s)}");
-        if (!Trainable) a.Add("trainable: false");
-        return Call("Embed", a);
-    }
 }
 
 /// <summary>A recurrent layer: a cell unrolled over time, optionally stacked and bidirectional.</summary>
@@ -88,30 +69,14 @@ public sealed record RecurrentLayer(CellSpec Cell, int Units) : Layer
     [JsonIgnore] public int OutputWidth => Bidirectional == Merge.Concat ? 2 * Units : Units;
 
     internal override (string, string, string)? ArgumentProblem() =>
-        Positive($"{Kind} units", Units)
+        LayerArguments.Problem(this)
         ?? Cell.ArgumentProblem()
-        ?? Positive("Stack count", Layers)
-        ?? RateProblem("Stack dropout", Dropout)
         ?? (Dropout > 0 && Layers < 2
             ? ($"{Kind} dropout acts between stacked layers, so it needs Stack(n) with n ≥ 2.", $"Stack({Layers}, dropout: {ModelSyntax.FormatNumber(Dropout)})", "Stack(2) or more, or no dropout")
             : ((string, string, string)?)null)
         ?? (Kernel == Kernel.Fused && Cell.FusedUnavailableReason is string why
             ? ($"kernel: Fused cannot be honoured: {why}.", "kernel: Fused", "kernel: Auto or Loop")
             : ((string, string, string)?)null);
-
-    /// <inheritdoc />
-    public override string ToString()
-    {
-        var a = new List<string> { Units.ToString() };
-        a.AddRange(Cell.TextArguments());
-        if (ReturnSequences is bool rs) a.Add($"returnSequences: {(rs ? "true" : "false")}");
-        if (Kernel != Kernel.Auto) a.Add($"kernel: {Kernel}");
-        var s = Call(Cell.Name, a);
-        if (Layers != 1 || Dropout != 0)
-            s += Dropout != 0 ? $".Stack({Layers}, dropout: {ModelSyntax.FormatNumber(Dropout)})" : $".Stack({Layers})";
-        if (Bidirectional is Merge m) s += m == Merge.Concat ? ".Bidirectional()" : $".Bidirectional({m})";
-        return s;
-    }
 }
 
 /// <summary>Dropout of individual activations during training.</summary>
@@ -120,9 +85,7 @@ public sealed record DropoutLayer(double Rate) : Layer
 {
     /// <inheritdoc />
     [JsonIgnore] public override string Kind => "Dropout";
-    internal override (string, string, string)? ArgumentProblem() => RateProblem(Kind, Rate);
-    /// <inheritdoc />
-    public override string ToString() => $"Dropout({ModelSyntax.FormatNumber(Rate)})";
+    internal override (string, string, string)? ArgumentProblem() => LayerArguments.Problem(this);
 }
 
 /// <summary>Keras SpatialDropout1D: drops whole feature channels across all time steps.</summary>
@@ -131,9 +94,7 @@ public sealed record SpatialDropoutLayer(double Rate) : Layer
 {
     /// <inheritdoc />
     [JsonIgnore] public override string Kind => "SpatialDropout";
-    internal override (string, string, string)? ArgumentProblem() => RateProblem(Kind, Rate);
-    /// <inheritdoc />
-    public override string ToString() => $"SpatialDropout({ModelSyntax.FormatNumber(Rate)})";
+    internal override (string, string, string)? ArgumentProblem() => LayerArguments.Problem(this);
 }
 
 /// <summary>Fully connected layer y = φ(x W + b); after a sequence output it applies per time step.</summary>
@@ -143,10 +104,7 @@ public sealed record DenseLayer(int Units, Activation Activation = Activation.Li
 {
     /// <inheritdoc />
     [JsonIgnore] public override string Kind => "Dense";
-    internal override (string, string, string)? ArgumentProblem() => Positive("Dense units", Units);
-    /// <inheritdoc />
-    public override string ToString() =>
-        Activation == Activation.Linear ? $"Dense({Units})" : $"Dense({Units}, {Activation})";
+    internal override (string, string, string)? ArgumentProblem() => LayerArguments.Problem(this);
 }
 
 /// <summary>
@@ -160,7 +118,5 @@ public sealed record AttentionLayer : Layer
     public int? Units { get; init; }
     /// <inheritdoc />
     [JsonIgnore] public override string Kind => "Attention";
-    internal override (string, string, string)? ArgumentProblem() => Units is int u ? Positive("Attention units", u) : null;
-    /// <inheritdoc />
-    public override string ToString() => Units is int u ? $"Attention({u})" : "Attention()";
+    internal override (string, string, string)? ArgumentProblem() => LayerArguments.Problem(this);
 }

@@ -19,7 +19,7 @@ public static class ModelSyntax
     public static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
 
     /// <summary>The names of every call the syntax knows.</summary>
-    public static IReadOnlyList<string> Calls => Signatures.Select(s => s.Name).ToList();
+    public static IReadOnlyList<string> Calls => LayerArguments.Calls.Select(s => s.Name).ToList();
 
     /// <summary>Reads model text; errors carry line, column and a caret excerpt.</summary>
     /// <exception cref="SeqDslException">The text is malformed or describes an invalid model.</exception>
@@ -30,51 +30,9 @@ public static class ModelSyntax
         return p.ParseModel();
     }
 
-    // ---- signatures ----------------------------------------------------------------------
+    // ---- calls and arguments: the one table in LayerArguments ---------------------------------
 
-    private enum T { Int, Double, Bool, String, Activation, Merge, Bias, Kernel }
-
-    private sealed record Param(string Name, T Type, bool Required = false, bool Nullable = false);
-
-    private sealed record Signature(string Name, Param[] Params, Func<ModelSpec, Args, ModelSpec> Apply);
-
-    private sealed class Args(Dictionary<string, object?> values)
-    {
-        public TV Get<TV>(string name, TV fallback) =>
-            values.TryGetValue(name, out var v) ? (TV)v! : fallback;
-        public TV? Opt<TV>(string name) where TV : struct =>
-            values.TryGetValue(name, out var v) ? (TV?)v : null;
-        public string? Str(string name) => values.TryGetValue(name, out var v) ? (string?)v : null;
-    }
-
-    private static readonly Param[] RecurrentCommon =
-    [
-        new("returnSequences", T.Bool, Nullable: true), new("kernel", T.Kernel),
-    ];
-
-    private static readonly Signature[] Signatures =
-    [
-        new("Embed", [new("dim", T.Int, true), new("vocab", T.Int, Nullable: true), new("padding", T.Int, Nullable: true),
-                      new("pretrained", T.String, Nullable: true), new("trainable", T.Bool)],
-            (m, a) => m.Embed(a.Get("dim", 0), a.Opt<int>("vocab"), a.Opt<int>("padding"), a.Str("pretrained"), a.Get("trainable", true))),
-        new("SimpleRnn", [new("units", T.Int, true), new("activation", T.Activation), new("bias", T.Bias), .. RecurrentCommon],
-            (m, a) => m.SimpleRnn(a.Get("units", 0), a.Get("activation", Activation.Tanh), a.Get("bias", Bias.Auto),
-                a.Opt<bool>("returnSequences"), a.Get("kernel", Kernel.Auto))),
-        new("Lstm", [new("units", T.Int, true), new("bias", T.Bias), new("forgetBias", T.Double, Nullable: true),
-                     new("peephole", T.Bool), new("layerNorm", T.Bool), .. RecurrentCommon],
-            (m, a) => m.Lstm(a.Get("units", 0), a.Get("bias", Bias.Auto), a.Opt<double>("forgetBias"), a.Get("peephole", false),
-                a.Get("layerNorm", false), a.Opt<bool>("returnSequences"), a.Get("kernel", Kernel.Auto))),
-        new("Gru", [new("units", T.Int, true), new("resetAfter", T.Bool), new("bias", T.Bias), .. RecurrentCommon],
-            (m, a) => m.Gru(a.Get("units", 0), a.Get("resetAfter", true), a.Get("bias", Bias.Auto),
-                a.Opt<bool>("returnSequences"), a.Get("kernel", Kernel.Auto))),
-        new("Stack", [new("n", T.Int, true), new("dropout", T.Double)], (m, a) => m.Stack(a.Get("n", 0), a.Get("dropout", 0.0))),
-        new("Bidirectional", [new("merge", T.Merge)], (m, a) => m.Bidirectional(a.Get("merge", Merge.Concat))),
-        new("Dropout", [new("rate", T.Double, true)], (m, a) => m.Dropout(a.Get("rate", 0.0))),
-        new("SpatialDropout", [new("rate", T.Double, true)], (m, a) => m.SpatialDropout(a.Get("rate", 0.0))),
-        new("Dense", [new("units", T.Int, true), new("activation", T.Activation)],
-            (m, a) => m.Dense(a.Get("units", 0), a.Get("activation", Activation.Linear))),
-        new("Attention", [new("units", T.Int, Nullable: true)], (m, a) => m.Attention(a.Opt<int>("units"))),
-    ];
+    private static IReadOnlyList<CallSpec> Signatures => LayerArguments.Calls;
 
     // ---- lexer and parser ----------------------------------------------------------------
 
@@ -199,8 +157,7 @@ public static class ModelSyntax
             var sig = Signatures.FirstOrDefault(s => s.Name == name.Text)
                 ?? Signatures.FirstOrDefault(s => string.Equals(s.Name, name.Text, StringComparison.OrdinalIgnoreCase));
             if (sig is null && UserCellCatalog.Find(name.Text) is { } user)
-                sig = new Signature(user.CellName, [new("units", T.Int, true), .. RecurrentCommon],
-                    (m, a) => m.Recurrent(user, a.Get("units", 0), a.Opt<bool>("returnSequences"), a.Get("kernel", Kernel.Auto)));
+                sig = LayerArguments.ForUserCell(user);
             if (sig is null)
             {
                 var near = Signatures.MinBy(s => Distance(s.Name.ToLowerInvariant(), name.Text.ToLowerInvariant()))!.Name;
@@ -216,24 +173,24 @@ public static class ModelSyntax
                 while (true)
                 {
                     var start = Peek;
-                    Param param;
+                    ArgumentSpec param;
                     if (Peek.Kind == K.Ident && _tokens[_pos + 1].Kind == K.Colon)
                     {
                         _pos += 2;
                         sawNamed = true;
-                        param = sig.Params.FirstOrDefault(p => p.Name == start.Text)
-                            ?? sig.Params.FirstOrDefault(p => string.Equals(p.Name, start.Text, StringComparison.OrdinalIgnoreCase))
+                        param = sig.Arguments.FirstOrDefault(p => p.Name == start.Text)
+                            ?? sig.Arguments.FirstOrDefault(p => string.Equals(p.Name, start.Text, StringComparison.OrdinalIgnoreCase))
                             ?? throw Error(start, $"{sig.Name} has no argument '{start.Text}'.", start.Text,
-                                "one of " + string.Join(", ", sig.Params.Select(p => p.Name)));
+                                "one of " + string.Join(", ", sig.Arguments.Select(p => p.Name)));
                     }
                     else
                     {
                         if (sawNamed)
                             throw Error(start, "A positional argument cannot follow a named one.", Describe(start), "name: value");
-                        if (positional >= sig.Params.Length)
-                            throw Error(start, $"{sig.Name} takes at most {sig.Params.Length} argument(s).", Describe(start),
-                                $"{sig.Name}({string.Join(", ", sig.Params.Select(p => p.Name))})");
-                        param = sig.Params[positional++];
+                        if (positional >= sig.Arguments.Count)
+                            throw Error(start, $"{sig.Name} takes at most {sig.Arguments.Count} argument(s).", Describe(start),
+                                $"{sig.Name}({string.Join(", ", sig.Arguments.Select(p => p.Name))})");
+                        param = sig.Arguments[positional++];
                     }
                     if (values.ContainsKey(param.Name))
                         throw Error(start, $"Argument '{param.Name}' given twice.", param.Name, "each argument once");
@@ -243,12 +200,12 @@ public static class ModelSyntax
                 }
             }
             Expect(K.RParen, $"',' or ')' in {sig.Name}(…)");
-            foreach (var p in sig.Params.Where(p => p.Required && !values.ContainsKey(p.Name)))
+            foreach (var p in sig.Arguments.Where(p => p.Required && !values.ContainsKey(p.Name)))
                 throw Error(name, $"{sig.Name} needs its '{p.Name}' argument.", $"{sig.Name}(…) without {p.Name}",
-                    $"{sig.Name}({string.Join(", ", sig.Params.Where(q => q.Required).Select(q => q.Name))})");
+                    $"{sig.Name}({string.Join(", ", sig.Arguments.Where(q => q.Required).Select(q => q.Name))})");
             try
             {
-                return sig.Apply(model, new Args(values));
+                return sig.Apply(model, new ArgumentValues(values));
             }
             catch (SeqDslException e)
             {
@@ -256,20 +213,20 @@ public static class ModelSyntax
             }
         }
 
-        private object? ParseValue(Signature sig, Param p)
+        private object? ParseValue(CallSpec sig, ArgumentSpec p)
         {
             var t = Peek;
             _pos++;
             string Expected() => p.Type switch
             {
-                T.Int => "an integer",
-                T.Double => "a number",
-                T.Bool => "true or false",
-                T.String => "a \"string\"",
-                T.Activation => "one of " + string.Join(", ", Enum.GetNames<Activation>()),
-                T.Merge => "one of " + string.Join(", ", Enum.GetNames<Merge>()),
-                T.Bias => "one of " + string.Join(", ", Enum.GetNames<Bias>()),
-                T.Kernel => "one of " + string.Join(", ", Enum.GetNames<Kernel>()),
+                ArgumentType.Int => "an integer",
+                ArgumentType.Double => "a number",
+                ArgumentType.Bool => "true or false",
+                ArgumentType.String => "a \"string\"",
+                ArgumentType.Activation => "one of " + string.Join(", ", Enum.GetNames<Activation>()),
+                ArgumentType.Merge => "one of " + string.Join(", ", Enum.GetNames<Merge>()),
+                ArgumentType.Bias => "one of " + string.Join(", ", Enum.GetNames<Bias>()),
+                ArgumentType.Kernel => "one of " + string.Join(", ", Enum.GetNames<Kernel>()),
                 _ => p.Type.ToString(),
             } + (p.Nullable ? " or null" : "");
             SeqDslException Bad() => Error(t, $"Bad value for {sig.Name} argument '{p.Name}'.", Describe(t), Expected());
@@ -278,15 +235,15 @@ public static class ModelSyntax
                 return p.Nullable ? null : throw Bad();
             switch (p.Type)
             {
-                case T.Int:
+                case ArgumentType.Int:
                     return t.Kind == K.Number && int.TryParse(t.Text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n)
                         ? n : throw Bad();
-                case T.Double:
+                case ArgumentType.Double:
                     return t.Kind == K.Number && double.TryParse(t.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d)
                         && double.IsFinite(d) ? d : throw Bad();
-                case T.Bool:
+                case ArgumentType.Bool:
                     return t.Kind == K.Ident && t.Text is "true" or "false" ? t.Text == "true" : throw Bad();
-                case T.String:
+                case ArgumentType.String:
                     return t.Kind == K.String ? t.Text : throw Bad();
                 default:
                     if (t.Kind != K.Ident) throw Bad();
@@ -301,10 +258,10 @@ public static class ModelSyntax
                     }
                     object? value = p.Type switch
                     {
-                        T.Activation => Enum.TryParse<Activation>(text, true, out var a) && Enum.IsDefined(a) ? a : null,
-                        T.Merge => Enum.TryParse<Merge>(text, true, out var m) && Enum.IsDefined(m) ? m : null,
-                        T.Bias => Enum.TryParse<Bias>(text, true, out var b) && Enum.IsDefined(b) ? b : null,
-                        T.Kernel => Enum.TryParse<Kernel>(text, true, out var k) && Enum.IsDefined(k) ? k : null,
+                        ArgumentType.Activation => Enum.TryParse<Activation>(text, true, out var a) && Enum.IsDefined(a) ? a : null,
+                        ArgumentType.Merge => Enum.TryParse<Merge>(text, true, out var m) && Enum.IsDefined(m) ? m : null,
+                        ArgumentType.Bias => Enum.TryParse<Bias>(text, true, out var b) && Enum.IsDefined(b) ? b : null,
+                        ArgumentType.Kernel => Enum.TryParse<Kernel>(text, true, out var k) && Enum.IsDefined(k) ? k : null,
                         _ => null,
                     };
                     return value ?? throw Bad();

@@ -67,7 +67,6 @@ public sealed record UserCell : CellSpec
         : Parameters.IsDefaultOrEmpty ? ($"{CellName} declares no parameters.", "none", "at least one parameter")
         : Parameters.Select(p => p.Name).Distinct().Count() != Parameters.Length ? ($"{CellName} declares a parameter twice.", string.Join(", ", Parameters.Select(p => p.Name)), "distinct names")
         : null;
-    internal override IEnumerable<string> TextArguments() => [];
 
     /// <inheritdoc />
     public bool Equals(UserCell? other) =>

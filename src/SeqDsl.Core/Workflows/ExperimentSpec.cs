@@ -86,9 +86,8 @@ public sealed record TrainingSpec
 
     /// <summary>Checks every bound before any data is read: the first problem as a SeqDslException that names the
     /// option (experiment-file path and command-line flag). <paramref name="cudaAvailable"/> is the engine's answer to
-    /// whether a CUDA device can be used (the torch engine: <c>Experiment.Validate</c> passes it); without it a cuda
-    /// device is only checked for its form.</summary>
-    public void Validate(Func<bool>? cudaAvailable = null)
+    /// whether a CUDA device can be used (the torch engine's <c>Experiment.Validate</c> passes libtorch's).</summary>
+    public void Validate(Func<bool> cudaAvailable)
     {
         static SeqDslException Bad(string path, string flag, string what, string received, string expected) =>
             new(ErrorKind.Spec, $"{path} ({flag}): {what}") { Received = received, Expected = expected };
@@ -108,7 +107,7 @@ public sealed record TrainingSpec
         var device = (Device ?? "").Trim().ToLowerInvariant();
         if (device != "cpu" && !System.Text.RegularExpressions.Regex.IsMatch(device, "^cuda(:[0-9]+)?$"))
             throw Bad("training.device", "--device", "unknown device.", Device ?? "null", "cpu, cuda or cuda:N");
-        if (device.StartsWith("cuda", StringComparison.Ordinal) && cudaAvailable is not null && !cudaAvailable())
+        if (device.StartsWith("cuda", StringComparison.Ordinal) && !cudaAvailable())
             throw Bad("training.device", "--device", "CUDA is not available here (a build with -p:TorchBackend=cuda on a machine with an NVIDIA GPU has it).", Device ?? "null", "cpu");
     }
 }

@@ -1,5 +1,6 @@
 using SeqDsl.Data;
 using SeqDsl.Engine;
+using SeqDsl.Spec;
 using static TorchSharp.torch;
 
 namespace SeqDsl.Training;
@@ -7,7 +8,8 @@ namespace SeqDsl.Training;
 /// <summary>
 /// Where <see cref="Trainer.Fit(Network, IBatchSource, FitOptions, SequenceData?)"/> gets its minibatches: the batches of
 /// each epoch, whether consecutive batches continue the same rows (truncated backpropagation through time), and the
-/// random state that a resumed run must continue from.
+/// random state that a resumed run must continue from. A source belongs to one <c>Fit</c>: its random state moves on
+/// with every epoch drawn.
 /// </summary>
 public interface IBatchSource
 {
@@ -22,7 +24,8 @@ public interface IBatchSource
     /// <summary>The random state after the epochs drawn so far (saved with resumable training state).</summary>
     byte[] SaveState();
 
-    /// <summary>Continues from a saved state, as if <paramref name="epochsDone"/> epochs had been drawn.</summary>
+    /// <summary>Continues from a saved state, as if <paramref name="epochsDone"/> epochs had been drawn; a state another
+    /// kind of source or other settings wrote is an error.</summary>
     void RestoreState(byte[] state, int epochsDone);
 }
 
@@ -83,6 +86,10 @@ public sealed class RowBatches : IBatchSource, IDisposable
     /// <inheritdoc />
     public void RestoreState(byte[] state, int epochsDone)
     {
+        using var current = _generator.get_state();
+        if (state.Length != current.shape[0])
+            throw new SeqDslException(ErrorKind.Data, "The saved sampler state is not a row-batch generator's (was it written by a language-model run?).")
+            { Received = $"{state.Length} bytes", Expected = $"{current.shape[0]} bytes" };
         using var g = tensor(state, dtype: ScalarType.Byte);
         _generator.set_state(g);
     }
@@ -99,14 +106,15 @@ public sealed class CorpusBatches : IBatchSource
     private readonly int _batchSize, _steps;
     private readonly Sampling _sampling;
     private readonly int _seed;
-    private readonly int? _oneHot;
+    private readonly Func<Tensor, Tensor> _tokenInput;
     private Random _rng;
 
-    /// <summary>Windows of <paramref name="steps"/> tokens, <paramref name="batchSize"/> rows per minibatch; with
-    /// <paramref name="oneHot"/>, inputs are one-hot vectors of that width (models without Embed).</summary>
-    public CorpusBatches(IReadOnlyList<int> corpus, int batchSize, int steps, Sampling sampling, int seed, int? oneHot)
+    /// <summary>Windows of <paramref name="steps"/> tokens, <paramref name="batchSize"/> rows per minibatch; the ids go
+    /// through <paramref name="tokenInput"/> (the network's <see cref="Network.TokenInput"/>: one-hot vectors for a
+    /// model without Embed).</summary>
+    public CorpusBatches(IReadOnlyList<int> corpus, int batchSize, int steps, Sampling sampling, int seed, Func<Tensor, Tensor> tokenInput)
     {
-        (_corpus, _batchSize, _steps, _sampling, _seed, _oneHot) = (corpus, batchSize, steps, sampling, seed, oneHot);
+        (_corpus, _batchSize, _steps, _sampling, _seed, _tokenInput) = (corpus, batchSize, steps, sampling, seed, tokenInput);
         _rng = new Random(seed);
     }
 
@@ -125,16 +133,22 @@ public sealed class CorpusBatches : IBatchSource
 
     private Func<Device, SequenceData> Batch((long[,] x, long[,] y) b) => device =>
     {
-        var x = tensor(b.x).to(device);
-        return new SequenceData(_oneHot is int v ? Tensors.OneHot(x, v) : x, tensor(b.y).to(device));
+        return new SequenceData(_tokenInput(tensor(b.x).to(device)), tensor(b.y).to(device));
     };
 
-    /// <summary>Nothing: System.Random's state is not serializable; <see cref="RestoreState"/> replays the draws.</summary>
-    public byte[] SaveState() => [];
+    /// <summary>The settings that decide the draws (System.Random's state is not serializable: <see cref="RestoreState"/>
+    /// replays the draws from the seed, after checking that the settings are the same).</summary>
+    public byte[] SaveState() => System.Text.Encoding.UTF8.GetBytes(Describe());
+
+    private string Describe() => $"corpus {_corpus.Count} tokens, batch {_batchSize}, steps {_steps}, {_sampling} sampling, seed {_seed}";
 
     /// <inheritdoc />
     public void RestoreState(byte[] state, int epochsDone)
     {
+        var saved = System.Text.Encoding.UTF8.GetString(state);
+        if (saved != Describe())
+            throw new SeqDslException(ErrorKind.Data, "The saved state was written by a run with other corpus or sampler settings.")
+            { Received = saved.Length == 0 ? "no sampler settings" : saved, Expected = Describe() };
         _rng = new Random(_seed);
         if (_sampling == Sampling.Consecutive) return;
         for (var e = 0; e < epochsDone; e++) Draw();

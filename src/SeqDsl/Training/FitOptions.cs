@@ -1,4 +1,3 @@
-using static TorchSharp.torch;
 
 namespace SeqDsl.Training;
 
@@ -41,7 +40,8 @@ public sealed record FitOptions
     /// <summary>Seed of shuffling and dropout; the same seed gives bit-identical CPU runs.</summary>
     public long Seed { get; init; } = 0;
     /// <summary>Fraction of the rows held out for validation: the LAST rows, before shuffling (as Keras does).
-    /// Ignored when an explicit validation set is passed.</summary>
+    /// Ignored when an explicit validation set is passed, and by the batch-source overload of <c>Trainer.Fit</c>
+    /// (a source has no rows to hold out).</summary>
     public double ValidationSplit { get; init; } = 0;
     /// <summary>The optimizer.</summary>
     public OptimizerSpec Optimizer { get; init; } = new OptimizerSpec.Adam();

@@ -1,6 +1,5 @@
 using SeqDsl.Engine;
 using SeqDsl.Spec;
-using static TorchSharp.torch;
 
 namespace SeqDsl.Training;
 
@@ -58,7 +57,7 @@ public static class LanguageModelTrainer
         if (!net.Summary.Output.Sequence)
             throw new SeqDslException(ErrorKind.Spec, "A language model needs an output per time step.")
             { Received = $"output {net.Summary.Output}", Expected = "returnSequences: true on the last recurrent layer, then Dense(vocabulary)" };
-        var source = new CorpusBatches(corpus, o.BatchSize, o.Steps, o.Sampling, o.Seed, net.OneHotWidth);
+        var source = new CorpusBatches(corpus, o.BatchSize, o.Steps, o.Sampling, o.Seed, net.TokenInput);
         return Trainer.Fit(net, source, new FitOptions
         {
             Epochs = o.Epochs, BatchSize = o.BatchSize, Seed = o.Seed, Loss = Loss.CrossEntropy, Metrics = [Metric.Perplexity],

@@ -20,9 +20,6 @@ public sealed record SequenceData(Tensor Inputs, Tensor Targets, Tensor? Lengths
     public static SequenceData From(ArrayData d) =>
         new(Tensor(d.Inputs, d.InputShape), Tensor(d.Targets, d.TargetShape), d.Lengths is long[] l ? tensor(l) : null);
 
-    /// <summary>C#: prepared arrays where tensors are expected (<see cref="From"/>).</summary>
-    public static implicit operator SequenceData(ArrayData d) => From(d);
-
     /// <summary>Inputs and targets only: <c>var (x, y) = SequenceData.From(…)</c>.</summary>
     public void Deconstruct(out Tensor inputs, out Tensor targets)
     {
@@ -38,13 +35,10 @@ public sealed record SequenceData(Tensor Inputs, Tensor Targets, Tensor? Lengths
     };
 }
 
-/// <summary>Tensors of the arrays preparation gives.</summary>
+/// <summary>Tensors of padded ids (<see cref="SequenceData.From"/> makes them of whole prepared rows).</summary>
 public static class ArrayTensors
 {
     /// <summary>(N, T) Int64 ids, and the true lengths (N) when the rows are post-padded per batch.</summary>
     public static (Tensor ids, Tensor? lengths) ToTensors(this PaddedIds p) =>
         (tensor(p.Ids, [p.Rows, p.Columns]), p.Lengths is long[] l ? tensor(l) : null);
-
-    /// <summary>As <see cref="SequenceData.From"/>.</summary>
-    public static SequenceData ToSequenceData(this ArrayData d) => SequenceData.From(d);
 }

@@ -23,7 +23,7 @@ public static class Trainer
         var train = data;
         if (validation is null && o.ValidationSplit > 0)
         {
-            var (kept, held) = Splits.Last(data.Count, o.ValidationSplit, "validation split");
+            var (kept, held) = Splits.Last(data.Count, o.ValidationSplit, "validation split", "at least one training and one validation row");
             train = data.Slice(0, kept);         // Keras: the LAST fraction, before shuffling
             validation = data.Slice(kept, held);
         }

@@ -5,7 +5,8 @@ namespace SeqDsl.Training;
 
 /// <summary>
 /// One network with its optimizer, taking training steps on batches you supply: the unit
-/// <see cref="Trainer.Fit(Network, IBatchSource, FitOptions, SequenceData?)"/> loops over, exposed for custom loops (truncated BPTT, benchmarks).
+/// <see cref="Trainer.Fit(Network, IBatchSource, FitOptions, SequenceData?)"/> loops over, exposed for loops of your own
+/// (benchmarks; a new way of cutting batches is better written as an <see cref="IBatchSource"/>).
 /// Call <see cref="Step"/> inside a dispose scope.
 /// </summary>
 public sealed class TrainingSession : IDisposable

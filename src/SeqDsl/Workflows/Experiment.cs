@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Microsoft.Data.Analysis;
 using SeqDsl.Data;
 using SeqDsl.Diagnostics;
 using SeqDsl.Engine;
@@ -145,8 +144,12 @@ public static class Experiment
 
     /// <summary>Turns the data source into rows with its task (<see cref="SeqTask.Prepare"/>). With <paramref name="fitted"/>
     /// (a saved model's task) the saved preparation is applied instead of fitting a new one.</summary>
-    public static PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText) =>
-        (fitted is null ? SeqTask.For(DataSource.Parse(spec.Data), spec.Preprocessing) : SeqTask.For(fitted)).Prepare(spec, model, fitted, fittedText);
+    public static PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText)
+    {
+        var source = DataSource.Parse(spec.Data);
+        var task = fitted is null ? SeqTask.For(source, spec.Preprocessing) : SeqTask.For(fitted, source);
+        return task.Prepare(spec, model, fitted, fittedText);
+    }
 
     internal static T ParseEnum<T>(string value, string what) where T : struct, Enum =>
         Enum.TryParse<T>(value, true, out var r) && Enum.IsDefined(r) ? r

@@ -20,9 +20,6 @@ public sealed record TrainingOutcome(History History, Dictionary<string, Diction
 /// </summary>
 public abstract class SeqTask
 {
-    /// <summary>The kind saved in task.json.</summary>
-    public abstract TaskKind Kind { get; }
-
     /// <summary>The source's rows: fitting the preparation (vocabulary, scaler) on the training part, or, with
     /// <paramref name="fitted"/> (a saved model's task), applying the saved one.</summary>
     public abstract PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText);
@@ -46,12 +43,22 @@ public abstract class SeqTask
         },
     };
 
-    /// <summary>The task a saved model was trained for.</summary>
+    /// <summary>The task a saved model was trained for (a regression on synthetic:counting is the counting task).</summary>
     public static SeqTask For(TaskInfo info) => info.Kind switch
     {
         TaskKind.LanguageModel => new LanguageModelTask(),
         TaskKind.Classification => new TextClassificationTask(),
         _ when info.Data == "synthetic:counting" => new CountingTask(),
+        _ => new SeriesTask(),
+    };
+
+    /// <summary>The task of a saved model measured on <paramref name="source"/>: its kind decides, and for a regression
+    /// the source tells counting from a series.</summary>
+    public static SeqTask For(TaskInfo info, DataSource source) => info.Kind switch
+    {
+        TaskKind.LanguageModel => new LanguageModelTask(),
+        TaskKind.Classification => new TextClassificationTask(),
+        _ when source is { Kind: "synthetic", Path: "counting" } => new CountingTask(),
         _ => new SeriesTask(),
     };
 
@@ -67,18 +74,18 @@ public abstract class SeqTask
 
     internal static Clip? Clipping(TrainingSpec t) => t.ClipNorm is double n ? new Clip.ByNorm(n) : t.ClipValue is double v ? new Clip.ByValue(v) : null;
 
-    /// <summary>The validation part: the LAST fraction of the training rows (<see cref="Splits.Last"/>).</summary>
+    /// <summary>The validation part: the LAST fraction of the training rows (<see cref="Splits.HeldOut"/>); none when the
+    /// fraction holds out no row, as Keras's fit on a handful of rows.</summary>
     internal static (SequenceData train, SequenceData? validation) SplitLast(SequenceData d, double fraction)
     {
-        var (kept, held) = Splits.Last(d.Count, fraction, "validation split");
-        return held == 0 ? (d, null) : (d.Slice(0, kept), d.Slice(kept, held));
+        var held = Splits.HeldOut(d.Count, fraction);
+        return held < 1 || held >= d.Count ? (d, null) : (d.Slice(0, d.Count - held), d.Slice(d.Count - held, held));
     }
 
-    /// <summary>The test part of a frame without its own: the last fraction of its rows.</summary>
+    /// <summary>The test part of a frame without its own: the last fraction of its rows (<see cref="Splits.Last"/>).</summary>
     internal static (DataFrame, DataFrame) CutLast(DataFrame f, double fraction)
     {
-        if (fraction == 0) throw new SeqDslException(ErrorKind.Data, "A test split of 0 leaves no test rows.") { Expected = "0 < testSplit < 1" };
-        var (kept, test) = Splits.Last(f.Rows.Count, fraction, "test split", round: true);
+        var (kept, test) = Splits.Last(f.Rows.Count, fraction, "test split", "0 < testSplit < 1 with rows on both sides", round: true);
         return (f[new Int32DataFrameColumn("i", Enumerable.Range(0, kept))], f[new Int32DataFrameColumn("i", Enumerable.Range(kept, test))]);
     }
 }
@@ -119,9 +126,6 @@ public abstract class RowTask : SeqTask
 /// <summary>Text → class (sentiment): IMDB, a CSV of texts and labels, or synthetic:negation; BCE or cross-entropy, accuracy.</summary>
 public sealed class TextClassificationTask : RowTask
 {
-    /// <inheritdoc />
-    public override TaskKind Kind => TaskKind.Classification;
-
     /// <inheritdoc />
     public override PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText)
     {
@@ -245,13 +249,11 @@ public sealed class TextClassificationTask : RowTask
 public sealed class CountingTask : RowTask
 {
     /// <inheritdoc />
-    public override TaskKind Kind => TaskKind.Regression;
-
-    /// <inheritdoc />
     public override PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText)
     {
         var seed = spec.Training.Seed;
-        var (tr, va) = SplitLast(SequenceData.From(Synthetic.CountingOnes(10_000, 20, seed + 1)), spec.Training.ValidationSplit);
+        var train = SequenceData.From(Synthetic.CountingOnes(10_000, 20, seed + 1));
+        var (tr, va) = fitted is null ? SplitLast(train, spec.Training.ValidationSplit) : (train, null);
         return new PreparedData
         {
             Info = new TaskInfo { Kind = TaskKind.Regression, Data = spec.Data, Loss = LossKind.MeanSquaredError, Metrics = [Metric.Accuracy, Metric.Mae] },
@@ -276,9 +278,6 @@ public sealed class CountingTask : RowTask
 public sealed class SeriesTask : RowTask
 {
     /// <inheritdoc />
-    public override TaskKind Kind => TaskKind.Regression;
-
-    /// <inheritdoc />
     public override PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText)
     {
         var source = DataSource.Parse(spec.Data);
@@ -296,7 +295,8 @@ public sealed class SeriesTask : RowTask
         }
         var scaler = fitted?.Scaler ?? StandardScaler.Fit(train, features);
         var window = fitted?.Window ?? p.Window;
-        var (tr, va) = SplitLast(Rows(train, scaler, target, window), spec.Training.ValidationSplit);
+        var trainRows = Rows(train, scaler, target, window);
+        var (tr, va) = fitted is null ? SplitLast(trainRows, spec.Training.ValidationSplit) : (trainRows, null);
         return new PreparedData
         {
             Info = new TaskInfo
@@ -378,9 +378,6 @@ public sealed class SeriesTask : RowTask
 public sealed class LanguageModelTask : SeqTask
 {
     /// <inheritdoc />
-    public override TaskKind Kind => TaskKind.LanguageModel;
-
-    /// <inheritdoc />
     public override PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText)
     {
         var source = DataSource.Parse(spec.Data);
@@ -423,6 +420,8 @@ public sealed class LanguageModelTask : SeqTask
             Epochs = t.Epochs, BatchSize = t.BatchSize, Steps = spec.Preprocessing.Steps,
             Sampling = Experiment.ParseEnum<Sampling>(spec.Preprocessing.Sampling, "preprocessing.sampling"),
             Optimizer = Optimizer(t), Clip = Clipping(t), Seed = t.Seed, Progress = progress, Cancellation = cancellation,
+            // a language model has no validation rows: early stopping watches the training loss
+            EarlyStopping = t.EarlyStopping is int patience ? new EarlyStopping("loss", patience, true) : null,
         });
         var metrics = new Dictionary<string, Dictionary<string, double>>();
         if (history.Epochs.Count > 0)
@@ -431,22 +430,12 @@ public sealed class LanguageModelTask : SeqTask
         return new TrainingOutcome(history, metrics, [Generate(net, data.Text, string.Concat(prefix), 60, DecodeOptions.ArgMax)]);
     }
 
-    /// <summary>Every character of the corpus predicted once: non-overlapping windows of <c>steps</c> (stride-1 chunks
-    /// of a large corpus would not fit in memory).</summary>
+    /// <summary>Every character of the corpus predicted once (<see cref="LanguageModelData.Windows"/>).</summary>
     public override Dictionary<string, double> Evaluate(Network net, PreparedData data, ExperimentSpec spec)
     {
-        var corpus = data.Corpus!;
-        var steps = Math.Min(spec.Preprocessing.Steps, corpus.Length - 1);
-        var n = (corpus.Length - 1) / steps;
-        var xs = new long[n * (long)steps];
-        var ys = new long[n * (long)steps];
-        for (var i = 0; i < n * steps; i++)
-        {
-            xs[i] = corpus[i];
-            ys[i] = corpus[i + 1];
-        }
-        var windows = new SequenceData(net.TokenInput(tensor(xs, [n, steps])), tensor(ys, [n, steps]));
-        return Trainer.Evaluate(net, windows, new Loss(LossKind.CrossEntropy), [Metric.Perplexity]);
+        using var scope = NewDisposeScope();
+        var (ids, targets) = SequenceData.From(LanguageModelData.Windows(data.Corpus!, spec.Preprocessing.Steps));
+        return Trainer.Evaluate(net, new SequenceData(net.TokenInput(ids), targets), new Loss(LossKind.CrossEntropy), [Metric.Perplexity]);
     }
 
     /// <summary>Generates text from a prefix with a trained language model.</summary>

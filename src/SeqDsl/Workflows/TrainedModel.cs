@@ -3,7 +3,6 @@ using SeqDsl.Engine;
 using SeqDsl.Generation;
 using SeqDsl.Spec;
 using SeqDsl.Training;
-using static TorchSharp.torch;
 
 namespace SeqDsl.Workflows;
 
@@ -43,7 +42,7 @@ public sealed class TrainedModel : IDisposable
     /// <summary>Loss and metrics on a data source prepared with the saved preparation (its test part, or all of it).</summary>
     public Dictionary<string, double> Evaluate(ExperimentSpec data)
     {
-        var task = Task;
+        var task = SeqTask.For(Info, DataSource.Parse(data.Data));
         return task.Evaluate(Network, task.Prepare(data, Network.Spec, Info, Text), data);
     }
 

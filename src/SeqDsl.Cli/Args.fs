@@ -70,6 +70,7 @@ type TrainArgs =
     | [<AltCommandLine("-e")>] Experiment of file: string
     | [<AltCommandLine("-d")>] Data of source: string
     | [<AltCommandLine("-o")>] Out of dir: string
+    | Resume
     | Epochs of int
     | Batch_Size of int
     | Optimizer of OptimizerArg
@@ -100,6 +101,7 @@ type TrainArgs =
     | Test_Start of date: string
     | Test_End of date: string
     | Test_Split of fraction: float
+    | Skip_Bad_Rows
     | Chars of count: int
     | Replace_Newlines
     | Steps of int
@@ -111,7 +113,8 @@ type TrainArgs =
             | Model _ -> "the model as fluent text, e.g. \"Embed(32).Lstm(64).Dense(1, Sigmoid)\" (overrides the experiment file)."
             | Experiment _ -> "an experiment file (JSON: model, data, preprocessing, training); options given here override it."
             | Data _ -> "the data: imdb:PATH (folder or .tar.gz), csv:PATH (text/label or feature/target columns), text:PATH[!zip-member], series:PATH, synthetic:counting|negation|seasonal."
-            | Out _ -> "write the model directory, history.csv, metrics.json and learning-curves.png here."
+            | Out _ -> "write the model directory, history.csv, metrics.json and learning-curves.png here; while training, the state to resume from is saved after every epoch in DIR.state."
+            | Resume -> "continue an interrupted run of the same experiment from DIR.state (with --out DIR); without --resume a run starts over."
             | Epochs _ -> "passes over the data (default 10)."
             | Batch_Size _ -> "sequences per minibatch (default 32)."
             | Optimizer _ -> "adam (default), sgd, rmsprop or adagrad."
@@ -142,6 +145,7 @@ type TrainArgs =
             | Test_Start _ -> "first test date of a series (default: the day after --train-end)."
             | Test_End _ -> "last test date of a series."
             | Test_Split _ -> "test fraction for sources without a test split (default 0.2)."
+            | Skip_Bad_Rows -> "CSV sources: skip (and count) rows with a malformed cell or an empty label or target instead of stopping at the first."
             | Chars _ -> "character corpus: keep the first N characters."
             | Replace_Newlines -> "character corpus: line breaks become spaces."
             | Steps _ -> "language models: time steps per minibatch (default 35)."

@@ -64,7 +64,8 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
             ReplaceNewlines = (a.Contains Replace_Newlines || p0.ReplaceNewlines),
             Steps = defaultArg (a.TryGetResult Steps) p0.Steps,
             Sampling = (match a.TryGetResult Sampling with Some v -> argName v | None -> p0.Sampling),
-            TestSplit = defaultArg (a.TryGetResult Test_Split) p0.TestSplit)
+            TestSplit = defaultArg (a.TryGetResult Test_Split) p0.TestSplit,
+            SkipBadRows = (a.Contains Skip_Bad_Rows || p0.SkipBadRows))
     let t =
         TrainingSpec(
             Epochs = defaultArg (a.TryGetResult Epochs) t0.Epochs,
@@ -96,13 +97,20 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
 let train (a: ParseResults<TrainArgs>) : int =
     let spec = experimentOf a
     let model = Experiment.ParseModel spec.Model // model text errors first, with their column
-    Experiment.Validate spec.Training // then every training bound, before anything is printed or read
+    Experiment.Validate spec // then every training bound, before anything is printed or read
     use cts = new CancellationTokenSource()
     let handler = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; cts.Cancel())
     Console.CancelKeyPress.AddHandler handler
     let progress = Progress.ConsoleProgress(not Console.IsOutputRedirected)
     printfn "Model: %O" model
-    use result = Experiment.Run(spec, progress, cts.Token, fun line -> printfn "%s" line)
+    // the resumable state lives beside the model directory, and goes when the model is saved
+    let stateDir = a.TryGetResult Out |> Option.map (fun o -> Path.TrimEndingDirectorySeparator(Path.GetFullPath o) + ".state")
+    match stateDir, a.Contains Resume with
+    | None, true -> fail ErrorKind.Spec "--resume continues the run saved beside --out DIR (in DIR.state): give --out."
+    | Some s, true when not (Directory.Exists s) -> printfn "no saved training state in %s: training from epoch 1" s
+    | Some s, false when Directory.Exists s -> Directory.Delete(s, true)
+    | _ -> ()
+    use result = Experiment.Run(spec, progress, cts.Token, (fun line -> printfn "%s" line), Option.toObj stateDir)
     Console.CancelKeyPress.RemoveHandler handler
     metricsTable result.Metrics
     for s in result.Samples do printfn "sample: %s" s
@@ -110,6 +118,10 @@ let train (a: ParseResults<TrainArgs>) : int =
     | Some dir ->
         result.Save dir
         printfn "saved to %s (model, history.csv, metrics.json, learning-curves.png)" dir
+        // a finished run needs no state; a cancelled one keeps it for --resume
+        match stateDir with
+        | Some s when Directory.Exists s && not cts.IsCancellationRequested -> Directory.Delete(s, true)
+        | _ -> ()
     | None -> ()
     match result.History.StopReason with
     | null -> 0
@@ -124,7 +136,13 @@ let evaluate (a: ParseResults<EvaluateArgs>) : int =
     let dir = a.GetResult EvaluateArgs.Model_Dir
     use m = TrainedModel.Load dir
     let trained = match m.Experiment with null -> ExperimentSpec(Model = string m.Network.Spec, Data = m.Info.Data) | e -> e
-    let spec = match a.TryGetResult EvaluateArgs.Data with Some d -> ExperimentSpec(Model = trained.Model, Data = d, Preprocessing = trained.Preprocessing, Training = trained.Training) | None -> trained
+    let spec =
+        match a.TryGetResult EvaluateArgs.Data with
+        | Some d -> trained.WithData d
+        // a model directory may come from anywhere: it never makes seqdsl read a file the user did not name
+        | None when not (trained.Data.StartsWith("synthetic:", StringComparison.Ordinal)) ->
+            fail ErrorKind.Spec $"evaluate reads data only from --data: this model was trained on {trained.Data}; pass --data {trained.Data} to measure it there."
+        | None -> trained
     let metrics = m.Evaluate spec
     if a.Contains EvaluateArgs.Json then
         printfn "%s" (JsonSerializer.Serialize(metrics, JsonSerializerOptions(WriteIndented = true)))

@@ -44,6 +44,90 @@ let tests =
             Expect.stringContains out "Every path SeqDsl uses on this machine agrees with the reference." "verdict"
         }
 
+        test "train --resume after kill -9 ends exactly where an uninterrupted run ends" {
+            let root = Path.Combine(Path.GetTempPath(), "seqdsl-cli-resume-" + System.Guid.NewGuid().ToString("N"))
+            Directory.CreateDirectory root |> ignore
+            let args out = [ "train"; "--model"; "Embed(8).Gru(8).Dense(1, Sigmoid)"; "--data"; "synthetic:negation"; "--epochs"; "5"
+                             "--lr"; "0.01"; "--threads"; "1"; "--out"; out ]
+            let straight = Path.Combine(root, "straight")
+            let code, _, err = runCli (args straight)
+            Expect.equal code 0 $"uninterrupted run (stderr: {err})"
+            // the same run, killed (SIGKILL) once its state holds two epochs
+            let out = Path.Combine(root, "killed")
+            let dll = Path.Combine(repoRoot, "src", "SeqDsl.Cli", "bin", configuration, "net10.0", "SeqDsl.Cli.dll")
+            let psi = System.Diagnostics.ProcessStartInfo("dotnet", UseShellExecute = false, WorkingDirectory = repoRoot,
+                                                          RedirectStandardOutput = true, RedirectStandardError = true)
+            for a in dll :: args out do psi.ArgumentList.Add a
+            use p = System.Diagnostics.Process.Start psi
+            p.StandardOutput.ReadToEndAsync() |> ignore
+            p.StandardError.ReadToEndAsync() |> ignore
+            let generation = Path.Combine(out + ".state", "epoch-000002")
+            let clock = System.Diagnostics.Stopwatch.StartNew()
+            while not (Directory.Exists generation) && not p.HasExited && clock.Elapsed.TotalSeconds < 90.0 do
+                System.Threading.Thread.Sleep 20
+            Expect.isFalse p.HasExited "killed while training"
+            p.Kill()
+            p.WaitForExit()
+            Expect.isFalse (Directory.Exists out) "no model yet"
+            // a resume with other options is refused, and keeps the state
+            let code, _, err = runCli (args out @ [ "--resume"; "--batch-size"; "16" ])
+            Expect.equal code 2 $"other options: exit 2 (stderr: {err})"
+            Expect.stringContains err "belongs to another experiment (training.batchSize differs)" "says which option differs"
+            let code, stdout, err = runCli (args out @ [ "--resume" ])
+            Expect.equal code 0 $"resumed (stderr: {err})"
+            Expect.stringContains stdout "resuming from the training state" "says it resumes"
+            Expect.equal (File.ReadAllText(Path.Combine(out, "metrics.json"))) (File.ReadAllText(Path.Combine(straight, "metrics.json"))) "the same metrics"
+            let losses dir = File.ReadAllLines(Path.Combine(dir, "history.csv")) |> Array.map (fun l -> l.Split(',') |> Array.removeAt 1)
+            Expect.equal (losses out) (losses straight) "the same history (but for the seconds)"
+            Expect.isFalse (Directory.Exists(out + ".state")) "the state goes once the model is saved"
+            Directory.Delete(root, true)
+        }
+
+        test "out-of-range preprocessing options and absurd sizes exit 2 naming the option or layer, before any work" {
+            for args, flag in [ [ "--chars"; "-2147483648" ], "--chars"; [ "--steps"; "0" ], "--steps"; [ "--window"; "0" ], "--window"
+                                [ "--test-split"; "1.5" ], "--test-split"; [ "--maxlen"; "0" ], "--maxlen"
+                                [ "--train-end"; "2020-01-01"; "--test-start"; "2019-01-01" ], "--test-start" ] do
+                let code, out, err = runCli ([ "train"; "--model"; "Embed(4).Lstm(4).Dense(1, Sigmoid)"; "--data"; "imdb:/nonexistent/aclImdb" ] @ args)
+                Expect.equal code 2 $"{args}: exit code (stderr: {err})"
+                Expect.stringContains err flag $"{args}: names the option"
+                Expect.isFalse (err.Contains "nonexistent") $"{args}: checked before the data"
+            // a training period with no rows: a data error, not "Sequence contains no elements"
+            let code, _, err = runCli [ "train"; "--model"; "Lstm(4).Dense(1)"; "--data"; "synthetic:seasonal"; "--train-end"; "0001-01-01"; "--epochs"; "1" ]
+            Expect.equal code 2 $"empty training period (stderr: {err})"
+            Expect.stringContains err "training part of synthetic:seasonal holds 0 rows" "says why"
+            // parameter counts in checked arithmetic, and a memory estimate before anything is allocated
+            let code, out, err = runCli [ "summary"; "--model"; "Lstm(2000000000).Dense(1)"; "--features"; "3" ]
+            Expect.equal code 2 $"overflowing summary (stderr: {err}, stdout: {out})"
+            Expect.stringContains err "does not fit in 64 bits" "says why"
+            let code, _, err = runCli [ "train"; "--model"; "Embed(2000000000).Lstm(4).Dense(1, Sigmoid)"; "--data"; "synthetic:negation"; "--epochs"; "1" ]
+            Expect.equal code 2 $"a model larger than the memory (stderr: {err})"
+            Expect.stringContains err "GiB available here" "the estimate against the machine"
+            Expect.isFalse (err.Contains "   at ") "no stack trace"
+        }
+
+        test "a model directory never makes evaluate read a file the user did not name; an empty label names its line" {
+            let root = Path.Combine(Path.GetTempPath(), "seqdsl-cli-csv-" + System.Guid.NewGuid().ToString("N"))
+            Directory.CreateDirectory root |> ignore
+            let data = Path.Combine(root, "reviews.csv")
+            File.WriteAllLines(data, [| yield "text,label"; for i in 1 .. 40 -> if i % 2 = 0 then "a good film,1" else "a bad film,0" |])
+            let out = Path.Combine(root, "model")
+            let code, _, err = runCli [ "train"; "--model"; "Embed(4).Gru(4).Dense(1, Sigmoid)"; "--data"; $"csv:{data}"; "--epochs"; "1"; "--out"; out ]
+            Expect.equal code 0 $"train on a CSV (stderr: {err})"
+            let code, _, err = runCli [ "evaluate"; "--model-dir"; out ]
+            Expect.equal code 2 $"no --data: exit 2 (stderr: {err})"
+            Expect.stringContains err "evaluate reads data only from --data" "says why"
+            let code, _, err = runCli [ "evaluate"; "--model-dir"; out; "--data"; $"csv:{data}" ]
+            Expect.equal code 0 $"with --data (stderr: {err})"
+            File.AppendAllText(data, "an unlabelled film,\n")
+            let code, _, err = runCli [ "train"; "--model"; "Embed(4).Gru(4).Dense(1, Sigmoid)"; "--data"; $"csv:{data}"; "--epochs"; "1" ]
+            Expect.equal code 2 $"empty label: exit 2 (stderr: {err})"
+            Expect.stringContains err "reviews.csv, line 42, column 'label': the cell is empty" "names the line"
+            let code, stdout, err = runCli [ "train"; "--model"; "Embed(4).Gru(4).Dense(1, Sigmoid)"; "--data"; $"csv:{data}"; "--epochs"; "1"; "--skip-bad-rows" ]
+            Expect.equal code 0 $"--skip-bad-rows (stderr: {err})"
+            Expect.stringContains stdout "1 bad rows skipped" "counted in the data description"
+            Directory.Delete(root, true)
+        }
+
         test "out-of-range training options exit 2 naming the option, before any data is read" {
             // the data path does not exist: a bound checked first is what the user hears about
             for args, flag in [ [ "--threads"; "0" ], "--threads"; [ "--threads"; "-1" ], "--threads"; [ "--threads"; "100000" ], "--threads"

@@ -36,6 +36,16 @@ let tests =
             Expect.equal bad.Kind SeqDsl.Spec.ErrorKind.Data "a data error (exit 2)"
         }
 
+        test "an empty label or target cell is an error naming its line; skipping bad rows counts it instead" {
+            let text = "text,label\ngood,1\n\"multi\nline\",0\nmissing,\nbad,0\n"
+            let e = expectSeqDslError "empty label" (fun () -> Csv.Parse(text, CsvOptions(Required = [| "label" |]), "reviews.csv") |> ignore)
+            Expect.stringContains e.Message "reviews.csv, line 5, column 'label': the cell is empty" "names the file, line and column"
+            let r = Csv.Parse(text, CsvOptions(Required = [| "label" |], SkipBadRows = true), "reviews.csv")
+            Expect.equal (r.Frame.Rows.Count, r.SkippedRows) (3L, 1) "three rows kept, one skipped"
+            let kept = Csv.Parse(text, CsvOptions(), "reviews.csv")
+            Expect.equal kept.Frame.Rows.Count 4L "without Required the empty cell is a missing value, as before"
+        }
+
         test "RFC 4180 quoting: separators, quotes and newlines inside fields; CRLF; no trailing newline" {
             let r = csv "text,label\r\n\"good, \"\"really\"\"\nfine\",1\r\n\"bad\",0"
             Expect.equal (r.Frame.Columns.["text"].[0L]) (box "good, \"really\"\nfine") "quoted field"

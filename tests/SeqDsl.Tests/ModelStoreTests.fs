@@ -53,7 +53,7 @@ let tests =
             let bytes = File.ReadAllBytes w
             File.WriteAllBytes(w, bytes.[.. bytes.Length / 2])
             let e = expectSeqDslError "truncated" (fun () -> ModelStore.Load dir)
-            Expect.stringContains e.Message "does not hold the weights of Lstm(8).Dense(1)" "names the model"
+            Expect.stringContains e.Message "weights.dat was changed after the model was saved" "names the file"
             Directory.Delete(dir, true)
         }
 
@@ -65,7 +65,7 @@ let tests =
             ModelStore.Save(big, b)
             File.Copy(Path.Combine(b, "weights.dat"), Path.Combine(a, "weights.dat"), true)
             let e = expectSeqDslError "wrong model" (fun () -> ModelStore.Load a)
-            Expect.stringContains e.Message "saved from another model" "reason"
+            Expect.stringContains e.Message "weights.dat was changed after the model was saved" "names the file"
             Directory.Delete(a, true)
             Directory.Delete(b, true)
         }
@@ -74,7 +74,90 @@ let tests =
             let dir = tempDir ()
             Directory.CreateDirectory dir |> ignore
             let e = expectSeqDslError "empty dir" (fun () -> ModelStore.Load dir)
-            Expect.stringContains e.Message "model.json is missing" "reason"
+            Expect.stringContains e.Message "has no manifest.json" "reason"
             Directory.Delete(dir, true)
+        }
+
+        test "a model with pretrained vectors reloads without the vectors file (they are in the weights)" {
+            let dir = tempDir ()
+            Directory.CreateDirectory dir |> ignore
+            let glove = Path.Combine(dir, "vectors.txt")
+            File.WriteAllText(glove, "good 0.5 -0.25\nbad -1 2\n")
+            let vocabulary = readOnlyDict [ "<pad>", 0; "good", 1; "bad", 2; "film", 3 ]
+            use net = SeqDsl.Engine.Network.Compile(Model.Embed(2, padding = 0, pretrained = glove, trainable = false).Lstm(3).Dense(1, Activation.Sigmoid),
+                                                    SeqDsl.Engine.CompileOptions(Input = InputSpec(Vocab = 4), Vocabulary = vocabulary, Seed = 1L))
+            let model = Path.Combine(dir, "model")
+            ModelStore.Save(net, model)
+            File.Delete glove
+            use loaded = ModelStore.Load model
+            use x = torch.tensor([| 1L; 2L; 3L; 1L |]).reshape(2L, 2L)
+            use a = Trainer.Predict(net, x)
+            use b = Trainer.Predict(loaded, x)
+            Expect.equal (values b) (values a) "identical predictions, vectors included"
+            Expect.equal (string loaded.Spec) "Embed(2, padding: 0, trainable: false).Lstm(3).Dense(1, Sigmoid)" "the saved model names no vectors file"
+            Directory.Delete(dir, true)
+        }
+
+        test "every single-bit flip in any file of a model directory is detected" {
+            let dir = tempDir ()
+            use net = compile (Model.Embed(4).Lstm(3).Dense(1, Activation.Sigmoid)) (InputSpec(Vocab = 9)) Convention.Torch 1L
+            ModelStore.Save(net, dir, readOnlyDict [ "task.json", "{\"kind\": \"Classification\"}" ])
+            let rng = Random 5
+            let files = [ "weights.dat"; "model.json"; "network.json"; "model.txt"; "task.json" ]
+            let mutable detected = 0
+            let flips = 200
+            for i in 1 .. flips do
+                let f = Path.Combine(dir, files.[i % files.Length])
+                let original = File.ReadAllBytes f
+                let flipped = Array.copy original
+                let at = rng.Next flipped.Length
+                flipped.[at] <- flipped.[at] ^^^ (1uy <<< rng.Next 8)
+                File.WriteAllBytes(f, flipped)
+                try
+                    (ModelStore.Load dir).Dispose()
+                    ModelStore.ReadExtra(dir, "task.json") |> ignore
+                with :? SeqDslException as e when e.Message.Contains "was changed after the model was saved" -> detected <- detected + 1
+                File.WriteAllBytes(f, original)
+            Expect.equal detected flips "every flip detected, none loaded silently"
+            (ModelStore.Load dir).Dispose() // and the restored directory loads again
+            Directory.Delete(dir, true)
+        }
+
+        test "an edited model.json (Sigmoid → Linear) is refused, naming the file" {
+            let dir = tempDir ()
+            use net = compile (Model.Lstm(3).Dense(1, Activation.Sigmoid)) (InputSpec(Features = 2)) Convention.Torch 1L
+            ModelStore.Save(net, dir)
+            let f = Path.Combine(dir, "model.json")
+            File.WriteAllText(f, File.ReadAllText(f).Replace("Sigmoid", "Linear"))
+            let e = expectSeqDslError "edited" (fun () -> ModelStore.Load dir)
+            Expect.stringContains e.Message "model.json was changed" "names the file"
+            Directory.Delete(dir, true)
+        }
+
+        test "a manifest cannot make the loader read outside the directory" {
+            let dir = tempDir ()
+            use net = compile (Model.Lstm(3).Dense(1)) (InputSpec(Features = 2)) Convention.Torch 1L
+            ModelStore.Save(net, dir)
+            let m = Path.Combine(dir, ModelStore.ManifestFile)
+            File.WriteAllText(m, File.ReadAllText(m).Replace("\"model.txt\"", "\"../../etc/passwd\""))
+            let e = expectSeqDslError "escape" (fun () -> ModelStore.Load dir)
+            Expect.stringContains e.Message "outside the directory" "reason"
+            Directory.Delete(dir, true)
+        }
+
+        test "leftovers of an interrupted save are cleaned up, and a model caught between two renames is put back" {
+            let root = tempDir ()
+            let dir = Path.Combine(root, "m")
+            use a = compile (Model.Lstm(3).Dense(1)) (InputSpec(Features = 2)) Convention.Torch 1L
+            use b = compile (Model.Lstm(4).Dense(1)) (InputSpec(Features = 2)) Convention.Torch 1L
+            ModelStore.Save(a, dir)
+            // an interrupted save's half-written folder, and the old model moved aside with the new one never put in place
+            Directory.CreateDirectory(Path.Combine(root, ".m.tmp-dead")) |> ignore
+            Directory.Move(dir, Path.Combine(root, ".m.old-dead"))
+            ModelStore.Save(b, dir)
+            use loaded = ModelStore.Load dir
+            Expect.equal loaded.Spec b.Spec "the new model"
+            Expect.equal (Directory.GetDirectories root |> Array.map Path.GetFileName) [| "m" |] "no leftovers"
+            Directory.Delete(root, true)
         }
     ]

@@ -232,6 +232,39 @@ let tests =
             Directory.Delete(dir, true)
         }
 
+        test "a save killed at any of its file operations resumes to the uninterrupted result" {
+            // the state is one unit per epoch: a kill before it is published leaves the previous epoch's, after it the new one
+            let model = Model.Embed(8).Lstm(8).Dropout(0.3).Dense(1, Activation.Sigmoid)
+            let data = tokenTask 96 7L
+            let opts dir = Bce.Opts(seed = 3L, epochs = 3, stateDirectory = dir)
+            use straight = compile model (InputSpec(Vocab = 8)) Convention.Torch 2L
+            let h = Trainer.Fit(straight, data, Bce.Opts(seed = 3L, epochs = 3))
+            let expected = [ for n in paramNames straight -> values (param straight n) ]
+            // count the file operations of the first two saves: the second save's are the kill points
+            let probe = tempDir ()
+            use counting = compile model (InputSpec(Vocab = 8)) Convention.Torch 2L
+            TrainingState.FailAtOperation <- Nullable 1000000
+            Trainer.Fit(counting, data, Bce.Opts(seed = 3L, epochs = 1, stateDirectory = probe)) |> ignore
+            let firstSave = TrainingState.Operations
+            TrainingState.FailAtOperation <- Nullable()
+            let mutable tried = 0
+            for k in firstSave .. firstSave + 10 do
+                let dir = tempDir ()
+                use killed = compile model (InputSpec(Vocab = 8)) Convention.Torch 2L
+                TrainingState.FailAtOperation <- Nullable k
+                let died = try Trainer.Fit(killed, data, opts dir) |> ignore; false with :? IOException -> true
+                TrainingState.FailAtOperation <- Nullable()
+                if died then
+                    tried <- tried + 1
+                    use resumed = compile model (InputSpec(Vocab = 8)) Convention.Torch 99L
+                    let h2 = Trainer.Fit(resumed, data, opts dir)
+                    Expect.equal (List.ofSeq (h2.Series "loss")) (List.ofSeq (h.Series "loss")) $"kill at operation {k}: same losses"
+                    Expect.equal [ for n in paramNames resumed -> values (param resumed n) ] expected $"kill at operation {k}: same weights"
+                    Expect.equal (Directory.GetDirectories dir |> Array.map Path.GetFileName |> List.ofArray) [ "epoch-000003" ] "one generation left, no leftovers"
+                Directory.Delete(dir, true)
+            Expect.isGreaterThanOrEqual tried 10 "every file operation of the second save was a kill point"
+        }
+
         test "resuming keeps the callbacks' state: the best checkpoint, early stopping and the plateau schedule continue" {
             // a learning rate high enough that validation loss is best early and worse later: after a resume the
             // checkpoint must not be overwritten by a worse epoch, and patience must not restart

@@ -35,6 +35,9 @@ public sealed record CsvOptions
     public string? DateFormat { get; init; }
     /// <summary>Skip malformed rows (and count them) instead of failing on the first.</summary>
     public bool SkipBadRows { get; init; }
+    /// <summary>Columns whose cells must not be empty (labels, targets): an empty cell is an error naming the line, or
+    /// with <see cref="SkipBadRows"/> a skipped row. Names the file does not have are ignored.</summary>
+    public IReadOnlyList<string>? Required { get; init; }
 }
 
 /// <summary>A loaded CSV: the frame and what was skipped.</summary>
@@ -107,6 +110,7 @@ public static class Csv
             throw new SeqDslException(ErrorKind.Data, $"{name}: the file has a header but no data rows.")
             { Received = "0 rows", Expected = "at least one row after the header" };
         var types = keep.Select(c => Resolve(header[c], o.Types, rows, c, o.DateFormat)).ToArray();
+        var required = keep.Select(c => o.Required?.Contains(header[c]) == true).ToArray();
         var good = new List<object?[]>(rows.Count);
         foreach (var (line, fields) in rows)
         {
@@ -115,7 +119,9 @@ public static class Csv
             for (var k = 0; k < keep.Length && problem is null; k++)
             {
                 var raw = fields[keep[k]];
-                if (!TryConvert(raw, types[k], o.DateFormat, out values[k]))
+                if (required[k] && string.IsNullOrWhiteSpace(raw))
+                    problem = $"{name}, line {line}, column '{header[keep[k]]}': the cell is empty";
+                else if (!TryConvert(raw, types[k], o.DateFormat, out values[k]))
                     problem = $"{name}, line {line}, column '{header[keep[k]]}': '{raw}' is not {Describe(types[k])}";
             }
             if (problem is null) { good.Add(values); continue; }

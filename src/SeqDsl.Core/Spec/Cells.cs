@@ -37,8 +37,8 @@ public abstract record CellSpec
 
     private protected static long Biases(Bias bias, long gates, long units, long extraKerasRecurrent = 0) => bias switch
     {
-        Bias.Torch => 2 * gates * units,
-        Bias.Keras => gates * units + extraKerasRecurrent,
+        Bias.Torch => checked(2 * gates * units),
+        Bias.Keras => checked(gates * units + extraKerasRecurrent),
         Bias.None => 0,
         _ => throw new InvalidOperationException("Bias.Auto must be resolved first"),
     };
@@ -58,7 +58,7 @@ public sealed record RnnCell : CellSpec
     [JsonIgnore] public override int StateArity => 1;
     /// <inheritdoc />
     public override long ParameterCount(long input, long units, Convention convention) =>
-        units * input + units * units + Biases(EffectiveBias(convention), 1, units);
+        checked(units * input + units * units + Biases(EffectiveBias(convention), 1, units));
     /// <inheritdoc />
     [JsonIgnore] public override string? FusedUnavailableReason => Activation switch
     {
@@ -88,8 +88,8 @@ public sealed record LstmCell : CellSpec
     [JsonIgnore] public override int StateArity => 2;
     /// <inheritdoc />
     public override long ParameterCount(long input, long units, Convention convention) =>
-        4 * (units * input + units * units) + Biases(EffectiveBias(convention), 4, units)
-        + (Peephole ? 3 * units : 0) + (LayerNorm ? 18 * units : 0);
+        checked(4 * (units * input + units * units) + Biases(EffectiveBias(convention), 4, units)
+            + (Peephole ? 3 * units : 0) + (LayerNorm ? 18 * units : 0));
     /// <inheritdoc />
     [JsonIgnore] public override string? FusedUnavailableReason =>
         Peephole ? "libtorch's LSTM kernel has no peephole connections"
@@ -114,8 +114,8 @@ public sealed record GruCell : CellSpec
     [JsonIgnore] public override int StateArity => 1;
     /// <inheritdoc />
     public override long ParameterCount(long input, long units, Convention convention) =>
-        3 * (units * input + units * units)
-        + Biases(EffectiveBias(convention), 3, units, extraKerasRecurrent: ResetAfter ? 3 * units : 0);
+        checked(3 * (units * input + units * units)
+            + Biases(EffectiveBias(convention), 3, units, extraKerasRecurrent: ResetAfter ? 3 * units : 0));
     /// <inheritdoc />
     [JsonIgnore] public override string? FusedUnavailableReason =>
         ResetAfter ? null : "libtorch's GRU kernel is reset-after; resetAfter: false needs the loop kernel";

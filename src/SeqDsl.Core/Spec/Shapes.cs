@@ -185,6 +185,34 @@ public static class Shapes
         for (var i = 0; i < model.Layers.Length; i++)
         {
             var layer = model.Layers[i];
+            try
+            {
+                checked
+                {
+                    shape = AddRow(model, input, convention, rows, i, layer, shape);
+                }
+            }
+            catch (OverflowException)
+            {
+                throw SeqDslException.ForLayer(i, layer, ErrorKind.Spec, "The layer's parameter count does not fit in 64 bits.",
+                    layer.ToString(), "sizes whose product of widths stays below 9.2e18");
+            }
+        }
+        try
+        {
+            _ = rows.Sum(r => r.Params); // checked: the total must be printable
+        }
+        catch (OverflowException)
+        {
+            throw new SeqDslException(ErrorKind.Spec, "The model's parameter count does not fit in 64 bits.") { Received = model.ToString() };
+        }
+        return new ModelSummary(rows.ToImmutable(), convention);
+    }
+
+    private static Shape AddRow(ModelSpec model, InputSpec input, Convention convention, ImmutableArray<SummaryRow>.Builder rows, int i, Layer layer, Shape shape)
+    {
+        checked
+        {
             long p = 0, trainable;
             KernelPlan? plan = null;
             switch (layer)
@@ -201,14 +229,11 @@ public static class Shapes
                     shape = shape with { Features = e.Dim };
                     trainable = e.Trainable ? p : 0;
                     rows.Add(new SummaryRow(i, layer.ToString(), shape, p, trainable, null));
-                    continue;
+                    return shape;
                 case RecurrentLayer r:
-                    var inWidth = shape.Features;
-                    for (var l = 0; l < r.Layers; l++)
-                    {
-                        p += r.Directions * r.Cell.ParameterCount(inWidth, r.Units, convention);
-                        inWidth = (long)r.Directions * r.Units;
-                    }
+                    // the first layer reads the input; every stacked layer above it reads Directions × Units
+                    p = r.Directions * (r.Cell.ParameterCount(shape.Features, r.Units, convention)
+                        + (r.Layers - 1L) * r.Cell.ParameterCount((long)r.Directions * r.Units, r.Units, convention));
                     plan = PlanKernel(r);
                     shape = ReturnsSequences(model, i)
                         ? shape with { Features = r.OutputWidth }
@@ -229,7 +254,7 @@ public static class Shapes
                     throw SeqDslException.ForLayer(i, layer, ErrorKind.Spec, "Unknown layer type.", layer.GetType().Name, "a SeqDsl layer");
             }
             rows.Add(new SummaryRow(i, layer.ToString(), shape, p, p, plan));
+            return shape;
         }
-        return new ModelSummary(rows.ToImmutable(), convention);
     }
 }

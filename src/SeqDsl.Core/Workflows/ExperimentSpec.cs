@@ -47,6 +47,43 @@ public sealed record PreprocessingSpec
     public string Sampling { get; init; } = "random";
     /// <summary>Fraction held out as the test set when the source has no test split.</summary>
     public double TestSplit { get; init; } = 0.2;
+    /// <summary>CSV sources: skip (and count) rows with a malformed cell or an empty label or target, instead of failing
+    /// on the first with its line.</summary>
+    public bool SkipBadRows { get; init; }
+
+    /// <summary>Checks every bound and name before any data is read: the first problem as a SeqDslException that names the
+    /// option (experiment-file path and command-line flag).</summary>
+    public void Validate()
+    {
+        static SeqDslException Bad(string path, string flag, string what, string received, string expected) =>
+            new(ErrorKind.Spec, $"preprocessing.{path} ({flag}): {what}") { Received = received, Expected = expected };
+        static void Positive(int? v, string path, string flag)
+        {
+            if (v is int n && n < 1) throw Bad(path, flag, "must be at least 1.", n.ToString(), "≥ 1");
+        }
+        static void OneOf(string? v, string path, string flag, params string[] names)
+        {
+            if (v is not null && !names.Contains(v.ToLowerInvariant()))
+                throw Bad(path, flag, $"unknown value '{v}'.", v, "one of " + string.Join(", ", names));
+        }
+        Positive(NumWords, "numWords", "--num-words");
+        Positive(MinFreq, "minFreq", "--min-freq");
+        Positive(Maxlen, "maxlen", "--maxlen");
+        Positive(Window, "window", "--window");
+        Positive(Chars, "chars", "--chars");
+        Positive(Steps, "steps", "--steps");
+        OneOf(Tokenizer, "tokenizer", "--tokenizer", "keras", "seed002", "whitespace", "chars");
+        OneOf(Padding, "padding", "--padding", "pre", "post");
+        OneOf(FeatureSet, "featureSet", "--feature-set", "raw", "seed002");
+        OneOf(Sampling, "sampling", "--sampling", "random", "consecutive", "chunks");
+        if (!(TestSplit > 0 && TestSplit < 1))
+            throw Bad("testSplit", "--test-split", "the test split is a fraction of the rows.", TestSplit.ToString(System.Globalization.CultureInfo.InvariantCulture), "0 < split < 1");
+        var start = TestStart ?? TrainEnd?.AddDays(1);
+        if (start is DateTime s0 && TestEnd is DateTime e0 && e0 < s0)
+            throw Bad("testEnd", "--test-end", "the test period ends before it starts.", $"{s0:yyyy-MM-dd} … {e0:yyyy-MM-dd}", "testEnd ≥ testStart");
+        if (TestStart is DateTime ts && TrainEnd is DateTime te && ts <= te)
+            throw Bad("testStart", "--test-start", "the test period starts inside the training period.", $"train to {te:yyyy-MM-dd}, test from {ts:yyyy-MM-dd}", "testStart after trainEnd");
+    }
 }
 
 /// <summary>How to train. Defaults as Keras's fit where the books rely on them.</summary>
@@ -107,6 +144,10 @@ public sealed record TrainingSpec
         var device = (Device ?? "").Trim().ToLowerInvariant();
         if (device != "cpu" && !System.Text.RegularExpressions.Regex.IsMatch(device, "^cuda(:[0-9]+)?$"))
             throw Bad("training.device", "--device", "unknown device.", Device ?? "null", "cpu, cuda or cuda:N");
+        if (!new[] { "adam", "sgd", "rmsprop", "adagrad" }.Contains((Optimizer ?? "").ToLowerInvariant()))
+            throw Bad("training.optimizer", "--optimizer", $"unknown optimizer '{Optimizer}'.", Optimizer ?? "null", "adam, sgd, rmsprop or adagrad");
+        if (!new[] { "torch", "keras" }.Contains((Convention ?? "").ToLowerInvariant()))
+            throw Bad("training.convention", "--convention", $"unknown convention '{Convention}'.", Convention ?? "null", "torch or keras");
         if (device.StartsWith("cuda", StringComparison.Ordinal) && !cudaAvailable())
             throw Bad("training.device", "--device", "CUDA is not available here (a build with -p:TorchBackend=cuda on a machine with an NVIDIA GPU has it).", Device ?? "null", "cpu");
     }
@@ -118,6 +159,9 @@ public sealed record TrainingSpec
 /// </summary>
 public sealed record ExperimentSpec
 {
+    /// <summary>The same experiment on other data (every other field kept).</summary>
+    public ExperimentSpec WithData(string data) => this with { Data = data };
+
     /// <summary>The same experiment with other training options (every other field kept).</summary>
     public ExperimentSpec WithTraining(TrainingSpec training) => this with { Training = training };
 

@@ -42,6 +42,7 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         Backend.Initialize();
         var summary = spec.Summary(options.Input, options.Convention);
         var device = options.TorchDevice();
+        if (device.type == DeviceType.CPU) CheckMemory(spec, summary);
         var net = new Network(spec, options, summary, device);
         // oneDNN's training path is checked (once per process, and per LSTM shape) before the seed is set: the check
         // compiles seeded networks of its own, and this network's weights must not depend on whether it ran
@@ -218,6 +219,36 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         for (var i = 0; i < _layers.Count - 1; i++)
             x = _layers[i].Forward(x, ctx);
         return last.Logits(x);
+    }
+
+    /// <summary>Refuses, before anything is allocated, a model whose float32 weights, gradients and two optimizer moments
+    /// (Adam's) alone exceed the memory available here; activations come on top and are not estimated.</summary>
+    private static void CheckMemory(ModelSpec spec, ModelSummary summary)
+    {
+        var need = (double)summary.Total * sizeof(float) * 4;
+        var available = AvailableMemory();
+        if (need > available)
+            throw new SeqDslException(ErrorKind.Spec,
+                $"{spec} has {ModelSummary.Count(summary.Total)} parameters: its weights, gradients and optimizer state alone need about "
+                + $"{need / (1L << 30):N1} GiB, more than the {available / (1L << 30):N1} GiB available here.")
+            { Received = $"{ModelSummary.Count(summary.Total)} parameters", Expected = $"at most about {ModelSummary.Count((long)(available / 16))} parameters on this machine" };
+    }
+
+    /// <summary>Memory the process can still use: Linux's MemAvailable, else what the GC may commit.</summary>
+    internal static double AvailableMemory()
+    {
+        try
+        {
+            if (File.Exists("/proc/meminfo"))
+                foreach (var line in File.ReadLines("/proc/meminfo"))
+                    if (line.StartsWith("MemAvailable:", StringComparison.Ordinal)
+                        && long.TryParse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], out var kb))
+                        return kb * 1024.0;
+        }
+        catch (IOException)
+        {
+        }
+        return GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
     }
 
     /// <summary>The width of the one-hot vectors token ids become before this network reads them, or null when it reads

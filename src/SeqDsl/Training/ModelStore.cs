@@ -7,59 +7,175 @@ namespace SeqDsl.Training;
 /// <summary>
 /// A saved model is a directory: <c>model.txt</c> (the fluent text), <c>model.json</c>,
 /// <c>network.json</c> (compile options: input, convention), <c>weights.dat</c> (TorchSharp
-/// format, libtorch parameter names), and any files the data preparation adds (tokenizer,
-/// vocabulary, scaler). It is written to a temporary sibling and renamed into place, so a
-/// crash never leaves a half-written model under the final name.
+/// format, libtorch parameter names), any files the data preparation adds (tokenizer,
+/// vocabulary, scaler), and <c>manifest.json</c> with the SHA-256 of every one of them, checked when the model is
+/// read: a changed, truncated or foreign file is an error naming it, never a silently different model.
+/// It is written (and flushed to disk) in a temporary sibling and then put in place: on Linux by exchanging the two
+/// directories in one atomic rename, so that at every instant DIR holds either the complete old or the complete new
+/// model; leftovers of an interrupted save are removed by the next one.
 /// </summary>
 public static class ModelStore
 {
     private sealed record NetworkFile(int Format, string Convention, int? Vocab, int? Features, int? SeqLen, long Seed);
 
+    private sealed record Manifest(int Format, Dictionary<string, string> Files);
+
+    /// <summary>The file that lists every other file of a model directory with its SHA-256.</summary>
+    public const string ManifestFile = "manifest.json";
+
+    private static readonly string[] Required = ["model.json", "network.json", "weights.dat"];
+
     /// <summary>Saves the network (and extra named text files) to <paramref name="directory"/>, replacing it atomically.</summary>
     public static void Save(Network network, string directory, IReadOnlyDictionary<string, string>? extraFiles = null)
     {
-        var full = Path.GetFullPath(directory);
+        var full = Path.GetFullPath(Path.TrimEndingDirectorySeparator(directory));
         var parent = Path.GetDirectoryName(full) ?? ".";
+        var name = Path.GetFileName(full);
         Directory.CreateDirectory(parent);
-        var tmp = Path.Combine(parent, $".{Path.GetFileName(full)}.tmp-{Guid.NewGuid():N}");
+        CleanUp(parent, name, full);
+        var tmp = Path.Combine(parent, $".{name}.tmp-{Guid.NewGuid():N}");
         Directory.CreateDirectory(tmp);
         try
         {
-            File.WriteAllText(Path.Combine(tmp, "model.txt"), network.Spec + "\n");
-            File.WriteAllText(Path.Combine(tmp, "model.json"), ModelJson.ToJson(network.Spec));
-            var o = network.Options;
-            var nf = new NetworkFile(1, o.Convention.ToString(), o.Input.Vocab, o.Input.Features, o.Input.SeqLen, o.Seed);
-            File.WriteAllText(Path.Combine(tmp, "network.json"), JsonSerializer.Serialize(nf, ModelJson.Options));
-            using (var fs = File.Create(Path.Combine(tmp, "weights.dat")))
-                network.save(fs);
-            foreach (var (name, text) in extraFiles ?? new Dictionary<string, string>())
+            var hashes = new Dictionary<string, string>();
+            void Write(string file, Action<Stream> write)
             {
-                if (name.Contains('/') || name.Contains('\\') || name is "model.txt" or "model.json" or "network.json" or "weights.dat")
-                    throw new ArgumentException($"invalid extra file name '{name}'", nameof(extraFiles));
-                File.WriteAllText(Path.Combine(tmp, name), text);
+                if (file.Contains('/') || file.Contains('\\') || file is "." or ".." or ManifestFile || hashes.ContainsKey(file))
+                    throw new ArgumentException($"invalid file name '{file}' in a model directory", nameof(extraFiles));
+                using (var fs = new FileStream(Path.Combine(tmp, file), FileMode.CreateNew, FileAccess.Write))
+                {
+                    write(fs);
+                    fs.Flush(flushToDisk: true);
+                }
+                using var check = File.OpenRead(Path.Combine(tmp, file));
+                hashes[file] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(check));
             }
-            if (Directory.Exists(full))
+            void Text(string file, string text) => Write(file, fs => fs.Write(System.Text.Encoding.UTF8.GetBytes(text)));
+            // pretrained embedding vectors are part of the weights: the saved model does not name their file, so it
+            // reloads where the file is gone (and without the vocabulary the vectors were matched to)
+            var spec = ModelSpec.Of(network.Spec.Layers.Select(l => l is EmbedLayer { Pretrained: not null } e ? e with { Pretrained = null } : l));
+            Text("model.txt", spec + "\n");
+            Text("model.json", ModelJson.ToJson(spec));
+            var o = network.Options;
+            Text("network.json", JsonSerializer.Serialize(new NetworkFile(1, o.Convention.ToString(), o.Input.Vocab, o.Input.Features, o.Input.SeqLen, o.Seed), ModelJson.Options));
+            Write("weights.dat", fs =>
             {
-                var old = Path.Combine(parent, $".{Path.GetFileName(full)}.old-{Guid.NewGuid():N}");
+                using var w = new BinaryWriter(fs, System.Text.Encoding.UTF8, leaveOpen: true);
+                network.save(w);
+                w.Flush();
+            });
+            foreach (var (file, text) in extraFiles ?? new Dictionary<string, string>())
+                Text(file, text);
+            using (var fs = new FileStream(Path.Combine(tmp, ManifestFile), FileMode.CreateNew, FileAccess.Write))
+            {
+                JsonSerializer.Serialize(fs, new Manifest(1, hashes), new JsonSerializerOptions { WriteIndented = true });
+                fs.Flush(flushToDisk: true);
+            }
+            if (!Directory.Exists(full)) Directory.Move(tmp, full);
+            else if (!Exchange(tmp, full))
+            {
+                // no atomic exchange here (not Linux): two renames; an interruption between them leaves the old model
+                // in .NAME.old-*, which the next save or CleanUp puts back
+                var old = Path.Combine(parent, $".{name}.old-{Guid.NewGuid():N}");
                 Directory.Move(full, old);
                 Directory.Move(tmp, full);
                 Directory.Delete(old, true);
             }
-            else
-            {
-                Directory.Move(tmp, full);
-            }
         }
         finally
         {
-            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, true); // after an exchange: the old model
         }
+    }
+
+    /// <summary>Removes what an interrupted save left beside <paramref name="full"/>; when the model itself is missing
+    /// but an old copy survived between two renames, puts the old copy back.</summary>
+    private static void CleanUp(string parent, string name, string full)
+    {
+        foreach (var d in Directory.GetDirectories(parent, $".{name}.tmp-*")) Directory.Delete(d, true);
+        var olds = Directory.GetDirectories(parent, $".{name}.old-*");
+        if (!Directory.Exists(full) && olds.Length > 0)
+        {
+            Directory.Move(olds[0], full);
+            olds = olds[1..];
+        }
+        foreach (var d in olds) Directory.Delete(d, true);
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "renameat2", SetLastError = true)]
+    private static extern int RenameAt2(int oldDirFd, string oldPath, int newDirFd, string newPath, uint flags);
+
+    /// <summary>Swaps two directories in one atomic rename (Linux renameat2 with RENAME_EXCHANGE); false where the
+    /// system or file system cannot.</summary>
+    private static bool Exchange(string a, string b)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        const int AtFdCwd = -100;
+        const uint RenameExchange = 2;
+        try
+        {
+            return RenameAt2(AtFdCwd, a, AtFdCwd, b, RenameExchange) == 0;
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return false;
+        }
+        catch (DllNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Checks every file the manifest lists against its SHA-256, and that the required files and
+    /// <paramref name="also"/> are listed.</summary>
+    /// <exception cref="SeqDslException">No manifest, a file missing, changed, or not listed.</exception>
+    public static void Verify(string directory, params string[] also)
+    {
+        var m = ReadManifest(directory);
+        foreach (var need in Required.Concat(also))
+            if (!m.Files.ContainsKey(need))
+                throw new SeqDslException(ErrorKind.Data, $"{directory}: {need} is not listed in {ManifestFile}.");
+        foreach (var file in m.Files.Keys) VerifyFile(directory, m, file);
+    }
+
+    private static Manifest ReadManifest(string directory)
+    {
+        var manifestPath = Path.Combine(directory, ManifestFile);
+        if (!File.Exists(manifestPath))
+            throw new SeqDslException(ErrorKind.Data, Directory.Exists(directory)
+                ? $"{directory} has no {ManifestFile}: it is not a SeqDsl model directory, or was saved by an older SeqDsl (train it again or re-save it)."
+                : $"Model directory not found: {directory}");
+        try
+        {
+            var m = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(manifestPath)) ?? throw new JsonException("empty");
+            if (m.Files is null) throw new JsonException("it lists no files");
+            if (m.Files.Keys.Any(f => f != Path.GetFileName(f) || f is "." or ".."))
+                throw new JsonException("it names a file outside the directory");
+            return m;
+        }
+        catch (JsonException e)
+        {
+            throw new SeqDslException(ErrorKind.Data, $"{manifestPath} is not valid: {e.Message}", e);
+        }
+    }
+
+    private static void VerifyFile(string directory, Manifest m, string file)
+    {
+        var p = Path.Combine(directory, file);
+        if (!File.Exists(p))
+            throw new SeqDslException(ErrorKind.Data, $"{directory} is incomplete: {file} is missing.");
+        using var fs = File.OpenRead(p);
+        var actual = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(fs));
+        if (!string.Equals(actual, m.Files[file], StringComparison.OrdinalIgnoreCase))
+            throw new SeqDslException(ErrorKind.Data, $"{p} was changed after the model was saved (its SHA-256 differs from {ManifestFile}); the model cannot be trusted.")
+            { Received = actual, Expected = m.Files[file] };
     }
 
     /// <summary>Reads a model directory and returns the compiled network with its weights.</summary>
     /// <exception cref="SeqDslException">A file is missing, truncated, or does not belong to this model.</exception>
     public static Network Load(string directory, string device = "cpu")
     {
+        Verify(directory);
         string Need(string name)
         {
             var p = Path.Combine(directory, name);
@@ -104,10 +220,13 @@ public static class ModelStore
         return net;
     }
 
-    /// <summary>Reads an extra file saved with the model, or null when absent.</summary>
+    /// <summary>Reads an extra file saved with the model, or null when the manifest does not list it; a listed file is
+    /// checked against its SHA-256.</summary>
     public static string? ReadExtra(string directory, string name)
     {
-        var p = Path.Combine(directory, name);
-        return File.Exists(p) ? File.ReadAllText(p) : null;
+        var m = ReadManifest(directory);
+        if (!m.Files.ContainsKey(name)) return null;
+        VerifyFile(directory, m, name);
+        return File.ReadAllText(Path.Combine(directory, name));
     }
 }

@@ -90,15 +90,19 @@ public sealed class ExperimentResult : IDisposable
 /// <summary>Runs experiments: data source → task (<see cref="SeqTask"/>) → prepared rows → compiled model → training → metrics.</summary>
 public static class Experiment
 {
-    /// <summary>Prepares the data, compiles the model, trains it and measures it.</summary>
+    /// <summary>Prepares the data, compiles the model, trains it and measures it. With <paramref name="stateDirectory"/>,
+    /// the training state is saved there after every epoch (one atomic unit per epoch) and a run that finds a state
+    /// there continues from it — bit for bit as if it had not been interrupted; a state written by another experiment
+    /// (anything but the number of epochs differs) is refused.</summary>
     public static ExperimentResult Run(ExperimentSpec spec, IProgress<TrainingProgress>? progress = null,
-        CancellationToken cancellation = default, Action<string>? log = null)
+        CancellationToken cancellation = default, Action<string>? log = null, string? stateDirectory = null)
     {
         var model = ParseModel(spec.Model);
         var t = spec.Training;
-        Validate(t); // every bound, before any data is read
+        Validate(spec); // every bound, before any data is read
         if (t.Threads is int threads) set_num_threads(threads);
         var task = SeqTask.For(DataSource.Parse(spec.Data), spec.Preprocessing);
+        if (stateDirectory is not null) ClaimState(stateDirectory, spec, log);
         var data = task.Prepare(spec, model, null, null);
         log?.Invoke(data.Description);
         var net = Network.Compile(model, new CompileOptions
@@ -113,7 +117,7 @@ public static class Experiment
         log?.Invoke(net.Summary.ToString());
         try
         {
-            var outcome = task.Train(net, data, spec, progress, cancellation);
+            var outcome = task.Train(net, data, spec, progress, cancellation, stateDirectory);
             return new ExperimentResult
             {
                 Network = net, History = outcome.History, Metrics = outcome.Metrics, Info = data.Info, Text = data.Text, Spec = spec,
@@ -127,8 +131,62 @@ public static class Experiment
         }
     }
 
-    /// <summary>Checks every training option (<see cref="TrainingSpec.Validate"/>), and that a CUDA device is available here.</summary>
-    public static void Validate(TrainingSpec t) => t.Validate(CompileOptions.CudaAvailable);
+    /// <summary>Writes the experiment into a new state directory, or checks that an existing one was written by the
+    /// same experiment (the number of epochs may differ: a resumed run may train longer).</summary>
+    private static void ClaimState(string dir, ExperimentSpec spec, Action<string>? log)
+    {
+        var file = Path.Combine(dir, "experiment.json");
+        static System.Text.Json.Nodes.JsonNode Comparable(ExperimentSpec s) =>
+            System.Text.Json.Nodes.JsonNode.Parse((s with { Training = s.Training with { Epochs = 0, Threads = null } }).ToJson())!;
+        if (File.Exists(file))
+        {
+            ExperimentSpec saved;
+            try
+            {
+                saved = ExperimentSpec.Load(file);
+            }
+            catch (SeqDslException e)
+            {
+                throw new SeqDslException(ErrorKind.Data, $"The training state in {dir} is damaged: {e.Message}", e);
+            }
+            var a = Comparable(saved);
+            var b = Comparable(spec);
+            if (!System.Text.Json.Nodes.JsonNode.DeepEquals(a, b))
+            {
+                var differs = Differences(a, b, "").Take(3).ToList();
+                throw new SeqDslException(ErrorKind.Spec, $"The training state in {dir} belongs to another experiment ({string.Join(", ", differs)} {(differs.Count == 1 ? "differs" : "differ")}); train without --resume to start over.")
+                { Received = string.Join(", ", differs), Expected = "the experiment that wrote the state (the number of epochs may differ)" };
+            }
+            log?.Invoke($"resuming from the training state in {dir}");
+            return;
+        }
+        Directory.CreateDirectory(dir);
+        var tmp = file + ".tmp";
+        File.WriteAllText(tmp, spec.ToJson());
+        File.Move(tmp, file, overwrite: true);
+    }
+
+    private static IEnumerable<string> Differences(System.Text.Json.Nodes.JsonNode? a, System.Text.Json.Nodes.JsonNode? b, string path)
+    {
+        if (a is System.Text.Json.Nodes.JsonObject oa && b is System.Text.Json.Nodes.JsonObject ob)
+        {
+            foreach (var key in oa.Select(kv => kv.Key).Union(ob.Select(kv => kv.Key)))
+                foreach (var d in Differences(oa[key], ob[key], path.Length == 0 ? key : $"{path}.{key}"))
+                    yield return d;
+        }
+        else if (!System.Text.Json.Nodes.JsonNode.DeepEquals(a, b))
+        {
+            yield return path;
+        }
+    }
+
+    /// <summary>Checks every training and preprocessing option (<see cref="TrainingSpec.Validate"/>,
+    /// <see cref="PreprocessingSpec.Validate"/>), and that a CUDA device is available here, before any data is read.</summary>
+    public static void Validate(ExperimentSpec spec)
+    {
+        spec.Training.Validate(CompileOptions.CudaAvailable);
+        spec.Preprocessing.Validate();
+    }
 
     /// <summary>Parses the model text, reporting errors with the text's column.</summary>
     public static ModelSpec ParseModel(string text)

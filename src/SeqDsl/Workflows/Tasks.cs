@@ -24,9 +24,10 @@ public abstract class SeqTask
     /// <paramref name="fitted"/> (a saved model's task), applying the saved one.</summary>
     public abstract PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText);
 
-    /// <summary>Trains the compiled network on prepared data and measures it.</summary>
+    /// <summary>Trains the compiled network on prepared data and measures it; with <paramref name="stateDirectory"/>,
+    /// the resumable training state is saved there after every epoch and training continues from it when present.</summary>
     public abstract TrainingOutcome Train(Network net, PreparedData data, ExperimentSpec spec, IProgress<TrainingProgress>? progress,
-        CancellationToken cancellation);
+        CancellationToken cancellation, string? stateDirectory = null);
 
     /// <summary>Loss and metrics of a trained network on prepared data (its test part, or all of it).</summary>
     public abstract Dictionary<string, double> Evaluate(Network net, PreparedData data, ExperimentSpec spec);
@@ -96,7 +97,7 @@ public abstract class RowTask : SeqTask
 {
     /// <inheritdoc />
     public override TrainingOutcome Train(Network net, PreparedData data, ExperimentSpec spec, IProgress<TrainingProgress>? progress,
-        CancellationToken cancellation)
+        CancellationToken cancellation, string? stateDirectory = null)
     {
         var t = spec.Training;
         var fit = new FitOptions
@@ -104,7 +105,7 @@ public abstract class RowTask : SeqTask
             Epochs = t.Epochs, BatchSize = t.BatchSize, Seed = t.Seed, Optimizer = Optimizer(t), Clip = Clipping(t),
             Loss = new Loss(data.Info.Loss), Metrics = data.Info.Metrics, BucketByLength = t.BucketByLength,
             EarlyStopping = t.EarlyStopping is int patience ? new EarlyStopping("val_loss", patience, true) : null,
-            Progress = progress, Cancellation = cancellation,
+            Progress = progress, Cancellation = cancellation, StateDirectory = stateDirectory,
         };
         var history = Trainer.Fit(net, data.Train!, fit, data.Validation);
         var metrics = new Dictionary<string, Dictionary<string, double>>();
@@ -136,6 +137,7 @@ public sealed class TextClassificationTask : RowTask
         var p = spec.Preprocessing;
         var seed = spec.Training.Seed;
         DataFrame train, test;
+        var skipped = 0;
         switch (source.Kind)
         {
             case "imdb":
@@ -151,7 +153,12 @@ public sealed class TextClassificationTask : RowTask
                 break;
             default:
             {
-                var csv = Csv.Load(source.Path, new CsvOptions { Columns = [p.TextColumn, p.LabelColumn], Types = new Dictionary<string, ColumnType> { [p.TextColumn] = ColumnType.String, [p.LabelColumn] = ColumnType.Int64 } });
+                var csv = Csv.Load(source.Path, new CsvOptions
+                {
+                    Columns = [p.TextColumn, p.LabelColumn], Required = [p.LabelColumn], SkipBadRows = p.SkipBadRows,
+                    Types = new Dictionary<string, ColumnType> { [p.TextColumn] = ColumnType.String, [p.LabelColumn] = ColumnType.Int64 },
+                });
+                skipped = csv.SkippedRows;
                 (train, test) = CutLast(Shuffle(csv.Frame, seed), p.TestSplit);
                 break;
             }
@@ -197,6 +204,7 @@ public sealed class TextClassificationTask : RowTask
             Input = new InputSpec(Vocab: text.Vocabulary.Size, SeqLen: text.Maxlen),
             Train = tr, Validation = va, Test = Rows(test, TextPreprocessing.Tokenize(Texts(test), tokenizer)),
             Description = $"{spec.Data} — {train.Rows.Count:N0} training texts ({tr?.Count ?? 0:N0} train, {va?.Count ?? 0:N0} validation), {test.Rows.Count:N0} test; "
+                + (skipped > 0 ? $"{skipped:N0} bad rows skipped; " : "")
                 + $"tokenizer {text.Tokenizer}, vocabulary {text.Vocabulary.Size:N0}, "
                 + (text.Maxlen is int m ? $"maxlen {m} ({text.Padding.ToString().ToLowerInvariant()})" : "post-padded per batch with lengths"),
         };
@@ -293,8 +301,11 @@ public sealed class SeriesTask : RowTask
         {
             (train, test) = CutLast(frame, p.TestSplit);
         }
-        var scaler = fitted?.Scaler ?? StandardScaler.Fit(train, features);
         var window = fitted?.Window ?? p.Window;
+        if (fitted is null && train.Rows.Count <= window)
+            throw new SeqDslException(ErrorKind.Data, $"The training part of {spec.Data} holds {train.Rows.Count} rows; windows of {window} rows need more.")
+            { Received = p.TrainEnd is DateTime te ? $"trainEnd {te:yyyy-MM-dd}" : $"{frame.Rows.Count} rows, testSplit {p.TestSplit}", Expected = $"more than {window} training rows" };
+        var scaler = fitted?.Scaler ?? StandardScaler.Fit(train, features);
         var trainRows = Rows(train, scaler, target, window);
         var (tr, va) = fitted is null ? SplitLast(trainRows, spec.Training.ValidationSplit) : (trainRows, null);
         return new PreparedData
@@ -337,9 +348,15 @@ public sealed class SeriesTask : RowTask
         DataSource source, ExperimentSpec spec, TaskInfo? fitted)
     {
         var p = spec.Preprocessing;
+        // the columns a series reads may not have empty cells (a row would otherwise vanish in DropNulls)
+        IReadOnlyList<string> required = [.. fitted?.TargetColumn is string ft ? [ft] : p.TargetColumn is string pt ? [pt] : (string[])["value", "Close"],
+            .. fitted?.FeatureColumns ?? p.FeatureColumns ?? [], .. (fitted?.FeatureSet ?? p.FeatureSet) == "seed002" ? (string[])["Close", "Volume"] : []];
         DataFrame frame = source.Kind == "synthetic"
             ? Synthetic.Seasonal(1_500, spec.Training.Seed + 1)
-            : Csv.Load(source.Path, new CsvOptions { Types = new Dictionary<string, ColumnType> { ["Date"] = ColumnType.Date } }).Frame;
+            : Csv.Load(source.Path, new CsvOptions
+            {
+                Types = new Dictionary<string, ColumnType> { ["Date"] = ColumnType.Date }, Required = required, SkipBadRows = p.SkipBadRows,
+            }).Frame;
         var featureSet = fitted?.FeatureSet ?? p.FeatureSet;
         string target;
         List<string> features;
@@ -412,7 +429,7 @@ public sealed class LanguageModelTask : SeqTask
 
     /// <inheritdoc />
     public override TrainingOutcome Train(Network net, PreparedData data, ExperimentSpec spec, IProgress<TrainingProgress>? progress,
-        CancellationToken cancellation)
+        CancellationToken cancellation, string? stateDirectory = null)
     {
         var t = spec.Training;
         var history = LanguageModelTrainer.Fit(net, data.Corpus!, new LanguageModelOptions
@@ -422,6 +439,7 @@ public sealed class LanguageModelTask : SeqTask
             Optimizer = Optimizer(t), Clip = Clipping(t), Seed = t.Seed, Progress = progress, Cancellation = cancellation,
             // a language model has no validation rows: early stopping watches the training loss
             EarlyStopping = t.EarlyStopping is int patience ? new EarlyStopping("loss", patience, true) : null,
+            StateDirectory = stateDirectory,
         });
         var metrics = new Dictionary<string, Dictionary<string, double>>();
         if (history.Epochs.Count > 0)

@@ -31,8 +31,8 @@ public sealed class TrainedModel : IDisposable
             ? TaskInfo.FromJson(t, directory)
             : throw new SeqDslException(ErrorKind.Data, $"{directory} has no {TaskInfo.FileName}: it was not saved by seqdsl train or Experiment.Save.");
         var text = ModelStore.ReadExtra(directory, TextPreprocessing.FileName) is string p ? TextPreprocessing.FromJson(p) : null;
-        var spec = ModelStore.ReadExtra(directory, "experiment.json") is string e
-            ? System.Text.Json.JsonSerializer.Deserialize<ExperimentSpec>(e, ExperimentSpec.JsonOptions) : null;
+        var spec = ModelStore.ReadExtra(directory, "experiment.json") is not null
+            ? ExperimentSpec.Load(Path.Combine(directory, "experiment.json")) : null;
         return new TrainedModel { Network = ModelStore.Load(directory, device), Info = info, Text = text, Experiment = spec };
     }
 

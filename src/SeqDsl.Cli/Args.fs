@@ -71,6 +71,7 @@ type TrainArgs =
     | [<AltCommandLine("-d")>] Data of source: string
     | [<AltCommandLine("-o")>] Out of dir: string
     | Resume
+    | Fresh
     | Epochs of int
     | Batch_Size of int
     | Optimizer of OptimizerArg
@@ -114,7 +115,8 @@ type TrainArgs =
             | Experiment _ -> "an experiment file (JSON: model, data, preprocessing, training); options given here override it."
             | Data _ -> "the data: imdb:PATH (folder or .tar.gz), csv:PATH (text/label or feature/target columns), text:PATH[!zip-member], series:PATH, synthetic:counting|negation|seasonal."
             | Out _ -> "write the model directory, history.csv, metrics.json and learning-curves.png here; while training, the state to resume from is saved after every epoch in DIR.state."
-            | Resume -> "continue an interrupted run of the same experiment from DIR.state (with --out DIR); without --resume a run starts over."
+            | Resume -> "continue an interrupted run of the same experiment from DIR.state (with --out DIR)."
+            | Fresh -> "start over, discarding the training state an interrupted run left in DIR.state."
             | Epochs _ -> "passes over the data (default 10)."
             | Batch_Size _ -> "sequences per minibatch (default 32)."
             | Optimizer _ -> "adam (default), sgd, rmsprop or adagrad."
@@ -160,7 +162,7 @@ type EvaluateArgs =
         member a.Usage =
             match a with
             | Model_Dir _ -> "the trained model directory (seqdsl train --out)."
-            | Data _ -> "the data to measure on (default: the data it was trained on); its test part when it has one."
+            | Data _ -> "the data to measure on (its test part when it has one); needed unless the model was trained on synthetic data: a model directory never makes seqdsl read a file you did not name."
             | Json -> "print the metrics as JSON."
 
 type PredictArgs =

@@ -105,10 +105,13 @@ let train (a: ParseResults<TrainArgs>) : int =
     printfn "Model: %O" model
     // the resumable state lives beside the model directory, and goes when the model is saved
     let stateDir = a.TryGetResult Out |> Option.map (fun o -> Path.TrimEndingDirectorySeparator(Path.GetFullPath o) + ".state")
-    match stateDir, a.Contains Resume with
-    | None, true -> fail ErrorKind.Spec "--resume continues the run saved beside --out DIR (in DIR.state): give --out."
-    | Some s, true when not (Directory.Exists s) -> printfn "no saved training state in %s: training from epoch 1" s
-    | Some s, false when Directory.Exists s -> Directory.Delete(s, true)
+    match stateDir, a.Contains Resume, a.Contains Fresh with
+    | _, true, true -> fail ErrorKind.Spec "--resume and --fresh exclude each other."
+    | None, true, _ -> fail ErrorKind.Spec "--resume continues the run saved beside --out DIR (in DIR.state): give --out."
+    | Some s, true, _ when not (Directory.Exists s) -> printfn "no saved training state in %s: training from epoch 1" s
+    | Some s, false, false when Directory.Exists s ->
+        fail ErrorKind.Spec $"{s} holds the state of an interrupted run: continue it with --resume, or start over with --fresh."
+    | Some s, false, true when Directory.Exists s -> Durable.RemoveAtomically s
     | _ -> ()
     use result = Experiment.Run(spec, progress, cts.Token, (fun line -> printfn "%s" line), Option.toObj stateDir)
     Console.CancelKeyPress.RemoveHandler handler
@@ -120,7 +123,7 @@ let train (a: ParseResults<TrainArgs>) : int =
         printfn "saved to %s (model, history.csv, metrics.json, learning-curves.png)" dir
         // a finished run needs no state; a cancelled one keeps it for --resume
         match stateDir with
-        | Some s when Directory.Exists s && not cts.IsCancellationRequested -> Directory.Delete(s, true)
+        | Some s when Directory.Exists s && not cts.IsCancellationRequested -> Durable.RemoveAtomically s
         | _ -> ()
     | None -> ()
     match result.History.StopReason with

@@ -61,14 +61,21 @@ let tests =
             use p = System.Diagnostics.Process.Start psi
             p.StandardOutput.ReadToEndAsync() |> ignore
             p.StandardError.ReadToEndAsync() |> ignore
-            let generation = Path.Combine(out + ".state", "epoch-000002")
+            let saved () =
+                let state = out + ".state"
+                Directory.Exists state
+                && Directory.GetDirectories(state, "epoch-*") |> Array.exists (fun d -> int (Path.GetFileName(d).Substring 6) >= 2)
             let clock = System.Diagnostics.Stopwatch.StartNew()
-            while not (Directory.Exists generation) && not p.HasExited && clock.Elapsed.TotalSeconds < 90.0 do
+            while not (saved ()) && not p.HasExited && clock.Elapsed.TotalSeconds < 90.0 do
                 System.Threading.Thread.Sleep 20
             Expect.isFalse p.HasExited "killed while training"
             p.Kill()
             p.WaitForExit()
             Expect.isFalse (Directory.Exists out) "no model yet"
+            // the same command without --resume does not silently throw the interrupted run away
+            let code, _, err = runCli (args out)
+            Expect.equal code 2 $"neither --resume nor --fresh: exit 2 (stderr: {err})"
+            Expect.stringContains err "continue it with --resume, or start over with --fresh" "says what to do"
             // a resume with other options is refused, and keeps the state
             let code, _, err = runCli (args out @ [ "--resume"; "--batch-size"; "16" ])
             Expect.equal code 2 $"other options: exit 2 (stderr: {err})"

@@ -39,6 +39,7 @@ let tests =
             use b = compile (Model.Lstm(4).Dense(1)) (InputSpec(Features = 2)) Convention.Torch 1L
             ModelStore.Save(a, dir)
             ModelStore.Save(b, dir)
+            if OperatingSystem.IsLinux() then Expect.isTrue ModelStore.LastSaveExchanged "on Linux the two directories were exchanged in one rename"
             use loaded = ModelStore.Load dir
             Expect.equal loaded.Spec b.Spec "replaced"
             Expect.equal (Directory.GetDirectories root |> Array.map Path.GetFileName) [| "m" |] "no leftovers"
@@ -119,6 +120,18 @@ let tests =
                 with :? SeqDslException as e when e.Message.Contains "was changed after the model was saved" -> detected <- detected + 1
                 File.WriteAllBytes(f, original)
             Expect.equal detected flips "every flip detected, none loaded silently"
+            // and flips in the manifest itself: a hash's hex case or its format number are changes too
+            let manifest = Path.Combine(dir, ModelStore.ManifestFile)
+            let original = File.ReadAllBytes manifest
+            let mutable refused = 0
+            for _ in 1 .. 100 do
+                let flipped = Array.copy original
+                let at = rng.Next flipped.Length
+                flipped.[at] <- flipped.[at] ^^^ (1uy <<< rng.Next 8)
+                File.WriteAllBytes(manifest, flipped)
+                try (ModelStore.Load dir).Dispose() with :? SeqDslException -> refused <- refused + 1
+                File.WriteAllBytes(manifest, original)
+            Expect.equal refused 100 "every flip in manifest.json refused"
             (ModelStore.Load dir).Dispose() // and the restored directory loads again
             Directory.Delete(dir, true)
         }

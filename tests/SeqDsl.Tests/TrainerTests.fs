@@ -240,15 +240,17 @@ let tests =
             use straight = compile model (InputSpec(Vocab = 8)) Convention.Torch 2L
             let h = Trainer.Fit(straight, data, Bce.Opts(seed = 3L, epochs = 3))
             let expected = [ for n in paramNames straight -> values (param straight n) ]
-            // count the file operations of the first two saves: the second save's are the kill points
-            let probe = tempDir ()
-            use counting = compile model (InputSpec(Vocab = 8)) Convention.Torch 2L
-            TrainingState.FailAtOperation <- Nullable 1000000
-            Trainer.Fit(counting, data, Bce.Opts(seed = 3L, epochs = 1, stateDirectory = probe)) |> ignore
-            let firstSave = TrainingState.Operations
-            TrainingState.FailAtOperation <- Nullable()
+            // count the file operations of the first two saves: every operation of the second save is a kill point
+            let operations epochs =
+                use counting = compile model (InputSpec(Vocab = 8)) Convention.Torch 2L
+                TrainingState.FailAtOperation <- Nullable 1000000
+                Trainer.Fit(counting, data, Bce.Opts(seed = 3L, epochs = epochs, stateDirectory = tempDir ())) |> ignore
+                let n = TrainingState.Operations
+                TrainingState.FailAtOperation <- Nullable()
+                n
+            let firstSave, twoSaves = operations 1, operations 2
             let mutable tried = 0
-            for k in firstSave .. firstSave + 10 do
+            for k in firstSave .. twoSaves do
                 let dir = tempDir ()
                 use killed = compile model (InputSpec(Vocab = 8)) Convention.Torch 2L
                 TrainingState.FailAtOperation <- Nullable k
@@ -262,7 +264,8 @@ let tests =
                     Expect.equal [ for n in paramNames resumed -> values (param resumed n) ] expected $"kill at operation {k}: same weights"
                     Expect.equal (Directory.GetDirectories dir |> Array.map Path.GetFileName |> List.ofArray) [ "epoch-000003" ] "one generation left, no leftovers"
                 Directory.Delete(dir, true)
-            Expect.isGreaterThanOrEqual tried 10 "every file operation of the second save was a kill point"
+            Expect.equal tried (twoSaves - firstSave + 1) "every file operation of the second save (and the third's first) was a kill point"
+            Expect.isGreaterThanOrEqual tried 12 "create, seven files, sync, publish, sync, remove the older generation, and the next save's first"
         }
 
         test "resuming keeps the callbacks' state: the best checkpoint, early stopping and the plateau schedule continue" {

@@ -36,7 +36,8 @@ public sealed record CsvOptions
     /// <summary>Skip malformed rows (and count them) instead of failing on the first.</summary>
     public bool SkipBadRows { get; init; }
     /// <summary>Columns whose cells must not be empty (labels, targets): an empty cell is an error naming the line, or
-    /// with <see cref="SkipBadRows"/> a skipped row. Names the file does not have are ignored.</summary>
+    /// with <see cref="SkipBadRows"/> a skipped row. An entry <c>a|b</c> requires the first of a and b the file has;
+    /// names the file does not have are ignored.</summary>
     public IReadOnlyList<string>? Required { get; init; }
 }
 
@@ -110,7 +111,8 @@ public static class Csv
             throw new SeqDslException(ErrorKind.Data, $"{name}: the file has a header but no data rows.")
             { Received = "0 rows", Expected = "at least one row after the header" };
         var types = keep.Select(c => Resolve(header[c], o.Types, rows, c, o.DateFormat)).ToArray();
-        var required = keep.Select(c => o.Required?.Contains(header[c]) == true).ToArray();
+        var requiredNames = (o.Required ?? []).Select(r => r.Split('|').FirstOrDefault(header.Contains)).OfType<string>().ToHashSet();
+        var required = keep.Select(c => requiredNames.Contains(header[c])).ToArray();
         var good = new List<object?[]>(rows.Count);
         foreach (var (line, fields) in rows)
         {

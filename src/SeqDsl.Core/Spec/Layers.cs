@@ -66,7 +66,7 @@ public sealed record RecurrentLayer(CellSpec Cell, int Units) : Layer
     /// <summary>1 or 2.</summary>
     [JsonIgnore] public int Directions => Bidirectional is null ? 1 : 2;
     /// <summary>Feature width of each output step.</summary>
-    [JsonIgnore] public int OutputWidth => Bidirectional == Merge.Concat ? 2 * Units : Units;
+    [JsonIgnore] public int OutputWidth => Bidirectional == Merge.Concat ? checked(2 * Units) : Units;
 
     internal override (string, string, string)? ArgumentProblem() =>
         LayerArguments.Problem(this)

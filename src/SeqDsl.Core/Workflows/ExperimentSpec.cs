@@ -61,24 +61,25 @@ public sealed record PreprocessingSpec
         {
             if (v is int n && n < 1) throw Bad(path, flag, "must be at least 1.", n.ToString(), "≥ 1");
         }
-        static void OneOf(string? v, string path, string flag, params string[] names)
+        static void OneOf(string? v, string path, string flag, bool ignoreCase, params string[] names)
         {
-            if (v is not null && !names.Contains(v.ToLowerInvariant()))
+            if (v is not null && !names.Contains(ignoreCase ? v.ToLowerInvariant() : v))
                 throw Bad(path, flag, $"unknown value '{v}'.", v, "one of " + string.Join(", ", names));
         }
         Positive(NumWords, "numWords", "--num-words");
-        Positive(MinFreq, "minFreq", "--min-freq");
+        if (MinFreq < 0) throw Bad("minFreq", "--min-freq", "must not be negative.", MinFreq.ToString(), "≥ 0");
         Positive(Maxlen, "maxlen", "--maxlen");
         Positive(Window, "window", "--window");
         Positive(Chars, "chars", "--chars");
         Positive(Steps, "steps", "--steps");
-        OneOf(Tokenizer, "tokenizer", "--tokenizer", "keras", "seed002", "whitespace", "chars");
-        OneOf(Padding, "padding", "--padding", "pre", "post");
-        OneOf(FeatureSet, "featureSet", "--feature-set", "raw", "seed002");
-        OneOf(Sampling, "sampling", "--sampling", "random", "consecutive", "chunks");
+        // tokenizer and feature set are matched exactly where they are used; padding and sampling ignore case
+        OneOf(Tokenizer, "tokenizer", "--tokenizer", false, "keras", "seed002", "whitespace", "chars");
+        OneOf(Padding, "padding", "--padding", true, "pre", "post");
+        OneOf(FeatureSet, "featureSet", "--feature-set", false, "raw", "seed002");
+        OneOf(Sampling, "sampling", "--sampling", true, "random", "consecutive", "chunks");
         if (!(TestSplit > 0 && TestSplit < 1))
             throw Bad("testSplit", "--test-split", "the test split is a fraction of the rows.", TestSplit.ToString(System.Globalization.CultureInfo.InvariantCulture), "0 < split < 1");
-        var start = TestStart ?? TrainEnd?.AddDays(1);
+        var start = TestStart ?? (TrainEnd is DateTime t && t < DateTime.MaxValue.Date ? t.AddDays(1) : TrainEnd);
         if (start is DateTime s0 && TestEnd is DateTime e0 && e0 < s0)
             throw Bad("testEnd", "--test-end", "the test period ends before it starts.", $"{s0:yyyy-MM-dd} … {e0:yyyy-MM-dd}", "testEnd ≥ testStart");
         if (TestStart is DateTime ts && TrainEnd is DateTime te && ts <= te)

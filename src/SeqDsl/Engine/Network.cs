@@ -42,7 +42,7 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         Backend.Initialize();
         var summary = spec.Summary(options.Input, options.Convention);
         var device = options.TorchDevice();
-        if (device.type == DeviceType.CPU) CheckMemory(spec, summary);
+        if (device.type == DeviceType.CPU) CheckMemory(spec, summary, 1, "its weights");
         var net = new Network(spec, options, summary, device);
         // oneDNN's training path is checked (once per process, and per LSTM shape) before the seed is set: the check
         // compiles seeded networks of its own, and this network's weights must not depend on whether it ran
@@ -221,34 +221,40 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         return last.Logits(x);
     }
 
-    /// <summary>Refuses, before anything is allocated, a model whose float32 weights, gradients and two optimizer moments
-    /// (Adam's) alone exceed the memory available here; activations come on top and are not estimated.</summary>
-    private static void CheckMemory(ModelSpec spec, ModelSummary summary)
+    /// <summary>Refuses, before it is allocated, what <paramref name="copies"/> float32 copies of the model's parameters need
+    /// when that exceeds the memory available here: at compile the weights (one copy), before training the gradients and
+    /// two optimizer moments (three more). Activations come on top and are not estimated.</summary>
+    internal static void CheckMemory(ModelSpec spec, ModelSummary summary, int copies, string what)
     {
-        var need = (double)summary.Total * sizeof(float) * 4;
+        var need = (double)summary.Total * sizeof(float) * copies;
         var available = AvailableMemory();
         if (need > available)
             throw new SeqDslException(ErrorKind.Spec,
-                $"{spec} has {ModelSummary.Count(summary.Total)} parameters: its weights, gradients and optimizer state alone need about "
+                $"{spec} has {ModelSummary.Count(summary.Total)} parameters: {what} alone need about "
                 + $"{need / (1L << 30):N1} GiB, more than the {available / (1L << 30):N1} GiB available here.")
-            { Received = $"{ModelSummary.Count(summary.Total)} parameters", Expected = $"at most about {ModelSummary.Count((long)(available / 16))} parameters on this machine" };
+            {
+                Received = $"{ModelSummary.Count(summary.Total)} parameters",
+                Expected = $"at most about {ModelSummary.Count((long)(available / (sizeof(float) * copies)))} parameters on this machine",
+            };
     }
 
-    /// <summary>Memory the process can still use: Linux's MemAvailable, else what the GC may commit.</summary>
+    /// <summary>Memory the process can still use: the smaller of Linux's MemAvailable and what the GC may commit (which
+    /// follows a container's memory limit).</summary>
     internal static double AvailableMemory()
     {
+        double gc = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         try
         {
             if (File.Exists("/proc/meminfo"))
                 foreach (var line in File.ReadLines("/proc/meminfo"))
                     if (line.StartsWith("MemAvailable:", StringComparison.Ordinal)
                         && long.TryParse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], out var kb))
-                        return kb * 1024.0;
+                        return Math.Min(kb * 1024.0, gc);
         }
         catch (IOException)
         {
         }
-        return GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        return gc;
     }
 
     /// <summary>The width of the one-hot vectors token ids become before this network reads them, or null when it reads

@@ -71,42 +71,57 @@ public static class ModelStore
                 JsonSerializer.Serialize(fs, new Manifest(1, hashes), new JsonSerializerOptions { WriteIndented = true });
                 fs.Flush(flushToDisk: true);
             }
+            Durable.SyncDirectory(tmp);
+            LastSaveExchanged = false;
             if (!Directory.Exists(full)) Directory.Move(tmp, full);
-            else if (!Exchange(tmp, full))
+            else if (Exchange(tmp, full)) LastSaveExchanged = true;
+            else
             {
                 // no atomic exchange here (not Linux): two renames; an interruption between them leaves the old model
                 // in .NAME.old-*, which the next save or CleanUp puts back
                 var old = Path.Combine(parent, $".{name}.old-{Guid.NewGuid():N}");
                 Directory.Move(full, old);
-                Directory.Move(tmp, full);
-                Directory.Delete(old, true);
+                try
+                {
+                    Directory.Move(tmp, full);
+                }
+                catch
+                {
+                    Directory.Move(old, full); // the old model back under its name, then the failure
+                    throw;
+                }
+                Durable.TryDelete(old);
             }
+            Durable.SyncDirectory(parent);
         }
         finally
         {
-            if (Directory.Exists(tmp)) Directory.Delete(tmp, true); // after an exchange: the old model
+            Durable.TryDelete(tmp); // after an exchange: the old model
         }
     }
 
+    /// <summary>Test hook: whether the last <see cref="Save"/> replaced an existing model by the atomic exchange.</summary>
+    internal static bool LastSaveExchanged { get; private set; }
+
     /// <summary>Removes what an interrupted save left beside <paramref name="full"/>; when the model itself is missing
-    /// but an old copy survived between two renames, puts the old copy back.</summary>
+    /// but an old copy survived between two renames, puts the newest old copy back.</summary>
     private static void CleanUp(string parent, string name, string full)
     {
-        foreach (var d in Directory.GetDirectories(parent, $".{name}.tmp-*")) Directory.Delete(d, true);
-        var olds = Directory.GetDirectories(parent, $".{name}.old-*");
+        foreach (var d in Directory.GetDirectories(parent, $".{name}.tmp-*")) Durable.TryDelete(d);
+        var olds = Directory.GetDirectories(parent, $".{name}.old-*").OrderByDescending(Directory.GetLastWriteTimeUtc).ToArray();
         if (!Directory.Exists(full) && olds.Length > 0)
         {
             Directory.Move(olds[0], full);
             olds = olds[1..];
         }
-        foreach (var d in olds) Directory.Delete(d, true);
+        foreach (var d in olds) Durable.TryDelete(d);
     }
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "renameat2", SetLastError = true)]
     private static extern int RenameAt2(int oldDirFd, string oldPath, int newDirFd, string newPath, uint flags);
 
     /// <summary>Swaps two directories in one atomic rename (Linux renameat2 with RENAME_EXCHANGE); false where the
-    /// system or file system cannot.</summary>
+    /// system or file system cannot (ENOSYS, EINVAL, EOPNOTSUPP); any other failure is an error.</summary>
     private static bool Exchange(string a, string b)
     {
         if (!OperatingSystem.IsLinux()) return false;
@@ -114,7 +129,10 @@ public static class ModelStore
         const uint RenameExchange = 2;
         try
         {
-            return RenameAt2(AtFdCwd, a, AtFdCwd, b, RenameExchange) == 0;
+            if (RenameAt2(AtFdCwd, a, AtFdCwd, b, RenameExchange) == 0) return true;
+            var errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            if (errno is 38 or 22 or 95) return false; // ENOSYS, EINVAL, EOPNOTSUPP: no exchange on this system
+            throw new IOException($"Cannot replace {b} (renameat2 failed with errno {errno}).");
         }
         catch (EntryPointNotFoundException)
         {
@@ -148,6 +166,7 @@ public static class ModelStore
         try
         {
             var m = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(manifestPath)) ?? throw new JsonException("empty");
+            if (m.Format != 1) throw new JsonException($"format {m.Format} is not 1");
             if (m.Files is null) throw new JsonException("it lists no files");
             if (m.Files.Keys.Any(f => f != Path.GetFileName(f) || f is "." or ".."))
                 throw new JsonException("it names a file outside the directory");
@@ -166,7 +185,7 @@ public static class ModelStore
             throw new SeqDslException(ErrorKind.Data, $"{directory} is incomplete: {file} is missing.");
         using var fs = File.OpenRead(p);
         var actual = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(fs));
-        if (!string.Equals(actual, m.Files[file], StringComparison.OrdinalIgnoreCase))
+        if (!string.Equals(actual, m.Files[file], StringComparison.Ordinal)) // lower-case hex, exactly as written
             throw new SeqDslException(ErrorKind.Data, $"{p} was changed after the model was saved (its SHA-256 differs from {ManifestFile}); the model cannot be trusted.")
             { Received = actual, Expected = m.Files[file] };
     }
@@ -197,7 +216,8 @@ public static class ModelStore
         var options = new CompileOptions
         {
             Input = new InputSpec(nf.Vocab, nf.Features, nf.SeqLen),
-            Convention = Enum.Parse<Convention>(nf.Convention),
+            Convention = Enum.TryParse<Convention>(nf.Convention, out var convention) && Enum.IsDefined(convention) ? convention
+                : throw new SeqDslException(ErrorKind.Data, $"{Path.Combine(directory, "network.json")}: unknown convention '{nf.Convention}'."),
             Seed = nf.Seed,
             Device = device,
         };

@@ -47,7 +47,12 @@ public static class Trainer
         var context = new CallbackContext(net, session.Optimizer, history);
         var firstEpoch = 1;
         if (o.StateDirectory is string sd && TrainingState.Exists(sd))
+        {
             firstEpoch = TrainingState.Restore(sd, net, session.Optimizer, source, history, states, context) + 1;
+            if (firstEpoch - 1 > o.Epochs)
+                throw new SeqDslException(ErrorKind.Spec, $"The training state in {sd} has already trained {firstEpoch - 1} epochs, more than the {o.Epochs} asked for.")
+                { Received = $"epochs {o.Epochs}", Expected = $"epochs ≥ {firstEpoch - 1} to continue it" };
+        }
         var clock = Stopwatch.StartNew();
         try
         {

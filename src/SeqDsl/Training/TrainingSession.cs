@@ -20,6 +20,7 @@ public sealed class TrainingSession : IDisposable
     public TrainingSession(Network net, FitOptions options)
     {
         options.Loss.CheckCompatible(net.OutputActivation);
+        if (net.Device.type == TorchSharp.DeviceType.CPU) Network.CheckMemory(net.Spec, net.Summary, 3, "its gradients and optimizer state");
         _net = net;
         _options = options;
         _parameters = net.TrainableParameters.ToList();

@@ -28,8 +28,8 @@ internal static class TrainingState
     // NaN (no best value yet) must survive the round trip
     private static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
-    /// <summary>Test hook: the file operation (0-based, counted across saves) at which a save fails as if the process
-    /// had been killed there; null: never.</summary>
+    /// <summary>Test hook: the file operation (0-based, counted across saves on this thread) at which a save fails as if
+    /// the process had been killed there; null: never. Per thread, so tests running beside each other do not meet.</summary>
     internal static int? FailAtOperation
     {
         get => _failAt;
@@ -40,8 +40,8 @@ internal static class TrainingState
         }
     }
 
-    private static int? _failAt;
-    private static int _operations;
+    [ThreadStatic] private static int? _failAt;
+    [ThreadStatic] private static int _operations;
 
     /// <summary>Test hook: file operations counted since <see cref="FailAtOperation"/> was last set.</summary>
     internal static int Operations => _operations;
@@ -74,6 +74,11 @@ internal static class TrainingState
             write(fs);
             fs.Flush(flushToDisk: true);
         }
+        void Sync(string folder)
+        {
+            Step("sync " + folder);
+            Durable.SyncDirectory(folder);
+        }
         Write("weights.dat", fs =>
         {
             using var w = new BinaryWriter(fs, System.Text.Encoding.UTF8, leaveOpen: true);
@@ -99,19 +104,31 @@ internal static class TrainingState
             WriteWeights(w, context.BestWeights);
         });
         Write("state.json", fs => JsonSerializer.Serialize(fs, new StateFile(epoch, Trainer.LearningRate(opt), callbacks, history.StopReason), Json));
+        Sync(tmp);
         var final = Path.Combine(dir, $"{Prefix}{epoch:D6}");
         if (Directory.Exists(final))
         {
-            Step("remove an older " + final);
-            Directory.Delete(final, true); // a generation of the same epoch from a run that went back (a fresh start)
+            // a generation of the same epoch (a library run that restarted below its saved epoch): renamed aside in one
+            // step, so a kill never leaves a half-deleted folder that would win as the newest
+            Step("set aside an older " + final);
+            Durable.RemoveAtomically(final);
         }
         Step("publish " + final);
         Directory.Move(tmp, final); // the commit point
-        foreach (var old in Directory.GetDirectories(dir).Where(d => d != final
-                     && (Path.GetFileName(d).StartsWith(Prefix, StringComparison.Ordinal) || Path.GetFileName(d).StartsWith(TempPrefix, StringComparison.Ordinal))))
+        Sync(dir);
+        // clean-up after the commit: older generations, and leftovers of interrupted saves and removals
+        foreach (var old in Directory.GetDirectories(dir).Where(d => d != final && Path.GetFileName(d) is var n
+                     && (n.StartsWith(Prefix, StringComparison.Ordinal) || n.StartsWith(TempPrefix, StringComparison.Ordinal) || n.Contains(".deleting-"))))
         {
             Step("remove " + old);
-            Directory.Delete(old, true);
+            try
+            {
+                Durable.RemoveAtomically(old);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // left for the next save's clean-up; the new generation is already published
+            }
         }
     }
 

@@ -137,7 +137,7 @@ public static class Experiment
     {
         var file = Path.Combine(dir, "experiment.json");
         static System.Text.Json.Nodes.JsonNode Comparable(ExperimentSpec s) =>
-            System.Text.Json.Nodes.JsonNode.Parse((s with { Training = s.Training with { Epochs = 0, Threads = null } }).ToJson())!;
+            System.Text.Json.Nodes.JsonNode.Parse((s with { Training = s.Training with { Epochs = 0 } }).ToJson())!;
         if (File.Exists(file))
         {
             ExperimentSpec saved;
@@ -160,6 +160,8 @@ public static class Experiment
             log?.Invoke($"resuming from the training state in {dir}");
             return;
         }
+        if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
+            throw new SeqDslException(ErrorKind.Data, $"The training state in {dir} is damaged: it has no experiment.json; remove it to start over.");
         Directory.CreateDirectory(dir);
         var tmp = file + ".tmp";
         File.WriteAllText(tmp, spec.ToJson());

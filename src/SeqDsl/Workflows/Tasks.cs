@@ -295,7 +295,7 @@ public sealed class SeriesTask : RowTask
         if (p.TrainEnd is DateTime end)
         {
             train = Windows.Between(frame, DateTime.MinValue, end);
-            test = Windows.Between(frame, p.TestStart ?? end.AddDays(1), p.TestEnd ?? DateTime.MaxValue);
+            test = Windows.Between(frame, p.TestStart ?? (end < DateTime.MaxValue.Date ? end.AddDays(1) : DateTime.MaxValue), p.TestEnd ?? DateTime.MaxValue);
         }
         else
         {
@@ -349,13 +349,16 @@ public sealed class SeriesTask : RowTask
     {
         var p = spec.Preprocessing;
         // the columns a series reads may not have empty cells (a row would otherwise vanish in DropNulls)
-        IReadOnlyList<string> required = [.. fitted?.TargetColumn is string ft ? [ft] : p.TargetColumn is string pt ? [pt] : (string[])["value", "Close"],
-            .. fitted?.FeatureColumns ?? p.FeatureColumns ?? [], .. (fitted?.FeatureSet ?? p.FeatureSet) == "seed002" ? (string[])["Close", "Volume"] : []];
+        IReadOnlyList<string> required = [.. fitted?.TargetColumn is string ft ? [ft] : p.TargetColumn is string pt ? [pt] : (string[])["value|Close"],
+            .. fitted?.FeatureColumns ?? p.FeatureColumns ?? [],
+            .. (fitted?.FeatureSet ?? p.FeatureSet) == "seed002" ? (string[])["Open", "High", "Low", "Close", "Volume"] : []];
         DataFrame frame = source.Kind == "synthetic"
             ? Synthetic.Seasonal(1_500, spec.Training.Seed + 1)
             : Csv.Load(source.Path, new CsvOptions
             {
-                Types = new Dictionary<string, ColumnType> { ["Date"] = ColumnType.Date }, Required = required, SkipBadRows = p.SkipBadRows,
+                // a saved model measuring or forecasting skips rows with empty cells, as training's DropNulls did before
+                // (the last rows of a series to forecast may not have their target yet)
+                Types = new Dictionary<string, ColumnType> { ["Date"] = ColumnType.Date }, Required = required, SkipBadRows = p.SkipBadRows || fitted is not null,
             }).Frame;
         var featureSet = fitted?.FeatureSet ?? p.FeatureSet;
         string target;

@@ -1,0 +1,55 @@
+namespace SeqDsl.Training;
+
+/// <summary>File-system steps that make a rename-based commit durable and its clean-up harmless.</summary>
+public static class Durable
+{
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "open", SetLastError = true)]
+    private static extern int Open(string path, int flags);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static extern int Fsync(int fd);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static extern int Close(int fd);
+
+    /// <summary>Flushes a directory's entries (the names created or renamed in it) to disk, on Linux; elsewhere nothing.
+    /// Best effort: a file system that cannot sync a directory is not an error.</summary>
+    public static void SyncDirectory(string path)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try
+        {
+            var fd = Open(path, 0); // O_RDONLY: a directory opens read-only
+            if (fd < 0) return;
+            Fsync(fd);
+            Close(fd);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+        }
+    }
+
+    /// <summary>Deletes a folder after a commit: what is left (a file held open elsewhere) is removed by the next clean-up,
+    /// and never fails the save that already succeeded.</summary>
+    public static void TryDelete(string path)
+    {
+        try
+        {
+            if (Directory.Exists(path)) Directory.Delete(path, true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
+    /// <summary>Removes a folder so that a kill during the removal never leaves a half-deleted folder under its name:
+    /// renamed aside first (one atomic step), then deleted.</summary>
+    public static void RemoveAtomically(string path)
+    {
+        if (!Directory.Exists(path)) return;
+        var parent = Path.GetDirectoryName(Path.GetFullPath(Path.TrimEndingDirectorySeparator(path)))!;
+        var aside = Path.Combine(parent, $".{Path.GetFileName(Path.TrimEndingDirectorySeparator(path))}.deleting-{Guid.NewGuid():N}");
+        Directory.Move(path, aside);
+        TryDelete(aside);
+    }
+}

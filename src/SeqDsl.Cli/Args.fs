@@ -72,6 +72,7 @@ type TrainArgs =
     | [<AltCommandLine("-o")>] Out of dir: string
     | Resume
     | Fresh
+    | Checkpoint_Batches of n: int
     | Epochs of int
     | Batch_Size of int
     | Optimizer of OptimizerArg
@@ -117,6 +118,7 @@ type TrainArgs =
             | Out _ -> "write the model directory, history.csv, metrics.json and learning-curves.png here; while training, the state to resume from is saved after every epoch in DIR.state."
             | Resume -> "continue an interrupted run of the same experiment from DIR.state (with --out DIR)."
             | Fresh -> "start over, discarding the training state an interrupted run left in DIR.state."
+            | Checkpoint_Batches _ -> "also save the state to resume from every N batches inside an epoch (default: at epoch ends; not with --sampling consecutive)."
             | Epochs _ -> "passes over the data (default 10)."
             | Batch_Size _ -> "sequences per minibatch (default 32)."
             | Optimizer _ -> "adam (default), sgd, rmsprop or adagrad."

@@ -80,6 +80,7 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
             Threads = orNull (a.TryGetResult TrainArgs.Threads) t0.Threads,
             ValidationSplit = defaultArg (a.TryGetResult Validation_Split) t0.ValidationSplit,
             EarlyStopping = orNull (a.TryGetResult Early_Stopping) t0.EarlyStopping,
+            CheckpointEveryBatches = orNull (a.TryGetResult Checkpoint_Batches) t0.CheckpointEveryBatches,
             BucketByLength = (t0.BucketByLength && not (a.Contains No_Bucketing)),
             Convention =
                 (match a.TryGetResult TrainArgs.Convention with

@@ -28,8 +28,11 @@ let private fuzz (name: string) (cases: seq<'a>) (f: 'a -> unit) =
         | :? SeqDslException as e ->
             rejected <- rejected + 1
             if String.IsNullOrWhiteSpace e.Message then foreign.Add(sprintf "%A: an empty SeqDslException message" c)
-        | e -> if foreign.Count < 5 then foreign.Add(sprintf "%A → %s: %s" c (e.GetType().Name) e.Message)
-    Expect.isEmpty foreign (sprintf "%s: %d cases, exceptions other than SeqDsl's" name n)
+        | e ->
+            if foreign.Count < 5 then
+                let at = (string e.StackTrace).Split('\n') |> Array.truncate 3 |> String.concat " / "
+                foreign.Add(sprintf "%A → %s: %s (at %s)" c (e.GetType().Name) e.Message at)
+    Expect.isEmpty foreign (sprintf "%s: %d cases, exceptions other than SeqDsl's: %s" name n (String.Join("\n", foreign)))
     printfn "fuzz %s: %d cases, %d rejected with a SeqDsl error, %d accepted, 0 other exceptions" name n rejected (n - rejected)
     n, rejected
 

@@ -43,5 +43,10 @@ let tests =
         test "a corrupt preprocessing file is a clear error" {
             let e = expectSeqDslError "json" (fun () -> TextPreprocessing.FromJson "{\"Format\":1,\"Kind\":\"series\"}")
             Expect.stringContains e.Message "preprocessing.json" "names the file"
+            // found by the long fuzz run: a file without a vocabulary, or with a vocabulary without tokens
+            let e2 = expectSeqDslError "no vocabulary" (fun () -> TextPreprocessing.FromJson "{\"Format\":1,\"Kind\":\"text\",\"Tokenizer\":\"keras\"}")
+            Expect.stringContains e2.Message "holds no vocabulary" "says what is missing"
+            expectSeqDslError "no tokens" (fun () ->
+                TextPreprocessing.FromJson "{\"Format\":1,\"Kind\":\"text\",\"Tokenizer\":\"keras\",\"Vocabulary\":{\"Format\":1}}") |> ignore
         }
     ]

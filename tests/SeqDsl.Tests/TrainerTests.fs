@@ -232,6 +232,47 @@ let tests =
             Directory.Delete(dir, true)
         }
 
+        test "training whose activations cannot fit is refused before the first batch, with the estimate" {
+            use net = compile (Model.Lstm(64).Dense(1)) (InputSpec(Features = 8)) Convention.Torch 1L
+            let huge =
+                { new IBatchSource with
+                    member _.Epoch _ = failwith "no batch may be drawn"
+                    member _.CarriesState = false
+                    member _.BatchShape = struct (1_000_000, 1_000_000L)
+                    member _.SaveState() = [||]
+                    member _.RestoreState(_, _) = () }
+            let e = expectSeqDslError "huge batches" (fun () -> Trainer.Fit(net, huge, FitOptions(Epochs = 1)))
+            Expect.stringContains e.Message "on batches of 1000000 × 1000000 steps needs about" "the estimate"
+            Expect.stringContains e.Message "activations" "names the activations"
+            Expect.isLessThan (net.ActivationBytes(32, 100L)) 10e6 "a small model's estimate stays small (64 units × 6 × 100 steps × 32 rows, ×2)"
+        }
+
+        test "a run killed inside an epoch resumes from its last batch checkpoint to the uninterrupted result" {
+            // 96 rows in batches of 8: 12 batches per epoch, a checkpoint after every 5th; dropout draws from the global RNG
+            let model = Model.Embed(8).Lstm(8).Dropout(0.3).Dense(1, Activation.Sigmoid)
+            let data = tokenTask 96 7L
+            let opts dir = FitOptions(Loss = Loss.Bce, Metrics = [| Metric.Accuracy |], BatchSize = 8, Epochs = 2, Seed = 3L,
+                                      Optimizer = OptimizerSpec.Adam(0.01), StateDirectory = dir, CheckpointEveryBatches = Nullable 5)
+            use straight = compile model (InputSpec(Vocab = 8)) Convention.Torch 2L
+            let h = Trainer.Fit(straight, data, opts null)
+            let expected = [ for n in paramNames straight -> values (param straight n) ]
+            // each save is 11 or 12 file operations; kill inside the 2nd (epoch 1, batch 10), 3rd (end of epoch 1) and 4th
+            // (epoch 2, batch 5) saves
+            for k in [ 14; 25; 40 ] do
+                let dir = tempDir ()
+                use killed = compile model (InputSpec(Vocab = 8)) Convention.Torch 2L
+                TrainingState.FailAtOperation <- Nullable k
+                let died = try Trainer.Fit(killed, data, opts dir) |> ignore; false with :? IOException -> true
+                TrainingState.FailAtOperation <- Nullable()
+                Expect.isTrue died $"kill at operation {k}"
+                use resumed = compile model (InputSpec(Vocab = 8)) Convention.Torch 99L
+                let h2 = Trainer.Fit(resumed, data, opts dir)
+                Expect.equal (List.ofSeq (h2.Series "loss")) (List.ofSeq (h.Series "loss")) $"kill at operation {k}: same epoch losses (running sums resumed)"
+                Expect.equal (List.ofSeq (h2.Series "accuracy")) (List.ofSeq (h.Series "accuracy")) $"kill at operation {k}: same accuracies"
+                Expect.equal [ for n in paramNames resumed -> values (param resumed n) ] expected $"kill at operation {k}: same weights"
+                Directory.Delete(dir, true)
+        }
+
         test "a save killed at any of its file operations resumes to the uninterrupted result" {
             // the state is one unit per epoch: a kill before it is published leaves the previous epoch's, after it the new one
             let model = Model.Embed(8).Lstm(8).Dropout(0.3).Dense(1, Activation.Sigmoid)

@@ -61,6 +61,9 @@ public sealed record TextPreprocessing(string Tokenizer, Vocabulary Vocabulary, 
         {
             var s = JsonSerializer.Deserialize<Stored>(json) ?? throw new JsonException("empty");
             if (s.Kind != "text") throw new JsonException($"kind '{s.Kind}' is not text preprocessing");
+            if (s.Tokenizer is null) throw new JsonException("it names no tokenizer");
+            if (s.Vocabulary.ValueKind is not JsonValueKind.Object and not JsonValueKind.Array)
+                throw new JsonException("it holds no vocabulary");
             Data.Tokenizer.FromName(s.Tokenizer);
             return new TextPreprocessing(s.Tokenizer, Vocabulary.FromJson(s.Vocabulary.GetRawText()), s.Maxlen, s.Padding, s.Truncating);
         }

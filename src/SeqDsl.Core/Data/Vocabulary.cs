@@ -117,9 +117,11 @@ public sealed class Vocabulary
         try
         {
             var s = JsonSerializer.Deserialize<Stored>(json) ?? throw new JsonException("empty");
+            if (s.Tokens is null || s.Tokens.Any(t => t is null)) throw new JsonException("it lists no tokens, or a null token");
+            if (s.Options is null) throw new JsonException("it has no options");
             return new Vocabulary(s.Tokens, s.Options);
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or NotSupportedException)
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or NotSupportedException or ArgumentException)
         {
             throw new SeqDslException(ErrorKind.Data, $"Invalid vocabulary JSON: {e.Message}", e);
         }

@@ -114,6 +114,9 @@ public sealed record TrainingSpec
     public double ValidationSplit { get; init; } = 0.1;
     /// <summary>Stop after this many epochs without improvement of val_loss (restoring the best weights).</summary>
     public int? EarlyStopping { get; init; }
+    /// <summary>With a state directory (<c>seqdsl train --out</c>): also save the state to resume from every this many
+    /// batches inside an epoch; null: at epoch ends only.</summary>
+    public int? CheckpointEveryBatches { get; init; }
     /// <summary>Batch texts of similar length together (when texts are padded per batch, without maxlen).</summary>
     public bool BucketByLength { get; init; } = true;
     /// <summary>torch or keras parameter layout.</summary>
@@ -141,6 +144,8 @@ public sealed record TrainingSpec
             throw Bad("training.threads", "--threads", "libtorch needs between one and a sane number of threads.", th.ToString(), $"1 ≤ threads ≤ {MaxThreads}");
         if (!(ValidationSplit >= 0 && ValidationSplit < 1))
             throw Bad("training.validationSplit", "--validation-split", "the validation split is a fraction of the training rows.", F(ValidationSplit), "0 ≤ split < 1");
+        if (CheckpointEveryBatches is int cb && cb < 1)
+            throw Bad("training.checkpointEveryBatches", "--checkpoint-batches", "a checkpoint comes after at least one batch.", cb.ToString(), "N ≥ 1");
         if (EarlyStopping is int es && es < 1) throw Bad("training.earlyStopping", "--early-stopping", "patience is at least one epoch.", es.ToString(), "patience ≥ 1");
         var device = (Device ?? "").Trim().ToLowerInvariant();
         if (device != "cpu" && !System.Text.RegularExpressions.Regex.IsMatch(device, "^cuda(:[0-9]+)?$"))

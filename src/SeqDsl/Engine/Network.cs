@@ -238,6 +238,42 @@ public sealed class Network : nn.Module<Tensor, Tensor>
             };
     }
 
+    /// <summary>A rough upper estimate of the float32 activations one training step keeps for the backward pass, for
+    /// batches of <paramref name="rows"/> sequences of <paramref name="steps"/> steps: per recurrent layer its gate
+    /// pre-activations and states at every step (gates + 2 per unit, both directions, every stacked layer), per other
+    /// layer its output; doubled for their gradients.</summary>
+    public double ActivationBytes(int rows, long steps)
+    {
+        double values = 0;
+        for (var i = 0; i < Spec.Layers.Length; i++)
+        {
+            var outSteps = Summary.Rows[i].Output.Sequence ? steps : 1;
+            values += Spec.Layers[i] switch
+            {
+                RecurrentLayer r => (double)steps * r.Directions * r.Layers * r.Units
+                    * ((r.Cell switch { LstmCell => 4, GruCell => 3, _ => 1 }) + 2),
+                _ => (double)outSteps * Summary.Rows[i].Output.Features,
+            };
+        }
+        return values * rows * sizeof(float) * 2;
+    }
+
+    /// <summary>Refuses to train when the gradients, optimizer state and one step's activations
+    /// (<see cref="ActivationBytes"/>) exceed the memory available here, with the estimate in the message.</summary>
+    internal void CheckTrainingMemory(int rows, long steps)
+    {
+        if (Device.type != DeviceType.CPU) return;
+        var state = (double)Summary.Total * sizeof(float) * 3;
+        var activations = ActivationBytes(rows, steps);
+        var available = AvailableMemory();
+        if (state + activations > available)
+            throw new SeqDslException(ErrorKind.Spec,
+                $"Training {Spec} on batches of {rows} × {steps} steps needs about {(state + activations) / (1L << 30):N1} GiB "
+                + $"(gradients and optimizer state {state / (1L << 30):N1}, activations {activations / (1L << 30):N1}), more than the "
+                + $"{available / (1L << 30):N1} GiB available here.")
+            { Received = $"batch {rows}, {steps} steps", Expected = "a smaller batch size, shorter sequences or a smaller model" };
+    }
+
     /// <summary>Memory the process can still use: the smaller of Linux's MemAvailable and what the GC may commit (which
     /// follows a container's memory limit).</summary>
     internal static double AvailableMemory()

@@ -21,6 +21,9 @@ public interface IBatchSource
     /// from the previous batch's final recurrent states, cut from the graph, and starts every epoch from zeros.</summary>
     bool CarriesState { get; }
 
+    /// <summary>The largest batch it cuts: rows and time steps (for the memory estimate before training).</summary>
+    (int Rows, long Steps) BatchShape { get; }
+
     /// <summary>The random state after the epochs drawn so far (saved with resumable training state).</summary>
     byte[] SaveState();
 
@@ -54,6 +57,10 @@ public sealed class RowBatches : IBatchSource, IDisposable
 
     /// <inheritdoc />
     public bool CarriesState => false;
+
+    /// <inheritdoc />
+    public (int Rows, long Steps) BatchShape =>
+        ((int)Math.Min(_batchSize, _rows.Count), _rows.Inputs.dim() >= 2 ? _rows.Inputs.shape[1] : 1);
 
     /// <inheritdoc />
     public IReadOnlyList<Func<Device, SequenceData>> Epoch(int epoch)
@@ -120,6 +127,9 @@ public sealed class CorpusBatches : IBatchSource
 
     /// <inheritdoc />
     public bool CarriesState => _sampling == Sampling.Consecutive;
+
+    /// <inheritdoc />
+    public (int Rows, long Steps) BatchShape => (_batchSize, _steps);
 
     /// <inheritdoc />
     public IReadOnlyList<Func<Device, SequenceData>> Epoch(int epoch) => Draw().Select(Batch).ToList();

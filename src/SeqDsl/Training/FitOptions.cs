@@ -65,6 +65,10 @@ public sealed record FitOptions
     /// <summary>Directory for resumable training state (weights, optimizer, epoch, random state), written after
     /// every epoch; when it already holds state, training resumes from it.</summary>
     public string? StateDirectory { get; init; }
+    /// <summary>With <see cref="StateDirectory"/>: also save the resumable state every this many batches inside an epoch
+    /// (long epochs), so a resumed run continues from the last such batch. Not with sources whose batches carry the
+    /// recurrent state across (consecutive language-model sampling).</summary>
+    public int? CheckpointEveryBatches { get; init; }
     /// <summary>Progress events.</summary>
     public IProgress<TrainingProgress>? Progress { get; init; }
     /// <summary>Cancellation between batches; training stops with the weights of the last completed step.</summary>

@@ -41,6 +41,9 @@ public sealed record LanguageModelOptions
     public string CheckpointMonitor { get; init; } = "loss";
     /// <summary>Directory for resumable training state (<see cref="FitOptions.StateDirectory"/>).</summary>
     public string? StateDirectory { get; init; }
+    /// <summary>Also save the state every this many minibatches (<see cref="FitOptions.CheckpointEveryBatches"/>; not with
+    /// consecutive sampling).</summary>
+    public int? CheckpointEveryBatches { get; init; }
     /// <summary>Progress events (one per minibatch, and per epoch end with its record).</summary>
     public IProgress<TrainingProgress>? Progress { get; init; }
     /// <summary>Cancellation between minibatches.</summary>
@@ -62,7 +65,8 @@ public static class LanguageModelTrainer
         {
             Epochs = o.Epochs, BatchSize = o.BatchSize, Seed = o.Seed, Loss = Loss.CrossEntropy, Metrics = [Metric.Perplexity],
             Optimizer = o.Optimizer, Clip = o.Clip, EarlyStopping = o.EarlyStopping, CheckpointDirectory = o.CheckpointDirectory,
-            CheckpointMonitor = o.CheckpointMonitor, StateDirectory = o.StateDirectory, Progress = o.Progress, Cancellation = o.Cancellation,
+            CheckpointMonitor = o.CheckpointMonitor, StateDirectory = o.StateDirectory, CheckpointEveryBatches = o.CheckpointEveryBatches,
+            Progress = o.Progress, Cancellation = o.Cancellation,
         });
     }
 }

@@ -52,6 +52,14 @@ internal sealed class MetricAccumulator(Loss loss, IReadOnlyList<Metric> metrics
         }
     }
 
+    /// <summary>The running sums (saved with a mid-epoch training state).</summary>
+    public double[] Sums => [_lossSum, _lossCount, _correct, _counted, _sse, _sae, _ySum, _y2Sum, _n];
+
+    /// <summary>Continues from saved running sums.</summary>
+    public void Continue(double[] sums) =>
+        (_lossSum, _lossCount, _correct, _counted, _sse, _sae, _ySum, _y2Sum, _n) =
+        (sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], sums[6], sums[7], sums[8]);
+
     public double MeanLoss => _lossCount == 0 ? double.NaN : _lossSum / _lossCount;
 
     public Dictionary<string, double> Result(string prefix = "")

@@ -38,6 +38,8 @@ public static class Trainer
     public static History Fit(Network net, IBatchSource source, FitOptions o, SequenceData? validation = null)
     {
         CheckOptions(net, o);
+        var (rows, steps) = source.BatchShape;
+        net.CheckTrainingMemory(rows, steps);
         var history = new History();
         using var session = new TrainingSession(net, o);
         torch.manual_seed(o.Seed);
@@ -45,13 +47,21 @@ public static class Trainer
         var callbacks = EpochCallback.From(o).Select(c => (Callback: c, Key: c.ToString())).ToList();
         var states = callbacks.ToDictionary(c => c.Key, c => c.Callback.Initial);
         var context = new CallbackContext(net, session.Optimizer, history);
+        if (o.CheckpointEveryBatches is int every && (every < 1 || source.CarriesState))
+            throw new SeqDslException(ErrorKind.Spec, every < 1 ? "Checkpoints every N batches need N ≥ 1."
+                : "Checkpoints inside an epoch cannot carry the recurrent state across batches (consecutive sampling); save at epoch ends.")
+            { Received = $"every {every} batches", Expected = every < 1 ? "N ≥ 1" : "no CheckpointEveryBatches with consecutive sampling" };
         var firstEpoch = 1;
+        var firstBatch = 0;
+        double[]? resumedSums = null;
         if (o.StateDirectory is string sd && TrainingState.Exists(sd))
         {
-            firstEpoch = TrainingState.Restore(sd, net, session.Optimizer, source, history, states, context) + 1;
-            if (firstEpoch - 1 > o.Epochs)
-                throw new SeqDslException(ErrorKind.Spec, $"The training state in {sd} has already trained {firstEpoch - 1} epochs, more than the {o.Epochs} asked for.")
-                { Received = $"epochs {o.Epochs}", Expected = $"epochs ≥ {firstEpoch - 1} to continue it" };
+            var (done, batchesDone, sums) = TrainingState.Restore(sd, net, session.Optimizer, source, history, states, context);
+            // a state saved inside an epoch continues that epoch after its last saved batch
+            (firstEpoch, firstBatch, resumedSums) = batchesDone > 0 ? (done + 1, batchesDone, sums) : (done + 1, 0, null);
+            if (done > o.Epochs || (done == o.Epochs && batchesDone > 0))
+                throw new SeqDslException(ErrorKind.Spec, $"The training state in {sd} has already trained {done} epochs, more than the {o.Epochs} asked for.")
+                { Received = $"epochs {o.Epochs}", Expected = $"epochs ≥ {done} to continue it" };
         }
         var clock = Stopwatch.StartNew();
         try
@@ -62,9 +72,11 @@ public static class Trainer
                 var epochClock = Stopwatch.StartNew();
                 net.train();
                 var acc = new MetricAccumulator(o.Loss, o.Metrics);
+                if (resumedSums is not null) acc.Continue(resumedSums);
+                var epochStart = o.CheckpointEveryBatches is not null ? source.SaveState() : null; // redraws this epoch on resume
                 var batches = source.Epoch(epoch);
                 using var carried = new CarriedStates(source.CarriesState);
-                for (var b = 0; b < batches.Count; b++)
+                for (var b = firstBatch; b < batches.Count; b++)
                 {
                     if (o.Cancellation.IsCancellationRequested)
                     {
@@ -82,7 +94,10 @@ public static class Trainer
                         return history;
                     }
                     o.Progress?.Report(new TrainingProgress(epoch, o.Epochs, b + 1, batches.Count, value, clock.Elapsed, null));
+                    if (o.StateDirectory is string sdb && o.CheckpointEveryBatches is int n && (b + 1) % n == 0 && b + 1 < batches.Count)
+                        TrainingState.Save(sdb, net, session.Optimizer, epochStart!, history, epoch - 1, states, context, b + 1, acc.Sums);
                 }
+                (firstBatch, resumedSums) = (0, null);
                 var values = acc.Result();
                 if (validation is not null)
                     foreach (var (k, v) in Evaluate(net, validation, o.Loss, o.Metrics, o.BatchSize)) values["val_" + k] = v;
@@ -97,7 +112,7 @@ public static class Trainer
                     (states[key], var stopNow) = cb.OnEpochEnd(states[key], record, context);
                     stopAfter |= stopNow;
                 }
-                if (o.StateDirectory is string sd2) TrainingState.Save(sd2, net, session.Optimizer, source, history, epoch, states, context);
+                if (o.StateDirectory is string sd2) TrainingState.Save(sd2, net, session.Optimizer, source.SaveState(), history, epoch, states, context);
                 if (stopAfter) break;
             }
             if (context.BestWeights is not null && callbacks.FirstOrDefault(c => c.Callback is EpochCallback.EarlyStop { RestoreBest: true }) is { Key: { } restoring }

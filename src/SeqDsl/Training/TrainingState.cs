@@ -23,7 +23,14 @@ internal static class TrainingState
     private const string Prefix = "epoch-";
     private const string TempPrefix = ".saving-";
 
-    private sealed record StateFile(int Epoch, double LearningRate, Dictionary<string, CallbackState>? Callbacks, string? StopReason);
+    /// <param name="Epoch">Epochs finished.</param>
+    /// <param name="LearningRate">The optimizer's rate (schedules change it).</param>
+    /// <param name="Callbacks">The callbacks' states, keyed by the callback's value.</param>
+    /// <param name="StopReason">Why training stopped, if it did.</param>
+    /// <param name="Batch">Batches of the next epoch already trained (a state saved inside an epoch), else 0.</param>
+    /// <param name="Metrics">That epoch's running metric sums so far, with <paramref name="Batch"/>.</param>
+    private sealed record StateFile(int Epoch, double LearningRate, Dictionary<string, CallbackState>? Callbacks, string? StopReason,
+        int Batch = 0, double[]? Metrics = null);
 
     // NaN (no best value yet) must survive the round trip
     private static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
@@ -52,16 +59,28 @@ internal static class TrainingState
             throw new IOException($"simulated kill before: {what}");
     }
 
+    /// <summary>A generation's name: <c>epoch-NNNNNN</c> after an epoch, <c>epoch-NNNNNN-bNNNNNNNNN</c> inside the next one.</summary>
+    private static string Name(int epochs, int batch) => batch == 0 ? $"{Prefix}{epochs:D6}" : $"{Prefix}{epochs:D6}-b{batch:D9}";
+
+    private static (int epochs, int batch)? Order(string folder)
+    {
+        var parts = Path.GetFileName(folder)[Prefix.Length..].Split("-b");
+        return int.TryParse(parts[0], out var e) && (parts.Length == 1 || (parts.Length == 2 && int.TryParse(parts[1], out _)))
+            ? (e, parts.Length == 2 ? int.Parse(parts[1]) : 0) : null;
+    }
+
     /// <summary>The newest complete generation folder, or null.</summary>
     private static string? Newest(string dir) =>
         !Directory.Exists(dir) ? null
-        : Directory.GetDirectories(dir, Prefix + "*").Where(d => int.TryParse(Path.GetFileName(d)[Prefix.Length..], out _))
-            .OrderByDescending(d => int.Parse(Path.GetFileName(d)[Prefix.Length..])).FirstOrDefault();
+        : Directory.GetDirectories(dir, Prefix + "*").Where(d => Order(d) is not null).OrderByDescending(d => Order(d)!.Value).FirstOrDefault();
 
     public static bool Exists(string dir) => Newest(dir) is not null;
 
-    public static void Save(string dir, Network net, optim.Optimizer opt, IBatchSource source, History history, int epoch,
-        Dictionary<string, CallbackState> callbacks, CallbackContext context)
+    /// <summary>Saves the state after <paramref name="epoch"/> epochs (and <paramref name="batch"/> batches of the next, with
+    /// its running <paramref name="metrics"/>); <paramref name="sourceState"/> is the batch source's random state to resume
+    /// from (for a state inside an epoch: as it was when that epoch was drawn).</summary>
+    public static void Save(string dir, Network net, optim.Optimizer opt, byte[] sourceState, History history, int epoch,
+        Dictionary<string, CallbackState> callbacks, CallbackContext context, int batch = 0, double[]? metrics = null)
     {
         Directory.CreateDirectory(dir);
         var tmp = Path.Combine(dir, $"{TempPrefix}{epoch:D6}-{Guid.NewGuid():N}");
@@ -91,7 +110,7 @@ internal static class TrainingState
             ((OptimizerHelper)opt).save_state_dict(w);
         });
         // generator states are raw bytes (TorchSharp's tensor loader cannot read Byte tensors back)
-        Write("shuffle-rng.dat", fs => fs.Write(source.SaveState()));
+        Write("shuffle-rng.dat", fs => fs.Write(sourceState));
         Write("global-rng.dat", fs =>
         {
             using var g = torch.random.get_rng_state();
@@ -103,9 +122,9 @@ internal static class TrainingState
             using var w = new BinaryWriter(fs, System.Text.Encoding.UTF8, leaveOpen: true);
             WriteWeights(w, context.BestWeights);
         });
-        Write("state.json", fs => JsonSerializer.Serialize(fs, new StateFile(epoch, Trainer.LearningRate(opt), callbacks, history.StopReason), Json));
+        Write("state.json", fs => JsonSerializer.Serialize(fs, new StateFile(epoch, Trainer.LearningRate(opt), callbacks, history.StopReason, batch, metrics), Json));
         Sync(tmp);
-        var final = Path.Combine(dir, $"{Prefix}{epoch:D6}");
+        var final = Path.Combine(dir, Name(epoch, batch));
         if (Directory.Exists(final))
         {
             // a generation of the same epoch (a library run that restarted below its saved epoch): renamed aside in one
@@ -132,7 +151,9 @@ internal static class TrainingState
         }
     }
 
-    public static int Restore(string dir, Network net, optim.Optimizer opt, IBatchSource source, History history,
+    /// <summary>Restores the newest generation; returns the epochs finished, the batches of the next epoch already trained
+    /// and that epoch's running metric sums (null after a whole epoch).</summary>
+    public static (int Epochs, int Batch, double[]? Metrics) Restore(string dir, Network net, optim.Optimizer opt, IBatchSource source, History history,
         Dictionary<string, CallbackState> callbacks, CallbackContext context)
     {
         var gen = Newest(dir)!;
@@ -152,7 +173,7 @@ internal static class TrainingState
             using (var fs = File.OpenRead(Path.Combine(gen, "best-weights.dat")))
             using (var r = new BinaryReader(fs)) context.BestWeights = ReadWeights(r, net);
             history.StopReason = st.StopReason;
-            return st.Epoch;
+            return (st.Epoch, st.Batch, st.Metrics);
         }
         catch (Exception e) when (e is not SeqDslException)
         {

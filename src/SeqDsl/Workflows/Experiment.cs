@@ -137,7 +137,7 @@ public static class Experiment
     {
         var file = Path.Combine(dir, "experiment.json");
         static System.Text.Json.Nodes.JsonNode Comparable(ExperimentSpec s) =>
-            System.Text.Json.Nodes.JsonNode.Parse((s with { Training = s.Training with { Epochs = 0 } }).ToJson())!;
+            System.Text.Json.Nodes.JsonNode.Parse((s with { Training = s.Training with { Epochs = 0, CheckpointEveryBatches = null } }).ToJson())!;
         if (File.Exists(file))
         {
             ExperimentSpec saved;

@@ -106,6 +106,7 @@ public abstract class RowTask : SeqTask
             Loss = new Loss(data.Info.Loss), Metrics = data.Info.Metrics, BucketByLength = t.BucketByLength,
             EarlyStopping = t.EarlyStopping is int patience ? new EarlyStopping("val_loss", patience, true) : null,
             Progress = progress, Cancellation = cancellation, StateDirectory = stateDirectory,
+            CheckpointEveryBatches = stateDirectory is null ? null : t.CheckpointEveryBatches,
         };
         var history = Trainer.Fit(net, data.Train!, fit, data.Validation);
         var metrics = new Dictionary<string, Dictionary<string, double>>();
@@ -442,7 +443,7 @@ public sealed class LanguageModelTask : SeqTask
             Optimizer = Optimizer(t), Clip = Clipping(t), Seed = t.Seed, Progress = progress, Cancellation = cancellation,
             // a language model has no validation rows: early stopping watches the training loss
             EarlyStopping = t.EarlyStopping is int patience ? new EarlyStopping("loss", patience, true) : null,
-            StateDirectory = stateDirectory,
+            StateDirectory = stateDirectory, CheckpointEveryBatches = stateDirectory is null ? null : t.CheckpointEveryBatches,
         });
         var metrics = new Dictionary<string, Dictionary<string, double>>();
         if (history.Epochs.Count > 0)

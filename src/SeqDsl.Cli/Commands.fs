@@ -105,12 +105,15 @@ let train (a: ParseResults<TrainArgs>) : int =
     let progress = Progress.ConsoleProgress(not Console.IsOutputRedirected)
     printfn "Model: %O" model
     // the resumable state lives beside the model directory, and goes when the model is saved
+    match a.TryGetResult Out with
+    | Some o when File.Exists o -> fail ErrorKind.Spec $"--out {o} is a file; give the path of a model directory (it is created, or replaced)."
+    | _ -> ()
     let stateDir = a.TryGetResult Out |> Option.map (fun o -> Path.TrimEndingDirectorySeparator(Path.GetFullPath o) + ".state")
     match stateDir, a.Contains Resume, a.Contains Fresh with
     | _, true, true -> fail ErrorKind.Spec "--resume and --fresh exclude each other."
     | None, true, _ -> fail ErrorKind.Spec "--resume continues the run saved beside --out DIR (in DIR.state): give --out."
-    | Some s, true, _ when not (Directory.Exists s) -> printfn "no saved training state in %s: training from epoch 1" s
-    | Some s, false, false when Directory.Exists s ->
+    | Some s, true, _ when not (Experiment.HasTrainingState s) -> printfn "no saved training state in %s: training from epoch 1" s
+    | Some s, false, false when Experiment.HasTrainingState s ->
         fail ErrorKind.Spec $"{s} holds the state of an interrupted run: continue it with --resume, or start over with --fresh."
     | Some s, false, true when Directory.Exists s -> Durable.RemoveAtomically s
     | _ -> ()

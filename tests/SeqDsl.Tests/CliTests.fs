@@ -135,6 +135,37 @@ let tests =
             Directory.Delete(root, true)
         }
 
+        test "a new user's mistakes are exit 2 with a message that says what to do" {
+            let root = Path.Combine(Path.GetTempPath(), "seqdsl-cli-user-" + System.Guid.NewGuid().ToString("N"))
+            Directory.CreateDirectory root |> ignore
+            let exp = Path.Combine(root, "e.json")
+            File.WriteAllText(exp, "{ \"model\": \"Embed(4).Gru(4).Dense(1, Sigmoid)\", \"data\": \"synthetic:negation\", \"training\": { \"learningRat\": 0.1 } }")
+            let code, _, err = runCli [ "train"; "--experiment"; exp ]
+            Expect.equal code 2 $"typo in an experiment file (stderr: {err})"
+            Expect.stringContains err "unknown member 'learningRat' (did you mean 'learningRate'?)" "suggests the member"
+            File.WriteAllText(exp, "{ \"model\": \"Embed(4).Gru(4).Dense(1, Sigmoid)\", \"data\": \"synthetic:negation\", \"training\": { \"epochs\": \"ten\" } }")
+            let code, _, err = runCli [ "train"; "--experiment"; exp ]
+            Expect.equal code 2 $"wrong type (stderr: {err})"
+            Expect.stringContains err "at $.training.epochs (line 1): this value has the wrong type: expected an integer" "in the file's terms"
+            let file = Path.Combine(root, "notes.txt")
+            File.WriteAllText(file, "x")
+            let code, _, err = runCli [ "train"; "--model"; "Embed(4).Gru(4).Dense(1, Sigmoid)"; "--data"; "synthetic:negation"; "--out"; file ]
+            Expect.equal code 2 $"--out names a file (stderr: {err})"
+            Expect.stringContains err "is a file; give the path of a model directory" "before training"
+            let code, out, err = runCli [ "train"; "--model"; "Gru(8, returnSequences: true).Dense(5)"; "--data"; "text:/nonexistent.txt"; "--sampling"; "consecutive"; "--checkpoint-batches"; "5" ]
+            Expect.equal code 2 $"batch checkpoints with consecutive sampling (stderr: {err})"
+            Expect.stringContains err "--checkpoint-batches" "names the option"
+            Expect.isFalse (err.Contains "nonexistent") "before the data"
+            let model = Path.Combine(root, "neg")
+            let code, _, err = runCli [ "train"; "--model"; "Embed(4).Gru(4).Dense(1, Sigmoid)"; "--data"; "synthetic:negation"; "--epochs"; "1"; "--out"; model ]
+            Expect.equal code 0 $"train (stderr: {err})"
+            for other in [ "synthetic:counting"; "synthetic:seasonal" ] do
+                let code, _, err = runCli [ "evaluate"; "--model-dir"; model; "--data"; other ]
+                Expect.equal code 2 $"{other} for a sentiment model (stderr: {err})"
+                Expect.stringContains err "This model was trained on synthetic:negation (text classification)" "says which data fits"
+            Directory.Delete(root, true)
+        }
+
         test "out-of-range training options exit 2 naming the option, before any data is read" {
             // the data path does not exist: a bound checked first is what the user hears about
             for args, flag in [ [ "--threads"; "0" ], "--threads"; [ "--threads"; "-1" ], "--threads"; [ "--threads"; "100000" ], "--threads"

@@ -117,6 +117,21 @@ let tests =
                 }
         ]
 
+        test "a resume on a changed data file is refused (its SHA-256 is part of the state)" {
+            let dir = Path.Combine(Path.GetTempPath(), "seqdsl-task-fp-" + Guid.NewGuid().ToString("N"))
+            Directory.CreateDirectory dir |> ignore
+            let csv = Path.Combine(dir, "r.csv")
+            File.WriteAllLines(csv, [| yield "text,label"; for i in 1 .. 40 -> if i % 2 = 0 then "a good film,1" else "a bad film,0" |])
+            let e epochs = ExperimentSpec(Model = "Embed(4).Gru(4).Dense(1, Sigmoid)", Data = "csv:" + csv, Training = TrainingSpec(Epochs = epochs, Threads = Nullable 1))
+            let state = Path.Combine(dir, "state")
+            (Experiment.Run(e 1, stateDirectory = state)).Dispose()
+            Expect.isTrue (Experiment.HasTrainingState state) "a generation was saved"
+            File.WriteAllLines(csv, [| yield "text,label"; for i in 1 .. 40 -> if i % 2 = 0 then "a good film,0" else "a bad film,1" |])
+            let err = expectSeqDslError "changed data" (fun () -> Experiment.Run(e 2, stateDirectory = state))
+            Expect.stringContains err.Message "changed since the interrupted run" "says why"
+            Directory.Delete(dir, true)
+        }
+
         test "TrainedModel uses its task: a classifier refuses binary strings and series rows" {
             let e = spec "Embed(8).Gru(8).Dense(1, Sigmoid)" "synthetic:negation" quick
             use result = Experiment.Run e

@@ -211,9 +211,48 @@ public sealed record ExperimentSpec
             var msg = cut > 0 ? e.Message[..cut] : e.Message;
             if (msg.Contains("doesn't allow setting null values", StringComparison.Ordinal))
                 msg = "null is not allowed here; give a value, or leave the member out for its default.";
+            msg = Readable(msg);
             throw new SeqDslException(ErrorKind.Syntax,
                 $"{path}: {(e.Path is null ? "" : $"at {e.Path} ")}(line {(e.LineNumber ?? 0) + 1}): {msg}", e);
         }
+    }
+
+    /// <summary>System.Text.Json's messages in the experiment file's terms: member names as the file writes them, value
+    /// types as a user would say them.</summary>
+    private static string Readable(string msg)
+    {
+        var unknown = System.Text.RegularExpressions.Regex.Match(msg, "The JSON property '([^']*)' could not be mapped to any \\.NET member contained in type '([^']+)'");
+        if (unknown.Success && typeof(ExperimentSpec).Assembly.GetType(unknown.Groups[2].Value) is Type t)
+        {
+            var names = t.GetProperties().Where(p => p.CanWrite).Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name)).ToList();
+            var given = unknown.Groups[1].Value;
+            var near = names.OrderBy(n => Distance(n.ToLowerInvariant(), given.ToLowerInvariant())).First();
+            return $"unknown member '{given}'" + (Distance(near.ToLowerInvariant(), given.ToLowerInvariant()) <= 3 ? $" (did you mean '{near}'?)" : "")
+                + "; the members here are " + string.Join(", ", names) + ".";
+        }
+        var type = System.Text.RegularExpressions.Regex.Match(msg, "could not be converted to (?:System\\.Nullable`1\\[)?(System\\.)?([A-Za-z0-9]+)");
+        if (type.Success)
+            return "this value has the wrong type: expected " + type.Groups[2].Value switch
+            {
+                "Int32" or "Int64" => "an integer",
+                "Double" or "Single" => "a number",
+                "Boolean" => "true or false",
+                "String" => "a \"string\"",
+                "DateTime" => "a date such as \"2022-12-31\"",
+                var other => other.Contains("List", StringComparison.Ordinal) ? "a list [ … ]" : other,
+            } + ".";
+        return msg;
+    }
+
+    private static int Distance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (var i = 0; i <= a.Length; i++) d[i, 0] = i;
+        for (var j = 0; j <= b.Length; j++) d[0, j] = j;
+        for (var i = 1; i <= a.Length; i++)
+            for (var j = 1; j <= b.Length; j++)
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+        return d[a.Length, b.Length];
     }
 
     /// <summary>The experiment as JSON.</summary>

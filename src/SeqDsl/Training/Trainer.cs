@@ -49,7 +49,7 @@ public static class Trainer
         var context = new CallbackContext(net, session.Optimizer, history);
         if (o.CheckpointEveryBatches is int every && (every < 1 || source.CarriesState))
             throw new SeqDslException(ErrorKind.Spec, every < 1 ? "Checkpoints every N batches need N ≥ 1."
-                : "Checkpoints inside an epoch cannot carry the recurrent state across batches (consecutive sampling); save at epoch ends.")
+                : "Checkpoints inside an epoch (--checkpoint-batches) cannot carry the recurrent state across batches (consecutive sampling); save at epoch ends.")
             { Received = $"every {every} batches", Expected = every < 1 ? "N ≥ 1" : "no CheckpointEveryBatches with consecutive sampling" };
         var firstEpoch = 1;
         var firstBatch = 0;

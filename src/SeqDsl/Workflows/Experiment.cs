@@ -131,15 +131,24 @@ public static class Experiment
         }
     }
 
-    /// <summary>Writes the experiment into a new state directory, or checks that an existing one was written by the
-    /// same experiment (the number of epochs may differ: a resumed run may train longer).</summary>
+    /// <summary>Whether <paramref name="dir"/> holds a saved training state to resume from (at least one published
+    /// generation).</summary>
+    public static bool HasTrainingState(string dir) => Directory.Exists(dir) && Directory.GetDirectories(dir, "epoch-*").Length > 0;
+
+    /// <summary>Writes the experiment (and a fingerprint of its data file) into a state directory that holds no state yet,
+    /// or checks that an existing state was written by the same experiment on the same data (the number of epochs and
+    /// the batch checkpoints may differ: a resumed run may train longer).</summary>
     private static void ClaimState(string dir, ExperimentSpec spec, Action<string>? log)
     {
         var file = Path.Combine(dir, "experiment.json");
+        var dataFile = Path.Combine(dir, "data.sha256");
+        var fingerprint = DataFingerprint(spec.Data);
         static System.Text.Json.Nodes.JsonNode Comparable(ExperimentSpec s) =>
             System.Text.Json.Nodes.JsonNode.Parse((s with { Training = s.Training with { Epochs = 0, CheckpointEveryBatches = null } }).ToJson())!;
-        if (File.Exists(file))
+        if (HasTrainingState(dir))
         {
+            if (!File.Exists(file))
+                throw new SeqDslException(ErrorKind.Data, $"The training state in {dir} is damaged: it has no experiment.json; start over with --fresh.");
             ExperimentSpec saved;
             try
             {
@@ -154,18 +163,31 @@ public static class Experiment
             if (!System.Text.Json.Nodes.JsonNode.DeepEquals(a, b))
             {
                 var differs = Differences(a, b, "").Take(3).ToList();
-                throw new SeqDslException(ErrorKind.Spec, $"The training state in {dir} belongs to another experiment ({string.Join(", ", differs)} {(differs.Count == 1 ? "differs" : "differ")}); train without --resume to start over.")
+                throw new SeqDslException(ErrorKind.Spec, $"The training state in {dir} belongs to another experiment ({string.Join(", ", differs)} {(differs.Count == 1 ? "differs" : "differ")}); resume with the options of the interrupted run, or start over with --fresh.")
                 { Received = string.Join(", ", differs), Expected = "the experiment that wrote the state (the number of epochs may differ)" };
             }
+            var savedPrint = File.Exists(dataFile) ? File.ReadAllText(dataFile).Trim() : "";
+            if (savedPrint != fingerprint)
+                throw new SeqDslException(ErrorKind.Data, $"The data file of {spec.Data} changed since the interrupted run (its SHA-256 differs); resuming would not continue the same training. Start over with --fresh.")
+                { Received = fingerprint, Expected = savedPrint };
             log?.Invoke($"resuming from the training state in {dir}");
             return;
         }
-        if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
-            throw new SeqDslException(ErrorKind.Data, $"The training state in {dir} is damaged: it has no experiment.json; remove it to start over.");
+        // no state yet (or only what a run that stopped before its first save wrote): this run claims the directory
         Directory.CreateDirectory(dir);
-        var tmp = file + ".tmp";
-        File.WriteAllText(tmp, spec.ToJson());
-        File.Move(tmp, file, overwrite: true);
+        File.WriteAllText(file + ".tmp", spec.ToJson());
+        File.Move(file + ".tmp", file, overwrite: true);
+        File.WriteAllText(dataFile + ".tmp", fingerprint);
+        File.Move(dataFile + ".tmp", dataFile, overwrite: true);
+    }
+
+    /// <summary>SHA-256 of the data file a source reads (empty for generated data and folders).</summary>
+    private static string DataFingerprint(string data)
+    {
+        var source = DataSource.Parse(data);
+        if (source.Kind == "synthetic" || !File.Exists(source.Path)) return "";
+        using var fs = File.OpenRead(source.Path);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(fs));
     }
 
     private static IEnumerable<string> Differences(System.Text.Json.Nodes.JsonNode? a, System.Text.Json.Nodes.JsonNode? b, string path)
@@ -188,6 +210,10 @@ public static class Experiment
     {
         spec.Training.Validate(CompileOptions.CudaAvailable);
         spec.Preprocessing.Validate();
+        if (spec.Training.CheckpointEveryBatches is int n && spec.Data.StartsWith("text:", StringComparison.Ordinal)
+            && string.Equals(spec.Preprocessing.Sampling, "consecutive", StringComparison.OrdinalIgnoreCase))
+            throw new SeqDslException(ErrorKind.Spec, "training.checkpointEveryBatches (--checkpoint-batches): consecutive sampling carries the recurrent state from batch to batch, so its state is saved at epoch ends only.")
+            { Received = $"--checkpoint-batches {n} with --sampling consecutive", Expected = "random or chunks sampling, or no --checkpoint-batches" };
     }
 
     /// <summary>Parses the model text, reporting errors with the text's column.</summary>
@@ -207,7 +233,7 @@ public static class Experiment
     public static PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText)
     {
         var source = DataSource.Parse(spec.Data);
-        var task = fitted is null ? SeqTask.For(source, spec.Preprocessing) : SeqTask.For(fitted, source);
+        var task = fitted is null ? SeqTask.For(source, spec.Preprocessing) : SeqTask.For(fitted, source, spec.Preprocessing);
         return task.Prepare(spec, model, fitted, fittedText);
     }
 

@@ -53,14 +53,25 @@ public abstract class SeqTask
         _ => new SeriesTask(),
     };
 
-    /// <summary>The task of a saved model measured on <paramref name="source"/>: its kind decides, and for a regression
-    /// the source tells counting from a series.</summary>
-    public static SeqTask For(TaskInfo info, DataSource source) => info.Kind switch
+    /// <summary>The task of a saved model measured on <paramref name="source"/>, which must be data for that task (a
+    /// sentiment model is not measured on a corpus or on the counting generator).</summary>
+    /// <exception cref="SeqDslException">The source is data for another task.</exception>
+    public static SeqTask For(TaskInfo info, DataSource source, PreprocessingSpec p)
     {
-        TaskKind.LanguageModel => new LanguageModelTask(),
-        TaskKind.Classification => new TextClassificationTask(),
-        _ when source is { Kind: "synthetic", Path: "counting" } => new CountingTask(),
-        _ => new SeriesTask(),
+        var saved = For(info);
+        var given = For(source, p);
+        if (saved.GetType() != given.GetType() || (source.Kind == "synthetic" && info.Data.StartsWith("synthetic:", StringComparison.Ordinal) && info.Data != source.ToString()))
+            throw new SeqDslException(ErrorKind.Data, $"This model was trained on {info.Data} ({Describe(saved)}); {source} is data for {Describe(given)}.")
+            { Received = source.ToString(), Expected = $"data for {Describe(saved)}" + (info.Data.StartsWith("synthetic:", StringComparison.Ordinal) ? $" ({info.Data})" : "") };
+        return saved;
+    }
+
+    private static string Describe(SeqTask t) => t switch
+    {
+        TextClassificationTask => "text classification",
+        CountingTask => "the counting task",
+        SeriesTask => "series forecasting",
+        _ => "a language model",
     };
 
     /// <summary>The one mapping from an experiment's training options to the optimizer.</summary>

@@ -42,7 +42,7 @@ public sealed class TrainedModel : IDisposable
     /// <summary>Loss and metrics on a data source prepared with the saved preparation (its test part, or all of it).</summary>
     public Dictionary<string, double> Evaluate(ExperimentSpec data)
     {
-        var task = SeqTask.For(Info, DataSource.Parse(data.Data));
+        var task = SeqTask.For(Info, DataSource.Parse(data.Data), data.Preprocessing);
         return task.Evaluate(Network, task.Prepare(data, Network.Spec, Info, Text), data);
     }
 

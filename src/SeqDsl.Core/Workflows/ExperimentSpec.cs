@@ -226,8 +226,8 @@ public sealed record ExperimentSpec
         {
             var names = t.GetProperties().Where(p => p.CanWrite).Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name)).ToList();
             var given = unknown.Groups[1].Value;
-            var near = names.OrderBy(n => Distance(n.ToLowerInvariant(), given.ToLowerInvariant())).First();
-            return $"unknown member '{given}'" + (Distance(near.ToLowerInvariant(), given.ToLowerInvariant()) <= 3 ? $" (did you mean '{near}'?)" : "")
+            var near = names.OrderBy(n => ModelSyntax.Distance(n.ToLowerInvariant(), given.ToLowerInvariant())).First();
+            return $"unknown member '{given}'" + (ModelSyntax.Distance(near.ToLowerInvariant(), given.ToLowerInvariant()) <= 3 ? $" (did you mean '{near}'?)" : "")
                 + "; the members here are " + string.Join(", ", names) + ".";
         }
         var type = System.Text.RegularExpressions.Regex.Match(msg, "could not be converted to (?:System\\.Nullable`1\\[)?(System\\.)?([A-Za-z0-9]+)");
@@ -242,17 +242,6 @@ public sealed record ExperimentSpec
                 var other => other.Contains("List", StringComparison.Ordinal) ? "a list [ … ]" : other,
             } + ".";
         return msg;
-    }
-
-    private static int Distance(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (var i = 0; i <= a.Length; i++) d[i, 0] = i;
-        for (var j = 0; j <= b.Length; j++) d[0, j] = j;
-        for (var i = 1; i <= a.Length; i++)
-            for (var j = 1; j <= b.Length; j++)
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-        return d[a.Length, b.Length];
     }
 
     /// <summary>The experiment as JSON.</summary>

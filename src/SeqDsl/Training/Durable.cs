@@ -29,6 +29,28 @@ public static class Durable
         }
     }
 
+    /// <summary>Creates a new file, writes it and flushes it to disk (a commit by rename comes after).</summary>
+    public static void WriteFile(string path, Action<Stream> write)
+    {
+        using var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
+        write(fs);
+        fs.Flush(flushToDisk: true);
+    }
+
+    /// <summary>Replaces a text file in one rename (written beside it first).</summary>
+    public static void ReplaceText(string path, string text)
+    {
+        File.WriteAllText(path + ".tmp", text);
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    /// <summary>SHA-256 of a file, lower-case hex.</summary>
+    public static string Sha256(string path)
+    {
+        using var fs = File.OpenRead(path);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(fs));
+    }
+
     /// <summary>Deletes a folder after a commit: what is left (a file held open elsewhere) is removed by the next clean-up,
     /// and never fails the save that already succeeded.</summary>
     public static void TryDelete(string path)

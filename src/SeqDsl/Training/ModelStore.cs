@@ -42,13 +42,8 @@ public static class ModelStore
             {
                 if (file.Contains('/') || file.Contains('\\') || file is "." or ".." or ManifestFile || hashes.ContainsKey(file))
                     throw new ArgumentException($"invalid file name '{file}' in a model directory", nameof(extraFiles));
-                using (var fs = new FileStream(Path.Combine(tmp, file), FileMode.CreateNew, FileAccess.Write))
-                {
-                    write(fs);
-                    fs.Flush(flushToDisk: true);
-                }
-                using var check = File.OpenRead(Path.Combine(tmp, file));
-                hashes[file] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(check));
+                Durable.WriteFile(Path.Combine(tmp, file), write);
+                hashes[file] = Durable.Sha256(Path.Combine(tmp, file)); // what reached the disk, read back
             }
             void Text(string file, string text) => Write(file, fs => fs.Write(System.Text.Encoding.UTF8.GetBytes(text)));
             // pretrained embedding vectors are part of the weights: the saved model does not name their file, so it
@@ -66,11 +61,8 @@ public static class ModelStore
             });
             foreach (var (file, text) in extraFiles ?? new Dictionary<string, string>())
                 Text(file, text);
-            using (var fs = new FileStream(Path.Combine(tmp, ManifestFile), FileMode.CreateNew, FileAccess.Write))
-            {
-                JsonSerializer.Serialize(fs, new Manifest(1, hashes), new JsonSerializerOptions { WriteIndented = true });
-                fs.Flush(flushToDisk: true);
-            }
+            Durable.WriteFile(Path.Combine(tmp, ManifestFile),
+                fs => JsonSerializer.Serialize(fs, new Manifest(1, hashes), new JsonSerializerOptions { WriteIndented = true }));
             Durable.SyncDirectory(tmp);
             LastSaveExchanged = false;
             if (!Directory.Exists(full)) Directory.Move(tmp, full);
@@ -183,8 +175,7 @@ public static class ModelStore
         var p = Path.Combine(directory, file);
         if (!File.Exists(p))
             throw new SeqDslException(ErrorKind.Data, $"{directory} is incomplete: {file} is missing.");
-        using var fs = File.OpenRead(p);
-        var actual = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(fs));
+        var actual = Durable.Sha256(p);
         if (!string.Equals(actual, m.Files[file], StringComparison.Ordinal)) // lower-case hex, exactly as written
             throw new SeqDslException(ErrorKind.Data, $"{p} was changed after the model was saved (its SHA-256 differs from {ManifestFile}); the model cannot be trusted.")
             { Received = actual, Expected = m.Files[file] };

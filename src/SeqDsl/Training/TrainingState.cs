@@ -89,9 +89,7 @@ internal static class TrainingState
         void Write(string name, Action<Stream> write)
         {
             Step("write " + name);
-            using var fs = new FileStream(Path.Combine(tmp, name), FileMode.CreateNew, FileAccess.Write);
-            write(fs);
-            fs.Flush(flushToDisk: true);
+            Durable.WriteFile(Path.Combine(tmp, name), write);
         }
         void Sync(string folder)
         {

@@ -175,19 +175,15 @@ public static class Experiment
         }
         // no state yet (or only what a run that stopped before its first save wrote): this run claims the directory
         Directory.CreateDirectory(dir);
-        File.WriteAllText(file + ".tmp", spec.ToJson());
-        File.Move(file + ".tmp", file, overwrite: true);
-        File.WriteAllText(dataFile + ".tmp", fingerprint);
-        File.Move(dataFile + ".tmp", dataFile, overwrite: true);
+        Durable.ReplaceText(file, spec.ToJson());
+        Durable.ReplaceText(dataFile, fingerprint);
     }
 
     /// <summary>SHA-256 of the data file a source reads (empty for generated data and folders).</summary>
     private static string DataFingerprint(string data)
     {
         var source = DataSource.Parse(data);
-        if (source.Kind == "synthetic" || !File.Exists(source.Path)) return "";
-        using var fs = File.OpenRead(source.Path);
-        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(fs));
+        return source.Kind == "synthetic" || !File.Exists(source.Path) ? "" : Durable.Sha256(source.Path);
     }
 
     private static IEnumerable<string> Differences(System.Text.Json.Nodes.JsonNode? a, System.Text.Json.Nodes.JsonNode? b, string path)

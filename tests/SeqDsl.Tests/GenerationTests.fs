@@ -82,7 +82,7 @@ let tests =
             let picks = [ for s in 0 .. 199 -> Decoding.Choose(probs, true, DecodeOptions.Sample(1.0, topP = 0.85), Random s) ] |> Set.ofList
             Expect.equal picks (set [ 1; 2 ]) "only the two tokens that make up 0.9 ≥ 0.85"
             let e = expectSeqDslError "bad" (fun () -> Decoding.Generate(null, [| 1 |], 1, DecodeOptions.Sample(0.0)))
-            Expect.stringContains e.Message "Invalid decoding options" "validation"
+            Expect.stringContains e.Message "Invalid decoding option temperature" "validation names the option"
         }
 
         test "language model learns a periodic corpus with both samplers (perplexity → 1)" {

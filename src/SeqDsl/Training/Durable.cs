@@ -37,6 +37,24 @@ public static class Durable
         fs.Flush(flushToDisk: true);
     }
 
+    /// <summary>Replaces a file in one rename: written and flushed beside it first, then the directory synced, so a
+    /// reader sees the old file or the whole new one, never a part.</summary>
+    public static void ReplaceFile(string path, byte[] bytes)
+    {
+        var full = Path.GetFullPath(path);
+        var temp = full + $".{Environment.ProcessId}.tmp";
+        try
+        {
+            WriteFile(temp, s => s.Write(bytes));
+            File.Move(temp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+        SyncDirectory(Path.GetDirectoryName(full)!);
+    }
+
     /// <summary>Replaces a text file in one rename (written beside it first).</summary>
     public static void ReplaceText(string path, string text)
     {

@@ -229,25 +229,8 @@ public sealed class TextClassificationTask : RowTask
         using var _x = x;
         using var _l = l;
         using var y = Trainer.Predict(net, x, l);
-        var rows = y.reshape(texts.Count, -1);
-        var output = new List<Prediction>();
-        for (var i = 0; i < texts.Count; i++)
-        {
-            using var r = rows[i];
-            if (r.shape[0] == 1)
-            {
-                var v = r.item<float>();
-                var p = info.Loss == LossKind.BinaryCrossEntropyWithLogits ? 1 / (1 + Math.Exp(-v)) : v;
-                output.Add(new Prediction(texts[i], p, p >= 0.5 ? 1 : 0));
-            }
-            else
-            {
-                using var probs = net.OutputActivation == Activation.Softmax ? r.alias() : r.softmax(0);
-                var k = (int)probs.argmax().item<long>();
-                output.Add(new Prediction(texts[i], probs[k].item<float>(), k));
-            }
-        }
-        return output;
+        using var rows = y.reshape(texts.Count, -1);
+        return Predictions.FromOutputs(texts, rows.data<float>().ToArray(), (int)rows.shape[1], info, net.OutputActivation);
     }
 
     private static TextPreprocessing FitText(IReadOnlyList<IReadOnlyList<string>> tokens, Tokenizer tokenizer, PreprocessingSpec p)
@@ -335,74 +318,33 @@ public sealed class SeriesTask : RowTask
         };
     }
 
-    /// <summary>The one windowing of a series: scaled features, windows of <paramref name="window"/> rows, each labelled
-    /// with the target of its last row.</summary>
+    /// <summary>The one windowing of a series (<see cref="SeriesPreparation.Windows"/>), as tensors.</summary>
     internal static SequenceData Rows(DataFrame f, StandardScaler scaler, string target, int window) =>
-        SequenceData.From(Windows.Sliding(scaler.Transform(f), scaler.Columns.Count,
-            SeriesFeatures.Values(f, target).Select(v => v ?? double.NaN).ToArray(), window));
+        SequenceData.From(SeriesPreparation.Windows(f, scaler, target, window));
 
     /// <summary>Forecasts every window of a series CSV (the value at each window's last row).</summary>
     public static IReadOnlyList<Prediction> Predict(Network net, TaskInfo info, string csvPath)
     {
-        var spec = new ExperimentSpec { Model = net.Spec.ToString(), Data = "series:" + csvPath };
-        var (frame, _, target, _) = Frame(DataSource.Parse(spec.Data), spec, info);
-        var window = info.Window ?? 5;
-        var data = Rows(frame, info.Scaler!, target, window);
-        using var y = Trainer.Predict(net, data.Inputs);
-        var values = y.reshape(-1).data<float>().ToArray();
-        var dates = frame.Columns.Any(c => c.Name == "Date") ? frame.Columns["Date"] : null;
-        string Label(int i) => dates?[i + window - 1] is DateTime d ? d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) : $"row {i + window}";
-        return values.Select((v, i) => new Prediction(Label(i), v, null)).ToList();
+        var (windows, labels) = SeriesPreparation.ForPrediction(info, csvPath);
+        return Predict(net, info, windows, labels);
     }
 
-    /// <summary>The series frame with its feature columns (lagged or derived) and target, as training built it.</summary>
-    internal static (DataFrame frame, List<string> features, string target, string featureSet) Frame(
-        DataSource source, ExperimentSpec spec, TaskInfo? fitted)
+    /// <summary>Forecasts every window of raw series rows (columns as in the training CSV).</summary>
+    public static IReadOnlyList<Prediction> Predict(Network net, TaskInfo info, DataFrame rows)
     {
-        var p = spec.Preprocessing;
-        // the columns a series reads may not have empty cells (a row would otherwise vanish in DropNulls)
-        IReadOnlyList<string> required = [.. fitted?.TargetColumn is string ft ? [ft] : p.TargetColumn is string pt ? [pt] : (string[])["value|Close"],
-            .. fitted?.FeatureColumns ?? p.FeatureColumns ?? [],
-            .. (fitted?.FeatureSet ?? p.FeatureSet) == "seed002" ? (string[])["Open", "High", "Low", "Close", "Volume"] : []];
-        DataFrame frame = source.Kind == "synthetic"
-            ? Synthetic.Seasonal(1_500, spec.Training.Seed + 1)
-            : Csv.Load(source.Path, new CsvOptions
-            {
-                // a saved model measuring or forecasting skips rows with empty cells, as training's DropNulls did before
-                // (the last rows of a series to forecast may not have their target yet)
-                Types = new Dictionary<string, ColumnType> { ["Date"] = ColumnType.Date }, Required = required, SkipBadRows = p.SkipBadRows || fitted is not null,
-            }).Frame;
-        var featureSet = fitted?.FeatureSet ?? p.FeatureSet;
-        string target;
-        List<string> features;
-        if (featureSet == "seed002")
-        {
-            frame = SeriesFeatures.Seed002(frame);
-            target = "close";
-            features = frame.Columns.Select(c => c.Name).Where(n => n is not ("Date" or "close")).ToList();
-        }
-        else if (featureSet == "raw")
-        {
-            target = fitted?.TargetColumn ?? p.TargetColumn ?? (frame.Columns.Any(c => c.Name == "value") ? "value" : "Close");
-            var raw = fitted?.FeatureColumns ?? p.FeatureColumns ?? [target];
-            // features known before the target's day: every feature column lagged one step
-            var lagged = new DataFrame();
-            if (frame.Columns.Any(c => c.Name == "Date")) lagged.Columns.Add(frame.Columns["Date"]);
-            features = [];
-            foreach (var c in raw)
-            {
-                lagged.Columns.Add(new DoubleDataFrameColumn($"{c}_lag1", SeriesFeatures.Shift(SeriesFeatures.Values(frame, c), 1)));
-                features.Add($"{c}_lag1");
-            }
-            lagged.Columns.Add(new DoubleDataFrameColumn(target, SeriesFeatures.Values(frame, target)));
-            frame = lagged.DropNulls();
-        }
-        else
-        {
-            throw new SeqDslException(ErrorKind.Spec, $"Unknown feature set '{featureSet}'.") { Received = featureSet, Expected = "raw or seed002" };
-        }
-        return (frame, features, target, featureSet);
+        var (windows, labels) = SeriesPreparation.ForPrediction(info, rows);
+        return Predict(net, info, windows, labels);
     }
+
+    private static IReadOnlyList<Prediction> Predict(Network net, TaskInfo info, ArrayData windows, string[] labels)
+    {
+        using var x = SequenceData.Tensor(windows.Inputs, windows.InputShape);
+        using var y = Trainer.Predict(net, x);
+        return Predictions.FromOutputs(labels, y.reshape(-1).data<float>().ToArray(), 1, info, net.OutputActivation);
+    }
+
+    private static (DataFrame frame, List<string> features, string target, string featureSet) Frame(
+        DataSource source, ExperimentSpec spec, TaskInfo? fitted) => SeriesPreparation.Frame(source, spec, fitted);
 }
 
 /// <summary>Text → next character (d2l's language models): a character corpus, d2l's samplers, cross-entropy per

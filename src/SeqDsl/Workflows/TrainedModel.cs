@@ -1,3 +1,4 @@
+using Microsoft.Data.Analysis;
 using SeqDsl.Data;
 using SeqDsl.Engine;
 using SeqDsl.Generation;
@@ -6,14 +7,8 @@ using SeqDsl.Training;
 
 namespace SeqDsl.Workflows;
 
-/// <summary>One prediction of a classifier or regressor.</summary>
-/// <param name="Input">What was given (text, or a row's date for series).</param>
-/// <param name="Value">Probability of class 1, the predicted value, or the predicted class index.</param>
-/// <param name="Label">The class (0/1 or index) for classifiers; null for regression.</param>
-public sealed record Prediction(string Input, double Value, int? Label);
-
 /// <summary>A saved model directory with everything needed to use it: network, task, preparation.</summary>
-public sealed class TrainedModel : IDisposable
+public sealed class TrainedModel : IPredictor
 {
     /// <summary>The network with its weights.</summary>
     public required Network Network { get; init; }
@@ -35,6 +30,9 @@ public sealed class TrainedModel : IDisposable
             ? ExperimentSpec.Load(Path.Combine(directory, "experiment.json")) : null;
         return new TrainedModel { Network = ModelStore.Load(directory, device), Info = info, Text = text, Experiment = spec };
     }
+
+    /// <inheritdoc />
+    public string Model => Network.Spec.ToString();
 
     /// <summary>The task the model was trained for.</summary>
     public SeqTask Task => SeqTask.For(Info);
@@ -61,6 +59,11 @@ public sealed class TrainedModel : IDisposable
     public IReadOnlyList<Prediction> PredictSeries(string csvPath) =>
         Task is SeriesTask && Info.Scaler is not null ? SeriesTask.Predict(Network, Info, csvPath)
         : throw new SeqDslException(ErrorKind.Spec, "A CSV of rows is the input of a series model.") { Received = Info.Data };
+
+    /// <summary>Forecasts every window of raw series rows (columns as in the training CSV).</summary>
+    public IReadOnlyList<Prediction> PredictSeries(DataFrame rows) =>
+        Task is SeriesTask && Info.Scaler is not null ? SeriesTask.Predict(Network, Info, rows)
+        : throw new SeqDslException(ErrorKind.Spec, "Series rows are the input of a series model.") { Received = Info.Data };
 
     /// <summary>Generates text after a prefix (language models).</summary>
     public string Generate(string prefix, int length, DecodeOptions options) =>

@@ -1,0 +1,65 @@
+using System.Globalization;
+using SeqDsl.Spec;
+using SeqDsl.Training;
+
+namespace SeqDsl.Workflows;
+
+/// <summary>One prediction of a classifier or regressor.</summary>
+/// <param name="Input">What was given (text, or a row's date for series).</param>
+/// <param name="Value">Probability of class 1, the probability of the predicted class, or the predicted value.</param>
+/// <param name="Label">The class (0/1 or index) for classifiers; null for regression.</param>
+public sealed record Prediction(string Input, double Value, int? Label)
+{
+    /// <summary>Every class's probability (classifiers with two or more outputs); null otherwise.</summary>
+    public IReadOnlyList<double>? Probabilities { get; init; }
+
+    /// <inheritdoc />
+    public override string ToString() =>
+        Label is int label
+            ? $"{label} ({Value.ToString("0.0000", CultureInfo.InvariantCulture)})  {Input}"
+            : $"{Value.ToString("0.######", CultureInfo.InvariantCulture)}  {Input}";
+}
+
+/// <summary>The one reading of a model's outputs as predictions, whichever engine computed them (libtorch or ONNX
+/// Runtime): a sigmoid for a binary classifier that outputs logits, a softmax for classes unless the model ends in
+/// one, the label, or the value itself for regression.</summary>
+public static class Predictions
+{
+    /// <summary>Predictions of <paramref name="inputs"/>.Count rows of <paramref name="width"/> outputs each (row-major).</summary>
+    public static IReadOnlyList<Prediction> FromOutputs(IReadOnlyList<string> inputs, ReadOnlySpan<float> outputs, int width,
+        TaskInfo info, Activation outputActivation)
+    {
+        if (outputs.Length != inputs.Count * width)
+            throw new ArgumentException($"{outputs.Length} outputs for {inputs.Count} inputs of width {width}.", nameof(outputs));
+        var result = new List<Prediction>(inputs.Count);
+        for (var i = 0; i < inputs.Count; i++)
+        {
+            var row = outputs.Slice(i * width, width);
+            if (info.Kind == TaskKind.Regression)
+                result.Add(new Prediction(inputs[i], row[0], null));
+            else if (width == 1)
+            {
+                double v = row[0];
+                var p = info.Loss == LossKind.BinaryCrossEntropyWithLogits ? 1 / (1 + Math.Exp(-v)) : v;
+                result.Add(new Prediction(inputs[i], p, p >= 0.5 ? 1 : 0));
+            }
+            else
+            {
+                var probs = new double[width];
+                if (outputActivation == Activation.Softmax)
+                    for (var k = 0; k < width; k++) probs[k] = row[k];
+                else
+                {
+                    double max = double.NegativeInfinity, sum = 0;
+                    for (var k = 0; k < width; k++) max = Math.Max(max, row[k]);
+                    for (var k = 0; k < width; k++) sum += probs[k] = Math.Exp(row[k] - max);
+                    for (var k = 0; k < width; k++) probs[k] /= sum;
+                }
+                var best = 0;
+                for (var k = 1; k < width; k++) if (probs[k] > probs[best]) best = k;
+                result.Add(new Prediction(inputs[i], probs[best], best) { Probabilities = probs });
+            }
+        }
+        return result;
+    }
+}

@@ -1,0 +1,102 @@
+using System.Globalization;
+using Microsoft.Data.Analysis;
+using SeqDsl.Data;
+using SeqDsl.Spec;
+
+namespace SeqDsl.Workflows;
+
+/// <summary>A series as training prepared it and as every engine that uses the model prepares it again (libtorch,
+/// ONNX Runtime, the service): raw rows → lagged or derived feature columns and the target → scaled windows.</summary>
+public static class SeriesPreparation
+{
+    /// <summary>The columns a series reads; they may not have empty cells (a row would otherwise vanish in DropNulls).</summary>
+    public static IReadOnlyList<string> RequiredColumns(string featureSet, string? targetColumn, IReadOnlyList<string>? featureColumns) =>
+        [.. targetColumn is string t ? [t] : (string[])["value|Close"], .. featureColumns ?? [],
+         .. featureSet == "seed002" ? (string[])["Open", "High", "Low", "Close", "Volume"] : []];
+
+    /// <summary>The series frame with its feature columns (lagged or derived) and target, as training built it: read from
+    /// the data source (a CSV or the synthetic series), then <see cref="Features"/>.</summary>
+    public static (DataFrame frame, List<string> features, string target, string featureSet) Frame(
+        DataSource source, ExperimentSpec spec, TaskInfo? fitted)
+    {
+        var p = spec.Preprocessing;
+        var featureSet = fitted?.FeatureSet ?? p.FeatureSet;
+        var required = RequiredColumns(featureSet, fitted?.TargetColumn ?? p.TargetColumn, fitted?.FeatureColumns ?? p.FeatureColumns);
+        DataFrame frame = source.Kind == "synthetic"
+            ? Synthetic.Seasonal(1_500, spec.Training.Seed + 1)
+            : Csv.Load(source.Path, new CsvOptions
+            {
+                // a saved model measuring or forecasting skips rows with empty cells, as training's DropNulls did before
+                // (the last rows of a series to forecast may not have their target yet)
+                Types = new Dictionary<string, ColumnType> { ["Date"] = ColumnType.Date }, Required = required, SkipBadRows = p.SkipBadRows || fitted is not null,
+            }).Frame;
+        return Features(frame, featureSet, fitted?.TargetColumn ?? p.TargetColumn, fitted?.FeatureColumns ?? p.FeatureColumns);
+    }
+
+    /// <summary>Feature columns and target of raw rows: seed 002's derived features, or every raw feature column lagged
+    /// one step (features known before the target's day).</summary>
+    public static (DataFrame frame, List<string> features, string target, string featureSet) Features(
+        DataFrame frame, string featureSet, string? targetColumn, IReadOnlyList<string>? featureColumns)
+    {
+        string target;
+        List<string> features;
+        if (featureSet == "seed002")
+        {
+            frame = SeriesFeatures.Seed002(frame);
+            target = "close";
+            features = frame.Columns.Select(c => c.Name).Where(n => n is not ("Date" or "close")).ToList();
+        }
+        else if (featureSet == "raw")
+        {
+            target = targetColumn ?? (frame.Columns.Any(c => c.Name == "value") ? "value" : "Close");
+            var raw = featureColumns ?? [target];
+            var lagged = new DataFrame();
+            if (frame.Columns.Any(c => c.Name == "Date")) lagged.Columns.Add(frame.Columns["Date"]);
+            features = [];
+            foreach (var c in raw)
+            {
+                lagged.Columns.Add(new DoubleDataFrameColumn($"{c}_lag1", SeriesFeatures.Shift(SeriesFeatures.Values(frame, c), 1)));
+                features.Add($"{c}_lag1");
+            }
+            lagged.Columns.Add(new DoubleDataFrameColumn(target, SeriesFeatures.Values(frame, target)));
+            frame = lagged.DropNulls();
+        }
+        else
+        {
+            throw new SeqDslException(ErrorKind.Spec, $"Unknown feature set '{featureSet}'.") { Received = featureSet, Expected = "raw or seed002" };
+        }
+        return (frame, features, target, featureSet);
+    }
+
+    /// <summary>The one windowing of a series: scaled features, windows of <paramref name="window"/> rows, each labelled
+    /// with the target of its last row.</summary>
+    public static ArrayData Windows(DataFrame f, StandardScaler scaler, string target, int window) =>
+        Data.Windows.Sliding(scaler.Transform(f), scaler.Columns.Count,
+            SeriesFeatures.Values(f, target).Select(v => v ?? double.NaN).ToArray(), window);
+
+    /// <summary>Every window of a series CSV, prepared with a trained model's task description, and the label of each
+    /// (the date of its last row, or its row number).</summary>
+    public static (ArrayData windows, string[] labels) ForPrediction(TaskInfo info, string csvPath)
+    {
+        var spec = new ExperimentSpec { Data = "series:" + csvPath };
+        var (frame, _, target, _) = Frame(DataSource.Parse(spec.Data), spec, info);
+        return ForPrediction(info, frame, target);
+    }
+
+    /// <summary>Every window of raw rows (columns as in the training CSV), prepared with a trained model's task description.</summary>
+    public static (ArrayData windows, string[] labels) ForPrediction(TaskInfo info, DataFrame raw)
+    {
+        var (frame, _, target, _) = Features(raw, info.FeatureSet ?? "raw", info.TargetColumn, info.FeatureColumns);
+        return ForPrediction(info, frame, target);
+    }
+
+    private static (ArrayData windows, string[] labels) ForPrediction(TaskInfo info, DataFrame frame, string target)
+    {
+        var window = info.Window ?? 5;
+        var scaler = info.Scaler ?? throw new SeqDslException(ErrorKind.Data, "The model's task description has no fitted scaler: it was not trained on a series.");
+        var data = Windows(frame, scaler, target, window);
+        var dates = frame.Columns.Any(c => c.Name == "Date") ? frame.Columns["Date"] : null;
+        string Label(int i) => dates?[i + window - 1] is DateTime d ? d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) : $"row {i + window}";
+        return (data, Enumerable.Range(0, (int)data.Count).Select(Label).ToArray());
+    }
+}

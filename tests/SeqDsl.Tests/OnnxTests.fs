@@ -1,0 +1,256 @@
+/// ONNX export and the runtime without libtorch: for every layer kind and every seed model, ONNX Runtime's output equals
+/// SeqDsl's (libtorch) within 1e-5 on random batches, padded ones with lengths included; carried states (generation)
+/// agree; saved models predict the same through SeqDsl.Runtime as through TrainedModel; ONNX's own checker accepts the
+/// files (where python3-onnx is installed: .ci/run installs it); SeqDsl.Runtime's dependency closure holds no TorchSharp.
+module SeqDsl.Tests.OnnxTests
+
+open System
+open System.IO
+open System.Collections.Generic
+open Expecto
+open TorchSharp
+open SeqDsl
+open SeqDsl.Spec
+open SeqDsl.Engine
+open SeqDsl.Export
+open SeqDsl.Generation
+open SeqDsl.Runtime
+open SeqDsl.Workflows
+open SeqDsl.Training
+open SeqDsl.Tests.Support
+open SeqDsl.Tests.TorchSupport
+
+let tolerance = 1e-5f
+
+let private classification = TaskInfo(Kind = TaskKind.Classification, Data = "test", Loss = LossKind.BinaryCrossEntropy)
+let private languageModel = TaskInfo(Kind = TaskKind.LanguageModel, Data = "text:test", Loss = LossKind.CrossEntropy)
+
+/// A random batch for a network: ids below the vocabulary or features, and lengths 1…T with at least one full row.
+let private batch (net: Network) (task: TaskInfo) (rows: int) (steps: int) (seed: int) =
+    let rng = Random seed
+    let lengths = Array.init rows (fun i -> if i = 0 then int64 steps else int64 (rng.Next(1, steps + 1)))
+    if net.Spec.ReadsTokenIds || task.Kind = TaskKind.LanguageModel then
+        let vocab = if net.Spec.ReadsTokenIds then int (net.Summary.Rows.[0].Params / int64 (net.Spec.Layers.[0] :?> EmbedLayer).Dim) else net.OneHotWidth.Value
+        let ids = Array.init (rows * steps) (fun k -> if int64 (k % steps) < lengths.[k / steps] then int64 (rng.Next(1, vocab)) else 0L)
+        (ids :> Array), lengths
+    else
+        let f = int net.Options.Input.Features.Value
+        (Array.init (rows * steps * f) (fun _ -> float32 (rng.NextDouble() * 2.0 - 1.0)) :> Array), lengths
+
+/// SeqDsl's output in evaluation mode (no dropout), with or without lengths.
+let private torchOutput (net: Network) (input: Array) (rows: int) (steps: int) (lengths: int64[] option) =
+    net.eval()
+    use _ = torch.no_grad()
+    use x =
+        match input with
+        | :? (int64[]) as ids -> net.TokenInput(torch.tensor(ids).reshape(int64 rows, int64 steps))
+        | :? (float32[]) as f -> torch.tensor(f).reshape(int64 rows, int64 steps, int64 (f.Length / (rows * steps)))
+        | _ -> failwith "input"
+    use l = match lengths with Some l -> torch.tensor l | None -> null
+    use y = net.Forward(x, l)
+    values y
+
+/// ONNX Runtime's output for the same batch (lengths = T for every row when none are given).
+let private onnxOutput (model: OnnxModel) (input: Array) (rows: int) (steps: int) (lengths: int64[] option) =
+    let shape = match input with :? (int64[]) -> [| int64 rows; int64 steps |] | _ -> [| int64 rows; int64 steps; int64 (input.Length / (rows * steps)) |]
+    let l = defaultArg lengths (Array.create rows (int64 steps))
+    let struct (out, _, _) = model.Run(input, shape, l)
+    out
+
+let private maxAbs (a: float32[]) (b: float32[]) =
+    Expect.equal a.Length b.Length "output sizes"
+    Array.fold2 (fun m (x: float32) y -> max m (abs (x - y))) 0.0f a b
+
+/// Exports `net`, runs both engines on padded batches with lengths and on full batches, returns the largest difference.
+let agreement (net: Network) (task: TaskInfo) =
+    let bytes = OnnxExport.ToBytes(net, task, null)
+    use model = OnnxModel.FromBytes(bytes)
+    [ for (rows, steps, seed) in [ (5, 9, 1); (3, 4, 2); (1, 1, 3) ] do
+        let input, lengths = batch net task rows steps seed
+        yield maxAbs (torchOutput net input rows steps (Some lengths)) (onnxOutput model input rows steps (Some lengths))
+        yield maxAbs (torchOutput net input rows steps None) (onnxOutput model input rows steps None) ]
+    |> List.max
+
+/// One model per layer kind and form; each runs on the fused kernel (Auto) and, where it differs, on the loop kernel.
+let layerCases : (string * string * InputSpec * Convention) list =
+    [ "Embed → LSTM → Dense(Sigmoid), Keras bias", "Embed(8, padding: 0).Lstm(6).Dense(1, Sigmoid)", InputSpec(Vocab = 30), Convention.Keras
+      "LSTM, libtorch's two biases", "Lstm(6).Dense(2, Softmax)", InputSpec(Features = 4), Convention.Torch
+      "LSTM without bias", "Lstm(5, bias: None).Dense(1)", InputSpec(Features = 3), Convention.Torch
+      "LSTM with peepholes", "Lstm(5, peephole: true).Dense(1)", InputSpec(Features = 3), Convention.Torch
+      "GRU reset-after (linear_before_reset = 1)", "Embed(6).Gru(7).Dense(3)", InputSpec(Vocab = 20), Convention.Torch
+      "GRU reset-after, Keras bias", "Gru(7).Dense(1, Tanh)", InputSpec(Features = 4), Convention.Keras
+      "GRU reset-before (linear_before_reset = 0)", "Gru(7, resetAfter: false).Dense(1)", InputSpec(Features = 4), Convention.Torch
+      "GRU reset-before, Keras bias", "Gru(7, resetAfter: false).Dense(1)", InputSpec(Features = 4), Convention.Keras
+      "SimpleRnn tanh", "SimpleRnn(6).Dense(1)", InputSpec(Features = 3), Convention.Torch
+      "SimpleRnn relu", "SimpleRnn(6, Relu).Dense(1, Relu)", InputSpec(Features = 3), Convention.Torch
+      "SimpleRnn linear", "SimpleRnn(6, Linear).Dense(1)", InputSpec(Features = 3), Convention.Keras
+      "stacked LSTM (3)", "Lstm(5).Stack(3, dropout: 0.3).Dense(1)", InputSpec(Features = 3), Convention.Torch
+      "stacked GRU (2) returning sequences", "Gru(5, returnSequences: true).Stack(2).Dense(4)", InputSpec(Features = 3), Convention.Torch
+      "bidirectional LSTM, concat", "Lstm(5).Bidirectional().Dense(1)", InputSpec(Features = 3), Convention.Torch
+      "bidirectional GRU, sum", "Gru(5).Bidirectional(Sum).Dense(1)", InputSpec(Features = 3), Convention.Torch
+      "bidirectional SimpleRnn, mul", "SimpleRnn(5).Bidirectional(Mul).Dense(1)", InputSpec(Features = 3), Convention.Torch
+      "bidirectional LSTM, ave", "Lstm(5).Bidirectional(Ave).Dense(1)", InputSpec(Features = 3), Convention.Keras
+      "bidirectional sequences, each merge into Dense per step", "Gru(4, returnSequences: true).Bidirectional(Ave).Gru(3, returnSequences: true).Bidirectional(Mul).Lstm(3, returnSequences: true).Bidirectional(Sum).Dense(2)", InputSpec(Features = 3), Convention.Torch
+      "stacked bidirectional LSTM", "Lstm(4).Stack(2).Bidirectional().Dense(1)", InputSpec(Features = 3), Convention.Torch
+      "two recurrent layers", "Embed(5).Gru(6).Lstm(4).Dense(1, Sigmoid)", InputSpec(Vocab = 15), Convention.Keras
+      "attention over a BiLSTM", "Embed(6).Lstm(5).Bidirectional().Attention(units: 7).Dense(2, Softmax)", InputSpec(Vocab = 25), Convention.Torch
+      "Dropout and SpatialDropout are identity", "Embed(6).SpatialDropout(0.4).Lstm(5).Dropout(0.5).Dense(1, Sigmoid)", InputSpec(Vocab = 25), Convention.Keras
+      "one-hot input (language model)", "Gru(8, returnSequences: true).Dense(11)", InputSpec(Features = 11), Convention.Torch ]
+
+/// The loop-kernel twin of a model: every recurrent layer with kernel: Loop.
+let loopTwin (m: ModelSpec) =
+    ModelSpec.Of(m.Layers |> Seq.map (fun l ->
+        match l with
+        | :? RecurrentLayer as r ->
+            RecurrentLayer(r.Cell, r.Units, ReturnSequences = r.ReturnSequences, Layers = r.Layers, Bidirectional = r.Bidirectional,
+                           Dropout = r.Dropout, Kernel = Kernel.Loop) :> Layer
+        | l -> l))
+
+let private pythonOnnx =
+    lazy (
+        try
+            let psi = Diagnostics.ProcessStartInfo("/usr/bin/python3", "-c \"import onnx; print(onnx.__version__)\"", RedirectStandardOutput = true, RedirectStandardError = true)
+            use p = Diagnostics.Process.Start psi
+            p.WaitForExit 30000 |> ignore
+            if p.ExitCode = 0 then Some(p.StandardOutput.ReadToEnd().Trim()) else None
+        with _ -> None)
+
+/// ONNX's checker with full_check (strict shape inference) on a file; returns its error output or "".
+let private onnxCheck (path: string) =
+    let script = "import onnx,sys; m=onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True); onnx.shape_inference.infer_shapes(m, check_type=True, strict_mode=True); print(m.opset_import[0].version)"
+    let psi = Diagnostics.ProcessStartInfo("/usr/bin/python3", RedirectStandardOutput = true, RedirectStandardError = true)
+    psi.ArgumentList.Add "-c"
+    psi.ArgumentList.Add script
+    psi.ArgumentList.Add path
+    use p = Diagnostics.Process.Start psi
+    let out = p.StandardOutput.ReadToEnd()
+    let err = p.StandardError.ReadToEnd()
+    p.WaitForExit()
+    p.ExitCode, out.Trim(), err
+
+[<Tests>]
+let tests =
+    testList "Onnx" [
+        for (name, text, input, convention) in layerCases do
+            test $"{name}: ONNX Runtime equals SeqDsl within 1e-5, padded batches included" {
+                let spec = ModelSyntax.Parse text
+                for m in [ spec; loopTwin spec ] |> List.distinct do
+                    use net = compile m input convention 7L
+                    // a language model reads token ids (one-hot without Embed); every other model reads features or ids
+                    let task = if net.Summary.Output.Sequence && (net.Spec.ReadsTokenIds || input.Features = Nullable (int net.Summary.Output.Features)) then languageModel else classification
+                    let d = agreement net task
+                    Expect.isLessThanOrEqual d tolerance $"{m} ({convention}): max |ORT − SeqDsl| = {d:G3}"
+            }
+
+        test "every seed model (examples/experiments): ONNX Runtime equals SeqDsl within 1e-5" {
+            let files = Directory.GetFiles(Path.Combine(repoRoot, "examples", "experiments"), "*.json") |> Array.sort
+            Expect.isGreaterThanOrEqual files.Length 15 "E2–E12, E7 ×5"
+            for f in files do
+                let e = ExperimentSpec.Load f
+                let spec = ModelSyntax.Parse e.Model
+                let last = spec.Layers.[spec.Layers.Length - 1] :?> DenseLayer
+                let isLm = e.Data.StartsWith "text:"
+                let input =
+                    if spec.ReadsTokenIds then InputSpec(Vocab = (if isLm then last.Units else (e.Preprocessing.NumWords |> Option.ofNullable |> Option.defaultValue 2000)))
+                    elif isLm then InputSpec(Features = last.Units)
+                    elif e.Data.StartsWith "series:" then InputSpec(Features = 9)
+                    else InputSpec(Features = 1)
+                let convention = Experiment.ParseEnum<Convention>(e.Training.Convention, "training.convention")
+                use net = compile spec input convention 3L
+                let d = agreement net (if isLm then languageModel else classification)
+                Expect.isLessThanOrEqual d tolerance $"{Path.GetFileName f}: {spec}: max |ORT − SeqDsl| = {d:G3}"
+        }
+
+        test "carried states: a language model continued from given states agrees, and generation gives the same text" {
+            for text in [ "Embed(6).Lstm(7, returnSequences: true).Stack(2).Dense(12)"; "Gru(9, returnSequences: true).Dense(12)"; "SimpleRnn(5, returnSequences: true).Lstm(4, returnSequences: true).Dense(12)" ] do
+                let spec = ModelSyntax.Parse text
+                use net = compile spec (if spec.ReadsTokenIds then InputSpec(Vocab = 12) else InputSpec(Features = 12)) Convention.Torch 5L
+                net.eval()
+                use model = OnnxModel.FromBytes(OnnxExport.ToBytes(net, languageModel, null))
+                Expect.isNonEmpty model.Interface.States "a language model is exported with its states"
+                // two chunks: the second starts from the states the first left, on both engines
+                let ids1 = [| 3L; 5L; 1L; 7L |]
+                let ids2 = [| 2L; 9L; 4L |]
+                use _ = torch.no_grad()
+                let ctx1 = ForwardContext(KeepStates = true)
+                use y1 = net.Forward(net.TokenInput(torch.tensor(ids1).reshape(1L, 4L)), ctx1)
+                let ctx2 = ForwardContext(InitialStates = ctx1.FinalStates, KeepStates = true)
+                use y2 = net.Forward(net.TokenInput(torch.tensor(ids2).reshape(1L, 3L)), ctx2)
+                let struct (o1, _, s1) = model.Run(ids1, [| 1L; 4L |], [| 4L |])
+                let struct (o2, _, _) = model.Run(ids2, [| 1L; 3L |], [| 3L |], s1)
+                Expect.isLessThanOrEqual (maxAbs (values y1) o1) tolerance $"{text}: first chunk"
+                Expect.isLessThanOrEqual (maxAbs (values y2) o2) tolerance $"{text}: second chunk, from carried states"
+                for options in [ DecodeOptions.ArgMax; DecodeOptions.Sample(0.8, topK = 5, seed = 3); DecodeOptions.Sample(1.2, topP = 0.9, seed = 4) ] do
+                    let torchText = Decoding.Generate(net, [| 1; 2 |], 30, options)
+                    let vocab = SeqDsl.Data.Vocabulary.Characters("abcdefghijkl")
+                    let prep = SeqDsl.Data.TextPreprocessing("chars", vocab)
+                    use withText = OnnxModel.FromBytes(OnnxExport.ToBytes(net, languageModel, prep))
+                    let prefix = String.Concat(vocab.Decode([| 1; 2 |]))
+                    let onnxText = withText.Generate(prefix, 30, options)
+                    Expect.equal onnxText (String.Concat(vocab.Decode torchText)) $"{text} {options}: same text on both engines"
+        }
+
+        test "layer-norm LSTMs and user cells are refused with the layer named" {
+            use ln = compile (ModelSyntax.Parse "Lstm(4, layerNorm: true).Dense(1)") (InputSpec(Features = 3)) Convention.Torch 1L
+            let e = expectSeqDslError "layer norm" (fun () -> OnnxExport.ToBytes(ln, classification, null))
+            Expect.equal e.LayerIndex (Nullable 0) "names the layer"
+            Expect.stringContains e.Message "layer normalisation" "says why"
+        }
+
+        test "the metadata carries the model, the task and the text preparation; a file not from SeqDsl is refused" {
+            let vocab = SeqDsl.Data.Vocabulary.Characters("abc")
+            let prep = SeqDsl.Data.TextPreprocessing("chars", vocab, Nullable 7, SeqDsl.Data.Side.Post, SeqDsl.Data.Side.Pre)
+            use net = compile (ModelSyntax.Parse "Embed(4).Lstm(3).Dense(1, Sigmoid)") (InputSpec(Vocab = vocab.Size)) Convention.Keras 1L
+            use model = OnnxModel.FromBytes(OnnxExport.ToBytes(net, classification, prep))
+            Expect.equal model.Model "Embed(4).Lstm(3).Dense(1, Sigmoid)" "model text"
+            Expect.equal (model.Info.Kind, model.Info.Loss, model.Info.Data) (classification.Kind, classification.Loss, classification.Data) "task"
+            Expect.equal model.Text.Maxlen (Nullable 7) "maxlen"
+            Expect.equal model.Text.Padding SeqDsl.Data.Side.Post "padding side"
+            Expect.equal model.Text.Vocabulary.Size vocab.Size "vocabulary"
+            Expect.equal model.Interface.InputKind GraphInput.Ids "reads ids"
+            let proto = Onnx.ModelProto.Parser.ParseFrom(OnnxExport.ToBytes(net, classification, prep))
+            Expect.equal proto.OpsetImport.[0].Version (int64 OnnxExport.Opset) "opset stated"
+            proto.MetadataProps.Clear()
+            let e = expectSeqDslError "foreign" (fun () -> OnnxModel.FromBytes(Google.Protobuf.MessageExtensions.ToByteArray proto, "plain.onnx") |> ignore)
+            Expect.stringContains e.Message "not exported by SeqDsl" "says what is wrong"
+            let e2 = expectSeqDslError "garbage" (fun () -> OnnxModel.FromBytes([| 1uy; 2uy; 3uy |], "garbage.onnx") |> ignore)
+            Expect.stringContains e2.Message "garbage.onnx" "names the file"
+        }
+
+        test "ONNX's checker (full check, strict shape inference) accepts every layer kind's export" {
+            match pythonOnnx.Force() with
+            | None -> skiptest "python3-onnx is not installed here (.ci/run installs it: apt-get install python3-onnx)"
+            | Some _ ->
+                let dir = tempFolder "onnx-check"
+                for (i, (name, text, input, convention)) in List.indexed layerCases do
+                    use net = compile (ModelSyntax.Parse text) input convention 7L
+                    let path = Path.Combine(dir, $"case{i}.onnx")
+                    File.WriteAllBytes(path, OnnxExport.ToBytes(net, (if net.Summary.Output.Sequence then languageModel else classification), null))
+                    // and the same model reading features, where it has no Embed
+                    if not net.Spec.ReadsTokenIds then
+                        File.WriteAllBytes(path + ".features.onnx", OnnxExport.ToBytes(net, classification, null))
+                        let code, _, err = onnxCheck (path + ".features.onnx")
+                        Expect.equal code 0 $"{name} (features): {err}"
+                    let code, out, err = onnxCheck path
+                    Expect.equal code 0 $"{name}: {err}"
+                    Expect.equal out (string OnnxExport.Opset) "opset"
+        }
+
+        test "SeqDsl.Runtime: no TorchSharp in its references or its package closure" {
+            let asm = typeof<OnnxModel>.Assembly
+            let refs = asm.GetReferencedAssemblies() |> Array.map (fun a -> a.Name) |> List.ofArray
+            let foreign =
+                refs |> List.filter (fun n ->
+                    not (n = "netstandard" || n.StartsWith("System", StringComparison.Ordinal)
+                         || List.contains n [ "SeqDsl.Core"; "Microsoft.ML.OnnxRuntime"; "Microsoft.Data.Analysis" ]))
+            Expect.isEmpty foreign $"SeqDsl.Runtime references only the BCL, SeqDsl.Core, ONNX Runtime and Microsoft.Data.Analysis ({refs})"
+            let assets = Path.Combine(repoRoot, "src", "SeqDsl.Runtime", "obj", "project.assets.json")
+            Expect.isTrue (File.Exists assets) "restored"
+            use doc = Text.Json.JsonDocument.Parse(File.ReadAllText assets)
+            let libraries = [ for p in doc.RootElement.GetProperty("libraries").EnumerateObject() -> p.Name ]
+            Expect.isNonEmpty libraries "package closure read"
+            let torch = libraries |> List.filter (fun l -> l.StartsWith("TorchSharp", StringComparison.OrdinalIgnoreCase) || l.StartsWith("libtorch", StringComparison.OrdinalIgnoreCase))
+            Expect.isEmpty torch "no TorchSharp or libtorch package in SeqDsl.Runtime's closure"
+            Expect.exists libraries (fun l -> l.StartsWith "Microsoft.ML.OnnxRuntime/") "ONNX Runtime is"
+        }
+    ]

@@ -201,6 +201,48 @@ type GenerateArgs =
             | Top_P _ -> "sample among the most likely characters whose probabilities reach p."
             | Seed _ -> "seed of the sampler (default 0)."
 
+/// Which engine serves a model.
+[<RequireQualifiedAccess>]
+type BackendArg =
+    | Onnx
+    | Torch
+
+type ExportArgs =
+    | [<Mandatory; AltCommandLine("-M")>] Model_Dir of dir: string
+    | [<AltCommandLine("-o")>] Onnx of file: string
+    | States
+    | No_States
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Model_Dir _ -> "the trained model directory (seqdsl train --out)."
+            | Onnx _ -> "the ONNX file to write (default: DIR/model.onnx). It carries the preprocessing (tokenizer, vocabulary, padding, scaler) in its metadata."
+            | States -> "give every recurrent layer's state as graph inputs and outputs (default for language models: step-by-step generation)."
+            | No_States -> "no state inputs or outputs, even for a language model."
+
+type ServeArgs =
+    | [<AltCommandLine("-M")>] Model_Dir of dir: string
+    | Onnx of file: string
+    | Backend of BackendArg
+    | [<AltCommandLine("-p")>] Port of int
+    | Host of address: string
+    | Threads of int
+    | Max_Batch of rows: int
+    | Batch_Window_Ms of float
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Model_Dir _ -> "the trained model directory to serve (exported to ONNX in memory for --backend onnx)."
+            | Onnx _ -> "an exported .onnx file to serve instead of a model directory (ONNX backend; no libtorch is loaded)."
+            | Backend _ -> "onnx (default: ONNX Runtime) or torch (libtorch, as seqdsl predict does)."
+            | Port _ -> "TCP port (default 8080; 0 picks a free one and prints it)."
+            | Host _ -> "address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for every interface, e.g. in a container)."
+            | Threads _ -> "CPU threads of one forward pass (default: all cores)."
+            | Max_Batch _ -> "most inputs of concurrent requests in one forward pass (default 256)."
+            | Batch_Window_Ms _ -> "how long the first request of a batch waits for others, in milliseconds (default 2)."
+
 type CheckArgs =
     | Full
     | No_Speed
@@ -220,6 +262,8 @@ type Command =
     | [<CliPrefix(CliPrefix.None)>] Generate of ParseResults<GenerateArgs>
     | [<CliPrefix(CliPrefix.None)>] Summary of ParseResults<SummaryArgs>
     | [<CliPrefix(CliPrefix.None)>] Check of ParseResults<CheckArgs>
+    | [<CliPrefix(CliPrefix.None)>] Export of ParseResults<ExportArgs>
+    | [<CliPrefix(CliPrefix.None)>] Serve of ParseResults<ServeArgs>
     | Version
 
     interface IArgParserTemplate with
@@ -231,4 +275,6 @@ type Command =
             | Generate _ -> "generate text from a prefix with a trained language model."
             | Summary _ -> "print a model's layers, output shapes, parameter counts and kernels."
             | Check _ -> "check every recurrent kernel path against a float64 reference on this machine, and time them."
+            | Export _ -> "export a trained model to ONNX (with its preprocessing), verified against libtorch after writing."
+            | Serve _ -> "serve a trained model over HTTP: POST /predict, POST /generate, GET /healthz, GET /metrics."
             | Version -> "print the version."

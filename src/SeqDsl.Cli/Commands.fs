@@ -262,3 +262,86 @@ let check (a: ParseResults<CheckArgs>) : int =
         eprintfn "seqdsl: %d case(s) of a path SeqDsl uses disagree with the reference (first: %s %s %s H=%d %s, error %.3g); please report this with the table above."
             failing.Length failing.Head.Path failing.Head.Mode failing.Head.Case.Cell failing.Head.Case.Hidden failing.Head.Case.Variant failing.Head.MaxError
         1
+
+let export (a: ParseResults<ExportArgs>) : int =
+    let dir = a.GetResult ExportArgs.Model_Dir
+    let path = a.TryGetResult ExportArgs.Onnx |> Option.defaultWith (fun () -> Path.Combine(dir, "model.onnx"))
+    if a.Contains States && a.Contains No_States then fail ErrorKind.Spec "--states and --no-states contradict each other; give one."
+    if Directory.Exists path then
+        let example = Path.Combine(path, "model.onnx")
+        fail ErrorKind.Spec $"--onnx {path} is a directory; give the file to write, e.g. {example}."
+    match Path.GetDirectoryName(Path.GetFullPath path) with
+    | null -> ()
+    | parent when not (Directory.Exists parent) -> fail ErrorKind.Spec $"--onnx {path}: the folder {parent} does not exist."
+    | _ -> ()
+    use m = TrainedModel.Load dir
+    let states = if a.Contains States then Nullable true elif a.Contains No_States then Nullable false else Nullable()
+    let watch = Diagnostics.Stopwatch.StartNew()
+    let graph = SeqDsl.Export.OnnxExport.Save(m, path, SeqDsl.Export.OnnxExportOptions(States = states))
+    let exportSeconds = watch.Elapsed.TotalSeconds
+    // read the file back and compare it with libtorch on random batches, padded ones included
+    use onnx = SeqDsl.Runtime.OnnxModel.Load path
+    let diff = ExportCheck.agreement m.Network onnx
+    if diff > ExportCheck.tolerance then
+        File.Delete path
+        fail ErrorKind.Runtime $"The exported graph disagrees with SeqDsl by {diff:G3} (more than {ExportCheck.tolerance:G1}); {path} was removed. Please report the model: {m.Model}"
+    let size = FileInfo(path).Length
+    let sizeText = if size >= 1048576L then sprintf "%.1f MiB" (float size / 1048576.0) else sprintf "%.1f KiB" (float size / 1024.0)
+    printfn "%s → %s (%s, ONNX opset %d, %.1f s)" dir path sizeText SeqDsl.Export.OnnxExport.Opset exportSeconds
+    printfn "  model      %s (%O)" m.Model m.Info.Kind
+    let inputText = if graph.InputKind = GraphInput.Ids then sprintf "Int64 [batch, time] token ids (vocabulary %d)" graph.InputWidth else sprintf "Float [batch, time, %d]" graph.InputWidth
+    printfn "  input      %s: %s; %s: Int64 [batch] true lengths" graph.Input inputText graph.Lengths
+    let outputText = if graph.OutputSequence then sprintf "[batch, time, %d]" graph.OutputWidth else sprintf "[batch, %d]" graph.OutputWidth
+    printfn "  output     %s: Float %s (%O)" graph.Output outputText graph.OutputActivation
+    if graph.States.Count > 0 then
+        printfn "  states     %s" (graph.States |> Seq.map (fun s -> $"{s.Input} → {s.Output} [{s.Rows}, batch, {s.Units}]") |> String.concat ", ")
+    let sci (v: float32) = (float v).ToString("0.0e0", CultureInfo.InvariantCulture)
+    printfn "  verified   read back; ONNX Runtime equals SeqDsl within %s (max difference %s on random batches with lengths)" (sci ExportCheck.tolerance) (sci diff)
+    0
+
+let serve (a: ParseResults<ServeArgs>) : int =
+    let backend = a.GetResult(Backend, defaultValue = BackendArg.Onnx)
+    let threads = a.TryGetResult ServeArgs.Threads
+    match threads with
+    | Some n when n < 1 || n > TrainingSpec.MaxThreads -> fail ErrorKind.Spec $"--threads must be between 1 and {TrainingSpec.MaxThreads} (got {n})."
+    | _ -> ()
+    let port = a.GetResult(Port, defaultValue = 8080)
+    if port < 0 || port > 65535 then fail ErrorKind.Spec $"--port must be between 0 and 65535 (got {port})."
+    let maxBatch = a.GetResult(Max_Batch, defaultValue = 256)
+    if maxBatch < 1 then fail ErrorKind.Spec $"--max-batch must be at least 1 (got {maxBatch})."
+    let window = a.GetResult(Batch_Window_Ms, defaultValue = 2.0)
+    if window < 0.0 || window > 1000.0 then fail ErrorKind.Spec $"--batch-window-ms must be between 0 and 1000 (got {window})."
+    let onnxOptions = SeqDsl.Runtime.OnnxModelOptions(Threads = Option.toNullable threads)
+    let predictor : IPredictor =
+        match a.TryGetResult ServeArgs.Model_Dir, a.TryGetResult ServeArgs.Onnx, backend with
+        | Some _, Some _, _ -> fail ErrorKind.Spec "Give --model-dir or --onnx, not both."
+        | None, None, _ -> fail ErrorKind.Spec "Nothing to serve: give --model-dir DIR (a trained model) or --onnx FILE (an exported one)."
+        | None, Some _, BackendArg.Torch -> fail ErrorKind.Spec "--backend torch serves a model directory (--model-dir); an .onnx file is served by --backend onnx."
+        | None, Some file, BackendArg.Onnx -> SeqDsl.Runtime.OnnxModel.Load(file, onnxOptions)
+        | Some dir, None, BackendArg.Torch ->
+            threads |> Option.iter TorchSharp.torch.set_num_threads
+            TrainedModel.Load dir
+        | Some dir, None, BackendArg.Onnx ->
+            use m = TrainedModel.Load dir
+            SeqDsl.Runtime.OnnxModel.FromBytes(SeqDsl.Export.OnnxExport.ToBytes(m.Network, m.Info, m.Text), dir, onnxOptions)
+    use _p = predictor
+    let options =
+        SeqDsl.Serving.ServeOptions(Host = a.GetResult(Host, defaultValue = "127.0.0.1"), Port = port, Backend = (argName backend),
+                                    MaxBatchRows = maxBatch, BatchWindow = TimeSpan.FromMilliseconds window)
+    let service = SeqDsl.Serving.ModelService.Create(predictor, options, (fun line -> eprintfn "seqdsl serve: %s" line))
+    try
+        service.StartAsync().GetAwaiter().GetResult()
+    with e when (e.GetBaseException() :? IOException) ->
+        fail ErrorKind.Runtime $"Cannot listen on {options.Host}:{port}: {e.GetBaseException().Message}"
+    let url = service.Urls |> Seq.head
+    printfn "serving %s (%O, %s backend) on %s — POST /predict, POST /generate, GET /healthz, GET /metrics; Ctrl+C stops" predictor.Model predictor.Info.Kind (argName backend) url
+    Console.Out.Flush()
+    use stop = new ManualResetEventSlim(false)
+    let handler = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; stop.Set())
+    Console.CancelKeyPress.AddHandler handler
+    use _term = Runtime.InteropServices.PosixSignalRegistration.Create(Runtime.InteropServices.PosixSignal.SIGTERM, fun ctx -> ctx.Cancel <- true; stop.Set())
+    stop.Wait()
+    eprintfn "seqdsl serve: stopping (finishing requests in flight)"
+    service.StopAsync().GetAwaiter().GetResult()
+    service.DisposeAsync().AsTask().GetAwaiter().GetResult()
+    0

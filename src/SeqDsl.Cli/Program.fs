@@ -17,7 +17,12 @@ let main argv =
     try
         let results = parser.ParseCommandLine(argv, raiseOnUsage = true)
         // libtorch's process-wide switches and the allocator policy, before any tensor work
-        if not (results.Contains Version) then
+        // an exported model is served by ONNX Runtime alone: libtorch is not loaded
+        let onnxOnly =
+            match results.TryGetResult Serve with
+            | Some s -> s.Contains ServeArgs.Onnx && s.GetResult(ServeArgs.Backend, defaultValue = BackendArg.Onnx) = BackendArg.Onnx
+            | None -> false
+        if not (results.Contains Version) && not onnxOnly then
             SeqDsl.Engine.Backend.UseMemoryPolicy() |> ignore
             SeqDsl.Engine.Backend.Initialize()
         match results.GetAllResults() with
@@ -27,6 +32,8 @@ let main argv =
         | [ Generate a ] -> Commands.generate a
         | [ Summary a ] -> Commands.summary a
         | [ Check a ] -> Commands.check a
+        | [ Export a ] -> Commands.export a
+        | [ Serve a ] -> Commands.serve a
         | [ Version ] ->
             let v = typeof<ModelSpec>.Assembly.GetName().Version
             printfn "seqdsl %s" (match v with null -> "unknown" | v -> v.ToString(3))

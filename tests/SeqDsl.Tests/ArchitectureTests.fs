@@ -21,6 +21,7 @@ let allowed : Map<string, Set<string>> =
         "Generation", set [ "Spec"; "Engine" ]
         "Diagnostics", set [ "Spec"; "Engine"; "Training" ]
         "Workflows", set [ "Spec"; "Data"; "Engine"; "Training"; "Generation"; "Diagnostics"; "" ]
+        "Export", set [ "Spec"; "Data"; "Engine"; "Training"; "Workflows" ]
     ]
 
 let rec private topLevel (t: TypeReference) = if isNull t.DeclaringType then t else topLevel t.DeclaringType
@@ -146,6 +147,16 @@ let tests =
                 [ "SeqDsl.Tests.ArchitectureFixture.Data.LoaderLike (Data) → SeqDsl.Tests.ArchitectureFixture.Training.TrainerLike (Training)"
                   "SeqDsl.Tests.ArchitectureFixture.Spec.Tagged (Spec) → SeqDsl.Tests.ArchitectureFixture.Training.TrainerLike (Training)" ]
                 "the fixture's Data → Training and Spec → Training uses, and nothing from the clean Engine type"
+        }
+
+        test "SeqDsl.Serving references neither engine: no TorchSharp, no ONNX Runtime, no SeqDsl engine assembly" {
+            let serving = typeof<SeqDsl.Serving.ModelService>.Assembly
+            let refs = serving.GetReferencedAssemblies() |> Array.map (fun a -> a.Name) |> List.ofArray
+            let foreign =
+                refs |> List.filter (fun n ->
+                    not (n = "netstandard" || n.StartsWith("System", StringComparison.Ordinal) || n.StartsWith("Microsoft.AspNetCore", StringComparison.Ordinal)
+                         || n.StartsWith("Microsoft.Extensions", StringComparison.Ordinal) || n = "Microsoft.Data.Analysis" || n = "SeqDsl.Core"))
+            Expect.isEmpty foreign (sprintf "SeqDsl.Serving references only the BCL, ASP.NET Core and SeqDsl.Core (it references %A)" refs)
         }
 
         test "SeqDsl.Core: every namespace uses only the layers below it" {

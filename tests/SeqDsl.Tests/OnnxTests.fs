@@ -20,56 +20,20 @@ open SeqDsl.Training
 open SeqDsl.Tests.Support
 open SeqDsl.Tests.TorchSupport
 
-let tolerance = 1e-5f
+let tolerance = SeqDsl.Cli.ExportCheck.tolerance
 
 let private classification = TaskInfo(Kind = TaskKind.Classification, Data = "test", Loss = LossKind.BinaryCrossEntropy)
 let private languageModel = TaskInfo(Kind = TaskKind.LanguageModel, Data = "text:test", Loss = LossKind.CrossEntropy)
-
-/// A random batch for a network: ids below the vocabulary or features, and lengths 1…T with at least one full row.
-let private batch (net: Network) (task: TaskInfo) (rows: int) (steps: int) (seed: int) =
-    let rng = Random seed
-    let lengths = Array.init rows (fun i -> if i = 0 then int64 steps else int64 (rng.Next(1, steps + 1)))
-    if net.Spec.ReadsTokenIds || task.Kind = TaskKind.LanguageModel then
-        let vocab = if net.Spec.ReadsTokenIds then int (net.Summary.Rows.[0].Params / int64 (net.Spec.Layers.[0] :?> EmbedLayer).Dim) else net.OneHotWidth.Value
-        let ids = Array.init (rows * steps) (fun k -> if int64 (k % steps) < lengths.[k / steps] then int64 (rng.Next(1, vocab)) else 0L)
-        (ids :> Array), lengths
-    else
-        let f = int net.Options.Input.Features.Value
-        (Array.init (rows * steps * f) (fun _ -> float32 (rng.NextDouble() * 2.0 - 1.0)) :> Array), lengths
-
-/// SeqDsl's output in evaluation mode (no dropout), with or without lengths.
-let private torchOutput (net: Network) (input: Array) (rows: int) (steps: int) (lengths: int64[] option) =
-    net.eval()
-    use _ = torch.no_grad()
-    use x =
-        match input with
-        | :? (int64[]) as ids -> net.TokenInput(torch.tensor(ids).reshape(int64 rows, int64 steps))
-        | :? (float32[]) as f -> torch.tensor(f).reshape(int64 rows, int64 steps, int64 (f.Length / (rows * steps)))
-        | _ -> failwith "input"
-    use l = match lengths with Some l -> torch.tensor l | None -> null
-    use y = net.Forward(x, l)
-    values y
-
-/// ONNX Runtime's output for the same batch (lengths = T for every row when none are given).
-let private onnxOutput (model: OnnxModel) (input: Array) (rows: int) (steps: int) (lengths: int64[] option) =
-    let shape = match input with :? (int64[]) -> [| int64 rows; int64 steps |] | _ -> [| int64 rows; int64 steps; int64 (input.Length / (rows * steps)) |]
-    let l = defaultArg lengths (Array.create rows (int64 steps))
-    let struct (out, _, _) = model.Run(input, shape, l)
-    out
 
 let private maxAbs (a: float32[]) (b: float32[]) =
     Expect.equal a.Length b.Length "output sizes"
     Array.fold2 (fun m (x: float32) y -> max m (abs (x - y))) 0.0f a b
 
-/// Exports `net`, runs both engines on padded batches with lengths and on full batches, returns the largest difference.
+/// Exports `net` and compares both engines on padded batches with lengths and on full batches (SeqDsl.Cli.ExportCheck,
+/// the check `seqdsl export` runs on the file it wrote); returns the largest difference.
 let agreement (net: Network) (task: TaskInfo) =
-    let bytes = OnnxExport.ToBytes(net, task, null)
-    use model = OnnxModel.FromBytes(bytes)
-    [ for (rows, steps, seed) in [ (5, 9, 1); (3, 4, 2); (1, 1, 3) ] do
-        let input, lengths = batch net task rows steps seed
-        yield maxAbs (torchOutput net input rows steps (Some lengths)) (onnxOutput model input rows steps (Some lengths))
-        yield maxAbs (torchOutput net input rows steps None) (onnxOutput model input rows steps None) ]
-    |> List.max
+    use model = OnnxModel.FromBytes(OnnxExport.ToBytes(net, task, null))
+    SeqDsl.Cli.ExportCheck.agreement net model
 
 /// One model per layer kind and form; each runs on the fused kernel (Auto) and, where it differs, on the loop kernel.
 let layerCases : (string * string * InputSpec * Convention) list =
@@ -189,6 +153,77 @@ let tests =
                     let onnxText = withText.Generate(prefix, 30, options)
                     Expect.equal onnxText (String.Concat(vocab.Decode torchText)) $"{text} {options}: same text on both engines"
         }
+
+        testSequenced <| testList "saved models: SeqDsl.Runtime predicts what TrainedModel predicts, with the preprocessing from the file alone" [
+            let quick = TrainingSpec(Epochs = 1, BatchSize = 64, Threads = Nullable 1)
+            let saved (e: ExperimentSpec) =
+                let dir = tempFolder "onnx-saved"
+                (use r = Experiment.Run e in r.Save dir)
+                let m = TrainedModel.Load dir
+                let path = Path.Combine(dir, "exported.onnx")
+                OnnxExport.Save(m, path) |> ignore
+                m, OnnxModel.Load(path, OnnxModelOptions(Threads = Nullable 1))
+            let same (a: IReadOnlyList<Prediction>) (b: IReadOnlyList<Prediction>) =
+                Expect.equal b.Count a.Count "as many predictions"
+                for (x, y) in Seq.zip a b do
+                    Expect.equal y.Input x.Input "input"
+                    Expect.equal y.Label x.Label $"label of {x.Input}"
+                    Expect.isLessThanOrEqual (abs (y.Value - x.Value)) 1e-5 $"value of {x.Input}: {x.Value} vs {y.Value}"
+            test "text classification, post-padded per batch with lengths (two classes with Softmax, too)" {
+                for model in [ "Embed(8).Lstm(8).Dense(1, Sigmoid)"; "Embed(8).Gru(8).Bidirectional().Dense(2)" ] do
+                    let m, onnx = saved (ExperimentSpec(Model = model, Data = "synthetic:negation", Training = quick))
+                    use _m = m
+                    use _o = onnx
+                    let texts = [ "not bad the film was long"; "indeed awful"; ""; "good good good the plot and the music and the camera were all fine"; "zzz unknown words" ]
+                    same (m.PredictTexts texts) (onnx.PredictTexts texts)
+                    if model.Contains "Dense(2)" then
+                        for p in onnx.PredictTexts texts do
+                            Expect.equal p.Probabilities.Count 2 "class probabilities"
+                            Expect.floatClose Accuracy.medium (Seq.fold (+) 0.0 p.Probabilities) 1.0 "they sum to 1"
+            }
+            test "text classification with a fixed maxlen (Keras style, pre-padded)" {
+                let e = ExperimentSpec(Model = "Embed(8).SimpleRnn(8).Dense(1, Sigmoid)", Data = "synthetic:negation", Training = quick,
+                                       Preprocessing = PreprocessingSpec(Maxlen = Nullable 12, Padding = "pre", Tokenizer = "keras"))
+                let m, onnx = saved e
+                use _m = m
+                use _o = onnx
+                Expect.equal onnx.Text.Maxlen (Nullable 12) "maxlen travels in the file"
+                let texts = [ "not bad the film was long and the plot was slow with music and more words than twelve"; "indeed awful" ]
+                same (m.PredictTexts texts) (onnx.PredictTexts texts)
+            }
+            test "counting (features per step)" {
+                let m, onnx = saved (ExperimentSpec(Model = "Lstm(4).Dense(1)", Data = "synthetic:counting", Training = quick))
+                use _m = m
+                use _o = onnx
+                let bits = [ "0110"; "1111111"; "0" ]
+                same (m.PredictCounts bits) (onnx.PredictCounts bits)
+            }
+            test "series: windows scaled with the fitted scaler; from a CSV and from rows" {
+                let m, onnx = saved (ExperimentSpec(Model = "Gru(6).Dense(1)", Data = "synthetic:seasonal", Training = quick))
+                use _m = m
+                use _o = onnx
+                let csv = Path.Combine(tempFolder "onnx-series", "series.csv")
+                File.WriteAllLines(csv, [ yield "Date,value"; for i in 0 .. 19 -> $"2024-01-{i + 1:D2},{sin (float i / 3.0) * 10.0 + 50.0:F3}" ])
+                let viaTorch = m.PredictSeries csv
+                same viaTorch (onnx.PredictSeries csv)
+                Expect.equal viaTorch.[0].Input "2024-01-06" "labelled by the window's last date (one row lost to the lag)"
+                same viaTorch (onnx.PredictSeries(SeqDsl.Data.Csv.Load(csv, SeqDsl.Data.CsvOptions(Types = readOnlyDict [ "Date", SeqDsl.Data.ColumnType.Date ])).Frame))
+            }
+            test "a language model generates the same text as TrainedModel, greedy and sampled" {
+                let corpus = Path.Combine(tempFolder "onnx-lm", "rhymes.txt")
+                File.WriteAllText(corpus, String.replicate 40 "the cat sat on the mat. ")
+                let distinct = File.ReadAllText corpus |> Seq.distinct |> Seq.length
+                for model in [ $"Embed(8).Lstm(12, returnSequences: true).Dense({distinct})"; $"Gru(10, returnSequences: true).Dense({distinct})" ] do
+                    let m, onnx = saved (ExperimentSpec(Model = model, Data = "text:" + corpus, Preprocessing = PreprocessingSpec(Steps = 8),
+                                                        Training = TrainingSpec(Epochs = 2, BatchSize = 4, Threads = Nullable 1, LearningRate = Nullable 0.01)))
+                    use _m = m
+                    use _o = onnx
+                    for options in [ DecodeOptions.ArgMax; DecodeOptions.Sample(0.9, topK = 4, seed = 2) ] do
+                        Expect.equal (onnx.Generate("the c", 40, options)) (m.Generate("the c", 40, options)) $"{model} {options}"
+                    let e = expectSeqDslError "classify with a language model" (fun () -> onnx.PredictTexts [ "x" ] |> ignore)
+                    Expect.stringContains e.Message "LanguageModel" "says what the model is for"
+            }
+        ]
 
         test "layer-norm LSTMs and user cells are refused with the layer named" {
             use ln = compile (ModelSyntax.Parse "Lstm(4, layerNorm: true).Dense(1)") (InputSpec(Features = 3)) Convention.Torch 1L

@@ -1,0 +1,61 @@
+/// The check that an exported model computes what SeqDsl computes: both engines on the same random batches (token ids
+/// or features, padded rows with their lengths and full rows), the largest absolute difference of their outputs. Run by
+/// `seqdsl export` on the file it wrote (read back), and by the test suite for every layer kind and seed model.
+module SeqDsl.Cli.ExportCheck
+
+open System
+open TorchSharp
+open SeqDsl.Spec
+open SeqDsl.Engine
+open SeqDsl.Workflows
+open SeqDsl.Runtime
+
+/// The tolerance the export promises (float32 engines, different kernels).
+let tolerance = 1e-5f
+
+/// A random batch: ids below the model's input width (language models and Embed) or features in [−1, 1], and lengths
+/// 1…T with the first row full.
+let batch (model: OnnxModel) (rows: int) (steps: int) (seed: int) =
+    let rng = Random seed
+    let lengths = Array.init rows (fun i -> if i = 0 then int64 steps else int64 (rng.Next(1, steps + 1)))
+    let g = model.Interface
+    if g.InputKind = GraphInput.Ids then
+        let vocab = int g.InputWidth
+        let ids = Array.init (rows * steps) (fun k -> if int64 (k % steps) < lengths.[k / steps] then int64 (rng.Next(min 1 (vocab - 1), vocab)) else 0L)
+        (ids :> Array), [| int64 rows; int64 steps |], lengths
+    else
+        let f = int g.InputWidth
+        (Array.init (rows * steps * f) (fun _ -> float32 (rng.NextDouble() * 2.0 - 1.0)) :> Array), [| int64 rows; int64 steps; int64 f |], lengths
+
+/// SeqDsl's output (evaluation mode, no gradients) for a batch, with or without lengths.
+let torchOutput (net: Network) (input: Array) (shape: int64[]) (lengths: int64[] option) : float32[] =
+    let wasTraining = net.training
+    net.eval()
+    try
+        use _ = torch.no_grad()
+        use x =
+            match input with
+            | :? (int64[]) as ids -> net.TokenInput(torch.tensor(ids).reshape(shape))
+            | :? (float32[]) as f -> torch.tensor(f).reshape(shape)
+            | _ -> invalidArg "input" "long[] ids or float[] features"
+        use y =
+            match lengths with
+            | Some l ->
+                use lt = torch.tensor l
+                net.Forward(x, lt)
+            | None -> net.Forward(x, ForwardContext())
+        use c = y.detach().cpu().contiguous()
+        c.data<float32>().ToArray()
+    finally
+        net.train wasTraining
+
+/// The largest |ONNX Runtime − SeqDsl| over batches of 5×9, 3×4 and 1×1, each with lengths and without.
+let agreement (net: Network) (model: OnnxModel) : float32 =
+    [ for (rows, steps, seed) in [ (5, 9, 1); (3, 4, 2); (1, 1, 3) ] do
+        let input, shape, lengths = batch model rows steps seed
+        for l in [ Some lengths; None ] do
+            let struct (onnx, _, _) = model.Run(input, shape, defaultArg l (Array.create rows (int64 steps)))
+            let torch = torchOutput net input shape l
+            if onnx.Length <> torch.Length then failwithf "output sizes differ: ONNX %d, SeqDsl %d" onnx.Length torch.Length
+            yield Array.fold2 (fun m (a: float32) b -> max m (abs (a - b))) 0.0f onnx torch ]
+    |> List.max

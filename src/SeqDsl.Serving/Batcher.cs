@@ -1,0 +1,136 @@
+using System.Threading.Channels;
+using SeqDsl.Workflows;
+
+namespace SeqDsl.Serving;
+
+/// <summary>Inputs of one request waiting for a forward pass: texts to classify or binary strings to count.</summary>
+internal sealed record PendingInputs(bool Bits, IReadOnlyList<string> Items)
+{
+    public TaskCompletionSource<IReadOnlyList<Prediction>> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
+
+/// <summary>
+/// Micro-batching: concurrent requests' inputs wait at most <see cref="ServeOptions.BatchWindow"/> after the first
+/// arrives (or until <see cref="ServeOptions.MaxBatchRows"/> are queued) and go through one forward pass; each request
+/// gets its own predictions back. Batching does not change results: rows are padded per batch with their true lengths,
+/// or to the model's fixed length. One worker runs the engine; work outside batches (series, generation) takes the same
+/// gate, so an engine that is not thread-safe (libtorch) is never entered twice.
+/// </summary>
+internal sealed class Batcher
+{
+    private readonly Channel<PendingInputs> _queue = Channel.CreateUnbounded<PendingInputs>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly IPredictor _predictor;
+    private readonly ServeOptions _options;
+    private readonly ServiceMetrics _metrics;
+    private long _queuedRows;
+    private readonly Task _worker;
+
+    /// <summary>Held while the engine runs.</summary>
+    public SemaphoreSlim Gate { get; } = new(1, 1);
+
+    public Batcher(IPredictor predictor, ServeOptions options, ServiceMetrics metrics)
+    {
+        _predictor = predictor;
+        _options = options;
+        _metrics = metrics;
+        _worker = Task.Run(RunAsync);
+    }
+
+    /// <summary>Queues a request's inputs; null when the queue is full or the service is stopping.</summary>
+    public Task<IReadOnlyList<Prediction>>? Submit(bool bits, IReadOnlyList<string> items)
+    {
+        if (Interlocked.Add(ref _queuedRows, items.Count) > _options.MaxQueuedRows)
+        {
+            Interlocked.Add(ref _queuedRows, -items.Count);
+            return null;
+        }
+        var pending = new PendingInputs(bits, items);
+        if (!_queue.Writer.TryWrite(pending))
+        {
+            Interlocked.Add(ref _queuedRows, -items.Count);
+            return null;
+        }
+        _metrics.Queued(items.Count);
+        return pending.Done.Task;
+    }
+
+    /// <summary>Stops taking inputs; what is queued is still served. Completes when the worker is done.</summary>
+    public Task DrainAsync()
+    {
+        _queue.Writer.TryComplete();
+        return _worker;
+    }
+
+    private async Task RunAsync()
+    {
+        var reader = _queue.Reader;
+        var batch = new List<PendingInputs>();
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            if (!reader.TryRead(out var first)) continue;
+            batch.Clear();
+            batch.Add(first);
+            var rows = first.Items.Count;
+            // gather what arrives within the window, up to the batch size, of the same kind
+            var deadline = DateTime.UtcNow + _options.BatchWindow;
+            while (rows < _options.MaxBatchRows)
+            {
+                if (reader.TryPeek(out var next))
+                {
+                    if (next.Bits != first.Bits || rows + next.Items.Count > _options.MaxBatchRows) break;
+                    reader.TryRead(out next);
+                    batch.Add(next!);
+                    rows += next!.Items.Count;
+                    continue;
+                }
+                var wait = deadline - DateTime.UtcNow;
+                if (wait <= TimeSpan.Zero) break;
+                using var timeout = new CancellationTokenSource(wait);
+                try
+                {
+                    if (!await reader.WaitToReadAsync(timeout.Token).ConfigureAwait(false)) break;
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+            Interlocked.Add(ref _queuedRows, -rows);
+            _metrics.Queued(-rows);
+            await Gate.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                Serve(batch, rows);
+            }
+            finally
+            {
+                Gate.Release();
+            }
+        }
+    }
+
+    private void Serve(List<PendingInputs> batch, int rows)
+    {
+        try
+        {
+            var all = batch.SelectMany(p => p.Items).ToList();
+            var predictions = batch[0].Bits ? _predictor.PredictCounts(all) : _predictor.PredictTexts(all);
+            _metrics.Batch(rows, batch.Count);
+            var at = 0;
+            foreach (var p in batch)
+            {
+                p.Done.TrySetResult(predictions.Skip(at).Take(p.Items.Count).ToList());
+                at += p.Items.Count;
+            }
+        }
+        catch (Exception) when (batch.Count > 1)
+        {
+            // one request's input failed the batch: serve each alone, so only that request gets the error
+            foreach (var p in batch) Serve([p], p.Items.Count);
+        }
+        catch (Exception e)
+        {
+            batch[0].Done.TrySetException(e);
+        }
+    }
+}

@@ -9,10 +9,22 @@ internal sealed record PendingInputs(bool Bits, IReadOnlyList<string> Items)
     public TaskCompletionSource<IReadOnlyList<Prediction>> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 }
 
+/// <summary>A request on its way to the queue (its body being read and checked); the batcher waits for such requests
+/// only. Disposing it (or submitting) ends the wait; both are idempotent.</summary>
+internal sealed class Arrival(Batcher batcher) : IDisposable
+{
+    private int _done;
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _done, 1) == 0) batcher.Arrived();
+    }
+}
+
 /// <summary>
-/// Micro-batching: concurrent requests' inputs wait at most <see cref="ServeOptions.BatchWindow"/> after the first
-/// arrives (or until <see cref="ServeOptions.MaxBatchRows"/> are queued) and go through one forward pass; each request
-/// gets its own predictions back. Batching does not change results: rows are padded per batch with their true lengths,
+/// Micro-batching: concurrent requests' inputs go through one forward pass; each request gets its own predictions
+/// back. The first request of a batch waits only while other prediction requests are arriving (being read), at most
+/// <see cref="ServeOptions.BatchWindow"/>, up to <see cref="ServeOptions.MaxBatchRows"/> inputs: a lone client pays no
+/// window, many clients share passes. Batching does not change results: rows are padded per batch with their true lengths,
 /// or to the model's fixed length. One worker runs the engine; work outside batches (series, generation) takes the same
 /// gate, so an engine that is not thread-safe (libtorch) is never entered twice.
 /// </summary>
@@ -23,6 +35,7 @@ internal sealed class Batcher
     private readonly ServeOptions _options;
     private readonly ServiceMetrics _metrics;
     private long _queuedRows;
+    private int _arriving;
     private readonly Task _worker;
 
     /// <summary>Held while the engine runs.</summary>
@@ -36,9 +49,19 @@ internal sealed class Batcher
         _worker = Task.Run(RunAsync);
     }
 
-    /// <summary>Queues a request's inputs; null when the queue is full or the service is stopping.</summary>
-    public Task<IReadOnlyList<Prediction>>? Submit(bool bits, IReadOnlyList<string> items)
+    /// <summary>Counts a prediction request that is being read; dispose it when it is queued or refused.</summary>
+    public Arrival Arrive()
     {
+        Interlocked.Increment(ref _arriving);
+        return new Arrival(this);
+    }
+
+    internal void Arrived() => Interlocked.Decrement(ref _arriving);
+
+    /// <summary>Queues a request's inputs; null when the queue is full or the service is stopping.</summary>
+    public Task<IReadOnlyList<Prediction>>? Submit(Arrival arrival, bool bits, IReadOnlyList<string> items)
+    {
+        using var _ = arrival;
         if (Interlocked.Add(ref _queuedRows, items.Count) > _options.MaxQueuedRows)
         {
             Interlocked.Add(ref _queuedRows, -items.Count);
@@ -71,7 +94,7 @@ internal sealed class Batcher
             batch.Clear();
             batch.Add(first);
             var rows = first.Items.Count;
-            // gather what arrives within the window, up to the batch size, of the same kind
+            // gather what is queued, and what is arriving within the window, up to the batch size, of the same kind
             var deadline = DateTime.UtcNow + _options.BatchWindow;
             while (rows < _options.MaxBatchRows)
             {
@@ -84,7 +107,8 @@ internal sealed class Batcher
                     continue;
                 }
                 var wait = deadline - DateTime.UtcNow;
-                if (wait <= TimeSpan.Zero) break;
+                if (wait <= TimeSpan.Zero || Volatile.Read(ref _arriving) == 0) break;
+                wait = wait < TimeSpan.FromMilliseconds(0.25) ? wait : TimeSpan.FromMilliseconds(0.25); // look again at who is arriving
                 using var timeout = new CancellationTokenSource(wait);
                 try
                 {

@@ -24,7 +24,7 @@ public sealed record ServeOptions
     public int Port { get; init; } = 8080;
     /// <summary>Name of the engine behind the service (shown by /healthz).</summary>
     public string Backend { get; init; } = "onnx";
-    /// <summary>How long the first request of a batch waits for others.</summary>
+    /// <summary>How long the first request of a batch may wait for others that are arriving (none: no wait).</summary>
     public TimeSpan BatchWindow { get; init; } = TimeSpan.FromMilliseconds(2);
     /// <summary>Most inputs in one forward pass.</summary>
     public int MaxBatchRows { get; init; } = 256;
@@ -107,7 +107,7 @@ public sealed class ModelService : IAsyncDisposable
                 Metrics.Request(endpoint, ctx.Response.StatusCode, watch.Elapsed.TotalSeconds);
             }
         });
-        _app.MapPost("/predict", ctx => Handle(ctx, PredictAsync));
+        _app.MapPost("/predict", (RequestDelegate)PredictEndpoint);
         _app.MapPost("/generate", ctx => Handle(ctx, GenerateAsync));
         _app.MapGet("/healthz", ctx => ctx.Response.WriteAsJsonAsync(new
         {
@@ -222,7 +222,13 @@ public sealed class ModelService : IAsyncDisposable
         return items;
     }
 
-    private async Task<object> PredictAsync(JsonElement body, CancellationToken cancellation)
+    private async Task PredictEndpoint(HttpContext ctx)
+    {
+        using var arrival = _batcher.Arrive();
+        await Handle(ctx, (body, cancellation) => PredictAsync(body, arrival, cancellation));
+    }
+
+    private async Task<object> PredictAsync(JsonElement body, Arrival arrival, CancellationToken cancellation)
     {
         OnlyMembers(body, "texts", "bits", "rows");
         var given = body.EnumerateObject().Select(p => p.Name).ToList();
@@ -237,6 +243,7 @@ public sealed class ModelService : IAsyncDisposable
         IReadOnlyList<Prediction> predictions;
         if (kind == "rows")
         {
+            arrival.Dispose(); // series rows are not batched
             var frame = Rows(body.GetProperty("rows"), info);
             await _batcher.Gate.WaitAsync(cancellation);
             try
@@ -251,7 +258,7 @@ public sealed class ModelService : IAsyncDisposable
         else
         {
             var items = Strings(body, kind, _options.MaxTextLength);
-            predictions = await (_batcher.Submit(kind == "bits", items)
+            predictions = await (_batcher.Submit(arrival, kind == "bits", items)
                 ?? throw new BadRequest(503, "The service is busy (or stopping); try again shortly."));
         }
         return new

@@ -196,14 +196,39 @@ public sealed class OnnxModel : IPredictor
         return Predictions.FromOutputs(labels, RunRows(windows, null, out var width), width, Info, Interface.OutputActivation);
     }
 
-    /// <inheritdoc />
-    public string Generate(string prefix, int length, DecodeOptions options)
+    /// <summary>The distribution of the next character after <paramref name="prefix"/> (language models): each token of
+    /// the vocabulary and its probability.</summary>
+    public IReadOnlyDictionary<string, double> NextProbabilities(string prefix)
+    {
+        var ids = PrefixIds(prefix);
+        Dictionary<string, float[]>? states = null;
+        float[] last = [];
+        foreach (var id in ids)
+        {
+            var (output, _, next) = Run(new long[] { id }, [1, 1], [1], states);
+            (last, states) = (output, next);
+        }
+        var probabilities = Interface.OutputActivation == Activation.Softmax
+            ? last.Select(v => (double)v).ToArray()
+            : Predictions.Softmax(last);
+        return Text!.Vocabulary.Tokens.Select((t, i) => (t, i)).ToDictionary(p => p.t, p => probabilities[p.i]);
+    }
+
+    private int[] PrefixIds(string prefix)
     {
         if (Info.Kind != TaskKind.LanguageModel || Text is null) throw WrongTask("generation needs a language model", "a model trained on text: data");
         if (Interface.States.Count == 0)
             throw new SeqDslException(ErrorKind.Spec, "This export has no state inputs, so it cannot generate step by step.")
             { Received = "exported without states", Expected = "seqdsl export (language models carry their states by default)" };
         var ids = Text.Vocabulary.EncodeStrict(Tokenizer.FromName(Text.Tokenizer).Tokenize(prefix));
+        if (ids.Length == 0) throw new SeqDslException(ErrorKind.Data, "Generation needs a prefix of at least one token.");
+        return ids;
+    }
+
+    /// <inheritdoc />
+    public string Generate(string prefix, int length, DecodeOptions options)
+    {
+        var ids = PrefixIds(prefix);
         Dictionary<string, float[]>? states = null;
         var generated = Sampler.Generate(token =>
         {
@@ -211,7 +236,7 @@ public sealed class OnnxModel : IPredictor
             states = next;
             return output;
         }, ids, length, options, Interface.OutputActivation == Activation.Softmax);
-        return string.Concat(Text.Vocabulary.Decode(generated));
+        return string.Concat(Text!.Vocabulary.Decode(generated));
     }
 
     /// <inheritdoc />

@@ -220,6 +220,11 @@ let tests =
                     use _o = onnx
                     for options in [ DecodeOptions.ArgMax; DecodeOptions.Sample(0.9, topK = 4, seed = 2) ] do
                         Expect.equal (onnx.Generate("the c", 40, options)) (m.Generate("the c", 40, options)) $"{model} {options}"
+                    let probs = onnx.NextProbabilities "the c"
+                    Expect.equal probs.Count distinct "one probability per character"
+                    Expect.floatClose Accuracy.medium (probs |> Seq.sumBy (fun kv -> kv.Value)) 1.0 "a distribution"
+                    let greedy = onnx.Generate("the c", 1, DecodeOptions.ArgMax)
+                    Expect.equal (string greedy.[greedy.Length - 1]) (probs |> Seq.maxBy (fun kv -> kv.Value)).Key "its most likely character is the greedy choice"
                     let e = expectSeqDslError "classify with a language model" (fun () -> onnx.PredictTexts [ "x" ] |> ignore)
                     Expect.stringContains e.Message "LanguageModel" "says what the model is for"
             }
@@ -230,6 +235,15 @@ let tests =
             let e = expectSeqDslError "layer norm" (fun () -> OnnxExport.ToBytes(ln, classification, null))
             Expect.equal e.LayerIndex (Nullable 0) "names the layer"
             Expect.stringContains e.Message "layer normalisation" "says why"
+            let cell =
+                UserCells.Register("OnnxRefusedCell", 1,
+                    [| struct ("weight_ih", [| Dim.H(); Dim.I() |]); struct ("weight_hh", [| Dim.H(); Dim.H() |]) |],
+                    (fun px (s: torch.Tensor[]) (p: CellParameters) -> [| (px + torch.nn.functional.linear(s.[0], p.["weight_hh"])).tanh() |]),
+                    (fun x p -> torch.nn.functional.linear(x, p.["weight_ih"])))
+            use user = compile (Model.Embed(4).Lstm(3, returnSequences = true).Recurrent(cell, 3).Dense(1)) (InputSpec(Vocab = 9)) Convention.Torch 1L
+            let e = expectSeqDslError "user cell" (fun () -> OnnxExport.ToBytes(user, classification, null))
+            Expect.equal e.LayerIndex (Nullable 2) "names the layer"
+            Expect.stringContains e.Message "OnnxRefusedCell" "names the cell"
         }
 
         test "the metadata carries the model, the task and the text preparation; a file not from SeqDsl is refused" {

@@ -45,21 +45,23 @@ public static class Predictions
             }
             else
             {
-                var probs = new double[width];
-                if (outputActivation == Activation.Softmax)
-                    for (var k = 0; k < width; k++) probs[k] = row[k];
-                else
-                {
-                    double max = double.NegativeInfinity, sum = 0;
-                    for (var k = 0; k < width; k++) max = Math.Max(max, row[k]);
-                    for (var k = 0; k < width; k++) sum += probs[k] = Math.Exp(row[k] - max);
-                    for (var k = 0; k < width; k++) probs[k] /= sum;
-                }
+                var probs = outputActivation == Activation.Softmax ? row.ToArray().Select(v => (double)v).ToArray() : Softmax(row);
                 var best = 0;
                 for (var k = 1; k < width; k++) if (probs[k] > probs[best]) best = k;
                 result.Add(new Prediction(inputs[i], probs[best], best) { Probabilities = probs });
             }
         }
         return result;
+    }
+
+    /// <summary>Probabilities of scores (a numerically stable softmax, in double precision).</summary>
+    public static double[] Softmax(ReadOnlySpan<float> scores)
+    {
+        var probs = new double[scores.Length];
+        double max = double.NegativeInfinity, sum = 0;
+        foreach (var v in scores) max = Math.Max(max, v);
+        for (var k = 0; k < scores.Length; k++) sum += probs[k] = Math.Exp(scores[k] - max);
+        for (var k = 0; k < scores.Length; k++) probs[k] /= sum;
+        return probs;
     }
 }

@@ -87,6 +87,7 @@ type TrainArgs =
     | Early_Stopping of patience: int
     | No_Bucketing
     | Convention of ConventionArg
+    | Optimizer_Rules of ConventionArg
     | Tokenizer of TokenizerArg
     | Num_Words of int
     | Min_Freq of int
@@ -132,7 +133,8 @@ type TrainArgs =
             | Validation_Split _ -> "fraction of the training rows held out for validation, taken from the end as Keras does (default 0.1)."
             | Early_Stopping _ -> "stop after this many epochs without a better val_loss (language models: loss), keeping the best weights."
             | No_Bucketing -> "draw texts padded per batch in plain shuffled order instead of batching similar lengths together (slower, as a shuffled DataLoader does)."
-            | Convention _ -> "bias layout: torch (default, two bias vectors) or keras (one)."
+            | Convention _ -> "bias layout, initialisers and optimizer rules: torch (default, two bias vectors) or keras (one)."
+            | Optimizer_Rules _ -> "optimizer update rules: keras (TensorFlow's: RMSprop's ε inside the root, sparse embedding rows) or torch (libtorch's); default: the convention's."
             | Tokenizer _ -> "keras, seed002 (default for text), whitespace or chars."
             | Num_Words _ -> "keep the most frequent words only (Keras num_words)."
             | Min_Freq _ -> "drop words seen fewer times (default 1)."

@@ -10,8 +10,20 @@ open SeqDsl.Engine
 open SeqDsl.Workflows
 open SeqDsl.Runtime
 
-/// The tolerance the export promises (float32 engines, different kernels).
+/// The tolerance the export promises (float32 engines, different kernels): |ONNX − SeqDsl| ≤ 1e-5 · max(1, |SeqDsl|),
+/// absolute for outputs up to 1, relative beyond (a forecast in the hundreds differs by float32 ulps of 3e-5).
 let tolerance = 1e-5f
+
+/// The error of one value against the reference; NaN when either is NaN.
+let private error (onnx: float32) (reference: float32) =
+    if Single.IsNaN onnx || Single.IsNaN reference then nanf else abs (onnx - reference) / max 1.0f (abs reference)
+
+/// The largest error, NaN as soon as one is NaN (F#'s max would drop it depending on the order).
+let private worst (errors: float32 seq) =
+    errors |> Seq.fold (fun m e -> if Single.IsNaN m || Single.IsNaN e then nanf elif e > m then e else m) 0.0f
+
+/// Whether an error is within the tolerance (false for NaN).
+let within (e: float32) = e <= tolerance
 
 /// A random batch: ids below the model's input width (language models and Embed) or features in [−1, 1], and lengths
 /// 1…T with the first row full.
@@ -49,13 +61,48 @@ let torchOutput (net: Network) (input: Array) (shape: int64[]) (lengths: int64[]
     finally
         net.train wasTraining
 
-/// The largest |ONNX Runtime − SeqDsl| over batches of 5×9, 3×4 and 1×1, each with lengths and without.
+/// The final states SeqDsl keeps for a batch, per recurrent layer index: h (and c), each (layers·directions, B, H) flat.
+let private torchStates (net: Network) (input: Array) (shape: int64[]) (lengths: int64[]) =
+    let wasTraining = net.training
+    net.eval()
+    try
+        use _ = torch.no_grad()
+        use x =
+            match input with
+            | :? (int64[]) as ids -> net.TokenInput(torch.tensor(ids).reshape(shape))
+            | :? (float32[]) as f -> torch.tensor(f).reshape(shape)
+            | _ -> invalidArg "input" "long[] ids or float[] features"
+        use l = torch.tensor lengths
+        let ctx = ForwardContext(Lengths = l, KeepStates = true)
+        use _y = net.Forward(x, ctx)
+        let flat (t: torch.Tensor) = (use c = t.detach().cpu().contiguous() in c.data<float32>().ToArray())
+        let states =
+            ctx.FinalStates
+            |> Seq.collect (fun kv ->
+                [ yield $"state_h_{kv.Key}", flat kv.Value.H
+                  match kv.Value.C with
+                  | null -> ()
+                  | c -> yield $"state_c_{kv.Key}", flat c ])
+            |> Map.ofSeq
+        for kv in ctx.FinalStates do kv.Value.Dispose()
+        states
+    finally
+        net.train wasTraining
+
+/// The largest error (see <see cref="tolerance"/>) of ONNX Runtime against SeqDsl over batches of 5×9, 3×4 and 1×1,
+/// each with lengths and without; for a graph with states, the next states too.
 let agreement (net: Network) (model: OnnxModel) : float32 =
     [ for (rows, steps, seed) in [ (5, 9, 1); (3, 4, 2); (1, 1, 3) ] do
         let input, shape, lengths = batch model rows steps seed
         for l in [ Some lengths; None ] do
-            let struct (onnx, _, _) = model.Run(input, shape, defaultArg l (Array.create rows (int64 steps)))
+            let struct (onnx, _, next) = model.Run(input, shape, defaultArg l (Array.create rows (int64 steps)))
             let torch = torchOutput net input shape l
             if onnx.Length <> torch.Length then failwithf "output sizes differ: ONNX %d, SeqDsl %d" onnx.Length torch.Length
-            yield Array.fold2 (fun m (a: float32) b -> max m (abs (a - b))) 0.0f onnx torch ]
-    |> List.max
+            yield worst (Seq.map2 error onnx torch)
+            if model.Interface.States.Count > 0 && l.IsSome then
+                let reference = torchStates net input shape lengths
+                for s in model.Interface.States do
+                    match Map.tryFind s.Input reference, next.TryGetValue s.Input with
+                    | Some r, (true, o) when r.Length = o.Length -> yield worst (Seq.map2 error o r)
+                    | _ -> yield nanf ]
+    |> worst

@@ -3,10 +3,13 @@ using SeqDsl.Workflows;
 
 namespace SeqDsl.Serving;
 
-/// <summary>Inputs of one request waiting for a forward pass: texts to classify or binary strings to count.</summary>
-internal sealed record PendingInputs(bool Bits, IReadOnlyList<string> Items)
+/// <summary>Inputs of one request waiting for a forward pass: texts to classify or binary strings to count; a request
+/// whose client went away (<paramref name="Aborted"/>) is dropped before its pass.</summary>
+internal sealed record PendingInputs(bool Bits, IReadOnlyList<string> Items, CancellationToken Aborted)
 {
     public TaskCompletionSource<IReadOnlyList<Prediction>> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>The longest input, in characters (texts padded together pay for the longest).</summary>
+    public int LongestInput { get; } = Items.Count == 0 ? 0 : Items.Max(i => i.Length);
 }
 
 /// <summary>A request on its way to the queue (its body being read and checked); the batcher waits for such requests
@@ -59,7 +62,7 @@ internal sealed class Batcher
     internal void Arrived() => Interlocked.Decrement(ref _arriving);
 
     /// <summary>Queues a request's inputs; null when the queue is full or the service is stopping.</summary>
-    public Task<IReadOnlyList<Prediction>>? Submit(Arrival arrival, bool bits, IReadOnlyList<string> items)
+    public Task<IReadOnlyList<Prediction>>? Submit(Arrival arrival, bool bits, IReadOnlyList<string> items, CancellationToken aborted)
     {
         using var _ = arrival;
         if (Interlocked.Add(ref _queuedRows, items.Count) > _options.MaxQueuedRows)
@@ -67,7 +70,7 @@ internal sealed class Batcher
             Interlocked.Add(ref _queuedRows, -items.Count);
             return null;
         }
-        var pending = new PendingInputs(bits, items);
+        var pending = new PendingInputs(bits, items, aborted);
         if (!_queue.Writer.TryWrite(pending))
         {
             Interlocked.Add(ref _queuedRows, -items.Count);
@@ -94,37 +97,37 @@ internal sealed class Batcher
             batch.Clear();
             batch.Add(first);
             var rows = first.Items.Count;
-            // gather what is queued, and what is arriving within the window, up to the batch size, of the same kind
+            var longest = first.LongestInput;
+            // gather what is queued, and what is arriving within the window, up to the batch size, of the same kind; a
+            // request whose texts would pad the batch beyond the character budget waits for the next pass
             var deadline = DateTime.UtcNow + _options.BatchWindow;
             while (rows < _options.MaxBatchRows)
             {
                 if (reader.TryPeek(out var next))
                 {
-                    if (next.Bits != first.Bits || rows + next.Items.Count > _options.MaxBatchRows) break;
+                    var widest = Math.Max(longest, next.LongestInput);
+                    if (next.Bits != first.Bits || rows + next.Items.Count > _options.MaxBatchRows
+                        || (long)(rows + next.Items.Count) * widest > _options.MaxBatchCharacters) break;
                     reader.TryRead(out next);
                     batch.Add(next!);
                     rows += next!.Items.Count;
+                    longest = widest;
                     continue;
                 }
-                var wait = deadline - DateTime.UtcNow;
-                if (wait <= TimeSpan.Zero || Volatile.Read(ref _arriving) == 0) break;
-                wait = wait < TimeSpan.FromMilliseconds(0.25) ? wait : TimeSpan.FromMilliseconds(0.25); // look again at who is arriving
-                using var timeout = new CancellationTokenSource(wait);
-                try
-                {
-                    if (!await reader.WaitToReadAsync(timeout.Token).ConfigureAwait(false)) break;
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
+                // nothing queued: wait only while another prediction request is being read, and not past the window
+                if (DateTime.UtcNow >= deadline || Volatile.Read(ref _arriving) == 0 || reader.Completion.IsCompleted) break;
+                await Task.Delay(1).ConfigureAwait(false);
             }
             Interlocked.Add(ref _queuedRows, -rows);
             _metrics.Queued(-rows);
+            // clients that went away while waiting are not computed for
+            foreach (var gone in batch.Where(p => p.Aborted.IsCancellationRequested)) gone.Done.TrySetCanceled(gone.Aborted);
+            batch.RemoveAll(p => p.Aborted.IsCancellationRequested);
+            if (batch.Count == 0) continue;
             await Gate.WaitAsync().ConfigureAwait(false);
             try
             {
-                Serve(batch, rows);
+                Serve(batch, batch.Sum(p => p.Items.Count));
             }
             finally
             {

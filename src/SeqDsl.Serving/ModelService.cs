@@ -28,8 +28,13 @@ public sealed record ServeOptions
     public TimeSpan BatchWindow { get; init; } = TimeSpan.FromMilliseconds(2);
     /// <summary>Most inputs in one forward pass.</summary>
     public int MaxBatchRows { get; init; } = 256;
+    /// <summary>Most inputs × the longest input's characters in one forward pass (texts padded together pay for the
+    /// longest); a request beyond it waits for the next pass, and one alone always runs.</summary>
+    public long MaxBatchCharacters { get; init; } = 256L * 4000;
     /// <summary>Most inputs waiting at once; beyond it requests get 503 with Retry-After.</summary>
     public int MaxQueuedRows { get; init; } = 8192;
+    /// <summary>Most /generate and series requests waiting for the engine at once; beyond it 503 with Retry-After.</summary>
+    public int MaxWaiting { get; init; } = 64;
     /// <summary>Largest request body (413 beyond it).</summary>
     public long MaxBodyBytes { get; init; } = 4 << 20;
     /// <summary>Most texts, binary strings or series rows in one request.</summary>
@@ -38,6 +43,8 @@ public sealed record ServeOptions
     public int MaxTextLength { get; init; } = 100_000;
     /// <summary>Most characters one /generate request may ask for.</summary>
     public int MaxGenerateLength { get; init; } = 2000;
+    /// <summary>Longest /generate prefix (characters; each is one step of the model).</summary>
+    public int MaxPrefixLength { get; init; } = 1000;
     /// <summary>How long shutdown waits for requests in flight.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(15);
 }
@@ -72,6 +79,7 @@ public sealed class ModelService : IAsyncDisposable
     private readonly IPredictor _predictor;
     private readonly ServeOptions _options;
     private readonly Batcher _batcher;
+    private int _active, _waiting, _stopped;
 
     /// <summary>The counters /metrics shows.</summary>
     public ServiceMetrics Metrics { get; } = new();
@@ -97,12 +105,14 @@ public sealed class ModelService : IAsyncDisposable
         _app.Use(async (ctx, next) =>
         {
             var watch = Stopwatch.StartNew();
+            Interlocked.Increment(ref _active);
             try
             {
                 await next(ctx);
             }
             finally
             {
+                Interlocked.Decrement(ref _active);
                 var endpoint = ctx.Request.Path.Value is "/predict" or "/generate" or "/healthz" or "/metrics" ? ctx.Request.Path.Value : "other";
                 Metrics.Request(endpoint, ctx.Response.StatusCode, watch.Elapsed.TotalSeconds);
             }
@@ -134,14 +144,56 @@ public sealed class ModelService : IAsyncDisposable
         await _app.WaitForShutdownAsync(cancellation);
     }
 
-    /// <summary>Stops: no new connections; requests in flight and queued inputs are finished first.</summary>
-    public Task StopAsync() => _app.StopAsync();
+    /// <summary>Stops: no new connections; requests in flight and queued inputs are finished first. When it returns, no
+    /// request uses the predictor any more (the engine is held: a handler the server gave up on after
+    /// <see cref="ServeOptions.ShutdownTimeout"/> is waited for), so the caller may dispose it.</summary>
+    public async Task StopAsync()
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0) return;
+        await _app.StopAsync();
+        await _batcher.DrainAsync();
+        await _batcher.Gate.WaitAsync(); // held from now on: nothing enters the engine after the stop
+    }
+
+    /// <summary>Requests being handled now.</summary>
+    public int ActiveRequests => Volatile.Read(ref _active);
 
     /// <summary>The addresses it listens on (after <see cref="StartAsync"/>).</summary>
     public IReadOnlyList<string> Urls => _app.Urls.ToList();
 
     /// <inheritdoc />
-    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        await _app.DisposeAsync();
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the engine (one at a time, with the batcher's passes); 503 when too many
+    /// requests already wait for it.</summary>
+    private async Task<T> OnEngine<T>(Func<T> work, CancellationToken cancellation)
+    {
+        if (Interlocked.Increment(ref _waiting) > _options.MaxWaiting)
+        {
+            Interlocked.Decrement(ref _waiting);
+            throw new BadRequest(503, "The service is busy; try again shortly.");
+        }
+        try
+        {
+            await _batcher.Gate.WaitAsync(cancellation);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _waiting);
+        }
+        try
+        {
+            return work();
+        }
+        finally
+        {
+            _batcher.Gate.Release();
+        }
+    }
 
     private static async Task Handle(HttpContext ctx, Func<JsonElement, CancellationToken, Task<object>> handler)
     {
@@ -245,20 +297,12 @@ public sealed class ModelService : IAsyncDisposable
         {
             arrival.Dispose(); // series rows are not batched
             var frame = Rows(body.GetProperty("rows"), info);
-            await _batcher.Gate.WaitAsync(cancellation);
-            try
-            {
-                predictions = _predictor.PredictSeries(frame);
-            }
-            finally
-            {
-                _batcher.Gate.Release();
-            }
+            predictions = await OnEngine(() => _predictor.PredictSeries(frame), cancellation);
         }
         else
         {
             var items = Strings(body, kind, _options.MaxTextLength);
-            predictions = await (_batcher.Submit(arrival, kind == "bits", items)
+            predictions = await (_batcher.Submit(arrival, kind == "bits", items, cancellation)
                 ?? throw new BadRequest(503, "The service is busy (or stopping); try again shortly."));
         }
         return new
@@ -296,7 +340,8 @@ public sealed class ModelService : IAsyncDisposable
                 if (!numbers.TryGetValue(p.Name, out var column)) numbers[p.Name] = column = new double?[n];
                 column[i] = p.Value.ValueKind switch
                 {
-                    JsonValueKind.Number => p.Value.GetDouble(),
+                    JsonValueKind.Number when double.IsFinite(p.Value.GetDouble()) => p.Value.GetDouble(),
+                    JsonValueKind.Number => throw new BadRequest(400, $"'{p.Name}' of row {i} is not a finite number.", $"$.rows[{i}].{p.Name}"),
                     JsonValueKind.Null => null,
                     _ => throw new BadRequest(400, $"'{p.Name}' of row {i} must be a number or null.", $"$.rows[{i}].{p.Name}"),
                 };
@@ -330,7 +375,7 @@ public sealed class ModelService : IAsyncDisposable
         if (!body.TryGetProperty("prefix", out var prefixElement) || prefixElement.ValueKind != JsonValueKind.String || prefixElement.GetString()!.Length == 0)
             throw new BadRequest(400, "'prefix' must be a non-empty string to start from.", "$.prefix");
         var prefix = prefixElement.GetString()!;
-        if (prefix.Length > _options.MaxTextLength) throw new BadRequest(400, $"'prefix' has {prefix.Length} characters; at most {_options.MaxTextLength}.", "$.prefix");
+        if (prefix.Length > _options.MaxPrefixLength) throw new BadRequest(400, $"'prefix' has {prefix.Length} characters; at most {_options.MaxPrefixLength}.", "$.prefix");
         int Int(string name, int fallback, int min, int max)
         {
             if (!body.TryGetProperty(name, out var e)) return fallback;
@@ -341,7 +386,7 @@ public sealed class ModelService : IAsyncDisposable
         double? Number(string name)
         {
             if (!body.TryGetProperty(name, out var e)) return null;
-            if (e.ValueKind != JsonValueKind.Number) throw new BadRequest(400, $"'{name}' must be a number.", $"$.{name}");
+            if (e.ValueKind != JsonValueKind.Number || !double.IsFinite(e.GetDouble())) throw new BadRequest(400, $"'{name}' must be a finite number.", $"$.{name}");
             return e.GetDouble();
         }
         var length = Int("length", 50, 0, _options.MaxGenerateLength);
@@ -357,17 +402,10 @@ public sealed class ModelService : IAsyncDisposable
         }
         catch (SeqDslException e)
         {
-            throw new BadRequest(400, $"{e.Message} Received {e.Received}; expected {e.Expected}.");
+            throw new BadRequest(400, e.Message);
         }
-        await _batcher.Gate.WaitAsync(cancellation);
-        try
-        {
-            return new { model = _predictor.Model, prefix, text = _predictor.Generate(prefix, length, options) };
-        }
-        finally
-        {
-            _batcher.Gate.Release();
-        }
+        var text = await OnEngine(() => _predictor.Generate(prefix, length, options), cancellation);
+        return new { model = _predictor.Model, prefix, text };
     }
 
     /// <summary>Writes the host's warnings and errors as single lines (no stack traces for a user).</summary>

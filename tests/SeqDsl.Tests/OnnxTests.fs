@@ -21,6 +21,9 @@ open SeqDsl.Tests.Support
 open SeqDsl.Tests.TorchSupport
 
 let tolerance = SeqDsl.Cli.ExportCheck.tolerance
+/// An agreement error (relative beyond 1; NaN never passes).
+let private expectWithin (e: float32) (what: string) =
+    if not (SeqDsl.Cli.ExportCheck.within e) then failtestf "%s: error %g exceeds %g" what e tolerance
 
 let private classification = TaskInfo(Kind = TaskKind.Classification, Data = "test", Loss = LossKind.BinaryCrossEntropy)
 let private languageModel = TaskInfo(Kind = TaskKind.LanguageModel, Data = "text:test", Loss = LossKind.CrossEntropy)
@@ -103,7 +106,7 @@ let tests =
                     // a language model reads token ids (one-hot without Embed); every other model reads features or ids
                     let task = if net.Summary.Output.Sequence && (net.Spec.ReadsTokenIds || input.Features = Nullable (int net.Summary.Output.Features)) then languageModel else classification
                     let d = agreement net task
-                    Expect.isLessThanOrEqual d tolerance $"{m} ({convention}): max |ORT − SeqDsl| = {d:G3}"
+                    expectWithin d $"{m} ({convention})"
             }
 
         test "every seed model (examples/experiments): ONNX Runtime equals SeqDsl within 1e-5" {
@@ -122,7 +125,17 @@ let tests =
                 let convention = Experiment.ParseEnum<Convention>(e.Training.Convention, "training.convention")
                 use net = compile spec input convention 3L
                 let d = agreement net (if isLm then languageModel else classification)
-                Expect.isLessThanOrEqual d tolerance $"{Path.GetFileName f}: {spec}: max |ORT − SeqDsl| = {d:G3}"
+                expectWithin d $"{Path.GetFileName f}: {spec}"
+        }
+
+        test "large outputs (a price forecast in the hundreds) agree relative to their size; NaN never passes" {
+            use net = compile (ModelSyntax.Parse "Lstm(32).Dense(1)") (InputSpec(Features = 3)) Convention.Torch 4L
+            let w = param net "layers.1.linear.weight"
+            net.Assign("layers.1.linear.weight", (values w |> Array.map (fun v -> v * 300.0f)))
+            net.Assign("layers.1.linear.bias", 700.0f)
+            use model = OnnxModel.FromBytes(OnnxExport.ToBytes(net, classification, null))
+            expectWithin (SeqDsl.Cli.ExportCheck.agreement net model) "outputs near 700"
+            Expect.isFalse (SeqDsl.Cli.ExportCheck.within nanf) "NaN is not within any tolerance"
         }
 
         test "carried states: a language model continued from given states agrees, and generation gives the same text" {

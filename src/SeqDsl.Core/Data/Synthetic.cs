@@ -25,6 +25,30 @@ public static class Synthetic
         return new ArrayData(x, [count, length, 1], y, [count, 1]);
     }
 
+    /// <summary>
+    /// The counting data as seed 000's code draws it (<c>generate_dataset</c> of <c>lstm_gru_count_1s.py</c>): per
+    /// sequence a share of zeros a = k / length with k uniform in 0 … length − 1, then each step is 1 with probability
+    /// 1 − a. Counts spread over 1 … length (a Bernoulli(½) sequence, <see cref="CountingOnes"/>, has most counts near
+    /// length / 2). Same shapes as <see cref="CountingOnes"/>.
+    /// </summary>
+    public static ArrayData CountingOnesSpread(int count, int length, int seed)
+    {
+        var rng = new Random(seed);
+        var x = new float[count * length];
+        var y = new float[count];
+        for (var i = 0; i < count; i++)
+        {
+            var zeros = (double)rng.Next(length) / length;
+            for (var t = 0; t < length; t++)
+            {
+                var bit = rng.NextDouble() >= zeros ? 1 : 0;
+                x[i * length + t] = bit;
+                y[i] += bit;
+            }
+        }
+        return new ArrayData(x, [count, length, 1], y, [count, 1]);
+    }
+
     /// <summary>One given binary sequence (seed 000's E1 uses 0000101010 → 3), as a batch of one.</summary>
     public static ArrayData OneSequence(string bits)
     {

@@ -121,6 +121,9 @@ public sealed record TrainingSpec
     public bool BucketByLength { get; init; } = true;
     /// <summary>torch or keras parameter layout.</summary>
     public string Convention { get; init; } = "torch";
+    /// <summary>Whose optimizer update rules: keras (TensorFlow's: ε inside RMSprop's root, sparse embedding rows) or
+    /// torch (libtorch's); null: the convention's.</summary>
+    public string? OptimizerRules { get; init; }
 
     /// <summary>Largest thread count accepted (libtorch spawns what it is told).</summary>
     public const int MaxThreads = 1024;
@@ -154,6 +157,8 @@ public sealed record TrainingSpec
             throw Bad("training.optimizer", "--optimizer", $"unknown optimizer '{Optimizer}'.", Optimizer ?? "null", "adam, sgd, rmsprop or adagrad");
         if (!new[] { "torch", "keras" }.Contains((Convention ?? "").ToLowerInvariant()))
             throw Bad("training.convention", "--convention", $"unknown convention '{Convention}'.", Convention ?? "null", "torch or keras");
+        if (OptimizerRules is string rules && !new[] { "torch", "keras" }.Contains(rules.ToLowerInvariant()))
+            throw Bad("training.optimizerRules", "--optimizer-rules", $"unknown optimizer rules '{rules}'.", rules, "torch or keras (or leave it out: the convention's)");
         if (device.StartsWith("cuda", StringComparison.Ordinal) && !cudaAvailable())
             throw Bad("training.device", "--device", "CUDA is not available here (a build with -p:TorchBackend=cuda on a machine with an NVIDIA GPU has it).", Device ?? "null", "cpu");
     }

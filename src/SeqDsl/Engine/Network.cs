@@ -191,6 +191,10 @@ public sealed class Network : nn.Module<Tensor, Tensor>
     /// <summary>The parameters training updates.</summary>
     public IEnumerable<Parameter> TrainableParameters => parameters().Where(p => p.requires_grad);
 
+    /// <summary>The trainable embedding tables (their gradients are sparse rows under Keras's optimizer rules).</summary>
+    public IEnumerable<Parameter> EmbeddingTables =>
+        _layers.OfType<EmbedModule>().Select(e => e.Embedding.weight!).Where(w => w.requires_grad);
+
     /// <summary>Names of the parameters held at zero (Keras single-bias layout on a fused kernel).</summary>
     public IReadOnlySet<string> HeldAtZero => _heldAtZero;
 

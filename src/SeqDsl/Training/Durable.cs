@@ -42,7 +42,7 @@ public static class Durable
     public static void ReplaceFile(string path, byte[] bytes)
     {
         var full = Path.GetFullPath(path);
-        var temp = full + $".{Environment.ProcessId}.tmp";
+        var temp = full + $".{Guid.NewGuid():N}.tmp";
         try
         {
             WriteFile(temp, s => s.Write(bytes));

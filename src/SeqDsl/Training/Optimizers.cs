@@ -7,6 +7,10 @@ namespace SeqDsl.Training;
 /// <summary>An optimizer and its hyper-parameters, as a value.</summary>
 public abstract record OptimizerSpec(double LearningRate)
 {
+    /// <summary>Whose update rules it follows; null: the network's convention (Keras → <see cref="OptimizerRules.Keras"/>,
+    /// Torch → <see cref="OptimizerRules.Torch"/>).</summary>
+    public OptimizerRules? Rules { get; init; }
+
     /// <summary>Plain or momentum SGD (d2l's from-scratch RNN uses lr 100 with clipping).</summary>
     public sealed record Sgd(double LearningRate, double Momentum = 0) : OptimizerSpec(LearningRate);
     /// <summary>Adam (β1 0.9, β2 0.999).</summary>
@@ -15,6 +19,22 @@ public abstract record OptimizerSpec(double LearningRate)
     public sealed record RmsProp(double LearningRate = 1e-3, double Rho = 0.9) : OptimizerSpec(LearningRate);
     /// <summary>AdaGrad (seed 001).</summary>
     public sealed record AdaGrad(double LearningRate = 1e-2) : OptimizerSpec(LearningRate);
+
+    /// <summary>The rules in effect for a network compiled under <paramref name="convention"/>.</summary>
+    public OptimizerRules EffectiveRules(Spec.Convention convention) =>
+        Rules ?? (convention == Spec.Convention.Keras ? OptimizerRules.Keras : OptimizerRules.Torch);
+
+    /// <summary>The optimizer for <paramref name="parameters"/> under <paramref name="rules"/>; <paramref name="sparse"/>
+    /// are the embedding tables (sparse gradients under the Keras rules).</summary>
+    internal optim.Optimizer Create(IEnumerable<Parameter> parameters, IEnumerable<Parameter> sparse, OptimizerRules rules) =>
+        rules == OptimizerRules.Torch ? Create(parameters) : this switch
+        {
+            Sgd s => new KerasOptimizer(parameters, sparse, KerasOptimizer.Algorithm.Sgd, s.LearningRate, momentum: s.Momentum),
+            Adam a => new KerasOptimizer(parameters, sparse, KerasOptimizer.Algorithm.Adam, a.LearningRate),
+            RmsProp r => new KerasOptimizer(parameters, sparse, KerasOptimizer.Algorithm.RmsProp, r.LearningRate, rho: r.Rho),
+            AdaGrad g => new KerasOptimizer(parameters, sparse, KerasOptimizer.Algorithm.Adagrad, g.LearningRate),
+            _ => throw new ArgumentOutOfRangeException(nameof(parameters)),
+        };
 
     internal optim.Optimizer Create(IEnumerable<Parameter> parameters) => this switch
     {

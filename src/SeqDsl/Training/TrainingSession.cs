@@ -24,9 +24,13 @@ public sealed class TrainingSession : IDisposable
         _net = net;
         _options = options;
         _parameters = net.TrainableParameters.ToList();
-        Optimizer = options.Optimizer.Create(_parameters);
+        Rules = options.Optimizer.EffectiveRules(net.Options.Convention);
+        Optimizer = options.Optimizer.Create(_parameters, net.EmbeddingTables, Rules);
         _wantsLogits = options.Loss.WantsLogits(net.OutputActivation);
     }
+
+    /// <summary>Whose update rules the optimizer follows (the network's convention unless the spec names them).</summary>
+    public OptimizerRules Rules { get; }
 
     /// <summary>The optimizer (its state is part of a resumable checkpoint).</summary>
     public optim.Optimizer Optimizer { get; }

@@ -75,14 +75,14 @@ public abstract class SeqTask
     };
 
     /// <summary>The one mapping from an experiment's training options to the optimizer.</summary>
-    internal static OptimizerSpec Optimizer(TrainingSpec t) => t.Optimizer.ToLowerInvariant() switch
+    internal static OptimizerSpec Optimizer(TrainingSpec t) => (t.Optimizer.ToLowerInvariant() switch
     {
-        "adam" => new OptimizerSpec.Adam(t.LearningRate ?? 1e-3),
+        "adam" => (OptimizerSpec)new OptimizerSpec.Adam(t.LearningRate ?? 1e-3),
         "sgd" => new OptimizerSpec.Sgd(t.LearningRate ?? 1e-2, t.Momentum),
         "rmsprop" => new OptimizerSpec.RmsProp(t.LearningRate ?? 1e-3),
         "adagrad" => new OptimizerSpec.AdaGrad(t.LearningRate ?? 1e-2),
         _ => throw new SeqDslException(ErrorKind.Spec, $"Unknown optimizer '{t.Optimizer}'.") { Received = t.Optimizer, Expected = "adam, sgd, rmsprop or adagrad" },
-    };
+    }) with { Rules = t.OptimizerRules is string r ? Experiment.ParseEnum<OptimizerRules>(r, "training.optimizerRules") : null };
 
     internal static Clip? Clipping(TrainingSpec t) => t.ClipNorm is double n ? new Clip.ByNorm(n) : t.ClipValue is double v ? new Clip.ByValue(v) : null;
 

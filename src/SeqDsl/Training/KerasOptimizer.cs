@@ -1,0 +1,208 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace SeqDsl.Training;
+
+/// <summary>Whose update rules an optimizer follows.</summary>
+public enum OptimizerRules
+{
+    /// <summary>libtorch's (PyTorch's) optimizers.</summary>
+    Torch,
+    /// <summary>TensorFlow 2 Keras's (OptimizerV2, the training kernels the Keras books ran): RMSprop divides by
+    /// √(ms + ε); Adam's ε is added to √v before the bias correction of the rate; Adagrad's accumulator starts at 0.1;
+    /// ε = 1e-7 throughout; and an embedding table's gradient is sparse — RMSprop and momentum SGD touch only the rows
+    /// of the batch's tokens, so the state of absent rows neither decays nor moves them.</summary>
+    Keras,
+}
+
+/// <summary>
+/// The four optimizers with TensorFlow 2 Keras's update equations (<see cref="OptimizerRules.Keras"/>), as a TorchSharp
+/// optimizer: its state (step and slots) is saved and restored with a resumable checkpoint like libtorch's.
+/// <list type="bullet">
+/// <item>RMSprop (ApplyRMSProp, momentum 0, not centered): ms ← ρ·ms + (1 − ρ)·g²; θ ← θ − lr·g / √(ms + ε).</item>
+/// <item>Adam (ApplyAdam): m ← β₁m + (1 − β₁)g; v ← β₂v + (1 − β₂)g²; θ ← θ − lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ) · m / (√v + ε).</item>
+/// <item>SGD (ApplyKerasMomentum): a ← μ·a − lr·g; θ ← θ + a (plain SGD when μ = 0).</item>
+/// <item>Adagrad (ApplyAdagradV2): acc ← acc + g² (acc starts at 0.1); θ ← θ − lr·g / (√acc + ε).</item>
+/// </list>
+/// Sparse parameters (embedding tables): Keras hands their gradient over as the rows of the batch's tokens. For
+/// RMSprop and momentum SGD the sparse kernels update only those rows, state included; Adam's and Adagrad's sparse
+/// updates equal their dense ones. A row counts as in the batch when its gradient is not all zero (a row whose
+/// gradient is exactly zero everywhere is treated as absent).
+/// </summary>
+public sealed class KerasOptimizer : OptimizerHelper
+{
+    /// <summary>The algorithm.</summary>
+    public enum Algorithm
+    {
+        /// <summary>RMSprop.</summary>
+        RmsProp,
+        /// <summary>Adam.</summary>
+        Adam,
+        /// <summary>SGD, optionally with momentum.</summary>
+        Sgd,
+        /// <summary>Adagrad.</summary>
+        Adagrad,
+    }
+
+    /// <summary>Keras's ε (backend.epsilon()).</summary>
+    public const double Epsilon = 1e-7;
+
+    private readonly Algorithm _algorithm;
+    private readonly double _rho, _beta1, _beta2, _momentum;
+    private readonly HashSet<IntPtr> _sparse;
+
+    /// <summary>An optimizer over <paramref name="parameters"/>; <paramref name="sparse"/> are the embedding tables.</summary>
+    public KerasOptimizer(IEnumerable<Parameter> parameters, IEnumerable<Parameter> sparse, Algorithm algorithm, double lr,
+        double rho = 0.9, double momentum = 0, double beta1 = 0.9, double beta2 = 0.999)
+    {
+        if (!(lr >= 0)) throw new ArgumentException($"Invalid learning rate: {lr}", nameof(lr));
+        _algorithm = algorithm;
+        _rho = rho;
+        _momentum = momentum;
+        _beta1 = beta1;
+        _beta2 = beta2;
+        _sparse = sparse.Select(p => p.Handle).ToHashSet();
+        _defaults = new Options { LearningRate = lr, InitialLearningRate = lr };
+        _parameter_groups = [];
+        add_param_group(new ParamGroup<Options>(parameters, new Options { LearningRate = lr, InitialLearningRate = lr }));
+    }
+
+    /// <inheritdoc />
+    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
+    {
+        param_group.Options ??= new Options();
+        param_group.Options.LearningRate ??= _defaults.LearningRate;
+        param_group.Options.InitialLearningRate = param_group.Options.LearningRate!.Value;
+        _parameter_groups.Add(param_group);
+        foreach (var p in param_group.Parameters)
+        {
+            var initial = _algorithm == Algorithm.Adagrad ? 0.1 : 0.0; // Keras's initial_accumulator_value
+            _state[p.Handle] = new State(p)
+            {
+                First = full_like(p, initial).DetachFromDisposeScope(),
+                Second = _algorithm == Algorithm.Adam ? zeros_like(p).DetachFromDisposeScope() : null,
+            };
+        }
+    }
+
+    /// <inheritdoc />
+    public override Tensor step(Func<Tensor>? closure = null) => _step<ParamGroup<Options>>(group =>
+    {
+        var lr = group.Options.LearningRate!.Value;
+        foreach (var p in group.Parameters)
+        {
+            var grad = p.grad;
+            if (grad is null) continue;
+            using var scope = NewDisposeScope();
+            var state = (State)_state[p.Handle];
+            state.Step++;
+            // rows of a sparse table that the batch touched: (V, 1, …) for broadcasting
+            Tensor? rows = _sparse.Contains(p.Handle) && p.dim() >= 1 && _algorithm is Algorithm.RmsProp or Algorithm.Sgd
+                ? grad.ne(0).flatten(1).any(1).reshape([p.shape[0], .. Enumerable.Repeat(1L, (int)p.dim() - 1)])
+                : null;
+            Tensor Keep(Tensor updated, Tensor old) => rows is null ? updated : where(rows, updated, old);
+            switch (_algorithm)
+            {
+                case Algorithm.RmsProp:
+                {
+                    var ms = Keep(state.First * _rho + grad.square() * (1 - _rho), state.First);
+                    state.First.copy_(ms);
+                    p.sub_(Keep(grad * lr / (ms + Epsilon).sqrt(), zeros_like(p)));
+                    break;
+                }
+                case Algorithm.Adam:
+                {
+                    state.First.mul_(_beta1).add_(grad, alpha: 1 - _beta1);
+                    state.Second!.mul_(_beta2).addcmul_(grad, grad, value: 1 - _beta2);
+                    var t = (double)state.Step;
+                    var rate = lr * Math.Sqrt(1 - Math.Pow(_beta2, t)) / (1 - Math.Pow(_beta1, t));
+                    p.sub_(state.First * rate / (state.Second.sqrt() + Epsilon));
+                    break;
+                }
+                case Algorithm.Sgd when _momentum == 0:
+                    p.sub_(grad * lr);
+                    break;
+                case Algorithm.Sgd:
+                {
+                    var accumulated = Keep(state.First * _momentum - grad * lr, state.First);
+                    state.First.copy_(accumulated);
+                    p.add_(Keep(accumulated, zeros_like(p)));
+                    break;
+                }
+                case Algorithm.Adagrad:
+                    state.First.addcmul_(grad, grad, 1);
+                    p.sub_(grad * lr / (state.First.sqrt() + Epsilon));
+                    break;
+            }
+        }
+    }, closure);
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        foreach (var (_, s) in _state) ((State)s).Dispose();
+        _state.Clear();
+    }
+
+    /// <summary>Hyper-parameters of a group: the learning rate only (the others are fixed by the algorithm).</summary>
+    public sealed class Options : OptimizerOptions
+    {
+    }
+
+    /// <summary>Per-parameter state: the step and one or two slots (ms; m and v; the momentum; the accumulator).</summary>
+    public sealed class State(Parameter parameter) : OptimizerState(parameter), IDisposable
+    {
+        /// <summary>Updates applied.</summary>
+        public long Step;
+        /// <summary>ms (RMSprop), m (Adam), the momentum (SGD) or the accumulator (Adagrad).</summary>
+        public Tensor First = null!;
+        /// <summary>v (Adam).</summary>
+        public Tensor? Second;
+
+        /// <inheritdoc />
+        public void Dispose()
+        {
+            First.Dispose();
+            Second?.Dispose();
+        }
+
+        /// <inheritdoc />
+        public override void to(Device device)
+        {
+            First = First.to(device);
+            Second = Second?.to(device);
+        }
+
+        /// <inheritdoc />
+        public override void LoadStateDict(BinaryReader reader)
+        {
+            Step = reader.ReadInt64();
+            First.Load(reader);
+            LoadConditionalStateTensor(reader, ref Second, First.device);
+        }
+
+        /// <inheritdoc />
+        public override void SaveStateDict(BinaryWriter writer)
+        {
+            writer.Write(Step);
+            First.Save(writer);
+            SaveConditionalStateTensor(writer, Second);
+        }
+
+        /// <inheritdoc />
+        public override void LoadStateDict(OptimizerState source)
+        {
+            var s = (State)source;
+            Step = s.Step;
+            First.copy_(s.First);
+            if (s.Second is not null) Second?.copy_(s.Second);
+        }
+
+        /// <summary>The slots are made when a parameter joins the optimizer (<see cref="add_param_group"/>).</summary>
+        public override void Initialize(OptimizerOptions options)
+        {
+        }
+    }
+}

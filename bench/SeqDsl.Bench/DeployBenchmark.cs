@@ -113,7 +113,7 @@ static class DeployBenchmark
     {
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = clients }) { Timeout = TimeSpan.FromSeconds(30) };
         var latencies = new ConcurrentBag<double>();
-        var warm = Post(http, url, texts[0]); // first connection and JIT outside the measurement
+        Post(http, url, texts[0]).GetAwaiter().GetResult(); // first connection and JIT outside the measurement
         var stopAt = Stopwatch.StartNew();
         var tasks = Enumerable.Range(0, clients).Select(c => Task.Run(async () =>
         {

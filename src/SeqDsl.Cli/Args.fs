@@ -219,9 +219,9 @@ type ExportArgs =
         member a.Usage =
             match a with
             | Model_Dir _ -> "the trained model directory (seqdsl train --out)."
-            | Onnx _ -> "the ONNX file to write (default: DIR/model.onnx). It carries the preprocessing (tokenizer, vocabulary, padding, scaler) in its metadata."
-            | States -> "give every recurrent layer's state as graph inputs and outputs (default for language models: step-by-step generation)."
-            | No_States -> "no state inputs or outputs, even for a language model."
+            | Onnx _ -> "the ONNX file to write (default: DIR/model.onnx; an existing file is replaced, the model's own files never). It carries the preprocessing (tokenizer, vocabulary, padding, scaler) and its own SHA-256 in its metadata; it is written only after ONNX Runtime's outputs were checked against libtorch's."
+            | States -> "give every recurrent layer's state as graph inputs and outputs (the default for language models: step-by-step generation needs them)."
+            | No_States -> "no state inputs or outputs, even for a language model (which then cannot generate from the file)."
 
 type ServeArgs =
     | [<AltCommandLine("-M")>] Model_Dir of dir: string
@@ -237,13 +237,13 @@ type ServeArgs =
         member a.Usage =
             match a with
             | Model_Dir _ -> "the trained model directory to serve (exported to ONNX in memory for --backend onnx)."
-            | Onnx _ -> "an exported .onnx file to serve instead of a model directory (ONNX backend; no libtorch is loaded)."
-            | Backend _ -> "onnx (default: ONNX Runtime) or torch (libtorch, as seqdsl predict does)."
+            | Onnx _ -> "an exported .onnx file to serve instead of a model directory (ONNX backend only; no libtorch is loaded)."
+            | Backend _ -> "onnx (default: ONNX Runtime) or torch (libtorch, as seqdsl predict does; needs --model-dir; use --threads 1 on a small machine)."
             | Port _ -> "TCP port (default 8080; 0 picks a free one and prints it)."
-            | Host _ -> "address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for every interface, e.g. in a container)."
+            | Host _ -> "IP address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for every interface, e.g. in a container)."
             | Threads _ -> "CPU threads of one forward pass (default: all cores)."
-            | Max_Batch _ -> "most inputs of concurrent requests in one forward pass (default 256)."
-            | Batch_Window_Ms _ -> "how long the first request of a batch waits for others, in milliseconds (default 2)."
+            | Max_Batch _ -> "most inputs of concurrent requests in one forward pass (default 256, at most 65536; one larger request still runs alone)."
+            | Batch_Window_Ms _ -> "how long the first request of a pass may wait for others still arriving, 0–1000 ms (default 2; a lone request never waits)."
 
 type CheckArgs =
     | Full
@@ -278,5 +278,5 @@ type Command =
             | Summary _ -> "print a model's layers, output shapes, parameter counts and kernels."
             | Check _ -> "check every recurrent kernel path against a float64 reference on this machine, and time them."
             | Export _ -> "export a trained model to ONNX (with its preprocessing), verified against libtorch after writing."
-            | Serve _ -> "serve a trained model over HTTP: POST /predict, POST /generate, GET /healthz, GET /metrics."
+            | Serve _ -> "serve a trained model over HTTP: POST /predict {\"texts\"|\"bits\"|\"rows\": [...]}, POST /generate {\"prefix\", \"length\", …}, GET /healthz, GET /metrics (limits: body 4 MiB, 1024 inputs, prefix 1000 and length 2000 characters); SIGTERM or Ctrl+C finishes requests in flight and exits 0."
             | Version -> "print the version."

@@ -266,15 +266,20 @@ let check (a: ParseResults<CheckArgs>) : int =
 
 let export (a: ParseResults<ExportArgs>) : int =
     let dir = a.GetResult ExportArgs.Model_Dir
+    if File.Exists dir then fail ErrorKind.Spec $"--model-dir {dir} is a file; give the folder seqdsl train --out wrote."
+    if not (Directory.Exists dir) then fail ErrorKind.Spec $"--model-dir {dir} does not exist; give the folder seqdsl train --out wrote."
     let path = a.TryGetResult ExportArgs.Onnx |> Option.defaultWith (fun () -> Path.Combine(dir, "model.onnx"))
     if a.Contains States && a.Contains No_States then fail ErrorKind.Spec "--states and --no-states contradict each other; give one."
     if Directory.Exists path then
         let example = Path.Combine(path, "model.onnx")
         fail ErrorKind.Spec $"--onnx {path} is a directory; give the file to write, e.g. {example}."
-    match Path.GetDirectoryName(Path.GetFullPath path) with
-    | null -> ()
-    | parent when not (Directory.Exists parent) -> fail ErrorKind.Spec $"--onnx {path}: the folder {parent} does not exist."
-    | _ -> ()
+    let full = Path.GetFullPath path
+    // the model directory's own files are never overwritten (that would break the model being exported)
+    let parentOf (p: string) = match Path.GetDirectoryName p with null -> "" | d -> d
+    if String.Equals(parentOf full, Path.TrimEndingDirectorySeparator(Path.GetFullPath dir), StringComparison.Ordinal)
+       && (ModelStore.SavedFiles dir).Contains(match Path.GetFileName full with null -> "" | f -> f) then
+        let example = Path.Combine(dir, "model.onnx")
+        fail ErrorKind.Spec $"--onnx {path} is a file of the model itself; give another name, e.g. {example}."
     use m = TrainedModel.Load dir
     let states = if a.Contains States then Nullable true elif a.Contains No_States then Nullable false else Nullable()
     let watch = Diagnostics.Stopwatch.StartNew()
@@ -286,7 +291,13 @@ let export (a: ParseResults<ExportArgs>) : int =
         ExportCheck.agreement m.Network onnx
     if not (ExportCheck.within diff) then
         fail ErrorKind.Runtime $"The exported graph disagrees with SeqDsl by {diff:G3} (more than {ExportCheck.tolerance:G1}); nothing was written. Please report the model: {m.Model}"
-    Durable.ReplaceFile(path, bytes)
+    try
+        match Path.GetDirectoryName full with
+        | null -> ()
+        | parent -> Directory.CreateDirectory parent |> ignore
+        Durable.ReplaceFile(path, bytes)
+    with e when (e :? IOException || e :? UnauthorizedAccessException) ->
+        fail ErrorKind.Runtime $"Cannot write {path}: {e.Message}"
     // read back: the bytes on disk are the bytes checked, and ONNX Runtime loads them with their metadata
     if Durable.Sha256 path <> Convert.ToHexStringLower(Security.Cryptography.SHA256.HashData bytes) then
         fail ErrorKind.Runtime $"{path} does not read back as written (the file system changed it); export again."
@@ -302,6 +313,8 @@ let export (a: ParseResults<ExportArgs>) : int =
     printfn "  output     %s: Float %s (%O)" graph.Output outputText graph.OutputActivation
     if graph.States.Count > 0 then
         printfn "  states     %s" (graph.States |> Seq.map (fun s -> $"{s.Input} → {s.Output} [{s.Rows}, batch, {s.Units}]") |> String.concat ", ")
+    elif m.Info.Kind = TaskKind.LanguageModel then
+        eprintfn "seqdsl: note: exported without states (--no-states): this language model cannot generate from this file; export without --no-states for seqdsl serve /generate."
     let sci (v: float32) = (float v).ToString("0.0e0", CultureInfo.InvariantCulture)
     printfn "  verified   ONNX Runtime equals SeqDsl within %s (largest difference %s, relative beyond 1, on random batches with lengths%s); read back intact" (sci ExportCheck.tolerance) (sci diff) (if graph.States.Count > 0 then ", states included" else "")
     0
@@ -316,8 +329,14 @@ let serve (a: ParseResults<ServeArgs>) : int =
     if port < 0 || port > 65535 then fail ErrorKind.Spec $"--port must be between 0 and 65535 (got {port})."
     let maxBatch = a.GetResult(Max_Batch, defaultValue = 256)
     if maxBatch < 1 then fail ErrorKind.Spec $"--max-batch must be at least 1 (got {maxBatch})."
+    if maxBatch > 65536 then fail ErrorKind.Spec $"--max-batch must be at most 65536 (got {maxBatch})."
     let window = a.GetResult(Batch_Window_Ms, defaultValue = 2.0)
-    if window < 0.0 || window > 1000.0 then fail ErrorKind.Spec $"--batch-window-ms must be between 0 and 1000 (got {window})."
+    if not (window >= 0.0 && window <= 1000.0) then fail ErrorKind.Spec $"--batch-window-ms must be between 0 and 1000 (got {window})."
+    let host =
+        match a.GetResult(Host, defaultValue = "127.0.0.1") with
+        | "localhost" -> "127.0.0.1"
+        | h when fst (Net.IPAddress.TryParse h) -> h
+        | h -> fail ErrorKind.Spec $"--host {h} is not an IP address of this machine: give 127.0.0.1 (this machine only, the default), 0.0.0.0 (every interface), ::1 or an address of one interface."
     let onnxOptions = SeqDsl.Runtime.OnnxModelOptions(Threads = Option.toNullable threads)
     let predictor : IPredictor =
         match a.TryGetResult ServeArgs.Model_Dir, a.TryGetResult ServeArgs.Onnx, backend with
@@ -332,16 +351,23 @@ let serve (a: ParseResults<ServeArgs>) : int =
             use m = TrainedModel.Load dir
             SeqDsl.Runtime.OnnxModel.FromBytes(SeqDsl.Export.OnnxExport.ToBytes(m.Network, m.Info, m.Text), dir, onnxOptions)
     use _p = predictor
+    match predictor with
+    | :? SeqDsl.Runtime.OnnxModel as o when o.Info.Kind = TaskKind.LanguageModel && o.Interface.States.Count = 0 ->
+        fail ErrorKind.Spec "This language model was exported without states (--no-states), so it cannot generate; export it again without --no-states."
+    | _ -> ()
     let options =
-        SeqDsl.Serving.ServeOptions(Host = a.GetResult(Host, defaultValue = "127.0.0.1"), Port = port, Backend = (argName backend),
+        SeqDsl.Serving.ServeOptions(Host = host, Port = port, Backend = (argName backend),
                                     MaxBatchRows = maxBatch, BatchWindow = TimeSpan.FromMilliseconds window)
     let service = SeqDsl.Serving.ModelService.Create(predictor, options, (fun line -> eprintfn "seqdsl serve: %s" line))
     try
         service.StartAsync().GetAwaiter().GetResult()
-    with e when (e.GetBaseException() :? IOException) ->
-        fail ErrorKind.Runtime $"Cannot listen on {options.Host}:{port}: {e.GetBaseException().Message}"
+    with e when (e.GetBaseException() :? IOException || e.GetBaseException() :? Net.Sockets.SocketException) ->
+        let reason = e.GetBaseException().Message
+        let advice = if reason.Contains "in use" then " (another process listens there: choose another --port, or --port 0 for a free one)" else ""
+        fail ErrorKind.Runtime $"Cannot listen on {options.Host}:{port}: {reason}{advice}."
     let url = service.Urls |> Seq.head
-    printfn "serving %s (%O, %s backend) on %s — POST /predict, POST /generate, GET /healthz, GET /metrics; Ctrl+C stops" predictor.Model predictor.Info.Kind (argName backend) url
+    let endpoint = if predictor.Info.Kind = TaskKind.LanguageModel then "POST /generate" else "POST /predict"
+    printfn "serving %s (%O, %s backend) on %s — %s, GET /healthz, GET /metrics; Ctrl+C or SIGTERM stops" predictor.Model predictor.Info.Kind (argName backend) url endpoint
     Console.Out.Flush()
     use stop = new ManualResetEventSlim(false)
     let handler = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; stop.Set())

@@ -50,24 +50,27 @@ public sealed class OnnxModel : IPredictor
     /// <exception cref="SeqDslException">The file is missing, not ONNX, or not exported by SeqDsl.</exception>
     public static OnnxModel Load(string path, OnnxModelOptions? options = null)
     {
+        if (Directory.Exists(path))
+            throw new SeqDslException(ErrorKind.Data, $"{path} is a directory, not an .onnx file.") { Expected = "an .onnx file written by seqdsl export" };
         if (!File.Exists(path))
             throw new SeqDslException(ErrorKind.Data, $"{path} does not exist.") { Expected = "an .onnx file written by seqdsl export" };
-        return Create(path, o => new InferenceSession(path, o), options);
+        return FromBytes(File.ReadAllBytes(path), path, options);
     }
 
     /// <summary>Loads an exported model from its bytes (<paramref name="name"/> names it in errors).</summary>
     public static OnnxModel FromBytes(byte[] model, string name = "the model", OnnxModelOptions? options = null) =>
-        Create(name, o => new InferenceSession(model, o), options);
+        Create(name, model, options);
 
-    private static OnnxModel Create(string name, Func<SessionOptions, InferenceSession> open, OnnxModelOptions? options)
+    private static OnnxModel Create(string name, byte[] model, OnnxModelOptions? options)
     {
         options ??= new OnnxModelOptions();
-        using var so = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        // ONNX Runtime's own warnings (e.g. on a foreign file's old opset) are not for the user: errors still surface
+        using var so = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR };
         if (options.Threads is int t) so.IntraOpNumThreads = t;
         InferenceSession session;
         try
         {
-            session = open(so);
+            session = new InferenceSession(model, so);
         }
         catch (OnnxRuntimeException e)
         {
@@ -75,7 +78,10 @@ public sealed class OnnxModel : IPredictor
         }
         try
         {
-            var metadata = ExportMetadata.FromProperties(session.ModelMetadata.CustomMetadataMap, name);
+            var properties = session.ModelMetadata.CustomMetadataMap;
+            var metadata = ExportMetadata.FromProperties(properties, name);
+            if (!properties.TryGetValue(ExportMetadata.Sha256Key, out var digest) || !ExportMetadata.Verify(model, digest))
+                throw new SeqDslException(ErrorKind.Data, $"{name} was changed after it was exported: its SHA-256 differs from the one it carries. Export it again (seqdsl export).");
             return new OnnxModel(session, metadata, options);
         }
         catch

@@ -88,9 +88,12 @@ public sealed class ModelService : IAsyncDisposable
     {
         _predictor = predictor;
         _options = options;
+        _logFailure = log;
         _batcher = new Batcher(predictor, options, Metrics);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        // a failure to start is the caller's to report, once (the host would log it a second time)
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
         if (log is not null) builder.Logging.AddProvider(new LineLoggerProvider(log));
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -117,17 +120,41 @@ public sealed class ModelService : IAsyncDisposable
                 Metrics.Request(endpoint, ctx.Response.StatusCode, watch.Elapsed.TotalSeconds);
             }
         });
+        _app.UseStatusCodePages(async context =>
+        {
+            var r = context.HttpContext.Response;
+            if (r.HasStarted) return;
+            var message = r.StatusCode switch
+            {
+                404 => $"No such endpoint {context.HttpContext.Request.Path}: POST /predict, POST /generate, GET /healthz, GET /metrics.",
+                405 => $"{context.HttpContext.Request.Method} is not allowed on {context.HttpContext.Request.Path} (allowed: {r.Headers.Allow}).",
+                _ => $"HTTP {r.StatusCode}.",
+            };
+            await r.WriteAsJsonAsync(new { error = message }, Json);
+        });
         _app.MapPost("/predict", (RequestDelegate)PredictEndpoint);
         _app.MapPost("/generate", ctx => Handle(ctx, GenerateAsync));
         _app.MapGet("/healthz", ctx => ctx.Response.WriteAsJsonAsync(new
         {
-            status = "ok", model = predictor.Model, task = predictor.Info.Kind.ToString(), data = predictor.Info.Data, backend = options.Backend,
+            status = "ok", model = predictor.Model, task = predictor.Info.Kind.ToString(), data = PublicSource(predictor.Info.Data), backend = options.Backend,
+            endpoints = predictor.Info.Kind == TaskKind.LanguageModel ? new[] { "POST /generate" } : ["POST /predict"],
         }, Json));
         _app.MapGet("/metrics", ctx =>
         {
             ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
             return ctx.Response.WriteAsync(Metrics.Render());
         });
+    }
+
+    /// <summary>The training data's source without the machine's folders (a service may face the network).</summary>
+    public static string PublicSource(string data)
+    {
+        var colon = data.IndexOf(':');
+        if (colon < 0 || data.StartsWith("synthetic:", StringComparison.Ordinal)) return data;
+        var path = data[(colon + 1)..];
+        var bang = path.IndexOf('!');
+        var file = Path.GetFileName(bang < 0 ? path : path[..bang]) + (bang < 0 ? "" : path[bang..]);
+        return $"{data[..colon]}:{file}";
     }
 
     /// <summary>Builds the service (not yet listening) for a model.</summary>
@@ -195,7 +222,9 @@ public sealed class ModelService : IAsyncDisposable
         }
     }
 
-    private static async Task Handle(HttpContext ctx, Func<JsonElement, CancellationToken, Task<object>> handler)
+    private readonly Action<string>? _logFailure;
+
+    private async Task Handle(HttpContext ctx, Func<JsonElement, CancellationToken, Task<object>> handler)
     {
         try
         {
@@ -208,7 +237,8 @@ public sealed class ModelService : IAsyncDisposable
             }
             catch (JsonException e)
             {
-                throw new BadRequest(400, $"The body is not valid JSON: {e.Message}");
+                var reason = e.Message.Split(" Change the reader options.")[0].Split(" LineNumber:")[0].TrimEnd('.');
+                throw new BadRequest(400, $"The body is not valid JSON (line {(e.LineNumber ?? 0) + 1}, byte {(e.BytePositionInLine ?? 0) + 1}): {reason}.");
             }
             catch (BadHttpRequestException e) when (e.StatusCode == 413)
             {
@@ -233,10 +263,23 @@ public sealed class ModelService : IAsyncDisposable
         {
             // the client went away
         }
+        catch (Exception e) when (IsInvalidUtf8(e))
+        {
+            await Error(ctx, 400, "The body is not valid UTF-8 text.", null);
+        }
         catch (Exception e)
         {
-            await Error(ctx, 500, $"The model failed on this request: {e.GetBaseException().Message.Split('\n')[0]}", null);
+            var reason = e.GetBaseException().Message.Split('\n')[0];
+            _logFailure?.Invoke($"error: {ctx.Request.Path} failed ({e.GetBaseException().GetType().Name}): {reason}");
+            await Error(ctx, 500, $"The model failed on this request: {reason}", null);
         }
+    }
+
+    private static bool IsInvalidUtf8(Exception e)
+    {
+        for (Exception? x = e; x is not null; x = x.InnerException)
+            if (x is System.Text.DecoderFallbackException || (x is InvalidOperationException && x.Message.Contains("UTF-8", StringComparison.Ordinal))) return true;
+        return false;
     }
 
     private static Task Error(HttpContext ctx, int status, string message, string? path)
@@ -249,9 +292,13 @@ public sealed class ModelService : IAsyncDisposable
 
     private static void OnlyMembers(JsonElement body, params string[] allowed)
     {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var p in body.EnumerateObject())
+        {
             if (!allowed.Contains(p.Name))
                 throw new BadRequest(400, $"Unknown member '{p.Name}'; expected {string.Join(", ", allowed)}.", $"$.{p.Name}");
+            if (!seen.Add(p.Name)) throw new BadRequest(400, $"Member '{p.Name}' appears twice.", $"$.{p.Name}");
+        }
     }
 
     private IReadOnlyList<string> Strings(JsonElement body, string name, int maxLength)
@@ -265,9 +312,12 @@ public sealed class ModelService : IAsyncDisposable
         var i = 0;
         foreach (var e in array.EnumerateArray())
         {
-            if (e.ValueKind != JsonValueKind.String) throw new BadRequest(400, $"Every item of '{name}' must be a string, not {e.ValueKind}.", $"$.{name}[{i}]");
+            if (e.ValueKind != JsonValueKind.String)
+                throw new BadRequest(400, $"Every item of '{name}' must be a string{(name == "bits" ? " of 0s and 1s, e.g. [\"0110\", \"111\"]" : "")}, not {e.ValueKind}.", $"$.{name}[{i}]");
             var s = e.GetString()!;
             if (s.Length > maxLength) throw new BadRequest(400, $"Item {i} of '{name}' has {s.Length} characters; at most {maxLength}.", $"$.{name}[{i}]");
+            if (name == "bits" && (s.Trim().Length == 0 || s.Trim().Any(c => c is not ('0' or '1'))))
+                throw new BadRequest(400, $"Item {i} of 'bits' must be a string of 0s and 1s, e.g. \"0110\".", $"$.{name}[{i}]");
             items.Add(s);
             i++;
         }
@@ -290,8 +340,8 @@ public sealed class ModelService : IAsyncDisposable
         var expected = info.Kind == TaskKind.Classification ? "texts" : info.Data == "synthetic:counting" ? "bits" : info.Scaler is not null ? "rows" : "none";
         if (kind != expected)
             throw new BadRequest(400, expected == "none"
-                ? $"This model was trained for {info.Kind} ({info.Data}); it predicts nothing here — POST /generate."
-                : $"This model was trained for {info.Kind} ({info.Data}); give '{expected}', not '{kind}'.", $"$.{kind}");
+                ? $"This model was trained for {info.Kind} ({PublicSource(info.Data)}); it predicts nothing here — POST /generate."
+                : $"This model was trained for {info.Kind} ({PublicSource(info.Data)}); give '{expected}', not '{kind}'.", $"$.{kind}");
         IReadOnlyList<Prediction> predictions;
         if (kind == "rows")
         {
@@ -329,14 +379,20 @@ public sealed class ModelService : IAsyncDisposable
             if (row.ValueKind != JsonValueKind.Object) throw new BadRequest(400, $"Row {i} is {row.ValueKind}, not an object.", $"$.rows[{i}]");
             foreach (var p in row.EnumerateObject())
             {
+                if (p.Name != "Date" && p.Name.Equals("Date", StringComparison.OrdinalIgnoreCase))
+                    throw new BadRequest(400, $"The date column is named 'Date', not '{p.Name}'.", $"$.rows[{i}].{p.Name}");
                 if (p.Name == "Date")
                 {
                     dates ??= new DateTime?[n];
                     if (p.Value.ValueKind != JsonValueKind.String || !DateTime.TryParseExact(p.Value.GetString(), "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var d))
-                        throw new BadRequest(400, $"Date of row {i} must be a yyyy-MM-dd string.", $"$.rows[{i}].Date");
+                        throw new BadRequest(400, $"Date of row {i} is not a date written yyyy-MM-dd (received {p.Value.GetRawText()}).", $"$.rows[{i}].Date");
+                    if (i > 0 && dates[i - 1] is DateTime before && d <= before)
+                        throw new BadRequest(400, $"Row {i} ({d:yyyy-MM-dd}) does not come after row {i - 1} ({before:yyyy-MM-dd}): rows must be in date order, one per date.", $"$.rows[{i}].Date");
                     dates[i] = d;
                     continue;
                 }
+                var read = required.Any(r => r.Split('|').Contains(p.Name));
+                if (!read && p.Value.ValueKind != JsonValueKind.Number) continue; // a column the model does not read (text, flags …)
                 if (!numbers.TryGetValue(p.Name, out var column)) numbers[p.Name] = column = new double?[n];
                 column[i] = p.Value.ValueKind switch
                 {
@@ -353,8 +409,13 @@ public sealed class ModelService : IAsyncDisposable
             var names = r.Split('|');
             var name = names.FirstOrDefault(numbers.ContainsKey)
                 ?? throw new BadRequest(400, $"The rows have no '{string.Join("' or '", names)}' column, which this model reads.", "$.rows");
-            var missing = Array.FindIndex(numbers[name], v => v is null);
-            if (missing >= 0) throw new BadRequest(400, $"Row {missing} has no value for '{name}', which this model reads.", $"$.rows[{missing}].{name}");
+            // the target may be unknown in the last row: that is the value to forecast
+            var isTarget = (info.FeatureSet ?? "raw") == "raw" && name == (info.TargetColumn ?? name);
+            var column = numbers[name];
+            var missing = Array.FindIndex(column, v => v is null);
+            if (missing >= 0 && !(isTarget && missing == n - 1))
+                throw new BadRequest(400, $"Row {missing} has no value for '{name}', which this model reads"
+                    + (isTarget ? " (only the last row may leave the target empty: the day to forecast)." : "."), $"$.rows[{missing}].{name}");
         }
         var frame = new DataFrame();
         if (dates is not null)
@@ -371,7 +432,7 @@ public sealed class ModelService : IAsyncDisposable
     {
         OnlyMembers(body, "prefix", "length", "temperature", "topK", "topP", "seed");
         if (_predictor.Info.Kind != TaskKind.LanguageModel)
-            throw new BadRequest(400, $"This model was trained for {_predictor.Info.Kind} ({_predictor.Info.Data}); generation needs a language model — POST /predict.");
+            throw new BadRequest(400, $"This model was trained for {_predictor.Info.Kind} ({PublicSource(_predictor.Info.Data)}); generation needs a language model — POST /predict.");
         if (!body.TryGetProperty("prefix", out var prefixElement) || prefixElement.ValueKind != JsonValueKind.String || prefixElement.GetString()!.Length == 0)
             throw new BadRequest(400, "'prefix' must be a non-empty string to start from.", "$.prefix");
         var prefix = prefixElement.GetString()!;
@@ -396,15 +457,17 @@ public sealed class ModelService : IAsyncDisposable
         var seed = Int("seed", 0, int.MinValue, int.MaxValue);
         var options = temperature is not null || topK is not null || topP is not null
             ? DecodeOptions.Sample(temperature ?? 1.0, topK, topP, seed) : DecodeOptions.ArgMax;
+        if (temperature is double tv && !(tv > 0)) throw new BadRequest(400, "'temperature' must be greater than 0 (1 samples the model's distribution).", "$.temperature");
+        if (topP is double pv && !(pv > 0 && pv <= 1)) throw new BadRequest(400, "'topP' must be in (0, 1] (0.9 keeps the most likely characters that make up 90 %).", "$.topP");
+        string text;
         try
         {
-            options.Check();
+            text = await OnEngine(() => _predictor.Generate(prefix, length, options), cancellation);
         }
-        catch (SeqDslException e)
+        catch (SeqDslException e) when (e.Kind == ErrorKind.Data)
         {
-            throw new BadRequest(400, e.Message);
+            throw new BadRequest(400, e.Message, "$.prefix");
         }
-        var text = await OnEngine(() => _predictor.Generate(prefix, length, options), cancellation);
         return new { model = _predictor.Model, prefix, text };
     }
 

@@ -277,6 +277,13 @@ let tests =
             Expect.stringContains e.Message "not exported by SeqDsl" "says what is wrong"
             let e2 = expectSeqDslError "garbage" (fun () -> OnnxModel.FromBytes([| 1uy; 2uy; 3uy |], "garbage.onnx") |> ignore)
             Expect.stringContains e2.Message "garbage.onnx" "names the file"
+            // the file carries its own SHA-256: one changed weight byte is refused
+            let sealedBytes = OnnxExport.ToBytes(net, classification, prep)
+            use intact = OnnxModel.FromBytes(Array.copy sealedBytes, "intact.onnx")
+            let damaged = Array.copy sealedBytes
+            damaged.[damaged.Length / 2] <- damaged.[damaged.Length / 2] ^^^ 0x10uy
+            let e3 = expectSeqDslError "damaged" (fun () -> OnnxModel.FromBytes(damaged, "damaged.onnx") |> ignore)
+            Expect.stringContains e3.Message "changed after it was exported" "says what happened"
         }
 
         test "ONNX's checker (full check, strict shape inference) accepts every layer kind's export" {

@@ -176,7 +176,15 @@ let tests =
                 let code, body = post (url + "/predict") (JsonSerializer.Serialize {| rows = rows |})
                 Expect.equal code 200 body
                 let got = (json body).GetProperty("predictions").EnumerateArray() |> Seq.toList
-                Expect.equal got.Length (12 - 1 - 5) "one per window after the lag"
+                Expect.equal got.Length (12 - 1 - 5 + 1) "one per window after the lag, the last ending at the last row"
+                Expect.equal ((List.last got).GetProperty("input").GetString()) "2024-02-12" "the last window forecasts the last date"
+                // a last row without its value asks for the forecast of that day
+                let ahead = rows @ [ dict [ "Date", box "2024-02-13"; "value", null ] ]
+                let code, body = post (url + "/predict") (JsonSerializer.Serialize {| rows = ahead |})
+                Expect.equal code 200 body
+                let last = (json body).GetProperty("predictions").EnumerateArray() |> Seq.last
+                Expect.equal (last.GetProperty("input").GetString()) "2024-02-13" "the day after the data"
+                Expect.isTrue (Double.IsFinite(last.GetProperty("value").GetDouble())) "a forecast"
                 Expect.equal (got.Head.GetProperty("input").GetString()) "2024-02-06" "labelled by the date of the window's last row"
                 let code, body = post (url + "/predict") """{"rows": [{"Date": "2024-02-01", "other": 1}]}"""
                 Expect.equal code 400 body
@@ -196,8 +204,8 @@ let tests =
                 Expect.equal code 200 body
                 Expect.equal ((json body).GetProperty("text").GetString()) (lm.Generate("the c", 30, SeqDsl.Generation.DecodeOptions.Sample(0.8, topK = 3, seed = 5))) "the text the model generates"
                 for (request, says) in
-                    [ """{"prefix": "the", "topP": 1.5}""", "top-p"
-                      """{"prefix": "the", "temperature": 0}""", "temperature"
+                    [ """{"prefix": "the", "topP": 1.5}""", "$.topP"
+                      """{"prefix": "the", "temperature": 0}""", "$.temperature"
                       """{"prefix": "the", "length": 101}""", "'length'"
                       """{"prefix": ""}""", "'prefix'"
                       """{"prefix": "the", "colour": 1}""", "Unknown member 'colour'"
@@ -250,7 +258,19 @@ let tests =
             let dir = trained.Value.Text
             let code, out, err = CliTests.runCli [ "export"; "--model-dir"; dir; "--onnx"; Path.Combine(dir, "m.onnx") ]
             Expect.equal code 0 err
-            Expect.stringContains out "verified" "checked after writing"
+            Expect.stringContains out "verified" "checked before writing"
+            // the model's own files are never overwritten; bad hosts and options are usage errors
+            for (args, says) in
+                [ [ "export"; "--model-dir"; dir; "--onnx"; Path.Combine(dir, "weights.dat") ], "a file of the model itself"
+                  [ "export"; "--model-dir"; dir; "--onnx"; Path.Combine(dir, "manifest.json") ], "a file of the model itself"
+                  [ "export"; "--model-dir"; Path.Combine(dir, "nope") ], "--model-dir"
+                  [ "serve"; "--onnx"; Path.Combine(dir, "m.onnx"); "--host"; "notahost.invalid" ], "not an IP address"
+                  [ "serve"; "--onnx"; Path.Combine(dir, "m.onnx"); "--batch-window-ms"; "NaN" ], "--batch-window-ms"
+                  [ "serve"; "--onnx"; dir ], "is a directory" ] do
+                let code, _, err = CliTests.runCli args
+                Expect.equal code 2 $"{args}: {err}"
+                Expect.stringContains err says $"{args}"
+            Expect.isTrue (File.Exists(Path.Combine(dir, "weights.dat"))) "the weights are untouched"
             let dll = Path.Combine(repoRoot, "src", "SeqDsl.Cli", "bin", configuration, "net10.0", "SeqDsl.Cli.dll")
             let psi = Diagnostics.ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
             for a in [ dll; "serve"; "--onnx"; Path.Combine(dir, "m.onnx"); "--port"; "0"; "--threads"; "1" ] do psi.ArgumentList.Add a

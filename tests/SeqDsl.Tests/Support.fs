@@ -39,10 +39,16 @@ let withSharedFile (name: string) (f: string -> unit) =
     | Some d when File.Exists(Path.Combine(d, name)) -> f (Path.Combine(d, name))
     | _ -> skiptestf "needs ../shared/data/%s (real data, not in the repository); skipped" name
 
-/// A fresh temporary folder.
+let private tempFolders = System.Collections.Concurrent.ConcurrentBag<string>()
+do AppDomain.CurrentDomain.ProcessExit.Add(fun _ ->
+    for d in tempFolders do
+        try if Directory.Exists d then Directory.Delete(d, true) with _ -> ())
+
+/// A fresh temporary folder, removed when the test run ends.
 let tempFolder (tag: string) =
     let d = Path.Combine(Path.GetTempPath(), $"seqdsl-{tag}-" + Guid.NewGuid().ToString("N"))
     Directory.CreateDirectory d |> ignore
+    tempFolders.Add d
     d
 
 /// Runs `dotnet args…` in the repository root with passive OpenMP waiting; returns (exit code, stdout, stderr).

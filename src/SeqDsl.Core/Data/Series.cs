@@ -157,6 +157,23 @@ public sealed record StandardScaler(IReadOnlyList<string> Columns, IReadOnlyList
 /// <summary>Sliding windows over rows and date splits.</summary>
 public static class Windows
 {
+    /// <summary>Every window of <paramref name="length"/> rows, the last one ending at the last row (what a forecast
+    /// asks for; training keeps seed 002's <see cref="Sliding"/>, which stops one window earlier): inputs (N, length, F)
+    /// with N = rows − length + 1, targets (N, 1) = the target of each window's last row (NaN where unknown).</summary>
+    public static ArrayData Ending(float[] features, int featureCount, double[] target, int length)
+    {
+        var rows = featureCount < 1 ? 0 : features.Length / featureCount;
+        var n = rows - length + 1;
+        if (length < 1 || n < 1)
+            throw new SeqDslException(ErrorKind.Data, $"A window of {length} rows needs {length} usable rows.")
+            { Received = $"{rows} usable rows", Expected = $"at least {length}" };
+        var x = new float[(long)n * length * featureCount];
+        for (var i = 0; i < n; i++)
+            Array.Copy(features, (long)i * featureCount, x, (long)i * length * featureCount, (long)length * featureCount);
+        var y = Enumerable.Range(0, n).Select(i => (float)target[i + length - 1]).ToArray();
+        return new ArrayData(x, [n, length, featureCount], y, [n, 1]);
+    }
+
     /// <summary>Seed 002's create_sequences: for i in 0 .. rows − length − 1, input rows [i, i + length), label = target
     /// of the window's last row. Features (rows, F) row-major → inputs (N, length, F), targets (N, 1).</summary>
     public static ArrayData Sliding(float[] features, int featureCount, double[] target, int length)

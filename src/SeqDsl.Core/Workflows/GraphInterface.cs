@@ -52,12 +52,43 @@ public sealed record ExportMetadata(string Model, TaskInfo Task, TextPreprocessi
 
     private static readonly JsonSerializerOptions Options = new(ExperimentSpec.JsonOptions) { WriteIndented = false, Converters = { new JsonStringEnumConverter() } };
 
+    /// <summary>The metadata key of the file's own SHA-256 (computed with this key's value set to <see cref="Placeholder"/>).</summary>
+    public const string Sha256Key = "seqdsl.sha256";
+
+    /// <summary>What the SHA-256 key holds while the file is hashed: 64 ASCII characters, as long as the digest in hex.</summary>
+    public const string Placeholder = "SeqDsl-SHA-256-of-this-file-with-this-value-in-place-of-the-hash";
+
+    /// <summary>Writes the SHA-256 of a serialized model into it, in place of <see cref="Placeholder"/> (same length, so
+    /// the protobuf framing is unchanged). Returns the digest.</summary>
+    public static string Seal(byte[] model)
+    {
+        var at = IndexOf(model, System.Text.Encoding.ASCII.GetBytes(Placeholder));
+        if (at < 0) throw new ArgumentException("The model holds no SHA-256 placeholder.", nameof(model));
+        var digest = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(model));
+        System.Text.Encoding.ASCII.GetBytes(digest).CopyTo(model, at);
+        return digest;
+    }
+
+    /// <summary>Checks a sealed model against the digest it carries (<paramref name="recorded"/>, from its metadata).</summary>
+    public static bool Verify(byte[] model, string recorded)
+    {
+        if (recorded.Length != Placeholder.Length) return false;
+        var at = IndexOf(model, System.Text.Encoding.ASCII.GetBytes(recorded));
+        if (at < 0) return false;
+        var copy = (byte[])model.Clone();
+        System.Text.Encoding.ASCII.GetBytes(Placeholder).CopyTo(copy, at);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(copy)) == recorded;
+    }
+
+    private static int IndexOf(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle);
+
     /// <summary>The key → value pairs to store.</summary>
     public IReadOnlyDictionary<string, string> ToProperties()
     {
         var d = new Dictionary<string, string>
         {
             ["seqdsl.format"] = Format.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            [Sha256Key] = Placeholder,
             ["seqdsl.model"] = Model,
             ["seqdsl.task"] = Task.ToJson(),
             ["seqdsl.interface"] = JsonSerializer.Serialize(Interface, Options),

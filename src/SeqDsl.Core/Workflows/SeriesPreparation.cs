@@ -36,7 +36,7 @@ public static class SeriesPreparation
     /// <summary>Feature columns and target of raw rows: seed 002's derived features, or every raw feature column lagged
     /// one step (features known before the target's day).</summary>
     public static (DataFrame frame, List<string> features, string target, string featureSet) Features(
-        DataFrame frame, string featureSet, string? targetColumn, IReadOnlyList<string>? featureColumns)
+        DataFrame frame, string featureSet, string? targetColumn, IReadOnlyList<string>? featureColumns, bool keepUnknownTarget = false)
     {
         string target;
         List<string> features;
@@ -59,7 +59,16 @@ public static class SeriesPreparation
                 features.Add($"{c}_lag1");
             }
             lagged.Columns.Add(new DoubleDataFrameColumn(target, SeriesFeatures.Values(frame, target)));
-            frame = lagged.DropNulls();
+            // a forecast may ask for a day whose value is not known yet (its target empty): only its features must be
+            if (keepUnknownTarget)
+            {
+                var known = Enumerable.Range(0, (int)lagged.Rows.Count).Select(i => features.All(c => lagged.Columns[c][i] is not null)).ToArray();
+                frame = lagged.Filter(new PrimitiveDataFrameColumn<bool>("known", known));
+            }
+            else
+            {
+                frame = lagged.DropNulls();
+            }
         }
         else
         {
@@ -80,21 +89,32 @@ public static class SeriesPreparation
     {
         var spec = new ExperimentSpec { Data = "series:" + csvPath };
         var (frame, _, target, _) = Frame(DataSource.Parse(spec.Data), spec, info);
-        return ForPrediction(info, frame, target);
+        return ForPrediction(info, frame, target, null);
     }
 
-    /// <summary>Every window of raw rows (columns as in the training CSV), prepared with a trained model's task description.</summary>
+    /// <summary>Every window of raw rows (columns as in the training CSV), prepared with a trained model's task description;
+    /// a last row with the date to forecast and an empty target asks for the value after the data (raw features).</summary>
     public static (ArrayData windows, string[] labels) ForPrediction(TaskInfo info, DataFrame raw)
     {
-        var (frame, _, target, _) = Features(raw, info.FeatureSet ?? "raw", info.TargetColumn, info.FeatureColumns);
-        return ForPrediction(info, frame, target);
+        var (frame, _, target, _) = Features(raw, info.FeatureSet ?? "raw", info.TargetColumn, info.FeatureColumns, keepUnknownTarget: true);
+        return ForPrediction(info, frame, target, raw.Rows.Count);
     }
 
-    private static (ArrayData windows, string[] labels) ForPrediction(TaskInfo info, DataFrame frame, string target)
+    /// <summary>Windows for forecasting: every window, the last one ending at the last row; each labelled by the date
+    /// (or row) whose value it forecasts.</summary>
+    private static (ArrayData windows, string[] labels) ForPrediction(TaskInfo info, DataFrame frame, string target, long? given)
     {
         var window = info.Window ?? 5;
         var scaler = info.Scaler ?? throw new SeqDslException(ErrorKind.Data, "The model's task description has no fitted scaler: it was not trained on a series.");
-        var data = Windows(frame, scaler, target, window);
+        if (frame.Rows.Count < window)
+            throw new SeqDslException(ErrorKind.Data, $"A forecast reads windows of {window} rows; "
+                + (info.FeatureSet == "seed002" ? "the derived price features use the first rows up." : "the first row only feeds the one-day lag of the features."))
+            {
+                Received = given is long g ? $"{g} rows ({frame.Rows.Count} usable)" : $"{frame.Rows.Count} usable rows",
+                Expected = info.FeatureSet == "seed002" ? $"{window} usable rows (seed 002's features need about 250 rows before them)" : $"at least {window + 1} rows",
+            };
+        var data = Data.Windows.Ending(scaler.Transform(frame), scaler.Columns.Count,
+            SeriesFeatures.Values(frame, target).Select(v => v ?? double.NaN).ToArray(), window);
         var dates = frame.Columns.Any(c => c.Name == "Date") ? frame.Columns["Date"] : null;
         string Label(int i) => dates?[i + window - 1] is DateTime d ? d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) : $"row {i + window}";
         return (data, Enumerable.Range(0, (int)data.Count).Select(Label).ToArray());

@@ -143,7 +143,9 @@ public static class OnnxExport
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Opset });
         foreach (var (key, value) in new ExportMetadata(spec.ToString(), task, text, graphInterface).ToProperties())
             model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
-        return model.ToByteArray();
+        var bytes = model.ToByteArray();
+        ExportMetadata.Seal(bytes); // the file carries its own SHA-256: a changed byte is refused when it is loaded
+        return bytes;
     }
 
     /// <summary>Exports a saved model directory to <paramref name="path"/> (written atomically); returns the graph's interface.</summary>

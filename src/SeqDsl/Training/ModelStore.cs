@@ -148,6 +148,13 @@ public static class ModelStore
         foreach (var file in m.Files.Keys) VerifyFile(directory, m, file);
     }
 
+    /// <summary>The files a model directory's manifest lists, and the manifest itself: what must never be overwritten by
+    /// anything but a save.</summary>
+    public static IReadOnlySet<string> SavedFiles(string directory) =>
+        File.Exists(Path.Combine(directory, ManifestFile))
+            ? ReadManifest(directory).Files.Keys.Append(ManifestFile).ToHashSet(StringComparer.Ordinal)
+            : new HashSet<string> { ManifestFile };
+
     private static Manifest ReadManifest(string directory)
     {
         var manifestPath = Path.Combine(directory, ManifestFile);

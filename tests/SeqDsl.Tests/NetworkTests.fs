@@ -230,11 +230,19 @@ let tests =
             Expect.equal (values (param net "layers.0.rnn.bias_ih_l0") |> Array.forall ((=) 0.5f)) true "constant"
             net.Initialize("layers.1.*", Init.Uniform(-0.01, 0.01)) |> ignore
             Expect.isLessThanOrEqual (values (param net "layers.1.linear.weight") |> Array.map abs |> Array.max) 0.01f "uniform"
-            net.Initialize("layers.0.rnn.weight_hh_l0", Init.Orthogonal()) |> ignore
+            net.Initialize("layers.0.rnn.weight_hh_l0", Init.Orthogonal(PerGate = true)) |> ignore
             let w = param net "layers.0.rnn.weight_hh_l0"
             for block in w.chunk(4L, 0L) do
                 use prod = block.matmul(block.t())
                 Expect.isLessThan (maxDiff prod (torch.eye(4L))) 1e-5f "orthogonal gate block"
+            // Keras's orthogonal: the whole (4H, H) matrix has orthonormal columns (Keras's (H, 4H) kernel orthonormal rows)
+            net.Initialize("layers.0.rnn.weight_hh_l0", Init.Orthogonal()) |> ignore
+            let w = param net "layers.0.rnn.weight_hh_l0"
+            use gram = w.t().matmul(w)
+            Expect.isLessThan (maxDiff gram (torch.eye(4L))) 1e-5f "orthonormal columns over all four gates"
+            use block = w.narrow(0L, 0L, 4L)
+            use blockGram = block.matmul(block.t())
+            Expect.isGreaterThan (maxDiff blockGram (torch.eye(4L))) 1e-2f "a single gate block is not orthogonal on its own"
             net.Assign("layers.1.linear.bias", 3.0f)
             Expect.equal (values (param net "layers.1.linear.bias")) [| 3.0f |] "assigned"
             let e = expectSeqDslError "xavier on a vector" (fun () -> net.Initialize("layers.1.linear.bias", Init.Xavier()))

@@ -12,8 +12,11 @@ public abstract record Init
     public sealed record Normal(double Mean, double Std) : Init;
     /// <summary>Glorot/Xavier uniform (fan-in and fan-out of a 2-D weight).</summary>
     public sealed record Xavier(double Gain = 1.0) : Init;
-    /// <summary>Orthogonal (Saxe et al.), per gate block for recurrent weights.</summary>
-    public sealed record Orthogonal(double Gain = 1.0) : Init;
+    /// <summary>Orthogonal (Saxe et al.): the whole matrix, as Keras's <c>orthogonal</c> recurrent initialiser treats its
+    /// (H, G·H) recurrent kernel (libtorch's (G·H, H) weight gets orthonormal columns, Keras's orthonormal rows: the same
+    /// matrix transposed), so each gate's H × H block is a slice of it, not orthogonal on its own. <paramref name="PerGate"/>
+    /// orthogonalises each gate block instead (every block's singular values 1).</summary>
+    public sealed record Orthogonal(double Gain = 1.0, bool PerGate = false) : Init;
     /// <summary>Every element set to one value.</summary>
     public sealed record Constant(double Value) : Init;
 
@@ -27,10 +30,9 @@ public abstract record Init
             case Constant c: nn.init.constant_(p, c.Value); break;
             case Xavier x when p.dim() >= 2: nn.init.xavier_uniform_(p, x.Gain); break;
             case Orthogonal o when p.dim() >= 2:
-                // recurrent weights stack G gate blocks of (H, I): orthogonalise each block, as Keras does
                 var rows = p.shape[0];
                 var cols = p.shape[1];
-                if (rows > cols && rows % cols == 0)
+                if (o.PerGate && rows > cols && rows % cols == 0)
                     foreach (var block in p.chunk(rows / cols, 0)) nn.init.orthogonal_(block, o.Gain);
                 else
                     nn.init.orthogonal_(p, o.Gain);

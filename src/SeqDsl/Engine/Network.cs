@@ -153,7 +153,8 @@ public sealed class Network : nn.Module<Tensor, Tensor>
     /// <summary>
     /// Keras's default initialisers, so that a model declared under the Keras convention starts where
     /// the Keras book's did: embeddings U(−0.05, 0.05), kernels Glorot-uniform, recurrent kernels
-    /// orthogonal (per gate block), biases zero (LSTM forget gate 1, set when compiling the cell).
+    /// orthogonal over the whole recurrent kernel of all gates (Keras's (H, G·H) matrix), biases zero (LSTM forget gate 1,
+    /// set when compiling the cell).
     /// Pretrained embedding rows and the padding row are left as loaded.
     /// </summary>
     private void KerasInitialisation()

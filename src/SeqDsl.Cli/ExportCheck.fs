@@ -39,17 +39,20 @@ let batch (model: OnnxModel) (rows: int) (steps: int) (seed: int) =
         let f = int g.InputWidth
         (Array.init (rows * steps * f) (fun _ -> float32 (rng.NextDouble() * 2.0 - 1.0)) :> Array), [| int64 rows; int64 steps; int64 f |], lengths
 
+/// The network's input for a batch: token ids as the network reads them (one-hot without Embed), or features.
+let private inputTensor (net: Network) (input: Array) (shape: int64[]) =
+    match input with
+    | :? (int64[]) as ids -> net.TokenInput(torch.tensor(ids).reshape(shape))
+    | :? (float32[]) as f -> torch.tensor(f).reshape(shape)
+    | _ -> invalidArg "input" "long[] ids or float[] features"
+
 /// SeqDsl's output (evaluation mode, no gradients) for a batch, with or without lengths.
 let torchOutput (net: Network) (input: Array) (shape: int64[]) (lengths: int64[] option) : float32[] =
     let wasTraining = net.training
     net.eval()
     try
         use _ = torch.no_grad()
-        use x =
-            match input with
-            | :? (int64[]) as ids -> net.TokenInput(torch.tensor(ids).reshape(shape))
-            | :? (float32[]) as f -> torch.tensor(f).reshape(shape)
-            | _ -> invalidArg "input" "long[] ids or float[] features"
+        use x = inputTensor net input shape
         use y =
             match lengths with
             | Some l ->
@@ -67,11 +70,7 @@ let private torchStates (net: Network) (input: Array) (shape: int64[]) (lengths:
     net.eval()
     try
         use _ = torch.no_grad()
-        use x =
-            match input with
-            | :? (int64[]) as ids -> net.TokenInput(torch.tensor(ids).reshape(shape))
-            | :? (float32[]) as f -> torch.tensor(f).reshape(shape)
-            | _ -> invalidArg "input" "long[] ids or float[] features"
+        use x = inputTensor net input shape
         use l = torch.tensor lengths
         let ctx = ForwardContext(Lengths = l, KeepStates = true)
         use _y = net.Forward(x, ctx)

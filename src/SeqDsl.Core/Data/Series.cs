@@ -163,10 +163,16 @@ public static class Windows
     public static ArrayData Ending(float[] features, int featureCount, double[] target, int length)
     {
         var rows = featureCount < 1 ? 0 : features.Length / featureCount;
-        var n = rows - length + 1;
-        if (length < 1 || n < 1)
+        if (length < 1 || rows - length + 1 < 1)
             throw new SeqDslException(ErrorKind.Data, $"A window of {length} rows needs {length} usable rows.")
             { Received = $"{rows} usable rows", Expected = $"at least {length}" };
+        return Cut(features, featureCount, target, length, rows - length + 1);
+    }
+
+    /// <summary>The first <paramref name="n"/> windows of <paramref name="length"/> rows, each labelled with the target
+    /// of its last row.</summary>
+    private static ArrayData Cut(float[] features, int featureCount, double[] target, int length, int n)
+    {
         var x = new float[(long)n * length * featureCount];
         for (var i = 0; i < n; i++)
             Array.Copy(features, (long)i * featureCount, x, (long)i * length * featureCount, (long)length * featureCount);
@@ -183,11 +189,7 @@ public static class Windows
         if (length < 1 || n < 1)
             throw new SeqDslException(ErrorKind.Data, $"Windows of {length} rows need more than {length} rows.")
             { Received = $"{rows} rows", Expected = $"more than {length}" };
-        var x = new float[(long)n * length * featureCount];
-        for (var i = 0; i < n; i++)
-            Array.Copy(features, (long)i * featureCount, x, (long)i * length * featureCount, (long)length * featureCount);
-        var y = Enumerable.Range(0, n).Select(i => (float)target[i + length - 1]).ToArray();
-        return new ArrayData(x, [n, length, featureCount], y, [n, 1]);
+        return Cut(features, featureCount, target, length, n);
     }
 
     /// <summary>Rows whose date lies in [from, to] (inclusive).</summary>

@@ -3,6 +3,7 @@
 # libtorch thread each; every run writes its model directory, history.csv and metrics.json under OUT, and one line
 # "rules model seed test_accuracy val_accuracy_by_epoch wall_s" to OUT/summary.tsv.
 #   bash bench/e7-seeds.sh OUT keras|torch "1 2 3" [model names: simplernn lstm gru bilstm stacked-lstm]
+#   E7_EXTRA="--oov-token <oov>" bash bench/e7-seeds.sh …   (extra train options for every run)
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 out="$1"; rules="$2"; seeds="$3"; shift 3
@@ -16,7 +17,7 @@ run() {
   local model=$1 seed=$2 dir="$out/$rules-$1-seed$2"
   local start=$(date +%s)
   if dotnet "$cli" train --experiment "examples/experiments/e7-imdb-$model.json" --seed "$seed" --optimizer-rules "$rules" \
-       --threads 1 --out "$dir" > "$dir.log" 2>&1; then
+       --threads 1 ${E7_EXTRA:-} --out "$dir" > "$dir.log" 2>&1; then
     local acc=$(python3 -c "import json; print(round(100 * json.load(open('$dir/metrics.json'))['test']['accuracy'], 2))")
     local val=$(python3 -c "
 import csv; rows = list(csv.DictReader(open('$dir/history.csv')))

@@ -91,6 +91,7 @@ type TrainArgs =
     | Tokenizer of TokenizerArg
     | Num_Words of int
     | Min_Freq of int
+    | Oov_Token of token: string
     | Maxlen of int
     | Padding of SideArg
     | Lowercase
@@ -138,6 +139,7 @@ type TrainArgs =
             | Tokenizer _ -> "keras, seed002 (default for text), whitespace or chars."
             | Num_Words _ -> "keep the most frequent words only (Keras num_words)."
             | Min_Freq _ -> "drop words seen fewer times (default 1)."
+            | Oov_Token _ -> "keras tokenizer: replace words outside the vocabulary by this token (Keras's oov_token, as imdb.load_data marks them) instead of dropping them."
             | Maxlen _ -> "pad/truncate every text to this length (Keras style); default: pad each batch and keep lengths."
             | Padding _ -> "pre (default) or post, with --maxlen."
             | Lowercase -> "lower-case the text first."

@@ -13,6 +13,9 @@ public sealed record PreprocessingSpec
     public int? NumWords { get; init; }
     /// <summary>Drop words seen fewer times.</summary>
     public int MinFreq { get; init; } = 1;
+    /// <summary>Keras tokenizer: a token that stands in for words outside the vocabulary (Keras's oov_token; as
+    /// <c>imdb.load_data</c> keeps rare words as an out-of-vocabulary mark) instead of dropping them; null drops them.</summary>
+    public string? OovToken { get; init; }
     /// <summary>Fixed length (Keras pad_sequences); null pads each batch to its longest text and keeps lengths.</summary>
     public int? Maxlen { get; init; }
     /// <summary>pre or post (with maxlen; Keras default pre).</summary>

@@ -235,7 +235,7 @@ public sealed class TextClassificationTask : RowTask
 
     private static TextPreprocessing FitText(IReadOnlyList<IReadOnlyList<string>> tokens, Tokenizer tokenizer, PreprocessingSpec p)
     {
-        var vocab = tokenizer == Tokenizer.Keras ? VocabularyOptions.Keras(p.NumWords) : VocabularyOptions.Seed002(p.NumWords, p.MinFreq);
+        var vocab = tokenizer == Tokenizer.Keras ? VocabularyOptions.Keras(p.NumWords, p.OovToken) : VocabularyOptions.Seed002(p.NumWords, p.MinFreq);
         var side = Experiment.ParseEnum<Side>(p.Padding, "preprocessing.padding");
         return TextPreprocessing.FitTokens(tokens, tokenizer, vocab, p.Maxlen, side, side);
     }

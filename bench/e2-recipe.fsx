@@ -4,9 +4,11 @@
 // synthetic:counting drew before); Adam at the book's 1e-3 (PyTorch's default) or 5e-3; batch 16, MSE, weights
 // U(−√(3/H), √(3/H)) as the book's LSTMCell. Prints the rounded test accuracy by epoch.
 //   dotnet build -c Release src/SeqDsl.Cli && dotnet fsi bench/e2-recipe.fsx book 0.001
-#r "../src/SeqDsl.Cli/bin/Release/net10.0/TorchSharp.dll"
-#r "../src/SeqDsl.Cli/bin/Release/net10.0/SeqDsl.Core.dll"
-#r "../src/SeqDsl.Cli/bin/Release/net10.0/SeqDsl.dll"
+#I __SOURCE_DIRECTORY__
+#I "../src/SeqDsl.Cli/bin/Release/net10.0"
+#r "TorchSharp.dll"
+#r "SeqDsl.Core.dll"
+#r "SeqDsl.dll"
 open System
 open TorchSharp
 open SeqDsl

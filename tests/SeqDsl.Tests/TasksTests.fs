@@ -54,6 +54,21 @@ let tests =
             Expect.containsAll outcome.Metrics.Keys [ "train"; "validation"; "test" ] "every split measured"
         }
 
+        test "Keras tokenizer with an out-of-vocabulary token: rare words become its index instead of vanishing" {
+            let prep oov = PreprocessingSpec(Tokenizer = "keras", NumWords = Nullable 6, Maxlen = Nullable 30, OovToken = oov)
+            let e oov = ExperimentSpec(Model = "Embed(4).Lstm(4).Dense(1, Sigmoid)", Data = "synthetic:negation", Preprocessing = prep oov, Training = quick)
+            let task = SeqTask.For(DataSource.Parse "synthetic:negation", prep "<oov>")
+            let model = Experiment.ParseModel "Embed(4).Lstm(4).Dense(1, Sigmoid)"
+            let withOov = task.Prepare(e "<oov>", model, null, null)
+            let without = task.Prepare(e null, model, null, null)
+            Expect.equal withOov.Text.Vocabulary.Size 6 "num_words still bounds the vocabulary"
+            let oovId = withOov.Text.Vocabulary.Index.["<oov>"]
+            let ids (d: PreparedData) = d.Test.Inputs.data<int64>().ToArray()
+            Expect.isGreaterThan (ids withOov |> Array.filter (fun i -> i = int64 oovId) |> Array.length) 1000 "rare words are marked"
+            let nonPad (d: PreparedData) = ids d |> Array.filter (fun i -> i <> 0L) |> Array.length
+            Expect.isGreaterThan (nonPad withOov) (nonPad without) "without the token they are dropped"
+        }
+
         test "counting: binary sequences → their number of ones; MSE, rounded accuracy" {
             let e = spec "Lstm(4).Dense(1)" "synthetic:counting" quick
             let _, data, outcome = roundTrip e "test"

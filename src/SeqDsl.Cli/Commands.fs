@@ -287,9 +287,9 @@ let export (a: ParseResults<ExportArgs>) : int =
     let bytes = SeqDsl.Export.OnnxExport.ToBytes(m.Network, m.Info, m.Text, SeqDsl.Export.OnnxExportOptions(States = states))
     let exportSeconds = watch.Elapsed.TotalSeconds
     // compare the graph with libtorch on random batches (padded ones included) before anything is written
-    let diff =
+    let diff, graph =
         use onnx = SeqDsl.Runtime.OnnxModel.FromBytes(bytes, path)
-        ExportCheck.agreement m.Network onnx
+        ExportCheck.agreement m.Network onnx, onnx.Interface
     if not (ExportCheck.within diff) then
         fail ErrorKind.Runtime $"The exported graph disagrees with SeqDsl by {diff:G3} (more than {ExportCheck.tolerance:G1}); nothing was written. Please report the model: {m.Model}"
     try
@@ -299,11 +299,9 @@ let export (a: ParseResults<ExportArgs>) : int =
         Durable.ReplaceFile(path, bytes)
     with e when (e :? IOException || e :? UnauthorizedAccessException) ->
         fail ErrorKind.Runtime $"Cannot write {path}: {e.Message}"
-    // read back: the bytes on disk are the bytes checked, and ONNX Runtime loads them with their metadata
+    // read back: the bytes on disk are the bytes checked
     if Durable.Sha256 path <> Convert.ToHexStringLower(Security.Cryptography.SHA256.HashData bytes) then
         fail ErrorKind.Runtime $"{path} does not read back as written (the file system changed it); export again."
-    use onnx = SeqDsl.Runtime.OnnxModel.Load path
-    let graph = onnx.Interface
     let size = FileInfo(path).Length
     let sizeText = if size >= 1048576L then sprintf "%.1f MiB" (float size / 1048576.0) else sprintf "%.1f KiB" (float size / 1024.0)
     printfn "%s → %s (%s, ONNX opset %d, %.1f s)" dir path sizeText SeqDsl.Export.OnnxExport.Opset exportSeconds

@@ -46,23 +46,16 @@ let private inputTensor (net: Network) (input: Array) (shape: int64[]) =
     | :? (float32[]) as f -> torch.tensor(f).reshape(shape)
     | _ -> invalidArg "input" "long[] ids or float[] features"
 
-/// SeqDsl's output (evaluation mode, no gradients) for a batch, with or without lengths.
+/// SeqDsl's output for a batch, with or without lengths (Trainer.Predict: evaluation mode, no gradients).
 let torchOutput (net: Network) (input: Array) (shape: int64[]) (lengths: int64[] option) : float32[] =
-    let wasTraining = net.training
-    net.eval()
-    try
-        use _ = torch.no_grad()
-        use x = inputTensor net input shape
-        use y =
-            match lengths with
-            | Some l ->
-                use lt = torch.tensor l
-                net.Forward(x, lt)
-            | None -> net.Forward(x, ForwardContext())
-        use c = y.detach().cpu().contiguous()
-        c.data<float32>().ToArray()
-    finally
-        net.train wasTraining
+    use x = inputTensor net input shape
+    use y =
+        match lengths with
+        | Some l ->
+            use lt = torch.tensor l
+            SeqDsl.Training.Trainer.Predict(net, x, lt)
+        | None -> SeqDsl.Training.Trainer.Predict(net, x)
+    y.contiguous().data<float32>().ToArray()
 
 /// The final states SeqDsl keeps for a batch, per recurrent layer index: h (and c), each (layers·directions, B, H) flat.
 let private torchStates (net: Network) (input: Array) (shape: int64[]) (lengths: int64[]) =

@@ -149,12 +149,17 @@ public sealed class ModelService : IAsyncDisposable
     /// <summary>The training data's source without the machine's folders (a service may face the network).</summary>
     public static string PublicSource(string data)
     {
-        var colon = data.IndexOf(':');
-        if (colon < 0 || data.StartsWith("synthetic:", StringComparison.Ordinal)) return data;
-        var path = data[(colon + 1)..];
-        var bang = path.IndexOf('!');
-        var file = Path.GetFileName(bang < 0 ? path : path[..bang]) + (bang < 0 ? "" : path[bang..]);
-        return $"{data[..colon]}:{file}";
+        DataSource source;
+        try
+        {
+            source = DataSource.Parse(data);
+        }
+        catch (SeqDslException)
+        {
+            return "";
+        }
+        return source.Kind == "synthetic" ? source.ToString()
+            : $"{source.Kind}:{Path.GetFileName(source.Path)}" + (source.Member is string m ? $"!{m}" : "");
     }
 
     /// <summary>Builds the service (not yet listening) for a model.</summary>
@@ -163,13 +168,6 @@ public sealed class ModelService : IAsyncDisposable
 
     /// <summary>Starts listening.</summary>
     public Task StartAsync(CancellationToken cancellation = default) => _app.StartAsync(cancellation);
-
-    /// <summary>Runs until SIGTERM / Ctrl+C (or <paramref name="cancellation"/>), then shuts down gracefully.</summary>
-    public async Task RunAsync(CancellationToken cancellation = default)
-    {
-        await _app.StartAsync(cancellation);
-        await _app.WaitForShutdownAsync(cancellation);
-    }
 
     /// <summary>Stops: no new connections; requests in flight and queued inputs are finished first. When it returns, no
     /// request uses the predictor any more (the engine is held: a handler the server gave up on after

@@ -75,9 +75,6 @@ public sealed class ServiceMetrics
     /// <summary>Rows waiting to be batched.</summary>
     public void Queued(long delta) => Interlocked.Add(ref _queued, delta);
 
-    /// <summary>The requests counted for an endpoint and status (for tests and the health page).</summary>
-    public long Requests(string endpoint, int status) => _requests.TryGetValue((endpoint, status), out var n) ? n : 0;
-
     /// <summary>Prometheus text exposition format 0.0.4.</summary>
     public string Render()
     {

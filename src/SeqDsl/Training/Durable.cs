@@ -55,12 +55,8 @@ public static class Durable
         SyncDirectory(Path.GetDirectoryName(full)!);
     }
 
-    /// <summary>Replaces a text file in one rename (written beside it first).</summary>
-    public static void ReplaceText(string path, string text)
-    {
-        File.WriteAllText(path + ".tmp", text);
-        File.Move(path + ".tmp", path, overwrite: true);
-    }
+    /// <summary>Replaces a text file (UTF-8) in one rename, as <see cref="ReplaceFile"/>.</summary>
+    public static void ReplaceText(string path, string text) => ReplaceFile(path, System.Text.Encoding.UTF8.GetBytes(text));
 
     /// <summary>SHA-256 of a file, lower-case hex.</summary>
     public static string Sha256(string path)

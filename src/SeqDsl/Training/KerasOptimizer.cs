@@ -101,14 +101,15 @@ public sealed class KerasOptimizer : OptimizerHelper
             Tensor? rows = _sparse.Contains(p.Handle) && p.dim() >= 1 && _algorithm is Algorithm.RmsProp or Algorithm.Sgd
                 ? grad.ne(0).flatten(1).any(1).reshape([p.shape[0], .. Enumerable.Repeat(1L, (int)p.dim() - 1)])
                 : null;
-            Tensor Keep(Tensor updated, Tensor old) => rows is null ? updated : where(rows, updated, old);
+            Tensor Keep(Tensor updated, Tensor old) => rows is null ? updated : where(rows, updated, old); // state of absent rows stays
             switch (_algorithm)
             {
                 case Algorithm.RmsProp:
                 {
                     var ms = Keep(state.First * _rho + grad.square() * (1 - _rho), state.First);
                     state.First.copy_(ms);
-                    p.sub_(Keep(grad * lr / (ms + Epsilon).sqrt(), zeros_like(p)));
+                    // rows outside the batch have a zero gradient, so their step is zero without a mask
+                    p.sub_(grad * lr / (ms + Epsilon).sqrt());
                     break;
                 }
                 case Algorithm.Adam:
@@ -127,7 +128,7 @@ public sealed class KerasOptimizer : OptimizerHelper
                 {
                     var accumulated = Keep(state.First * _momentum - grad * lr, state.First);
                     state.First.copy_(accumulated);
-                    p.add_(Keep(accumulated, zeros_like(p)));
+                    p.add_(rows is null ? accumulated : accumulated * rows); // absent rows keep their momentum and do not move
                     break;
                 }
                 case Algorithm.Adagrad:

@@ -1,5 +1,11 @@
 #nullable enable
-// MSBuild task (compiled by RoslynCodeTaskFactory, see Directory.Build.targets).
+// The libstdc++ fix for TorchSharp on Debian 12 and Ubuntu 22.04, shared by two users:
+// - the MSBuild task WeakenVersionNeed (compiled by RoslynCodeTaskFactory from this file; see
+//   SeqDsl.NativeFix.targets, which this repository's build imports and the SeqDsl package ships
+//   as buildTransitive/SeqDsl.targets), patching build and publish output;
+// - SeqDsl.Engine.NativeLoader (this file compiled into SeqDsl.dll with SEQDSL_RUNTIME), patching
+//   a copy in the user's cache when the library is loaded from somewhere no build patched
+//   (F# Interactive's #r "nuget: …", a ProjectReference from another repository).
 //
 // Why: TorchSharp 0.107.0's libLibTorchSharp.so lists a need for GLIBCXX_3.4.32 (GCC 13's
 // libstdc++) in .gnu.version_r, only because of a symbol reference without relocations
@@ -7,21 +13,18 @@
 // so the dynamic loader refuses the library. Setting VER_FLG_WEAK on that one Vernaux entry
 // turns the hard requirement into a tolerated one; the library then loads and runs.
 //
-// What: for each given ELF file, when the system libstdc++ does not define the version,
-// set the weak flag on the matching Vernaux entry. Idempotent. The file is patched through a
-// temporary copy that replaces it, so a hard link into the NuGet cache is never written to.
+// What: when the system libstdc++ does not define the version, set the weak flag on the
+// matching Vernaux entry. Idempotent. Files are patched through a temporary copy that replaces
+// them, so a hard link into the NuGet cache is never written to.
 using System;
 using System.IO;
 using System.Text;
+#if !SEQDSL_RUNTIME
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 
 public class WeakenVersionNeed : Task
 {
-    const uint ShtGnuVerdef = 0x6ffffffd;
-    const uint ShtGnuVerneed = 0x6ffffffe;
-    const ushort VerFlgWeak = 0x2;
-
     /// <summary>ELF shared objects to patch.</summary>
     [Required] public ITaskItem[] Files { get; set; } = Array.Empty<ITaskItem>();
     /// <summary>The version node to make weak, e.g. GLIBCXX_3.4.32.</summary>
@@ -31,23 +34,25 @@ public class WeakenVersionNeed : Task
 
     public override bool Execute()
     {
-        string? system = FindSystemLibrary(Library);
-        if (system != null)
+        if (ElfVersionNeed.SystemDefines(Library, VersionName))
         {
-            byte[] sys = File.ReadAllBytes(system);
-            if (DefinesVersion(sys, VersionName))
-            {
-                Log.LogMessage(MessageImportance.Low,
-                    $"{system} defines {VersionName}; no patch needed.");
-                return true;
-            }
+            Log.LogMessage(MessageImportance.Low, $"The system {Library} defines {VersionName}; no patch needed.");
+            return true;
         }
         foreach (var item in Files)
         {
             string path = item.ItemSpec;
             try
             {
-                PatchFile(path);
+                byte[]? patched = ElfVersionNeed.Weakened(File.ReadAllBytes(path), Library, VersionName);
+                if (patched == null)
+                {
+                    Log.LogMessage(MessageImportance.Low, $"SeqDsl: {path} needs no patch (already weak, or no need for {VersionName}).");
+                    continue;
+                }
+                ElfVersionNeed.ReplaceFile(path, patched);
+                Log.LogMessage(MessageImportance.High,
+                    $"SeqDsl: marked the {VersionName} need of {path} weak (system libstdc++ lacks it).");
             }
             catch (InvalidDataException e)
             {
@@ -57,38 +62,73 @@ public class WeakenVersionNeed : Task
         }
         return !Log.HasLoggedErrors;
     }
+}
+#else
+namespace SeqDsl.Engine;
+#endif
 
-    void PatchFile(string path)
+#if SEQDSL_RUNTIME
+internal
+#else
+public
+#endif
+static class ElfVersionNeed
+{
+    const uint ShtGnuVerdef = 0x6ffffffd;
+    const uint ShtGnuVerneed = 0x6ffffffe;
+    const ushort VerFlgWeak = 0x2;
+
+    /// <summary>Whether the system copy of <paramref name="library"/> (searched as the dynamic loader
+    /// does for a plain soname, LD_LIBRARY_PATH first) defines <paramref name="version"/>.</summary>
+    public static bool SystemDefines(string library, string version)
     {
-        byte[] elf = File.ReadAllBytes(path);
-        long flagsOffset = FindVernauxFlags(elf, Library, VersionName);
-        if (flagsOffset < 0)
-        {
-            Log.LogMessage(MessageImportance.Normal,
-                $"SeqDsl: {Path.GetFileName(path)} does not need {VersionName} from {Library}; left as is.");
-            return;
-        }
-        ushort flags = U16(elf, flagsOffset);
-        if ((flags & VerFlgWeak) != 0)
-        {
-            Log.LogMessage(MessageImportance.Low, $"SeqDsl: {path} already patched.");
-            return;
-        }
-        string tmp = path + ".seqdsl-tmp";
-        File.Copy(path, tmp, true);   // keeps the file mode; breaks any hard link
-        using (var fs = new FileStream(tmp, FileMode.Open, FileAccess.Write))
-        {
-            fs.Position = flagsOffset;
-            ushort patched = (ushort)(flags | VerFlgWeak);
-            fs.WriteByte((byte)(patched & 0xff));
-            fs.WriteByte((byte)(patched >> 8));
-        }
-        File.Replace(tmp, path, null);
-        Log.LogMessage(MessageImportance.High,
-            $"SeqDsl: marked the {VersionName} need of {path} weak (system libstdc++ lacks it).");
+        string? system = FindSystemLibrary(library);
+        return system != null && DefinesVersion(File.ReadAllBytes(system), version);
     }
 
-    static string? FindSystemLibrary(string soname)
+    /// <summary>The bytes of <paramref name="elf"/> with the need for <paramref name="version"/> of
+    /// <paramref name="library"/> marked weak; null when there is no such need or it is weak already.</summary>
+    public static byte[]? Weakened(byte[] elf, string library, string version)
+    {
+        long flagsOffset = FindVernauxFlags(elf, library, version);
+        if (flagsOffset < 0) return null;
+        ushort flags = U16(elf, flagsOffset);
+        if ((flags & VerFlgWeak) != 0) return null;
+        var patched = (byte[])elf.Clone();
+        ushort weak = (ushort)(flags | VerFlgWeak);
+        patched[flagsOffset] = (byte)(weak & 0xff);
+        patched[flagsOffset + 1] = (byte)(weak >> 8);
+        return patched;
+    }
+
+    /// <summary>Writes <paramref name="bytes"/> to a temporary file beside <paramref name="path"/> with the
+    /// original's mode, and renames it over the original (never writing through a hard link). The original's
+    /// modification time is kept, so MSBuild's incremental copy sees the file unchanged and does not copy the
+    /// unpatched library over it again on the next build.</summary>
+    public static void ReplaceFile(string path, byte[] bytes)
+    {
+        // netstandard APIs only: RoslynCodeTaskFactory compiles this file against netstandard
+        string tmp = path + ".seqdsl-tmp-" + Guid.NewGuid().ToString("N");
+        try
+        {
+            bool existed = File.Exists(path);
+            DateTime modified = existed ? File.GetLastWriteTimeUtc(path) : default;
+            if (existed) File.Copy(path, tmp, true);   // keeps the file mode
+            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write)) fs.Write(bytes, 0, bytes.Length);
+            if (existed)
+            {
+                File.SetLastWriteTimeUtc(tmp, modified);
+                File.Replace(tmp, path, null);
+            }
+            else File.Move(tmp, path);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
+    }
+
+    public static string? FindSystemLibrary(string soname)
     {
         var dirs = new System.Collections.Generic.List<string>();
         string? ld = Environment.GetEnvironmentVariable("LD_LIBRARY_PATH");
@@ -144,7 +184,7 @@ public class WeakenVersionNeed : Task
 
     /// <summary>File offset of vna_flags of the Vernaux naming <paramref name="version"/> under
     /// the Verneed of <paramref name="file"/>, or -1 when there is none.</summary>
-    static long FindVernauxFlags(byte[] b, string file, string version)
+    public static long FindVernauxFlags(byte[] b, string file, string version)
     {
         var secs = Sections(b);
         bool sawVerneed = false;
@@ -176,7 +216,7 @@ public class WeakenVersionNeed : Task
         return -1;
     }
 
-    static bool DefinesVersion(byte[] b, string version)
+    public static bool DefinesVersion(byte[] b, string version)
     {
         foreach (var s in Sections(b))
         {

@@ -189,6 +189,10 @@ public sealed class Network : nn.Module<Tensor, Tensor>
     public long ParameterCount =>
         named_parameters().Where(p => !_heldAtZero.Contains(p.name)).Sum(p => p.parameter.numel());
 
+    /// <summary>The model text and its parameter count, e.g. "Lstm(20).Dense(1) (1,781 parameters)".</summary>
+    public override string ToString() =>
+        $"{Spec} ({ParameterCount.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)} parameters)";
+
     /// <summary>The parameters training updates.</summary>
     public IEnumerable<Parameter> TrainableParameters => parameters().Where(p => p.requires_grad);
 

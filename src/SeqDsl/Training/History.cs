@@ -31,6 +31,16 @@ public sealed class History
 
     internal void Add(EpochRecord r) => _epochs.Add(r);
 
+    /// <summary>One line per epoch ("epoch 1, loss …, 0.4 sec"), then why training stopped early, if it did.</summary>
+    public override string ToString()
+    {
+        if (_epochs.Count == 0) return "no epochs";
+        var lines = _epochs.Select(e => e.ToString()).ToList();
+        if (StopReason is not null) lines.Add("stopped: " + StopReason);
+        if (RestoredEpoch is int r) lines.Add($"weights restored from epoch {r}");
+        return string.Join(Environment.NewLine, lines);
+    }
+
     /// <summary>Values of one metric over the epochs.</summary>
     public IReadOnlyList<double> Series(string name) => _epochs.Select(e => e[name]).ToList();
 

@@ -64,6 +64,12 @@ public sealed class ExperimentResult : IDisposable
             Plots.LearningCurves(History, Path.Combine(directory, "learning-curves.png"), Title());
     }
 
+    /// <summary>The model, the task, and the metrics of each split, one line each.</summary>
+    public override string ToString() =>
+        $"{Spec.Model} ({Info.Kind}, {History.Epochs.Count} epochs)" + string.Concat(Metrics.Select(split =>
+            Environment.NewLine + split.Key + ": " + string.Join(", ", split.Value.Select(m =>
+                $"{m.Key} {m.Value.ToString("0.0000", System.Globalization.CultureInfo.InvariantCulture)}"))));
+
     /// <summary>The plot's title: the model, then the data source with its file name (not the whole path).</summary>
     private string Title()
     {

@@ -34,6 +34,9 @@ public sealed class TrainedModel : IPredictor
     /// <inheritdoc />
     public string Model => Network.Spec.ToString();
 
+    /// <summary>The model text and its task, e.g. "Embed(16).Lstm(32).Dense(1, Sigmoid) (TextClassification)".</summary>
+    public override string ToString() => $"{Model} ({Info.Kind})";
+
     /// <summary>The task the model was trained for.</summary>
     public SeqTask Task => SeqTask.For(Info);
 

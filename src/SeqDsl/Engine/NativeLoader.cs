@@ -1,0 +1,141 @@
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Loader;
+using System.Security.Cryptography;
+using TorchSharp;
+
+namespace SeqDsl.Engine;
+
+/// <summary>
+/// Makes TorchSharp's native library load on Linux systems whose libstdc++ lacks GLIBCXX_3.4.32 (Debian 12,
+/// Ubuntu 22.04) when nothing patched it at build time: F# Interactive's <c>#r "nuget: SeqDsl"</c> loads it
+/// straight from the NuGet cache, and a ProjectReference from another repository copies it unpatched (builds
+/// inside this repository and PackageReference consumers are patched by SeqDsl.NativeFix.targets instead).
+/// </summary>
+/// <remarks>
+/// Only when the regular load of <c>LibTorchSharp</c> has failed, and only when that library needs the
+/// missing version: a copy with that one need marked weak (build/WeakenVersionNeed.cs) is written to
+/// <c>$SEQDSL_NATIVE_CACHE</c>, else <c>$XDG_CACHE_HOME/seqdsl/native</c>, else <c>~/.cache/seqdsl/native</c>,
+/// in a folder named by the original's SHA-256, replaced atomically and checked when read back; the libtorch
+/// libraries it needs are loaded from where they are first, so the copy links against them. The NuGet cache
+/// and the build output are never written to. Registered when SeqDsl.dll is first used.
+/// </remarks>
+public static class NativeLoader
+{
+    const string Library = "libstdc++.so.6";
+    const string Version = "GLIBCXX_3.4.32";
+    const string FileName = "libLibTorchSharp.so";
+    static readonly object Gate = new();
+    static string Rid => RuntimeInformation.OSArchitecture == Architecture.Arm64 ? "linux-arm64" : "linux-x64";
+    static IntPtr _loaded;
+
+    /// <summary>Where the patched copy was loaded from, or null when the regular load worked.</summary>
+    public static string? PatchedCopy { get; private set; }
+
+    /// <summary>Why the last attempt to patch did not help, or null.</summary>
+    public static string? LastFailure { get; private set; }
+
+#pragma warning disable CA2255 // a module initializer is the point: it must run before TorchSharp loads its library
+    [ModuleInitializer]
+    internal static void Register()
+#pragma warning restore CA2255
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var torchAssembly = typeof(torch).Assembly;
+        var context = AssemblyLoadContext.GetLoadContext(torchAssembly) ?? AssemblyLoadContext.Default;
+        context.ResolvingUnmanagedDll += (assembly, name) =>
+            assembly == torchAssembly && (name == "LibTorchSharp" || name == FileName) ? Resolve(torchAssembly) : IntPtr.Zero;
+    }
+
+    static IntPtr Resolve(Assembly torchAssembly)
+    {
+        lock (Gate)
+        {
+            if (_loaded != IntPtr.Zero) return _loaded;
+            try
+            {
+                string? original = FindOriginal(torchAssembly);
+                if (original == null) { LastFailure = $"{FileName} not found beside {torchAssembly.Location}"; return IntPtr.Zero; }
+                if (ElfVersionNeed.SystemDefines(Library, Version)) { LastFailure = $"the system {Library} defines {Version}; the load failed for another reason"; return IntPtr.Zero; }
+                byte[] bytes = File.ReadAllBytes(original);
+                byte[]? patched = ElfVersionNeed.Weakened(bytes, Library, Version);
+                if (patched == null) { LastFailure = $"{original} does not need {Version} (or is patched already); the load failed for another reason"; return IntPtr.Zero; }
+
+                string copy = WriteCopy(original, bytes, patched);
+                PreloadNeeds(torchAssembly, Path.GetDirectoryName(original)!, Rid);
+                if (!NativeLibrary.TryLoad(copy, out var handle)) { LastFailure = $"the patched copy {copy} did not load either"; return IntPtr.Zero; }
+                PatchedCopy = copy;
+                _loaded = handle;
+                return handle;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+            {
+                LastFailure = e.Message;
+                return IntPtr.Zero;
+            }
+        }
+    }
+
+    /// <summary>The unpatched library the runtime would have loaded: beside TorchSharp.dll, in its runtimes
+    /// folder, in the application's native search folders, or in the TorchSharp package it came from.</summary>
+    static string? FindOriginal(Assembly torchAssembly)
+    {
+        string rid = Rid;
+        string dir = Path.GetDirectoryName(torchAssembly.Location) ?? "";
+        var candidates = new List<string> { dir, Path.Combine(dir, "runtimes", rid, "native") };
+        if (AppContext.GetData("NATIVE_DLL_SEARCH_DIRECTORIES") is string search)
+            candidates.AddRange(search.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries));
+        // …/torchsharp/<version>/lib/<tfm>/TorchSharp.dll → …/torchsharp/<version>/runtimes/<rid>/native
+        candidates.Add(Path.Combine(dir, "..", "..", "runtimes", rid, "native"));
+        return candidates.Select(d => Path.GetFullPath(Path.Combine(d, FileName))).FirstOrDefault(File.Exists);
+    }
+
+    static string CacheRoot()
+    {
+        string? own = Environment.GetEnvironmentVariable("SEQDSL_NATIVE_CACHE");
+        if (!string.IsNullOrEmpty(own)) return own;
+        string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        string root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return Path.Combine(root, "seqdsl", "native");
+    }
+
+    /// <summary>The patched copy, written once per original (by SHA-256) and verified byte for byte.</summary>
+    static string WriteCopy(string original, byte[] bytes, byte[] patched)
+    {
+        string key = Convert.ToHexString(SHA256.HashData(bytes))[..16].ToLowerInvariant();
+        string folder = Path.Combine(CacheRoot(), key);
+        string copy = Path.Combine(folder, FileName);
+        if (File.Exists(copy) && File.ReadAllBytes(copy).AsSpan().SequenceEqual(patched)) return copy;
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "SOURCE"), original + Environment.NewLine);
+        ElfVersionNeed.ReplaceFile(copy, patched);
+        if (!File.ReadAllBytes(copy).AsSpan().SequenceEqual(patched))
+            throw new IOException($"the patched copy {copy} did not read back as written");
+        return copy;
+    }
+
+    /// <summary>Loads the libtorch libraries the copy links against (unless already loaded): from beside the
+    /// original, by the regular search relative to TorchSharp, or from the libtorch package next to the
+    /// TorchSharp package; the copy, whose own folder holds nothing else, then resolves them by soname.</summary>
+    static void PreloadNeeds(Assembly torchAssembly, string originalDir, string rid)
+    {
+        var mapped = File.Exists("/proc/self/maps")
+            ? File.ReadLines("/proc/self/maps").Select(l => Path.GetFileName(l.Split(' ', StringSplitOptions.RemoveEmptyEntries).LastOrDefault() ?? "")).ToHashSet()
+            : new HashSet<string>();
+        // …/packages/torchsharp/<v>/runtimes/<rid>/native → …/packages/libtorch-cpu-<rid>/<newest>/runtimes/<rid>/native
+        string packages = Path.GetFullPath(Path.Combine(originalDir, "..", "..", "..", "..", ".."));
+        string libtorchPackage = Path.Combine(packages, "libtorch-cpu-" + rid);
+        var dirs = new List<string> { originalDir };
+        if (Directory.Exists(libtorchPackage))
+            dirs.AddRange(Directory.GetDirectories(libtorchPackage).OrderByDescending(d => d, StringComparer.Ordinal)
+                                   .Select(d => Path.Combine(d, "runtimes", rid, "native")));
+        foreach (var lib in new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so" })
+        {
+            if (mapped.Contains(lib)) continue;
+            if (NativeLibrary.TryLoad(lib[3..^3], torchAssembly, null, out _)) continue;
+            foreach (var d in dirs)
+                if (File.Exists(Path.Combine(d, lib)) && NativeLibrary.TryLoad(Path.Combine(d, lib), out _)) break;
+        }
+    }
+}

@@ -51,21 +51,26 @@ public static class GradientFlow
         return result;
     }
 
-    /// <summary>Writes log10 ‖∂L/∂h_t‖ against t, one line per layer and direction.</summary>
+    /// <summary>Writes ‖∂L/∂h_t‖ against t, one line per layer and direction (backward dashed), the legend beside the data; the y axis is
+    /// logarithmic (labelled so) when the norms span more than <see cref="Plots.LogScaleRatio"/>×, and a step whose
+    /// norm is zero is left out there. Written atomically.</summary>
     public static void Plot(IReadOnlyList<StepGradients> flow, string path, string title)
     {
         var plt = new ScottPlot.Plot();
-        foreach (var g in flow)
+        var log = Plots.NeedsLogScale(flow.SelectMany(g => g.Norms).Where(v => v > 0)); // a norm is never negative; zero is no line
+        var markers = flow.Max(g => g.Norms.Length) <= 40;
+        for (var i = 0; i < flow.Count; i++)
         {
+            var g = flow[i];
             var xs = Enumerable.Range(1, g.Norms.Length).Select(t => (double)t).ToArray();
-            var ys = g.Norms.Select(v => Math.Log10(Math.Max(v, 1e-30))).ToArray();
-            var s = plt.Add.Scatter(xs, ys);
-            s.LegendText = g.Label;
+            Plots.Line(plt, xs, g.Norms, log, g.Label, i, dashed: g.Direction == 1, markers);
         }
         Plots.FittedTitle(plt, title, 800);
-        plt.XLabel("time step t");
-        plt.YLabel("log10 ‖∂L/∂h_t‖");
-        plt.ShowLegend();
-        plt.SavePng(path, 800, 500);
+        plt.Axes.Bottom.Label.Text = "time step t";
+        plt.Axes.Bottom.Label.FontSize = 14;
+        plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
+        Plots.YAxis(plt, "‖∂L/∂h_t‖", log, flow.SelectMany(g => g.Norms));
+        plt.ShowLegend(ScottPlot.Edge.Right);
+        Plots.SavePng(plt, path, 800, 500);
     }
 }

@@ -110,6 +110,7 @@ type TrainArgs =
     | Replace_Newlines
     | Steps of int
     | Sampling of SamplingArg
+    | Init_Weights of file: string
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -158,6 +159,7 @@ type TrainArgs =
             | Replace_Newlines -> "character corpus: line breaks become spaces."
             | Steps _ -> "language models: time steps per minibatch (default 35)."
             | Sampling _ -> "language models: random (default), consecutive (state carried across minibatches) or chunks (windows at any offset, seed 002)."
+            | Init_Weights _ -> "start from these weights instead of the initialisers: a PyTorch state dict (.pt, torch.save(model.state_dict())) or .safetensors with the model's parameter names and shapes (seqdsl export --pytorch writes the nn.Module that has them)."
 
 type EvaluateArgs =
     | [<Mandatory; AltCommandLine("-M")>] Model_Dir of dir: string
@@ -216,6 +218,7 @@ type ExportArgs =
     | [<AltCommandLine("-o")>] Onnx of file: string
     | States
     | No_States
+    | Pytorch of dir: string
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -224,6 +227,7 @@ type ExportArgs =
             | Onnx _ -> "the ONNX file to write (default: DIR/model.onnx; an existing file is replaced, the model's own files never). It carries the preprocessing (tokenizer, vocabulary, padding, scaler) and its own SHA-256 in its metadata; it is written only after ONNX Runtime's outputs were checked against libtorch's."
             | States -> "give every recurrent layer's state as graph inputs and outputs (the default for language models: step-by-step generation needs them)."
             | No_States -> "no state inputs or outputs, even for a language model (which then cannot generate from the file)."
+            | Pytorch _ -> "write the model for PyTorch into this folder (created, or replaced when an earlier export wrote it): model.pt (its state dict), model.safetensors and model.py (the nn.Module they load into, with SeqDsl's forward), with manifest.json. Alone it writes no ONNX file; with --onnx both."
 
 type ServeArgs =
     | [<AltCommandLine("-M")>] Model_Dir of dir: string
@@ -279,6 +283,6 @@ type Command =
             | Generate _ -> "generate text from a prefix with a trained language model."
             | Summary _ -> "print a model's layers, output shapes, parameter counts and kernels."
             | Check _ -> "check every recurrent kernel path against a float64 reference on this machine, and time them."
-            | Export _ -> "export a trained model to ONNX (with its preprocessing), verified against libtorch after writing."
+            | Export _ -> "export a trained model to ONNX (with its preprocessing), verified against libtorch after writing, or for PyTorch (--pytorch)."
             | Serve _ -> "serve a trained model over HTTP: POST /predict {\"texts\"|\"bits\"|\"rows\": [...]}, POST /generate {\"prefix\", \"length\", …}, GET /healthz, GET /metrics (limits: body 4 MiB, 1024 inputs, prefix 1000 and length 2000 characters); SIGTERM or Ctrl+C finishes requests in flight and exits 0."
             | Version -> "print the version."

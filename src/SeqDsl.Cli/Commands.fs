@@ -88,7 +88,8 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
                  | Some ConventionArg.Torch -> "torch"
                  | Some ConventionArg.Keras -> "keras"
                  | None -> t0.Convention),
-            OptimizerRules = (match a.TryGetResult Optimizer_Rules with Some v -> argName v | None -> t0.OptimizerRules))
+            OptimizerRules = (match a.TryGetResult Optimizer_Rules with Some v -> argName v | None -> t0.OptimizerRules),
+            InitWeights = (match a.TryGetResult Init_Weights with Some f -> f | None -> t0.InitWeights))
     let model = match a.TryGetResult TrainArgs.Model with Some m -> m | None -> baseSpec.Model
     let data = match a.TryGetResult TrainArgs.Data with Some d -> d | None -> baseSpec.Data
     if String.IsNullOrWhiteSpace model then
@@ -265,7 +266,7 @@ let check (a: ParseResults<CheckArgs>) : int =
             failing.Length failing.Head.Path failing.Head.Mode failing.Head.Case.Cell failing.Head.Case.Hidden failing.Head.Case.Variant failing.Head.MaxError
         1
 
-let export (a: ParseResults<ExportArgs>) : int =
+let private exportOnnx (a: ParseResults<ExportArgs>) : int =
     let dir = a.GetResult ExportArgs.Model_Dir
     if File.Exists dir then fail ErrorKind.Spec $"--model-dir {dir} is a file; give the folder seqdsl train --out wrote."
     if not (Directory.Exists dir) then fail ErrorKind.Spec $"--model-dir {dir} does not exist; give the folder seqdsl train --out wrote."
@@ -317,6 +318,40 @@ let export (a: ParseResults<ExportArgs>) : int =
     let sci (v: float32) = (float v).ToString("0.0e0", CultureInfo.InvariantCulture)
     printfn "  verified   ONNX Runtime equals SeqDsl within %s (largest difference %s, relative beyond 1, on random batches with lengths%s); read back intact" (sci ExportCheck.tolerance) (sci diff) (if graph.States.Count > 0 then ", states included" else "")
     0
+
+/// `seqdsl export --pytorch DIR`: model.pt, model.safetensors and model.py (with manifest.json) in DIR.
+let private exportPytorch (dir: string) (out: string) : int =
+    let full (p: string) = Path.TrimEndingDirectorySeparator(Path.GetFullPath p)
+    if File.Exists out then fail ErrorKind.Spec $"--pytorch {out} is a file; give a folder for model.pt, model.safetensors and model.py."
+    if String.Equals(full out, full dir, StringComparison.Ordinal) then
+        let example = Path.Combine(dir, "pytorch")
+        fail ErrorKind.Spec $"--pytorch {out} is the model directory itself; give another folder, e.g. {example}."
+    use m = TrainedModel.Load dir
+    let r =
+        try SeqDsl.Export.TorchExport.Save(m, out)
+        with e when (e :? IOException || e :? UnauthorizedAccessException) -> fail ErrorKind.Runtime $"Cannot write {out}: {e.Message}"
+    let kib (p: string) = sprintf "%6.1f KiB" (float (FileInfo(p).Length) / 1024.0)
+    printfn "%s → %s (PyTorch: %d tensors, %s values)" dir out r.Tensors (r.Values.ToString("N0", CultureInfo.InvariantCulture))
+    printfn "  model.pt           %s  state dict (torch.load)" (kib r.StateDict)
+    printfn "  model.safetensors  %s  the same tensors" (kib r.Safetensors)
+    printfn "  model.py           %s  SeqDslModel, the nn.Module they load into: model(x, lengths=None)" (kib r.Module)
+    printfn "  verified   read back intact; SHA-256 in manifest.json"
+    0
+
+let export (a: ParseResults<ExportArgs>) : int =
+    let dir = a.GetResult ExportArgs.Model_Dir
+    match a.TryGetResult ExportArgs.Pytorch with
+    | None -> exportOnnx a
+    | Some out when a.Contains ExportArgs.Onnx ->
+        match exportOnnx a with
+        | 0 -> exportPytorch dir out
+        | code -> code
+    | Some _ when a.Contains States || a.Contains No_States ->
+        fail ErrorKind.Spec "--states and --no-states shape the ONNX graph; give --onnx FILE with them (--pytorch alone writes no ONNX file)."
+    | Some out ->
+        if File.Exists dir then fail ErrorKind.Spec $"--model-dir {dir} is a file; give the folder seqdsl train --out wrote."
+        if not (Directory.Exists dir) then fail ErrorKind.Spec $"--model-dir {dir} does not exist; give the folder seqdsl train --out wrote."
+        exportPytorch dir out
 
 let serve (a: ParseResults<ServeArgs>) : int =
     let backend = a.GetResult(Backend, defaultValue = BackendArg.Onnx)

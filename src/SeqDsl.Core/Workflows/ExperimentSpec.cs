@@ -127,6 +127,9 @@ public sealed record TrainingSpec
     /// <summary>Whose optimizer update rules: keras (TensorFlow's: ε inside RMSprop's root, sparse embedding rows) or
     /// torch (libtorch's); null: the convention's.</summary>
     public string? OptimizerRules { get; init; }
+    /// <summary>A weights file to start from instead of the initialisers: a PyTorch state dict (.pt) or safetensors whose
+    /// names, shapes and element types match the model's (see the README's "PyTorch interop").</summary>
+    public string? InitWeights { get; init; }
 
     /// <summary>Largest thread count accepted (libtorch spawns what it is told).</summary>
     public const int MaxThreads = 1024;
@@ -162,6 +165,9 @@ public sealed record TrainingSpec
             throw Bad("training.convention", "--convention", $"unknown convention '{Convention}'.", Convention ?? "null", "torch or keras");
         if (OptimizerRules is string rules && !new[] { "torch", "keras" }.Contains(rules.ToLowerInvariant()))
             throw Bad("training.optimizerRules", "--optimizer-rules", $"unknown optimizer rules '{rules}'.", rules, "torch or keras (or leave it out: the convention's)");
+        if (InitWeights is string weights && !File.Exists(weights))
+            throw Bad("training.initWeights", "--init-weights", Directory.Exists(weights) ? "give the weights file, not a folder." : "the weights file does not exist.",
+                weights, "a PyTorch state dict (.pt) or safetensors file");
         if (device.StartsWith("cuda", StringComparison.Ordinal) && !cudaAvailable())
             throw Bad("training.device", "--device", "CUDA is not available here (a build with -p:TorchBackend=cuda on a machine with an NVIDIA GPU has it).", Device ?? "null", "cpu");
     }

@@ -34,7 +34,7 @@ internal sealed class LoopRnn : nn.Module
         _directions = bidirectional ? 2 : 1;
         _dropout = dropout;
         _bias = bias;
-        _gates = cell switch { LstmCell => 4, GruCell => 3, _ => 1 };
+        _gates = RnnParameters.Gates(cell);
         var bound = 1.0 / Math.Sqrt(units); // libtorch's default: U(−1/√H, 1/√H) for every parameter
         for (var l = 0; l < layers; l++)
             for (var d = 0; d < _directions; d++)
@@ -67,7 +67,7 @@ internal sealed class LoopRnn : nn.Module
             }
     }
 
-    private static string Suffix(int layer, int direction) => $"_l{layer}" + (direction == 1 ? "_reverse" : "");
+    private static string Suffix(int layer, int direction) => RnnParameters.Suffix(layer, direction);
 
     private void Add(string name, long[] shape, double bound)
     {

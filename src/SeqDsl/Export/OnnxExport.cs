@@ -187,7 +187,7 @@ public static class OnnxExport
             GruCell => ("GRU", 3, new[] { 1, 0, 2 }),        // libtorch r,z,n → ONNX z,r,h
             _ => ("RNN", 1, new[] { 0 }),
         };
-        var prefix = $"layers.{index}.rnn";
+        var prefix = RnnParameters.Prefix(index);
         string? stateH = null, stateC = null;
         if (states)
         {
@@ -212,7 +212,7 @@ public static class OnnxExport
             long inWidth = 0;
             for (var d = 0; d < D; d++)
             {
-                var sfx = $"_l{l}" + (d == 1 ? "_reverse" : "");
+                var sfx = RnnParameters.Suffix(l, d);
                 var wih = values($"{prefix}.weight_ih{sfx}");
                 inWidth = wih.Length / (gates * H);
                 w.AddRange(Reorder(wih, order, H * inWidth));

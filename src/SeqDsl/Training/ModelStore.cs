@@ -26,25 +26,9 @@ public static class ModelStore
     private static readonly string[] Required = ["model.json", "network.json", "weights.dat"];
 
     /// <summary>Saves the network (and extra named text files) to <paramref name="directory"/>, replacing it atomically.</summary>
-    public static void Save(Network network, string directory, IReadOnlyDictionary<string, string>? extraFiles = null)
-    {
-        var full = Path.GetFullPath(Path.TrimEndingDirectorySeparator(directory));
-        var parent = Path.GetDirectoryName(full) ?? ".";
-        var name = Path.GetFileName(full);
-        Directory.CreateDirectory(parent);
-        CleanUp(parent, name, full);
-        var tmp = Path.Combine(parent, $".{name}.tmp-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(tmp);
-        try
+    public static void Save(Network network, string directory, IReadOnlyDictionary<string, string>? extraFiles = null) =>
+        SaveDirectory(directory, Write =>
         {
-            var hashes = new Dictionary<string, string>();
-            void Write(string file, Action<Stream> write)
-            {
-                if (file.Contains('/') || file.Contains('\\') || file is "." or ".." or ManifestFile || hashes.ContainsKey(file))
-                    throw new ArgumentException($"invalid file name '{file}' in a model directory", nameof(extraFiles));
-                Durable.WriteFile(Path.Combine(tmp, file), write);
-                hashes[file] = Durable.Sha256(Path.Combine(tmp, file)); // what reached the disk, read back
-            }
             void Text(string file, string text) => Write(file, fs => fs.Write(System.Text.Encoding.UTF8.GetBytes(text)));
             // pretrained embedding vectors are part of the weights: the saved model does not name their file, so it
             // reloads where the file is gone (and without the vocabulary the vectors were matched to)
@@ -61,6 +45,32 @@ public static class ModelStore
             });
             foreach (var (file, text) in extraFiles ?? new Dictionary<string, string>())
                 Text(file, text);
+        });
+
+    /// <summary>Writes a directory of files and its <see cref="ManifestFile"/> (the SHA-256 of every file, read back from
+    /// the disk), replacing <paramref name="directory"/> whole and atomically: written and flushed in a temporary sibling,
+    /// then put in place (on Linux by exchanging the two directories in one rename). <paramref name="files"/> is given the
+    /// function that writes one file by name.</summary>
+    internal static void SaveDirectory(string directory, Action<Action<string, Action<Stream>>> files)
+    {
+        var full = Path.GetFullPath(Path.TrimEndingDirectorySeparator(directory));
+        var parent = Path.GetDirectoryName(full) ?? ".";
+        var name = Path.GetFileName(full);
+        Directory.CreateDirectory(parent);
+        CleanUp(parent, name, full);
+        var tmp = Path.Combine(parent, $".{name}.tmp-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(tmp);
+        try
+        {
+            var hashes = new Dictionary<string, string>();
+            void Write(string file, Action<Stream> write)
+            {
+                if (file.Contains('/') || file.Contains('\\') || file is "." or ".." or ManifestFile || hashes.ContainsKey(file))
+                    throw new ArgumentException($"invalid file name '{file}' in a model directory", nameof(files));
+                Durable.WriteFile(Path.Combine(tmp, file), write);
+                hashes[file] = Durable.Sha256(Path.Combine(tmp, file)); // what reached the disk, read back
+            }
+            files(Write);
             Durable.WriteFile(Path.Combine(tmp, ManifestFile),
                 fs => JsonSerializer.Serialize(fs, new Manifest(1, hashes), new JsonSerializerOptions { WriteIndented = true }));
             Durable.SyncDirectory(tmp);

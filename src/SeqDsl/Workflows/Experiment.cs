@@ -123,6 +123,7 @@ public static class Experiment
         log?.Invoke(net.Summary.ToString());
         try
         {
+            if (t.InitWeights is string weights) log?.Invoke(TorchWeights.Load(net, weights).ToString());
             var outcome = task.Train(net, data, spec, progress, cancellation, stateDirectory);
             return new ExperimentResult
             {

@@ -73,6 +73,10 @@ public sealed class TrainedModel : IPredictor
         Task is LanguageModelTask && Text is not null ? LanguageModelTask.Generate(Network, Text, prefix, length, options)
         : throw new SeqDslException(ErrorKind.Spec, $"This model was trained for {Info.Kind}; generation needs a language model (data text:PATH).");
 
+    /// <summary>Writes the model's weights as one safetensors file, PyTorch's state dict names and layout
+    /// (<see cref="TorchWeights.SaveSafetensors"/>; <c>Export.TorchExport</c> writes them with the nn.Module).</summary>
+    public void SaveSafetensors(string path) => TorchWeights.SaveSafetensors(Network, path);
+
     /// <inheritdoc />
     public void Dispose() => Network.Dispose();
 }

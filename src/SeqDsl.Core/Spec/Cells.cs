@@ -32,6 +32,9 @@ public abstract record CellSpec
     /// <summary>Why libtorch's fused kernel cannot run this cell, or null when it can.</summary>
     [JsonIgnore] public abstract string? FusedUnavailableReason { get; }
 
+    /// <summary>Why SeqDsl's SIMD kernel cannot run this cell, or null when it can.</summary>
+    [JsonIgnore] public virtual string? SimdUnavailableReason => null;
+
     /// <summary>Checks rules of the cell's own definition (user cells); argument bounds are in <see cref="LayerArguments"/>.</summary>
     internal virtual (string reason, string received, string expected)? ArgumentProblem() => null;
 
@@ -65,6 +68,10 @@ public sealed record RnnCell : CellSpec
         Activation.Tanh or Activation.Relu => null,
         _ => $"libtorch's RNN kernel has no {Activation} activation",
     };
+
+    /// <inheritdoc />
+    [JsonIgnore] public override string? SimdUnavailableReason =>
+        Activation == Activation.Softmax ? "the SIMD kernel has no Softmax state activation" : null;
 }
 
 /// <summary>
@@ -94,6 +101,12 @@ public sealed record LstmCell : CellSpec
     [JsonIgnore] public override string? FusedUnavailableReason =>
         Peephole ? "libtorch's LSTM kernel has no peephole connections"
         : LayerNorm ? "libtorch's LSTM kernel has no layer normalisation"
+        : null;
+
+    /// <inheritdoc />
+    [JsonIgnore] public override string? SimdUnavailableReason =>
+        Peephole ? "the SIMD kernel has no peephole connections"
+        : LayerNorm ? "the SIMD kernel has no layer normalisation"
         : null;
 }
 

@@ -76,6 +76,9 @@ public sealed record RecurrentLayer(CellSpec Cell, int Units) : Layer
             : ((string, string, string)?)null)
         ?? (Kernel == Kernel.Fused && Cell.FusedUnavailableReason is string why
             ? ($"kernel: Fused cannot be honoured: {why}.", "kernel: Fused", "kernel: Auto or Loop")
+            : ((string, string, string)?)null)
+        ?? (Kernel == Kernel.Simd && Cell.SimdUnavailableReason is string whySimd
+            ? ($"kernel: Simd cannot be honoured: {whySimd}.", "kernel: Simd", "kernel: Auto or Loop")
             : ((string, string, string)?)null);
 }
 

@@ -62,4 +62,8 @@ public enum Kernel
     Fused,
     /// <summary>A per-time-step unroll of the cell's step function.</summary>
     Loop,
+    /// <summary>SeqDsl's own CPU kernel (C# SIMD: AVX2/FMA, AVX-512 where the CPU has it): the whole sequence per call,
+    /// the recurrent product, gate functions and state update fused per step, batch rows split across threads.
+    /// LSTM, GRU (both reset forms) and SimpleRnn; an error for other cells and on a GPU.</summary>
+    Simd,
 }

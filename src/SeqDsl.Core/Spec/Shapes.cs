@@ -16,7 +16,7 @@ public sealed record Shape(bool Sequence, int? Time, long Features)
 }
 
 /// <summary>How a recurrent layer will run, decided on the spec alone.</summary>
-/// <param name="Kernel">Fused or Loop.</param>
+/// <param name="Kernel">Fused, Loop or Simd.</param>
 /// <param name="Reason">Why the loop was chosen (requested, or the fused kernel cannot express the cell).</param>
 /// <param name="Path">For a fused layer on the CPU, which libtorch implementation runs it.</param>
 public sealed record KernelPlan(Kernel Kernel, string? Reason, FusedPath Path = FusedPath.Native)
@@ -27,6 +27,7 @@ public sealed record KernelPlan(Kernel Kernel, string? Reason, FusedPath Path = 
     {
         Kernel.Fused when Path == FusedPath.OneDnn => "fused (oneDNN in training if verified)",
         Kernel.Fused => "fused",
+        Kernel.Simd => Reason is null or "requested" ? "simd" : $"simd: {Reason}",
         _ => Reason is null ? "loop" : $"loop: {Reason}",
     };
 
@@ -107,6 +108,7 @@ public static class Shapes
     public static KernelPlan PlanKernel(RecurrentLayer r) => r.Kernel switch
     {
         Kernel.Loop => new KernelPlan(Kernel.Loop, "requested"),
+        Kernel.Simd => new KernelPlan(Kernel.Simd, "requested"),
         _ when r.Cell.FusedUnavailableReason is string why => new KernelPlan(Kernel.Loop, why),
         _ => new KernelPlan(Kernel.Fused, null, PlanFusedPath(r)),
     };

@@ -62,6 +62,9 @@ public sealed record UserCell : CellSpec
         Parameters.Sum(p => p.Count(input, units));
     /// <inheritdoc />
     [JsonIgnore] public override string? FusedUnavailableReason => $"{CellName} is a user-defined cell";
+
+    /// <inheritdoc />
+    [JsonIgnore] public override string? SimdUnavailableReason => $"{CellName} is a user-defined cell";
     internal override (string, string, string)? ArgumentProblem() =>
         Arity is < 1 or > 2 ? ($"{CellName}: a cell carries h, or h and c.", $"arity {Arity}", "1 or 2")
         : Parameters.IsDefaultOrEmpty ? ($"{CellName} declares no parameters.", "none", "at least one parameter")

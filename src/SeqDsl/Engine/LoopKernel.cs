@@ -23,11 +23,17 @@ internal sealed class LoopRnn : nn.Module
     private readonly Dictionary<string, Parameter> _p = [];
 
     private readonly UserCellKernel? _user;
+    private readonly Simd.SimdCell? _simd;
+    private int[]? _simdLengths; // the batch's lengths as the SIMD kernel reads them, set per Forward
+
+    /// <summary>The SIMD kernel's form of the cell when this layer runs on it (kernel: Simd), else null.</summary>
+    public Simd.SimdCell? SimdCell => _simd;
 
     public LoopRnn(CellSpec cell, long input, int units, int layers, bool bidirectional, double dropout, Bias bias,
-        UserCellKernel? user = null) : base("LoopRnn")
+        UserCellKernel? user = null, bool simd = false) : base(simd ? "SimdRnn" : "LoopRnn")
     {
         _user = user;
+        _simd = simd ? Simd.SimdRecurrence.CellOf(cell) ?? throw new ArgumentException($"the SIMD kernel cannot run {cell.Name}") : null;
         _cell = cell;
         _units = units;
         _layers = layers;
@@ -83,7 +89,8 @@ internal sealed class LoopRnn : nn.Module
         register_parameter(name, p);
     }
 
-    private Tensor? P(string name) => _p.TryGetValue(name, out var p) ? p : null;
+    // by name from the module, not from _p: Module.to(dtype or device) replaces the registered parameters
+    private Tensor? P(string name) => _p.ContainsKey(name) ? get_parameter(name) : null;
 
     /// <summary>x: (B, T, I). Returns output (B, T, D·H) and final states (L·D, B, H).</summary>
     public (Tensor output, Tensor h, Tensor? c) Forward(Tensor x, Tensor? lengths, RecurrentState? init,
@@ -92,6 +99,9 @@ internal sealed class LoopRnn : nn.Module
         var B = x.shape[0];
         var T = x.shape[1];
         var lstm = _cell.StateArity == 2;
+        _simdLengths = _simd is not null && lengths is not null
+            ? lengths.to(ScalarType.Int32).cpu().data<int>().ToArray().Select(l => (int)Math.Clamp(l, 0, T)).ToArray()
+            : null;
         Tensor? mask = null, reverse = null;
         if (lengths is not null)
         {
@@ -176,6 +186,13 @@ internal sealed class LoopRnn : nn.Module
         // every additive bias goes into the one input projection before the loop; only GRU's b_hn stays
         // inside (reset-after multiplies it by r)
         var bias = bih is null ? bhh : bhh is null || resetAfterGru ? bih : bih + bhh;
+        // the SIMD kernel runs the whole recurrence in one call; per-step states for diagnostics need the loop's graph
+        if (_simd is Simd.SimdCell simdCell && !keep)
+        {
+            var (so, sh, sc) = Simd.SimdRecurrence.Run(simdCell, nn.functional.linear(x, wih, resetAfterGru ? bih : bias),
+                whh, resetAfterGru ? bhh : null, h, c, _simdLengths);
+            return (so, sh, sc, null);
+        }
         var peep = P("weight_peephole" + sfx);
         var layerNorm = _cell is LstmCell { LayerNorm: true };
         long[] gatesShape = [4L * H];

@@ -115,9 +115,12 @@ public sealed class Network : nn.Module<Tensor, Tensor>
                 ? $"; not oneDNN: {why}" : ""));
         var bias = r.Cell.EffectiveBias(options.Convention);
         var hasBias = bias != Bias.None;
-        nn.Module rnn = plan.Kernel == Kernel.Loop
+        if (plan.Kernel == Kernel.Simd && !cpu)
+            throw SeqDslException.ForLayer(index, r, ErrorKind.Spec, "kernel: Simd is SeqDsl's CPU kernel; this model is compiled for " + device.type + ".",
+                "kernel: Simd", "kernel: Auto or Fused on a GPU");
+        nn.Module rnn = plan.Kernel is Kernel.Loop or Kernel.Simd
             ? new LoopRnn(r.Cell, width, r.Units, r.Layers, bi, r.Dropout, bias,
-                r.Cell is UserCell user ? UserCells.Kernel(user, index, r) : null)
+                r.Cell is UserCell user ? UserCells.Kernel(user, index, r) : null, simd: plan.Kernel == Kernel.Simd)
             : r.Cell switch
         {
             LstmCell => nn.LSTM(width, r.Units, r.Layers, hasBias, batchFirst: true, dropout: r.Dropout, bidirectional: bi),

@@ -1,0 +1,444 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace SeqDsl.Engine.Simd;
+
+/// <summary>The cell a SIMD kernel call runs.</summary>
+internal enum SimdCell { Lstm, GruResetAfter, GruResetBefore, RnnTanh, RnnRelu, RnnLinear, RnnSigmoid }
+
+/// <summary>
+/// One direction of one recurrent layer over a whole sequence, for a block of batch rows [r0, r1): the rows are
+/// independent, so threads take blocks and never meet. Layout (row-major, batch first): proj (B, T, G·H) is the
+/// input projection with every bias that can be added before the recurrence; w (G·H, H) is libtorch's weight_hh,
+/// wT its transpose (H, G·H); hprev (B, T, H) holds the state each step starts from (saved for the weight
+/// gradient); out (B, T, H) is zero on padding. A row's steps at and after its length leave its state unchanged.
+/// Per step: one register-tiled product (rows × H)·(H × G·H) into the gate buffer, then the gate functions and
+/// the state update on the same rows while they are in the L1 cache; no allocation inside the loop.
+/// Backward walks the steps in reverse with the saved gates: the gradient of the projection (also the gates'
+/// pre-activation gradient) per step and one product (rows × G·H)·(G·H × H) for the state gradient; the
+/// weight gradient is one product over all steps afterwards (<see cref="SimdRecurrence"/>).
+/// </summary>
+internal static unsafe class RecurrentKernels
+{
+    /// <summary>Rows per sub-block: their gate rows stay in L1 between the product and the gate functions.</summary>
+    const int Sub = 8;
+
+    internal struct Buffers
+    {
+        public int B, T, H, G;              // G: gate blocks (4 LSTM, 3 GRU, 1 RNN)
+        public int* Len;                     // lengths or null
+        public float* Proj, W, WT, Bhh;      // Bhh: GRU reset-after's recurrent bias (G·H) or null
+        public float* H0, C0;                // (B, H)
+        public float* Out, HT, CT;           // (B, T, H), (B, H), (B, H)
+        public float* Gates;                 // (B, T, G·H) post-activation gates
+        public float* Aux1, Aux2;            // LSTM: c_t, tanh c_t; GRU reset-after: h W_hn + b_hn; reset-before: r ⊙ h
+        public float* HPrev;                 // (B, T, H)
+        // backward
+        public float* DOut, DHT, DCT;        // gradients of out, hT, cT
+        public float* DProj, DPh;            // (B, T, G·H): projection gradient; GRU reset-after: recurrent pre-activation gradient
+        public float* DH0, DC0;
+    }
+
+    static bool Active(in Buffers b, int row, int t) => b.Len == null || t < b.Len[row];
+
+    // ------------------------------------------------------------------ forward
+
+    public static void Forward(SimdCell cell, in Buffers b, int r0, int r1, float* scratch)
+    {
+        int T = b.T, H = b.H, GH = b.G * H;
+        long rowIn = (long)T * GH, rowH = (long)T * H;
+        float* state = scratch;                       // (rows, H): h
+        float* cstate = scratch + (r1 - r0) * H;      // (rows, H): c (LSTM)
+        float* ph = cstate + (r1 - r0) * H;           // (Sub, G·H): GRU reset-after's recurrent part
+        for (var r = r0; r < r1; r++)
+        {
+            Copy(b.H0 + (long)r * H, state + (r - r0) * H, H);
+            if (cell == SimdCell.Lstm) Copy(b.C0 + (long)r * H, cstate + (r - r0) * H, H);
+            if (T > 0) Copy(b.H0 + (long)r * H, b.HPrev + r * rowH, H);
+        }
+        for (var t = 0; t < T; t++)
+            for (var s0 = r0; s0 < r1; s0 += Sub)
+            {
+                var m = Math.Min(Sub, r1 - s0);
+                float* a = b.HPrev + s0 * rowH + (long)t * H;
+                float* p = b.Proj + s0 * rowIn + (long)t * GH;
+                float* g = b.Gates + s0 * rowIn + (long)t * GH;
+                switch (cell)
+                {
+                    case SimdCell.Lstm:
+                        SmallGemm.Run(m, GH, H, a, rowH, b.WT, GH, p, rowIn, g, rowIn);
+                        break;
+                    case SimdCell.GruResetAfter:
+                        SmallGemm.Run(m, GH, H, a, rowH, b.WT, GH, b.Bhh, 0, ph, GH);
+                        break;
+                    case SimdCell.GruResetBefore:
+                        SmallGemm.Run(m, 2 * H, H, a, rowH, b.WT, GH, p, rowIn, g, rowIn);   // r, z pre-activations
+                        break;
+                    default:
+                        SmallGemm.Run(m, H, H, a, rowH, b.WT, H, p, rowIn, b.Out + s0 * rowH + (long)t * H, rowH);
+                        break;
+                }
+                for (var r = s0; r < s0 + m; r++)
+                {
+                    long io = r * rowIn + (long)t * GH, ho = r * rowH + (long)t * H;
+                    float* st = state + (r - r0) * H;
+                    float* next = t + 1 < T ? b.HPrev + ho + H : null;
+                    if (!Active(b, r, t))
+                    {
+                        Clear(b.Out + ho, H);
+                        if (next != null) Copy(st, next, H);
+                        continue;
+                    }
+                    switch (cell)
+                    {
+                        case SimdCell.Lstm:
+                            LstmStep(H, b.Gates + io, cstate + (r - r0) * H, b.Aux1 + ho, b.Aux2 + ho, st);
+                            break;
+                        case SimdCell.GruResetAfter:
+                            GruAfterStep(H, b.Proj + io, ph + (r - s0) * GH, b.Gates + io, b.Aux1 + ho, st);
+                            break;
+                        case SimdCell.GruResetBefore:
+                            GruBeforeGates(H, b.Gates + io, st, b.Aux1 + ho);
+                            break;
+                        default:
+                            RnnStep(cell, H, b.Out + ho, st);
+                            break;
+                    }
+                    if (cell != SimdCell.GruResetBefore)
+                    {
+                        if (cell != SimdCell.RnnTanh && cell != SimdCell.RnnRelu && cell != SimdCell.RnnLinear && cell != SimdCell.RnnSigmoid)
+                            Copy(st, b.Out + ho, H);
+                        if (next != null) Copy(st, next, H);
+                    }
+                }
+                if (cell == SimdCell.GruResetBefore)
+                {
+                    // n pre-activation: p_n + (r ⊙ h) U_nᵀ, then n and the new state
+                    SmallGemm.Run(m, H, H, b.Aux1 + s0 * rowH + (long)t * H, rowH, b.WT + 2 * H, GH, p + 2 * H, rowIn, g + 2 * H, rowIn);
+                    for (var r = s0; r < s0 + m; r++)
+                    {
+                        if (!Active(b, r, t)) continue;
+                        long io = r * rowIn + (long)t * GH, ho = r * rowH + (long)t * H;
+                        float* st = state + (r - r0) * H;
+                        GruBeforeState(H, b.Gates + io, st);
+                        Copy(st, b.Out + ho, H);
+                        if (t + 1 < T) Copy(st, b.HPrev + ho + H, H);
+                    }
+                }
+            }
+        for (var r = r0; r < r1; r++)
+        {
+            Copy(state + (r - r0) * H, b.HT + (long)r * H, H);
+            if (cell == SimdCell.Lstm) Copy(cstate + (r - r0) * H, b.CT + (long)r * H, H);
+        }
+    }
+
+    /// <summary>Scratch floats one forward block needs.</summary>
+    public static int ForwardScratch(int rows, int H, int G) => 2 * rows * H + Sub * G * H;
+
+    static void LstmStep(int H, float* g, float* c, float* cOut, float* tcOut, float* h)
+    {
+        var u = 0;
+        if (SimdMath.UseAvx2)
+            for (; u + 8 <= H; u += 8)
+            {
+                var i = SimdMath.Sigmoid(Avx.LoadVector256(g + u));
+                var f = SimdMath.Sigmoid(Avx.LoadVector256(g + H + u));
+                var gg = SimdMath.Tanh(Avx.LoadVector256(g + 2 * H + u));
+                var o = SimdMath.Sigmoid(Avx.LoadVector256(g + 3 * H + u));
+                var cn = Fma.MultiplyAdd(f, Avx.LoadVector256(c + u), Avx.Multiply(i, gg));
+                var tc = SimdMath.Tanh(cn);
+                Avx.Store(g + u, i); Avx.Store(g + H + u, f); Avx.Store(g + 2 * H + u, gg); Avx.Store(g + 3 * H + u, o);
+                Avx.Store(c + u, cn); Avx.Store(cOut + u, cn); Avx.Store(tcOut + u, tc);
+                Avx.Store(h + u, Avx.Multiply(o, tc));
+            }
+        for (; u < H; u++)
+        {
+            float i = SimdMath.Sigmoid(g[u]), f = SimdMath.Sigmoid(g[H + u]), gg = SimdMath.Tanh(g[2 * H + u]), o = SimdMath.Sigmoid(g[3 * H + u]);
+            var cn = f * c[u] + i * gg;
+            var tc = SimdMath.Tanh(cn);
+            g[u] = i; g[H + u] = f; g[2 * H + u] = gg; g[3 * H + u] = o;
+            c[u] = cn; cOut[u] = cn; tcOut[u] = tc;
+            h[u] = o * tc;
+        }
+    }
+
+    static void GruAfterStep(int H, float* p, float* ph, float* g, float* phnOut, float* h)
+    {
+        var u = 0;
+        if (SimdMath.UseAvx2)
+            for (; u + 8 <= H; u += 8)
+            {
+                var r = SimdMath.Sigmoid(Avx.Add(Avx.LoadVector256(p + u), Avx.LoadVector256(ph + u)));
+                var z = SimdMath.Sigmoid(Avx.Add(Avx.LoadVector256(p + H + u), Avx.LoadVector256(ph + H + u)));
+                var phn = Avx.LoadVector256(ph + 2 * H + u);
+                var n = SimdMath.Tanh(Fma.MultiplyAdd(r, phn, Avx.LoadVector256(p + 2 * H + u)));
+                var hv = Avx.LoadVector256(h + u);
+                Avx.Store(g + u, r); Avx.Store(g + H + u, z); Avx.Store(g + 2 * H + u, n); Avx.Store(phnOut + u, phn);
+                Avx.Store(h + u, Fma.MultiplyAdd(z, Avx.Subtract(hv, n), n));          // (1 − z) n + z h
+            }
+        for (; u < H; u++)
+        {
+            var r = SimdMath.Sigmoid(p[u] + ph[u]);
+            var z = SimdMath.Sigmoid(p[H + u] + ph[H + u]);
+            var phn = ph[2 * H + u];
+            var n = SimdMath.Tanh(p[2 * H + u] + r * phn);
+            g[u] = r; g[H + u] = z; g[2 * H + u] = n; phnOut[u] = phn;
+            h[u] = n + z * (h[u] - n);
+        }
+    }
+
+    static void GruBeforeGates(int H, float* g, float* h, float* rhOut)
+    {
+        var u = 0;
+        if (SimdMath.UseAvx2)
+            for (; u + 8 <= H; u += 8)
+            {
+                var r = SimdMath.Sigmoid(Avx.LoadVector256(g + u));
+                Avx.Store(g + u, r);
+                Avx.Store(g + H + u, SimdMath.Sigmoid(Avx.LoadVector256(g + H + u)));
+                Avx.Store(rhOut + u, Avx.Multiply(r, Avx.LoadVector256(h + u)));
+            }
+        for (; u < H; u++)
+        {
+            var r = SimdMath.Sigmoid(g[u]);
+            g[u] = r;
+            g[H + u] = SimdMath.Sigmoid(g[H + u]);
+            rhOut[u] = r * h[u];
+        }
+    }
+
+    static void GruBeforeState(int H, float* g, float* h)
+    {
+        var u = 0;
+        if (SimdMath.UseAvx2)
+            for (; u + 8 <= H; u += 8)
+            {
+                var n = SimdMath.Tanh(Avx.LoadVector256(g + 2 * H + u));
+                Avx.Store(g + 2 * H + u, n);
+                var z = Avx.LoadVector256(g + H + u);
+                Avx.Store(h + u, Fma.MultiplyAdd(z, Avx.Subtract(Avx.LoadVector256(h + u), n), n));   // z h + (1 − z) n
+            }
+        for (; u < H; u++)
+        {
+            var n = SimdMath.Tanh(g[2 * H + u]);
+            g[2 * H + u] = n;
+            h[u] = n + g[H + u] * (h[u] - n);
+        }
+    }
+
+    static void RnnStep(SimdCell cell, int H, float* o, float* h)
+    {
+        var u = 0;
+        if (SimdMath.UseAvx2)
+            for (; u + 8 <= H; u += 8)
+            {
+                var x = Avx.LoadVector256(o + u);
+                x = cell switch
+                {
+                    SimdCell.RnnTanh => SimdMath.Tanh(x),
+                    SimdCell.RnnRelu => Avx.Max(x, Vector256<float>.Zero),
+                    SimdCell.RnnSigmoid => SimdMath.Sigmoid(x),
+                    _ => x,
+                };
+                Avx.Store(o + u, x);
+                Avx.Store(h + u, x);
+            }
+        for (; u < H; u++)
+        {
+            var x = o[u];
+            x = cell switch
+            {
+                SimdCell.RnnTanh => SimdMath.Tanh(x),
+                SimdCell.RnnRelu => MathF.Max(x, 0f),
+                SimdCell.RnnSigmoid => SimdMath.Sigmoid(x),
+                _ => x,
+            };
+            o[u] = x;
+            h[u] = x;
+        }
+    }
+
+    // ------------------------------------------------------------------ backward
+
+    /// <summary>Scratch floats one backward block needs.</summary>
+    public static int BackwardScratch(int rows, int H) => 4 * rows * H;
+
+    public static void Backward(SimdCell cell, in Buffers b, int r0, int r1, float* scratch)
+    {
+        int T = b.T, H = b.H, GH = b.G * H, rows = r1 - r0;
+        long rowIn = (long)T * GH, rowH = (long)T * H;
+        float* dh = scratch, dc = scratch + rows * H, dhNew = dc + rows * H, direct = dhNew + rows * H;
+        for (var r = r0; r < r1; r++)
+        {
+            Copy(b.DHT + (long)r * H, dh + (r - r0) * H, H);
+            if (cell == SimdCell.Lstm) Copy(b.DCT + (long)r * H, dc + (r - r0) * H, H);
+        }
+        for (var t = T - 1; t >= 0; t--)
+            for (var s0 = r0; s0 < r1; s0 += Sub)
+            {
+                var m = Math.Min(Sub, r1 - s0);
+                for (var r = s0; r < s0 + m; r++)
+                {
+                    long io = r * rowIn + (long)t * GH, ho = r * rowH + (long)t * H;
+                    var k = (r - r0) * H;
+                    if (!Active(b, r, t))
+                    {
+                        Clear(b.DProj + io, GH);
+                        if (b.DPh != null) Clear(b.DPh + io, GH);
+                        Clear(direct + k, H);
+                        continue;
+                    }
+                    float* dOut = b.DOut + ho;
+                    switch (cell)
+                    {
+                        case SimdCell.Lstm:
+                            LstmBack(H, b.Gates + io, b.Aux2 + ho, t > 0 ? b.Aux1 + ho - H : b.C0 + (long)r * H, dOut, dh + k, dc + k, b.DProj + io);
+                            break;
+                        case SimdCell.GruResetAfter:
+                            GruAfterBack(H, b.Gates + io, b.Aux1 + ho, b.HPrev + ho, dOut, dh + k, b.DProj + io, b.DPh + io, direct + k);
+                            break;
+                        case SimdCell.GruResetBefore:
+                            GruBeforeBackN(H, b.Gates + io, b.HPrev + ho, dOut, dh + k, b.DProj + io, direct + k);
+                            break;
+                        default:
+                            RnnBack(cell, H, b.Out + ho, dOut, dh + k, b.DProj + io);
+                            break;
+                    }
+                }
+                float* dp = b.DProj + s0 * rowIn + (long)t * GH;
+                float* dn = dhNew + (s0 - r0) * H;
+                float* dd = direct + (s0 - r0) * H;
+                switch (cell)
+                {
+                    case SimdCell.Lstm:
+                        SmallGemm.Run(m, H, GH, dp, rowIn, b.W, H, null, 0, dn, H);
+                        break;
+                    case SimdCell.GruResetAfter:
+                        SmallGemm.Run(m, H, GH, b.DPh + s0 * rowIn + (long)t * GH, rowIn, b.W, H, dd, H, dn, H);
+                        break;
+                    case SimdCell.GruResetBefore:
+                        // d(r ⊙ h) = dn_pre · U_n, then the r, z gradients, then the state gradient through U_rz
+                        SmallGemm.Run(m, H, H, dp + 2 * H, rowIn, b.W + 2L * H * H, H, null, 0, dn, H);
+                        for (var r = s0; r < s0 + m; r++)
+                        {
+                            if (!Active(b, r, t)) continue;
+                            long io = r * rowIn + (long)t * GH, ho = r * rowH + (long)t * H;
+                            GruBeforeBackRz(H, b.Gates + io, b.HPrev + ho, dn + (r - s0) * H, b.DProj + io, dd + (r - s0) * H);
+                        }
+                        SmallGemm.Run(m, H, 2 * H, dp, rowIn, b.W, H, dd, H, dn, H);
+                        break;
+                    default:
+                        SmallGemm.Run(m, H, H, dp, rowIn, b.W, H, null, 0, dn, H);
+                        break;
+                }
+                for (var r = s0; r < s0 + m; r++)
+                    if (Active(b, r, t)) Copy(dn + (r - s0) * H, dh + (r - r0) * H, H);
+            }
+        for (var r = r0; r < r1; r++)
+        {
+            Copy(dh + (r - r0) * H, b.DH0 + (long)r * H, H);
+            if (cell == SimdCell.Lstm) Copy(dc + (r - r0) * H, b.DC0 + (long)r * H, H);
+        }
+    }
+
+    /// <summary>LSTM step backward: gates i, f, g, o (post-activation), tanh c_t, c_{t−1}; dc carried in place.</summary>
+    static void LstmBack(int H, float* g, float* tc, float* cPrev, float* dOut, float* dh, float* dc, float* dp)
+    {
+        var u = 0;
+        if (SimdMath.UseAvx2)
+        {
+            var one = Vector256<float>.One;
+            for (; u + 8 <= H; u += 8)
+            {
+                var i = Avx.LoadVector256(g + u); var f = Avx.LoadVector256(g + H + u);
+                var gg = Avx.LoadVector256(g + 2 * H + u); var o = Avx.LoadVector256(g + 3 * H + u);
+                var t = Avx.LoadVector256(tc + u);
+                var dht = Avx.Add(Avx.LoadVector256(dh + u), Avx.LoadVector256(dOut + u));
+                var dct = Fma.MultiplyAdd(Avx.Multiply(dht, o), Fma.MultiplyAddNegated(t, t, one), Avx.LoadVector256(dc + u));
+                Avx.Store(dp + u, Avx.Multiply(Avx.Multiply(dct, gg), Avx.Multiply(i, Avx.Subtract(one, i))));
+                Avx.Store(dp + H + u, Avx.Multiply(Avx.Multiply(dct, Avx.LoadVector256(cPrev + u)), Avx.Multiply(f, Avx.Subtract(one, f))));
+                Avx.Store(dp + 2 * H + u, Avx.Multiply(Avx.Multiply(dct, i), Fma.MultiplyAddNegated(gg, gg, one)));
+                Avx.Store(dp + 3 * H + u, Avx.Multiply(Avx.Multiply(dht, t), Avx.Multiply(o, Avx.Subtract(one, o))));
+                Avx.Store(dc + u, Avx.Multiply(dct, f));
+            }
+        }
+        for (; u < H; u++)
+        {
+            float i = g[u], f = g[H + u], gg = g[2 * H + u], o = g[3 * H + u], t = tc[u];
+            var dht = dh[u] + dOut[u];
+            var dct = dc[u] + dht * o * (1 - t * t);
+            dp[u] = dct * gg * i * (1 - i);
+            dp[H + u] = dct * cPrev[u] * f * (1 - f);
+            dp[2 * H + u] = dct * i * (1 - gg * gg);
+            dp[3 * H + u] = dht * t * o * (1 - o);
+            dc[u] = dct * f;
+        }
+    }
+
+    /// <summary>GRU (reset-after) step backward: the projection's gradient [r, z, n], the recurrent
+    /// pre-activation's gradient [r, z, r ⊙ n], and the direct part of the state gradient z ⊙ dh.</summary>
+    static void GruAfterBack(int H, float* g, float* phn, float* hPrev, float* dOut, float* dh, float* dp, float* dph, float* direct)
+    {
+        for (var u = 0; u < H; u++)
+        {
+            float r = g[u], z = g[H + u], n = g[2 * H + u];
+            var dht = dh[u] + dOut[u];
+            var dan = dht * (1 - z) * (1 - n * n);
+            var dar = dan * phn[u] * r * (1 - r);
+            var daz = dht * (hPrev[u] - n) * z * (1 - z);
+            dp[u] = dar; dp[H + u] = daz; dp[2 * H + u] = dan;
+            dph[u] = dar; dph[H + u] = daz; dph[2 * H + u] = dan * r;
+            direct[u] = dht * z;
+        }
+    }
+
+    /// <summary>GRU (reset-before) backward, first half: the n pre-activation's gradient, z's, and z ⊙ dh.</summary>
+    static void GruBeforeBackN(int H, float* g, float* hPrev, float* dOut, float* dh, float* dp, float* direct)
+    {
+        for (var u = 0; u < H; u++)
+        {
+            float z = g[H + u], n = g[2 * H + u];
+            var dht = dh[u] + dOut[u];
+            dp[2 * H + u] = dht * (1 - z) * (1 - n * n);
+            dp[H + u] = dht * (hPrev[u] - n) * z * (1 - z);
+            direct[u] = dht * z;
+        }
+    }
+
+    /// <summary>GRU (reset-before) backward, second half, given d(r ⊙ h): r's gradient and r ⊙ d(r ⊙ h) added to the direct part.</summary>
+    static void GruBeforeBackRz(int H, float* g, float* hPrev, float* dRh, float* dp, float* direct)
+    {
+        for (var u = 0; u < H; u++)
+        {
+            var r = g[u];
+            dp[u] = dRh[u] * hPrev[u] * r * (1 - r);
+            direct[u] += dRh[u] * r;
+        }
+    }
+
+    static void RnnBack(SimdCell cell, int H, float* h, float* dOut, float* dh, float* dp)
+    {
+        for (var u = 0; u < H; u++)
+        {
+            var d = dh[u] + dOut[u];
+            var y = h[u];
+            dp[u] = cell switch
+            {
+                SimdCell.RnnTanh => d * (1 - y * y),
+                SimdCell.RnnRelu => y > 0 ? d : 0,
+                SimdCell.RnnSigmoid => d * y * (1 - y),
+                _ => d,
+            };
+        }
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Copy(float* from, float* to, int n) => new ReadOnlySpan<float>(from, n).CopyTo(new Span<float>(to, n));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Clear(float* p, int n) => new Span<float>(p, n).Clear();
+}

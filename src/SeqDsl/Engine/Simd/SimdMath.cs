@@ -1,0 +1,86 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace SeqDsl.Engine.Simd;
+
+/// <summary>Which instruction set the SIMD recurrent kernel runs on.</summary>
+public enum SimdWidth
+{
+    /// <summary>Plain C# loops (no AVX2/FMA).</summary>
+    Scalar,
+    /// <summary>AVX2 with FMA: 8 floats per instruction.</summary>
+    Avx2,
+    /// <summary>AVX-512F for the matrix products (16 floats), AVX2 for the gate functions.</summary>
+    Avx512,
+}
+
+/// <summary>
+/// Vectorised exp, sigmoid and tanh for the gate functions (AVX2/FMA). exp: range reduction by ln 2 (split in
+/// two parts), a degree-6 Taylor polynomial on |r| ≤ ln 2 / 2, the power of two built in the exponent bits;
+/// about 1 ulp. tanh: an odd polynomial below |x| = 0.625 (where 1 − 2/(e^{2x} + 1) would lose digits to
+/// cancellation), that expression above. Both agree with libtorch's within a few float32 ulps.
+/// </summary>
+internal static class SimdMath
+{
+    /// <summary>The widest path this CPU runs natively.</summary>
+    public static SimdWidth Detected =>
+        Avx512F.IsSupported && Avx2.IsSupported && Fma.IsSupported ? SimdWidth.Avx512
+        : Avx2.IsSupported && Fma.IsSupported ? SimdWidth.Avx2
+        : SimdWidth.Scalar;
+
+    /// <summary>The path the kernels take: <see cref="Detected"/> unless a test narrows it (never widens it
+    /// past what runs: Vector512 without AVX-512 runs in software, correct but slow, and only tests ask for it).</summary>
+    public static SimdWidth Width { get; set; } = Detected;
+
+    internal static bool UseAvx2 => Width != SimdWidth.Scalar && Avx2.IsSupported && Fma.IsSupported;
+
+    // ln 2 split so that n·Ln2Hi is exact for |n| < 2^9
+    const float Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f, Log2E = 1.44269504088896341f;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Exp(Vector256<float> x)
+    {
+        x = Avx.Min(Avx.Max(x, Vector256.Create(-87.3f)), Vector256.Create(88.3f));
+        var n = Avx.RoundToNearestInteger(Avx.Multiply(x, Vector256.Create(Log2E)));
+        var r = Fma.MultiplyAddNegated(n, Vector256.Create(Ln2Hi), x);
+        r = Fma.MultiplyAddNegated(n, Vector256.Create(Ln2Lo), r);
+        var p = Vector256.Create(1f / 720);
+        p = Fma.MultiplyAdd(p, r, Vector256.Create(1f / 120));
+        p = Fma.MultiplyAdd(p, r, Vector256.Create(1f / 24));
+        p = Fma.MultiplyAdd(p, r, Vector256.Create(1f / 6));
+        p = Fma.MultiplyAdd(p, r, Vector256.Create(0.5f));
+        p = Fma.MultiplyAdd(p, r, Vector256<float>.One);
+        p = Fma.MultiplyAdd(p, r, Vector256<float>.One);
+        var scale = Avx2.ShiftLeftLogical(Avx2.Add(Avx.ConvertToVector256Int32(n), Vector256.Create(127)), 23).AsSingle();
+        return Avx.Multiply(p, scale);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Sigmoid(Vector256<float> x) =>
+        Avx.Divide(Vector256<float>.One, Avx.Add(Vector256<float>.One, Exp(Avx.Subtract(Vector256<float>.Zero, x))));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Tanh(Vector256<float> x)
+    {
+        var signMask = Vector256.Create(-0f);
+        var ax = Avx.AndNot(signMask, x);
+        // |x| ≥ 0.625: 1 − 2 / (e^{2|x|} + 1), sign restored
+        var e = Exp(Avx.Add(ax, ax));
+        var large = Avx.Subtract(Vector256<float>.One, Avx.Divide(Vector256.Create(2f), Avx.Add(e, Vector256<float>.One)));
+        large = Avx.Or(large, Avx.And(x, signMask));
+        // |x| < 0.625: x + x³·P(x²), minimax coefficients (the classic single-precision tanh)
+        var s = Avx.Multiply(x, x);
+        var p = Vector256.Create(-5.70498872745e-3f);
+        p = Fma.MultiplyAdd(p, s, Vector256.Create(2.06390887954e-2f));
+        p = Fma.MultiplyAdd(p, s, Vector256.Create(-5.37397155531e-2f));
+        p = Fma.MultiplyAdd(p, s, Vector256.Create(1.33314422036e-1f));
+        p = Fma.MultiplyAdd(p, s, Vector256.Create(-3.33332819422e-1f));
+        var small = Fma.MultiplyAdd(Avx.Multiply(p, s), x, x);
+        return Avx.BlendVariable(large, small, Avx.CompareLessThan(ax, Vector256.Create(0.625f)));
+    }
+
+    public static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
+
+    public static float Tanh(float x) => MathF.Tanh(x);
+}

@@ -1,0 +1,147 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace SeqDsl.Engine.Simd;
+
+/// <summary>
+/// C = C0 + A·B for the small products of one recurrent step (a block of batch rows times a weight matrix that
+/// stays in the L1/L2 cache): A is m×k with row stride lda, B is k×n row-major with row stride ldb, C0 (or zero
+/// when null; a row stride of 0 repeats one row, e.g. a bias) and C are m×n. Register tiles of 4 rows × 2
+/// vectors (AVX2: 4×16, AVX-512: 4×32), B broadcast-free, A broadcast per element; edges with one vector and
+/// then scalars. No allocation.
+/// </summary>
+internal static unsafe class SmallGemm
+{
+    public static void Run(int m, int n, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
+    {
+        switch (SimdMath.Width)
+        {
+            case SimdWidth.Avx512 when Avx2.IsSupported && Fma.IsSupported:
+                Run512(m, n, k, a, lda, b, ldb, c0, ldc0, c, ldc);
+                break;
+            case SimdWidth.Avx2 or SimdWidth.Avx512 when Avx2.IsSupported && Fma.IsSupported:
+                Run256(m, n, k, a, lda, b, ldb, c0, ldc0, c, ldc, 0);
+                break;
+            default:
+                Scalar(m, n, k, a, lda, b, ldb, c0, ldc0, c, ldc, 0);
+                break;
+        }
+    }
+
+    static void Scalar(int m, int n, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc, int j0)
+    {
+        for (var i = 0; i < m; i++)
+            for (var j = j0; j < n; j++)
+            {
+                var s = c0 == null ? 0f : c0[i * ldc0 + j];
+                for (var p = 0; p < k; p++) s += a[i * lda + p] * b[p * ldb + j];
+                c[i * ldc + j] = s;
+            }
+    }
+
+    static void Run256(int m, int n, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc, int j0)
+    {
+        var j = j0;
+        for (; j + 16 <= n; j += 16)
+        {
+            var i = 0;
+            for (; i + 4 <= m; i += 4)
+                Tile4x16(k, a + i * lda, lda, b + j, ldb, c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
+            for (; i < m; i++)
+                Row(k, 2, a + i * lda, b + j, ldb, c0 == null ? null : c0 + i * ldc0 + j, c + i * ldc + j);
+        }
+        for (; j + 8 <= n; j += 8)
+            for (var i = 0; i < m; i++)
+                Row(k, 1, a + i * lda, b + j, ldb, c0 == null ? null : c0 + i * ldc0 + j, c + i * ldc + j);
+        if (j < n) Scalar(m, n, k, a, lda, b, ldb, c0, ldc0, c, ldc, j);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Init(float* c0, long offset) => c0 == null ? Vector256<float>.Zero : Avx.LoadVector256(c0 + offset);
+
+    static void Tile4x16(int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
+    {
+        var c00 = Init(c0, 0); var c01 = Init(c0, 8);
+        var c10 = Init(c0, ldc0); var c11 = Init(c0, ldc0 + 8);
+        var c20 = Init(c0, 2 * ldc0); var c21 = Init(c0, 2 * ldc0 + 8);
+        var c30 = Init(c0, 3 * ldc0); var c31 = Init(c0, 3 * ldc0 + 8);
+        float* a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda;
+        for (var p = 0; p < k; p++)
+        {
+            var bp = b + p * ldb;
+            var b0 = Avx.LoadVector256(bp);
+            var b1 = Avx.LoadVector256(bp + 8);
+            var x = Avx.BroadcastScalarToVector256(a + p);
+            c00 = Fma.MultiplyAdd(x, b0, c00); c01 = Fma.MultiplyAdd(x, b1, c01);
+            x = Avx.BroadcastScalarToVector256(a1 + p);
+            c10 = Fma.MultiplyAdd(x, b0, c10); c11 = Fma.MultiplyAdd(x, b1, c11);
+            x = Avx.BroadcastScalarToVector256(a2 + p);
+            c20 = Fma.MultiplyAdd(x, b0, c20); c21 = Fma.MultiplyAdd(x, b1, c21);
+            x = Avx.BroadcastScalarToVector256(a3 + p);
+            c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31);
+        }
+        Avx.Store(c, c00); Avx.Store(c + 8, c01);
+        Avx.Store(c + ldc, c10); Avx.Store(c + ldc + 8, c11);
+        Avx.Store(c + 2 * ldc, c20); Avx.Store(c + 2 * ldc + 8, c21);
+        Avx.Store(c + 3 * ldc, c30); Avx.Store(c + 3 * ldc + 8, c31);
+    }
+
+    /// <summary>One row, one or two vectors wide.</summary>
+    static void Row(int k, int vectors, float* a, float* b, long ldb, float* c0, float* c)
+    {
+        var s0 = Init(c0, 0);
+        var s1 = vectors == 2 ? Init(c0, 8) : Vector256<float>.Zero;
+        for (var p = 0; p < k; p++)
+        {
+            var x = Avx.BroadcastScalarToVector256(a + p);
+            s0 = Fma.MultiplyAdd(x, Avx.LoadVector256(b + p * ldb), s0);
+            if (vectors == 2) s1 = Fma.MultiplyAdd(x, Avx.LoadVector256(b + p * ldb + 8), s1);
+        }
+        Avx.Store(c, s0);
+        if (vectors == 2) Avx.Store(c + 8, s1);
+    }
+
+    // ---- AVX-512: 4 rows × 32 columns per tile; the rest of the columns on the AVX2 code ----
+
+    static void Run512(int m, int n, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
+    {
+        var j = 0;
+        for (; j + 32 <= n; j += 32)
+            for (var i = 0; i < m; i += 4)
+                Tile512(Math.Min(4, m - i), k, a + i * lda, lda, b + j, ldb, c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
+        if (j < n) Run256(m, n, k, a, lda, b, ldb, c0, ldc0, c, ldc, j);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector512<float> Init512(float* c0, long offset) => c0 == null ? Vector512<float>.Zero : Vector512.Load(c0 + offset);
+
+    static void Tile512(int rows, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
+    {
+        // rows < 4 at the bottom edge repeat the last row (reads stay inside A and C0) and store only their own rows
+        long r1 = rows > 1 ? 1 : 0, r2 = rows > 2 ? 2 : r1, r3 = rows > 3 ? 3 : r2;
+        var c00 = Init512(c0, 0); var c01 = Init512(c0, 16);
+        var c10 = Init512(c0, r1 * ldc0); var c11 = Init512(c0, r1 * ldc0 + 16);
+        var c20 = Init512(c0, r2 * ldc0); var c21 = Init512(c0, r2 * ldc0 + 16);
+        var c30 = Init512(c0, r3 * ldc0); var c31 = Init512(c0, r3 * ldc0 + 16);
+        float* a1 = a + r1 * lda, a2 = a + r2 * lda, a3 = a + r3 * lda;
+        for (var p = 0; p < k; p++)
+        {
+            var bp = b + p * ldb;
+            var b0 = Vector512.Load(bp);
+            var b1 = Vector512.Load(bp + 16);
+            var x = Vector512.Create(a[p]);
+            c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a1[p]);
+            c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a2[p]);
+            c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a3[p]);
+            c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+        }
+        c00.Store(c); c01.Store(c + 16);
+        if (rows > 1) { c10.Store(c + ldc); c11.Store(c + ldc + 16); }
+        if (rows > 2) { c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 16); }
+        if (rows > 3) { c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 16); }
+    }
+}

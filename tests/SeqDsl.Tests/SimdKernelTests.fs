@@ -1,0 +1,136 @@
+/// SeqDsl's SIMD kernel (kernel: Simd) against the loop kernel run in float64 (the reference: the same equations
+/// through libtorch's autograd), against libtorch's fused kernels in float32, and against finite differences:
+/// outputs, final states and every parameter and input gradient, on every instruction-set path this machine can
+/// run (AVX-512 in software where the CPU lacks it), with lengths, both directions, stacking, odd batch and
+/// hidden sizes, and two threads.
+module SeqDsl.Tests.SimdKernelTests
+
+open Expecto
+open TorchSharp
+open SeqDsl
+open SeqDsl.Spec
+open SeqDsl.Engine
+open SeqDsl.Engine.Simd
+open SeqDsl.Tests.TorchSupport
+
+/// |a − b| ≤ tol · max(1, |b|), elementwise; returns the largest |a − b| / max(1, |b|).
+let private relErr (a: torch.Tensor) (b: torch.Tensor) =
+    Array.map2 (fun (x: float32) (y: float32) -> float (abs (x - y)) / max 1.0 (abs (float y))) (values a) (values b)
+    |> Array.fold max 0.0
+
+let private cells : (string * (Kernel -> ModelSpec)) list =
+    [ "lstm", (fun k -> Model.Lstm(12, returnSequences = true, kernel = k))
+      "lstm stacked bidirectional (concat)", (fun k -> Model.Lstm(9, returnSequences = true, kernel = k).Stack(2).Bidirectional())
+      "lstm last step, bidirectional sum", (fun k -> Model.Lstm(16, kernel = k).Bidirectional(Merge.Sum))
+      "gru reset-after", (fun k -> Model.Gru(11, returnSequences = true, kernel = k))
+      "gru reset-after stacked bidirectional (ave)", (fun k -> Model.Gru(8, returnSequences = true, kernel = k).Stack(2).Bidirectional(Merge.Ave))
+      "gru reset-before", (fun k -> Model.Gru(10, resetAfter = false, returnSequences = true, kernel = k))
+      "gru reset-before bidirectional (mul)", (fun k -> Model.Gru(8, resetAfter = false, kernel = k).Bidirectional(Merge.Mul))
+      "rnn tanh", (fun k -> Model.SimpleRnn(13, returnSequences = true, kernel = k))
+      "rnn relu stacked", (fun k -> Model.SimpleRnn(8, Activation.Relu, returnSequences = true, kernel = k).Stack(2))
+      "rnn linear", (fun k -> Model.SimpleRnn(7, Activation.Linear, kernel = k))
+      "rnn sigmoid", (fun k -> Model.SimpleRnn(9, Activation.Sigmoid, returnSequences = true, kernel = k)) ]
+
+let private hasFused (m: ModelSpec) =
+    m.Layers |> Seq.forall (function :? RecurrentLayer as r -> r.Cell.FusedUnavailableReason = null | _ -> true)
+
+/// Forward + backward of a sum of squares; returns the output, the input gradient and every parameter gradient.
+let private run (net: Network) (x: torch.Tensor) (lengths: torch.Tensor option) =
+    net.zero_grad()
+    let x = x.detach().requires_grad_(true)
+    let y = match lengths with Some l -> net.Forward(x, l) | None -> net.Forward(x, (null: torch.Tensor))
+    y.square().sum().backward()
+    y.detach(), x.grad.detach().clone(), [ for n in paramNames net -> n, (param net n).grad.detach().clone() ]
+
+let private agree (what: string) tol (a: torch.Tensor * torch.Tensor * (string * torch.Tensor) list) (b: torch.Tensor * torch.Tensor * (string * torch.Tensor) list) =
+    let ya, ga, pa = a
+    let yb, gb, pb = b
+    Expect.isLessThan (relErr ya yb) tol $"{what}: outputs"
+    Expect.isLessThan (relErr ga gb) tol $"{what}: input gradient"
+    for (n, g), (_, h) in List.zip pa pb do
+        Expect.isLessThan (relErr g h) tol $"{what}: gradient of {n}"
+
+let private withWidth (w: SimdWidth) f =
+    let before = SimdMath.Width
+    SimdMath.Width <- w
+    try f () finally SimdMath.Width <- before
+
+let private widths = [ SimdWidth.Scalar; SimdWidth.Avx2; SimdWidth.Avx512 ]
+
+[<Tests>]
+let tests =
+    testSequenced <| testList "SimdKernel" [
+        for name, build in cells do
+            test $"{name}: simd = float64 loop reference = fused; outputs and gradients, lengths, every path" {
+                let input = InputSpec(Features = 5)
+                torch.manual_seed 3L |> ignore
+                use x = torch.randn(37L, 9L, 5L)
+                use lens = torch.tensor([| for i in 0 .. 36 -> int64 (1 + (i * 7) % 9) |])
+                use reference = compile (build Kernel.Loop) input Convention.Torch 5L
+                reference.``to``(torch.ScalarType.Float64) |> ignore
+                for lengths in [ None; Some lens ] do
+                    let expected = run reference (x.to_type torch.ScalarType.Float64) lengths
+                    for w in widths do
+                        withWidth w (fun () ->
+                            use simd = compile (build Kernel.Simd) input Convention.Torch 6L
+                            copyWeights reference simd
+                            let got = run simd x lengths
+                            agree $"{w}, lengths {lengths.IsSome}" 1e-5 got expected)
+                    if hasFused (build Kernel.Auto) then
+                        use fused = compile (build Kernel.Fused) input Convention.Torch 7L
+                        use simd = compile (build Kernel.Simd) input Convention.Torch 6L
+                        copyWeights reference fused
+                        copyWeights reference simd
+                        agree $"fused, lengths {lengths.IsSome}" 1e-5 (run simd x lengths) (run fused x lengths)
+            }
+
+        test "two threads split the batch and agree with one" {
+            let input = InputSpec(Features = 4)
+            use x = torch.randn(41L, 6L, 4L)
+            use net = compile (Model.Lstm(20, returnSequences = true, kernel = Kernel.Simd).Stack(2)) input Convention.Torch 8L
+            let threads = torch.get_num_threads()
+            try
+                torch.set_num_threads 1
+                let one = run net x None
+                torch.set_num_threads 2
+                let two = run net x None
+                agree "2 threads vs 1" 1e-7 two one
+            finally torch.set_num_threads threads
+        }
+
+        test "finite differences: every parameter and the input, tiny LSTM, GRU (both forms) and RNN" {
+            for build in [ (fun k -> Model.Lstm(3, returnSequences = true, kernel = k))
+                           (fun k -> Model.Gru(3, returnSequences = true, kernel = k))
+                           (fun k -> Model.Gru(3, resetAfter = false, returnSequences = true, kernel = k))
+                           (fun k -> Model.SimpleRnn(3, returnSequences = true, kernel = k)) ] do
+                use net = compile (build Kernel.Simd) (InputSpec(Features = 2)) Convention.Torch 9L
+                use x = torch.randn(2L, 4L, 2L)
+                let loss () =
+                    use _ = torch.no_grad()
+                    net.Forward(x, (null: torch.Tensor)).square().sum().item<float32>() |> float
+                let _, _, grads = run net x None
+                for n, g in grads do
+                    let p = param net n
+                    let analytic = values g
+                    for i in 0 .. int (p.numel()) - 1 do
+                        let flat = p.detach().view(-1L)
+                        let v = flat.[int64 i].item<float32>()
+                        let eps = 1e-2f
+                        let set (value: float32) =
+                            use _ = torch.no_grad()
+                            flat.[int64 i] <- torch.tensor value
+                        set (v + eps)
+                        let up = loss ()
+                        set (v - eps)
+                        let down = loss ()
+                        set v
+                        let numeric = (up - down) / (2.0 * float eps)
+                        Expect.isLessThan (abs (numeric - float analytic.[i])) (2e-3 * max 1.0 (abs numeric)) $"{net.Spec} ∂/∂{n}[{i}]"
+        }
+
+        test "kernel: Simd is refused for cells it cannot run and on a GPU model, naming the layer" {
+            let e = Support.expectSeqDslError "peephole" (fun () -> Model.Lstm(4, peephole = true, kernel = Kernel.Simd).Summary(InputSpec(Features = 2)))
+            Expect.stringContains e.Message "kernel: Simd cannot be honoured" "message"
+            Expect.stringContains e.Message "peephole" "reason"
+        }
+    ]

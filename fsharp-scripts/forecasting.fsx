@@ -10,7 +10,8 @@ let experiment =
     | "nasdaq" :: _ ->
         Experiment.create "Lstm(16).Stack(2).Dense(16, Relu).Dense(1)" ("series:" + SeqDsl.realData "19900101_20230630.csv")
         |> Experiment.withPreprocessing (PreprocessingSpec(FeatureSet = "seed002", Window = 5, TrainEnd = System.DateTime(2022, 12, 31),
-                                                           TestStart = System.DateTime(2023, 1, 1), TestEnd = System.DateTime(2023, 6, 30)))
+                                                           TestStart = System.DateTime(2023, 1, 1), TestEnd = System.DateTime(2023, 6, 30),
+                                                           ScaleTarget = false)) // the book learns the close price unscaled
         |> Experiment.withTraining (TrainingSpec(Epochs = 1000, BatchSize = 128, LearningRate = 0.01, ValidationSplit = 0.0, Seed = 1))
     | _ ->
         // the value of the last 14 days predicts today's

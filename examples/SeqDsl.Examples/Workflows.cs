@@ -189,6 +189,7 @@ public static class Workflows
                 {
                     FeatureSet = "seed002", Window = 5, TrainEnd = new DateTime(2022, 12, 31),
                     TestStart = new DateTime(2023, 1, 1), TestEnd = new DateTime(2023, 6, 30),
+                    ScaleTarget = false, // the book learns the close price unscaled
                 },
                 Training = new TrainingSpec { Epochs = 1000, BatchSize = 128, LearningRate = 0.01, ValidationSplit = 0, Seed = 1 },
             };

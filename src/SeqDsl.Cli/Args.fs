@@ -11,6 +11,7 @@ type ConventionArg =
 [<RequireQualifiedAccess>]
 type OptimizerArg =
     | Adam
+    | Adamw
     | Sgd
     | Rmsprop
     | Adagrad
@@ -78,6 +79,12 @@ type TrainArgs =
     | Optimizer of OptimizerArg
     | [<AltCommandLine("--lr")>] Learning_Rate of float
     | Momentum of float
+    | Weight_Decay of float
+    | Lr_Step_Epochs of epochs: int
+    | Lr_Plateau_Patience of epochs: int
+    | Lr_Factor of float
+    | Lr_Min of float
+    | Keep_Best
     | Clip_Norm of float
     | Clip_Value of float
     | Seed of int
@@ -101,6 +108,7 @@ type TrainArgs =
     | Target_Column of name: string
     | Feature_Set of FeatureSetArg
     | Window of rows: int
+    | No_Target_Scaling
     | Train_End of date: string
     | Test_Start of date: string
     | Test_End of date: string
@@ -124,9 +132,15 @@ type TrainArgs =
             | Checkpoint_Batches _ -> "also save the state to resume from every N batches inside an epoch (default: at epoch ends; not with --sampling consecutive)."
             | Epochs _ -> "passes over the data (default 10)."
             | Batch_Size _ -> "sequences per minibatch (default 32)."
-            | Optimizer _ -> "adam (default), sgd, rmsprop or adagrad."
-            | Learning_Rate _ -> "learning rate (default: the optimizer's: adam/rmsprop 1e-3, sgd/adagrad 1e-2)."
+            | Optimizer _ -> "adam (default), adamw (Adam with decoupled weight decay), sgd, rmsprop or adagrad."
+            | Learning_Rate _ -> "learning rate (default: the optimizer's: adam/adamw/rmsprop 1e-3, sgd/adagrad 1e-2)."
             | Momentum _ -> "SGD momentum (default 0)."
+            | Weight_Decay _ -> "adamw: the decoupled weight decay λ, θ ← θ − lr·λ·θ every step (default 0.01)."
+            | Lr_Step_Epochs _ -> "learning-rate schedule: multiply the rate by --lr-factor every this many epochs."
+            | Lr_Plateau_Patience _ -> "learning-rate schedule: multiply the rate by --lr-factor after this many epochs without a better val_loss (loss when there is no validation part)."
+            | Lr_Factor _ -> "the schedule's factor, between 0 and 1 (default 0.1)."
+            | Lr_Min _ -> "the plateau schedule never lowers the rate below this (default 0)."
+            | Keep_Best -> "measure and save the weights of the epoch with the best val_loss (loss when there is no validation part) instead of the last epoch's."
             | Clip_Norm _ -> "clip gradients to this global norm."
             | Clip_Value _ -> "clip every gradient element to ±this value."
             | Seed _ -> "seed of initialisation, shuffling, dropout and synthetic data (default 0); CPU runs repeat bit for bit."
@@ -145,11 +159,12 @@ type TrainArgs =
             | Padding _ -> "pre (default) or post, with --maxlen."
             | Lowercase -> "lower-case the text first."
             | Text_Column _ -> "CSV text column (default text)."
-            | Label_Column _ -> "CSV label column (default label)."
+            | Label_Column _ -> "CSV label column (default label): class indices 0, 1, … or class names (words, numbered in sorted order; predict prints them)."
             | Feature_Columns _ -> "comma-separated feature columns of a series (default: the target, lagged one day)."
             | Target_Column _ -> "target column of a series (default value, or Close)."
             | Feature_Set _ -> "raw (default) or seed002 (the 37 price features of Python Machine Learning by Example)."
             | Window _ -> "rows per series window (default 5)."
+            | No_Target_Scaling -> "series: learn the target in its own units instead of scaled by the training period's mean and standard deviation (predictions and metrics are in the target's units either way)."
             | Train_End _ -> "last training date of a series, yyyy-MM-dd (default: the last 20 % of rows are the test set)."
             | Test_Start _ -> "first test date of a series (default: the day after --train-end)."
             | Test_End _ -> "last test date of a series."
@@ -165,6 +180,7 @@ type EvaluateArgs =
     | [<Mandatory; AltCommandLine("-M")>] Model_Dir of dir: string
     | [<AltCommandLine("-d")>] Data of source: string
     | Json
+    | Threads of int
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -172,12 +188,14 @@ type EvaluateArgs =
             | Model_Dir _ -> "the trained model directory (seqdsl train --out)."
             | Data _ -> "the data to measure on (its test part when it has one); needed unless the model was trained on synthetic data: a model directory never makes seqdsl read a file you did not name."
             | Json -> "print the metrics as JSON."
+            | Threads _ -> "CPU threads for libtorch (default: all cores)."
 
 type PredictArgs =
     | [<Mandatory; AltCommandLine("-M")>] Model_Dir of dir: string
     | [<AltCommandLine("-t")>] Text of string
     | [<AltCommandLine("-f")>] File of path: string
     | Jsonl
+    | Threads of int
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -185,7 +203,8 @@ type PredictArgs =
             | Model_Dir _ -> "the trained model directory."
             | Text _ -> "an input (repeatable): a text to classify, or a binary string for a counting model."
             | File _ -> "inputs from a file: one text per line, or a CSV of series rows for a forecasting model."
-            | Jsonl -> "print one JSON object per line instead of a table."
+            | Jsonl -> "print one JSON object per line instead of a table: input, value, label (a class index) and class (its name, when the training labels had names)."
+            | Threads _ -> "CPU threads for libtorch (default: all cores)."
 
 type GenerateArgs =
     | [<Mandatory; AltCommandLine("-M")>] Model_Dir of dir: string
@@ -195,6 +214,7 @@ type GenerateArgs =
     | Top_K of int
     | Top_P of float
     | Seed of int
+    | Threads of int
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -206,6 +226,7 @@ type GenerateArgs =
             | Top_K _ -> "sample among the k most likely characters."
             | Top_P _ -> "sample among the most likely characters whose probabilities reach p."
             | Seed _ -> "seed of the sampler (default 0)."
+            | Threads _ -> "CPU threads for libtorch (default: all cores)."
 
 /// Which engine serves a model.
 [<RequireQualifiedAccess>]
@@ -219,6 +240,7 @@ type ExportArgs =
     | States
     | No_States
     | Pytorch of dir: string
+    | Threads of int
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -228,6 +250,7 @@ type ExportArgs =
             | States -> "give every recurrent layer's state as graph inputs and outputs (the default for language models: step-by-step generation needs them)."
             | No_States -> "no state inputs or outputs, even for a language model (which then cannot generate from the file)."
             | Pytorch _ -> "write the model for PyTorch into this folder (created, or replaced when an earlier export wrote it): model.pt (its state dict), model.safetensors and model.py (the nn.Module they load into, with SeqDsl's forward), with manifest.json. Alone it writes no ONNX file; with --onnx both."
+            | Threads _ -> "CPU threads for libtorch while the export is checked against it (default: all cores)."
 
 type ServeArgs =
     | [<AltCommandLine("-M")>] Model_Dir of dir: string

@@ -22,6 +22,13 @@ let private date (name: string) (s: string) =
     | true, d -> d
     | _ -> raise (SeqDslException(ErrorKind.Spec, $"--{name} '{s}' is not a date.", Received = s, Expected = "yyyy-MM-dd"))
 
+/// --threads as train applies it: libtorch's CPU threads, 1 … TrainingSpec.MaxThreads, set before any tensor work.
+let private useThreads (threads: int option) =
+    match threads with
+    | Some n when n < 1 || n > TrainingSpec.MaxThreads -> fail ErrorKind.Spec $"--threads must be between 1 and {TrainingSpec.MaxThreads} (got {n})."
+    | Some n -> TorchSharp.torch.set_num_threads n
+    | None -> ()
+
 let private metricsTable (metrics: Collections.Generic.Dictionary<string, Collections.Generic.Dictionary<string, float>>) =
     for split in [ "train"; "validation"; "test" ] do
         match metrics.TryGetValue split with
@@ -58,6 +65,7 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
             TargetColumn = (match a.TryGetResult Target_Column with Some t -> t | None -> p0.TargetColumn),
             FeatureSet = (match a.TryGetResult Feature_Set with Some v -> argName v | None -> p0.FeatureSet),
             Window = defaultArg (a.TryGetResult Window) p0.Window,
+            ScaleTarget = (p0.ScaleTarget && not (a.Contains No_Target_Scaling)),
             TrainEnd = (match a.TryGetResult Train_End with Some s -> Nullable(date "train-end" s) | None -> p0.TrainEnd),
             TestStart = (match a.TryGetResult Test_Start with Some s -> Nullable(date "test-start" s) | None -> p0.TestStart),
             TestEnd = (match a.TryGetResult Test_End with Some s -> Nullable(date "test-end" s) | None -> p0.TestEnd),
@@ -74,6 +82,12 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
             Optimizer = (match a.TryGetResult Optimizer with Some v -> argName v | None -> t0.Optimizer),
             LearningRate = orNull (a.TryGetResult Learning_Rate) t0.LearningRate,
             Momentum = defaultArg (a.TryGetResult Momentum) t0.Momentum,
+            WeightDecay = orNull (a.TryGetResult Weight_Decay) t0.WeightDecay,
+            LrStepEpochs = orNull (a.TryGetResult Lr_Step_Epochs) t0.LrStepEpochs,
+            LrPlateauPatience = orNull (a.TryGetResult Lr_Plateau_Patience) t0.LrPlateauPatience,
+            LrFactor = orNull (a.TryGetResult Lr_Factor) t0.LrFactor,
+            LrMin = orNull (a.TryGetResult Lr_Min) t0.LrMin,
+            KeepBest = (a.Contains Keep_Best || t0.KeepBest),
             ClipNorm = orNull (a.TryGetResult Clip_Norm) t0.ClipNorm,
             ClipValue = orNull (a.TryGetResult Clip_Value) t0.ClipValue,
             Seed = defaultArg (a.TryGetResult TrainArgs.Seed) t0.Seed,
@@ -122,6 +136,8 @@ let train (a: ParseResults<TrainArgs>) : int =
     | _ -> ()
     use result = Experiment.Run(spec, progress, cts.Token, (fun line -> printfn "%s" line), Option.toObj stateDir)
     Console.CancelKeyPress.RemoveHandler handler
+    if result.History.RestoredEpoch.HasValue then
+        printfn "kept the weights of epoch %d, the best one" result.History.RestoredEpoch.Value
     metricsTable result.Metrics
     for s in result.Samples do printfn "sample: %s" s
     match a.TryGetResult Out with
@@ -143,6 +159,7 @@ let train (a: ParseResults<TrainArgs>) : int =
         if cts.IsCancellationRequested then 1 else 0
 
 let evaluate (a: ParseResults<EvaluateArgs>) : int =
+    useThreads (a.TryGetResult EvaluateArgs.Threads)
     let dir = a.GetResult EvaluateArgs.Model_Dir
     use m = TrainedModel.Load dir
     let trained = match m.Experiment with null -> ExperimentSpec(Model = string m.Network.Spec, Data = m.Info.Data) | e -> e
@@ -162,6 +179,7 @@ let evaluate (a: ParseResults<EvaluateArgs>) : int =
     0
 
 let predict (a: ParseResults<PredictArgs>) : int =
+    useThreads (a.TryGetResult PredictArgs.Threads)
     use m = TrainedModel.Load(a.GetResult PredictArgs.Model_Dir)
     let texts = a.GetResults PredictArgs.Text
     let predictions =
@@ -178,16 +196,30 @@ let predict (a: ParseResults<PredictArgs>) : int =
         | _, None -> m.PredictTexts texts
     for p in predictions do
         if a.Contains Jsonl then
-            let o = dict [ "input", box p.Input; "value", box p.Value; "label", (if p.Label.HasValue then box p.Label.Value else null) ]
+            let o = dict [ yield "input", box p.Input; yield "value", box p.Value; yield "label", (if p.Label.HasValue then box p.Label.Value else null)
+                           if not (isNull p.ClassName) then yield "class", box p.ClassName ]
             printfn "%s" (JsonSerializer.Serialize o)
         else
-            let label = if p.Label.HasValue then $"label {p.Label.Value}  " else ""
+            // the class's name when the training labels had names, else its index
+            let label = if p.Label.HasValue then $"label {(match p.ClassName with null -> string p.Label.Value | name -> name)}  " else ""
             printfn "%s%s  %s" label (p.Value.ToString("0.0000", CultureInfo.InvariantCulture)) p.Input
     0
 
 let generate (a: ParseResults<GenerateArgs>) : int =
-    use m = TrainedModel.Load(a.GetResult GenerateArgs.Model_Dir)
+    useThreads (a.TryGetResult GenerateArgs.Threads)
     let length = a.GetResult(Length, defaultValue = 50)
+    // the decoding options named as the user typed them, before the model is read
+    if length < 0 then fail ErrorKind.Spec $"--length is the number of characters to generate after the prefix: 0 or more (got {length})."
+    match a.TryGetResult Temperature with
+    | Some t when not (t > 0.0 && Double.IsFinite t) -> fail ErrorKind.Spec $"--temperature must be a number above 0 (got {t}): 1 samples the model's distribution, below 1 sharpens it, above 1 flattens it."
+    | _ -> ()
+    match a.TryGetResult Top_K with
+    | Some k when k < 1 -> fail ErrorKind.Spec $"--top-k must be at least 1 (got {k}): sample among the k most likely characters."
+    | _ -> ()
+    match a.TryGetResult Top_P with
+    | Some p when not (p > 0.0 && p <= 1.0) -> fail ErrorKind.Spec $"--top-p must be above 0 and at most 1 (got {p}): 0.9 samples among the most likely characters that make up 90 %% of the probability."
+    | _ -> ()
+    use m = TrainedModel.Load(a.GetResult GenerateArgs.Model_Dir)
     let sampled = a.Contains Temperature || a.Contains Top_K || a.Contains Top_P
     let options =
         if sampled then
@@ -222,10 +254,7 @@ let summary (args: ParseResults<SummaryArgs>) : int =
 
 /// `seqdsl check`: the kernel agreement sweep and a speed probe on this machine; exit 1 if a path in use disagrees.
 let check (a: ParseResults<CheckArgs>) : int =
-    match a.TryGetResult CheckArgs.Threads with
-    | Some n when n < 1 || n > TrainingSpec.MaxThreads -> fail ErrorKind.Spec $"--threads must be between 1 and {TrainingSpec.MaxThreads} (got {n})."
-    | Some n -> TorchSharp.torch.set_num_threads n
-    | None -> ()
+    useThreads (a.TryGetResult CheckArgs.Threads)
     let sizes =
         if a.Contains Full then List.ofSeq KernelCheck.Sizes
         else [ 1; 2; 3; 4; 5; 8; 12; 16; 20; 32; 33; 48; 64; 96; 128; 256 ]
@@ -339,6 +368,7 @@ let private exportPytorch (dir: string) (out: string) : int =
     0
 
 let export (a: ParseResults<ExportArgs>) : int =
+    useThreads (a.TryGetResult ExportArgs.Threads)
     let dir = a.GetResult ExportArgs.Model_Dir
     match a.TryGetResult ExportArgs.Pytorch with
     | None -> exportOnnx a

@@ -356,7 +356,7 @@ public sealed class ModelService : IAsyncDisposable
         return new
         {
             model = _predictor.Model,
-            predictions = predictions.Select(p => new { input = p.Input, value = p.Value, label = p.Label, probabilities = p.Probabilities }),
+            predictions = predictions.Select(p => new { input = p.Input, value = p.Value, label = p.Label, className = p.ClassName, probabilities = p.Probabilities }),
         };
     }
 

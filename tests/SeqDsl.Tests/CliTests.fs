@@ -170,7 +170,14 @@ let tests =
             // the data path does not exist: a bound checked first is what the user hears about
             for args, flag in [ [ "--threads"; "0" ], "--threads"; [ "--threads"; "-1" ], "--threads"; [ "--threads"; "100000" ], "--threads"
                                 [ "--lr"; "-1" ], "--lr"; [ "--validation-split"; "1.5" ], "--validation-split"; [ "--epochs"; "0" ], "--epochs"
-                                [ "--batch-size"; "0" ], "--batch-size"; [ "--momentum"; "1" ], "--momentum" ] do
+                                [ "--batch-size"; "0" ], "--batch-size"; [ "--momentum"; "1" ], "--momentum"
+                                [ "--weight-decay"; "0.1" ], "--weight-decay"; [ "--optimizer"; "adamw"; "--weight-decay"; "-1" ], "--weight-decay"
+                                [ "--optimizer"; "adamw"; "--weight-decay"; "nan" ], "--weight-decay"
+                                [ "--lr-step-epochs"; "0" ], "--lr-step-epochs"; [ "--lr-plateau-patience"; "0" ], "--lr-plateau-patience"
+                                [ "--lr-step-epochs"; "2"; "--lr-plateau-patience"; "2" ], "--lr-plateau-patience"
+                                [ "--lr-factor"; "0.5" ], "--lr-factor"; [ "--lr-step-epochs"; "2"; "--lr-factor"; "1" ], "--lr-factor"
+                                [ "--lr-step-epochs"; "2"; "--lr-factor"; "0" ], "--lr-factor"; [ "--lr-step-epochs"; "2"; "--lr-min"; "0.001" ], "--lr-min"
+                                [ "--lr-plateau-patience"; "2"; "--lr-min"; "-1" ], "--lr-min" ] do
                 let code, out, err = runCli ([ "train"; "--model"; "Embed(4).Lstm(4).Dense(1, Sigmoid)"; "--data"; "imdb:/nonexistent/aclImdb" ] @ args)
                 Expect.equal code 2 $"{args}: exit code (stderr: {err})"
                 Expect.stringContains err flag $"{args}: names the option"
@@ -294,7 +301,7 @@ let tests =
                          "--lr"; "0.02"; "--clip-norm"; "1"; "--batch-size"; "8"; "--steps"; "10"; "--sampling"; "consecutive"; "--out"; out ]
             Expect.equal code 0 $"exit code (stderr: {err})"
             Expect.stringContains stdout "perplexity" "perplexity reported"
-            let code, stdout, _ = runCli [ "generate"; "--model-dir"; out; "--prefix"; "ab"; "--length"; "8" ]
+            let code, stdout, _ = runCli [ "generate"; "--model-dir"; out; "--prefix"; "ab"; "--length"; "8"; "--threads"; "1" ]
             Expect.equal code 0 "generate"
             Expect.equal (stdout.Trim()) "abcd abcd" "greedy continuation"
             let code, stdout, _ = runCli [ "generate"; "--model-dir"; out; "--prefix"; "ab"; "--length"; "8"; "--temperature"; "0.5"; "--top-k"; "2"; "--seed"; "3" ]
@@ -363,6 +370,168 @@ let tests =
             let code, stdout, _ = runCli [ "predict"; "--model-dir"; out; "--file"; csv ]
             Expect.equal code 0 "predict"
             Expect.stringContains stdout "2021-01-08" "a window ending on its date (first value is lagged away, then 6 rows)"
+        }
+
+        test "--threads on evaluate, predict, generate and export, as train takes it; out of range is exit 2 before the model is read" {
+            let d = tempFolder "cli-threads"
+            let model = Path.Combine(d, "neg")
+            let code, _, err = runCli [ "train"; "--model"; "Embed(4).Gru(4).Dense(1, Sigmoid)"; "--data"; "synthetic:negation"; "--epochs"; "1"; "--threads"; "1"; "--out"; model ]
+            Expect.equal code 0 $"train (stderr: {err})"
+            for args in [ [ "evaluate"; "--model-dir"; model ]; [ "predict"; "--model-dir"; model; "--text"; "not bad" ]
+                          [ "export"; "--model-dir"; model; "--onnx"; Path.Combine(d, "m.onnx") ] ] do
+                let code, _, err = runCli (args @ [ "--threads"; "1" ])
+                Expect.equal code 0 $"{args.Head} --threads 1 (stderr: {err})"
+            for cmd in [ "evaluate"; "predict"; "generate"; "export" ] do
+                for n in [ "0"; "-3"; "2000" ] do
+                    let extra = if cmd = "generate" then [ "--prefix"; "a" ] else []
+                    let code, out, err = runCli ([ cmd; "--model-dir"; "/nonexistent/model"; "--threads"; n ] @ extra)
+                    Expect.equal code 2 $"{cmd} --threads {n} (stderr: {err})"
+                    Expect.stringContains err "--threads must be between 1 and 1024" $"{cmd} --threads {n}: names the option and its bounds"
+                    Expect.isFalse (err.Contains "nonexistent") $"{cmd}: checked before the model is read"
+                    Expect.equal out "" $"{cmd}: nothing on stdout"
+        }
+
+        test "a series from a CSV learns its target scaled; predictions and metrics come back in the target's units" {
+            let d = tempFolder "cli-series-scaled"
+            let csv = Path.Combine(d, "prices.csv")
+            let close t = 5000.0 + 1000.0 * sin (float t / 4.0) + 3.0 * float t
+            let day t = System.DateTime(2020, 1, 1).AddDays(float t).ToString("yyyy-MM-dd")
+            let inv (v: float) = v.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)
+            File.WriteAllLines(csv, [| yield "Date,Open,Close"; for t in 0 .. 299 -> $"{day t},{inv (close t - 5.0 * cos (float t))},{inv (close t)}" |])
+            let train out extra =
+                runCli ([ "train"; "--model"; "Lstm(16).Dense(1)"; "--data"; $"csv:{csv}"; "--feature-columns"; "Open,Close"; "--target-column"; "Close"
+                          "--epochs"; "15"; "--lr"; "0.01"; "--threads"; "1"; "--out"; out ] @ extra)
+            let out = Path.Combine(d, "scaled")
+            let code, stdout, err = train out []
+            Expect.equal code 0 $"train (stderr: {err})"
+            Expect.stringContains stdout "target scaled (mean" "the description says so"
+            let target = (readJson (Path.Combine(out, "task.json"))).GetProperty("targetScaler")
+            let mean, std = target.GetProperty("mean").[0].GetDouble(), target.GetProperty("std").[0].GetDouble()
+            Expect.isTrue (mean > 4000.0 && mean < 7000.0 && std > 300.0) $"fitted on the prices (mean {mean}, std {std})"
+            let test = (readJson (Path.Combine(out, "metrics.json"))).GetProperty("test")
+            let r2, mae = test.GetProperty("r2").GetDouble(), test.GetProperty("mae").GetDouble()
+            // measured 0.986 (the target unscaled: −62)
+            Expect.isGreaterThan r2 0.9 "test R²"
+            // the forecasts of the test windows (the last windows but the one ending at the last row) give the reported MAE
+            let windows = int (System.Text.RegularExpressions.Regex.Match(stdout, "([0-9]+) test windows").Groups.[1].Value)
+            let code, predicted, err = runCli [ "predict"; "--model-dir"; out; "--file"; csv; "--jsonl"; "--threads"; "1" ]
+            Expect.equal code 0 $"predict (stderr: {err})"
+            let rows = predicted.Trim().Split('\n') |> Array.map (fun l -> System.Text.Json.JsonDocument.Parse(l).RootElement)
+            let tested = rows.[rows.Length - 1 - windows .. rows.Length - 2]
+            let actual = dict [ for t in 0 .. 299 -> day t, close t ]
+            let errors = tested |> Array.map (fun r -> abs (r.GetProperty("value").GetDouble() - actual.[r.GetProperty("input").GetString()]))
+            Expect.floatClose Accuracy.medium (Array.average errors) mae "the MAE of the forecasts in the target's units is the reported one"
+            let code, evaluated, err = runCli [ "evaluate"; "--model-dir"; out; "--data"; $"csv:{csv}"; "--json"; "--threads"; "1" ]
+            Expect.equal code 0 $"evaluate (stderr: {err})"
+            Expect.floatClose Accuracy.high ((System.Text.Json.JsonDocument.Parse evaluated).RootElement.GetProperty("mae").GetDouble()) mae "evaluate reports it too"
+            // --no-target-scaling: the target as it is, nothing to scale back
+            let raw = Path.Combine(d, "raw")
+            let code, stdout, err = train raw [ "--no-target-scaling"; "--epochs"; "1" ]
+            Expect.equal code 0 $"--no-target-scaling (stderr: {err})"
+            Expect.stringContains stdout "target not scaled" "said"
+            Expect.isFalse ((readJson (Path.Combine(raw, "task.json"))).TryGetProperty("targetScaler") |> fst) "no target scaler saved"
+            Expect.isFalse ((readJson (Path.Combine(raw, "experiment.json"))).GetProperty("preprocessing").GetProperty("scaleTarget").GetBoolean()) "recorded"
+        }
+
+        test "a CSV with named labels: predict prints the class name, --jsonl keeps the index; integer labels print indices" {
+            let d = tempFolder "cli-names"
+            let named = Path.Combine(d, "named.csv")
+            File.WriteAllLines(named, [| yield "text,label"; for i in 1 .. 60 -> if i % 2 = 0 then "a good film,positive" else "a bad film,negative" |])
+            let model = Path.Combine(d, "named")
+            let code, _, err = runCli [ "train"; "--model"; "Embed(4).Gru(4).Dense(1, Sigmoid)"; "--data"; $"csv:{named}"; "--epochs"; "30"; "--lr"; "0.05"; "--threads"; "1"; "--out"; model ]
+            Expect.equal code 0 $"train (stderr: {err})"
+            let names = (readJson (Path.Combine(model, "task.json"))).GetProperty("classNames")
+            Expect.equal [ for n in names.EnumerateArray() -> n.GetString() ] [ "negative"; "positive" ] "saved with the model"
+            let code, stdout, err = runCli [ "predict"; "--model-dir"; model; "--text"; "a good film"; "--text"; "a bad film" ]
+            Expect.equal code 0 $"predict (stderr: {err})"
+            let lines = stdout.Trim().Split('\n')
+            Expect.stringStarts lines.[0] "label positive  " "the name of the class of a good film"
+            Expect.stringStarts lines.[1] "label negative  " "and of a bad film"
+            let code, stdout, _ = runCli [ "predict"; "--model-dir"; model; "--text"; "a good film"; "--jsonl" ]
+            Expect.equal code 0 "jsonl"
+            let o = (System.Text.Json.JsonDocument.Parse(stdout.Trim())).RootElement
+            Expect.equal (o.GetProperty("label").GetInt32()) 1 "the index"
+            Expect.equal (o.GetProperty("class").GetString()) "positive" "and the name"
+            // a label the model does not know is exit 2 naming it
+            let other = Path.Combine(d, "other.csv")
+            File.WriteAllLines(other, [| "text,label"; "a good film,positive"; "a fine film,great" |])
+            let code, _, err = runCli [ "evaluate"; "--model-dir"; model; "--data"; $"csv:{other}" ]
+            Expect.equal code 2 $"unknown label (stderr: {err})"
+            Expect.stringContains err "Label 'great' in column 'label'" "names it"
+            // integer labels: no names; the index is printed as before
+            let ints = Path.Combine(d, "ints.csv")
+            File.WriteAllLines(ints, [| yield "text,label"; for i in 1 .. 60 -> if i % 2 = 0 then "a good film,1" else "a bad film,0" |])
+            let indexed = Path.Combine(d, "ints")
+            let code, _, err = runCli [ "train"; "--model"; "Embed(4).Gru(4).Dense(1, Sigmoid)"; "--data"; $"csv:{ints}"; "--epochs"; "30"; "--lr"; "0.05"; "--threads"; "1"; "--out"; indexed ]
+            Expect.equal code 0 $"train on integer labels (stderr: {err})"
+            Expect.isFalse ((readJson (Path.Combine(indexed, "task.json"))).TryGetProperty("classNames") |> fst) "no names saved"
+            let code, stdout, _ = runCli [ "predict"; "--model-dir"; indexed; "--text"; "a good film" ]
+            Expect.equal code 0 "predict"
+            Expect.stringStarts (stdout.Trim()) "label 1  " "the index"
+            let code, stdout, _ = runCli [ "predict"; "--model-dir"; indexed; "--text"; "a good film"; "--jsonl" ]
+            Expect.equal code 0 "jsonl"
+            Expect.isFalse ((System.Text.Json.JsonDocument.Parse(stdout.Trim())).RootElement.TryGetProperty("class") |> fst) "no class member"
+        }
+
+        test "AdamW, a learning-rate schedule and keep-best from the command line and from an experiment file" {
+            let d = tempFolder "cli-schedule"
+            let out = Path.Combine(d, "step")
+            let code, _, err =
+                runCli [ "train"; "--model"; "Lstm(4).Dense(1)"; "--data"; "synthetic:seasonal"; "--epochs"; "3"; "--lr"; "0.02"; "--optimizer"; "adamw"
+                         "--weight-decay"; "0.05"; "--lr-step-epochs"; "1"; "--lr-factor"; "0.5"; "--threads"; "1"; "--out"; out ]
+            Expect.equal code 0 $"train (stderr: {err})"
+            let lr = File.ReadAllLines(Path.Combine(out, "history.csv")) |> Array.tail |> Array.map (fun l -> float (l.Split(',').[2]))
+            Expect.equal lr [| 0.02; 0.01; 0.005 |] "the rate halves every epoch"
+            let training = (readJson (Path.Combine(out, "experiment.json"))).GetProperty("training")
+            Expect.equal (training.GetProperty("optimizer").GetString()) "adamw" "recorded: optimizer"
+            Expect.equal (training.GetProperty("weightDecay").GetDouble()) 0.05 "recorded: weight decay"
+            Expect.equal (training.GetProperty("lrStepEpochs").GetInt32()) 1 "recorded: schedule"
+            // the same from a file; a plateau schedule without validation rows watches the training loss; keep-best
+            let exp = Path.Combine(d, "e.json")
+            File.WriteAllText(exp, """{ "model": "Lstm(4).Dense(1)", "data": "synthetic:seasonal",
+                                        "training": { "epochs": 4, "learningRate": 0.5, "validationSplit": 0, "optimizer": "adamw", "weightDecay": 0.01,
+                                                      "lrPlateauPatience": 1, "lrFactor": 0.5, "lrMin": 0.1, "keepBest": true, "threads": 1 } }""")
+            let out2 = Path.Combine(d, "plateau")
+            let code, stdout, err = runCli [ "train"; "--experiment"; exp; "--out"; out2 ]
+            Expect.equal code 0 $"train from the file (stderr: {err})"
+            let history = File.ReadAllLines(Path.Combine(out2, "history.csv")) |> Array.tail |> Array.map (fun l -> l.Split(','))
+            let losses = history |> Array.map (fun r -> float r.[3])
+            let rates = history |> Array.map (fun r -> float r.[2])
+            // after each epoch whose loss is no new best the rate halves, not below 0.1
+            for e in 1 .. rates.Length - 1 do
+                let improved = e = 1 || losses.[e - 1] < Array.min losses.[0 .. e - 2]
+                let expected = if improved then rates.[e - 1] else max 0.1 (rates.[e - 1] * 0.5)
+                Expect.floatClose Accuracy.high rates.[e] expected $"rate of epoch {e + 1}"
+            let best = (Array.findIndex ((=) (Array.min losses)) losses) + 1
+            Expect.stringContains stdout $"kept the weights of epoch {best}, the best one" "keep-best says which epoch"
+            // early stopping without validation rows watches the training loss too (it used to fail after epoch 1)
+            let code, _, err = runCli [ "train"; "--model"; "Lstm(4).Dense(1)"; "--data"; "synthetic:seasonal"; "--validation-split"; "0"; "--early-stopping"; "1"; "--epochs"; "2"; "--threads"; "1" ]
+            Expect.equal code 0 $"--early-stopping with --validation-split 0 (stderr: {err})"
+            // a bad value in the file names its JSON path and the flag
+            File.WriteAllText(exp, """{ "model": "Lstm(4).Dense(1)", "data": "synthetic:seasonal", "training": { "lrStepEpochs": 2, "lrFactor": 2 } }""")
+            let code, out, err = runCli [ "train"; "--experiment"; exp ]
+            Expect.equal code 2 $"lrFactor 2 (stderr: {err})"
+            Expect.stringContains err "training.lrFactor (--lr-factor)" "JSON path and flag"
+            Expect.equal out "" "before anything ran"
+        }
+
+        test "an empty corpus and bad decoding options say what to do, exit 2" {
+            let d = tempFolder "cli-empty-corpus"
+            let empty = Path.Combine(d, "empty.txt")
+            File.WriteAllText(empty, "")
+            let code, _, err = runCli [ "train"; "--model"; "Gru(8, returnSequences: true).Dense(5)"; "--data"; $"text:{empty}"; "--epochs"; "1" ]
+            Expect.equal code 2 $"empty corpus (stderr: {err})"
+            Expect.stringContains err "holds no text" "says what is wrong"
+            Expect.stringContains err "give a file with text in it" "and what to do"
+            Expect.isFalse (err.Contains "Dense(0)") "not a layer size"
+            for args, says in [ [ "--top-p"; "1.5" ], "--top-p must be above 0 and at most 1 (got 1.5)"; [ "--top-p"; "0" ], "--top-p must be above 0"
+                                [ "--top-k"; "0" ], "--top-k must be at least 1"; [ "--temperature"; "0" ], "--temperature must be a number above 0"
+                                [ "--temperature"; "-1" ], "--temperature"; [ "--length"; "-1" ], "--length is the number of characters" ] do
+                let code, out, err = runCli ([ "generate"; "--model-dir"; "/nonexistent/lm"; "--prefix"; "a" ] @ args)
+                Expect.equal code 2 $"{args} (stderr: {err})"
+                Expect.stringContains err says $"{args}: names the option"
+                Expect.isFalse (err.Contains "nonexistent") $"{args}: before the model is read"
+                Expect.equal out "" $"{args}: nothing on stdout"
         }
 
         test "every subcommand's --help exits 0" {

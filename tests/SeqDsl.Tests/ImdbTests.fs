@@ -43,6 +43,15 @@ let tests =
         test "from the extracted folder" { check (Imdb.Load(makeFolder ())) }
         test "straight from the .tar.gz" { check (Imdb.Load(makeTarGz ())) }
         test "one split only" { Expect.equal (Imdb.Load(makeFolder (), "test")).Rows.Count 2L "test only" }
+        test "a classifier of IMDB reviews names its classes neg and pos (label 0 and 1)" {
+            let data = "imdb:" + makeFolder ()
+            let e = SeqDsl.Workflows.ExperimentSpec(Model = "Embed(4).Gru(4).Dense(1, Sigmoid)", Data = data)
+            let task = SeqDsl.Workflows.SeqTask.For(SeqDsl.Workflows.DataSource.Parse data, e.Preprocessing)
+            let prepared = task.Prepare(e, SeqDsl.Workflows.Experiment.ParseModel e.Model, null, null)
+            Expect.equal (List.ofSeq prepared.Info.ClassNames) [ "neg"; "pos" ] "names of labels 0 and 1"
+            // the test reviews in order: pos ("Loved it") is label 1, neg ("Boring") label 0
+            Expect.equal (prepared.Test.Targets.data<float32>().ToArray()) [| 1.0f; 0.0f |] "pos is class 1"
+        }
         test "a folder without the layout is a clear error" {
             let e = expectSeqDslError "layout" (fun () -> Imdb.Load(tempFolder "empty"))
             Expect.stringContains e.Message "does not have the IMDB layout" "message"

@@ -32,8 +32,10 @@ let private initialE = Array2D.init 7 3 (fun i j -> 0.1 * float (i + 1) - 0.07 *
 let private initialW = Array2D.init 3 2 (fun i j -> 0.2 - 0.15 * float i + 0.1 * float j)
 
 /// TensorFlow's kernels in float64: ApplyRMSProp / ApplyAdam / ApplyKerasMomentum / ApplyAdagradV2, and their sparse
-/// forms for the table (only the rows of the batch, for RMSprop and momentum SGD).
-let private reference (algo: Algo) (lr: float) (momentum: float) =
+/// forms for the table (only the rows of the batch, for RMSprop and momentum SGD); keras.optimizers.AdamW: the decay
+/// θ ← θ − θ·λ·lr on every row, then Adam's step. With <paramref name="torchAdamW"/>, PyTorch's AdamW instead:
+/// θ ← θ(1 − lr·λ), then θ ← θ − lr/(1 − β₁ᵗ) · m / (√v/√(1 − β₂ᵗ) + 1e-8).
+let private reference (algo: Algo) (lr: float) (momentum: float) (decay: float) (torchAdamW: bool) =
     let e = Array2D.copy initialE
     let w = Array2D.copy initialW
     let eps = 1e-7
@@ -60,7 +62,14 @@ let private reference (algo: Algo) (lr: float) (momentum: float) =
                         | Algo.RmsProp ->
                             s1.[i, j] <- 0.9 * s1.[i, j] + 0.1 * gr * gr
                             v.[i, j] <- v.[i, j] - lr * gr / sqrt (s1.[i, j] + eps)
-                        | Algo.Adam ->
+                        | Algo.AdamW when torchAdamW ->
+                            v.[i, j] <- v.[i, j] * (1.0 - lr * decay)
+                            s1.[i, j] <- 0.9 * s1.[i, j] + 0.1 * gr
+                            s2.[i, j] <- 0.999 * s2.[i, j] + 0.001 * gr * gr
+                            let denominator = sqrt s2.[i, j] / sqrt (1.0 - 0.999 ** float t) + 1e-8
+                            v.[i, j] <- v.[i, j] - lr / (1.0 - 0.9 ** float t) * s1.[i, j] / denominator
+                        | Algo.Adam | Algo.AdamW ->
+                            if algo = Algo.AdamW then v.[i, j] <- v.[i, j] - v.[i, j] * decay * lr
                             s1.[i, j] <- 0.9 * s1.[i, j] + 0.1 * gr
                             s2.[i, j] <- 0.999 * s2.[i, j] + 0.001 * gr * gr
                             let rate = lr * sqrt (1.0 - 0.999 ** float t) / (1.0 - 0.9 ** float t)
@@ -90,10 +99,10 @@ let private run (e: TorchSharp.Modules.Parameter) (w: TorchSharp.Modules.Paramet
         yield values e, values w ]
 
 /// The same steps with KerasOptimizer on float32 parameters; returns E and W after each step.
-let private withOptimizer (algo: Algo) (lr: float) (momentum: float) =
+let private withOptimizer (algo: Algo) (lr: float) (momentum: float) (decay: float) =
     use e = new TorchSharp.Modules.Parameter(toTensor initialE)
     use w = new TorchSharp.Modules.Parameter(toTensor initialW)
-    use opt = new KerasOptimizer([ e; w ], [ e ], algo, lr, momentum = momentum)
+    use opt = new KerasOptimizer([ e; w ], [ e ], algo, lr, momentum = momentum, weightDecay = decay)
     run e w opt
 
 let private close (name: string) (got: float32[]) (expected: float[,]) =
@@ -107,8 +116,8 @@ let tests =
     testSequenced <| testList "KerasOptimizer" [
         for (algo, lr, momentum) in [ Algo.RmsProp, 0.01, 0.0; Algo.Adam, 0.01, 0.0; Algo.Sgd, 0.1, 0.0; Algo.Sgd, 0.1, 0.9; Algo.Adagrad, 0.1, 0.0 ] do
             test $"{algo} (lr {lr}, momentum {momentum}) follows TensorFlow's equations within 1e-5 over six steps, rows left out included" {
-                let expected = reference algo lr momentum
-                let got = withOptimizer algo lr momentum
+                let expected = reference algo lr momentum 0.0 false
+                let got = withOptimizer algo lr momentum 0.0
                 for (step, ((e, w), (re, rw))) in List.indexed (List.zip got expected) do
                     close $"step {step + 1} E" e re
                     close $"step {step + 1} W" w rw
@@ -117,10 +126,38 @@ let tests =
                 Expect.sequenceEqual last.[18..20] [| for j in 0 .. 2 -> float32 initialE.[6, j] |] "an unused row keeps its initial values"
             }
 
+        // a large decay (λ·lr = 0.005 per step) so that a misplaced or missing decay is far outside the tolerance
+        test "AdamW (lr 0.01, λ 0.5) follows keras.optimizers.AdamW within 1e-5 over six steps: decay first, on every row" {
+            let expected = reference Algo.AdamW 0.01 0.0 0.5 false
+            let got = withOptimizer Algo.AdamW 0.01 0.0 0.5
+            for (step, ((e, w), (re, rw))) in List.indexed (List.zip got expected) do
+                close $"step {step + 1} E" e re
+                close $"step {step + 1} W" w rw
+            // row 6 is in no batch: only the decay moves it, (1 − λ·lr)⁶
+            let last, _ = List.last got
+            close "unused row 6" last.[18..20] (Array2D.init 1 3 (fun _ j -> initialE.[6, j] * (1.0 - 0.5 * 0.01) ** 6.0))
+            // and without the decay it would be Adam: the two differ far beyond the tolerance
+            let adam, _ = List.last (withOptimizer Algo.Adam 0.01 0.0 0.0)
+            Expect.isGreaterThan (Array.map2 (fun a b -> abs (a - b)) adam last |> Array.max) 1e-3f "the decay matters"
+        }
+
+        test "AdamW under libtorch's rules is PyTorch's AdamW (lr 0.01, λ 0.5) within 1e-5 over six steps" {
+            let expected = reference Algo.AdamW 0.01 0.0 0.5 true
+            use e = new TorchSharp.Modules.Parameter(toTensor initialE)
+            use w = new TorchSharp.Modules.Parameter(toTensor initialW)
+            // the optimizer the spec makes under the torch rules, as training makes it
+            use opt = (OptimizerSpec.AdamW(0.01, 0.5)).Create([ e; w ], [ e ], OptimizerRules.Torch)
+            Expect.isTrue (opt :? TorchSharp.Modules.AdamW) "libtorch's AdamW"
+            let got = run e w opt
+            for (step, ((ge, gw), (re, rw))) in List.indexed (List.zip got expected) do
+                close $"step {step + 1} E" ge re
+                close $"step {step + 1} W" gw rw
+        }
+
         test "the sparse rows matter: libtorch's dense RMSprop ends elsewhere than Keras's on a row some batches leave out" {
             // row 2 is in batches 1, 2 and 5; under libtorch's rules its ms decays in batches 3 and 4 (zero gradient), so
             // its update in batch 5 is divided by a smaller root than under Keras's sparse rule
-            let keras = withOptimizer Algo.RmsProp 0.01 0.0
+            let keras = withOptimizer Algo.RmsProp 0.01 0.0 0.0
             use e = new TorchSharp.Modules.Parameter(toTensor initialE)
             use w = new TorchSharp.Modules.Parameter(toTensor initialW)
             use opt = torch.optim.RMSProp([ e; w ], 0.01, alpha = 0.9, eps = 1e-7)
@@ -142,23 +179,28 @@ let tests =
             use c = session keras (OptimizerSpec.RmsProp(1e-3, Rules = Nullable OptimizerRules.Torch))
             Expect.isTrue (c.Optimizer :? TorchSharp.Modules.RMSProp) "overridden"
             Expect.equal (List.ofSeq keras.EmbeddingTables |> List.length) 1 "the embedding table is the sparse parameter"
+            use d = session keras (OptimizerSpec.AdamW(1e-3, 0.1))
+            Expect.isTrue (d.Optimizer :? KerasOptimizer) "Keras's AdamW under the Keras rules"
+            use f = session torchNet (OptimizerSpec.AdamW(1e-3, 0.1))
+            Expect.isTrue (f.Optimizer :? TorchSharp.Modules.AdamW) "libtorch's AdamW under the torch rules"
         }
 
-        test "training under Keras's rules resumes bit for bit (the optimizer's slots are in the state)" {
-            let model = Model.Embed(8).Lstm(8).Dense(1, Activation.Sigmoid)
-            torch.manual_seed 7L |> ignore
-            let x = torch.randint(1L, 8L, [| 96L; 10L |], dtype = torch.ScalarType.Int64)
-            let y = x.eq(torch.tensor 3L).any(1L).to_type(torch.ScalarType.Float32).unsqueeze(1L)
-            let data = SequenceData(x, y)
-            let opts epochs dir = FitOptions(Loss = Loss.Bce, BatchSize = 16, Epochs = epochs, Seed = 2L, Optimizer = OptimizerSpec.RmsProp(0.01), StateDirectory = dir)
-            use straight = compile model (InputSpec(Vocab = 8)) Convention.Keras 2L
-            let h = Trainer.Fit(straight, data, opts 4 null)
-            let dir = tempFolder "keras-resume"
-            use first = compile model (InputSpec(Vocab = 8)) Convention.Keras 2L
-            Trainer.Fit(first, data, opts 2 dir) |> ignore
-            use resumed = compile model (InputSpec(Vocab = 8)) Convention.Keras 5L
-            let h2 = Trainer.Fit(resumed, data, opts 4 dir)
-            Expect.equal (List.ofSeq (h2.Series "loss")) (List.ofSeq (h.Series "loss")) "same losses"
-            for n in paramNames straight do Expect.equal (values (param resumed n)) (values (param straight n)) $"{n}"
-        }
+        for optimizer in [ OptimizerSpec.RmsProp(0.01) :> OptimizerSpec; OptimizerSpec.AdamW(0.01, 0.1) ] do
+            test $"training under Keras's rules resumes bit for bit (the optimizer's slots are in the state): {optimizer.GetType().Name}" {
+                let model = Model.Embed(8).Lstm(8).Dense(1, Activation.Sigmoid)
+                torch.manual_seed 7L |> ignore
+                let x = torch.randint(1L, 8L, [| 96L; 10L |], dtype = torch.ScalarType.Int64)
+                let y = x.eq(torch.tensor 3L).any(1L).to_type(torch.ScalarType.Float32).unsqueeze(1L)
+                let data = SequenceData(x, y)
+                let opts epochs dir = FitOptions(Loss = Loss.Bce, BatchSize = 16, Epochs = epochs, Seed = 2L, Optimizer = optimizer, StateDirectory = dir)
+                use straight = compile model (InputSpec(Vocab = 8)) Convention.Keras 2L
+                let h = Trainer.Fit(straight, data, opts 4 null)
+                let dir = tempFolder "keras-resume"
+                use first = compile model (InputSpec(Vocab = 8)) Convention.Keras 2L
+                Trainer.Fit(first, data, opts 2 dir) |> ignore
+                use resumed = compile model (InputSpec(Vocab = 8)) Convention.Keras 5L
+                let h2 = Trainer.Fit(resumed, data, opts 4 dir)
+                Expect.equal (List.ofSeq (h2.Series "loss")) (List.ofSeq (h.Series "loss")) "same losses"
+                for n in paramNames straight do Expect.equal (values (param resumed n)) (values (param straight n)) $"{n}"
+            }
     ]

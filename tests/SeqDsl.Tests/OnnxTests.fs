@@ -181,6 +181,7 @@ let tests =
                 for (x, y) in Seq.zip a b do
                     Expect.equal y.Input x.Input "input"
                     Expect.equal y.Label x.Label $"label of {x.Input}"
+                    Expect.equal y.ClassName x.ClassName $"class name of {x.Input}"
                     Expect.isLessThanOrEqual (abs (y.Value - x.Value)) 1e-5 $"value of {x.Input}: {x.Value} vs {y.Value}"
             test "text classification, post-padded per batch with lengths (two classes with Softmax, too)" {
                 for model in [ "Embed(8).Lstm(8).Dense(1, Sigmoid)"; "Embed(8).Gru(8).Bidirectional().Dense(2)" ] do
@@ -193,6 +194,18 @@ let tests =
                         for p in onnx.PredictTexts texts do
                             Expect.equal p.Probabilities.Count 2 "class probabilities"
                             Expect.floatClose Accuracy.medium (Seq.fold (+) 0.0 p.Probabilities) 1.0 "they sum to 1"
+            }
+            test "text classification with named labels: the class names travel in the file" {
+                let csv = Path.Combine(tempFolder "onnx-named", "named.csv")
+                File.WriteAllLines(csv, [| yield "text,label"; for i in 1 .. 60 -> if i % 2 = 0 then "a good film,positive" else "a bad film,negative" |])
+                let m, onnx = saved (ExperimentSpec(Model = "Embed(8).Gru(8).Dense(1, Sigmoid)", Data = "csv:" + csv, Training = quick))
+                use _m = m
+                use _o = onnx
+                Expect.equal (List.ofSeq onnx.Info.ClassNames) [ "negative"; "positive" ] "names in the metadata"
+                let texts = [ "a good film"; "a bad film"; "unknown" ]
+                let viaTorch = m.PredictTexts texts
+                same viaTorch (onnx.PredictTexts texts)
+                for p in viaTorch do Expect.contains [ "negative"; "positive" ] p.ClassName $"{p.Input}: a named class"
             }
             test "text classification with a fixed maxlen (Keras style, pre-padded)" {
                 let e = ExperimentSpec(Model = "Embed(8).SimpleRnn(8).Dense(1, Sigmoid)", Data = "synthetic:negation", Training = quick,
@@ -217,6 +230,9 @@ let tests =
                 use _o = onnx
                 let csv = Path.Combine(tempFolder "onnx-series", "series.csv")
                 File.WriteAllLines(csv, [ yield "Date,value"; for i in 0 .. 19 -> $"2024-01-{i + 1:D2},{sin (float i / 3.0) * 10.0 + 50.0:F3}" ])
+                Expect.isNotNull m.Info.TargetScaler "the model learnt a scaled target"
+                Expect.equal (List.ofSeq onnx.Info.TargetScaler.Mean) (List.ofSeq m.Info.TargetScaler.Mean) "the target scaler travels in the file"
+                Expect.equal (List.ofSeq onnx.Info.TargetScaler.Std) (List.ofSeq m.Info.TargetScaler.Std) "with its std"
                 let viaTorch = m.PredictSeries csv
                 same viaTorch (onnx.PredictSeries csv)
                 Expect.equal viaTorch.[0].Input "2024-01-06" "labelled by the window's last date (one row lost to the lag)"

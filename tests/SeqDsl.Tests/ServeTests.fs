@@ -61,6 +61,29 @@ let private texts = [ "not bad the film was long"; "indeed awful the plot"; "goo
 [<Tests>]
 let tests =
     testSequenced <| testList "Serve" [
+        test "a classifier trained on named labels: /predict gives each prediction's className beside its label" {
+            let csv = Path.Combine(tempFolder "serve-named", "named.csv")
+            File.WriteAllLines(csv, [| yield "text,label"; for i in 1 .. 40 -> if i % 2 = 0 then "a good film,positive" else "a bad film,negative" |])
+            let dir = tempFolder "serve-named-model"
+            let spec = ExperimentSpec(Model = "Embed(4).Gru(4).Dense(1, Sigmoid)", Data = "csv:" + csv, Training = TrainingSpec(Epochs = 1, Threads = Nullable 1))
+            do
+                use r = Experiment.Run spec
+                r.Save dir
+            use predictor = onnxOf dir
+            let url, service = start predictor (ServeOptions(Port = 0))
+            try
+                let inputs = [ "a good film"; "a bad film" ]
+                let code, body = post (url + "/predict") (JsonSerializer.Serialize {| texts = inputs |})
+                Expect.equal code 200 body
+                let expected = predictor.PredictTexts inputs
+                for (p, e) in Seq.zip ((json body).GetProperty("predictions").EnumerateArray()) expected do
+                    Expect.contains [ "negative"; "positive" ] e.ClassName "a named class"
+                    Expect.equal (p.GetProperty("className").GetString()) e.ClassName "the class name"
+                    Expect.equal (p.GetProperty("label").GetInt32()) e.Label.Value "and its index"
+            finally
+                stop service
+        }
+
         for backend in [ "onnx"; "torch" ] do
             test $"{backend}: /healthz, /predict equals the predictor, validation 400s, /metrics" {
                 let predictor = if backend = "onnx" then onnxOf trained.Value.Text else TrainedModel.Load trained.Value.Text :> IPredictor
@@ -80,6 +103,7 @@ let tests =
                         Expect.equal (p.GetProperty("input").GetString()) e.Input "input"
                         Expect.floatClose Accuracy.veryHigh (p.GetProperty("value").GetDouble()) e.Value "value"
                         Expect.equal (p.GetProperty("label").GetInt32()) e.Label.Value "label"
+                        Expect.isFalse (p.TryGetProperty("className") |> fst) "labels that were indices have no names"
                     // bad requests: 400 with the reason and the JSON path
                     for (request, status, says) in
                         [ """{"text": ["x"]}""", 400, "Unknown member 'text'"

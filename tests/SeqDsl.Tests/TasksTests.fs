@@ -83,6 +83,97 @@ let tests =
             Expect.isNotNull data.Info.Scaler "the scaler is part of the task description"
         }
 
+        test "series: the target is learnt scaled by the training period's mean and std; scaleTarget false learns it as it is" {
+            let e scale = ExperimentSpec(Model = "Lstm(8).Dense(1)", Data = "synthetic:seasonal", Training = quick, Preprocessing = PreprocessingSpec(ScaleTarget = scale))
+            let _, scaled, _ = roundTrip (e true) "test"
+            let task = SeqTask.For(DataSource.Parse "synthetic:seasonal", PreprocessingSpec())
+            let raw = task.Prepare(e false, Experiment.ParseModel "Lstm(8).Dense(1)", null, null)
+            Expect.isNull raw.Info.TargetScaler "no target scaler when it is off"
+            let ts = scaled.Info.TargetScaler
+            Expect.isNotNull ts "the target scaler is part of the task description"
+            Expect.isGreaterThan ts.Std.[0] 1.0 "the seasonal series is not already scaled"
+            let values (d: SeqDsl.Training.SequenceData) = d.Targets.data<float32>().ToArray()
+            for part, (a, b) in [ "train", (scaled.Train, raw.Train); "test", (scaled.Test, raw.Test) ] do
+                let z, y = values a, values b
+                Expect.equal z.Length y.Length $"{part}: the same windows"
+                for i in 0 .. z.Length - 1 do
+                    // float32 targets: y carries its own rounding (≈ 1e-6 at 11), z is computed from the exact value
+                    Expect.isLessThan (abs (float z.[i] - (float y.[i] - ts.Mean.[0]) / ts.Std.[0])) 1e-5 $"{part} target {i} is (y − mean) / std"
+            // the training targets are z-scores of the training period: near mean 0 and std 1
+            let z = values scaled.Train
+            Expect.isLessThan (abs (Array.average z)) 0.2f "mean near 0"
+            // the features are unchanged by the target's scaling
+            Expect.sequenceEqual (scaled.Test.Inputs.data<float32>().ToArray()) (raw.Test.Inputs.data<float32>().ToArray()) "same inputs"
+            // the metrics after training are in the target's units: the network's own (scaled) ones × std² and × std
+            let model = Experiment.ParseModel "Lstm(8).Dense(1)"
+            use net = SeqDsl.Engine.Network.Compile(model, SeqDsl.Engine.CompileOptions(Input = scaled.Input, Seed = 1L))
+            let trained = task.Train(net, scaled, e true, null, Threading.CancellationToken.None)
+            let inScaled = SeqDsl.Training.Trainer.Evaluate(net, scaled.Test, SeqDsl.Training.Loss.Mse, [| SeqDsl.Training.Metric.Mae; SeqDsl.Training.Metric.R2 |])
+            let reported = trained.Metrics.["test"]
+            Expect.floatClose Accuracy.high reported.["loss"] (inScaled.["loss"] * ts.Std.[0] * ts.Std.[0]) "MSE × std²"
+            Expect.floatClose Accuracy.high reported.["mae"] (inScaled.["mae"] * ts.Std.[0]) "MAE × std"
+            Expect.floatClose Accuracy.high reported.["r2"] inScaled.["r2"] "R² unchanged"
+            Expect.floatClose Accuracy.high (task.Evaluate(net, scaled, e true)).["mae"] reported.["mae"] "Evaluate reports the same"
+            Expect.isGreaterThan ts.Std.[0] 2.0 "a std far enough from 1 that the two units differ"
+        }
+
+        test "predictions read a model's outputs: a scaled target back in its units, class names beside the labels" {
+            let series = TaskInfo(Kind = TaskKind.Regression, TargetScaler = SeqDsl.Data.StandardScaler([| "close" |], [| 100.0 |], [| 10.0 |]))
+            let p = Predictions.FromOutputs([| "a"; "b" |], ReadOnlySpan<float32>([| 0.5f; -1.0f |]), 1, series, Activation.Linear)
+            Expect.equal [ p.[0].Value; p.[1].Value ] [ 105.0; 90.0 ] "z · std + mean"
+            let unscaled = Predictions.FromOutputs([| "a" |], ReadOnlySpan<float32>([| 0.5f |]), 1, TaskInfo(Kind = TaskKind.Regression), Activation.Linear)
+            Expect.equal unscaled.[0].Value 0.5 "no scaler: the output itself"
+            let named = TaskInfo(Kind = TaskKind.Classification, Loss = SeqDsl.Training.LossKind.BinaryCrossEntropy, ClassNames = [| "neg"; "pos" |])
+            let b = Predictions.FromOutputs([| "x"; "y" |], ReadOnlySpan<float32>([| 0.9f; 0.2f |]), 1, named, Activation.Sigmoid)
+            Expect.equal [ b.[0].Label; b.[1].Label ] [ Nullable 1; Nullable 0 ] "labels stay indices"
+            Expect.equal [ b.[0].ClassName; b.[1].ClassName ] [ "pos"; "neg" ] "and carry their names"
+            Expect.stringStarts (string b.[0]) "pos (0.9000)" "printed by name"
+            let three = TaskInfo(Kind = TaskKind.Classification, Loss = SeqDsl.Training.LossKind.CrossEntropy, ClassNames = [| "a"; "b" |])
+            let m = Predictions.FromOutputs([| "x" |], ReadOnlySpan<float32>([| 0.0f; 0.0f; 5.0f |]), 3, three, Activation.Linear)
+            Expect.equal m.[0].Label (Nullable 2) "class 2"
+            Expect.isNull m.[0].ClassName "a class no training label named has no name"
+            let plain = Predictions.FromOutputs([| "x" |], ReadOnlySpan<float32>([| 0.9f |]), 1, TaskInfo(Kind = TaskKind.Classification, Loss = SeqDsl.Training.LossKind.BinaryCrossEntropy), Activation.Sigmoid)
+            Expect.isNull plain.[0].ClassName "index labels have no names"
+            Expect.stringStarts (string plain.[0]) "1 (0.9000)" "printed by index"
+        }
+
+        test "text classification: a CSV label column of words is a set of class names, numbered in order; integers stay indices" {
+            let dir = tempFolder "task-names"
+            let csv = Path.Combine(dir, "named.csv")
+            File.WriteAllLines(csv, [| yield "text,label"; for i in 1 .. 40 -> if i % 2 = 0 then "a good film,positive" else "a bad film,negative" |])
+            let e file model = ExperimentSpec(Model = model, Data = "csv:" + file, Training = quick)
+            let prepare (x: ExperimentSpec) fitted = (SeqTask.For(DataSource.Parse x.Data, x.Preprocessing)).Prepare(x, Experiment.ParseModel x.Model, fitted, null)
+            let d = prepare (e csv "Embed(4).Gru(4).Dense(1, Sigmoid)") null
+            Expect.equal (List.ofSeq d.Info.ClassNames) [ "negative"; "positive" ] "names in ordinal order"
+            // every text says its class: "good" rows are class 1 (positive)
+            let ids = d.Test.Inputs.data<int64>().ToArray()
+            let width = int d.Test.Inputs.shape.[1]
+            let goodId = int64 d.Text.Vocabulary.Index.["good"]
+            let y = d.Test.Targets.data<float32>().ToArray()
+            for r in 0 .. y.Length - 1 do
+                let good = ids.[r * width .. r * width + width - 1] |> Array.contains goodId
+                Expect.equal y.[r] (if good then 1.0f else 0.0f) $"row {r}: the label of its name"
+            // a saved model measures data with its own numbering; a name it does not know is a data error naming it
+            let other = Path.Combine(dir, "other.csv")
+            File.WriteAllLines(other, [| "text,label"; "a good film,positive"; "a fine film,great" |])
+            let err = expectSeqDslError "unknown name" (fun () -> prepare (e other "Embed(4).Gru(4).Dense(1, Sigmoid)") d.Info)
+            Expect.stringContains err.Message "Label 'great' in column 'label'" "names the label"
+            // integer labels: indices, no names; a word after an integer is the loader's error with its line
+            let ints = Path.Combine(dir, "ints.csv")
+            File.WriteAllLines(ints, [| yield "text,label"; for i in 1 .. 20 -> if i % 2 = 0 then "a good film,1" else "a bad film,0" |])
+            Expect.isNull (prepare (e ints "Embed(4).Gru(4).Dense(1, Sigmoid)") null).Info.ClassNames "indices"
+            File.AppendAllLines(ints, [| "a fine film,great" |])
+            let err = expectSeqDslError "mixed" (fun () -> prepare (e ints "Embed(4).Gru(4).Dense(1, Sigmoid)") null)
+            Expect.stringContains err.Message "line 22, column 'label': 'great' is not an integer" "the line"
+            // more names than the model has classes
+            let three = Path.Combine(dir, "three.csv")
+            File.WriteAllLines(three, [| "text,label"; "a,x"; "b,y"; "c,z"; "d,x"; "e,y" |])
+            let err = expectSeqDslError "three names, binary model" (fun () -> prepare (e three "Embed(4).Gru(4).Dense(1, Sigmoid)") null)
+            Expect.stringContains err.Message "names 3 classes (x, y, z), more than the model's 2" "says so"
+            Expect.equal err.Expected "Dense(3) as the last layer" "and what fits"
+            Expect.equal (List.ofSeq (prepare (e three "Embed(4).Gru(4).Dense(3)") null).Info.ClassNames) [ "x"; "y"; "z" ] "three classes"
+        }
+
         test "language model: one loop with a corpus batch source; evaluation predicts every character once" {
             let dir = Path.Combine(Path.GetTempPath(), "seqdsl-task-" + Guid.NewGuid().ToString("N"))
             Directory.CreateDirectory dir |> ignore

@@ -146,6 +146,12 @@ public sealed record StandardScaler(IReadOnlyList<string> Columns, IReadOnlyList
         return data;
     }
 
+    /// <summary>z = (x − mean) / std of column <paramref name="j"/>.</summary>
+    public double Scale(double x, int j = 0) => (x - Mean[j]) / Std[j];
+
+    /// <summary>x = z · std + mean of column <paramref name="j"/>: a scaled value back in the column's units.</summary>
+    public double Unscale(double z, int j = 0) => z * Std[j] + Mean[j];
+
     /// <summary>JSON form (saved with a model).</summary>
     public string ToJson() => JsonSerializer.Serialize(this);
 

@@ -32,6 +32,10 @@ public sealed record PreprocessingSpec
     public string FeatureSet { get; init; } = "raw";
     /// <summary>Rows per window of a series.</summary>
     public int Window { get; init; } = 5;
+    /// <summary>Series: scale the target with a scaler fitted on the training period (as the features are), so the network
+    /// learns values near 0; predictions and reported metrics are scaled back into the target's units. False learns the
+    /// target as it is (seed 002's E5 does, as the book).</summary>
+    public bool ScaleTarget { get; init; } = true;
     /// <summary>Last training date of a series (inclusive); default: the last 20 % of rows are the test set.</summary>
     public DateTime? TrainEnd { get; init; }
     /// <summary>First test date of a series (default: the day after TrainEnd).</summary>
@@ -97,12 +101,14 @@ public sealed record TrainingSpec
     public int Epochs { get; init; } = 10;
     /// <summary>Rows per minibatch.</summary>
     public int BatchSize { get; init; } = 32;
-    /// <summary>adam, sgd, rmsprop or adagrad.</summary>
+    /// <summary>adam, adamw, sgd, rmsprop or adagrad.</summary>
     public string Optimizer { get; init; } = "adam";
-    /// <summary>Learning rate; default: the optimizer's (Adam 1e-3, RMSprop 1e-3, AdaGrad 1e-2, SGD 1e-2).</summary>
+    /// <summary>Learning rate; default: the optimizer's (Adam and AdamW 1e-3, RMSprop 1e-3, AdaGrad 1e-2, SGD 1e-2).</summary>
     public double? LearningRate { get; init; }
     /// <summary>SGD momentum.</summary>
     public double Momentum { get; init; }
+    /// <summary>AdamW's decoupled weight decay (null: 0.01, PyTorch's default).</summary>
+    public double? WeightDecay { get; init; }
     /// <summary>Clip gradients by global norm.</summary>
     public double? ClipNorm { get; init; }
     /// <summary>Clip gradients elementwise.</summary>
@@ -120,6 +126,18 @@ public sealed record TrainingSpec
     /// <summary>With a state directory (<c>seqdsl train --out</c>): also save the state to resume from every this many
     /// batches inside an epoch; null: at epoch ends only.</summary>
     public int? CheckpointEveryBatches { get; init; }
+    /// <summary>Step schedule: multiply the learning rate by <see cref="LrFactor"/> every this many epochs.</summary>
+    public int? LrStepEpochs { get; init; }
+    /// <summary>Plateau schedule: multiply the learning rate by <see cref="LrFactor"/> after this many epochs without a
+    /// better val_loss (loss where there is no validation part).</summary>
+    public int? LrPlateauPatience { get; init; }
+    /// <summary>The schedule's factor (null: 0.1).</summary>
+    public double? LrFactor { get; init; }
+    /// <summary>The plateau schedule's floor (null: 0).</summary>
+    public double? LrMin { get; init; }
+    /// <summary>Keep the weights of the epoch with the best val_loss (loss where there is no validation part) instead of
+    /// the last epoch's: those are measured and saved (Keras's restore_best_weights).</summary>
+    public bool KeepBest { get; init; }
     /// <summary>Batch texts of similar length together (when texts are padded per batch, without maxlen).</summary>
     public bool BucketByLength { get; init; } = true;
     /// <summary>torch or keras parameter layout.</summary>
@@ -156,11 +174,34 @@ public sealed record TrainingSpec
         if (CheckpointEveryBatches is int cb && cb < 1)
             throw Bad("training.checkpointEveryBatches", "--checkpoint-batches", "a checkpoint comes after at least one batch.", cb.ToString(), "N ≥ 1");
         if (EarlyStopping is int es && es < 1) throw Bad("training.earlyStopping", "--early-stopping", "patience is at least one epoch.", es.ToString(), "patience ≥ 1");
+        if (LrStepEpochs is int se && se < 1) throw Bad("training.lrStepEpochs", "--lr-step-epochs", "the rate changes after at least one epoch.", se.ToString(), "N ≥ 1");
+        if (LrPlateauPatience is int pp && pp < 1) throw Bad("training.lrPlateauPatience", "--lr-plateau-patience", "patience is at least one epoch.", pp.ToString(), "patience ≥ 1");
+        if (LrStepEpochs is not null && LrPlateauPatience is not null)
+            throw Bad("training.lrPlateauPatience", "--lr-plateau-patience", "one learning-rate schedule at a time: a step schedule (--lr-step-epochs) is given too.",
+                $"lrStepEpochs {LrStepEpochs}, lrPlateauPatience {LrPlateauPatience}", "one of the two");
+        if (LrFactor is double lf)
+        {
+            if (!(lf > 0 && lf < 1)) throw Bad("training.lrFactor", "--lr-factor", "the schedule multiplies the rate by a factor between 0 and 1.", F(lf), "0 < factor < 1");
+            if (LrStepEpochs is null && LrPlateauPatience is null)
+                throw Bad("training.lrFactor", "--lr-factor", "there is no schedule to apply it: give --lr-step-epochs N or --lr-plateau-patience N.", F(lf), "a schedule");
+        }
+        if (LrMin is double lm)
+        {
+            if (!(lm >= 0 && double.IsFinite(lm))) throw Bad("training.lrMin", "--lr-min", "the floor of the learning rate must be a number ≥ 0.", F(lm), "lr-min ≥ 0");
+            if (LrPlateauPatience is null)
+                throw Bad("training.lrMin", "--lr-min", "the floor belongs to the plateau schedule: give --lr-plateau-patience N.", F(lm), "--lr-plateau-patience");
+        }
         var device = (Device ?? "").Trim().ToLowerInvariant();
         if (device != "cpu" && !System.Text.RegularExpressions.Regex.IsMatch(device, "^cuda(:[0-9]+)?$"))
             throw Bad("training.device", "--device", "unknown device.", Device ?? "null", "cpu, cuda or cuda:N");
-        if (!new[] { "adam", "sgd", "rmsprop", "adagrad" }.Contains((Optimizer ?? "").ToLowerInvariant()))
-            throw Bad("training.optimizer", "--optimizer", $"unknown optimizer '{Optimizer}'.", Optimizer ?? "null", "adam, sgd, rmsprop or adagrad");
+        if (!new[] { "adam", "adamw", "sgd", "rmsprop", "adagrad" }.Contains((Optimizer ?? "").ToLowerInvariant()))
+            throw Bad("training.optimizer", "--optimizer", $"unknown optimizer '{Optimizer}'.", Optimizer ?? "null", "adam, adamw, sgd, rmsprop or adagrad");
+        if (WeightDecay is double wd)
+        {
+            if (!(wd >= 0 && double.IsFinite(wd))) throw Bad("training.weightDecay", "--weight-decay", "the weight decay must be a number ≥ 0.", F(wd), "weight decay ≥ 0");
+            if (!string.Equals(Optimizer, "adamw", StringComparison.OrdinalIgnoreCase))
+                throw Bad("training.weightDecay", "--weight-decay", $"weight decay is AdamW's (decoupled from the gradient); the optimizer is {Optimizer}.", Optimizer ?? "null", "--optimizer adamw");
+        }
         if (!new[] { "torch", "keras" }.Contains((Convention ?? "").ToLowerInvariant()))
             throw Bad("training.convention", "--convention", $"unknown convention '{Convention}'.", Convention ?? "null", "torch or keras");
         if (OptimizerRules is string rules && !new[] { "torch", "keras" }.Contains(rules.ToLowerInvariant()))

@@ -13,16 +13,21 @@ public sealed record Prediction(string Input, double Value, int? Label)
     /// <summary>Every class's probability (classifiers with two or more outputs); null otherwise.</summary>
     public IReadOnlyList<double>? Probabilities { get; init; }
 
+    /// <summary>The name of class <see cref="Label"/> when the model was trained on named labels
+    /// (<see cref="TaskInfo.ClassNames"/>); null otherwise.</summary>
+    public string? ClassName { get; init; }
+
     /// <inheritdoc />
     public override string ToString() =>
         Label is int label
-            ? $"{label} ({Value.ToString("0.0000", CultureInfo.InvariantCulture)})  {Input}"
+            ? $"{ClassName ?? label.ToString(CultureInfo.InvariantCulture)} ({Value.ToString("0.0000", CultureInfo.InvariantCulture)})  {Input}"
             : $"{Value.ToString("0.######", CultureInfo.InvariantCulture)}  {Input}";
 }
 
 /// <summary>The one reading of a model's outputs as predictions, whichever engine computed them (libtorch or ONNX
 /// Runtime): a sigmoid for a binary classifier that outputs logits, a softmax for classes unless the model ends in
-/// one, the label, or the value itself for regression.</summary>
+/// one, the label and its class name, or for regression the value itself, scaled back into the target's units when the
+/// model learnt a scaled target (<see cref="TaskInfo.TargetScaler"/>).</summary>
 public static class Predictions
 {
     /// <summary>Predictions of <paramref name="inputs"/>.Count rows of <paramref name="width"/> outputs each (row-major).</summary>
@@ -36,23 +41,28 @@ public static class Predictions
         {
             var row = outputs.Slice(i * width, width);
             if (info.Kind == TaskKind.Regression)
-                result.Add(new Prediction(inputs[i], row[0], null));
+                result.Add(new Prediction(inputs[i], info.TargetScaler is { } target ? target.Unscale(row[0]) : row[0], null));
             else if (width == 1)
             {
                 double v = row[0];
                 var p = info.Loss == LossKind.BinaryCrossEntropyWithLogits ? 1 / (1 + Math.Exp(-v)) : v;
-                result.Add(new Prediction(inputs[i], p, p >= 0.5 ? 1 : 0));
+                var label = p >= 0.5 ? 1 : 0;
+                result.Add(new Prediction(inputs[i], p, label) { ClassName = NameOf(info, label) });
             }
             else
             {
                 var probs = outputActivation == Activation.Softmax ? row.ToArray().Select(v => (double)v).ToArray() : Softmax(row);
                 var best = 0;
                 for (var k = 1; k < width; k++) if (probs[k] > probs[best]) best = k;
-                result.Add(new Prediction(inputs[i], probs[best], best) { Probabilities = probs });
+                result.Add(new Prediction(inputs[i], probs[best], best) { Probabilities = probs, ClassName = NameOf(info, best) });
             }
         }
         return result;
     }
+
+    /// <summary>The name of class <paramref name="label"/>, or null (labels were indices, or a class no training label named).</summary>
+    private static string? NameOf(TaskInfo info, int label) =>
+        info.ClassNames is { } names && label < names.Count ? names[label] : null;
 
     /// <summary>Probabilities of scores (a numerically stable softmax, in double precision).</summary>
     public static double[] Softmax(ReadOnlySpan<float> scores)

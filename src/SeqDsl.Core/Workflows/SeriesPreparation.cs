@@ -78,10 +78,13 @@ public static class SeriesPreparation
     }
 
     /// <summary>The one windowing of a series: scaled features, windows of <paramref name="window"/> rows, each labelled
-    /// with the target of its last row.</summary>
-    public static ArrayData Windows(DataFrame f, StandardScaler scaler, string target, int window) =>
-        Data.Windows.Sliding(scaler.Transform(f), scaler.Columns.Count,
-            SeriesFeatures.Values(f, target).Select(v => v ?? double.NaN).ToArray(), window);
+    /// with the target of its last row (scaled by <paramref name="targetScaler"/> when the model learns a scaled target).</summary>
+    public static ArrayData Windows(DataFrame f, StandardScaler scaler, string target, int window, StandardScaler? targetScaler = null) =>
+        Data.Windows.Sliding(scaler.Transform(f), scaler.Columns.Count, Targets(f, target, targetScaler), window);
+
+    /// <summary>The target column as the network learns it: scaled when the model has a target scaler; NaN where unknown.</summary>
+    private static double[] Targets(DataFrame f, string target, StandardScaler? targetScaler) =>
+        SeriesFeatures.Values(f, target).Select(v => v is double x ? targetScaler?.Scale(x) ?? x : double.NaN).ToArray();
 
     /// <summary>Every window of a series CSV, prepared with a trained model's task description, and the label of each
     /// (the date of its last row, or its row number).</summary>
@@ -113,8 +116,7 @@ public static class SeriesPreparation
                 Received = given is long g ? $"{g} rows ({frame.Rows.Count} usable)" : $"{frame.Rows.Count} usable rows",
                 Expected = info.FeatureSet == "seed002" ? $"{window} usable rows (seed 002's features need about 250 rows before them)" : $"at least {window + 1} rows",
             };
-        var data = Data.Windows.Ending(scaler.Transform(frame), scaler.Columns.Count,
-            SeriesFeatures.Values(frame, target).Select(v => v ?? double.NaN).ToArray(), window);
+        var data = Data.Windows.Ending(scaler.Transform(frame), scaler.Columns.Count, Targets(frame, target, info.TargetScaler), window);
         var dates = frame.Columns.Any(c => c.Name == "Date") ? frame.Columns["Date"] : null;
         string Label(int i) => dates?[i + window - 1] is DateTime d ? d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) : $"row {i + window}";
         return (data, Enumerable.Range(0, (int)data.Count).Select(Label).ToArray());

@@ -33,6 +33,13 @@ public sealed record TaskInfo
     public int? Window { get; init; }
     /// <summary>Series: the scaler fitted on the training period.</summary>
     public StandardScaler? Scaler { get; init; }
+    /// <summary>Series: the target's scaler, fitted on the training period. The network learns and outputs the scaled
+    /// target; predictions and reported metrics are scaled back into the target's units. Null: the network learns the
+    /// target as it is (preprocessing.scaleTarget false, or a model saved before target scaling).</summary>
+    public StandardScaler? TargetScaler { get; init; }
+    /// <summary>Classification: the name of each class (index k is class k) when the training labels were names
+    /// (a CSV label column of words, IMDB's neg/pos); null when they were class indices.</summary>
+    public IReadOnlyList<string>? ClassNames { get; init; }
 
     /// <summary>JSON form.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, ExperimentSpec.JsonOptions);

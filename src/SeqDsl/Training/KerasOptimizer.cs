@@ -17,11 +17,14 @@ public enum OptimizerRules
 }
 
 /// <summary>
-/// The four optimizers with TensorFlow 2 Keras's update equations (<see cref="OptimizerRules.Keras"/>), as a TorchSharp
+/// The five optimizers with TensorFlow 2 Keras's update equations (<see cref="OptimizerRules.Keras"/>), as a TorchSharp
 /// optimizer: its state (step and slots) is saved and restored with a resumable checkpoint like libtorch's.
 /// <list type="bullet">
 /// <item>RMSprop (ApplyRMSProp, momentum 0, not centered): ms ← ρ·ms + (1 − ρ)·g²; θ ← θ − lr·g / √(ms + ε).</item>
 /// <item>Adam (ApplyAdam): m ← β₁m + (1 − β₁)g; v ← β₂v + (1 − β₂)g²; θ ← θ − lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ) · m / (√v + ε).</item>
+/// <item>AdamW (keras.optimizers.AdamW, TensorFlow 2.11+ and Keras 3): first the decoupled decay θ ← θ − θ·λ·lr, on every
+/// parameter and every row of an embedding table, then Adam's step above. (TensorFlow Addons' older AdamW decays by
+/// λ·θ without the learning rate; this is the Keras one.)</item>
 /// <item>SGD (ApplyKerasMomentum): a ← μ·a − lr·g; θ ← θ + a (plain SGD when μ = 0).</item>
 /// <item>Adagrad (ApplyAdagradV2): acc ← acc + g² (acc starts at 0.1); θ ← θ − lr·g / (√acc + ε).</item>
 /// </list>
@@ -39,6 +42,8 @@ public sealed class KerasOptimizer : OptimizerHelper
         RmsProp,
         /// <summary>Adam.</summary>
         Adam,
+        /// <summary>AdamW: Adam with decoupled weight decay.</summary>
+        AdamW,
         /// <summary>SGD, optionally with momentum.</summary>
         Sgd,
         /// <summary>Adagrad.</summary>
@@ -49,14 +54,17 @@ public sealed class KerasOptimizer : OptimizerHelper
     public const double Epsilon = 1e-7;
 
     private readonly Algorithm _algorithm;
-    private readonly double _rho, _beta1, _beta2, _momentum;
+    private readonly double _rho, _beta1, _beta2, _momentum, _weightDecay;
     private readonly HashSet<IntPtr> _sparse;
 
-    /// <summary>An optimizer over <paramref name="parameters"/>; <paramref name="sparse"/> are the embedding tables.</summary>
+    /// <summary>An optimizer over <paramref name="parameters"/>; <paramref name="sparse"/> are the embedding tables;
+    /// <paramref name="weightDecay"/> is AdamW's λ (ignored by the others).</summary>
     public KerasOptimizer(IEnumerable<Parameter> parameters, IEnumerable<Parameter> sparse, Algorithm algorithm, double lr,
-        double rho = 0.9, double momentum = 0, double beta1 = 0.9, double beta2 = 0.999)
+        double rho = 0.9, double momentum = 0, double beta1 = 0.9, double beta2 = 0.999, double weightDecay = 0.004)
     {
         if (!(lr >= 0)) throw new ArgumentException($"Invalid learning rate: {lr}", nameof(lr));
+        if (!(weightDecay >= 0)) throw new ArgumentException($"Invalid weight decay: {weightDecay}", nameof(weightDecay));
+        _weightDecay = weightDecay;
         _algorithm = algorithm;
         _rho = rho;
         _momentum = momentum;
@@ -81,7 +89,7 @@ public sealed class KerasOptimizer : OptimizerHelper
             _state[p.Handle] = new State(p)
             {
                 First = full_like(p, initial).DetachFromDisposeScope(),
-                Second = _algorithm == Algorithm.Adam ? zeros_like(p).DetachFromDisposeScope() : null,
+                Second = _algorithm is Algorithm.Adam or Algorithm.AdamW ? zeros_like(p).DetachFromDisposeScope() : null,
             };
         }
     }
@@ -112,8 +120,10 @@ public sealed class KerasOptimizer : OptimizerHelper
                     p.sub_(grad * lr / (ms + Epsilon).sqrt());
                     break;
                 }
-                case Algorithm.Adam:
+                case Algorithm.Adam or Algorithm.AdamW:
                 {
+                    // Keras's _apply_weight_decay runs before the update: variable − variable·wd·lr
+                    if (_algorithm == Algorithm.AdamW) p.sub_(p * (_weightDecay * lr));
                     state.First.mul_(_beta1).add_(grad, alpha: 1 - _beta1);
                     state.Second!.mul_(_beta2).addcmul_(grad, grad, value: 1 - _beta2);
                     var t = (double)state.Step;

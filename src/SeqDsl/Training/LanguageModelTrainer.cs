@@ -35,6 +35,8 @@ public sealed record LanguageModelOptions
     public int Seed { get; init; }
     /// <summary>Early stopping (monitoring <c>loss</c> or <c>perplexity</c>: a language model has no validation rows), or none.</summary>
     public EarlyStopping? EarlyStopping { get; init; }
+    /// <summary>Learning-rate schedule (a plateau monitoring <c>loss</c> or <c>perplexity</c>), or none.</summary>
+    public Schedule? Schedule { get; init; }
     /// <summary>Directory for the best model by <see cref="CheckpointMonitor"/>, or none.</summary>
     public string? CheckpointDirectory { get; init; }
     /// <summary>What the best-model checkpoint watches.</summary>
@@ -64,7 +66,7 @@ public static class LanguageModelTrainer
         return Trainer.Fit(net, source, new FitOptions
         {
             Epochs = o.Epochs, BatchSize = o.BatchSize, Seed = o.Seed, Loss = Loss.CrossEntropy, Metrics = [Metric.Perplexity],
-            Optimizer = o.Optimizer, Clip = o.Clip, EarlyStopping = o.EarlyStopping, CheckpointDirectory = o.CheckpointDirectory,
+            Optimizer = o.Optimizer, Clip = o.Clip, EarlyStopping = o.EarlyStopping, Schedule = o.Schedule, CheckpointDirectory = o.CheckpointDirectory,
             CheckpointMonitor = o.CheckpointMonitor, StateDirectory = o.StateDirectory, CheckpointEveryBatches = o.CheckpointEveryBatches,
             Progress = o.Progress, Cancellation = o.Cancellation,
         });

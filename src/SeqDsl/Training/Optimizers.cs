@@ -15,6 +15,10 @@ public abstract record OptimizerSpec(double LearningRate)
     public sealed record Sgd(double LearningRate, double Momentum = 0) : OptimizerSpec(LearningRate);
     /// <summary>Adam (β1 0.9, β2 0.999).</summary>
     public sealed record Adam(double LearningRate = 1e-3) : OptimizerSpec(LearningRate);
+    /// <summary>AdamW (Loshchilov and Hutter): Adam with weight decay decoupled from the gradient, θ ← θ − lr·λ·θ each step
+    /// (β1 0.9, β2 0.999; λ default 0.01, PyTorch's — Keras's AdamW defaults to 0.004). Under the libtorch rules,
+    /// libtorch's AdamW (ε 1e-8); under the Keras rules, keras.optimizers.AdamW's equations (<see cref="KerasOptimizer"/>).</summary>
+    public sealed record AdamW(double LearningRate = 1e-3, double WeightDecay = 0.01) : OptimizerSpec(LearningRate);
     /// <summary>RMSprop with Keras's defaults (ρ 0.9, ε 1e-7).</summary>
     public sealed record RmsProp(double LearningRate = 1e-3, double Rho = 0.9) : OptimizerSpec(LearningRate);
     /// <summary>AdaGrad (seed 001).</summary>
@@ -31,6 +35,7 @@ public abstract record OptimizerSpec(double LearningRate)
         {
             Sgd s => new KerasOptimizer(parameters, sparse, KerasOptimizer.Algorithm.Sgd, s.LearningRate, momentum: s.Momentum),
             Adam a => new KerasOptimizer(parameters, sparse, KerasOptimizer.Algorithm.Adam, a.LearningRate),
+            AdamW a => new KerasOptimizer(parameters, sparse, KerasOptimizer.Algorithm.AdamW, a.LearningRate, weightDecay: a.WeightDecay),
             RmsProp r => new KerasOptimizer(parameters, sparse, KerasOptimizer.Algorithm.RmsProp, r.LearningRate, rho: r.Rho),
             AdaGrad g => new KerasOptimizer(parameters, sparse, KerasOptimizer.Algorithm.Adagrad, g.LearningRate),
             _ => throw new ArgumentOutOfRangeException(nameof(parameters)),
@@ -40,6 +45,7 @@ public abstract record OptimizerSpec(double LearningRate)
     {
         Sgd s => optim.SGD(parameters, s.LearningRate, s.Momentum),
         Adam a => optim.Adam(parameters, a.LearningRate),
+        AdamW a => optim.AdamW(parameters, a.LearningRate, weight_decay: a.WeightDecay),
         RmsProp r => optim.RMSProp(parameters, r.LearningRate, alpha: r.Rho, eps: 1e-7),
         AdaGrad g => optim.Adagrad(parameters, g.LearningRate),
         _ => throw new ArgumentOutOfRangeException(nameof(parameters)),

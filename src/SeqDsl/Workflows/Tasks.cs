@@ -78,13 +78,27 @@ public abstract class SeqTask
     internal static OptimizerSpec Optimizer(TrainingSpec t) => (t.Optimizer.ToLowerInvariant() switch
     {
         "adam" => (OptimizerSpec)new OptimizerSpec.Adam(t.LearningRate ?? 1e-3),
+        "adamw" => new OptimizerSpec.AdamW(t.LearningRate ?? 1e-3, t.WeightDecay ?? 0.01),
         "sgd" => new OptimizerSpec.Sgd(t.LearningRate ?? 1e-2, t.Momentum),
         "rmsprop" => new OptimizerSpec.RmsProp(t.LearningRate ?? 1e-3),
         "adagrad" => new OptimizerSpec.AdaGrad(t.LearningRate ?? 1e-2),
-        _ => throw new SeqDslException(ErrorKind.Spec, $"Unknown optimizer '{t.Optimizer}'.") { Received = t.Optimizer, Expected = "adam, sgd, rmsprop or adagrad" },
+        _ => throw new SeqDslException(ErrorKind.Spec, $"Unknown optimizer '{t.Optimizer}'.") { Received = t.Optimizer, Expected = "adam, adamw, sgd, rmsprop or adagrad" },
     }) with { Rules = t.OptimizerRules is string r ? Experiment.ParseEnum<OptimizerRules>(r, "training.optimizerRules") : null };
 
     internal static Clip? Clipping(TrainingSpec t) => t.ClipNorm is double n ? new Clip.ByNorm(n) : t.ClipValue is double v ? new Clip.ByValue(v) : null;
+
+    /// <summary>The learning-rate schedule of the training options, watching <paramref name="monitor"/> (plateau).</summary>
+    internal static Schedule? Scheduling(TrainingSpec t, string monitor) =>
+        t.LrStepEpochs is int every ? new Schedule.Step(every, t.LrFactor ?? 0.1)
+        : t.LrPlateauPatience is int patience ? new Schedule.ReduceOnPlateau(monitor, t.LrFactor ?? 0.1, patience, t.LrMin ?? 0)
+        : null;
+
+    /// <summary>Early stopping (<see cref="TrainingSpec.EarlyStopping"/>), or keeping the best epoch's weights without
+    /// stopping (<see cref="TrainingSpec.KeepBest"/>: a patience no run reaches), watching <paramref name="monitor"/>.</summary>
+    internal static EarlyStopping? Stopping(TrainingSpec t, string monitor) =>
+        t.EarlyStopping is int patience ? new EarlyStopping(monitor, patience, true)
+        : t.KeepBest ? new EarlyStopping(monitor, int.MaxValue, true)
+        : null;
 
     /// <summary>The validation part: the LAST fraction of the training rows (<see cref="Splits.HeldOut"/>); none when the
     /// fraction holds out no row, as Keras's fit on a handful of rows.</summary>
@@ -111,11 +125,13 @@ public abstract class RowTask : SeqTask
         CancellationToken cancellation, string? stateDirectory = null)
     {
         var t = spec.Training;
+        // without validation rows (validationSplit 0) the callbacks watch the training loss
+        var monitor = data.Validation is null ? "loss" : "val_loss";
         var fit = new FitOptions
         {
             Epochs = t.Epochs, BatchSize = t.BatchSize, Seed = t.Seed, Optimizer = Optimizer(t), Clip = Clipping(t),
             Loss = new Loss(data.Info.Loss), Metrics = data.Info.Metrics, BucketByLength = t.BucketByLength,
-            EarlyStopping = t.EarlyStopping is int patience ? new EarlyStopping("val_loss", patience, true) : null,
+            EarlyStopping = Stopping(t, monitor), Schedule = Scheduling(t, monitor),
             Progress = progress, Cancellation = cancellation, StateDirectory = stateDirectory,
             CheckpointEveryBatches = stateDirectory is null ? null : t.CheckpointEveryBatches,
         };
@@ -124,16 +140,31 @@ public abstract class RowTask : SeqTask
         if (!history.StoppedOnNonFiniteLoss)
         {
             var batch = Math.Max(t.BatchSize, 256);
-            metrics["train"] = Trainer.Evaluate(net, data.Train!, fit.Loss, fit.Metrics, batch);
-            if (data.Validation is not null) metrics["validation"] = Trainer.Evaluate(net, data.Validation, fit.Loss, fit.Metrics, batch);
-            if (data.Test is not null) metrics["test"] = Trainer.Evaluate(net, data.Test, fit.Loss, fit.Metrics, batch);
+            Dictionary<string, double> Measure(SequenceData d) => InTargetUnits(Trainer.Evaluate(net, d, fit.Loss, fit.Metrics, batch), data.Info);
+            metrics["train"] = Measure(data.Train!);
+            if (data.Validation is not null) metrics["validation"] = Measure(data.Validation);
+            if (data.Test is not null) metrics["test"] = Measure(data.Test);
         }
         return new TrainingOutcome(history, metrics, []);
     }
 
     /// <inheritdoc />
     public override Dictionary<string, double> Evaluate(Network net, PreparedData data, ExperimentSpec spec) =>
-        Trainer.Evaluate(net, data.Test ?? data.Train!, new Loss(data.Info.Loss), data.Info.Metrics);
+        InTargetUnits(Trainer.Evaluate(net, data.Test ?? data.Train!, new Loss(data.Info.Loss), data.Info.Metrics), data.Info);
+
+    /// <summary>Loss and metrics of a network that learnt a scaled target (<see cref="TaskInfo.TargetScaler"/>) in the
+    /// target's own units: squared errors × std², absolute errors × std; R² is the same in both.</summary>
+    internal static Dictionary<string, double> InTargetUnits(Dictionary<string, double> metrics, TaskInfo info)
+    {
+        if (info.TargetScaler is not { } target) return metrics;
+        var std = target.Std[0];
+        return metrics.ToDictionary(kv => kv.Key, kv => kv.Key switch
+        {
+            "loss" or "mse" => kv.Value * std * std,
+            "mae" => kv.Value * std,
+            _ => kv.Value,
+        });
+    }
 }
 
 /// <summary>Text → class (sentiment): IMDB, a CSV of texts and labels, or synthetic:negation; BCE or cross-entropy, accuracy.</summary>
@@ -150,6 +181,7 @@ public sealed class TextClassificationTask : RowTask
         var seed = spec.Training.Seed;
         DataFrame train, test;
         var skipped = 0;
+        IReadOnlyList<string>? classNames = null;
         switch (source.Kind)
         {
             case "imdb":
@@ -158,6 +190,7 @@ public sealed class TextClassificationTask : RowTask
                 var split = (StringDataFrameColumn)all.Columns["split"];
                 train = all.Filter(new BooleanDataFrameColumn("m", split.Select(s => s == "train")));
                 test = all.Filter(new BooleanDataFrameColumn("m", split.Select(s => s == "test")));
+                classNames = ["neg", "pos"]; // Imdb.Load: label 0 neg, 1 pos
                 break;
             }
             case "synthetic":
@@ -165,13 +198,8 @@ public sealed class TextClassificationTask : RowTask
                 break;
             default:
             {
-                var csv = Csv.Load(source.Path, new CsvOptions
-                {
-                    Columns = [p.TextColumn, p.LabelColumn], Required = [p.LabelColumn], SkipBadRows = p.SkipBadRows,
-                    Types = new Dictionary<string, ColumnType> { [p.TextColumn] = ColumnType.String, [p.LabelColumn] = ColumnType.Int64 },
-                });
-                skipped = csv.SkippedRows;
-                (train, test) = CutLast(Shuffle(csv.Frame, seed), p.TestSplit);
+                (var frame, skipped, classNames) = LabelledCsv(source.Path, p, fitted);
+                (train, test) = CutLast(Shuffle(frame, seed), p.TestSplit);
                 break;
             }
         }
@@ -190,6 +218,10 @@ public sealed class TextClassificationTask : RowTask
         var text = fittedText ?? FitText(trainTokens!, tokenizer, p);
         var last = model.Layers[^1] as DenseLayer;
         var classes = last?.Units ?? 1;
+        if (classNames is not null && classNames.Count > Math.Max(2, classes))
+            throw new SeqDslException(ErrorKind.Data,
+                $"Column '{p.LabelColumn}' of {spec.Data} names {classNames.Count} classes ({Shorten(classNames)}), more than the model's {Math.Max(2, classes)}.")
+            { Received = last?.ToString() ?? model.Layers[^1].Kind, Expected = $"Dense({classNames.Count}) as the last layer" };
         var loss = classes > 1 ? LossKind.CrossEntropy
             : last?.Activation == Activation.Sigmoid ? LossKind.BinaryCrossEntropy
             : last?.Activation == Activation.Linear ? LossKind.BinaryCrossEntropyWithLogits
@@ -211,7 +243,7 @@ public sealed class TextClassificationTask : RowTask
         if (trainTokens is not null) (tr, va) = SplitLast(Rows(train, trainTokens), spec.Training.ValidationSplit);
         return new PreparedData
         {
-            Info = new TaskInfo { Kind = TaskKind.Classification, Data = spec.Data, Loss = loss, Metrics = [Metric.Accuracy] },
+            Info = new TaskInfo { Kind = TaskKind.Classification, Data = spec.Data, Loss = loss, Metrics = [Metric.Accuracy], ClassNames = fitted?.ClassNames ?? classNames },
             Text = text,
             Input = new InputSpec(Vocab: text.Vocabulary.Size, SeqLen: text.Maxlen),
             Train = tr, Validation = va, Test = Rows(test, TextPreprocessing.Tokenize(Texts(test), tokenizer)),
@@ -239,6 +271,40 @@ public sealed class TextClassificationTask : RowTask
         var side = Experiment.ParseEnum<Side>(p.Padding, "preprocessing.padding");
         return TextPreprocessing.FitTokens(tokens, tokenizer, vocab, p.Maxlen, side, side);
     }
+
+    /// <summary>The text and label columns of a CSV, the labels as class indices. Labels are indices when the first is an
+    /// integer (a later one that is not is an error naming its line, or a skipped row), class names otherwise: numbered
+    /// in ordinal order of the names (a saved model numbers them as it was trained). Returns the frame, the rows
+    /// skipped and the class names (null for indices).</summary>
+    private static (DataFrame frame, int skipped, IReadOnlyList<string>? names) LabelledCsv(string path, PreprocessingSpec p, TaskInfo? fitted)
+    {
+        CsvOptions Options(ColumnType label) => new()
+        {
+            Columns = [p.TextColumn, p.LabelColumn], Required = [p.LabelColumn], SkipBadRows = p.SkipBadRows,
+            Types = new Dictionary<string, ColumnType> { [p.TextColumn] = ColumnType.String, [p.LabelColumn] = label },
+        };
+        static bool IsIndex(string? s) => long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out _);
+        var csv = Csv.Load(path, Options(ColumnType.String));
+        var labels = (StringDataFrameColumn)csv.Frame.Columns[p.LabelColumn];
+        var named = fitted is null ? !IsIndex(labels[0]) : fitted.ClassNames is not null;
+        if (!named)
+        {
+            // integer labels (or a saved model trained on them): the loader converts them, naming a cell that is not one
+            if (labels.Any(l => !IsIndex(l))) csv = Csv.Load(path, Options(ColumnType.Int64));
+            else csv = csv with { Frame = new DataFrame(csv.Frame.Columns[p.TextColumn], new Int64DataFrameColumn(p.LabelColumn, labels.Select(l => long.Parse(l!, CultureInfo.InvariantCulture)))) };
+            return (csv.Frame, csv.SkippedRows, null);
+        }
+        var names = fitted?.ClassNames ?? labels.Select(l => l!).Distinct().Order(StringComparer.Ordinal).ToList();
+        var index = names.Select((n, i) => (n, i)).ToDictionary(x => x.n, x => (long)x.i, StringComparer.Ordinal);
+        var ids = labels.Select(l => index.TryGetValue(l!, out var i) ? i
+            : throw new SeqDslException(ErrorKind.Data, $"Label '{l}' in column '{p.LabelColumn}' of {path} is not one of the model's classes.")
+            { Received = l, Expected = "one of " + Shorten(names) }).ToList();
+        return (new DataFrame(csv.Frame.Columns[p.TextColumn], new Int64DataFrameColumn(p.LabelColumn, ids)), csv.SkippedRows, names);
+    }
+
+    /// <summary>Names for a message: the first ten, then how many more.</summary>
+    private static string Shorten(IReadOnlyList<string> names) =>
+        string.Join(", ", names.Take(10)) + (names.Count > 10 ? $", … ({names.Count - 10} more)" : "");
 
     private static DataFrame Shuffle(DataFrame f, int seed)
     {
@@ -301,7 +367,9 @@ public sealed class SeriesTask : RowTask
             throw new SeqDslException(ErrorKind.Data, $"The training part of {spec.Data} holds {train.Rows.Count} rows; windows of {window} rows need more.")
             { Received = p.TrainEnd is DateTime te ? $"trainEnd {te:yyyy-MM-dd}" : $"{frame.Rows.Count} rows, testSplit {p.TestSplit}", Expected = $"more than {window} training rows" };
         var scaler = fitted?.Scaler ?? StandardScaler.Fit(train, features);
-        var trainRows = Rows(train, scaler, target, window);
+        // a saved model keeps the scaling it was trained with (none for models saved before target scaling)
+        var targetScaler = fitted is not null ? fitted.TargetScaler : p.ScaleTarget ? StandardScaler.Fit(train, [target]) : null;
+        var trainRows = Rows(train, scaler, target, window, targetScaler);
         var (tr, va) = fitted is null ? SplitLast(trainRows, spec.Training.ValidationSplit) : (trainRows, null);
         return new PreparedData
         {
@@ -309,18 +377,22 @@ public sealed class SeriesTask : RowTask
             {
                 Kind = TaskKind.Regression, Data = spec.Data, Loss = LossKind.MeanSquaredError, Metrics = [Metric.Mae, Metric.R2],
                 FeatureColumns = featureSet == "raw" ? (fitted?.FeatureColumns ?? p.FeatureColumns ?? [target]) : null,
-                TargetColumn = target, FeatureSet = featureSet, Window = window, Scaler = scaler,
+                TargetColumn = target, FeatureSet = featureSet, Window = window, Scaler = scaler, TargetScaler = targetScaler,
             },
             Input = new InputSpec(Features: features.Count, SeqLen: window),
-            Train = tr, Validation = va, Test = Rows(test, scaler, target, window),
+            Train = tr, Validation = va, Test = Rows(test, scaler, target, window, targetScaler),
             Description = $"{spec.Data} — {features.Count} features ({featureSet}), target {target}, windows of {window}; "
-                + $"{tr.Count:N0} train, {va?.Count ?? 0:N0} validation, {test.Rows.Count - window:N0} test windows",
+                + $"{tr.Count:N0} train, {va?.Count ?? 0:N0} validation, {test.Rows.Count - window:N0} test windows"
+                + (targetScaler is { } ts
+                    ? $"; target scaled (mean {ts.Mean[0].ToString("G6", CultureInfo.InvariantCulture)}, std {ts.Std[0].ToString("G6", CultureInfo.InvariantCulture)}): "
+                      + "the epoch lines' losses are in scaled units, the metrics after training and the predictions in the target's"
+                    : "; target not scaled"),
         };
     }
 
     /// <summary>The one windowing of a series (<see cref="SeriesPreparation.Windows"/>), as tensors.</summary>
-    internal static SequenceData Rows(DataFrame f, StandardScaler scaler, string target, int window) =>
-        SequenceData.From(SeriesPreparation.Windows(f, scaler, target, window));
+    internal static SequenceData Rows(DataFrame f, StandardScaler scaler, string target, int window, StandardScaler? targetScaler) =>
+        SequenceData.From(SeriesPreparation.Windows(f, scaler, target, window, targetScaler));
 
     /// <summary>Forecasts every window of a series CSV (the value at each window's last row).</summary>
     public static IReadOnlyList<Prediction> Predict(Network net, TaskInfo info, string csvPath)
@@ -359,6 +431,9 @@ public sealed class LanguageModelTask : SeqTask
         var text = TextCorpus.Load(source.Path, new TextOptions { ZipMember = source.Member, NormalizeNewlines = true, Lowercase = p.Lowercase });
         if (p.ReplaceNewlines) text = text.Replace('\n', ' ');
         if (p.Chars is int c && c < text.Length) text = text[..c];
+        if (text.Length == 0)
+            throw new SeqDslException(ErrorKind.Data, $"{source} holds no text: a language model learns from a corpus of characters; give a file with text in it (UTF-8).")
+            { Received = "0 characters", Expected = "a non-empty text file" };
         var prep = fittedText ?? new TextPreprocessing("chars", Vocabulary.Characters(text));
         var corpus = prep.Vocabulary.EncodeStrict(Tokenizer.Characters.Tokenize(text));
         var size = prep.Vocabulary.Size;
@@ -394,8 +469,8 @@ public sealed class LanguageModelTask : SeqTask
             Epochs = t.Epochs, BatchSize = t.BatchSize, Steps = spec.Preprocessing.Steps,
             Sampling = Experiment.ParseEnum<Sampling>(spec.Preprocessing.Sampling, "preprocessing.sampling"),
             Optimizer = Optimizer(t), Clip = Clipping(t), Seed = t.Seed, Progress = progress, Cancellation = cancellation,
-            // a language model has no validation rows: early stopping watches the training loss
-            EarlyStopping = t.EarlyStopping is int patience ? new EarlyStopping("loss", patience, true) : null,
+            // a language model has no validation rows: early stopping and the schedule watch the training loss
+            EarlyStopping = Stopping(t, "loss"), Schedule = Scheduling(t, "loss"),
             StateDirectory = stateDirectory, CheckpointEveryBatches = stateDirectory is null ? null : t.CheckpointEveryBatches,
         });
         var metrics = new Dictionary<string, Dictionary<string, double>>();

@@ -71,6 +71,8 @@ static class PeerBenchmark
         var steps = IntArg(args, "--steps", 2);
         var threadList = (Arg(args, "--threads-list") ?? "1,2").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         var only = Arg(args, "--only");
+        // the recurrent kernels SeqDsl runs each config with: auto (the engine's choice), fused, loop, simd
+        var kernels = (Arg(args, "--kernels") ?? "auto,simd").Split(',').Select(k => Enum.Parse<Kernel>(k, ignoreCase: true)).ToArray();
         var python = Arg(args, "--python") ?? "/usr/bin/python3";
         var script = Arg(args, "--peer") ?? FindPeerScript();
         var openblas = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
@@ -81,24 +83,23 @@ static class PeerBenchmark
         Console.WriteLine($"GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset)"}; OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset)"} (both sides inherit them)");
         Console.WriteLine($"{rounds} rounds × {steps} steps per side, order rotating each round; FLOPs = 3 × the forward matrix products");
         Console.WriteLine();
-        Console.WriteLine("| threads | config | SeqDsl ms | PyTorch ms (same malloc) | ratio (median, range) | PyTorch ms (defaults) | ratio (median, range) | SeqDsl GFLOP/s | % of sgemm | minor faults/step SeqDsl, PyTorch same, defaults |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| threads | config | kernel | SeqDsl ms | PyTorch ms (same malloc) | ratio (median, range) | PyTorch ms (defaults) | ratio (median, range) | SeqDsl GFLOP/s | % of sgemm | minor faults/step SeqDsl, PyTorch same, defaults |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var threads in threadList)
         {
             set_num_threads(threads);
             var sgemm = SgemmGflops();
-            Console.WriteLine($"| {threads} | sgemm 1024³ (TorchSharp, same process) | | | | | | {sgemm:F1} | 100 | |");
+            Console.WriteLine($"| {threads} | sgemm 1024³ (TorchSharp, same process) | | | | | | | {sgemm:F1} | 100 | |");
             foreach (var cfg in Configs())
             {
                 if (only is not null && !cfg.Name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
                 using var same = Peer.Start(python, script, openblas, cfg.Peer, threads, seqdslMalloc);
                 using var defaults = Peer.Start(python, script, openblas, cfg.Peer, threads, "system");
-                using var side = new SeqDslSide(cfg);
-                side.Run(2); // warm-up
-                var sides = new (string Name, Func<int, (double ms, long faults)> Run)[]
-                {
-                    ("SeqDsl", side.Run), ("PyTorch same", same.Run), ("PyTorch defaults", defaults.Run),
-                };
+                var seqSides = kernels.Select(k => new SeqDslSide(cfg, k)).ToList();
+                foreach (var s in seqSides) s.Run(2); // warm-up
+                var sides = seqSides.Select(s => (Name: $"SeqDsl {s.Kernel}", Run: (Func<int, (double ms, long faults)>)s.Run))
+                    .Concat([("PyTorch same", same.Run), ("PyTorch defaults", defaults.Run)]).ToArray();
+                int pSame = seqSides.Count, pDefaults = seqSides.Count + 1;
                 var ms = sides.Select(_ => new List<double>()).ToArray();
                 var faults = new long[sides.Length];
                 for (var r = 0; r < rounds; r++)
@@ -110,15 +111,19 @@ static class PeerBenchmark
                         faults[s] += f;
                     }
                 var flops = 3 * cfg.ForwardFlops;
-                var seqMs = Timing.Median(ms[0]);
-                string Ratio(int k)
+                for (var q = 0; q < seqSides.Count; q++)
                 {
-                    var rs = ms[0].Zip(ms[k], (a, b) => a / b).OrderBy(v => v).ToList();
-                    return $"**{Timing.Median(rs):F2}** ({rs[0]:F2} … {rs[^1]:F2})";
+                    var seqMs = Timing.Median(ms[q]);
+                    string Ratio(int k)
+                    {
+                        var rs = ms[q].Zip(ms[k], (a, b) => a / b).OrderBy(v => v).ToList();
+                        return $"**{Timing.Median(rs):F2}** ({rs[0]:F2} … {rs[^1]:F2})";
+                    }
+                    var gflops = flops / (seqMs / 1000) / 1e9;
+                    Console.WriteLine($"| {threads} | {cfg.Name} | {seqSides[q].Kernel} | {seqMs:F1} | {Timing.Median(ms[pSame]):F1} | {Ratio(pSame)} | {Timing.Median(ms[pDefaults]):F1} | {Ratio(pDefaults)} | " +
+                                      $"{gflops:F1} | {100 * gflops / sgemm:F0} | {string.Join(", ", new[] { faults[q], faults[pSame], faults[pDefaults] }.Select(f => (f / (rounds * steps)).ToString("N0", CultureInfo.InvariantCulture)))} |");
                 }
-                var gflops = flops / (seqMs / 1000) / 1e9;
-                Console.WriteLine($"| {threads} | {cfg.Name} | {seqMs:F1} | {Timing.Median(ms[1]):F1} | {Ratio(1)} | {Timing.Median(ms[2]):F1} | {Ratio(2)} | " +
-                                  $"{gflops:F1} | {100 * gflops / sgemm:F0} | {string.Join(", ", faults.Select(f => (f / (rounds * steps)).ToString("N0", CultureInfo.InvariantCulture)))} |");
+                foreach (var s in seqSides) s.Dispose();
             }
         }
         return 0;
@@ -130,10 +135,14 @@ static class PeerBenchmark
         private readonly Network _net;
         private readonly TrainingSession _session;
         private readonly SequenceData _batch;
+        public Kernel Kernel { get; }
 
-        public SeqDslSide(Config cfg)
+        public SeqDslSide(Config cfg, Kernel kernel)
         {
-            _net = Network.Compile(ModelSyntax.Parse(cfg.Model), new CompileOptions { Input = cfg.Input, Seed = 1 });
+            Kernel = kernel;
+            var spec = ModelSyntax.Parse(cfg.Model);
+            spec = spec with { Layers = [.. spec.Layers.Select(l => l is RecurrentLayer r ? r with { Kernel = kernel } : l)] };
+            _net = Network.Compile(spec, new CompileOptions { Input = cfg.Input, Seed = 1 });
             _session = new TrainingSession(_net, new FitOptions { Loss = cfg.Loss, Optimizer = cfg.Optimizer });
             manual_seed(2);
             Tensor x = cfg.Input.Vocab is int v

@@ -6,6 +6,7 @@
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- paths [--rounds N] [--threads T]   (oneDNN vs native LSTM in training)
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- peer [--rounds N] [--steps K] [--threads-list 1,2] [--only NAME]
 //     (PyTorch as a peer: bench/pytorch/setup.sh installs Debian's python3-torch first)
+//   dotnet run -c Release --project bench/SeqDsl.Bench -- simd [--rounds N] [--threads T]   (the SIMD kernel's product and layers)
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- deploy [--rounds N] [--threads T] [--seconds S]
 //     (export time, ONNX Runtime vs libtorch prediction latency, seqdsl serve under 1/8/64 clients)
 using System.Diagnostics;
@@ -31,6 +32,7 @@ switch (opts.Command)
     case "peer": return PeerBenchmark.Run(args);
     case "paths": return PathsBenchmark.Run(opts);
     case "deploy": return DeployBenchmark.Run(args);
+    case "simd": return SimdBenchmark.Run(opts);
     case "imdb-prep": return ImdbPrepBenchmark.Run(args.Length > 1 && !args[1].StartsWith("--") ? args[1] : DefaultImdb());
     default:
         Console.Error.WriteLine("usage: bench step|loop|lengths [--rounds N] [--steps K] [--threads T]\n       bench peer [--rounds N] [--steps K] [--threads-list 1,2] [--only NAME]\n       bench imdb-prep [path to aclImdb_v1_labeled.tar.gz or aclImdb folder]");

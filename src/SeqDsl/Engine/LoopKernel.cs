@@ -189,9 +189,9 @@ internal sealed class LoopRnn : nn.Module
         // the SIMD kernel runs the whole recurrence in one call; per-step states for diagnostics need the loop's graph
         if (_simd is Simd.SimdCell simdCell && !keep)
         {
-            var (so, sh, sc) = Simd.SimdRecurrence.Run(simdCell, nn.functional.linear(x, wih, resetAfterGru ? bih : bias),
-                whh, resetAfterGru ? bhh : null, h, c, _simdLengths);
-            return (so, sh, sc, null);
+            // the kernel projects the input itself; its output is time-major
+            var (so, sh, sc) = Simd.SimdRecurrence.Run(simdCell, x, wih, whh, resetAfterGru ? bih : bias, resetAfterGru ? bhh : null, h, c, _simdLengths);
+            return (so.transpose(0, 1), sh, sc, null);
         }
         var peep = P("weight_peephole" + sfx);
         var layerNorm = _cell is LstmCell { LayerNorm: true };

@@ -8,35 +8,39 @@ namespace SeqDsl.Engine.Simd;
 internal enum SimdCell { Lstm, GruResetAfter, GruResetBefore, RnnTanh, RnnRelu, RnnLinear, RnnSigmoid }
 
 /// <summary>
-/// One direction of one recurrent layer over a whole sequence, for a block of batch rows [r0, r1): the rows are
-/// independent, so threads take blocks and never meet. Layout (row-major, batch first): proj (B, T, G·H) is the
-/// input projection with every bias that can be added before the recurrence; w (G·H, H) is libtorch's weight_hh,
-/// wT its transpose (H, G·H); hprev (B, T, H) holds the state each step starts from (saved for the weight
-/// gradient); out (B, T, H) is zero on padding. A row's steps at and after its length leave its state unchanged.
-/// Per step: one register-tiled product (rows × H)·(H × G·H) into the gate buffer, then the gate functions and
-/// the state update on the same rows while they are in the L1 cache; no allocation inside the loop.
-/// Backward walks the steps in reverse with the saved gates: the gradient of the projection (also the gates'
-/// pre-activation gradient) per step and one product (rows × G·H)·(G·H × H) for the state gradient; the
-/// weight gradient is one product over all steps afterwards (<see cref="SimdRecurrence"/>).
+/// One direction of one recurrent layer over a whole sequence, input projection included, for a block of batch rows
+/// [r0, r1): the rows are independent, so threads take blocks and never meet. Layout (row-major, time first, so that
+/// one step's rows are one contiguous block the prefetcher streams): hx (T, B, H + I) holds, per step and row, the
+/// state the step starts from and the step's input, so that one product [h | x]·[W_hh | W_ih]ᵀ (wcatT, (H + I) × G·H)
+/// plus the bias gives every gate's pre-activation — the projection of the input is never written to memory; hx is
+/// also what the weight gradient needs. out (T, B, H) is zero on padding; a row's steps at and after its length
+/// leave its state unchanged. Per step: the register-tiled product into the gate rows, then the gate functions and
+/// the state update while those rows are in the L1 cache; no allocation inside the loop. Backward walks the steps in
+/// reverse with the saved gates: the pre-activation gradient per step (saved: the weight gradient is one product
+/// over all steps afterwards, <see cref="SimdRecurrence"/>), then products for the state gradient (·W_hh) and the
+/// input gradient (·W_ih) on the same rows.
 /// </summary>
 internal static unsafe class RecurrentKernels
 {
     /// <summary>Rows per sub-block: their gate rows stay in L1 between the product and the gate functions.</summary>
-    const int Sub = 8;
+    const int Sub = 12;
 
     internal struct Buffers
     {
-        public int B, T, H, G;              // G: gate blocks (4 LSTM, 3 GRU, 1 RNN)
+        public int B, T, H, I, G;           // G: gate blocks (4 LSTM, 3 GRU, 1 RNN)
         public int* Len;                     // lengths or null
-        public float* Proj, W, WT, Bhh;      // Bhh: GRU reset-after's recurrent bias (G·H) or null
+        public float* HX;                    // (T, B, H + I): state before the step, then the step's input
+        public float* WcatT;                 // (H + I, G·H): [W_hh | W_ih]ᵀ
+        public float* W, Wih;                // weight_hh (G·H, H), weight_ih (G·H, I)
+        public float* Bias, Bhh;             // (G·H) or null: the input-side bias (every bias but GRU reset-after's b_hh), b_hh
         public float* H0, C0;                // (B, H)
-        public float* Out, HT, CT;           // (B, T, H), (B, H), (B, H)
-        public float* Gates;                 // (B, T, G·H) post-activation gates
+        public float* Out, HT, CT;           // (T, B, H), (B, H), (B, H)
+        public float* Gates;                 // (T, B, G·H) post-activation gates
         public float* Aux1, Aux2;            // LSTM: c_t, tanh c_t; GRU reset-after: h W_hn + b_hn; reset-before: r ⊙ h
-        public float* HPrev;                 // (B, T, H)
         // backward
         public float* DOut, DHT, DCT;        // gradients of out, hT, cT
-        public float* DProj, DPh;            // (B, T, G·H): projection gradient; GRU reset-after: recurrent pre-activation gradient
+        public float* DPre, DPh;             // (T, B, G·H): pre-activation gradient (input side); GRU reset-after: recurrent side
+        public float* DX;                    // (T, B, I)
         public float* DH0, DC0;
     }
 
@@ -44,46 +48,50 @@ internal static unsafe class RecurrentKernels
 
     // ------------------------------------------------------------------ forward
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Forward(SimdCell cell, in Buffers b, int r0, int r1, float* scratch)
     {
-        int T = b.T, H = b.H, GH = b.G * H;
-        long rowIn = (long)T * GH, rowH = (long)T * H;
+        int T = b.T, H = b.H, I = b.I, GH = b.G * H, K = H + I;
+        long stepG = (long)b.B * GH, stepH = (long)b.B * H, stepK = (long)b.B * K;
         float* state = scratch;                       // (rows, H): h
         float* cstate = scratch + (r1 - r0) * H;      // (rows, H): c (LSTM)
         float* ph = cstate + (r1 - r0) * H;           // (Sub, G·H): GRU reset-after's recurrent part
+        float* px = ph + Sub * GH;                    // (Sub, G·H): GRU reset-after's input part
+        float* whhT = b.WcatT, wihT = b.WcatT + (long)H * GH;
         for (var r = r0; r < r1; r++)
         {
             Copy(b.H0 + (long)r * H, state + (r - r0) * H, H);
             if (cell == SimdCell.Lstm) Copy(b.C0 + (long)r * H, cstate + (r - r0) * H, H);
-            if (T > 0) Copy(b.H0 + (long)r * H, b.HPrev + r * rowH, H);
+            if (T > 0) Copy(b.H0 + (long)r * H, b.HX + (long)r * K, H);   // step 0's state
         }
         for (var t = 0; t < T; t++)
             for (var s0 = r0; s0 < r1; s0 += Sub)
             {
                 var m = Math.Min(Sub, r1 - s0);
-                float* a = b.HPrev + s0 * rowH + (long)t * H;
-                float* p = b.Proj + s0 * rowIn + (long)t * GH;
-                float* g = b.Gates + s0 * rowIn + (long)t * GH;
+                float* a = b.HX + t * stepK + (long)s0 * K;
+                float* g = b.Gates + t * stepG + (long)s0 * GH;
                 switch (cell)
                 {
                     case SimdCell.Lstm:
-                        SmallGemm.Run(m, GH, H, a, rowH, b.WT, GH, p, rowIn, g, rowIn);
+                        SmallGemm.Run(m, GH, K, a, K, b.WcatT, GH, b.Bias, 0, g, GH);
                         break;
                     case SimdCell.GruResetAfter:
-                        SmallGemm.Run(m, GH, H, a, rowH, b.WT, GH, b.Bhh, 0, ph, GH);
+                        SmallGemm.Run(m, GH, H, a, K, whhT, GH, b.Bhh, 0, ph, GH);
+                        SmallGemm.Run(m, GH, I, a + H, K, wihT, GH, b.Bias, 0, px, GH);
                         break;
                     case SimdCell.GruResetBefore:
-                        SmallGemm.Run(m, 2 * H, H, a, rowH, b.WT, GH, p, rowIn, g, rowIn);   // r, z pre-activations
+                        SmallGemm.Run(m, 2 * H, K, a, K, b.WcatT, GH, b.Bias, 0, g, GH);              // r, z pre-activations
+                        SmallGemm.Run(m, H, I, a + H, K, wihT + 2 * H, GH, b.Bias == null ? null : b.Bias + 2 * H, 0, g + 2 * H, GH);
                         break;
                     default:
-                        SmallGemm.Run(m, H, H, a, rowH, b.WT, H, p, rowIn, b.Out + s0 * rowH + (long)t * H, rowH);
+                        SmallGemm.Run(m, H, K, a, K, b.WcatT, H, b.Bias, 0, b.Out + t * stepH + (long)s0 * H, H);
                         break;
                 }
                 for (var r = s0; r < s0 + m; r++)
                 {
-                    long io = r * rowIn + (long)t * GH, ho = r * rowH + (long)t * H;
+                    long io = t * stepG + (long)r * GH, ho = t * stepH + (long)r * H;
                     float* st = state + (r - r0) * H;
-                    float* next = t + 1 < T ? b.HPrev + ho + H : null;
+                    float* next = t + 1 < T ? b.HX + (t + 1) * stepK + (long)r * K : null;
                     if (!Active(b, r, t))
                     {
                         Clear(b.Out + ho, H);
@@ -96,7 +104,7 @@ internal static unsafe class RecurrentKernels
                             LstmStep(H, b.Gates + io, cstate + (r - r0) * H, b.Aux1 + ho, b.Aux2 + ho, st);
                             break;
                         case SimdCell.GruResetAfter:
-                            GruAfterStep(H, b.Proj + io, ph + (r - s0) * GH, b.Gates + io, b.Aux1 + ho, st);
+                            GruAfterStep(H, px + (r - s0) * GH, ph + (r - s0) * GH, b.Gates + io, b.Aux1 + ho, st);
                             break;
                         case SimdCell.GruResetBefore:
                             GruBeforeGates(H, b.Gates + io, st, b.Aux1 + ho);
@@ -107,23 +115,22 @@ internal static unsafe class RecurrentKernels
                     }
                     if (cell != SimdCell.GruResetBefore)
                     {
-                        if (cell != SimdCell.RnnTanh && cell != SimdCell.RnnRelu && cell != SimdCell.RnnLinear && cell != SimdCell.RnnSigmoid)
-                            Copy(st, b.Out + ho, H);
+                        if (cell is SimdCell.Lstm or SimdCell.GruResetAfter) Copy(st, b.Out + ho, H);
                         if (next != null) Copy(st, next, H);
                     }
                 }
                 if (cell == SimdCell.GruResetBefore)
                 {
-                    // n pre-activation: p_n + (r ⊙ h) U_nᵀ, then n and the new state
-                    SmallGemm.Run(m, H, H, b.Aux1 + s0 * rowH + (long)t * H, rowH, b.WT + 2 * H, GH, p + 2 * H, rowIn, g + 2 * H, rowIn);
+                    // n pre-activation: b_n + x W_nᵀ (above) + (r ⊙ h) U_nᵀ, then n and the new state
+                    SmallGemm.Run(m, H, H, b.Aux1 + t * stepH + (long)s0 * H, H, whhT + 2 * H, GH, g + 2 * H, GH, g + 2 * H, GH);
                     for (var r = s0; r < s0 + m; r++)
                     {
                         if (!Active(b, r, t)) continue;
-                        long io = r * rowIn + (long)t * GH, ho = r * rowH + (long)t * H;
+                        long io = t * stepG + (long)r * GH, ho = t * stepH + (long)r * H;
                         float* st = state + (r - r0) * H;
                         GruBeforeState(H, b.Gates + io, st);
                         Copy(st, b.Out + ho, H);
-                        if (t + 1 < T) Copy(st, b.HPrev + ho + H, H);
+                        if (t + 1 < T) Copy(st, b.HX + (t + 1) * stepK + (long)r * K, H);
                     }
                 }
             }
@@ -135,8 +142,9 @@ internal static unsafe class RecurrentKernels
     }
 
     /// <summary>Scratch floats one forward block needs.</summary>
-    public static int ForwardScratch(int rows, int H, int G) => 2 * rows * H + Sub * G * H;
+    public static int ForwardScratch(int rows, int H, int G) => 2 * rows * H + 2 * Sub * G * H;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void LstmStep(int H, float* g, float* c, float* cOut, float* tcOut, float* h)
     {
         var u = 0;
@@ -164,6 +172,7 @@ internal static unsafe class RecurrentKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruAfterStep(int H, float* p, float* ph, float* g, float* phnOut, float* h)
     {
         var u = 0;
@@ -189,6 +198,7 @@ internal static unsafe class RecurrentKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeGates(int H, float* g, float* h, float* rhOut)
     {
         var u = 0;
@@ -209,6 +219,7 @@ internal static unsafe class RecurrentKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeState(int H, float* g, float* h)
     {
         var u = 0;
@@ -228,6 +239,7 @@ internal static unsafe class RecurrentKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void RnnStep(SimdCell cell, int H, float* o, float* h)
     {
         var u = 0;
@@ -265,10 +277,11 @@ internal static unsafe class RecurrentKernels
     /// <summary>Scratch floats one backward block needs.</summary>
     public static int BackwardScratch(int rows, int H) => 4 * rows * H;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Backward(SimdCell cell, in Buffers b, int r0, int r1, float* scratch)
     {
-        int T = b.T, H = b.H, GH = b.G * H, rows = r1 - r0;
-        long rowIn = (long)T * GH, rowH = (long)T * H;
+        int T = b.T, H = b.H, I = b.I, GH = b.G * H, K = H + I, rows = r1 - r0;
+        long stepG = (long)b.B * GH, stepH = (long)b.B * H, stepK = (long)b.B * K, stepI = (long)b.B * I;
         float* dh = scratch, dc = scratch + rows * H, dhNew = dc + rows * H, direct = dhNew + rows * H;
         for (var r = r0; r < r1; r++)
         {
@@ -281,11 +294,12 @@ internal static unsafe class RecurrentKernels
                 var m = Math.Min(Sub, r1 - s0);
                 for (var r = s0; r < s0 + m; r++)
                 {
-                    long io = r * rowIn + (long)t * GH, ho = r * rowH + (long)t * H;
+                    long io = t * stepG + (long)r * GH, ho = t * stepH + (long)r * H;
+                    float* hPrev = b.HX + t * stepK + (long)r * K;
                     var k = (r - r0) * H;
                     if (!Active(b, r, t))
                     {
-                        Clear(b.DProj + io, GH);
+                        Clear(b.DPre + io, GH);
                         if (b.DPh != null) Clear(b.DPh + io, GH);
                         Clear(direct + k, H);
                         continue;
@@ -294,45 +308,47 @@ internal static unsafe class RecurrentKernels
                     switch (cell)
                     {
                         case SimdCell.Lstm:
-                            LstmBack(H, b.Gates + io, b.Aux2 + ho, t > 0 ? b.Aux1 + ho - H : b.C0 + (long)r * H, dOut, dh + k, dc + k, b.DProj + io);
+                            LstmBack(H, b.Gates + io, b.Aux2 + ho, t > 0 ? b.Aux1 + ho - stepH : b.C0 + (long)r * H, dOut, dh + k, dc + k, b.DPre + io);
                             break;
                         case SimdCell.GruResetAfter:
-                            GruAfterBack(H, b.Gates + io, b.Aux1 + ho, b.HPrev + ho, dOut, dh + k, b.DProj + io, b.DPh + io, direct + k);
+                            GruAfterBack(H, b.Gates + io, b.Aux1 + ho, hPrev, dOut, dh + k, b.DPre + io, b.DPh + io, direct + k);
                             break;
                         case SimdCell.GruResetBefore:
-                            GruBeforeBackN(H, b.Gates + io, b.HPrev + ho, dOut, dh + k, b.DProj + io, direct + k);
+                            GruBeforeBackN(H, b.Gates + io, hPrev, dOut, dh + k, b.DPre + io, direct + k);
                             break;
                         default:
-                            RnnBack(cell, H, b.Out + ho, dOut, dh + k, b.DProj + io);
+                            RnnBack(cell, H, b.Out + ho, dOut, dh + k, b.DPre + io);
                             break;
                     }
                 }
-                float* dp = b.DProj + s0 * rowIn + (long)t * GH;
+                float* dp = b.DPre + t * stepG + (long)s0 * GH;
                 float* dn = dhNew + (s0 - r0) * H;
                 float* dd = direct + (s0 - r0) * H;
                 switch (cell)
                 {
                     case SimdCell.Lstm:
-                        SmallGemm.Run(m, H, GH, dp, rowIn, b.W, H, null, 0, dn, H);
+                        SmallGemm.Run(m, H, GH, dp, GH, b.W, H, null, 0, dn, H);
                         break;
                     case SimdCell.GruResetAfter:
-                        SmallGemm.Run(m, H, GH, b.DPh + s0 * rowIn + (long)t * GH, rowIn, b.W, H, dd, H, dn, H);
+                        SmallGemm.Run(m, H, GH, b.DPh + t * stepG + (long)s0 * GH, GH, b.W, H, dd, H, dn, H);
                         break;
                     case SimdCell.GruResetBefore:
                         // d(r ⊙ h) = dn_pre · U_n, then the r, z gradients, then the state gradient through U_rz
-                        SmallGemm.Run(m, H, H, dp + 2 * H, rowIn, b.W + 2L * H * H, H, null, 0, dn, H);
+                        SmallGemm.Run(m, H, H, dp + 2 * H, GH, b.W + 2L * H * H, H, null, 0, dn, H);
                         for (var r = s0; r < s0 + m; r++)
                         {
                             if (!Active(b, r, t)) continue;
-                            long io = r * rowIn + (long)t * GH, ho = r * rowH + (long)t * H;
-                            GruBeforeBackRz(H, b.Gates + io, b.HPrev + ho, dn + (r - s0) * H, b.DProj + io, dd + (r - s0) * H);
+                            long io = t * stepG + (long)r * GH;
+                            GruBeforeBackRz(H, b.Gates + io, b.HX + t * stepK + (long)r * K, dn + (r - s0) * H, b.DPre + io, dd + (r - s0) * H);
                         }
-                        SmallGemm.Run(m, H, 2 * H, dp, rowIn, b.W, H, dd, H, dn, H);
+                        SmallGemm.Run(m, H, 2 * H, dp, GH, b.W, H, dd, H, dn, H);
                         break;
                     default:
-                        SmallGemm.Run(m, H, H, dp, rowIn, b.W, H, null, 0, dn, H);
+                        SmallGemm.Run(m, H, H, dp, GH, b.W, H, null, 0, dn, H);
                         break;
                 }
+                // the input's gradient, while the pre-activation rows are in the cache (zero on padding)
+                SmallGemm.Run(m, I, GH, dp, GH, b.Wih, I, null, 0, b.DX + t * stepI + (long)s0 * I, I);
                 for (var r = s0; r < s0 + m; r++)
                     if (Active(b, r, t)) Copy(dn + (r - s0) * H, dh + (r - r0) * H, H);
             }
@@ -344,6 +360,7 @@ internal static unsafe class RecurrentKernels
     }
 
     /// <summary>LSTM step backward: gates i, f, g, o (post-activation), tanh c_t, c_{t−1}; dc carried in place.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void LstmBack(int H, float* g, float* tc, float* cPrev, float* dOut, float* dh, float* dc, float* dp)
     {
         var u = 0;
@@ -379,6 +396,7 @@ internal static unsafe class RecurrentKernels
 
     /// <summary>GRU (reset-after) step backward: the projection's gradient [r, z, n], the recurrent
     /// pre-activation's gradient [r, z, r ⊙ n], and the direct part of the state gradient z ⊙ dh.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruAfterBack(int H, float* g, float* phn, float* hPrev, float* dOut, float* dh, float* dp, float* dph, float* direct)
     {
         for (var u = 0; u < H; u++)
@@ -395,6 +413,7 @@ internal static unsafe class RecurrentKernels
     }
 
     /// <summary>GRU (reset-before) backward, first half: the n pre-activation's gradient, z's, and z ⊙ dh.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeBackN(int H, float* g, float* hPrev, float* dOut, float* dh, float* dp, float* direct)
     {
         for (var u = 0; u < H; u++)
@@ -408,6 +427,7 @@ internal static unsafe class RecurrentKernels
     }
 
     /// <summary>GRU (reset-before) backward, second half, given d(r ⊙ h): r's gradient and r ⊙ d(r ⊙ h) added to the direct part.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeBackRz(int H, float* g, float* hPrev, float* dRh, float* dp, float* direct)
     {
         for (var u = 0; u < H; u++)
@@ -418,6 +438,7 @@ internal static unsafe class RecurrentKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void RnnBack(SimdCell cell, int H, float* h, float* dOut, float* dh, float* dp)
     {
         for (var u = 0; u < H; u++)

@@ -27,10 +27,16 @@ internal static class SimdRecurrence
         _ => null,
     };
 
-    /// <summary>Output (B, T, H), final state (B, H) and, for an LSTM, final cell (B, H).</summary>
-    public static (Tensor Output, Tensor H, Tensor? C) Run(SimdCell cell, Tensor proj, Tensor whh, Tensor? bhh, Tensor h0, Tensor? c0, int[]? lengths)
+    /// <summary>
+    /// One direction of one layer: x (B, T, I), libtorch's weight_ih (G·H, I) and weight_hh (G·H, H), the input-side
+    /// bias (every bias that adds before the nonlinearity; null: none), GRU reset-after's b_hh (else null), the
+    /// initial state (B, H) and cell. Returns the output time-major (T, B, H), the final state (B, H) and, for an
+    /// LSTM, the final cell (B, H).
+    /// </summary>
+    public static (Tensor Output, Tensor H, Tensor? C) Run(SimdCell cell, Tensor x, Tensor wih, Tensor whh, Tensor? bias, Tensor? bhh,
+        Tensor h0, Tensor? c0, int[]? lengths)
     {
-        var r = SimdFunction.apply(proj, whh, bhh!, h0, c0!, lengths!, cell);
+        var r = SimdFunction.apply(x, wih, whh, bias!, bhh!, h0, c0!, lengths!, cell);
         return (r[0], r[1], cell == SimdCell.Lstm ? r[2] : null);
     }
 
@@ -68,37 +74,41 @@ internal static class SimdRecurrence
 
         public override unsafe List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
         {
-            var cell = (SimdCell)vars[6];
-            var lengths = vars[5] as int[];
-            var proj = ((Tensor)vars[0]).contiguous();
-            var whh = ((Tensor)vars[1]).contiguous();
-            var bhh = (vars[2] as Tensor)?.contiguous();
-            var h0 = ((Tensor)vars[3]).contiguous();
-            var c0 = (vars[4] as Tensor)?.contiguous();
-            int B = (int)proj.shape[0], T = (int)proj.shape[1], GH = (int)proj.shape[2], H = (int)h0.shape[1], G = Gates(cell);
-            if (GH != G * H) throw new InvalidOperationException($"SIMD kernel: projection width {GH} is not {G}·{H}");
+            var cell = (SimdCell)vars[8];
+            var lengths = vars[7] as int[];
+            var x = (Tensor)vars[0];
+            var wih = ((Tensor)vars[1]).contiguous();
+            var whh = ((Tensor)vars[2]).contiguous();
+            var bias = (vars[3] as Tensor)?.contiguous();
+            var bhh = (vars[4] as Tensor)?.contiguous();
+            var h0 = ((Tensor)vars[5]).contiguous();
+            var c0 = (vars[6] as Tensor)?.contiguous();
+            int B = (int)x.shape[0], T = (int)x.shape[1], I = (int)x.shape[2], H = (int)h0.shape[1], G = Gates(cell), GH = G * H;
+            if (whh.shape[0] != GH || wih.shape[1] != I)
+                throw new InvalidOperationException($"SIMD kernel: weights ({wih.shape[0]}×{wih.shape[1]}, {whh.shape[0]}×{whh.shape[1]}) do not fit {G} gates of {H} units over {I} inputs");
             var lstm = cell == SimdCell.Lstm;
-            var wT = whh.t().contiguous();
-            var output = empty(B, T, H);
+            var hx = empty(T, B, H + I);
+            hx.narrow(2, H, I).copy_(x.transpose(0, 1));                                  // the inputs, time-major
+            var wcatT = cat([whh, wih], 1).t().contiguous();                               // (H + I, G·H)
+            var output = empty(T, B, H);
             var hT = empty(B, H);
             var cT = lstm ? empty(B, H) : null;
             var rnn = G == 1;
-            var gates = rnn ? null : empty(B, T, GH);
-            var aux1 = lstm || !rnn ? empty(B, T, H) : null;
-            var aux2 = lstm ? empty(B, T, H) : null;
-            var hprev = empty(B, T, H);
+            var gates = rnn ? null : empty(T, B, GH);
+            var aux1 = rnn ? null : empty(T, B, H);
+            var aux2 = lstm ? empty(T, B, H) : null;
             var lenHandle = lengths is null ? default : GCHandle.Alloc(lengths, GCHandleType.Pinned);
             try
             {
                 var buf = new RecurrentKernels.Buffers
                 {
-                    B = B, T = T, H = H, G = G,
+                    B = B, T = T, H = H, I = I, G = G,
                     Len = lengths is null ? null : (int*)lenHandle.AddrOfPinnedObject(),
-                    Proj = Ptr(proj), W = Ptr(whh), WT = Ptr(wT), Bhh = bhh is null ? null : Ptr(bhh),
+                    HX = Ptr(hx), WcatT = Ptr(wcatT), W = Ptr(whh), Wih = Ptr(wih),
+                    Bias = bias is null ? null : Ptr(bias), Bhh = bhh is null ? null : Ptr(bhh),
                     H0 = Ptr(h0), C0 = c0 is null ? null : Ptr(c0),
                     Out = Ptr(output), HT = Ptr(hT), CT = cT is null ? null : Ptr(cT),
                     Gates = gates is null ? null : Ptr(gates), Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2),
-                    HPrev = Ptr(hprev),
                 };
                 Blocks(B, 2 * H, RecurrentKernels.ForwardScratch(0, H, G),
                     (r0, r1, s) => RecurrentKernels.Forward(cell, buf, r0, r1, (float*)s));
@@ -107,8 +117,9 @@ internal static class SimdRecurrence
             {
                 if (lenHandle.IsAllocated) lenHandle.Free();
             }
-            ctx.save_for_backward([whh, gates!, aux1!, aux2!, hprev, output, c0!, bhh!]);
+            ctx.save_for_backward([wih, whh, hx, gates!, aux1!, aux2!, output, c0!]);
             ctx.save_data("cell", cell);
+            ctx.save_data("grads", (Bias: bias is not null, Bhh: bhh is not null));
             if (lengths is not null) ctx.save_data("lengths", lengths);
             return lstm ? [output, hT, cT!] : [output, hT];
         }
@@ -117,16 +128,18 @@ internal static class SimdRecurrence
         {
             var cell = (SimdCell)ctx.get_data("cell");
             var lengths = ctx.get_data("lengths") as int[];
+            var (hasBias, hasBhh) = ((bool, bool))ctx.get_data("grads");
             var saved = ctx.get_saved_variables();
-            Tensor whh = saved[0], hprev = saved[4], output = saved[5];
-            Tensor? gates = saved[1], aux1 = saved[2], aux2 = saved[3], c0 = saved[6], bhh = saved[7];
+            Tensor wih = saved[0], whh = saved[1], hx = saved[2], output = saved[6];
+            Tensor? gates = saved[3], aux1 = saved[4], aux2 = saved[5], c0 = saved[7];
             var lstm = cell == SimdCell.Lstm;
-            int B = (int)hprev.shape[0], T = (int)hprev.shape[1], H = (int)hprev.shape[2], G = Gates(cell), GH = G * H;
+            int T = (int)hx.shape[0], B = (int)hx.shape[1], H = (int)whh.shape[1], I = (int)wih.shape[1], G = Gates(cell), GH = G * H;
             var dOut = grads[0].contiguous();
             var dhT = grads[1].contiguous();
             var dcT = lstm ? grads[2].contiguous() : null;
-            var dproj = empty(B, T, GH);
-            var dph = cell == SimdCell.GruResetAfter ? empty(B, T, GH) : null;
+            var dpre = empty(T, B, GH);
+            var dph = cell == SimdCell.GruResetAfter ? empty(T, B, GH) : null;
+            var dx = empty(T, B, I);
             var dh0 = empty(B, H);
             var dc0 = lstm ? empty(B, H) : null;
             var lenHandle = lengths is null ? default : GCHandle.Alloc(lengths, GCHandleType.Pinned);
@@ -134,13 +147,13 @@ internal static class SimdRecurrence
             {
                 var buf = new RecurrentKernels.Buffers
                 {
-                    B = B, T = T, H = H, G = G,
+                    B = B, T = T, H = H, I = I, G = G,
                     Len = lengths is null ? null : (int*)lenHandle.AddrOfPinnedObject(),
-                    W = Ptr(whh), C0 = c0 is null ? null : Ptr(c0),
+                    HX = Ptr(hx), W = Ptr(whh), Wih = Ptr(wih), C0 = c0 is null ? null : Ptr(c0),
                     Out = Ptr(output), Gates = gates is null ? null : Ptr(gates),
-                    Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2), HPrev = Ptr(hprev),
+                    Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2),
                     DOut = Ptr(dOut), DHT = Ptr(dhT), DCT = dcT is null ? null : Ptr(dcT),
-                    DProj = Ptr(dproj), DPh = dph is null ? null : Ptr(dph), DH0 = Ptr(dh0), DC0 = dc0 is null ? null : Ptr(dc0),
+                    DPre = Ptr(dpre), DPh = dph is null ? null : Ptr(dph), DX = Ptr(dx), DH0 = Ptr(dh0), DC0 = dc0 is null ? null : Ptr(dc0),
                 };
                 Blocks(B, RecurrentKernels.BackwardScratch(1, H), 0,
                     (r0, r1, s) => RecurrentKernels.Backward(cell, buf, r0, r1, (float*)s));
@@ -149,18 +162,29 @@ internal static class SimdRecurrence
             {
                 if (lenHandle.IsAllocated) lenHandle.Free();
             }
-            // the recurrent weight's gradient: one product over every (row, step)
-            var flatH = hprev.view(B * T, H);
-            Tensor dW;
-            if (cell == SimdCell.GruResetBefore)
+            // the weights' gradients: products over every (step, row) of the saved [h | x] rows
+            var flat = hx.view(T * B, H + I);
+            var dp = dpre.view(T * B, GH);
+            Tensor dWhh, dWih;
+            switch (cell)
             {
-                var dp = dproj.view(B * T, GH);
-                dW = cat([dp.narrow(1, 0, 2 * H).t().mm(flatH), dp.narrow(1, 2 * H, H).t().mm(aux1!.view(B * T, H))], 0);
+                case SimdCell.GruResetAfter:
+                    dWhh = dph!.view(T * B, GH).t().mm(flat.narrow(1, 0, H));
+                    dWih = dp.t().mm(flat.narrow(1, H, I));
+                    break;
+                case SimdCell.GruResetBefore:
+                    dWih = dp.t().mm(flat.narrow(1, H, I));
+                    dWhh = cat([dp.narrow(1, 0, 2 * H).t().mm(flat.narrow(1, 0, H)), dp.narrow(1, 2 * H, H).t().mm(aux1!.view(T * B, H))], 0);
+                    break;
+                default:
+                    var dW = dp.t().mm(flat);                                                  // (G·H, H + I)
+                    dWhh = dW.narrow(1, 0, H).contiguous();
+                    dWih = dW.narrow(1, H, I).contiguous();
+                    break;
             }
-            else
-                dW = (dph ?? dproj).view(B * T, GH).t().mm(flatH);
-            var dBhh = dph is not null && bhh is not null ? dph.sum([0L, 1L]) : null;
-            return [dproj, dW, dBhh!, dh0, dc0!, null!, null!];
+            var dBias = hasBias ? dp.sum([0L]) : null;
+            var dBhh = hasBhh ? dph!.view(T * B, GH).sum([0L]) : null;
+            return [dx.transpose(0, 1), dWih, dWhh, dBias!, dBhh!, dh0, dc0!, null!, null!];
         }
     }
 }

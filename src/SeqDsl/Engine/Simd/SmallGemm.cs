@@ -8,11 +8,12 @@ namespace SeqDsl.Engine.Simd;
 /// C = C0 + A·B for the small products of one recurrent step (a block of batch rows times a weight matrix that
 /// stays in the L1/L2 cache): A is m×k with row stride lda, B is k×n row-major with row stride ldb, C0 (or zero
 /// when null; a row stride of 0 repeats one row, e.g. a bias) and C are m×n. Register tiles of 4 rows × 2
-/// vectors (AVX2: 4×16, AVX-512: 4×32), B broadcast-free, A broadcast per element; edges with one vector and
+/// vectors (AVX2: 6×16 and 4×16, AVX-512: 4×32), B broadcast-free, A broadcast per element; edges with one vector and
 /// then scalars. No allocation.
 /// </summary>
 internal static unsafe class SmallGemm
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(int m, int n, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
     {
         switch (SimdMath.Width)
@@ -29,6 +30,7 @@ internal static unsafe class SmallGemm
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Scalar(int m, int n, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc, int j0)
     {
         for (var i = 0; i < m; i++)
@@ -40,12 +42,15 @@ internal static unsafe class SmallGemm
             }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Run256(int m, int n, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc, int j0)
     {
         var j = j0;
         for (; j + 16 <= n; j += 16)
         {
             var i = 0;
+            for (; i + 6 <= m; i += 6)
+                Tile6x16(k, a + i * lda, lda, b + j, ldb, c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
             for (; i + 4 <= m; i += 4)
                 Tile4x16(k, a + i * lda, lda, b + j, ldb, c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
             for (; i < m; i++)
@@ -60,6 +65,43 @@ internal static unsafe class SmallGemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector256<float> Init(float* c0, long offset) => c0 == null ? Vector256<float>.Zero : Avx.LoadVector256(c0 + offset);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Tile6x16(int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
+    {
+        var c00 = Init(c0, 0); var c01 = Init(c0, 8);
+        var c10 = Init(c0, ldc0); var c11 = Init(c0, ldc0 + 8);
+        var c20 = Init(c0, 2 * ldc0); var c21 = Init(c0, 2 * ldc0 + 8);
+        var c30 = Init(c0, 3 * ldc0); var c31 = Init(c0, 3 * ldc0 + 8);
+        var c40 = Init(c0, 4 * ldc0); var c41 = Init(c0, 4 * ldc0 + 8);
+        var c50 = Init(c0, 5 * ldc0); var c51 = Init(c0, 5 * ldc0 + 8);
+        float* a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda;
+        float* bp = b;
+        for (var p = 0; p < k; p++, bp += ldb)
+        {
+            var b0 = Avx.LoadVector256(bp);
+            var b1 = Avx.LoadVector256(bp + 8);
+            var x = Avx.BroadcastScalarToVector256(a + p);
+            c00 = Fma.MultiplyAdd(x, b0, c00); c01 = Fma.MultiplyAdd(x, b1, c01);
+            x = Avx.BroadcastScalarToVector256(a1 + p);
+            c10 = Fma.MultiplyAdd(x, b0, c10); c11 = Fma.MultiplyAdd(x, b1, c11);
+            x = Avx.BroadcastScalarToVector256(a2 + p);
+            c20 = Fma.MultiplyAdd(x, b0, c20); c21 = Fma.MultiplyAdd(x, b1, c21);
+            x = Avx.BroadcastScalarToVector256(a3 + p);
+            c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31);
+            x = Avx.BroadcastScalarToVector256(a4 + p);
+            c40 = Fma.MultiplyAdd(x, b0, c40); c41 = Fma.MultiplyAdd(x, b1, c41);
+            x = Avx.BroadcastScalarToVector256(a5 + p);
+            c50 = Fma.MultiplyAdd(x, b0, c50); c51 = Fma.MultiplyAdd(x, b1, c51);
+        }
+        Avx.Store(c, c00); Avx.Store(c + 8, c01);
+        Avx.Store(c + ldc, c10); Avx.Store(c + ldc + 8, c11);
+        Avx.Store(c + 2 * ldc, c20); Avx.Store(c + 2 * ldc + 8, c21);
+        Avx.Store(c + 3 * ldc, c30); Avx.Store(c + 3 * ldc + 8, c31);
+        Avx.Store(c + 4 * ldc, c40); Avx.Store(c + 4 * ldc + 8, c41);
+        Avx.Store(c + 5 * ldc, c50); Avx.Store(c + 5 * ldc + 8, c51);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Tile4x16(int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
     {
         var c00 = Init(c0, 0); var c01 = Init(c0, 8);
@@ -88,6 +130,7 @@ internal static unsafe class SmallGemm
     }
 
     /// <summary>One row, one or two vectors wide.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Row(int k, int vectors, float* a, float* b, long ldb, float* c0, float* c)
     {
         var s0 = Init(c0, 0);
@@ -104,6 +147,7 @@ internal static unsafe class SmallGemm
 
     // ---- AVX-512: 4 rows × 32 columns per tile; the rest of the columns on the AVX2 code ----
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Run512(int m, int n, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
     {
         var j = 0;
@@ -116,6 +160,7 @@ internal static unsafe class SmallGemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> Init512(float* c0, long offset) => c0 == null ? Vector512<float>.Zero : Vector512.Load(c0 + offset);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Tile512(int rows, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
     {
         // rows < 4 at the bottom edge repeat the last row (reads stay inside A and C0) and store only their own rows

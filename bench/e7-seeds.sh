@@ -3,15 +3,18 @@
 # libtorch thread each; every run writes its model directory, history.csv and metrics.json under OUT, and one line
 # "rules model seed test_accuracy val_accuracy_by_epoch wall_s" to OUT/summary.tsv.
 #   bash bench/e7-seeds.sh OUT keras|torch "1 2 3" [model names: simplernn lstm gru bilstm stacked-lstm]
-#   E7_EXTRA="--oov-token <oov>" bash bench/e7-seeds.sh …   (extra train options for every run)
+#   E7_EXTRA="--kernel simd" bash bench/e7-seeds.sh …   (extra train options for every run)
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 out="$1"; rules="$2"; seeds="$3"; shift 3
 models="${*:-simplernn lstm gru bilstm stacked-lstm}"
 mkdir -p "$out"
 cd "$repo"
-dotnet build -c Release src/SeqDsl.Cli -v q -nologo > /dev/null || exit 1
-cli="$repo/src/SeqDsl.Cli/bin/Release/net10.0/SeqDsl.Cli.dll"
+# E7_CLI=path/SeqDsl.Cli.dll runs a copy of the tool (so that builds meanwhile cannot touch it); else the Release build
+if [ -n "${E7_CLI:-}" ]; then cli="$E7_CLI"; else
+  dotnet build -c Release src/SeqDsl.Cli -v q -nologo > /dev/null || exit 1
+  cli="$repo/src/SeqDsl.Cli/bin/Release/net10.0/SeqDsl.Cli.dll"
+fi
 export OMP_WAIT_POLICY=PASSIVE
 run() {
   local model=$1 seed=$2 dir="$out/$rules-$1-seed$2"

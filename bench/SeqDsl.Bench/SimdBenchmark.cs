@@ -30,7 +30,16 @@ static unsafe class SimdBenchmark
                 var sw = Stopwatch.StartNew();
                 for (var i = 0; i < reps; i++) SmallGemm.Run(m, n, k, pa, k, pb, n, null, 0, pc, n);
                 var gflops = 2.0 * m * n * k * reps / sw.Elapsed.TotalSeconds / 1e9;
-                Console.WriteLine($"SmallGemm {m}×{k}·{k}×{n}: {gflops:F1} GFLOP/s");
+                var packed = new float[SmallGemm.PackedSize(k, n)];
+                fixed (float* pp = packed)
+                {
+                    SmallGemm.Pack(k, n, pb, n, pp);
+                    for (var i = 0; i < 10; i++) SmallGemm.Run(m, n, k, pa, k, pb, n, pp, (long)k * SmallGemm.Panel, null, 0, pc, n);
+                    sw.Restart();
+                    for (var i = 0; i < reps; i++) SmallGemm.Run(m, n, k, pa, k, pb, n, pp, (long)k * SmallGemm.Panel, null, 0, pc, n);
+                }
+                var packedGflops = 2.0 * m * n * k * reps / sw.Elapsed.TotalSeconds / 1e9;
+                Console.WriteLine($"SmallGemm {m}×{k}·{k}×{n}: {gflops:F1} GFLOP/s unpacked, {packedGflops:F1} packed");
             }
         }
         using (var x = randn(1024, 1024))

@@ -7,6 +7,14 @@ type ConventionArg =
     | Torch
     | Keras
 
+/// Recurrent kernels by name (SeqDsl.Spec.Kernel).
+[<RequireQualifiedAccess>]
+type KernelArg =
+    | Auto
+    | Fused
+    | Loop
+    | Simd
+
 /// The optimizers an experiment names.
 [<RequireQualifiedAccess>]
 type OptimizerArg =
@@ -95,6 +103,7 @@ type TrainArgs =
     | No_Bucketing
     | Convention of ConventionArg
     | Optimizer_Rules of ConventionArg
+    | Kernel of KernelArg
     | Tokenizer of TokenizerArg
     | Num_Words of int
     | Min_Freq of int
@@ -150,6 +159,7 @@ type TrainArgs =
             | Early_Stopping _ -> "stop after this many epochs without a better val_loss (language models: loss), keeping the best weights."
             | No_Bucketing -> "draw texts padded per batch in plain shuffled order instead of batching similar lengths together (slower, as a shuffled DataLoader does)."
             | Convention _ -> "bias layout, initialisers and optimizer rules: torch (default, two bias vectors) or keras (one)."
+            | Kernel _ -> "run every recurrent layer on this kernel: simd (SeqDsl's own CPU kernel: AVX2/FMA, whole sequences per call), fused (libtorch's), loop (per-step ops) or auto (the layer's own setting; default)."
             | Optimizer_Rules _ -> "optimizer update rules: keras (TensorFlow's: RMSprop's ε inside the root, sparse embedding rows) or torch (libtorch's); default: the convention's."
             | Tokenizer _ -> "keras, seed002 (default for text), whitespace or chars."
             | Num_Words _ -> "keep the most frequent words only (Keras num_words)."

@@ -105,6 +105,12 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
             OptimizerRules = (match a.TryGetResult Optimizer_Rules with Some v -> argName v | None -> t0.OptimizerRules),
             InitWeights = (match a.TryGetResult Init_Weights with Some f -> f | None -> t0.InitWeights))
     let model = match a.TryGetResult TrainArgs.Model with Some m -> m | None -> baseSpec.Model
+    let model =
+        match a.TryGetResult TrainArgs.Kernel with
+        | Some k when not (String.IsNullOrWhiteSpace model) ->
+            let kernel = Enum.Parse<SeqDsl.Spec.Kernel>(argName k, true)
+            (SeqDsl.Spec.ModelSyntax.Parse model).WithKernel(kernel).ToString()
+        | _ -> model
     let data = match a.TryGetResult TrainArgs.Data with Some d -> d | None -> baseSpec.Data
     if String.IsNullOrWhiteSpace model then
         fail ErrorKind.Spec "No model: give --model \"<text>\" or an experiment file with a \"model\"."

@@ -25,20 +25,22 @@ let tests =
             Expect.stringContains out "SimpleRnn(32)" "layer row"
         }
 
-        test "summary shows the fused path each LSTM layer takes" {
-            let code, out, err = runCli [ "summary"; "--model"; "Lstm(8).Gru(8).SimpleRnn(4, activation: Linear).Dense(1)"; "--features"; "3" ]
+        test "summary shows the kernel and path each recurrent layer takes" {
+            let code, out, err = runCli [ "summary"; "--model"; "Lstm(80).Gru(80).SimpleRnn(4, activation: Linear).Lstm(8).Dense(1)"; "--features"; "3" ]
             Expect.equal code 0 $"exit code (stderr: {err})"
             let row (i: int) = out.Split('\n') |> Array.find (fun l -> l.TrimStart().StartsWith $"{i} ")
             Expect.stringContains (row 0) "fused (oneDNN in training if verified)" "LSTM: oneDNN in training"
             Expect.isFalse ((row 1).Contains "oneDNN") $"GRU on the native kernel: {row 1}"
             Expect.stringContains (row 1) "fused" "fused"
-            Expect.stringContains (row 2) "loop" "linear SimpleRnn on the loop kernel"
+            Expect.stringContains (row 2) "simd" "linear SimpleRnn on the SIMD kernel"
+            Expect.stringContains (row 3) "simd" "a small LSTM on the SIMD kernel"
         }
 
         test "check sweeps every path against the reference, prints the table and exits 0" {
             let code, out, err = runCli [ "check"; "--no-speed"; "--threads"; "1" ]
             Expect.equal code 0 $"exit code (stderr: {err})"
-            for path, cell in [ "native", "lstm"; "native", "gru"; "loop", "gru-reset-before"; "native", "rnn-relu"; "loop", "lstm" ] do
+            for path, cell in [ "native", "lstm"; "native", "gru"; "loop", "gru-reset-before"; "native", "rnn-relu"; "loop", "lstm"
+                                "simd", "lstm"; "simd", "gru"; "simd", "gru-reset-before"; "simd", "rnn-tanh" ] do
                 Expect.isTrue (out.Split('\n') |> Array.exists (fun l -> l.StartsWith path && l.Contains $" {cell} ")) $"{path} {cell} row"
             Expect.stringContains out "oneDNN RNN path: off" "backend described"
             Expect.stringContains out "Every path SeqDsl uses on this machine agrees with the reference." "verdict"

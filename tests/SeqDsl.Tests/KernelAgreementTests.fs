@@ -64,14 +64,23 @@ let tests =
                 Expect.isEmpty loopBad $"loop kernel disagreements:\n{describe loopBad}"
             }
 
-        test "an LSTM takes oneDNN (where checked right) only in training, the native kernel under no_grad" {
+        test "an LSTM on libtorch's kernel takes oneDNN (where checked right) only in training, the native kernel under no_grad" {
             let rows =
                 [ for h in seenWrong @ [ 20; 32; 64 ] do
                     yield! KernelCheck.Run(KernelCase("lstm", h, 1, false, false), withOneDnn = true, withLoop = false) ]
+            // up to 64 units kernel Auto runs SeqDsl's SIMD kernel (on CPUs with AVX2 and FMA); beyond, libtorch's
+            let simdHere = SeqDsl.Engine.Simd.SimdMath.Detected <> SeqDsl.Engine.Simd.SimdWidth.Scalar
             let used = rows |> List.filter (fun r -> r.InUse)
-            let trainingPath = if Backend.OneDnnTrainingRight then "onednn" else "native"
-            Expect.equal (used |> List.map (fun r -> r.Path, r.Mode) |> List.distinct |> List.sort) (List.sort [ "native", "no_grad"; trainingPath, "training" ]) "paths in use"
-            Expect.isTrue (used |> List.forall (fun r -> r.Agrees)) $"in use:\n{describe used}"
+            if simdHere then Expect.isTrue (used |> List.forall (fun r -> r.Path = "simd")) "SIMD kernel in use up to 64 units"
+            let large =
+                [ for h in [ 96; 128 ] do
+                    yield! KernelCheck.Run(KernelCase("lstm", h, 1, false, false), withOneDnn = true, withLoop = false) ]
+            let usedLarge = large |> List.filter (fun r -> r.InUse)
+            for r in usedLarge do
+                let trainingPath = if Backend.OneDnnTrainingRightFor(4L, r.Case.Hidden, 1, false) then "onednn" else "native"
+                Expect.equal r.Path (if r.Mode = "training" then trainingPath else "native") $"path in use at H {r.Case.Hidden}, {r.Mode}"
+            Expect.equal usedLarge.Length 4 "one path per size and mode"
+            Expect.isTrue ((used @ usedLarge) |> List.forall (fun r -> r.Agrees)) $"in use:\n{describe (used @ usedLarge)}"
             // oneDNN without gradients (wrong on an AVX-512 CPU) is probed and reported, never used
             let inference = rows |> List.filter (fun r -> r.Path = "onednn" && r.Mode = "no_grad")
             Expect.equal inference.Length 10 "probed"
@@ -92,7 +101,7 @@ let tests =
             // the switch as libtorch reads it during the call, observed through forced-path comparisons:
             // a training-mode forward is bit-identical to a forced-oneDNN forward (where oneDNN was checked right),
             // and a no_grad forward to a forced-native one
-            use net = Network.Compile(ModelSyntax.Parse "Lstm(16, returnSequences: true)", CompileOptions(Input = InputSpec(Features = 4), Seed = 3L))
+            use net = Network.Compile(ModelSyntax.Parse "Lstm(16, returnSequences: true, kernel: Fused)", CompileOptions(Input = InputSpec(Features = 4), Seed = 3L))
             use x = torch.randn(3L, 7L, 4L)
             let run (grad: bool) (forced: System.Nullable<bool>) =
                 use _ = if grad then torch.enable_grad() else torch.no_grad()
@@ -135,31 +144,31 @@ let tests =
         // sequenced: they change process-wide state that the parallel tests read
         testSequenced <| testList "simulated failures" [
             test "without the oneDNN switch, Auto LSTM layers on the CPU fall back to the loop kernel and say why" {
-                simulated (fun on -> Backend.SimulateMissingSwitch <- on) "Lstm(8).Gru(4)" (fun all ->
+                simulated (fun on -> Backend.SimulateMissingSwitch <- on) "Lstm(80).Gru(80)" (fun all ->
                     Expect.stringContains all "layer 0 (Lstm): kernel loop: libtorch's oneDNN switch is unavailable" "LSTM falls back"
                     Expect.stringContains all "(fallback from Auto)" "reported as a fallback"
                     Expect.stringContains all "layer 1 (Gru): kernel fused" "GRU has no oneDNN path and stays fused"
                     Expect.stringContains (String.concat "\n" (Backend.Describe())) "UNKNOWN" "described"
                     Expect.isFalse Backend.OneDnnTrainingRight "oneDNN not used without the switch"
                     // the check marks the loop kernel as the LSTM path in use, and it agrees
-                    let rows = KernelCheck.Run(KernelCase("lstm", 8, 1, true, true), withOneDnn = true, withLoop = true) |> List.ofSeq
+                    let rows = KernelCheck.Run(KernelCase("lstm", 80, 1, true, true), withOneDnn = true, withLoop = true) |> List.ofSeq
                     Expect.equal (rows |> List.filter (fun r -> r.InUse) |> List.map (fun r -> r.Path) |> List.distinct) [ "loop" ] "loop in use"
                     Expect.isTrue (rows |> List.forall (fun r -> r.Path <> "onednn")) "oneDNN not probed without the switch")
                 Expect.isTrue Backend.OneDnnSwitchAvailable "restored"
             }
 
             test "when oneDNN's training path disagrees with the reference, LSTMs train on the native kernel and say why" {
-                simulated (fun on -> Backend.SimulateOneDnnWrong <- on) "Lstm(8).Dense(1)" (fun all ->
+                simulated (fun on -> Backend.SimulateOneDnnWrong <- on) "Lstm(80).Dense(1)" (fun all ->
                     Expect.stringContains all "layer 0 (Lstm): kernel fused — libtorch's native kernel; not oneDNN: oneDNN's LSTM disagrees" "falls back, says why"
                     Expect.stringContains (String.concat "\n" (Backend.Describe())) "not used for training either" "described"
-                    let rows = KernelCheck.Run(KernelCase("lstm", 8, 1, false, false), withOneDnn = true, withLoop = false) |> List.ofSeq
+                    let rows = KernelCheck.Run(KernelCase("lstm", 80, 1, false, false), withOneDnn = true, withLoop = false) |> List.ofSeq
                     Expect.equal (rows |> List.filter (fun r -> r.InUse) |> List.map (fun r -> r.Path, r.Mode) |> List.sort) [ "native", "no_grad"; "native", "training" ] "native in use in both modes")
                 Expect.isTrue Backend.OneDnnTrainingRight "restored"
             }
 
             test "the first compile of a process, which runs oneDNN's check, gives the weights every later compile gives" {
                 Backend.ResetForTests() // forget the checks, so that the next compile runs them
-                let model = ModelSyntax.Parse "Embed(9).Lstm(7).Bidirectional().Dense(1)"
+                let model = ModelSyntax.Parse "Embed(9).Lstm(7, kernel: Fused).Bidirectional().Dense(1)"
                 use first = Network.Compile(model, CompileOptions(Input = InputSpec(Vocab = 20), Seed = 5L))
                 use second = Network.Compile(model, CompileOptions(Input = InputSpec(Vocab = 20), Seed = 5L))
                 for struct (n, p) in first.named_parameters() do

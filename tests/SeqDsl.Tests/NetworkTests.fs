@@ -142,12 +142,14 @@ let tests =
 
         testList "variable lengths: gradients equal the sum of each sequence's gradients run alone" [
             for name, m in
-                [ "lstm fused", Model.Embed(5).Lstm(4).Dense(1)
-                  "stacked gru fused, per step", Model.Embed(5).Gru(4, returnSequences = true).Stack(2).Dense(1)
-                  "bi lstm fused", Model.Embed(5).Lstm(4).Bidirectional().Dense(1)
-                  "bi gru fused, per step, sum", Model.Embed(5).Gru(4, returnSequences = true).Bidirectional(Merge.Sum).Dense(1)
-                  "stacked bi lstm fused (packed)", Model.Embed(5).Lstm(4).Stack(2).Bidirectional().Dense(1)
-                  "lstm loop", Model.Embed(5).Lstm(4, kernel = Kernel.Loop).Dense(1) ] do
+                [ "lstm fused", Model.Embed(5).Lstm(4, kernel = Kernel.Fused).Dense(1)
+                  "stacked gru fused, per step", Model.Embed(5).Gru(4, returnSequences = true, kernel = Kernel.Fused).Stack(2).Dense(1)
+                  "bi lstm fused", Model.Embed(5).Lstm(4, kernel = Kernel.Fused).Bidirectional().Dense(1)
+                  "bi gru fused, per step, sum", Model.Embed(5).Gru(4, returnSequences = true, kernel = Kernel.Fused).Bidirectional(Merge.Sum).Dense(1)
+                  "stacked bi lstm fused (packed)", Model.Embed(5).Lstm(4, kernel = Kernel.Fused).Stack(2).Bidirectional().Dense(1)
+                  "lstm loop", Model.Embed(5).Lstm(4, kernel = Kernel.Loop).Dense(1)
+                  "stacked bi lstm simd", Model.Embed(5).Lstm(4, kernel = Kernel.Simd).Stack(2).Bidirectional().Dense(1)
+                  "bi gru reset-before simd, per step", Model.Embed(5).Gru(4, resetAfter = false, returnSequences = true, kernel = Kernel.Simd).Bidirectional().Dense(1) ] do
                 test name {
                     let diagnostics = System.Collections.Generic.List<string>()
                     use net = Network.Compile(m, CompileOptions(Input = InputSpec(Vocab = 10), Seed = 7L, Diagnostics = fun d -> diagnostics.Add d))
@@ -175,7 +177,7 @@ let tests =
                     let ran path = diagnostics |> Seq.exists (fun d -> d.Contains("lengths run on " + path))
                     if name.Contains "(packed)" then Expect.isTrue (ran "libtorch's packed path") "packed path taken"
                     elif name.Contains "fused" then Expect.isTrue (ran "the padded fused path") "padded path taken"
-                    else Expect.isFalse (ran "") "the loop kernel handles lengths itself"
+                    else Expect.isFalse (ran "") "the loop and SIMD kernels handle lengths themselves"
                     for (k, a), (_, b) in List.zip batched alone do
                         Expect.equal a.Length b.Length k
                         let diff = Array.map2 (fun (u: float32) v -> abs (u - v)) a b |> Array.fold max 0.0f
@@ -202,7 +204,7 @@ let tests =
         }
 
         test "Keras layout: the fused kernel's second bias is held at zero and untrained; forget bias starts at 1" {
-            use net = compile (Model.Lstm(3).Dense(1)) (InputSpec(Features = 2)) Convention.Keras 0L
+            use net = compile (Model.Lstm(3, kernel = Kernel.Fused).Dense(1)) (InputSpec(Features = 2)) Convention.Keras 0L
             Expect.equal (Set.ofSeq net.HeldAtZero) (set [ "layers.0.rnn.bias_hh_l0" ]) "held"
             Expect.equal (values (param net "layers.0.rnn.bias_ih_l0")) [| 0f;0f;0f; 1f;1f;1f; 0f;0f;0f; 0f;0f;0f |] "i, f=1, g, o"
             let hh = param net "layers.0.rnn.bias_hh_l0"
@@ -294,10 +296,16 @@ let tests =
                 let e = expectSeqDslError "peephole fused" (fun () -> Model.Lstm(3, peephole = true, kernel = Kernel.Fused))
                 Expect.stringContains e.Message "no peephole connections" "reason"
             }
-            test "Auto falling back to the loop kernel is reported" {
+            test "Auto's kernel choice is reported with its reason" {
                 let events = ResizeArray()
-                use _ = Network.Compile(Model.Gru(3, resetAfter = false), CompileOptions(Input = InputSpec(Features = 2), Diagnostics = System.Action<string>(events.Add)))
-                Expect.exists events (fun e -> e.Contains "kernel loop: libtorch's GRU kernel is reset-after" && e.Contains "fallback from Auto") "diagnostic"
+                use _ = Network.Compile(Model.Gru(3, resetAfter = false).Lstm(80).Lstm(5, peephole = true), CompileOptions(Input = InputSpec(Features = 2), Diagnostics = System.Action<string>(events.Add)))
+                let simdAvailable = SeqDsl.Engine.Simd.SimdMath.Detected <> SeqDsl.Engine.Simd.SimdWidth.Scalar
+                if simdAvailable then
+                    Expect.exists events (fun e -> e.Contains "layer 0 (Gru): kernel simd (auto: libtorch's GRU kernel is reset-after") "no fused kernel: SIMD instead of the loop"
+                else
+                    Expect.exists events (fun e -> e.Contains "layer 0 (Gru): kernel loop: libtorch's GRU kernel is reset-after" && e.Contains "no AVX2 with FMA") "no SIMD here: the loop, saying why"
+                Expect.exists events (fun e -> e.Contains "layer 1 (Lstm): kernel fused") "80 units: libtorch's kernel"
+                Expect.exists events (fun e -> e.Contains "layer 2 (Lstm): kernel loop: libtorch's LSTM kernel has no peephole" && e.Contains "fallback from Auto") "peephole: the loop"
             }
             test "unknown device" {
                 let e = expectSeqDslError "device" (fun () -> Network.Compile(Model.Lstm(3), CompileOptions(Input = InputSpec(Features = 2), Device = "tpu")))

@@ -101,6 +101,10 @@ public sealed record ModelSpec
     /// <summary>Additive attention pooling over the preceding sequence.</summary>
     public ModelSpec Attention(int? units = null) => Add(new AttentionLayer { Units = units });
 
+    /// <summary>The same model with every recurrent layer on <paramref name="kernel"/> (the CLI's <c>--kernel</c>).</summary>
+    public ModelSpec WithKernel(Kernel kernel) =>
+        this with { Layers = [.. Layers.Select(l => l is RecurrentLayer r ? r with { Kernel = kernel } : l)] };
+
     /// <summary>Per-layer shapes and parameter counts for an input, under a bias convention.</summary>
     public ModelSummary Summary(InputSpec input, Convention convention = Convention.Torch) =>
         Shapes.Summarise(this, input, convention);

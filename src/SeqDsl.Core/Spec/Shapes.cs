@@ -27,7 +27,7 @@ public sealed record KernelPlan(Kernel Kernel, string? Reason, FusedPath Path = 
     {
         Kernel.Fused when Path == FusedPath.OneDnn => "fused (oneDNN in training if verified)",
         Kernel.Fused => "fused",
-        Kernel.Simd => Reason is null or "requested" ? "simd" : $"simd: {Reason}",
+        Kernel.Simd => Reason is null or "requested" ? "simd" : $"simd (auto: {Reason})",
         _ => Reason is null ? "loop" : $"loop: {Reason}",
     };
 
@@ -104,11 +104,31 @@ public static class Shapes
         return false;
     }
 
-    /// <summary>The kernel a recurrent layer runs on, or an error when <see cref="Kernel.Fused"/> cannot be honoured.</summary>
+    /// <summary>Up to this many units, Auto runs a layer whose cell libtorch fuses on SeqDsl's SIMD kernel: measured
+    /// faster than libtorch's kernels there (E7's LSTM, GRU and SimpleRnn at 32 units, E4's LSTM at 50, one and two
+    /// threads, AMD EPYC with AVX2; docs/BENCHMARKS.md) and slower at 256 (the char LM's LSTM).</summary>
+    public const int SimdAutoMaxUnits = 64;
+
+    /// <summary>The kernel a recurrent layer runs on, or an error when <see cref="Kernel.Fused"/> cannot be honoured.
+    /// Auto: SeqDsl's SIMD kernel for cells libtorch cannot fuse (instead of the per-step loop, 2–3× slower) and up to
+    /// <see cref="SimdAutoMaxUnits"/> units; libtorch's fused kernel beyond. The engine falls back from the SIMD
+    /// kernel to <see cref="PlanLibtorch"/> on a GPU and on CPUs without AVX2 and FMA, and says so.</summary>
     public static KernelPlan PlanKernel(RecurrentLayer r) => r.Kernel switch
     {
         Kernel.Loop => new KernelPlan(Kernel.Loop, "requested"),
         Kernel.Simd => new KernelPlan(Kernel.Simd, "requested"),
+        Kernel.Auto when r.Cell.SimdUnavailableReason is null && r.Cell.FusedUnavailableReason is string why =>
+            new KernelPlan(Kernel.Simd, $"{why}; SeqDsl's SIMD kernel instead of the per-step loop"),
+        Kernel.Auto when r.Cell.SimdUnavailableReason is null && r.Units <= SimdAutoMaxUnits =>
+            new KernelPlan(Kernel.Simd, $"{r.Units} units ≤ {SimdAutoMaxUnits}, where it measured faster than libtorch's kernels"),
+        _ => PlanLibtorch(r),
+    };
+
+    /// <summary>The kernel a layer runs on without SeqDsl's SIMD kernel: libtorch's fused kernel where the cell allows,
+    /// else the per-step loop.</summary>
+    public static KernelPlan PlanLibtorch(RecurrentLayer r) => r.Kernel switch
+    {
+        Kernel.Loop => new KernelPlan(Kernel.Loop, "requested"),
         _ when r.Cell.FusedUnavailableReason is string why => new KernelPlan(Kernel.Loop, why),
         _ => new KernelPlan(Kernel.Fused, null, PlanFusedPath(r)),
     };

@@ -34,7 +34,7 @@ public sealed record KernelCase(string Cell, int Hidden, int Layers, bool Bidire
 
 /// <summary>The result of one case on one path in one mode.</summary>
 /// <param name="Case">The configuration.</param>
-/// <param name="Path">native (libtorch's fused kernel, SeqDsl's default), onednn (libtorch's oneDNN LSTM, forced) or loop.</param>
+/// <param name="Path">native (libtorch's fused kernel), onednn (libtorch's oneDNN LSTM, forced), simd (SeqDsl's SIMD kernel) or loop.</param>
 /// <param name="Mode">training (gradients on, training mode) or no_grad (evaluation mode, no gradients).</param>
 /// <param name="MaxError">Largest |got − reference| / max(1, |reference|) over outputs and final states.</param>
 /// <param name="InUse">Whether SeqDsl runs this path in this mode on this machine (a disagreement there is a failure).</param>
@@ -75,9 +75,10 @@ public static class KernelCheck
         select new KernelCase(cell, h, layers, bi, lengths);
 
     /// <summary>
-    /// Runs one case on its paths: SeqDsl's own choice (native fused, or loop for the reset-before GRU), and for
-    /// LSTM also libtorch's oneDNN path forced on (<paramref name="withOneDnn"/>) and the loop kernel
-    /// (<paramref name="withLoop"/>), which SeqDsl falls back to when the oneDNN switch is missing.
+    /// Runs one case on its paths: libtorch's native fused kernel (the loop kernel for the reset-before GRU, which
+    /// libtorch cannot fuse), SeqDsl's SIMD kernel, and for LSTM also libtorch's oneDNN path forced on
+    /// (<paramref name="withOneDnn"/>) and the loop kernel (<paramref name="withLoop"/>), which SeqDsl falls back to
+    /// when the oneDNN switch is missing. InUse marks what kernel Auto runs here on this CPU.
     /// </summary>
     public static IReadOnlyList<KernelCheckRow> Run(KernelCase c, bool withOneDnn = true, bool withLoop = true,
         int batch = 3, int time = 5, int input = 4, long seed = 1)
@@ -87,22 +88,28 @@ public static class KernelCheck
         var fusedCell = c.Cell != "gru-reset-before";
         var lstm = c.Cell == "lstm";
         var switchOk = Backend.OneDnnSwitchAvailable;
-        // what SeqDsl itself runs here: LSTM trains on oneDNN where it was checked right, else native; without the
-        // switch, LSTM (kernel Auto) runs on the loop kernel; other fused cells always native
+        // what kernel Auto runs here: SeqDsl's SIMD kernel up to 64 units and for the reset-before GRU (on a CPU with
+        // AVX2 and FMA); beyond, LSTM trains on oneDNN where it was checked right, else native; without the switch,
+        // LSTM runs on the loop kernel; other fused cells native
+        var simdInUse = Simd.SimdMath.Detected != Simd.SimdWidth.Scalar && (!fusedCell || c.Hidden <= Shapes.SimdAutoMaxUnits);
         var oneDnnTraining = lstm && switchOk && Backend.OneDnnTrainingRightFor(input, c.Hidden, c.Layers, c.Bidirectional);
-        using var net = Network.Compile(ModelSyntax.Parse(c.ModelText(lstm ? Kernel.Fused : Kernel.Auto)),
+        using var net = Network.Compile(ModelSyntax.Parse(c.ModelText(fusedCell ? Kernel.Fused : Kernel.Loop)),
             new CompileOptions { Input = new InputSpec(Features: input), Seed = seed });
+        using var simd = Network.Compile(ModelSyntax.Parse(c.ModelText(Kernel.Simd)),
+            new CompileOptions { Input = new InputSpec(Features: input), Seed = seed });
+        simd.CopyParametersFrom(net);
         using var data = NewDisposeScope();
         var (x, lengths, reference) = Inputs(c, net, batch, time, input, seed);
         foreach (var mode in new[] { "training", "no_grad" })
         {
             var grad = mode == "training";
-            var nativeInUse = !fusedCell || !lstm || (switchOk && !(grad && oneDnnTraining));
+            var nativeInUse = !simdInUse && (!fusedCell || !lstm || (switchOk && !(grad && oneDnnTraining)));
             rows.Add(new KernelCheckRow(c, fusedCell ? "native" : "loop", mode,
                 Backend.WithPath(fusedCell ? false : null, () => Compare(net, x, lengths, grad, reference)), nativeInUse, input));
             if (lstm && withOneDnn && switchOk)
                 rows.Add(new KernelCheckRow(c, "onednn", mode, Backend.WithPath(true, () => Compare(net, x, lengths, grad, reference)),
-                    InUse: grad && oneDnnTraining, input));
+                    InUse: !simdInUse && grad && oneDnnTraining, input));
+            rows.Add(new KernelCheckRow(c, "simd", mode, Compare(simd, x, lengths, grad, reference), simdInUse, input));
         }
         if (lstm && withLoop)
         {
@@ -111,7 +118,7 @@ public static class KernelCheck
             loop.CopyParametersFrom(net);
             foreach (var mode in new[] { "training", "no_grad" })
                 rows.Add(new KernelCheckRow(c, "loop", mode, Compare(loop, x, lengths, mode == "training", reference),
-                    InUse: !switchOk, input));
+                    InUse: !simdInUse && !switchOk, input));
         }
         return rows;
     }
@@ -188,7 +195,7 @@ public static class KernelCheck
 
     /// <summary>
     /// Times forward + backward (training mode, gradients on) of one layer on each path at a few sizes (median of
-    /// <paramref name="repeats"/>), LSTM on native, oneDNN and loop; GRU and SimpleRnn on native.
+    /// <paramref name="repeats"/>), LSTM on native, oneDNN, loop and SIMD; GRU and SimpleRnn on native and SIMD.
     /// </summary>
     public static IReadOnlyList<KernelSpeedRow> Probe(int repeats = 5)
     {
@@ -198,12 +205,16 @@ public static class KernelCheck
         {
             var switchOk = Backend.OneDnnSwitchAvailable;
             var oneDnn = switchOk && Backend.OneDnnTrainingRightFor(i, h, 1, false);
-            rows.Add(Time("native", "lstm", b, t, i, h, $"Lstm({h}, returnSequences: true, kernel: Fused)", false, repeats, inUse: switchOk && !oneDnn));
+            var simd = Simd.SimdMath.Detected != Simd.SimdWidth.Scalar && h <= Shapes.SimdAutoMaxUnits;
+            rows.Add(Time("native", "lstm", b, t, i, h, $"Lstm({h}, returnSequences: true, kernel: Fused)", false, repeats, inUse: !simd && switchOk && !oneDnn));
             if (switchOk)
-                rows.Add(Time("onednn", "lstm", b, t, i, h, $"Lstm({h}, returnSequences: true, kernel: Fused)", true, repeats, inUse: oneDnn));
-            rows.Add(Time("loop", "lstm", b, t, i, h, $"Lstm({h}, returnSequences: true, kernel: Loop)", null, repeats, inUse: !switchOk));
-            rows.Add(Time("native", "gru", b, t, i, h, $"Gru({h}, returnSequences: true)", null, repeats, inUse: true));
-            rows.Add(Time("native", "rnn-tanh", b, t, i, h, $"SimpleRnn({h}, returnSequences: true)", null, repeats, inUse: true));
+                rows.Add(Time("onednn", "lstm", b, t, i, h, $"Lstm({h}, returnSequences: true, kernel: Fused)", true, repeats, inUse: !simd && oneDnn));
+            rows.Add(Time("loop", "lstm", b, t, i, h, $"Lstm({h}, returnSequences: true, kernel: Loop)", null, repeats, inUse: !simd && !switchOk));
+            rows.Add(Time("simd", "lstm", b, t, i, h, $"Lstm({h}, returnSequences: true, kernel: Simd)", null, repeats, inUse: simd));
+            rows.Add(Time("native", "gru", b, t, i, h, $"Gru({h}, returnSequences: true, kernel: Fused)", null, repeats, inUse: !simd));
+            rows.Add(Time("simd", "gru", b, t, i, h, $"Gru({h}, returnSequences: true, kernel: Simd)", null, repeats, inUse: simd));
+            rows.Add(Time("native", "rnn-tanh", b, t, i, h, $"SimpleRnn({h}, returnSequences: true, kernel: Fused)", null, repeats, inUse: !simd));
+            rows.Add(Time("simd", "rnn-tanh", b, t, i, h, $"SimpleRnn({h}, returnSequences: true, kernel: Simd)", null, repeats, inUse: simd));
         }
         return rows;
     }

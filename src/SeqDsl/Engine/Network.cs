@@ -95,6 +95,14 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         var plan = Shapes.PlanKernel(r);
         var bi = r.Bidirectional is not null;
         var cpu = device.type == DeviceType.CPU;
+        string? simdFallback = null;
+        if (plan.Kernel == Kernel.Simd && r.Kernel == Kernel.Auto && (!cpu || Simd.SimdMath.Detected == Simd.SimdWidth.Scalar))
+        {
+            simdFallback = cpu ? "this CPU has no AVX2 with FMA for SeqDsl's SIMD kernel" : $"SeqDsl's SIMD kernel runs on the CPU, not {device.type}";
+            plan = Shapes.PlanLibtorch(r);
+        }
+        if (plan.Kernel == Kernel.Simd && r.Kernel == Kernel.Simd && cpu && Simd.SimdMath.Detected == Simd.SimdWidth.Scalar)
+            options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): WARNING kernel Simd was requested, but this CPU has no AVX2 with FMA; it runs on plain C# loops, slowly");
         if (plan.Kernel == Kernel.Fused && r.Cell is LstmCell && cpu && !Backend.OneDnnSwitchAvailable)
         {
             // without the switch libtorch may run oneDNN's LSTM, wrong under no_grad on some CPUs
@@ -107,9 +115,10 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         // oneDNN is a CPU path, used only where its training results were checked right at this layer's widths
         if (plan.Path == FusedPath.OneDnn && (!cpu || !Backend.OneDnnTrainingRightFor(width, r.Units, r.Layers, bi)))
             plan = plan with { Path = FusedPath.Native };
-        var fallback = r.Kernel == Kernel.Auto && plan.Kernel == Kernel.Loop;
+        var fallback = r.Kernel == Kernel.Auto && plan.Kernel == Kernel.Loop && simdFallback is null;
         var taken = plan is { Kernel: Kernel.Fused, Path: FusedPath.OneDnn } ? "fused (oneDNN in training)" : plan.ToString(); // decided, not planned
         options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): kernel {taken}" + (fallback ? " (fallback from Auto)" : "")
+            + (simdFallback is not null ? $" (Auto: {simdFallback})" : "")
             + (plan.Kernel == Kernel.Fused && cpu ? $" — {plan.PathReason}" : "")
             + (plan.Kernel == Kernel.Fused && cpu && r.Cell is LstmCell && plan.Path == FusedPath.Native && Backend.OneDnnTrainingProblem is string why
                 ? $"; not oneDNN: {why}" : ""));

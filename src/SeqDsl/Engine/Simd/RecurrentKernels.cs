@@ -31,6 +31,7 @@ internal static unsafe class RecurrentKernels
         public int* Len;                     // lengths or null
         public float* HX;                    // (T, B, H + I): state before the step, then the step's input
         public float* WcatT;                 // (H + I, G·H): [W_hh | W_ih]ᵀ
+        public float* WcatTP, WP, WihP;      // the same three matrices packed in panels of 16 columns (SmallGemm.Pack)
         public float* W, Wih;                // weight_hh (G·H, H), weight_ih (G·H, I)
         public float* Bias, Bhh;             // (G·H) or null: the input-side bias (every bias but GRU reset-after's b_hh), b_hh
         public float* H0, C0;                // (B, H)
@@ -46,6 +47,11 @@ internal static unsafe class RecurrentKernels
 
     static bool Active(in Buffers b, int row, int t) => b.Len == null || t < b.Len[row];
 
+    /// <summary>The packed matrix's block starting at row <paramref name="row"/> and column <paramref name="col"/>, or
+    /// null (the unpacked path) when the column is not at a panel boundary.</summary>
+    static float* PanelAt(float* packed, int row, int col, long panelStride) =>
+        col % SmallGemm.Panel == 0 ? packed + col / SmallGemm.Panel * panelStride + (long)row * SmallGemm.Panel : null;
+
     // ------------------------------------------------------------------ forward
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -58,6 +64,8 @@ internal static unsafe class RecurrentKernels
         float* ph = cstate + (r1 - r0) * H;           // (Sub, G·H): GRU reset-after's recurrent part
         float* px = ph + Sub * GH;                    // (Sub, G·H): GRU reset-after's input part
         float* whhT = b.WcatT, wihT = b.WcatT + (long)H * GH;
+        long ps = (long)K * SmallGemm.Panel;                                  // panel stride of the packed [W_hh | W_ih]ᵀ
+        float* whhTP = b.WcatTP, wihTP = b.WcatTP + (long)H * SmallGemm.Panel;
         for (var r = r0; r < r1; r++)
         {
             Copy(b.H0 + (long)r * H, state + (r - r0) * H, H);
@@ -73,18 +81,19 @@ internal static unsafe class RecurrentKernels
                 switch (cell)
                 {
                     case SimdCell.Lstm:
-                        SmallGemm.Run(m, GH, K, a, K, b.WcatT, GH, b.Bias, 0, g, GH);
+                        SmallGemm.Run(m, GH, K, a, K, b.WcatT, GH, whhTP, ps, b.Bias, 0, g, GH);
                         break;
                     case SimdCell.GruResetAfter:
-                        SmallGemm.Run(m, GH, H, a, K, whhT, GH, b.Bhh, 0, ph, GH);
-                        SmallGemm.Run(m, GH, I, a + H, K, wihT, GH, b.Bias, 0, px, GH);
+                        SmallGemm.Run(m, GH, H, a, K, whhT, GH, whhTP, ps, b.Bhh, 0, ph, GH);
+                        SmallGemm.Run(m, GH, I, a + H, K, wihT, GH, wihTP, ps, b.Bias, 0, px, GH);
                         break;
                     case SimdCell.GruResetBefore:
-                        SmallGemm.Run(m, 2 * H, K, a, K, b.WcatT, GH, b.Bias, 0, g, GH);              // r, z pre-activations
-                        SmallGemm.Run(m, H, I, a + H, K, wihT + 2 * H, GH, b.Bias == null ? null : b.Bias + 2 * H, 0, g + 2 * H, GH);
+                        SmallGemm.Run(m, 2 * H, K, a, K, b.WcatT, GH, whhTP, ps, b.Bias, 0, g, GH);   // r, z pre-activations
+                        SmallGemm.Run(m, H, I, a + H, K, wihT + 2 * H, GH, PanelAt(wihTP, 0, 2 * H, ps), ps,
+                            b.Bias == null ? null : b.Bias + 2 * H, 0, g + 2 * H, GH);
                         break;
                     default:
-                        SmallGemm.Run(m, H, K, a, K, b.WcatT, H, b.Bias, 0, b.Out + t * stepH + (long)s0 * H, H);
+                        SmallGemm.Run(m, H, K, a, K, b.WcatT, H, whhTP, ps, b.Bias, 0, b.Out + t * stepH + (long)s0 * H, H);
                         break;
                 }
                 for (var r = s0; r < s0 + m; r++)
@@ -122,7 +131,8 @@ internal static unsafe class RecurrentKernels
                 if (cell == SimdCell.GruResetBefore)
                 {
                     // n pre-activation: b_n + x W_nᵀ (above) + (r ⊙ h) U_nᵀ, then n and the new state
-                    SmallGemm.Run(m, H, H, b.Aux1 + t * stepH + (long)s0 * H, H, whhT + 2 * H, GH, g + 2 * H, GH, g + 2 * H, GH);
+                    SmallGemm.Run(m, H, H, b.Aux1 + t * stepH + (long)s0 * H, H, whhT + 2 * H, GH, PanelAt(whhTP, 0, 2 * H, ps), ps,
+                        g + 2 * H, GH, g + 2 * H, GH);
                     for (var r = s0; r < s0 + m; r++)
                     {
                         if (!Active(b, r, t)) continue;
@@ -324,31 +334,32 @@ internal static unsafe class RecurrentKernels
                 float* dp = b.DPre + t * stepG + (long)s0 * GH;
                 float* dn = dhNew + (s0 - r0) * H;
                 float* dd = direct + (s0 - r0) * H;
+                long wps = (long)GH * SmallGemm.Panel;                        // panel stride of packed W_hh and W_ih
                 switch (cell)
                 {
                     case SimdCell.Lstm:
-                        SmallGemm.Run(m, H, GH, dp, GH, b.W, H, null, 0, dn, H);
+                        SmallGemm.Run(m, H, GH, dp, GH, b.W, H, b.WP, wps, null, 0, dn, H);
                         break;
                     case SimdCell.GruResetAfter:
-                        SmallGemm.Run(m, H, GH, b.DPh + t * stepG + (long)s0 * GH, GH, b.W, H, dd, H, dn, H);
+                        SmallGemm.Run(m, H, GH, b.DPh + t * stepG + (long)s0 * GH, GH, b.W, H, b.WP, wps, dd, H, dn, H);
                         break;
                     case SimdCell.GruResetBefore:
                         // d(r ⊙ h) = dn_pre · U_n, then the r, z gradients, then the state gradient through U_rz
-                        SmallGemm.Run(m, H, H, dp + 2 * H, GH, b.W + 2L * H * H, H, null, 0, dn, H);
+                        SmallGemm.Run(m, H, H, dp + 2 * H, GH, b.W + 2L * H * H, H, b.WP + 2L * H * SmallGemm.Panel, wps, null, 0, dn, H);
                         for (var r = s0; r < s0 + m; r++)
                         {
                             if (!Active(b, r, t)) continue;
                             long io = t * stepG + (long)r * GH;
                             GruBeforeBackRz(H, b.Gates + io, b.HX + t * stepK + (long)r * K, dn + (r - s0) * H, b.DPre + io, dd + (r - s0) * H);
                         }
-                        SmallGemm.Run(m, H, 2 * H, dp, GH, b.W, H, dd, H, dn, H);
+                        SmallGemm.Run(m, H, 2 * H, dp, GH, b.W, H, b.WP, wps, dd, H, dn, H);
                         break;
                     default:
-                        SmallGemm.Run(m, H, H, dp, GH, b.W, H, null, 0, dn, H);
+                        SmallGemm.Run(m, H, H, dp, GH, b.W, H, b.WP, wps, null, 0, dn, H);
                         break;
                 }
                 // the input's gradient, while the pre-activation rows are in the cache (zero on padding)
-                SmallGemm.Run(m, I, GH, dp, GH, b.Wih, I, null, 0, b.DX + t * stepI + (long)s0 * I, I);
+                SmallGemm.Run(m, I, GH, dp, GH, b.Wih, I, b.WihP, wps, null, 0, b.DX + t * stepI + (long)s0 * I, I);
                 for (var r = s0; r < s0 + m; r++)
                     if (Active(b, r, t)) Copy(dn + (r - s0) * H, dh + (r - r0) * H, H);
             }

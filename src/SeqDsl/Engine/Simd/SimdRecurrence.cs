@@ -68,6 +68,42 @@ internal static class SimdRecurrence
         else Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = threads }, Run);
     }
 
+    /// <summary>Packed copies of the weights one call's products read (SmallGemm.Pack), in native memory.</summary>
+    private unsafe struct Packed
+    {
+        private float* _a, _b;
+
+        public static Packed Of(ref RecurrentKernels.Buffers buf, int H, int I, int GH, bool backward)
+        {
+            var p = new Packed();
+            if (backward)
+            {
+                p._a = Alloc(SmallGemm.PackedSize(GH, H));
+                p._b = Alloc(SmallGemm.PackedSize(GH, I));
+                SmallGemm.Pack(GH, H, buf.W, H, p._a);
+                SmallGemm.Pack(GH, I, buf.Wih, I, p._b);
+                buf.WP = p._a;
+                buf.WihP = p._b;
+            }
+            else
+            {
+                p._a = Alloc(SmallGemm.PackedSize(H + I, GH));
+                SmallGemm.Pack(H + I, GH, buf.WcatT, GH, p._a);
+                buf.WcatTP = p._a;
+            }
+            return p;
+        }
+
+        private static float* Alloc(long floats) => (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+
+        public void Free()
+        {
+            if (_a != null) NativeMemory.AlignedFree(_a);
+            if (_b != null) NativeMemory.AlignedFree(_b);
+            _a = _b = null;
+        }
+    }
+
     private sealed class SimdFunction : autograd.MultiTensorFunction<SimdFunction>
     {
         public override string Name => "SeqDslSimdRecurrence";
@@ -98,6 +134,7 @@ internal static class SimdRecurrence
             var aux1 = rnn ? null : empty(T, B, H);
             var aux2 = lstm ? empty(T, B, H) : null;
             var lenHandle = lengths is null ? default : GCHandle.Alloc(lengths, GCHandleType.Pinned);
+            var packed = default(Packed);
             try
             {
                 var buf = new RecurrentKernels.Buffers
@@ -110,12 +147,14 @@ internal static class SimdRecurrence
                     Out = Ptr(output), HT = Ptr(hT), CT = cT is null ? null : Ptr(cT),
                     Gates = gates is null ? null : Ptr(gates), Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2),
                 };
+                packed = Packed.Of(ref buf, H, I, GH, backward: false);
                 Blocks(B, 2 * H, RecurrentKernels.ForwardScratch(0, H, G),
                     (r0, r1, s) => RecurrentKernels.Forward(cell, buf, r0, r1, (float*)s));
             }
             finally
             {
                 if (lenHandle.IsAllocated) lenHandle.Free();
+                packed.Free();
             }
             ctx.save_for_backward([wih, whh, hx, gates!, aux1!, aux2!, output, c0!]);
             ctx.save_data("cell", cell);
@@ -143,6 +182,7 @@ internal static class SimdRecurrence
             var dh0 = empty(B, H);
             var dc0 = lstm ? empty(B, H) : null;
             var lenHandle = lengths is null ? default : GCHandle.Alloc(lengths, GCHandleType.Pinned);
+            var packed = default(Packed);
             try
             {
                 var buf = new RecurrentKernels.Buffers
@@ -155,12 +195,14 @@ internal static class SimdRecurrence
                     DOut = Ptr(dOut), DHT = Ptr(dhT), DCT = dcT is null ? null : Ptr(dcT),
                     DPre = Ptr(dpre), DPh = dph is null ? null : Ptr(dph), DX = Ptr(dx), DH0 = Ptr(dh0), DC0 = dc0 is null ? null : Ptr(dc0),
                 };
+                packed = Packed.Of(ref buf, H, I, GH, backward: true);
                 Blocks(B, RecurrentKernels.BackwardScratch(1, H), 0,
                     (r0, r1, s) => RecurrentKernels.Backward(cell, buf, r0, r1, (float*)s));
             }
             finally
             {
                 if (lenHandle.IsAllocated) lenHandle.Free();
+                packed.Free();
             }
             // the weights' gradients: products over every (step, row) of the saved [h | x] rows
             var flat = hx.view(T * B, H + I);

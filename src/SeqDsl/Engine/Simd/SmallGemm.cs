@@ -13,6 +13,63 @@ namespace SeqDsl.Engine.Simd;
 /// </summary>
 internal static unsafe class SmallGemm
 {
+    /// <summary>Panel width of a packed B: 16 columns (two AVX2 vectors), K rows each, contiguous.</summary>
+    public const int Panel = 16;
+
+    /// <summary>Floats a packed copy of a k×n B takes (n rounded up to whole panels).</summary>
+    public static long PackedSize(int k, int n) => (long)k * ((n + Panel - 1) / Panel * Panel);
+
+    /// <summary>
+    /// Copies B (k×n, row stride ldb) into panels of 16 columns, each k rows of 16 contiguous floats (the last panel
+    /// zero-padded). A register tile then streams its panel linearly: unpacked, a tile's 16 columns of a B row are
+    /// 64 bytes a whole row apart, and when that stride is a multiple of 512 bytes its k rows crowd into 8 of the L1
+    /// cache's 64 sets and evict each other (a 64×128 B ran at 27 GFLOP/s unpacked on AMD EPYC, AVX2).
+    /// </summary>
+    public static void Pack(int k, int n, float* b, long ldb, float* packed)
+    {
+        var panels = (n + Panel - 1) / Panel;
+        for (var q = 0; q < panels; q++)
+        {
+            var cols = Math.Min(Panel, n - q * Panel);
+            float* dst = packed + (long)q * k * Panel;
+            for (var p = 0; p < k; p++)
+            {
+                float* src = b + p * ldb + q * Panel;
+                for (var j = 0; j < cols; j++) dst[p * Panel + j] = src[j];
+                for (var j = cols; j < Panel; j++) dst[p * Panel + j] = 0;
+            }
+        }
+    }
+
+    /// <summary>
+    /// C = C0 + A·B with B given twice: as is (b, ldb) and packed (bp: the panel holding B's first column, rows
+    /// offset as in b; panels panelStride floats apart). The AVX2 path takes the packed copy when n is whole panels.
+    /// </summary>
+    public static void Run(int m, int n, int k, float* a, long lda, float* b, long ldb, float* bp, long panelStride,
+        float* c0, long ldc0, float* c, long ldc)
+    {
+        if (bp != null && n % Panel == 0 && SimdMath.Width == SimdWidth.Avx2 && Avx2.IsSupported && Fma.IsSupported)
+            RunPacked(m, n, k, a, lda, bp, panelStride, c0, ldc0, c, ldc);
+        else
+            Run(m, n, k, a, lda, b, ldb, c0, ldc0, c, ldc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void RunPacked(int m, int n, int k, float* a, long lda, float* bp, long panelStride, float* c0, long ldc0, float* c, long ldc)
+    {
+        for (var j = 0; j < n; j += Panel)
+        {
+            float* panel = bp + (j / Panel) * panelStride;
+            var i = 0;
+            for (; i + 6 <= m; i += 6)
+                Tile6x16(k, a + i * lda, lda, panel, Panel, c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
+            for (; i + 4 <= m; i += 4)
+                Tile4x16(k, a + i * lda, lda, panel, Panel, c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
+            for (; i < m; i++)
+                Row(k, 2, a + i * lda, panel, Panel, c0 == null ? null : c0 + i * ldc0 + j, c + i * ldc + j);
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(int m, int n, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
     {

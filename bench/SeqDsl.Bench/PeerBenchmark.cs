@@ -80,7 +80,8 @@ static class PeerBenchmark
 
         Console.WriteLine($"machine: {Backend.Machine}");
         foreach (var line in Backend.Describe()) Console.WriteLine($"SeqDsl {line}");
-        Console.WriteLine($"GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset)"}; OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset)"} (both sides inherit them)");
+        Console.WriteLine($"GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset)"}; OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset)"} (both sides inherit them); " +
+                          $"GOMP_SPINCOUNT {NativeLoader.OpenMpSpin ?? "libgomp's default"} on the SeqDsl side and the same-settings peer, libgomp's default on the defaults peer");
         Console.WriteLine($"{rounds} rounds × {steps} steps per side, order rotating each round; FLOPs = 3 × the forward matrix products");
         Console.WriteLine();
         Console.WriteLine("| threads | config | kernel | SeqDsl ms | PyTorch ms (same malloc) | ratio (median, range) | PyTorch ms (defaults) | ratio (median, range) | SeqDsl GFLOP/s | % of sgemm | minor faults/step SeqDsl, PyTorch same, defaults |");
@@ -196,6 +197,9 @@ static class PeerBenchmark
                 RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = false, UseShellExecute = false,
             };
             psi.Environment["OMP_NUM_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
+            // the same-settings peer also gets SeqDsl's OpenMP spin count (SeqDsl sets it in its native environment, which
+            // child processes started from .NET do not inherit)
+            if (malloc != "system" && NativeLoader.OpenMpSpin is string spin) psi.Environment["GOMP_SPINCOUNT"] = spin;
             if (Directory.Exists(openblas))
                 psi.Environment["LD_LIBRARY_PATH"] = openblas + (psi.Environment.TryGetValue("LD_LIBRARY_PATH", out var l) && l is { Length: > 0 } ? ":" + l : "");
             var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {python}");

@@ -204,7 +204,10 @@ public static class Backend
         [
             oneDnn,
             $"memory: {MemoryReport}; .NET GC {(GcRetainsMemory ? "retains freed memory (GCRetainVM)" : "decommits freed memory (set <RetainVMGarbageCollection>true</RetainVMGarbageCollection> or DOTNET_GCRetainVM=1)")}",
-            $"threads: {torch.get_num_threads()} (libtorch intra-op)",
+            $"threads: {torch.get_num_threads()} (libtorch intra-op); OpenMP spin: " + (NativeLoader.OpenMpSpin is string spin
+                ? $"GOMP_SPINCOUNT={spin}" + (spin == NativeLoader.SpinCount ? " (set by SeqDsl: libtorch's idle threads leave the cores to the SIMD kernel)" : "")
+                : "libgomp's default" + (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is string w ? $" under OMP_WAIT_POLICY={w}" : "")),
+            $"SIMD kernel: {Simd.SimdMath.Detected} (kernel Auto takes it up to {Shapes.SimdAutoMaxUnits} units and for cells libtorch cannot fuse)",
         ];
     }
 

@@ -54,7 +54,7 @@ public class WeakenVersionNeed : Task
                 Log.LogMessage(MessageImportance.High,
                     $"SeqDsl: marked the {VersionName} need of {path} weak (system libstdc++ lacks it).");
             }
-            catch (InvalidDataException e)
+            catch (Exception e) when (e is InvalidDataException or IndexOutOfRangeException)
             {
                 Log.LogError($"SeqDsl: cannot patch {path}: {e.Message}. The layout of the TorchSharp "
                     + "native library changed; update build/WeakenVersionNeed.cs.");
@@ -120,7 +120,11 @@ static class ElfVersionNeed
                 File.SetLastWriteTimeUtc(tmp, modified);
                 File.Replace(tmp, path, null);
             }
+#if SEQDSL_RUNTIME
+            else File.Move(tmp, path, true);   // another process may have written the same bytes meanwhile
+#else
             else File.Move(tmp, path);
+#endif
         }
         finally
         {

@@ -159,7 +159,7 @@ type TrainArgs =
             | Early_Stopping _ -> "stop after this many epochs without a better val_loss (language models: loss), keeping the best weights."
             | No_Bucketing -> "draw texts padded per batch in plain shuffled order instead of batching similar lengths together (slower, as a shuffled DataLoader does)."
             | Convention _ -> "bias layout, initialisers and optimizer rules: torch (default, two bias vectors) or keras (one)."
-            | Kernel _ -> "run every recurrent layer on this kernel: simd (SeqDsl's own CPU kernel: AVX2/FMA, whole sequences per call), fused (libtorch's), loop (per-step ops) or auto (the layer's own setting; default)."
+            | Kernel _ -> "run every recurrent layer on this kernel: simd (SeqDsl's own CPU kernel: AVX2/FMA, whole sequences per call), fused (libtorch's) or loop (per-step ops); auto (the default) keeps each layer's own setting."
             | Optimizer_Rules _ -> "optimizer update rules: keras (TensorFlow's: RMSprop's ε inside the root, sparse embedding rows) or torch (libtorch's); default: the convention's."
             | Tokenizer _ -> "keras, seed002 (default for text), whitespace or chars."
             | Num_Words _ -> "keep the most frequent words only (Keras num_words)."

@@ -107,7 +107,7 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
     let model = match a.TryGetResult TrainArgs.Model with Some m -> m | None -> baseSpec.Model
     let model =
         match a.TryGetResult TrainArgs.Kernel with
-        | Some k when not (String.IsNullOrWhiteSpace model) ->
+        | Some k when k <> KernelArg.Auto && not (String.IsNullOrWhiteSpace model) ->
             let kernel = Enum.Parse<SeqDsl.Spec.Kernel>(argName k, true)
             (SeqDsl.Spec.ModelSyntax.Parse model).WithKernel(kernel).ToString()
         | _ -> model

@@ -95,7 +95,7 @@ let private isWeakened (path: string) =
 [<Tests>]
 let tests =
     testList "Package" [
-        test "README snippets are found and each C# snippet becomes a compilable unit" {
+        test "README snippets are found, and a C# snippet's directives go on top of its unit" {
             let cs = readmeSnippets "csharp"
             let fs = readmeSnippets "fsharp"
             Expect.isGreaterThanOrEqual cs.Length 4 "C# snippets in the README"

@@ -84,12 +84,13 @@ let tests =
             }
         ]
 
-        test "kernel plan: Auto takes the SIMD kernel up to 64 units and where libtorch cannot fuse, fused beyond, loop for the rest" {
+        test "kernel plan: Auto takes the SIMD kernel up to 64 units, libtorch's fused kernel or the loop beyond" {
             let plan (m: ModelSpec) = (m.Summary(InputSpec(Features = 2), Convention.Keras).Rows.[0].Kernel).ToString()
             Expect.stringStarts (plan (Model.Lstm(64))) "simd (auto: 64 units ≤ 64" "small lstm"
             Expect.equal (plan (Model.Lstm(65))) "fused (oneDNN in training if verified)" "lstm beyond 64 units"
             Expect.equal (plan (Model.Gru(128))) "fused" "gru reset-after beyond 64 units"
-            Expect.stringStarts (plan (Model.Gru(128, resetAfter = false))) "simd (auto: libtorch's GRU kernel is reset-after" "gru reset-before at any size"
+            Expect.stringStarts (plan (Model.Gru(64, resetAfter = false))) "simd (auto: libtorch's GRU kernel is reset-after" "gru reset-before up to 64 units"
+            Expect.stringStarts (plan (Model.Gru(128, resetAfter = false))) "loop: libtorch's GRU kernel is reset-after" "gru reset-before beyond: the loop (not measured)"
             Expect.stringStarts (plan (Model.SimpleRnn(4, Activation.Linear))) "simd (auto: libtorch's RNN kernel has no Linear" "linear rnn"
             Expect.stringStarts (plan (Model.Lstm(4, peephole = true))) "loop: libtorch's LSTM kernel has no peephole" "peephole"
             Expect.equal (plan (Model.Lstm(4, kernel = Kernel.Loop))) "loop: requested" "explicit loop"

@@ -29,7 +29,13 @@ let private cells : (string * (Kernel -> ModelSpec)) list =
       "rnn tanh", (fun k -> Model.SimpleRnn(13, returnSequences = true, kernel = k))
       "rnn relu stacked", (fun k -> Model.SimpleRnn(8, Activation.Relu, returnSequences = true, kernel = k).Stack(2))
       "rnn linear", (fun k -> Model.SimpleRnn(7, Activation.Linear, kernel = k))
-      "rnn sigmoid", (fun k -> Model.SimpleRnn(9, Activation.Sigmoid, returnSequences = true, kernel = k)) ]
+      "rnn sigmoid", (fun k -> Model.SimpleRnn(9, Activation.Sigmoid, returnSequences = true, kernel = k))
+      // sizes whose weight blocks are whole 16-column panels take the packed products (the sizes Auto uses)
+      "lstm 32 (packed)", (fun k -> Model.Lstm(32, returnSequences = true, kernel = k))
+      "gru reset-after 48 bidirectional (packed)", (fun k -> Model.Gru(48, returnSequences = true, kernel = k).Bidirectional())
+      "gru reset-before 32 (packed)", (fun k -> Model.Gru(32, resetAfter = false, returnSequences = true, kernel = k))
+      "gru reset-before 64 stacked (packed)", (fun k -> Model.Gru(64, resetAfter = false, returnSequences = true, kernel = k).Stack(2))
+      "rnn relu 64 (packed)", (fun k -> Model.SimpleRnn(64, Activation.Relu, returnSequences = true, kernel = k)) ]
 
 let private hasFused (m: ModelSpec) =
     m.Layers |> Seq.forall (function :? RecurrentLayer as r -> r.Cell.FusedUnavailableReason = null | _ -> true)
@@ -56,6 +62,11 @@ let private withWidth (w: SimdWidth) f =
     try f () finally SimdMath.Width <- before
 
 let private widths = [ SimdWidth.Scalar; SimdWidth.Avx2; SimdWidth.Avx512 ]
+
+/// One NaN in row 0, step 1.
+let private poison (x: torch.Tensor) =
+    use _ = torch.no_grad()
+    x.[0L, 1L, 2L] <- torch.tensor nanf
 
 [<Tests>]
 let tests =
@@ -128,7 +139,32 @@ let tests =
                         Expect.isLessThan (abs (numeric - float analytic.[i])) (2e-3 * max 1.0 (abs numeric)) $"{net.Spec} ∂/∂{n}[{i}]"
         }
 
-        test "kernel: Simd is refused for cells it cannot run and on a GPU model, naming the layer" {
+        test "NaN in the input stays NaN on every path, as on libtorch's kernels (the trainer's non-finite stop needs it)" {
+            for name, build in cells do
+                for w in widths do
+                    withWidth w (fun () ->
+                        use net = compile (build Kernel.Simd) (InputSpec(Features = 5)) Convention.Torch 4L
+                        use x = torch.randn(3L, 4L, 5L)
+                        poison x
+                        use y = net.Forward(x, (null: torch.Tensor))
+                        let rows = values y
+                        let perRow = rows.Length / 3
+                        Expect.isTrue (rows.[0 .. perRow - 1] |> Array.exists System.Single.IsNaN) $"{name}, {w}: row 0 carries the NaN"
+                        Expect.isTrue (rows.[perRow ..] |> Array.forall System.Single.IsFinite) $"{name}, {w}: other rows stay finite")
+        }
+
+        test "an empty batch, and a network moved to float64, run (the latter on the loop's ops)" {
+            use net = compile (Model.Lstm(8, returnSequences = true, kernel = Kernel.Simd)) (InputSpec(Features = 3)) Convention.Torch 2L
+            use empty = net.Forward(torch.zeros(0L, 5L, 3L), (null: torch.Tensor))
+            Expect.equal empty.shape [| 0L; 5L; 8L |] "empty batch"
+            use x = torch.randn(2L, 5L, 3L)
+            use y32 = net.Forward(x, (null: torch.Tensor))
+            net.``to``(torch.ScalarType.Float64) |> ignore
+            use y64 = net.Forward(x.to_type torch.ScalarType.Float64, (null: torch.Tensor))
+            Expect.isLessThan (relErr y32 y64) 1e-5 "float64 forward agrees"
+        }
+
+        test "kernel: Simd is refused for cells it cannot run, naming the layer and the reason" {
             let e = Support.expectSeqDslError "peephole" (fun () -> Model.Lstm(4, peephole = true, kernel = Kernel.Simd).Summary(InputSpec(Features = 2)))
             Expect.stringContains e.Message "kernel: Simd cannot be honoured" "message"
             Expect.stringContains e.Message "peephole" "reason"

@@ -104,20 +104,22 @@ public static class Shapes
         return false;
     }
 
-    /// <summary>Up to this many units, Auto runs a layer whose cell libtorch fuses on SeqDsl's SIMD kernel: measured
-    /// faster than libtorch's kernels there (E7's LSTM, GRU and SimpleRnn at 32 units, E4's LSTM at 50, one and two
-    /// threads, AMD EPYC with AVX2; docs/BENCHMARKS.md) and slower at 256 (the char LM's LSTM).</summary>
+    /// <summary>Up to this many units, Auto runs a recurrent layer on SeqDsl's SIMD kernel. Measured (AMD EPYC with AVX2,
+    /// docs/BENCHMARKS.md): faster than libtorch's kernels for E7's LSTM, GRU and SimpleRnn at 32 units at one and two
+    /// threads, E4's LSTM at 50 units a tie at one thread and faster at two, 2–3× faster than the per-step loop for the
+    /// reset-before GRU at 32 units; slower than libtorch's at 256 units (the char LM's LSTM). Sizes between 64 and 256
+    /// were not measured, so Auto keeps libtorch's kernels (or the loop) there.</summary>
     public const int SimdAutoMaxUnits = 64;
 
     /// <summary>The kernel a recurrent layer runs on, or an error when <see cref="Kernel.Fused"/> cannot be honoured.
-    /// Auto: SeqDsl's SIMD kernel for cells libtorch cannot fuse (instead of the per-step loop, 2–3× slower) and up to
-    /// <see cref="SimdAutoMaxUnits"/> units; libtorch's fused kernel beyond. The engine falls back from the SIMD
-    /// kernel to <see cref="PlanLibtorch"/> on a GPU and on CPUs without AVX2 and FMA, and says so.</summary>
+    /// Auto: SeqDsl's SIMD kernel up to <see cref="SimdAutoMaxUnits"/> units (for cells libtorch cannot fuse, instead
+    /// of the per-step loop); beyond, libtorch's fused kernel, or the loop. The engine falls back from the SIMD kernel
+    /// to <see cref="PlanLibtorch"/> on a GPU and on CPUs without AVX2 and FMA, and says so.</summary>
     public static KernelPlan PlanKernel(RecurrentLayer r) => r.Kernel switch
     {
         Kernel.Loop => new KernelPlan(Kernel.Loop, "requested"),
         Kernel.Simd => new KernelPlan(Kernel.Simd, "requested"),
-        Kernel.Auto when r.Cell.SimdUnavailableReason is null && r.Cell.FusedUnavailableReason is string why =>
+        Kernel.Auto when r.Cell.SimdUnavailableReason is null && r.Units <= SimdAutoMaxUnits && r.Cell.FusedUnavailableReason is string why =>
             new KernelPlan(Kernel.Simd, $"{why}; SeqDsl's SIMD kernel instead of the per-step loop"),
         Kernel.Auto when r.Cell.SimdUnavailableReason is null && r.Units <= SimdAutoMaxUnits =>
             new KernelPlan(Kernel.Simd, $"{r.Units} units ≤ {SimdAutoMaxUnits}, where it measured faster than libtorch's kernels"),

@@ -207,7 +207,7 @@ public static class Backend
             $"threads: {torch.get_num_threads()} (libtorch intra-op); OpenMP spin: " + (NativeLoader.OpenMpSpin is string spin
                 ? $"GOMP_SPINCOUNT={spin}" + (spin == NativeLoader.SpinCount ? " (set by SeqDsl: libtorch's idle threads leave the cores to the SIMD kernel)" : "")
                 : "libgomp's default" + (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is string w ? $" under OMP_WAIT_POLICY={w}" : "")),
-            $"SIMD kernel: {Simd.SimdMath.Detected} (kernel Auto takes it up to {Shapes.SimdAutoMaxUnits} units and for cells libtorch cannot fuse)",
+            $"SIMD kernel: {Simd.SimdMath.Default} path (CPU: {Simd.SimdMath.Detected}; kernel Auto takes it up to {Shapes.SimdAutoMaxUnits} units on AVX2 or AVX-512 CPUs)",
         ];
     }
 

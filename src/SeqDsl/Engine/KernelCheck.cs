@@ -88,10 +88,10 @@ public static class KernelCheck
         var fusedCell = c.Cell != "gru-reset-before";
         var lstm = c.Cell == "lstm";
         var switchOk = Backend.OneDnnSwitchAvailable;
-        // what kernel Auto runs here: SeqDsl's SIMD kernel up to 64 units and for the reset-before GRU (on a CPU with
-        // AVX2 and FMA); beyond, LSTM trains on oneDNN where it was checked right, else native; without the switch,
-        // LSTM runs on the loop kernel; other fused cells native
-        var simdInUse = Simd.SimdMath.Detected != Simd.SimdWidth.Scalar && (!fusedCell || c.Hidden <= Shapes.SimdAutoMaxUnits);
+        // what kernel Auto runs here: SeqDsl's SIMD kernel up to 64 units (on a CPU with AVX2 and FMA); beyond, LSTM
+        // trains on oneDNN where it was checked right, else native; without the switch, LSTM runs on the loop kernel;
+        // other fused cells native; the reset-before GRU on the loop kernel
+        var simdInUse = Simd.SimdMath.Detected != Simd.SimdWidth.Scalar && c.Hidden <= Shapes.SimdAutoMaxUnits;
         var oneDnnTraining = lstm && switchOk && Backend.OneDnnTrainingRightFor(input, c.Hidden, c.Layers, c.Bidirectional);
         using var net = Network.Compile(ModelSyntax.Parse(c.ModelText(fusedCell ? Kernel.Fused : Kernel.Loop)),
             new CompileOptions { Input = new InputSpec(Features: input), Seed = seed });

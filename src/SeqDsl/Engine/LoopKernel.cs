@@ -24,7 +24,6 @@ internal sealed class LoopRnn : nn.Module
 
     private readonly UserCellKernel? _user;
     private readonly Simd.SimdCell? _simd;
-    private int[]? _simdLengths; // the batch's lengths as the SIMD kernel reads them, set per Forward
 
     /// <summary>The SIMD kernel's form of the cell when this layer runs on it (kernel: Simd), else null.</summary>
     public Simd.SimdCell? SimdCell => _simd;
@@ -99,7 +98,8 @@ internal sealed class LoopRnn : nn.Module
         var B = x.shape[0];
         var T = x.shape[1];
         var lstm = _cell.StateArity == 2;
-        _simdLengths = _simd is not null && lengths is not null
+        // the batch's lengths as the SIMD kernel reads them (a local: concurrent forwards share the module)
+        var simdLengths = _simd is not null && lengths is not null
             ? lengths.to(ScalarType.Int32).cpu().data<int>().ToArray().Select(l => (int)Math.Clamp(l, 0, T)).ToArray()
             : null;
         Tensor? mask = null, reverse = null;
@@ -123,7 +123,7 @@ internal sealed class LoopRnn : nn.Module
                 var h0 = init?.H[k] ?? zeros(B, _units, dtype: x.dtype, device: x.device);
                 var c0 = lstm ? init?.C?[k] ?? zeros(B, _units, dtype: x.dtype, device: x.device) : null;
                 var seq = d == 0 ? input : Reverse(input, reverse);
-                var (o, h, c, steps) = RunDirection(seq, Suffix(l, d), mask, h0, c0, keepSteps is not null);
+                var (o, h, c, steps) = RunDirection(seq, Suffix(l, d), mask, h0, c0, keepSteps is not null, simdLengths);
                 if (keepSteps is not null) keepSteps(l, d, steps!); // each direction's steps in its own reading order
                 outs.Add(d == 0 ? o : Reverse(o, reverse));
                 hs.Add(h);
@@ -173,7 +173,8 @@ internal sealed class LoopRnn : nn.Module
     private static Tensor Reverse(Tensor x, Tensor? reverse) =>
         reverse is null ? x.flip(1) : x.gather(1, reverse.unsqueeze(-1).expand(x.shape));
 
-    private (Tensor output, Tensor h, Tensor? c, Tensor[]? steps) RunDirection(Tensor x, string sfx, Tensor? mask, Tensor h, Tensor? c, bool keep)
+    private (Tensor output, Tensor h, Tensor? c, Tensor[]? steps) RunDirection(Tensor x, string sfx, Tensor? mask, Tensor h, Tensor? c, bool keep,
+        int[]? simdLengths = null)
     {
         if (_cell is UserCell user) return RunUser(user, x, sfx, mask, h, c, keep);
         var wih = P("weight_ih" + sfx)!;
@@ -186,11 +187,12 @@ internal sealed class LoopRnn : nn.Module
         // every additive bias goes into the one input projection before the loop; only GRU's b_hn stays
         // inside (reset-after multiplies it by r)
         var bias = bih is null ? bhh : bhh is null || resetAfterGru ? bih : bih + bhh;
-        // the SIMD kernel runs the whole recurrence in one call; per-step states for diagnostics need the loop's graph
-        if (_simd is Simd.SimdCell simdCell && !keep)
+        // the SIMD kernel runs the whole recurrence in one call, in float32 on the CPU; per-step states for diagnostics
+        // need the loop's graph, and a network moved to float64 (a reference) runs the loop's ops
+        if (_simd is Simd.SimdCell simdCell && !keep && x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU && x.shape[0] > 0)
         {
             // the kernel projects the input itself; its output is time-major
-            var (so, sh, sc) = Simd.SimdRecurrence.Run(simdCell, x, wih, whh, resetAfterGru ? bih : bias, resetAfterGru ? bhh : null, h, c, _simdLengths);
+            var (so, sh, sc) = Simd.SimdRecurrence.Run(simdCell, x, wih, whh, resetAfterGru ? bih : bias, resetAfterGru ? bhh : null, h, c, simdLengths);
             return (so.transpose(0, 1), sh, sc, null);
         }
         var peep = P("weight_peephole" + sfx);

@@ -66,8 +66,8 @@ public static class NativeLoader
     /// libtorch's OpenMP worker threads spin for a while after every parallel region before they sleep (libgomp's
     /// default, when OMP_WAIT_POLICY is unset, is 300,000 spins). On a small machine they then take the cores
     /// SeqDsl's SIMD kernel splits its rows over: with two threads its blocks ran at about half speed while a worker
-    /// spun (E7's LSTM layer 16.2 + 16.3 ms forward + backward at 2 threads, 8.2 + 10.7 ms with 3,000 spins; libtorch's
-    /// own LSTM 16.6 + 27.7 → 9.6 + 15.4 ms; AMD EPYC, AVX2, `bench simd`). So before libtorch (and libgomp) load,
+    /// spun (E7's LSTM layer 16.2 + 16.3 ms forward + backward at 2 threads, 8.2 + 10.4 ms with 3,000 spins; libtorch's
+    /// own LSTM 16.6 + 27.7 → 9.4 + 14.0 ms; AMD EPYC, AVX2, `bench simd`, docs/BENCHMARKS.md). So before libtorch (and libgomp) load,
     /// unless the user chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT set), SeqDsl sets GOMP_SPINCOUNT=3000 in the
     /// process's native environment; libgomp reads it when it loads.
     /// </summary>
@@ -78,11 +78,13 @@ public static class NativeLoader
             var own = NativeGetEnv("GOMP_SPINCOUNT");
             if (own != IntPtr.Zero) { OpenMpSpin = Marshal.PtrToStringUTF8(own); return; }
             if (NativeGetEnv("OMP_WAIT_POLICY") != IntPtr.Zero) return;
+            // libgomp reads its settings once, when it loads: if something loaded it already, setting it now would be a claim
+            if (File.Exists("/proc/self/maps") && File.ReadLines("/proc/self/maps").Any(l => l.Contains("libgomp"))) return;
             if (NativeSetEnv("GOMP_SPINCOUNT", SpinCount, 0) == 0) OpenMpSpin = SpinCount;
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or IOException)
         {
-            // no libc by that name: leave libgomp's default
+            // no libc by that name, or /proc unreadable: leave libgomp's default
         }
     }
 
@@ -107,7 +109,7 @@ public static class NativeLoader
                 _loaded = handle;
                 return handle;
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or IndexOutOfRangeException)
             {
                 LastFailure = e.Message;
                 return IntPtr.Zero;
@@ -166,7 +168,8 @@ public static class NativeLoader
         string libtorchPackage = Path.Combine(packages, "libtorch-cpu-" + rid);
         var dirs = new List<string> { originalDir };
         if (Directory.Exists(libtorchPackage))
-            dirs.AddRange(Directory.GetDirectories(libtorchPackage).OrderByDescending(d => d, StringComparer.Ordinal)
+            dirs.AddRange(Directory.GetDirectories(libtorchPackage)
+                                   .OrderByDescending(d => System.Version.TryParse(Path.GetFileName(d).Split('-')[0], out var v) ? v : new System.Version(0, 0))
                                    .Select(d => Path.Combine(d, "runtimes", rid, "native")));
         foreach (var lib in new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so" })
         {

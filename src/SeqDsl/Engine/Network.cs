@@ -125,8 +125,11 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         var bias = r.Cell.EffectiveBias(options.Convention);
         var hasBias = bias != Bias.None;
         if (plan.Kernel == Kernel.Simd && !cpu)
-            throw SeqDslException.ForLayer(index, r, ErrorKind.Spec, "kernel: Simd is SeqDsl's CPU kernel; this model is compiled for " + device.type + ".",
-                "kernel: Simd", "kernel: Auto or Fused on a GPU");
+        {
+            // a model trained with kernel: Simd loads on a GPU too: the weights are libtorch's layout either way
+            options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): WARNING kernel Simd is SeqDsl's CPU kernel; on {device.type} the layer runs on libtorch's kernels");
+            plan = Shapes.PlanLibtorch(r with { Kernel = Kernel.Auto });
+        }
         nn.Module rnn = plan.Kernel is Kernel.Loop or Kernel.Simd
             ? new LoopRnn(r.Cell, width, r.Units, r.Layers, bi, r.Dropout, bias,
                 r.Cell is UserCell user ? UserCells.Kernel(user, index, r) : null, simd: plan.Kernel == Kernel.Simd)

@@ -104,6 +104,9 @@ internal static unsafe class RecurrentKernels
                     if (!Active(b, r, t))
                     {
                         Clear(b.Out + ho, H);
+                        // the weight gradient multiplies r ⊙ h by zero pre-activation gradients here: it must not be
+                        // uninitialised memory (0 × NaN is NaN)
+                        if (cell == SimdCell.GruResetBefore) Clear(b.Aux1 + ho, H);
                         if (next != null) Copy(st, next, H);
                         continue;
                     }
@@ -260,7 +263,7 @@ internal static unsafe class RecurrentKernels
                 x = cell switch
                 {
                     SimdCell.RnnTanh => SimdMath.Tanh(x),
-                    SimdCell.RnnRelu => Avx.Max(x, Vector256<float>.Zero),
+                    SimdCell.RnnRelu => Avx.Max(Vector256<float>.Zero, x),   // NaN stays NaN (second operand)
                     SimdCell.RnnSigmoid => SimdMath.Sigmoid(x),
                     _ => x,
                 };

@@ -29,9 +29,23 @@ internal static class SimdMath
         : Avx2.IsSupported && Fma.IsSupported ? SimdWidth.Avx2
         : SimdWidth.Scalar;
 
-    /// <summary>The path the kernels take: <see cref="Detected"/> unless a test narrows it (never widens it
-    /// past what runs: Vector512 without AVX-512 runs in software, correct but slow, and only tests ask for it).</summary>
-    public static SimdWidth Width { get; set; } = Detected;
+    private static readonly AsyncLocal<SimdWidth?> Override = new();
+
+    /// <summary>The path the kernels take by default: AVX2 (with FMA) where the CPU has it — also on AVX-512 CPUs,
+    /// whose 512-bit products are checked for correctness (in software here) but not yet measured, so they run only
+    /// when SEQDSL_SIMD=avx512 asks for them — else plain loops.</summary>
+    public static SimdWidth Default { get; } =
+        Environment.GetEnvironmentVariable("SEQDSL_SIMD") is string s && Enum.TryParse<SimdWidth>(s, true, out var w) && w <= Detected
+            ? w
+            : Detected == SimdWidth.Avx512 ? SimdWidth.Avx2 : Detected;
+
+    /// <summary>The path the kernels take in this execution context (a test may narrow it, or ask for AVX-512 in
+    /// software, without touching other threads' work): <see cref="Default"/> unless set.</summary>
+    public static SimdWidth Width
+    {
+        get => Override.Value ?? Default;
+        set => Override.Value = value;
+    }
 
     internal static bool UseAvx2 => Width != SimdWidth.Scalar && Avx2.IsSupported && Fma.IsSupported;
 
@@ -41,7 +55,8 @@ internal static class SimdMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Exp(Vector256<float> x)
     {
-        x = Avx.Min(Avx.Max(x, Vector256.Create(-87.3f)), Vector256.Create(88.3f));
+        // the vector second: vmaxps/vminps return their second operand when either is NaN, so NaN stays NaN
+        x = Avx.Min(Vector256.Create(88.3f), Avx.Max(Vector256.Create(-87.3f), x));
         var n = Avx.RoundToNearestInteger(Avx.Multiply(x, Vector256.Create(Log2E)));
         var r = Fma.MultiplyAddNegated(n, Vector256.Create(Ln2Hi), x);
         r = Fma.MultiplyAddNegated(n, Vector256.Create(Ln2Lo), r);

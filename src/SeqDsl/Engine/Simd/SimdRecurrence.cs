@@ -40,6 +40,11 @@ internal static class SimdRecurrence
         return (r[0], r[1], cell == SimdCell.Lstm ? r[2] : null);
     }
 
+    private static void Require(bool ok, string what)
+    {
+        if (!ok) throw new InvalidOperationException("SIMD kernel: " + what);
+    }
+
     internal static int Gates(SimdCell cell) => cell switch
     {
         SimdCell.Lstm => 4,
@@ -52,6 +57,7 @@ internal static class SimdRecurrence
     /// <summary>Runs body over blocks of rows (multiples of 4 where possible), one per thread libtorch may use.</summary>
     internal static unsafe void Blocks(int rows, int scratchPerRow, int scratchFixed, Action<int, int, IntPtr> body)
     {
+        if (rows == 0) return;
         var threads = Math.Max(1, Math.Min(torch.get_num_threads(), rows / 8));
         var per = (rows + threads - 1) / threads;
         per = (per + 3) / 4 * 4;
@@ -79,7 +85,8 @@ internal static class SimdRecurrence
             if (backward)
             {
                 p._a = Alloc(SmallGemm.PackedSize(GH, H));
-                p._b = Alloc(SmallGemm.PackedSize(GH, I));
+                try { p._b = Alloc(SmallGemm.PackedSize(GH, I)); }
+                catch { p.Free(); throw; }
                 SmallGemm.Pack(GH, H, buf.W, H, p._a);
                 SmallGemm.Pack(GH, I, buf.Wih, I, p._b);
                 buf.WP = p._a;
@@ -120,19 +127,28 @@ internal static class SimdRecurrence
             var h0 = ((Tensor)vars[5]).contiguous();
             var c0 = (vars[6] as Tensor)?.contiguous();
             int B = (int)x.shape[0], T = (int)x.shape[1], I = (int)x.shape[2], H = (int)h0.shape[1], G = Gates(cell), GH = G * H;
-            if (whh.shape[0] != GH || wih.shape[1] != I)
-                throw new InvalidOperationException($"SIMD kernel: weights ({wih.shape[0]}×{wih.shape[1]}, {whh.shape[0]}×{whh.shape[1]}) do not fit {G} gates of {H} units over {I} inputs");
+            Require(x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU, "the input is not float32 on the CPU");
+            foreach (var (t, rows, cols, name) in new (Tensor?, long, long, string)[]
+                         { (wih, GH, I, "weight_ih"), (whh, GH, H, "weight_hh"), (h0, B, H, "h0"), (c0, B, H, "c0") })
+                if (t is not null)
+                    Require(t.dtype == ScalarType.Float32 && t.device_type == DeviceType.CPU && t.shape.SequenceEqual(new[] { rows, cols }),
+                        $"{name} is {t.dtype} [{string.Join(", ", t.shape)}] on {t.device_type}, not float32 [{rows}, {cols}] on the CPU");
+            foreach (var (t, name) in new (Tensor?, string)[] { (bias, "bias"), (bhh, "bias_hh") })
+                if (t is not null)
+                    Require(t.dtype == ScalarType.Float32 && t.shape.SequenceEqual(new long[] { GH }), $"{name} is not float32 [{GH}]");
             var lstm = cell == SimdCell.Lstm;
-            var hx = empty(T, B, H + I);
+            Require(!lstm || c0 is not null, "an LSTM needs its initial cell");
+            Require(lengths is null || lengths.Length == B, $"{lengths?.Length} lengths for {B} rows");
+            var hx = empty(T, B, H + I, dtype: ScalarType.Float32);
             hx.narrow(2, H, I).copy_(x.transpose(0, 1));                                  // the inputs, time-major
             var wcatT = cat([whh, wih], 1).t().contiguous();                               // (H + I, G·H)
-            var output = empty(T, B, H);
-            var hT = empty(B, H);
-            var cT = lstm ? empty(B, H) : null;
+            var output = empty(T, B, H, dtype: ScalarType.Float32);
+            var hT = empty(B, H, dtype: ScalarType.Float32);
+            var cT = lstm ? empty(B, H, dtype: ScalarType.Float32) : null;
             var rnn = G == 1;
-            var gates = rnn ? null : empty(T, B, GH);
-            var aux1 = rnn ? null : empty(T, B, H);
-            var aux2 = lstm ? empty(T, B, H) : null;
+            var gates = rnn ? null : empty(T, B, GH, dtype: ScalarType.Float32);
+            var aux1 = rnn ? null : empty(T, B, H, dtype: ScalarType.Float32);
+            var aux2 = lstm ? empty(T, B, H, dtype: ScalarType.Float32) : null;
             var lenHandle = lengths is null ? default : GCHandle.Alloc(lengths, GCHandleType.Pinned);
             var packed = default(Packed);
             try
@@ -176,11 +192,11 @@ internal static class SimdRecurrence
             var dOut = grads[0].contiguous();
             var dhT = grads[1].contiguous();
             var dcT = lstm ? grads[2].contiguous() : null;
-            var dpre = empty(T, B, GH);
-            var dph = cell == SimdCell.GruResetAfter ? empty(T, B, GH) : null;
-            var dx = empty(T, B, I);
-            var dh0 = empty(B, H);
-            var dc0 = lstm ? empty(B, H) : null;
+            var dpre = empty(T, B, GH, dtype: ScalarType.Float32);
+            var dph = cell == SimdCell.GruResetAfter ? empty(T, B, GH, dtype: ScalarType.Float32) : null;
+            var dx = empty(T, B, I, dtype: ScalarType.Float32);
+            var dh0 = empty(B, H, dtype: ScalarType.Float32);
+            var dc0 = lstm ? empty(B, H, dtype: ScalarType.Float32) : null;
             var lenHandle = lengths is null ? default : GCHandle.Alloc(lengths, GCHandleType.Pinned);
             var packed = default(Packed);
             try

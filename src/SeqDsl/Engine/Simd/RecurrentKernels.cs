@@ -413,7 +413,23 @@ internal static unsafe class RecurrentKernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruAfterBack(int H, float* g, float* phn, float* hPrev, float* dOut, float* dh, float* dp, float* dph, float* direct)
     {
-        for (var u = 0; u < H; u++)
+        var u = 0;
+        if (SimdMath.UseAvx2)
+        {
+            var one = Vector256<float>.One;
+            for (; u + 8 <= H; u += 8)
+            {
+                var r = Avx.LoadVector256(g + u); var z = Avx.LoadVector256(g + H + u); var n = Avx.LoadVector256(g + 2 * H + u);
+                var dht = Avx.Add(Avx.LoadVector256(dh + u), Avx.LoadVector256(dOut + u));
+                var dan = Avx.Multiply(Avx.Multiply(dht, Avx.Subtract(one, z)), Fma.MultiplyAddNegated(n, n, one));
+                var dar = Avx.Multiply(Avx.Multiply(dan, Avx.LoadVector256(phn + u)), Avx.Multiply(r, Avx.Subtract(one, r)));
+                var daz = Avx.Multiply(Avx.Multiply(dht, Avx.Subtract(Avx.LoadVector256(hPrev + u), n)), Avx.Multiply(z, Avx.Subtract(one, z)));
+                Avx.Store(dp + u, dar); Avx.Store(dp + H + u, daz); Avx.Store(dp + 2 * H + u, dan);
+                Avx.Store(dph + u, dar); Avx.Store(dph + H + u, daz); Avx.Store(dph + 2 * H + u, Avx.Multiply(dan, r));
+                Avx.Store(direct + u, Avx.Multiply(dht, z));
+            }
+        }
+        for (; u < H; u++)
         {
             float r = g[u], z = g[H + u], n = g[2 * H + u];
             var dht = dh[u] + dOut[u];
@@ -430,7 +446,20 @@ internal static unsafe class RecurrentKernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeBackN(int H, float* g, float* hPrev, float* dOut, float* dh, float* dp, float* direct)
     {
-        for (var u = 0; u < H; u++)
+        var u = 0;
+        if (SimdMath.UseAvx2)
+        {
+            var one = Vector256<float>.One;
+            for (; u + 8 <= H; u += 8)
+            {
+                var z = Avx.LoadVector256(g + H + u); var n = Avx.LoadVector256(g + 2 * H + u);
+                var dht = Avx.Add(Avx.LoadVector256(dh + u), Avx.LoadVector256(dOut + u));
+                Avx.Store(dp + 2 * H + u, Avx.Multiply(Avx.Multiply(dht, Avx.Subtract(one, z)), Fma.MultiplyAddNegated(n, n, one)));
+                Avx.Store(dp + H + u, Avx.Multiply(Avx.Multiply(dht, Avx.Subtract(Avx.LoadVector256(hPrev + u), n)), Avx.Multiply(z, Avx.Subtract(one, z))));
+                Avx.Store(direct + u, Avx.Multiply(dht, z));
+            }
+        }
+        for (; u < H; u++)
         {
             float z = g[H + u], n = g[2 * H + u];
             var dht = dh[u] + dOut[u];
@@ -444,7 +473,18 @@ internal static unsafe class RecurrentKernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeBackRz(int H, float* g, float* hPrev, float* dRh, float* dp, float* direct)
     {
-        for (var u = 0; u < H; u++)
+        var u = 0;
+        if (SimdMath.UseAvx2)
+        {
+            var one = Vector256<float>.One;
+            for (; u + 8 <= H; u += 8)
+            {
+                var r = Avx.LoadVector256(g + u); var drh = Avx.LoadVector256(dRh + u);
+                Avx.Store(dp + u, Avx.Multiply(Avx.Multiply(drh, Avx.LoadVector256(hPrev + u)), Avx.Multiply(r, Avx.Subtract(one, r))));
+                Avx.Store(direct + u, Fma.MultiplyAdd(drh, r, Avx.LoadVector256(direct + u)));
+            }
+        }
+        for (; u < H; u++)
         {
             var r = g[u];
             dp[u] = dRh[u] * hPrev[u] * r * (1 - r);
@@ -455,7 +495,24 @@ internal static unsafe class RecurrentKernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void RnnBack(SimdCell cell, int H, float* h, float* dOut, float* dh, float* dp)
     {
-        for (var u = 0; u < H; u++)
+        var u = 0;
+        if (SimdMath.UseAvx2)
+        {
+            var one = Vector256<float>.One;
+            for (; u + 8 <= H; u += 8)
+            {
+                var d = Avx.Add(Avx.LoadVector256(dh + u), Avx.LoadVector256(dOut + u));
+                var y = Avx.LoadVector256(h + u);
+                Avx.Store(dp + u, cell switch
+                {
+                    SimdCell.RnnTanh => Avx.Multiply(d, Fma.MultiplyAddNegated(y, y, one)),
+                    SimdCell.RnnRelu => Avx.And(d, Avx.CompareGreaterThan(y, Vector256<float>.Zero)),
+                    SimdCell.RnnSigmoid => Avx.Multiply(d, Avx.Multiply(y, Avx.Subtract(one, y))),
+                    _ => d,
+                });
+            }
+        }
+        for (; u < H; u++)
         {
             var d = dh[u] + dOut[u];
             var y = h[u];

@@ -22,6 +22,11 @@ internal sealed class LoopRnn : nn.Module
     private readonly Bias _bias;
     private readonly Dictionary<string, Parameter> _p = [];
 
+    // TorchSharp's Tensor + Tensor makes its alpha Scalar on the fly and leaves it to the finalizer, which can free it
+    // during the native call (seen once in CI: "Expected false to be true" from c10::Scalar::toFloat in add); a
+    // Scalar held here is never finalized
+    private static readonly Scalar One = 1;
+
     private readonly UserCellKernel? _user;
     private readonly Simd.SimdCell? _simd;
 
@@ -186,7 +191,7 @@ internal sealed class LoopRnn : nn.Module
         var resetBefore = _cell is GruCell { ResetAfter: false };
         // every additive bias goes into the one input projection before the loop; only GRU's b_hn stays
         // inside (reset-after multiplies it by r)
-        var bias = bih is null ? bhh : bhh is null || resetAfterGru ? bih : bih + bhh;
+        var bias = bih is null ? bhh : bhh is null || resetAfterGru ? bih : bih.add(bhh, One);
         // the SIMD kernel runs the whole recurrence in one call, in float32 on the CPU; per-step states for diagnostics
         // need the loop's graph, and a network moved to float64 (a reference) runs the loop's ops
         if (_simd is Simd.SimdCell simdCell && !keep && x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU && x.shape[0] > 0)

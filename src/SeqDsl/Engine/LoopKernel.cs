@@ -22,7 +22,7 @@ internal sealed class LoopRnn : nn.Module
     private readonly Bias _bias;
     private readonly Dictionary<string, Parameter> _p = [];
 
-    // TorchSharp's Tensor + Tensor makes its alpha Scalar on the fly and leaves it to the finalizer, which can free it
+    // TorchSharp's Tensor + Tensor makes its alpha Scalar on the fly and leaves it to the finalizer, which can (most likely did) free it
     // during the native call (seen once in CI: "Expected false to be true" from c10::Scalar::toFloat in add); a
     // Scalar held here is never finalized
     private static readonly Scalar One = 1;

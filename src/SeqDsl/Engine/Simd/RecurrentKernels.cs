@@ -48,9 +48,9 @@ internal static unsafe class RecurrentKernels
     static bool Active(in Buffers b, int row, int t) => b.Len == null || t < b.Len[row];
 
     /// <summary>The packed matrix's block starting at row <paramref name="row"/> and column <paramref name="col"/>, or
-    /// null (the unpacked path) when the column is not at a panel boundary.</summary>
+    /// null (the unpacked path) when there is no packed copy or the column is not at a panel boundary.</summary>
     static float* PanelAt(float* packed, int row, int col, long panelStride) =>
-        col % SmallGemm.Panel == 0 ? packed + col / SmallGemm.Panel * panelStride + (long)row * SmallGemm.Panel : null;
+        packed != null && col % SmallGemm.Panel == 0 ? packed + col / SmallGemm.Panel * panelStride + (long)row * SmallGemm.Panel : null;
 
     // ------------------------------------------------------------------ forward
 
@@ -65,7 +65,7 @@ internal static unsafe class RecurrentKernels
         float* px = ph + Sub * GH;                    // (Sub, G·H): GRU reset-after's input part
         float* whhT = b.WcatT, wihT = b.WcatT + (long)H * GH;
         long ps = (long)K * SmallGemm.Panel;                                  // panel stride of the packed [W_hh | W_ih]ᵀ
-        float* whhTP = b.WcatTP, wihTP = b.WcatTP + (long)H * SmallGemm.Panel;
+        float* whhTP = b.WcatTP, wihTP = PanelAt(b.WcatTP, H, 0, ps);
         for (var r = r0; r < r1; r++)
         {
             Copy(b.H0 + (long)r * H, state + (r - r0) * H, H);
@@ -348,7 +348,7 @@ internal static unsafe class RecurrentKernels
                         break;
                     case SimdCell.GruResetBefore:
                         // d(r ⊙ h) = dn_pre · U_n, then the r, z gradients, then the state gradient through U_rz
-                        SmallGemm.Run(m, H, H, dp + 2 * H, GH, b.W + 2L * H * H, H, b.WP + 2L * H * SmallGemm.Panel, wps, null, 0, dn, H);
+                        SmallGemm.Run(m, H, H, dp + 2 * H, GH, b.W + 2L * H * H, H, PanelAt(b.WP, 2 * H, 0, wps), wps, null, 0, dn, H);
                         for (var r = s0; r < s0 + m; r++)
                         {
                             if (!Active(b, r, t)) continue;

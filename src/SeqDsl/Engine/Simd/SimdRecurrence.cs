@@ -74,6 +74,27 @@ internal static class SimdRecurrence
         else Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = threads }, Run);
     }
 
+    /// <summary>One kernel call: pins the lengths, packs the weights its products read, and runs
+    /// <paramref name="body"/> over blocks of rows (<see cref="Blocks"/>).</summary>
+    private static unsafe void Launch(RecurrentKernels.Buffers buf, int[]? lengths, bool backward, int scratchPerRow, int scratchFixed,
+        Action<RecurrentKernels.Buffers, int, int, IntPtr> body)
+    {
+        fixed (int* len = lengths)                                                         // null when there are no lengths
+        {
+            buf.Len = len;
+            var packed = Packed.Of(ref buf, buf.H, buf.I, buf.G * buf.H, backward);
+            try
+            {
+                var ready = buf;
+                Blocks(buf.B, scratchPerRow, scratchFixed, (r0, r1, s) => body(ready, r0, r1, s));
+            }
+            finally
+            {
+                packed.Free();
+            }
+        }
+    }
+
     /// <summary>Packed copies of the weights one call's products read (SmallGemm.Pack), in native memory.</summary>
     private unsafe struct Packed
     {
@@ -82,6 +103,7 @@ internal static class SimdRecurrence
         public static Packed Of(ref RecurrentKernels.Buffers buf, int H, int I, int GH, bool backward)
         {
             var p = new Packed();
+            if (!SmallGemm.UsesPacked) return p;                                            // no path here reads a packed copy
             if (backward)
             {
                 p._a = Alloc(SmallGemm.PackedSize(GH, H));
@@ -149,29 +171,16 @@ internal static class SimdRecurrence
             var gates = rnn ? null : empty(T, B, GH, dtype: ScalarType.Float32);
             var aux1 = rnn ? null : empty(T, B, H, dtype: ScalarType.Float32);
             var aux2 = lstm ? empty(T, B, H, dtype: ScalarType.Float32) : null;
-            var lenHandle = lengths is null ? default : GCHandle.Alloc(lengths, GCHandleType.Pinned);
-            var packed = default(Packed);
-            try
-            {
-                var buf = new RecurrentKernels.Buffers
+            Launch(new RecurrentKernels.Buffers
                 {
                     B = B, T = T, H = H, I = I, G = G,
-                    Len = lengths is null ? null : (int*)lenHandle.AddrOfPinnedObject(),
                     HX = Ptr(hx), WcatT = Ptr(wcatT), W = Ptr(whh), Wih = Ptr(wih),
                     Bias = bias is null ? null : Ptr(bias), Bhh = bhh is null ? null : Ptr(bhh),
                     H0 = Ptr(h0), C0 = c0 is null ? null : Ptr(c0),
                     Out = Ptr(output), HT = Ptr(hT), CT = cT is null ? null : Ptr(cT),
                     Gates = gates is null ? null : Ptr(gates), Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2),
-                };
-                packed = Packed.Of(ref buf, H, I, GH, backward: false);
-                Blocks(B, 2 * H, RecurrentKernels.ForwardScratch(0, H, G),
-                    (r0, r1, s) => RecurrentKernels.Forward(cell, buf, r0, r1, (float*)s));
-            }
-            finally
-            {
-                if (lenHandle.IsAllocated) lenHandle.Free();
-                packed.Free();
-            }
+                }, lengths, backward: false, 2 * H, RecurrentKernels.ForwardScratch(0, H, G),
+                (b, r0, r1, s) => RecurrentKernels.Forward(cell, b, r0, r1, (float*)s));
             ctx.save_for_backward([wih, whh, hx, gates!, aux1!, aux2!, output, c0!]);
             ctx.save_data("cell", cell);
             ctx.save_data("grads", (Bias: bias is not null, Bhh: bhh is not null));
@@ -197,29 +206,16 @@ internal static class SimdRecurrence
             var dx = empty(T, B, I, dtype: ScalarType.Float32);
             var dh0 = empty(B, H, dtype: ScalarType.Float32);
             var dc0 = lstm ? empty(B, H, dtype: ScalarType.Float32) : null;
-            var lenHandle = lengths is null ? default : GCHandle.Alloc(lengths, GCHandleType.Pinned);
-            var packed = default(Packed);
-            try
-            {
-                var buf = new RecurrentKernels.Buffers
+            Launch(new RecurrentKernels.Buffers
                 {
                     B = B, T = T, H = H, I = I, G = G,
-                    Len = lengths is null ? null : (int*)lenHandle.AddrOfPinnedObject(),
                     HX = Ptr(hx), W = Ptr(whh), Wih = Ptr(wih), C0 = c0 is null ? null : Ptr(c0),
                     Out = Ptr(output), Gates = gates is null ? null : Ptr(gates),
                     Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2),
                     DOut = Ptr(dOut), DHT = Ptr(dhT), DCT = dcT is null ? null : Ptr(dcT),
                     DPre = Ptr(dpre), DPh = dph is null ? null : Ptr(dph), DX = Ptr(dx), DH0 = Ptr(dh0), DC0 = dc0 is null ? null : Ptr(dc0),
-                };
-                packed = Packed.Of(ref buf, H, I, GH, backward: true);
-                Blocks(B, RecurrentKernels.BackwardScratch(1, H), 0,
-                    (r0, r1, s) => RecurrentKernels.Backward(cell, buf, r0, r1, (float*)s));
-            }
-            finally
-            {
-                if (lenHandle.IsAllocated) lenHandle.Free();
-                packed.Free();
-            }
+                }, lengths, backward: true, RecurrentKernels.BackwardScratch(1, H), 0,
+                (b, r0, r1, s) => RecurrentKernels.Backward(cell, b, r0, r1, (float*)s));
             // the weights' gradients: products over every (step, row) of the saved [h | x] rows
             var flat = hx.view(T * B, H + I);
             var dp = dpre.view(T * B, GH);

@@ -8,7 +8,7 @@ namespace SeqDsl.Engine.Simd;
 /// C = C0 + A·B for the small products of one recurrent step (a block of batch rows times a weight matrix that
 /// stays in the L1/L2 cache): A is m×k with row stride lda, B is k×n row-major with row stride ldb, C0 (or zero
 /// when null; a row stride of 0 repeats one row, e.g. a bias) and C are m×n. Register tiles of 4 rows × 2
-/// vectors (AVX2: 6×16 and 4×16, AVX-512: 4×32), B broadcast-free, A broadcast per element; edges with one vector and
+/// vectors (AVX2: 6×16, AVX-512: 4×32), B broadcast-free, A broadcast per element; edges with one vector and
 /// then scalars. No allocation.
 /// </summary>
 internal static unsafe class SmallGemm
@@ -41,6 +41,10 @@ internal static unsafe class SmallGemm
         }
     }
 
+    /// <summary>Whether the path in force reads packed copies (the AVX2 path does; the AVX-512 and scalar paths read B
+    /// as it is).</summary>
+    public static bool UsesPacked => SimdMath.Width == SimdWidth.Avx2 && Avx2.IsSupported && Fma.IsSupported;
+
     /// <summary>
     /// C = C0 + A·B with B given twice: as is (b, ldb) and packed (bp: the panel holding B's first column, rows
     /// offset as in b; panels panelStride floats apart). The AVX2 path takes the packed copy when n is whole panels.
@@ -48,7 +52,7 @@ internal static unsafe class SmallGemm
     public static void Run(int m, int n, int k, float* a, long lda, float* b, long ldb, float* bp, long panelStride,
         float* c0, long ldc0, float* c, long ldc)
     {
-        if (bp != null && n % Panel == 0 && SimdMath.Width == SimdWidth.Avx2 && Avx2.IsSupported && Fma.IsSupported)
+        if (bp != null && n % Panel == 0 && UsesPacked)
             RunPacked(m, n, k, a, lda, bp, panelStride, c0, ldc0, c, ldc);
         else
             Run(m, n, k, a, lda, b, ldb, c0, ldc0, c, ldc);
@@ -58,16 +62,15 @@ internal static unsafe class SmallGemm
     static void RunPacked(int m, int n, int k, float* a, long lda, float* bp, long panelStride, float* c0, long ldc0, float* c, long ldc)
     {
         for (var j = 0; j < n; j += Panel)
-        {
-            float* panel = bp + (j / Panel) * panelStride;
-            var i = 0;
-            for (; i + 6 <= m; i += 6)
-                Tile6x16(k, a + i * lda, lda, panel, Panel, c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
-            for (; i + 4 <= m; i += 4)
-                Tile4x16(k, a + i * lda, lda, panel, Panel, c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
-            for (; i < m; i++)
-                Row(k, 2, a + i * lda, panel, Panel, c0 == null ? null : c0 + i * ldc0 + j, c + i * ldc + j);
-        }
+            Column16(m, k, a, lda, bp + (j / Panel) * panelStride, Panel, c0 == null ? null : c0 + j, ldc0, c + j, ldc);
+    }
+
+    /// <summary>All m rows of one 16-column strip, six rows per register tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Column16(int m, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
+    {
+        for (var i = 0; i < m; i += 6)
+            Tile6x16(Math.Min(6, m - i), k, a + i * lda, lda, b, ldb, c0 == null ? null : c0 + i * ldc0, ldc0, c + i * ldc, ldc);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -104,18 +107,10 @@ internal static unsafe class SmallGemm
     {
         var j = j0;
         for (; j + 16 <= n; j += 16)
-        {
-            var i = 0;
-            for (; i + 6 <= m; i += 6)
-                Tile6x16(k, a + i * lda, lda, b + j, ldb, c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
-            for (; i + 4 <= m; i += 4)
-                Tile4x16(k, a + i * lda, lda, b + j, ldb, c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
-            for (; i < m; i++)
-                Row(k, 2, a + i * lda, b + j, ldb, c0 == null ? null : c0 + i * ldc0 + j, c + i * ldc + j);
-        }
+            Column16(m, k, a, lda, b + j, ldb, c0 == null ? null : c0 + j, ldc0, c + j, ldc);
         for (; j + 8 <= n; j += 8)
             for (var i = 0; i < m; i++)
-                Row(k, 1, a + i * lda, b + j, ldb, c0 == null ? null : c0 + i * ldc0 + j, c + i * ldc + j);
+                Row8(k, a + i * lda, b + j, ldb, c0 == null ? null : c0 + i * ldc0 + j, c + i * ldc + j);
         if (j < n) Scalar(m, n, k, a, lda, b, ldb, c0, ldc0, c, ldc, j);
     }
 
@@ -123,15 +118,17 @@ internal static unsafe class SmallGemm
     static Vector256<float> Init(float* c0, long offset) => c0 == null ? Vector256<float>.Zero : Avx.LoadVector256(c0 + offset);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile6x16(int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
+    static void Tile6x16(int rows, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
     {
+        // fewer than 6 rows at the bottom edge repeat the last row (reads stay inside A and C0) and store only their own
+        long r1 = Math.Min(1, rows - 1), r2 = Math.Min(2, rows - 1), r3 = Math.Min(3, rows - 1), r4 = Math.Min(4, rows - 1), r5 = Math.Min(5, rows - 1);
         var c00 = Init(c0, 0); var c01 = Init(c0, 8);
-        var c10 = Init(c0, ldc0); var c11 = Init(c0, ldc0 + 8);
-        var c20 = Init(c0, 2 * ldc0); var c21 = Init(c0, 2 * ldc0 + 8);
-        var c30 = Init(c0, 3 * ldc0); var c31 = Init(c0, 3 * ldc0 + 8);
-        var c40 = Init(c0, 4 * ldc0); var c41 = Init(c0, 4 * ldc0 + 8);
-        var c50 = Init(c0, 5 * ldc0); var c51 = Init(c0, 5 * ldc0 + 8);
-        float* a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda;
+        var c10 = Init(c0, r1 * ldc0); var c11 = Init(c0, r1 * ldc0 + 8);
+        var c20 = Init(c0, r2 * ldc0); var c21 = Init(c0, r2 * ldc0 + 8);
+        var c30 = Init(c0, r3 * ldc0); var c31 = Init(c0, r3 * ldc0 + 8);
+        var c40 = Init(c0, r4 * ldc0); var c41 = Init(c0, r4 * ldc0 + 8);
+        var c50 = Init(c0, r5 * ldc0); var c51 = Init(c0, r5 * ldc0 + 8);
+        float* a1 = a + r1 * lda, a2 = a + r2 * lda, a3 = a + r3 * lda, a4 = a + r4 * lda, a5 = a + r5 * lda;
         float* bp = b;
         for (var p = 0; p < k; p++, bp += ldb)
         {
@@ -151,55 +148,21 @@ internal static unsafe class SmallGemm
             c50 = Fma.MultiplyAdd(x, b0, c50); c51 = Fma.MultiplyAdd(x, b1, c51);
         }
         Avx.Store(c, c00); Avx.Store(c + 8, c01);
-        Avx.Store(c + ldc, c10); Avx.Store(c + ldc + 8, c11);
-        Avx.Store(c + 2 * ldc, c20); Avx.Store(c + 2 * ldc + 8, c21);
-        Avx.Store(c + 3 * ldc, c30); Avx.Store(c + 3 * ldc + 8, c31);
-        Avx.Store(c + 4 * ldc, c40); Avx.Store(c + 4 * ldc + 8, c41);
-        Avx.Store(c + 5 * ldc, c50); Avx.Store(c + 5 * ldc + 8, c51);
+        if (rows > 1) { Avx.Store(c + ldc, c10); Avx.Store(c + ldc + 8, c11); }
+        if (rows > 2) { Avx.Store(c + 2 * ldc, c20); Avx.Store(c + 2 * ldc + 8, c21); }
+        if (rows > 3) { Avx.Store(c + 3 * ldc, c30); Avx.Store(c + 3 * ldc + 8, c31); }
+        if (rows > 4) { Avx.Store(c + 4 * ldc, c40); Avx.Store(c + 4 * ldc + 8, c41); }
+        if (rows > 5) { Avx.Store(c + 5 * ldc, c50); Avx.Store(c + 5 * ldc + 8, c51); }
     }
 
+    /// <summary>One row, one vector (8 columns) wide: the column tail of a B whose width is not whole 16-column strips.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile4x16(int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
-    {
-        var c00 = Init(c0, 0); var c01 = Init(c0, 8);
-        var c10 = Init(c0, ldc0); var c11 = Init(c0, ldc0 + 8);
-        var c20 = Init(c0, 2 * ldc0); var c21 = Init(c0, 2 * ldc0 + 8);
-        var c30 = Init(c0, 3 * ldc0); var c31 = Init(c0, 3 * ldc0 + 8);
-        float* a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda;
-        for (var p = 0; p < k; p++)
-        {
-            var bp = b + p * ldb;
-            var b0 = Avx.LoadVector256(bp);
-            var b1 = Avx.LoadVector256(bp + 8);
-            var x = Avx.BroadcastScalarToVector256(a + p);
-            c00 = Fma.MultiplyAdd(x, b0, c00); c01 = Fma.MultiplyAdd(x, b1, c01);
-            x = Avx.BroadcastScalarToVector256(a1 + p);
-            c10 = Fma.MultiplyAdd(x, b0, c10); c11 = Fma.MultiplyAdd(x, b1, c11);
-            x = Avx.BroadcastScalarToVector256(a2 + p);
-            c20 = Fma.MultiplyAdd(x, b0, c20); c21 = Fma.MultiplyAdd(x, b1, c21);
-            x = Avx.BroadcastScalarToVector256(a3 + p);
-            c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31);
-        }
-        Avx.Store(c, c00); Avx.Store(c + 8, c01);
-        Avx.Store(c + ldc, c10); Avx.Store(c + ldc + 8, c11);
-        Avx.Store(c + 2 * ldc, c20); Avx.Store(c + 2 * ldc + 8, c21);
-        Avx.Store(c + 3 * ldc, c30); Avx.Store(c + 3 * ldc + 8, c31);
-    }
-
-    /// <summary>One row, one or two vectors wide.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Row(int k, int vectors, float* a, float* b, long ldb, float* c0, float* c)
+    static void Row8(int k, float* a, float* b, long ldb, float* c0, float* c)
     {
         var s0 = Init(c0, 0);
-        var s1 = vectors == 2 ? Init(c0, 8) : Vector256<float>.Zero;
         for (var p = 0; p < k; p++)
-        {
-            var x = Avx.BroadcastScalarToVector256(a + p);
-            s0 = Fma.MultiplyAdd(x, Avx.LoadVector256(b + p * ldb), s0);
-            if (vectors == 2) s1 = Fma.MultiplyAdd(x, Avx.LoadVector256(b + p * ldb + 8), s1);
-        }
+            s0 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a + p), Avx.LoadVector256(b + p * ldb), s0);
         Avx.Store(c, s0);
-        if (vectors == 2) Avx.Store(c + 8, s1);
     }
 
     // ---- AVX-512: 4 rows × 32 columns per tile; the rest of the columns on the AVX2 code ----

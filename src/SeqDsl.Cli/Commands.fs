@@ -22,12 +22,16 @@ let private date (name: string) (s: string) =
     | true, d -> d
     | _ -> raise (SeqDslException(ErrorKind.Spec, $"--{name} '{s}' is not a date.", Received = s, Expected = "yyyy-MM-dd"))
 
-/// --threads as train applies it: libtorch's CPU threads, 1 … TrainingSpec.MaxThreads, set before any tensor work.
-let private useThreads (threads: int option) =
+/// --threads checked as train checks it: 1 … TrainingSpec.MaxThreads.
+let private checkThreads (threads: int option) =
     match threads with
     | Some n when n < 1 || n > TrainingSpec.MaxThreads -> fail ErrorKind.Spec $"--threads must be between 1 and {TrainingSpec.MaxThreads} (got {n})."
-    | Some n -> TorchSharp.torch.set_num_threads n
-    | None -> ()
+    | _ -> ()
+
+/// --threads as train applies it: libtorch's CPU threads, set before any tensor work.
+let private useThreads (threads: int option) =
+    checkThreads threads
+    threads |> Option.iter TorchSharp.torch.set_num_threads
 
 let private metricsTable (metrics: Collections.Generic.Dictionary<string, Collections.Generic.Dictionary<string, float>>) =
     for split in [ "train"; "validation"; "test" ] do
@@ -392,9 +396,7 @@ let export (a: ParseResults<ExportArgs>) : int =
 let serve (a: ParseResults<ServeArgs>) : int =
     let backend = a.GetResult(Backend, defaultValue = BackendArg.Onnx)
     let threads = a.TryGetResult ServeArgs.Threads
-    match threads with
-    | Some n when n < 1 || n > TrainingSpec.MaxThreads -> fail ErrorKind.Spec $"--threads must be between 1 and {TrainingSpec.MaxThreads} (got {n})."
-    | _ -> ()
+    checkThreads threads // not useThreads: --onnx must not load libtorch
     let port = a.GetResult(Port, defaultValue = 8080)
     if port < 0 || port > 65535 then fail ErrorKind.Spec $"--port must be between 0 and 65535 (got {port})."
     let maxBatch = a.GetResult(Max_Batch, defaultValue = 256)

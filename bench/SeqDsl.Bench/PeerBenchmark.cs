@@ -65,6 +65,37 @@ static class PeerBenchmark
             Rnn(4, 64, 100, 512, 512) + Dense(64, 512, 1));
     }
 
+    /// <summary>Where a SeqDsl training step's time goes, per config and kernel: forward with the loss, backward, and the
+    /// optimizer's update, timed separately (medians over rounds; no peer).
+    ///   dotnet run -c Release --project bench/SeqDsl.Bench -- phases [--rounds N] [--threads-list 1,2] [--only NAME] [--kernels simd]</summary>
+    public static int Phases(string[] args)
+    {
+        var rounds = IntArg(args, "--rounds", 20);
+        var threadList = (Arg(args, "--threads-list") ?? "1").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        var only = Arg(args, "--only");
+        var kernels = (Arg(args, "--kernels") ?? "auto").Split(',').Select(k => Enum.Parse<Kernel>(k, ignoreCase: true)).ToArray();
+        var model = Arg(args, "--model"); // another model text on the config's data, loss and optimizer (to take a step apart)
+        Console.WriteLine($"machine: {Backend.Machine}");
+        Console.WriteLine("| threads | config | kernel | forward + loss ms | backward ms | optimizer ms | step ms |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        foreach (var threads in threadList)
+        {
+            set_num_threads(threads);
+            foreach (var cfg in Configs())
+            {
+                if (only is not null && !cfg.Name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
+                foreach (var k in kernels)
+                {
+                    using var side = new SeqDslSide(model is null ? cfg : cfg with { Name = $"{cfg.Name} as {model}", Model = model }, k);
+                    side.Run(3);
+                    var t = side.Phases(rounds);
+                    Console.WriteLine($"| {threads} | {cfg.Name} | {k} | {t[0]:F2} | {t[1]:F2} | {t[2]:F2} | {t[0] + t[1] + t[2]:F2} |");
+                }
+            }
+        }
+        return 0;
+    }
+
     public static int Run(string[] args)
     {
         var rounds = IntArg(args, "--rounds", 6);
@@ -171,6 +202,30 @@ static class PeerBenchmark
                 _session.Step(_batch);
             }
             return (sw.Elapsed.TotalMilliseconds / steps, MinorFaults(Environment.ProcessId) - f0);
+        }
+
+        /// <summary>Median milliseconds of forward with the loss, backward, and the update over <paramref name="rounds"/> steps.</summary>
+        public double[] Phases(int rounds)
+        {
+            var t = new List<double>[] { [], [], [] };
+            var wantsLogits = _session.WantsLogits;
+            for (var r = 0; r < rounds; r++)
+            {
+                using var scope = NewDisposeScope();
+                var sw = Stopwatch.StartNew();
+                var (_, sum, count) = Trainer.Step(_net, _session.Options.Loss, _batch, wantsLogits);
+                var loss = sum / count.clamp_min(1);
+                loss.item<float>();
+                t[0].Add(sw.Elapsed.TotalMilliseconds);
+                sw.Restart();
+                _session.Optimizer.zero_grad();
+                loss.backward();
+                t[1].Add(sw.Elapsed.TotalMilliseconds);
+                sw.Restart();
+                _session.Optimizer.step();
+                t[2].Add(sw.Elapsed.TotalMilliseconds);
+            }
+            return t.Select(Timing.Median).ToArray();
         }
 
         public void Dispose()

@@ -6,6 +6,8 @@
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- paths [--rounds N] [--threads T]   (oneDNN vs native LSTM in training)
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- peer [--rounds N] [--steps K] [--threads-list 1,2] [--only NAME]
 //     (PyTorch as a peer: bench/pytorch/setup.sh installs Debian's python3-torch first)
+//   dotnet run -c Release --project bench/SeqDsl.Bench -- phases [--rounds N] [--threads-list 1,2] [--only NAME] [--kernels simd,fused]
+//     (forward + loss, backward and the optimizer's update of the peer configs, timed apart)
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- simd [--rounds N] [--threads T]   (the SIMD kernel's product and layers)
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- deploy [--rounds N] [--threads T] [--seconds S]
 //     (export time, ONNX Runtime vs libtorch prediction latency, seqdsl serve under 1/8/64 clients)
@@ -30,6 +32,7 @@ switch (opts.Command)
     case "loop": return LoopBenchmark.Run(opts);
     case "lengths": return LengthsBenchmark.Run(opts);
     case "peer": return PeerBenchmark.Run(args);
+    case "phases": return PeerBenchmark.Phases(args);
     case "paths": return PathsBenchmark.Run(opts);
     case "deploy": return DeployBenchmark.Run(args);
     case "simd": return SimdBenchmark.Run(opts);

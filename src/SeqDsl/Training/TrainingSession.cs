@@ -29,6 +29,12 @@ public sealed class TrainingSession : IDisposable
         _wantsLogits = options.Loss.WantsLogits(net.OutputActivation);
     }
 
+    /// <summary>The loss and the rest of the step's options.</summary>
+    internal FitOptions Options => _options;
+
+    /// <summary>Whether the loss takes the output layer's logits.</summary>
+    internal bool WantsLogits => _wantsLogits;
+
     /// <summary>Whose update rules the optimizer follows (the network's convention unless the spec names them).</summary>
     public OptimizerRules Rules { get; }
 

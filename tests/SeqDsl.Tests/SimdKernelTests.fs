@@ -164,6 +164,35 @@ let tests =
             Expect.isLessThan (relErr y32 y64) 1e-5 "float64 forward agrees"
         }
 
+        test "the embedding's one-pass backward = libtorch's embedding gradient (repeated ids, the padding row, every path)" {
+            // a table with a padding row, ids that repeat within and across rows and hit the padding id, D not a
+            // multiple of 8 (the scalar tail) and one that is
+            for d in [ 5L; 16L ] do
+                for w in widths do
+                    withWidth w (fun () ->
+                        torch.manual_seed 7L |> ignore
+                        use ours = torch.nn.Embedding(11L, d, padding_idx = 2L)
+                        use theirs = torch.nn.Embedding(11L, d, padding_idx = 2L)
+                        (use _ng = torch.no_grad() in theirs.weight.copy_(ours.weight) |> ignore)
+                        use ids = torch.tensor([| 1L; 2L; 3L; 3L; 10L; 0L; 2L; 3L; 1L; 9L; 9L; 9L |]).reshape(3L, 4L)
+                        use g = torch.randn(3L, 4L, d)
+                        Expect.isTrue (SimdEmbedding.Applies ours.weight) "the one-pass lookup applies to a float32 CPU table in training"
+                        use y = SimdEmbedding.Lookup(ours.weight, ids, System.Nullable 2L)
+                        use yRef = theirs.call ids
+                        Expect.equal (values y) (values yRef) $"D {d}, {w}: the same rows"
+                        y.backward(ResizeArray [ g ])
+                        yRef.backward(ResizeArray [ g ])
+                        Expect.isLessThan (relErr ours.weight.grad theirs.weight.grad) 1e-6 $"D {d}, {w}: the same gradient"
+                        Expect.isTrue (values (ours.weight.grad.[2L]) |> Array.forall ((=) 0.0f)) "the padding row's gradient is zero"
+                        Expect.isTrue (values (ours.weight.grad.[3L]) |> Array.exists ((<>) 0.0f)) "a used row has a gradient")
+            use frozen = torch.nn.Embedding(4L, 3L)
+            frozen.weight.requires_grad_(false) |> ignore
+            Expect.isFalse (SimdEmbedding.Applies frozen.weight) "a frozen table takes libtorch's lookup"
+            use _ = torch.no_grad()
+            use live = torch.nn.Embedding(4L, 3L)
+            Expect.isFalse (SimdEmbedding.Applies live.weight) "no_grad takes libtorch's lookup"
+        }
+
         test "kernel: Simd is refused for cells it cannot run, naming the layer and the reason" {
             let e = Support.expectSeqDslError "peephole" (fun () -> Model.Lstm(4, peephole = true, kernel = Kernel.Simd).Summary(InputSpec(Features = 2)))
             Expect.stringContains e.Message "kernel: Simd cannot be honoured" "message"

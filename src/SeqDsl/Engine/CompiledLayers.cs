@@ -25,16 +25,20 @@ internal abstract class LayerModule(string name) : nn.Module(name)
 internal sealed class EmbedModule : LayerModule
 {
     private readonly Embedding _embedding;
+    private readonly int? _padding;
 
-    public EmbedModule(Embedding embedding) : base("Embed")
+    public EmbedModule(Embedding embedding, int? padding) : base("Embed")
     {
         _embedding = embedding;
+        _padding = padding;
         register_module("embedding", embedding);
     }
 
     public Embedding Embedding => _embedding;
 
-    public override Tensor Forward(Tensor x, ForwardContext ctx) => _embedding.call(x); // (B, T) -> (B, T, D)
+    // (B, T) -> (B, T, D); in training on the CPU the lookup whose backward is one pass over the tokens
+    public override Tensor Forward(Tensor x, ForwardContext ctx) =>
+        _embedding.weight is { } w && Simd.SimdEmbedding.Applies(w) ? Simd.SimdEmbedding.Lookup(w, x, _padding) : _embedding.call(x);
 }
 
 internal sealed class RecurrentModule : LayerModule

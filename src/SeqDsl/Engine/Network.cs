@@ -87,7 +87,7 @@ public sealed class Network : nn.Module<Tensor, Tensor>
             options.Diagnostics?.Invoke($"layer {index} (Embed): {report}");
         }
         if (!e.Trainable) embedding.weight!.requires_grad_(false);
-        return new EmbedModule(embedding);
+        return new EmbedModule(embedding, e.Padding);
     }
 
     private LayerModule CompileRecurrent(RecurrentLayer r, int index, long width, ModelSpec spec, CompileOptions options, Device device)

@@ -43,9 +43,16 @@ internal static class SimdMath
     /// software, without touching other threads' work): <see cref="Default"/> unless set.</summary>
     public static SimdWidth Width
     {
-        get => Override.Value ?? Default;
-        set => Override.Value = value;
+        // the AsyncLocal is read only once some context has set it (tests): the kernels ask in their inner loops
+        get => _overridden ? Override.Value ?? Default : Default;
+        set
+        {
+            _overridden = true;
+            Override.Value = value;
+        }
     }
+
+    private static volatile bool _overridden;
 
     internal static bool UseAvx2 => Width != SimdWidth.Scalar && Avx2.IsSupported && Fma.IsSupported;
 

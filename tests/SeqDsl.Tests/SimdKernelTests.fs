@@ -168,6 +168,7 @@ let tests =
             // a table with a padding row, ids that repeat within and across rows and hit the padding id, D not a
             // multiple of 8 (the scalar tail) and one that is
             for d in [ 5L; 16L ] do
+              for timeMajor in [ false; true ] do
                 for w in widths do
                     withWidth w (fun () ->
                         torch.manual_seed 7L |> ignore
@@ -175,14 +176,15 @@ let tests =
                         use theirs = torch.nn.Embedding(11L, d, padding_idx = 2L)
                         (use _ng = torch.no_grad() in theirs.weight.copy_(ours.weight) |> ignore)
                         use ids = torch.tensor([| 1L; 2L; 3L; 3L; 10L; 0L; 2L; 3L; 1L; 9L; 9L; 9L |]).reshape(3L, 4L)
-                        use g = torch.randn(3L, 4L, d)
+                        // the gradient as a (B, T, D) view of time-major memory, as the recurrent kernel hands it on
+                        use g = if timeMajor then torch.randn(4L, 3L, d).transpose(0L, 1L) else torch.randn(3L, 4L, d)
                         Expect.isTrue (SimdEmbedding.Applies ours.weight) "the one-pass lookup applies to a float32 CPU table in training"
                         use y = SimdEmbedding.Lookup(ours.weight, ids, System.Nullable 2L)
                         use yRef = theirs.call ids
                         Expect.equal (values y) (values yRef) $"D {d}, {w}: the same rows"
                         y.backward(ResizeArray [ g ])
                         yRef.backward(ResizeArray [ g ])
-                        Expect.isLessThan (relErr ours.weight.grad theirs.weight.grad) 1e-6 $"D {d}, {w}: the same gradient"
+                        Expect.isLessThan (relErr ours.weight.grad theirs.weight.grad) 1e-6 $"D {d}, time-major {timeMajor}, {w}: the same gradient"
                         Expect.isTrue (values (ours.weight.grad.[2L]) |> Array.forall ((=) 0.0f)) "the padding row's gradient is zero"
                         Expect.isTrue (values (ours.weight.grad.[3L]) |> Array.exists ((<>) 0.0f)) "a used row has a gradient")
             use frozen = torch.nn.Embedding(4L, 3L)

@@ -30,6 +30,8 @@ internal static unsafe class RecurrentKernels
         public int B, T, H, I, G;           // G: gate blocks (4 LSTM, 3 GRU, 1 RNN)
         public int* Len;                     // lengths or null
         public float* HX;                    // (T, B, H + I): state before the step, then the step's input
+        public float* X;                     // the input, row r step t at X + r·XB + t·XT (its last axis contiguous)
+        public long XB, XT;
         public float* WcatT;                 // (H + I, G·H): [W_hh | W_ih]ᵀ
         public float* WcatTP, WP, WihP;      // the same three matrices packed in panels of 16 columns (SmallGemm.Pack)
         public float* W, Wih;                // weight_hh (G·H, H), weight_ih (G·H, I)
@@ -41,6 +43,7 @@ internal static unsafe class RecurrentKernels
         // backward
         public float* DOut, DHT, DCT;        // gradients of out, hT, cT
         public float* DPre, DPh;             // (T, B, G·H): pre-activation gradient (input side); GRU reset-after: recurrent side
+        public float* DBias, DBhh;           // (B, G·H) or null: per row, DPre (DPh) summed over the steps (the bias gradients)
         public float* DX;                    // (T, B, I)
         public float* DH0, DC0;
     }
@@ -78,6 +81,8 @@ internal static unsafe class RecurrentKernels
                 var m = Math.Min(Sub, r1 - s0);
                 float* a = b.HX + t * stepK + (long)s0 * K;
                 float* g = b.Gates + t * stepG + (long)s0 * GH;
+                for (var r = s0; r < s0 + m; r++)                             // the step's inputs beside the states
+                    Copy(b.X + r * b.XB + t * b.XT, a + (long)(r - s0) * K + H, I);
                 switch (cell)
                 {
                     case SimdCell.Lstm:
@@ -364,7 +369,13 @@ internal static unsafe class RecurrentKernels
                 // the input's gradient, while the pre-activation rows are in the cache (zero on padding)
                 SmallGemm.Run(m, I, GH, dp, GH, b.Wih, I, b.WihP, wps, null, 0, b.DX + t * stepI + (long)s0 * I, I);
                 for (var r = s0; r < s0 + m; r++)
+                {
                     if (Active(b, r, t)) Copy(dn + (r - s0) * H, dh + (r - r0) * H, H);
+                    // the bias gradients, per row, while the pre-activation rows are in the cache (zero on padding)
+                    long io = t * stepG + (long)r * GH;
+                    if (b.DBias != null) Add(b.DPre + io, b.DBias + (long)r * GH, GH);
+                    if (b.DBhh != null) Add(b.DPh + io, b.DBhh + (long)r * GH, GH);
+                }
             }
         for (var r = r0; r < r1; r++)
         {
@@ -533,4 +544,15 @@ internal static unsafe class RecurrentKernels
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Clear(float* p, int n) => new Span<float>(p, n).Clear();
+
+    /// <summary>to += from, n floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Add(float* from, float* to, int n)
+    {
+        var u = 0;
+        if (SimdMath.UseAvx2)
+            for (; u + 8 <= n; u += 8)
+                Avx.Store(to + u, Avx.Add(Avx.LoadVector256(to + u), Avx.LoadVector256(from + u)));
+        for (; u < n; u++) to[u] += from[u];
+    }
 }

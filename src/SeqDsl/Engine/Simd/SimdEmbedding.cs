@@ -48,9 +48,14 @@ internal static class SimdEmbedding
             var shape = (long[])ctx.get_data("shape");
             var padding = (long)ctx.get_data("padding");
             long V = shape[0], D = shape[1], N = ids.shape[0];
-            var g = grads[0].contiguous();
             var dw = zeros(V, D, dtype: ScalarType.Float32);
-            var pg = SimdRecurrence.Ptr(g);
+            var g = grads[0];
+            // (B, T, D) rows read where they lie (the recurrent kernel hands its input gradient on time-major); any
+            // other shape contiguous, row n at n·D
+            var rows = g.dim() == 3;
+            var (gData, gB, gT) = rows && N > 0 ? SimdRecurrence.Rows(g) : (g.contiguous(), D, 0L);
+            long T = rows ? g.shape[1] : 1;
+            var pg = N == 0 ? null : SimdRecurrence.Ptr(gData);
             var pw = SimdRecurrence.Ptr(dw);
             var pid = (long*)Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(ids.bytes));
             var avx = SimdMath.UseAvx2;
@@ -58,7 +63,7 @@ internal static class SimdEmbedding
             {
                 var id = pid[n];
                 if (id == padding) continue;
-                AddRow(pw + id * D, pg + n * D, D, avx);
+                AddRow(pw + id * D, pg + (n / T * gB + n % T * gT), D, avx);
             }
             return [dw, null!, null!];
         }

@@ -54,6 +54,17 @@ internal static class SimdRecurrence
 
     internal static unsafe float* Ptr(Tensor t) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
 
+    /// <summary>A (B, T, F) float32 tensor as rows of F contiguous floats: the tensor itself when it is contiguous or
+    /// the time-major transpose of a contiguous one (what a lower layer or this kernel's backward hands on), else a
+    /// contiguous copy. Row b, step t starts at Data + b·StrideB + t·StrideT.</summary>
+    internal static unsafe (Tensor Owner, long StrideB, long StrideT) Rows(Tensor x)
+    {
+        if (x.is_contiguous()) return (x, x.stride(0), x.stride(1));
+        if (x.stride(2) == 1 && x.transpose(0, 1).is_contiguous()) return (x.transpose(0, 1), x.stride(0), x.stride(1));
+        var c = x.contiguous();
+        return (c, c.stride(0), c.stride(1));
+    }
+
     /// <summary>Runs body over blocks of rows (multiples of 4 where possible), one per thread libtorch may use.</summary>
     internal static unsafe void Blocks(int rows, int scratchPerRow, int scratchFixed, Action<int, int, IntPtr> body)
     {
@@ -161,8 +172,8 @@ internal static class SimdRecurrence
             var lstm = cell == SimdCell.Lstm;
             Require(!lstm || c0 is not null, "an LSTM needs its initial cell");
             Require(lengths is null || lengths.Length == B, $"{lengths?.Length} lengths for {B} rows");
-            var hx = empty(T, B, H + I, dtype: ScalarType.Float32);
-            hx.narrow(2, H, I).copy_(x.transpose(0, 1));                                  // the inputs, time-major
+            var (xData, xB, xT) = Rows(x);                                                 // the kernel copies rows of I floats
+            var hx = empty(T, B, H + I, dtype: ScalarType.Float32);                       // filled by the kernel, step by step
             var wcatT = cat([whh, wih], 1).t().contiguous();                               // (H + I, G·H)
             var output = empty(T, B, H, dtype: ScalarType.Float32);
             var hT = empty(B, H, dtype: ScalarType.Float32);
@@ -174,7 +185,8 @@ internal static class SimdRecurrence
             Launch(new RecurrentKernels.Buffers
                 {
                     B = B, T = T, H = H, I = I, G = G,
-                    HX = Ptr(hx), WcatT = Ptr(wcatT), W = Ptr(whh), Wih = Ptr(wih),
+                    HX = Ptr(hx), X = B * T * I == 0 ? null : Ptr(xData), XB = xB, XT = xT,
+                    WcatT = Ptr(wcatT), W = Ptr(whh), Wih = Ptr(wih),
                     Bias = bias is null ? null : Ptr(bias), Bhh = bhh is null ? null : Ptr(bhh),
                     H0 = Ptr(h0), C0 = c0 is null ? null : Ptr(c0),
                     Out = Ptr(output), HT = Ptr(hT), CT = cT is null ? null : Ptr(cT),
@@ -206,6 +218,8 @@ internal static class SimdRecurrence
             var dx = empty(T, B, I, dtype: ScalarType.Float32);
             var dh0 = empty(B, H, dtype: ScalarType.Float32);
             var dc0 = lstm ? empty(B, H, dtype: ScalarType.Float32) : null;
+            var dBiasRows = hasBias ? zeros(B, GH, dtype: ScalarType.Float32) : null;  // summed over steps by the kernel
+            var dBhhRows = hasBhh ? zeros(B, GH, dtype: ScalarType.Float32) : null;
             Launch(new RecurrentKernels.Buffers
                 {
                     B = B, T = T, H = H, I = I, G = G,
@@ -213,7 +227,8 @@ internal static class SimdRecurrence
                     Out = Ptr(output), Gates = gates is null ? null : Ptr(gates),
                     Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2),
                     DOut = Ptr(dOut), DHT = Ptr(dhT), DCT = dcT is null ? null : Ptr(dcT),
-                    DPre = Ptr(dpre), DPh = dph is null ? null : Ptr(dph), DX = Ptr(dx), DH0 = Ptr(dh0), DC0 = dc0 is null ? null : Ptr(dc0),
+                    DPre = Ptr(dpre), DPh = dph is null ? null : Ptr(dph),
+                    DBias = dBiasRows is null ? null : Ptr(dBiasRows), DBhh = dBhhRows is null ? null : Ptr(dBhhRows), DX = Ptr(dx), DH0 = Ptr(dh0), DC0 = dc0 is null ? null : Ptr(dc0),
                 }, lengths, backward: true, RecurrentKernels.BackwardScratch(1, H), 0,
                 (b, r0, r1, s) => RecurrentKernels.Backward(cell, b, r0, r1, (float*)s));
             // the weights' gradients: products over every (step, row) of the saved [h | x] rows
@@ -236,8 +251,8 @@ internal static class SimdRecurrence
                     dWih = dW.narrow(1, H, I).contiguous();
                     break;
             }
-            var dBias = hasBias ? dp.sum([0L]) : null;
-            var dBhh = hasBhh ? dph!.view(T * B, GH).sum([0L]) : null;
+            var dBias = dBiasRows?.sum([0L]);
+            var dBhh = dBhhRows?.sum([0L]);
             return [dx.transpose(0, 1), dWih, dWhh, dBias!, dBhh!, dh0, dc0!, null!, null!];
         }
     }

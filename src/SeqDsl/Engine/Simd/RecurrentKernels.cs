@@ -540,10 +540,24 @@ internal static unsafe class RecurrentKernels
     // ------------------------------------------------------------------ helpers
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Copy(float* from, float* to, int n) => new ReadOnlySpan<float>(from, n).CopyTo(new Span<float>(to, n));
+    static void Copy(float* from, float* to, int n)
+    {
+        // rows of a few dozen floats, many times per step: vector moves inline beat a call to memmove (which took 10 % of
+        // a SimpleRnn training step); the buffers never overlap
+        var u = 0;
+        if (Avx.IsSupported)
+            for (; u + 8 <= n; u += 8) Avx.Store(to + u, Avx.LoadVector256(from + u));
+        for (; u < n; u++) to[u] = from[u];
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Clear(float* p, int n) => new Span<float>(p, n).Clear();
+    static void Clear(float* p, int n)
+    {
+        var u = 0;
+        if (Avx.IsSupported)
+            for (; u + 8 <= n; u += 8) Avx.Store(p + u, Vector256<float>.Zero);
+        for (; u < n; u++) p[u] = 0;
+    }
 
     /// <summary>to += from, n floats.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -59,12 +59,12 @@ internal static class SimdEmbedding
             var pw = SimdRecurrence.Ptr(dw);
             var pid = (long*)Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(ids.bytes));
             var avx = SimdMath.UseAvx2;
-            for (long n = 0; n < N; n++)
-            {
-                var id = pid[n];
-                if (id == padding) continue;
-                AddRow(pw + id * D, pg + (n / T * gB + n % T * gT), D, avx);
-            }
+            for (long b = 0, n = 0; n < N; b++)
+                for (long t = 0; t < T; t++, n++)
+                {
+                    var id = pid[n];
+                    if (id != padding) AddRow(pw + id * D, pg + b * gB + t * gT, D, avx);
+                }
             return [dw, null!, null!];
         }
 

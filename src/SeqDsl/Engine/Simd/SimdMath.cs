@@ -44,6 +44,7 @@ internal static class SimdMath
     public static SimdWidth Width
     {
         // the AsyncLocal is read only once some context has set it (tests): the kernels ask in their inner loops
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get => _overridden ? Override.Value ?? Default : Default;
         set
         {
@@ -54,7 +55,11 @@ internal static class SimdMath
 
     private static volatile bool _overridden;
 
-    internal static bool UseAvx2 => Width != SimdWidth.Scalar && Avx2.IsSupported && Fma.IsSupported;
+    internal static bool UseAvx2
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Width != SimdWidth.Scalar && Avx2.IsSupported && Fma.IsSupported;
+    }
 
     // ln 2 split so that n·Ln2Hi is exact for |n| < 2^9
     const float Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f, Log2E = 1.44269504088896341f;

@@ -47,12 +47,13 @@ internal static unsafe class SmallGemm
 
     /// <summary>
     /// C = C0 + A·B with B given twice: as is (b, ldb) and packed (bp: the panel holding B's first column, rows
-    /// offset as in b; panels panelStride floats apart). The AVX2 path takes the packed copy when n is whole panels.
+    /// offset as in b; panels panelStride floats apart). The AVX2 path takes the packed copy; a last panel narrower
+    /// than 16 columns (its packed copy is zero-padded) goes through a 16-wide scratch tile.
     /// </summary>
     public static void Run(int m, int n, int k, float* a, long lda, float* b, long ldb, float* bp, long panelStride,
         float* c0, long ldc0, float* c, long ldc)
     {
-        if (bp != null && n % Panel == 0 && UsesPacked)
+        if (bp != null && UsesPacked)
             RunPacked(m, n, k, a, lda, bp, panelStride, c0, ldc0, c, ldc);
         else
             Run(m, n, k, a, lda, b, ldb, c0, ldc0, c, ldc);
@@ -61,8 +62,26 @@ internal static unsafe class SmallGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void RunPacked(int m, int n, int k, float* a, long lda, float* bp, long panelStride, float* c0, long ldc0, float* c, long ldc)
     {
-        for (var j = 0; j < n; j += Panel)
+        var j = 0;
+        for (; j + Panel <= n; j += Panel)
             Column16(m, k, a, lda, bp + (j / Panel) * panelStride, Panel, c0 == null ? null : c0 + j, ldc0, c + j, ldc);
+        if (j == n) return;
+        // the last, narrower panel: full tiles into a scratch tile (the padding columns compute zeros), then the real
+        // columns out (H = 50 left two columns to scalar loops before, 6 % of E4's step)
+        var cols = n - j;
+        float* bq = bp + (j / Panel) * panelStride;
+        var tile = stackalloc float[6 * Panel];
+        for (var i = 0; i < m; i += 6)
+        {
+            var rows = Math.Min(6, m - i);
+            Tile6x16(rows, k, a + i * lda, lda, bq, Panel, null, 0, tile, Panel);
+            for (var r = 0; r < rows; r++)
+            {
+                float* dst = c + (i + r) * ldc + j;
+                float* init = c0 == null ? null : c0 + (i + r) * ldc0 + j;
+                for (var q = 0; q < cols; q++) dst[q] = (init == null ? 0f : init[q]) + tile[r * Panel + q];
+            }
+        }
     }
 
     /// <summary>All m rows of one 16-column strip, six rows per register tile.</summary>

@@ -103,7 +103,11 @@ let private withOptimizer (algo: Algo) (lr: float) (momentum: float) (decay: flo
     use e = new TorchSharp.Modules.Parameter(toTensor initialE)
     use w = new TorchSharp.Modules.Parameter(toTensor initialW)
     use opt = new KerasOptimizer([ e; w ], [ e ], algo, lr, momentum = momentum, weightDecay = decay)
-    run e w opt
+    let result = run e w opt
+    // RMSprop, Adam and AdamW on float32 CPU parameters take the fused loops (FusedUpdates): these checks are theirs
+    let fused = if algo = Algo.RmsProp || algo = Algo.Adam || algo = Algo.AdamW then 2L * int64 batches.Length else 0L
+    Expect.equal opt.FusedParameterUpdates fused $"{algo}: updates by the fused loops"
+    result
 
 let private close (name: string) (got: float32[]) (expected: float[,]) =
     let flat = Array.init expected.Length (fun k -> expected.[k / Array2D.length2 expected, k % Array2D.length2 expected])

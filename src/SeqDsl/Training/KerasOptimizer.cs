@@ -32,6 +32,9 @@ public enum OptimizerRules
 /// RMSprop and momentum SGD the sparse kernels update only those rows, state included; Adam's and Adagrad's sparse
 /// updates equal their dense ones. A row counts as in the batch when its gradient is not all zero (a row whose
 /// gradient is exactly zero everywhere is treated as absent).
+/// <para>RMSprop, Adam and AdamW on CPU float32 contiguous parameters take one fused pass per parameter
+/// (<see cref="FusedUpdates"/>, the same float32 operations in the same order, the sparse rows checked row by row);
+/// the tensor code runs otherwise.</para>
 /// </summary>
 public sealed class KerasOptimizer : OptimizerHelper
 {
@@ -102,9 +105,14 @@ public sealed class KerasOptimizer : OptimizerHelper
         {
             var grad = p.grad;
             if (grad is null) continue;
-            using var scope = NewDisposeScope();
             var state = (State)_state[p.Handle];
             state.Step++;
+            if (Fused(p, grad, state, lr))
+            {
+                FusedParameterUpdates++;
+                continue;
+            }
+            using var scope = NewDisposeScope();
             // rows of a sparse table that the batch touched: (V, 1, …) for broadcasting
             Tensor? rows = _sparse.Contains(p.Handle) && p.dim() >= 1 && _algorithm is Algorithm.RmsProp or Algorithm.Sgd
                 ? grad.ne(0).flatten(1).any(1).reshape([p.shape[0], .. Enumerable.Repeat(1L, (int)p.dim() - 1)])
@@ -148,6 +156,38 @@ public sealed class KerasOptimizer : OptimizerHelper
             }
         }
     }, closure);
+
+    /// <summary>Parameter updates the fused loops have made (for tests: the fast path ran).</summary>
+    internal long FusedParameterUpdates { get; private set; }
+
+    /// <summary>
+    /// The update of <paramref name="p"/> in one pass (<see cref="FusedUpdates"/>), with the float32 arithmetic of the
+    /// tensor code in <see cref="step"/>, when the algorithm is RMSprop, Adam or AdamW and the parameter, its gradient
+    /// and slots are CPU float32 contiguous tensors; false (nothing done) otherwise. <see cref="State.Step"/> is
+    /// already counted.
+    /// </summary>
+    private unsafe bool Fused(Parameter p, Tensor grad, State state, double lr)
+    {
+        if (!FusedUpdates.Enabled || _algorithm is not (Algorithm.RmsProp or Algorithm.Adam or Algorithm.AdamW)) return false;
+        var n = p.numel();
+        if (!FusedUpdates.Plain(p, n) || !FusedUpdates.Plain(grad, n) || !FusedUpdates.Plain(state.First, n)) return false;
+        if (_algorithm == Algorithm.RmsProp)
+        {
+            var sparse = _sparse.Contains(p.Handle) && p.dim() >= 1;
+            var rows = sparse ? p.shape[0] : 1;
+            var rowSize = rows == 0 ? 0 : n / rows;
+            FusedUpdates.KerasRmsProp(FusedUpdates.Ptr(p), FusedUpdates.Ptr(grad), FusedUpdates.Ptr(state.First), rows, rowSize,
+                sparse, _rho, Epsilon, lr);
+            return true;
+        }
+        if (!FusedUpdates.Plain(state.Second, n)) return false;
+        var t = (double)state.Step;
+        var rate = lr * Math.Sqrt(1 - Math.Pow(_beta2, t)) / (1 - Math.Pow(_beta1, t));
+        FusedUpdates.KerasAdam(FusedUpdates.Ptr(p), FusedUpdates.Ptr(grad), FusedUpdates.Ptr(state.First),
+            FusedUpdates.Ptr(state.Second!), n, _beta1, _beta2, Epsilon, rate,
+            _algorithm == Algorithm.AdamW ? _weightDecay * lr : 0);
+        return true;
+    }
 
     /// <inheritdoc />
     protected override void Dispose(bool disposing)

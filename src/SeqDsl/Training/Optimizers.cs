@@ -41,12 +41,15 @@ public abstract record OptimizerSpec(double LearningRate)
             _ => throw new ArgumentOutOfRangeException(nameof(parameters)),
         };
 
+    /// <summary>The optimizer for <paramref name="parameters"/> under libtorch's rules: libtorch's own, Adam and RMSprop
+    /// with a fused CPU step (<see cref="Fused.Adam"/>, <see cref="Fused.RMSProp"/>: libtorch's classes and state, one
+    /// pass per parameter instead of one per operation).</summary>
     internal optim.Optimizer Create(IEnumerable<Parameter> parameters) => this switch
     {
         Sgd s => optim.SGD(parameters, s.LearningRate, s.Momentum),
-        Adam a => optim.Adam(parameters, a.LearningRate),
+        Adam a => new Fused.Adam(parameters, a.LearningRate),
         AdamW a => optim.AdamW(parameters, a.LearningRate, weight_decay: a.WeightDecay),
-        RmsProp r => optim.RMSProp(parameters, r.LearningRate, alpha: r.Rho, eps: 1e-7),
+        RmsProp r => new Fused.RMSProp(parameters, r.LearningRate, alpha: r.Rho, eps: 1e-7),
         AdaGrad g => optim.Adagrad(parameters, g.LearningRate),
         _ => throw new ArgumentOutOfRangeException(nameof(parameters)),
     };

@@ -1,0 +1,156 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace SeqDsl.Training.Fused;
+
+/// <summary>
+/// libtorch's Adam (<see cref="TorchSharp.Modules.Adam"/>) whose step runs one fused pass per parameter
+/// (<see cref="FusedUpdates.TorchAdam"/>) when it can: every parameter with a gradient is a CPU float32 contiguous
+/// tensor, as are its gradient and slots, and every group has the plain options (amsgrad off, no weight decay, not
+/// maximizing). Otherwise the whole step is libtorch's. The state (<see cref="TorchSharp.Modules.Adam.State"/>) and
+/// options are libtorch's own, and the class is named Adam as libtorch's is (a saved optimizer state names its class
+/// and loads only into a class of that name), so checkpoints saved by either load into the other.
+/// </summary>
+internal sealed class Adam : TorchSharp.Modules.Adam
+{
+    /// <summary>libtorch's Adam over <paramref name="parameters"/> with these hyper-parameters (its constructor).</summary>
+    public Adam(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
+        : base(parameters, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize)
+    {
+    }
+
+    /// <summary>Parameter updates the fused loop has made (for tests: the fast path ran).</summary>
+    internal long FusedParameterUpdates { get; private set; }
+
+    /// <inheritdoc />
+    public override Tensor step(Func<Tensor>? closure = null)
+    {
+        // as OptimizerHelper._step: the closure under enable_grad first, then the update
+        Tensor? loss = null;
+        if (closure is not null)
+            using (enable_grad())
+                loss = closure();
+        if (!Fusable())
+        {
+            base.step();
+            return loss!;
+        }
+        _step<ParamGroup>(group =>
+        {
+            var o = (Options)group.Options;
+            foreach (var param in group.Parameters)
+            {
+                var grad = param.grad;
+                if (grad is null) continue;
+                var state = (State)_state[param.Handle];
+                state.step += 1;
+                unsafe
+                {
+                    FusedUpdates.TorchAdam(FusedUpdates.Ptr(param), FusedUpdates.Ptr(grad), FusedUpdates.Ptr(state.exp_avg),
+                        FusedUpdates.Ptr(state.exp_avg_sq), param.numel(), o.beta1!.Value, o.beta2!.Value, o.eps!.Value,
+                        o.LearningRate!.Value, state.step);
+                }
+                FusedParameterUpdates++;
+            }
+        });
+        return loss!;
+    }
+
+    private bool Fusable()
+    {
+        if (!FusedUpdates.Enabled) return false;
+        using var scope = NewDisposeScope();
+        foreach (var group in _parameter_groups)
+        {
+            var o = (Options)group.Options;
+            if (o.amsgrad != false || o.maximize != false || o.weight_decay != 0) return false;
+            foreach (var param in group.Parameters)
+            {
+                var grad = param.grad;
+                if (grad is null) continue;
+                var n = param.numel();
+                var state = (State)_state[param.Handle];
+                if (!FusedUpdates.Plain(param, n) || !FusedUpdates.Plain(grad, n) || !FusedUpdates.Plain(state.exp_avg, n)
+                    || !FusedUpdates.Plain(state.exp_avg_sq, n))
+                    return false;
+            }
+        }
+        return true;
+    }
+}
+
+/// <summary>
+/// libtorch's RMSprop (<see cref="TorchSharp.Modules.RMSProp"/>) whose step runs one fused pass per parameter
+/// (<see cref="FusedUpdates.TorchRmsProp"/>) when it can: every parameter with a gradient is a CPU float32 contiguous
+/// tensor, as are its gradient and square average, and every group has the plain options (no momentum, not centered,
+/// no weight decay, not maximizing). Otherwise the whole step is libtorch's. The state
+/// (<see cref="TorchSharp.Modules.RMSProp.State"/>) and options are libtorch's own, and the class is named RMSProp as
+/// libtorch's is, so checkpoints saved by either load into the other.
+/// </summary>
+internal sealed class RMSProp : TorchSharp.Modules.RMSProp
+{
+    /// <summary>libtorch's RMSprop over <paramref name="parameters"/> with these hyper-parameters (its constructor).</summary>
+    public RMSProp(IEnumerable<Parameter> parameters, double lr = 1e-3, double alpha = 0.99, double eps = 1e-8,
+        double weight_decay = 0, double momentum = 0.0, bool centered = false, bool maximize = false)
+        : base(parameters, lr, alpha, eps, weight_decay, momentum, centered, maximize)
+    {
+    }
+
+    /// <summary>Parameter updates the fused loop has made (for tests: the fast path ran).</summary>
+    internal long FusedParameterUpdates { get; private set; }
+
+    /// <inheritdoc />
+    public override Tensor step(Func<Tensor>? closure = null)
+    {
+        Tensor? loss = null;
+        if (closure is not null)
+            using (enable_grad())
+                loss = closure();
+        if (!Fusable())
+        {
+            base.step();
+            return loss!;
+        }
+        _step<ParamGroup>(group =>
+        {
+            var o = (Options)group.Options;
+            foreach (var param in group.Parameters)
+            {
+                var grad = param.grad;
+                if (grad is null) continue;
+                var state = (State)_state[param.Handle];
+                state.step += 1;
+                unsafe
+                {
+                    FusedUpdates.TorchRmsProp(FusedUpdates.Ptr(param), FusedUpdates.Ptr(grad), FusedUpdates.Ptr(state.square_avg),
+                        param.numel(), o.alpha!.Value, o.eps!.Value, o.LearningRate!.Value);
+                }
+                FusedParameterUpdates++;
+            }
+        });
+        return loss!;
+    }
+
+    private bool Fusable()
+    {
+        if (!FusedUpdates.Enabled) return false;
+        using var scope = NewDisposeScope();
+        foreach (var group in _parameter_groups)
+        {
+            var o = (Options)group.Options;
+            if (o.momentum != 0 || o.centered != false || o.maximize != false || o.weight_decay != 0) return false;
+            foreach (var param in group.Parameters)
+            {
+                var grad = param.grad;
+                if (grad is null) continue;
+                var n = param.numel();
+                var state = (State)_state[param.Handle];
+                if (!FusedUpdates.Plain(param, n) || !FusedUpdates.Plain(grad, n) || !FusedUpdates.Plain(state.square_avg, n))
+                    return false;
+            }
+        }
+        return true;
+    }
+}

@@ -30,6 +30,27 @@ let private models =
 [<Tests>]
 let tests =
     testList "Network" [
+        test "SpatialDropout drops whole channels at every step and scales the kept ones by 1 / (1 − rate); off in eval" {
+            use net = compile (Model.Embed(16).SpatialDropout(0.5)) (InputSpec(Vocab = 9)) Convention.Torch 3L
+            use ids = torch.tensor([| for i in 0L .. 23L -> 1L + i % 8L |]).reshape(4L, 6L)
+            net.train()
+            use y = net.Forward(ids, (null: torch.Tensor))
+            net.eval()
+            use x = net.Forward(ids, (null: torch.Tensor))
+            let yv, xv = values y, values x
+            let mutable dropped, kept = 0, 0
+            for b in 0 .. 3 do
+                for c in 0 .. 15 do
+                    let at t = b * 6 * 16 + t * 16 + c
+                    let zero = yv.[at 0] = 0.0f
+                    if zero then dropped <- dropped + 1 else kept <- kept + 1
+                    for t in 0 .. 5 do
+                        let want = if zero then 0.0f else xv.[at t] / 0.5f
+                        Expect.floatClose Accuracy.high (float yv.[at t]) (float want) $"row {b}, channel {c}, step {t}"
+            Expect.isGreaterThan dropped 0 "some channels dropped"
+            Expect.isGreaterThan kept 0 "some channels kept"
+        }
+
         testList "real parameter count equals the summary" [
             for convention in [ Convention.Torch; Convention.Keras ] do
                 for name, m in models do

@@ -238,8 +238,10 @@ internal sealed class SpatialDropoutModule(double rate) : LayerModule("SpatialDr
     public override Tensor Forward(Tensor x, ForwardContext ctx)
     {
         if (!training || rate == 0) return x;
+        // the mask scaled first: one pass over x forward and one backward, not a product and then a division
         using var keep = empty(x.shape[0], 1, x.shape[2], dtype: x.dtype, device: x.device).bernoulli_(1 - rate); // (B, 1, C)
-        return x * keep / (1 - rate);
+        keep.div_(1 - rate);
+        return x * keep;
     }
 }
 

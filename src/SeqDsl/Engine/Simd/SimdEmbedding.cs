@@ -59,12 +59,21 @@ internal static class SimdEmbedding
             var pw = SimdRecurrence.Ptr(dw);
             var pid = (long*)Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(ids.bytes));
             var avx = SimdMath.UseAvx2;
-            for (long b = 0, n = 0; n < N; b++)
-                for (long t = 0; t < T; t++, n++)
-                {
-                    var id = pid[n];
-                    if (id != padding) AddRow(pw + id * D, pg + b * gB + t * gT, D, avx);
-                }
+            var B = T == 0 ? 0 : N / T;
+            if (gT > gB)                                                       // time-major: read the gradient in its order
+                for (long t = 0; t < T; t++)
+                    for (long b = 0; b < B; b++)
+                    {
+                        var id = pid[b * T + t];
+                        if (id != padding) AddRow(pw + id * D, pg + b * gB + t * gT, D, avx);
+                    }
+            else
+                for (long b = 0, n = 0; b < B; b++)
+                    for (long t = 0; t < T; t++, n++)
+                    {
+                        var id = pid[n];
+                        if (id != padding) AddRow(pw + id * D, pg + b * gB + t * gT, D, avx);
+                    }
             return [dw, null!, null!];
         }
 

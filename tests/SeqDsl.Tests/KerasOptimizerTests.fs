@@ -105,7 +105,7 @@ let private withOptimizer (algo: Algo) (lr: float) (momentum: float) (decay: flo
     use opt = new KerasOptimizer([ e; w ], [ e ], algo, lr, momentum = momentum, weightDecay = decay)
     let result = run e w opt
     // RMSprop, Adam and AdamW on float32 CPU parameters take the fused loops (FusedUpdates): these checks are theirs
-    let fused = if algo = Algo.RmsProp || algo = Algo.Adam || algo = Algo.AdamW then 2L * int64 batches.Length else 0L
+    let fused = if FusedUpdates.Enabled && (algo = Algo.RmsProp || algo = Algo.Adam || algo = Algo.AdamW) then 2L * int64 batches.Length else 0L
     Expect.equal opt.FusedParameterUpdates fused $"{algo}: updates by the fused loops"
     result
 

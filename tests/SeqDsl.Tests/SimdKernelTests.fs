@@ -166,33 +166,65 @@ let tests =
 
         test "the embedding's one-pass backward = libtorch's embedding gradient (repeated ids, the padding row, every path)" {
             // a table with a padding row, ids that repeat within and across rows and hit the padding id, D not a
-            // multiple of 8 (the scalar tail) and one that is
+            // multiple of 8 (the scalar tail) and one that is; (B, T) ids (time-major underneath) and flat ids; the
+            // gradient batch-major or a (B, T, D) view of time-major memory, as the recurrent kernel hands it back
             for d in [ 5L; 16L ] do
-              for timeMajor in [ false; true ] do
-                for w in widths do
+              for flatIds in [ false; true ] do
+                for gradTimeMajor in [ false; true ] do
+                  for w in widths do
                     withWidth w (fun () ->
                         torch.manual_seed 7L |> ignore
                         use ours = torch.nn.Embedding(11L, d, padding_idx = 2L)
                         use theirs = torch.nn.Embedding(11L, d, padding_idx = 2L)
                         (use _ng = torch.no_grad() in theirs.weight.copy_(ours.weight) |> ignore)
-                        use ids = torch.tensor([| 1L; 2L; 3L; 3L; 10L; 0L; 2L; 3L; 1L; 9L; 9L; 9L |]).reshape(3L, 4L)
-                        // the gradient as a (B, T, D) view of time-major memory, as the recurrent kernel hands it on
-                        use g = if timeMajor then torch.randn(4L, 3L, d).transpose(0L, 1L) else torch.randn(3L, 4L, d)
-                        Expect.isTrue (SimdEmbedding.Applies ours.weight) "the one-pass lookup applies to a float32 CPU table in training"
+                        use ids2 = torch.tensor([| 1L; 2L; 3L; 3L; 10L; 0L; 2L; 3L; 1L; 9L; 9L; 9L |]).reshape(3L, 4L)
+                        use ids = if flatIds then ids2.reshape(-1L) else ids2.alias()
+                        use g =
+                            match flatIds, gradTimeMajor with
+                            | true, _ -> torch.randn(12L, d)
+                            | false, true -> torch.randn(4L, 3L, d).transpose(0L, 1L)
+                            | false, false -> torch.randn(3L, 4L, d)
+                        Expect.equal (SimdEmbedding.Applies(ours.weight, ids)) SimdEmbedding.Enabled "applies to a float32 CPU table in training"
                         use y = SimdEmbedding.Lookup(ours.weight, ids, System.Nullable 2L)
                         use yRef = theirs.call ids
-                        Expect.equal (values y) (values yRef) $"D {d}, {w}: the same rows"
+                        Expect.equal y.shape yRef.shape "the same shape"
+                        Expect.equal (values (y.contiguous())) (values yRef) $"D {d}, {w}: the same rows"
+                        if not flatIds then Expect.isTrue (y.transpose(0L, 1L).is_contiguous()) "(B, T) ids give time-major rows"
                         y.backward(ResizeArray [ g ])
                         yRef.backward(ResizeArray [ g ])
-                        Expect.isLessThan (relErr ours.weight.grad theirs.weight.grad) 1e-6 $"D {d}, time-major {timeMajor}, {w}: the same gradient"
+                        Expect.isLessThan (relErr ours.weight.grad theirs.weight.grad) 1e-6 $"D {d}, flat {flatIds}, time-major gradient {gradTimeMajor}, {w}: the same gradient"
                         Expect.isTrue (values (ours.weight.grad.[2L]) |> Array.forall ((=) 0.0f)) "the padding row's gradient is zero"
                         Expect.isTrue (values (ours.weight.grad.[3L]) |> Array.exists ((<>) 0.0f)) "a used row has a gradient")
             use frozen = torch.nn.Embedding(4L, 3L)
+            use someIds = torch.tensor([| 1L; 2L |])
             frozen.weight.requires_grad_(false) |> ignore
-            Expect.isFalse (SimdEmbedding.Applies frozen.weight) "a frozen table takes libtorch's lookup"
-            use _ = torch.no_grad()
+            Expect.isFalse (SimdEmbedding.Applies(frozen.weight, someIds)) "a frozen table takes libtorch's lookup"
             use live = torch.nn.Embedding(4L, 3L)
-            Expect.isFalse (SimdEmbedding.Applies live.weight) "no_grad takes libtorch's lookup"
+            use intIds = torch.tensor([| 1; 2 |])
+            Expect.isFalse (SimdEmbedding.Applies(live.weight, intIds)) "int32 ids take libtorch's lookup"
+            use _ = torch.no_grad()
+            Expect.isFalse (SimdEmbedding.Applies(live.weight, someIds)) "no_grad takes libtorch's lookup"
+        }
+
+        test "Embed → SpatialDropout → recurrent layer: the SIMD kernel's gradients (embedding table included) = the loop kernel's" {
+            // the time-major hand-off between the lookup, dropout and the kernel, forward and back; the dropout masks
+            // are the same draws on both sides (same seed, same order of random ops)
+            for name, layer in [ "lstm", (fun k -> Model.Embed(12).SpatialDropout(0.3).Lstm(16, kernel = k).Dense(1))
+                                 "stacked gru", (fun k -> Model.Embed(12).SpatialDropout(0.3).Gru(9, kernel = k).Stack(2).Dense(1))
+                                 "rnn sequences", (fun k -> Model.Embed(12).SimpleRnn(8, returnSequences = true, kernel = k).Dense(1)) ] do
+                use ids = torch.tensor([| for i in 0L .. 41L -> 1L + (i * 7L) % 19L |]).reshape(6L, 7L)
+                let run (k: Kernel) =
+                    use net = compile (layer k) (InputSpec(Vocab = 20)) Convention.Torch 11L
+                    net.train()
+                    torch.manual_seed 5L |> ignore
+                    use y = net.Forward(ids, (null: torch.Tensor))
+                    y.square().sum().backward()
+                    values y, [ for n in paramNames net -> n, (param net n).grad.detach().clone() ]
+                let ys, gs = run Kernel.Simd
+                let yl, gl = run Kernel.Loop
+                Expect.isLessThan (Array.map2 (fun (a: float32) b -> float (abs (a - b)) / max 1.0 (abs (float b))) ys yl |> Array.max) 1e-5 $"{name}: outputs"
+                for (n, a), (_, b) in List.zip gs gl do
+                    Expect.isLessThan (relErr a b) 1e-5 $"{name}: gradient of {n}"
         }
 
         test "kernel: Simd is refused for cells it cannot run, naming the layer and the reason" {

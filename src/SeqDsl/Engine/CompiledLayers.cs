@@ -38,7 +38,7 @@ internal sealed class EmbedModule : LayerModule
 
     // (B, T) -> (B, T, D); in training on the CPU the lookup whose backward is one pass over the tokens
     public override Tensor Forward(Tensor x, ForwardContext ctx) =>
-        _embedding.weight is { } w && Simd.SimdEmbedding.Applies(w) ? Simd.SimdEmbedding.Lookup(w, x, _padding) : _embedding.call(x);
+        _embedding.weight is { } w && Simd.SimdEmbedding.Applies(w, x) ? Simd.SimdEmbedding.Lookup(w, x, _padding) : _embedding.call(x);
 }
 
 internal sealed class RecurrentModule : LayerModule

@@ -34,10 +34,10 @@ internal static unsafe class FusedUpdates
     /// <summary>Whether the optimizers may take the fused loops (false when SEQDSL_FUSED_OPTIMIZER=0).</summary>
     public static bool Enabled { get; } = Environment.GetEnvironmentVariable("SEQDSL_FUSED_OPTIMIZER") != "0";
 
-    /// <summary>Whether <paramref name="t"/> can be read as plain float32 memory: a CPU, float32, contiguous tensor of
+    /// <summary>Whether <paramref name="t"/> can be read as plain float32 memory: a dense CPU, float32, contiguous tensor of
     /// <paramref name="numel"/> elements, not empty and at most 2³¹ bytes (the size TorchSharp's byte span takes).</summary>
     public static bool Plain(Tensor? t, long numel) =>
-        t is not null && t.device_type == DeviceType.CPU && t.dtype == ScalarType.Float32 && t.is_contiguous()
+        t is not null && !t.is_sparse && t.device_type == DeviceType.CPU && t.dtype == ScalarType.Float32 && t.is_contiguous()
         && t.numel() == numel && numel > 0 && numel <= int.MaxValue / sizeof(float);
 
     /// <summary>The first float of a tensor that <see cref="Plain"/> accepts.</summary>

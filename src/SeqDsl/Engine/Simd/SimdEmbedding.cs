@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
@@ -7,21 +8,31 @@ using static TorchSharp.torch;
 namespace SeqDsl.Engine.Simd;
 
 /// <summary>
-/// An embedding lookup whose backward pass adds each token's gradient row into a dense table in one sequential pass.
-/// libtorch's CPU embedding backward sorts the indices and reduces per distinct row; at the textbooks' sizes (E7:
-/// 25,600 tokens of 32 dimensions into 8,000 rows) that took 2.3 ms of a step against ~0.3 ms for the plain pass
-/// (AMD EPYC, AVX2; docs/BENCHMARKS.md). The gradient is the same dense table libtorch's non-sparse embedding
-/// produces, the padding row's gradient zero; rows are added in token order, so the sums are deterministic.
+/// An embedding lookup for training on the CPU whose backward pass adds each token's gradient row into a dense table
+/// in one sequential pass. libtorch's CPU embedding backward sorts the indices and reduces per distinct row; at the
+/// textbooks' sizes (E7: 25,600 tokens of 32 dimensions into 8,000 rows) that took 2.3 ms of a step against ~0.3 ms
+/// for the plain pass (AMD EPYC, AVX2; docs/BENCHMARKS.md). The gradient is the same dense table libtorch's non-sparse
+/// embedding produces, the padding row's gradient zero; repeated ids are summed in time-major token order (step by
+/// step, rows within a step), so the sums are deterministic — and may differ from libtorch's in the last bits.
+/// <para>(B, T) ids are looked up time-major: the result is a (B, T, D) view of (T, B, D) memory, the layout the SIMD
+/// recurrent kernel reads and writes, so the input rows it copies each step are contiguous and the gradient it hands
+/// back is read in order (the layers in between keep the layout: elementwise dropout does).</para>
+/// <para><c>SEQDSL_FUSED_EMBEDDING=0</c> turns this lookup off (libtorch's embedding then runs), for comparisons.</para>
 /// </summary>
 internal static class SimdEmbedding
 {
-    /// <summary>Whether <see cref="Lookup"/> runs this table: float32 on the CPU, contiguous, with a gradient to take.</summary>
-    public static bool Applies(Tensor weight) =>
-        weight.dtype == ScalarType.Float32 && weight.device_type == DeviceType.CPU && weight.is_contiguous()
-        && weight.requires_grad && is_grad_enabled();
+    /// <summary>Whether the lookup may run (false when SEQDSL_FUSED_EMBEDDING=0).</summary>
+    public static bool Enabled { get; } = Environment.GetEnvironmentVariable("SEQDSL_FUSED_EMBEDDING") != "0";
 
-    /// <summary>weight (V, D) rows at <paramref name="ids"/> (any shape, int64): (…ids, D). <paramref name="padding"/>:
-    /// the row whose gradient stays zero, or null.</summary>
+    /// <summary>Whether <see cref="Lookup"/> runs this table and these ids: a float32 CPU table, contiguous, with a
+    /// gradient to take, int64 ids, each under 2³¹ bytes (what a span over the memory takes).</summary>
+    public static bool Applies(Tensor weight, Tensor ids) =>
+        Enabled && weight.dtype == ScalarType.Float32 && weight.device_type == DeviceType.CPU && weight.is_contiguous()
+        && weight.requires_grad && is_grad_enabled() && ids.dtype == ScalarType.Int64
+        && weight.numel() <= int.MaxValue / sizeof(float) && ids.numel() * weight.shape[1] <= int.MaxValue / sizeof(float);
+
+    /// <summary>weight (V, D) rows at <paramref name="ids"/> (int64, any shape; (B, T) time-major underneath): (…ids, D).
+    /// <paramref name="padding"/>: the row whose gradient stays zero, or null.</summary>
     public static Tensor Lookup(Tensor weight, Tensor ids, long? padding) =>
         Function.apply(weight, ids, padding ?? -1)[0];
 
@@ -34,12 +45,15 @@ internal static class SimdEmbedding
             var weight = (Tensor)vars[0];
             var ids = (Tensor)vars[1];
             var padding = (long)vars[2];
-            var flat = ids.reshape(-1);
-            var rows = weight.index_select(0, flat);                       // checks every id against the table
+            var timeMajor = ids.dim() == 2;
+            var flat = (timeMajor ? ids.t() : ids).reshape(-1);               // (T·B) in step order, or as given
+            var rows = weight.index_select(0, flat);                          // checks every id against the table
             ctx.save_for_backward([flat]);
             ctx.save_data("shape", weight.shape);
             ctx.save_data("padding", padding);
-            return [rows.view([.. ids.shape, weight.shape[1]])];
+            ctx.save_data("timeMajor", timeMajor);
+            var D = weight.shape[1];
+            return [timeMajor ? rows.view(ids.shape[1], ids.shape[0], D).transpose(0, 1) : rows.view([.. ids.shape, D])];
         }
 
         public override unsafe List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
@@ -47,33 +61,24 @@ internal static class SimdEmbedding
             var ids = ctx.get_saved_variables()[0].contiguous();
             var shape = (long[])ctx.get_data("shape");
             var padding = (long)ctx.get_data("padding");
+            var timeMajor = (bool)ctx.get_data("timeMajor");
             long V = shape[0], D = shape[1], N = ids.shape[0];
             var dw = zeros(V, D, dtype: ScalarType.Float32);
-            var g = grads[0];
-            // (B, T, D) rows read where they lie (the recurrent kernel hands its input gradient on time-major); any
-            // other shape contiguous, row n at n·D
-            var rows = g.dim() == 3;
-            var (gData, gB, gT) = rows && N > 0 ? SimdRecurrence.Rows(g) : (g.contiguous(), D, 0L);
-            long T = rows ? g.shape[1] : 1;
-            var pg = N == 0 ? null : SimdRecurrence.Ptr(gData);
+            if (N == 0 || grads[0] is not { IsInvalid: false } g0) return [dw, null!, null!];
+            // the gradient in the ids' order: time-major for (B, T) ids (already so when the recurrent kernel or a layer
+            // that keeps the layout hands it back, else one copy)
+            var g = (timeMajor ? g0.transpose(0, 1) : g0).contiguous();
+            var pg = SimdRecurrence.Ptr(g);
             var pw = SimdRecurrence.Ptr(dw);
-            var pid = (long*)Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(ids.bytes));
+            var pid = (long*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(ids.bytes));
             var avx = SimdMath.UseAvx2;
-            var B = T == 0 ? 0 : N / T;
-            if (gT > gB)                                                       // time-major: read the gradient in its order
-                for (long t = 0; t < T; t++)
-                    for (long b = 0; b < B; b++)
-                    {
-                        var id = pid[b * T + t];
-                        if (id != padding) AddRow(pw + id * D, pg + b * gB + t * gT, D, avx);
-                    }
-            else
-                for (long b = 0, n = 0; b < B; b++)
-                    for (long t = 0; t < T; t++, n++)
-                    {
-                        var id = pid[n];
-                        if (id != padding) AddRow(pw + id * D, pg + b * gB + t * gT, D, avx);
-                    }
+            for (long n = 0; n < N; n++)
+            {
+                var id = pid[n];
+                if (id != padding) AddRow(pw + id * D, pg + n * D, D, avx);
+            }
+            GC.KeepAlive(g);                                                   // the pointers above are into these
+            GC.KeepAlive(ids);
             return [dw, null!, null!];
         }
 

@@ -193,6 +193,7 @@ internal static class SimdRecurrence
                     Gates = gates is null ? null : Ptr(gates), Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2),
                 }, lengths, backward: false, 2 * H, RecurrentKernels.ForwardScratch(0, H, G),
                 (b, r0, r1, s) => RecurrentKernels.Forward(cell, b, r0, r1, (float*)s));
+            GC.KeepAlive(xData);                                                            // the kernel read through a pointer into it
             ctx.save_for_backward([wih, whh, hx, gates!, aux1!, aux2!, output, c0!]);
             ctx.set_materialize_grads(false);                                              // an unused output's gradient stays undefined
 

@@ -7,9 +7,9 @@ using static TorchSharp.torch;
 namespace SeqDsl.Engine.Simd;
 
 /// <summary>
-/// The SIMD kernel as a libtorch autograd function: the recurrence of one direction of one layer, given the input
-/// projection (computed by libtorch, so its gradient flows on to the input weights, the biases and the input). The
-/// rest of the engine (stacking, directions, lengths, dropout, bias layouts) is the loop kernel's
+/// The SIMD kernel as a libtorch autograd function: one direction of one layer over the whole sequence, its input
+/// projection included (the kernel multiplies [h | x] by [W_hh | W_ih]ᵀ each step), returning the gradients of the
+/// input, both weight matrices, the biases and the initial states. The rest of the engine (stacking, directions, lengths, dropout, bias layouts) is the loop kernel's
 /// (<see cref="LoopRnn"/>), which calls this instead of its per-step ops when the layer's kernel is Simd.
 /// </summary>
 internal static class SimdRecurrence
@@ -196,7 +196,6 @@ internal static class SimdRecurrence
             GC.KeepAlive(xData);                                                            // the kernel read through a pointer into it
             ctx.save_for_backward([wih, whh, hx, gates!, aux1!, aux2!, output, c0!]);
             ctx.set_materialize_grads(false);                                              // an unused output's gradient stays undefined
-
             ctx.save_data("cell", cell);
             ctx.save_data("grads", (Bias: bias is not null, Bhh: bhh is not null));
             if (lengths is not null) ctx.save_data("lengths", lengths);

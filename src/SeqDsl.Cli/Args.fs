@@ -108,6 +108,7 @@ type TrainArgs =
     | Num_Words of int
     | Min_Freq of int
     | Oov_Token of token: string
+    | Start_Token of token: string
     | Maxlen of int
     | Padding of SideArg
     | Lowercase
@@ -165,6 +166,7 @@ type TrainArgs =
             | Num_Words _ -> "keep the most frequent words only (Keras num_words)."
             | Min_Freq _ -> "drop words seen fewer times (default 1)."
             | Oov_Token _ -> "keras tokenizer: replace words outside the vocabulary by this token (Keras's oov_token, as imdb.load_data marks them) instead of dropping them."
+            | Start_Token _ -> "text: put this token before every text's first word, a reserved vocabulary entry (imdb.load_data starts each review with a start index)."
             | Maxlen _ -> "pad/truncate every text to this length (Keras style); default: pad each batch and keep lengths."
             | Padding _ -> "pre (default) or post, with --maxlen."
             | Lowercase -> "lower-case the text first."

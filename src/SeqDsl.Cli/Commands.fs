@@ -60,6 +60,7 @@ let experimentOf (a: ParseResults<TrainArgs>) : ExperimentSpec =
             NumWords = orNull (a.TryGetResult Num_Words) p0.NumWords,
             MinFreq = defaultArg (a.TryGetResult Min_Freq) p0.MinFreq,
             OovToken = (match a.TryGetResult Oov_Token with Some t -> t | None -> p0.OovToken),
+            StartToken = (match a.TryGetResult Start_Token with Some t -> t | None -> p0.StartToken),
             Maxlen = orNull (a.TryGetResult Maxlen) p0.Maxlen,
             Padding = (match a.TryGetResult Padding with Some v -> argName v | None -> p0.Padding),
             Lowercase = (a.Contains Lowercase || p0.Lowercase),

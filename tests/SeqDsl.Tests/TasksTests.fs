@@ -69,6 +69,28 @@ let tests =
             Expect.isGreaterThan (nonPad withOov) (nonPad without) "without the token they are dropped"
         }
 
+        test "a start token: every text begins with its reserved index, also after saving and reading back" {
+            let prep = PreprocessingSpec(Tokenizer = "keras", NumWords = Nullable 6, Maxlen = Nullable 30, OovToken = "<oov>", StartToken = "<start>")
+            let e = ExperimentSpec(Model = "Embed(4).Lstm(4).Dense(1, Sigmoid)", Data = "synthetic:negation", Preprocessing = prep, Training = quick)
+            let task = SeqTask.For(DataSource.Parse "synthetic:negation", prep)
+            let d = task.Prepare(e, Experiment.ParseModel "Embed(4).Lstm(4).Dense(1, Sigmoid)", null, null)
+            Expect.equal d.Text.Vocabulary.Index.["<start>"] 2 "reserved after padding (0) and <oov> (1)"
+            Expect.equal d.Text.Vocabulary.Size 6 "num_words bounds the vocabulary, the reserved entries included"
+            let rows (x: TorchSharp.torch.Tensor) = let v = x.data<int64>().ToArray() in Array.chunkBySize (int x.shape.[1]) v
+            for row in rows d.Test.Inputs do
+                let real = row |> Array.filter (fun i -> i <> 0L)
+                Expect.equal real.[0] 2L "the first id after the pre-padding is the start token's"
+                Expect.equal (real |> Array.filter ((=) 2L) |> Array.length) 1 "once per text"
+            let back = SeqDsl.Data.TextPreprocessing.FromJson(d.Text.ToJson())
+            Expect.equal back.StartToken "<start>" "saved and read back"
+            let again = back.Encode([ "not good" ])
+            Expect.equal (again.Row 0 |> Array.filter (fun i -> i <> 0L) |> Array.head) 2L "encoding at prediction starts the same way"
+            // a preprocessing.json written before the start token existed reads as none
+            let old = System.Text.Json.Nodes.JsonNode.Parse(d.Text.ToJson()).AsObject()
+            old.Remove "StartToken" |> ignore
+            Expect.isNull (SeqDsl.Data.TextPreprocessing.FromJson(old.ToJsonString()).StartToken) "older files: no start token"
+        }
+
         test "counting: binary sequences → their number of ones; MSE, rounded accuracy" {
             let e = spec "Lstm(4).Dense(1)" "synthetic:counting" quick
             let _, data, outcome = roundTrip e "test"

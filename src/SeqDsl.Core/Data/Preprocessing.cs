@@ -13,7 +13,10 @@ namespace SeqDsl.Data;
 /// <param name="Maxlen">Fixed length (Keras style), or null for per-batch post-padding with lengths.</param>
 /// <param name="Padding">Side padded when <paramref name="Maxlen"/> is set.</param>
 /// <param name="Truncating">Side truncated when <paramref name="Maxlen"/> is set.</param>
-public sealed record TextPreprocessing(string Tokenizer, Vocabulary Vocabulary, int? Maxlen = null, Side Padding = Side.Pre, Side Truncating = Side.Pre)
+/// <param name="StartToken">A token put before every text's first token (Keras's <c>imdb.load_data</c> starts each review
+/// with its start_char), a reserved entry of the vocabulary; null puts none.</param>
+public sealed record TextPreprocessing(string Tokenizer, Vocabulary Vocabulary, int? Maxlen = null, Side Padding = Side.Pre, Side Truncating = Side.Pre,
+    string? StartToken = null)
 {
     /// <summary>File name inside a model directory.</summary>
     public const string FileName = "preprocessing.json";
@@ -25,8 +28,13 @@ public sealed record TextPreprocessing(string Tokenizer, Vocabulary Vocabulary, 
 
     /// <summary>Builds the vocabulary from texts already split by <paramref name="tokenizer"/> (tokenize once, fit and encode).</summary>
     public static TextPreprocessing FitTokens(IReadOnlyList<IReadOnlyList<string>> tokens, Tokenizer tokenizer, VocabularyOptions vocabulary,
-        int? maxlen = null, Side padding = Side.Pre, Side truncating = Side.Pre) =>
-        new(tokenizer.Name, Vocabulary.Build(tokens, vocabulary), maxlen, padding, truncating);
+        int? maxlen = null, Side padding = Side.Pre, Side truncating = Side.Pre, string? startToken = null) =>
+        // the start token is reserved (the index after padding and the out-of-vocabulary token), so num_words never
+        // cuts it and a word of that spelling cannot take it
+        new(tokenizer.Name, Vocabulary.Build(tokens, startToken is null || vocabulary.Reserved.Contains(startToken)
+            ? vocabulary : vocabulary with { Reserved = [.. vocabulary.Reserved, startToken] }), maxlen, padding, truncating, startToken);
+
+    private static IReadOnlyList<string> WithStart(IReadOnlyList<string> tokens, string start) => [start, .. tokens];
 
     /// <summary>Tokens of each text (in parallel, order kept).</summary>
     public static IReadOnlyList<IReadOnlyList<string>> Tokenize(IEnumerable<string> texts, Tokenizer tokenizer) =>
@@ -37,7 +45,7 @@ public sealed record TextPreprocessing(string Tokenizer, Vocabulary Vocabulary, 
 
     /// <summary>Token ids of texts already split by this preprocessing's tokenizer.</summary>
     public int[][] Ids(IReadOnlyList<IReadOnlyList<string>> tokens) =>
-        tokens.AsParallel().AsOrdered().Select(Vocabulary.Encode).ToArray();
+        tokens.AsParallel().AsOrdered().Select(t => Vocabulary.Encode(StartToken is string s ? WithStart(t, s) : t)).ToArray();
 
     /// <summary>Texts → (N, T) ids, with true lengths when padding per batch (post, no maxlen).</summary>
     public PaddedIds Encode(IEnumerable<string> texts) => Pad(Ids(texts));
@@ -48,11 +56,13 @@ public sealed record TextPreprocessing(string Tokenizer, Vocabulary Vocabulary, 
     private PaddedIds Pad(int[][] ids) =>
         Maxlen is int m ? Sequences.Pad(ids, m, Padding, Truncating) : Sequences.PadWithLengths(ids);
 
-    private sealed record Stored(int Format, string Kind, string Tokenizer, JsonElement Vocabulary, int? Maxlen, Side Padding, Side Truncating);
+    // StartToken is absent from files written before it existed: null
+    private sealed record Stored(int Format, string Kind, string Tokenizer, JsonElement Vocabulary, int? Maxlen, Side Padding, Side Truncating,
+        string? StartToken = null);
 
     /// <summary>JSON form.</summary>
     public string ToJson() => JsonSerializer.Serialize(new Stored(1, "text", Tokenizer,
-        JsonDocument.Parse(Vocabulary.ToJson()).RootElement, Maxlen, Padding, Truncating), new JsonSerializerOptions { WriteIndented = false });
+        JsonDocument.Parse(Vocabulary.ToJson()).RootElement, Maxlen, Padding, Truncating, StartToken), new JsonSerializerOptions { WriteIndented = false });
 
     /// <summary>Reads the JSON form.</summary>
     public static TextPreprocessing FromJson(string json)
@@ -65,7 +75,10 @@ public sealed record TextPreprocessing(string Tokenizer, Vocabulary Vocabulary, 
             if (s.Vocabulary.ValueKind is not JsonValueKind.Object and not JsonValueKind.Array)
                 throw new JsonException("it holds no vocabulary");
             Data.Tokenizer.FromName(s.Tokenizer);
-            return new TextPreprocessing(s.Tokenizer, Vocabulary.FromJson(s.Vocabulary.GetRawText()), s.Maxlen, s.Padding, s.Truncating);
+            var vocabulary = Vocabulary.FromJson(s.Vocabulary.GetRawText());
+            if (s.StartToken is string start && !vocabulary.Index.ContainsKey(start))
+                throw new JsonException($"its start token '{start}' is not in its vocabulary");
+            return new TextPreprocessing(s.Tokenizer, vocabulary, s.Maxlen, s.Padding, s.Truncating, s.StartToken);
         }
         catch (JsonException e)
         {

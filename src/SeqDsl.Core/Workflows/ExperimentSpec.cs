@@ -16,6 +16,9 @@ public sealed record PreprocessingSpec
     /// <summary>Keras tokenizer: a token that stands in for words outside the vocabulary (Keras's oov_token; as
     /// <c>imdb.load_data</c> keeps rare words as an out-of-vocabulary mark) instead of dropping them; null drops them.</summary>
     public string? OovToken { get; init; }
+    /// <summary>Text: a token put before every text's first token, reserved in the vocabulary after padding and the
+    /// out-of-vocabulary token (Keras's <c>imdb.load_data</c> starts each review with its start_char); null puts none.</summary>
+    public string? StartToken { get; init; }
     /// <summary>Fixed length (Keras pad_sequences); null pads each batch to its longest text and keeps lengths.</summary>
     public int? Maxlen { get; init; }
     /// <summary>pre or post (with maxlen; Keras default pre).</summary>

@@ -269,7 +269,7 @@ public sealed class TextClassificationTask : RowTask
     {
         var vocab = tokenizer == Tokenizer.Keras ? VocabularyOptions.Keras(p.NumWords, p.OovToken) : VocabularyOptions.Seed002(p.NumWords, p.MinFreq);
         var side = Experiment.ParseEnum<Side>(p.Padding, "preprocessing.padding");
-        return TextPreprocessing.FitTokens(tokens, tokenizer, vocab, p.Maxlen, side, side);
+        return TextPreprocessing.FitTokens(tokens, tokenizer, vocab, p.Maxlen, side, side, p.StartToken);
     }
 
     /// <summary>The text and label columns of a CSV, the labels as class indices. Labels are indices when the first is an

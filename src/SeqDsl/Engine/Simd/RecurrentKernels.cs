@@ -41,7 +41,7 @@ internal static unsafe class RecurrentKernels
         public float* Gates;                 // (T, B, G·H) post-activation gates
         public float* Aux1, Aux2;            // LSTM: c_t, tanh c_t; GRU reset-after: h W_hn + b_hn; reset-before: r ⊙ h
         // backward
-        public float* DOut, DHT, DCT;        // gradients of out, hT, cT; null: zero (that output was not used)
+        public float* DOut, DHT, DCT;        // gradients of out, hT, cT
         public float* DPre, DPh;             // (T, B, G·H): pre-activation gradient (input side); GRU reset-after: recurrent side
         public float* DBias, DBhh;           // (B, G·H) or null: per row, DPre (DPh) summed over the steps (the bias gradients)
         public float* DX;                    // (T, B, I)
@@ -293,7 +293,7 @@ internal static unsafe class RecurrentKernels
     // ------------------------------------------------------------------ backward
 
     /// <summary>Scratch floats one backward block needs.</summary>
-    public static int BackwardScratch(int rows, int H) => 4 * rows * H + H;
+    public static int BackwardScratch(int rows, int H) => 4 * rows * H;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Backward(SimdCell cell, in Buffers b, int r0, int r1, float* scratch)
@@ -301,16 +301,10 @@ internal static unsafe class RecurrentKernels
         int T = b.T, H = b.H, I = b.I, GH = b.G * H, K = H + I, rows = r1 - r0;
         long stepG = (long)b.B * GH, stepH = (long)b.B * H, stepK = (long)b.B * K, stepI = (long)b.B * I;
         float* dh = scratch, dc = scratch + rows * H, dhNew = dc + rows * H, direct = dhNew + rows * H;
-        float* zero = direct + rows * H;                // H zeros: the output gradient when no one used the output
-        Clear(zero, H);
         for (var r = r0; r < r1; r++)
         {
-            // a null gradient (the output was not used) is zero
-            if (b.DHT != null) Copy(b.DHT + (long)r * H, dh + (r - r0) * H, H); else Clear(dh + (r - r0) * H, H);
-            if (cell == SimdCell.Lstm)
-            {
-                if (b.DCT != null) Copy(b.DCT + (long)r * H, dc + (r - r0) * H, H); else Clear(dc + (r - r0) * H, H);
-            }
+            Copy(b.DHT + (long)r * H, dh + (r - r0) * H, H);
+            if (cell == SimdCell.Lstm) Copy(b.DCT + (long)r * H, dc + (r - r0) * H, H);
         }
         for (var t = T - 1; t >= 0; t--)
             for (var s0 = r0; s0 < r1; s0 += Sub)
@@ -328,7 +322,7 @@ internal static unsafe class RecurrentKernels
                         Clear(direct + k, H);
                         continue;
                     }
-                    float* dOut = b.DOut == null ? zero : b.DOut + ho;
+                    float* dOut = b.DOut + ho;
                     switch (cell)
                     {
                         case SimdCell.Lstm:

@@ -195,7 +195,6 @@ internal static class SimdRecurrence
                 (b, r0, r1, s) => RecurrentKernels.Forward(cell, b, r0, r1, (float*)s));
             GC.KeepAlive(xData);                                                            // the kernel read through a pointer into it
             ctx.save_for_backward([wih, whh, hx, gates!, aux1!, aux2!, output, c0!]);
-            ctx.set_materialize_grads(false);                                              // an unused output's gradient stays undefined
             ctx.save_data("cell", cell);
             ctx.save_data("grads", (Bias: bias is not null, Bhh: bhh is not null));
             if (lengths is not null) ctx.save_data("lengths", lengths);
@@ -212,11 +211,9 @@ internal static class SimdRecurrence
             Tensor? gates = saved[3], aux1 = saved[4], aux2 = saved[5], c0 = saved[7];
             var lstm = cell == SimdCell.Lstm;
             int T = (int)hx.shape[0], B = (int)hx.shape[1], H = (int)whh.shape[1], I = (int)wih.shape[1], G = Gates(cell), GH = G * H;
-            // undefined where that output was not used (E7 reads only the final state: no (T, B, H) zeros to make)
-            Tensor? Grad(int i) => i < grads.Count && grads[i] is { IsInvalid: false } g ? g.contiguous() : null;
-            var dOut = Grad(0);
-            var dhT = Grad(1);
-            var dcT = lstm ? Grad(2) : null;
+            var dOut = grads[0].contiguous();
+            var dhT = grads[1].contiguous();
+            var dcT = lstm ? grads[2].contiguous() : null;
             var dpre = empty(T, B, GH, dtype: ScalarType.Float32);
             var dph = cell == SimdCell.GruResetAfter ? empty(T, B, GH, dtype: ScalarType.Float32) : null;
             var dx = empty(T, B, I, dtype: ScalarType.Float32);
@@ -230,10 +227,10 @@ internal static class SimdRecurrence
                     HX = Ptr(hx), W = Ptr(whh), Wih = Ptr(wih), C0 = c0 is null ? null : Ptr(c0),
                     Out = Ptr(output), Gates = gates is null ? null : Ptr(gates),
                     Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2),
-                    DOut = dOut is null ? null : Ptr(dOut), DHT = dhT is null ? null : Ptr(dhT), DCT = dcT is null ? null : Ptr(dcT),
+                    DOut = Ptr(dOut), DHT = Ptr(dhT), DCT = dcT is null ? null : Ptr(dcT),
                     DPre = Ptr(dpre), DPh = dph is null ? null : Ptr(dph),
                     DBias = dBiasRows is null ? null : Ptr(dBiasRows), DBhh = dBhhRows is null ? null : Ptr(dBhhRows), DX = Ptr(dx), DH0 = Ptr(dh0), DC0 = dc0 is null ? null : Ptr(dc0),
-                }, lengths, backward: true, 4 * H, RecurrentKernels.BackwardScratch(0, H),
+                }, lengths, backward: true, RecurrentKernels.BackwardScratch(1, H), 0,
                 (b, r0, r1, s) => RecurrentKernels.Backward(cell, b, r0, r1, (float*)s));
             // the weights' gradients: products over every (step, row) of the saved [h | x] rows
             var flat = hx.view(T * B, H + I);

@@ -25,19 +25,12 @@ internal sealed class Adam : TorchSharp.Modules.Adam
     internal long FusedParameterUpdates { get; private set; }
 
     /// <inheritdoc />
-    public override Tensor step(Func<Tensor>? closure = null)
-    {
-        // as OptimizerHelper._step: the closure under enable_grad first, then the update
-        Tensor? loss = null;
-        if (closure is not null)
-            using (enable_grad())
-                loss = closure();
-        if (!Fusable())
-        {
-            base.step();
-            return loss!;
-        }
-        _step<ParamGroup>(group =>
+    public override Tensor step(Func<Tensor>? closure = null) => FusedStep.Run(closure,
+        fusable: () => FusedStep.Fusable(_parameter_groups,
+            o => o is Options { amsgrad: false, maximize: false, weight_decay: 0 },
+            p => [((State)_state[p.Handle]).exp_avg, ((State)_state[p.Handle]).exp_avg_sq]),
+        libtorch: () => base.step(),
+        fused: () => _step<ParamGroup>(group =>
         {
             var o = (Options)group.Options;
             foreach (var param in group.Parameters)
@@ -54,31 +47,7 @@ internal sealed class Adam : TorchSharp.Modules.Adam
                 }
                 FusedParameterUpdates++;
             }
-        });
-        return loss!;
-    }
-
-    private bool Fusable()
-    {
-        if (!FusedUpdates.Enabled) return false;
-        using var scope = NewDisposeScope();
-        foreach (var group in _parameter_groups)
-        {
-            var o = (Options)group.Options;
-            if (o.amsgrad != false || o.maximize != false || o.weight_decay != 0) return false;
-            foreach (var param in group.Parameters)
-            {
-                var grad = param.grad;
-                if (grad is null) continue;
-                var n = param.numel();
-                var state = (State)_state[param.Handle];
-                if (!FusedUpdates.Plain(param, n) || !FusedUpdates.Plain(grad, n) || !FusedUpdates.Plain(state.exp_avg, n)
-                    || !FusedUpdates.Plain(state.exp_avg_sq, n))
-                    return false;
-            }
-        }
-        return true;
-    }
+        }));
 }
 
 /// <summary>
@@ -102,18 +71,12 @@ internal sealed class RMSProp : TorchSharp.Modules.RMSProp
     internal long FusedParameterUpdates { get; private set; }
 
     /// <inheritdoc />
-    public override Tensor step(Func<Tensor>? closure = null)
-    {
-        Tensor? loss = null;
-        if (closure is not null)
-            using (enable_grad())
-                loss = closure();
-        if (!Fusable())
-        {
-            base.step();
-            return loss!;
-        }
-        _step<ParamGroup>(group =>
+    public override Tensor step(Func<Tensor>? closure = null) => FusedStep.Run(closure,
+        fusable: () => FusedStep.Fusable(_parameter_groups,
+            o => o is Options { momentum: 0, centered: false, maximize: false, weight_decay: 0 },
+            p => [((State)_state[p.Handle]).square_avg]),
+        libtorch: () => base.step(),
+        fused: () => _step<ParamGroup>(group =>
         {
             var o = (Options)group.Options;
             foreach (var param in group.Parameters)
@@ -129,25 +92,41 @@ internal sealed class RMSProp : TorchSharp.Modules.RMSProp
                 }
                 FusedParameterUpdates++;
             }
-        });
+        }));
+}
+
+/// <summary>What the fused optimizers share: OptimizerHelper._step's closure handling, and the check that every
+/// parameter with a gradient, its gradient and its slots are plain float32 CPU memory.</summary>
+internal static class FusedStep
+{
+    /// <summary>As OptimizerHelper._step: the closure under enable_grad first, then the update — the fused one when
+    /// <paramref name="fusable"/> says so, else libtorch's whole step. Returns the closure's loss.</summary>
+    public static Tensor Run(Func<Tensor>? closure, Func<bool> fusable, Action libtorch, Action fused)
+    {
+        Tensor? loss = null;
+        if (closure is not null)
+            using (enable_grad())
+                loss = closure();
+        if (FusedUpdates.Enabled && fusable()) fused();
+        else libtorch();
         return loss!;
     }
 
-    private bool Fusable()
+    /// <summary>Whether every group's options pass <paramref name="plainOptions"/> and every parameter with a gradient,
+    /// the gradient and the parameter's <paramref name="slots"/> are plain (<see cref="FusedUpdates.Plain"/>).</summary>
+    public static bool Fusable(IEnumerable<TorchSharp.Modules.ParamGroup> groups, Func<OptimizerOptions, bool> plainOptions,
+        Func<Parameter, IEnumerable<Tensor?>> slots)
     {
-        if (!FusedUpdates.Enabled) return false;
         using var scope = NewDisposeScope();
-        foreach (var group in _parameter_groups)
+        foreach (var group in groups)
         {
-            var o = (Options)group.Options;
-            if (o.momentum != 0 || o.centered != false || o.maximize != false || o.weight_decay != 0) return false;
+            if (!plainOptions(group.Options)) return false;
             foreach (var param in group.Parameters)
             {
                 var grad = param.grad;
                 if (grad is null) continue;
                 var n = param.numel();
-                var state = (State)_state[param.Handle];
-                if (!FusedUpdates.Plain(param, n) || !FusedUpdates.Plain(grad, n) || !FusedUpdates.Plain(state.square_avg, n))
+                if (!FusedUpdates.Plain(param, n) || !FusedUpdates.Plain(grad, n) || slots(param).Any(t => !FusedUpdates.Plain(t, n)))
                     return false;
             }
         }

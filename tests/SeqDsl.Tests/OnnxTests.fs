@@ -296,8 +296,16 @@ let tests =
             // the file carries its own SHA-256: one changed weight byte is refused
             let sealedBytes = OnnxExport.ToBytes(net, classification, prep)
             use intact = OnnxModel.FromBytes(Array.copy sealedBytes, "intact.onnx")
+            // a byte inside the largest weight's raw data (a byte at a fixed offset can land on a length field, which
+            // ONNX Runtime refuses before the digest is read)
+            let largest = Onnx.ModelProto.Parser.ParseFrom(sealedBytes).Graph.Initializer |> Seq.maxBy (fun t -> t.RawData.Length)
+            let raw = largest.RawData.ToByteArray()
+            Expect.isGreaterThan raw.Length 16 "the weights are stored as raw data"
+            let at =
+                seq { 0 .. sealedBytes.Length - raw.Length }
+                |> Seq.find (fun i -> System.MemoryExtensions.SequenceEqual(System.ReadOnlySpan(sealedBytes, i, raw.Length), System.ReadOnlySpan raw))
             let damaged = Array.copy sealedBytes
-            damaged.[damaged.Length / 2] <- damaged.[damaged.Length / 2] ^^^ 0x10uy
+            damaged.[at + raw.Length / 2] <- damaged.[at + raw.Length / 2] ^^^ 0x10uy
             let e3 = expectSeqDslError "damaged" (fun () -> OnnxModel.FromBytes(damaged, "damaged.onnx") |> ignore)
             Expect.stringContains e3.Message "changed after it was exported" "says what happened"
         }

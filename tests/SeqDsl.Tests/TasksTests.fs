@@ -89,6 +89,8 @@ let tests =
             let old = System.Text.Json.Nodes.JsonNode.Parse(d.Text.ToJson()).AsObject()
             old.Remove "StartToken" |> ignore
             Expect.isNull (SeqDsl.Data.TextPreprocessing.FromJson(old.ToJsonString()).StartToken) "older files: no start token"
+            let none = SeqDsl.Data.TextPreprocessing(d.Text.Tokenizer, d.Text.Vocabulary)
+            Expect.isFalse (none.ToJson().Contains "StartToken") "written only when set: files without one are as before"
         }
 
         test "counting: binary sequences → their number of ones; MSE, rounded accuracy" {

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.Data.Analysis;
 using SeqDsl.Spec;
 
@@ -56,9 +57,10 @@ public sealed record TextPreprocessing(string Tokenizer, Vocabulary Vocabulary, 
     private PaddedIds Pad(int[][] ids) =>
         Maxlen is int m ? Sequences.Pad(ids, m, Padding, Truncating) : Sequences.PadWithLengths(ids);
 
-    // StartToken is absent from files written before it existed: null
+    // StartToken is written only when set (a file without one reads the same in versions before it) and absent from
+    // files written before it existed: null
     private sealed record Stored(int Format, string Kind, string Tokenizer, JsonElement Vocabulary, int? Maxlen, Side Padding, Side Truncating,
-        string? StartToken = null);
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? StartToken = null);
 
     /// <summary>JSON form.</summary>
     public string ToJson() => JsonSerializer.Serialize(new Stored(1, "text", Tokenizer,

@@ -30,24 +30,18 @@ internal sealed class Adam : TorchSharp.Modules.Adam
             o => o is Options { amsgrad: false, maximize: false, weight_decay: 0 },
             p => [((State)_state[p.Handle]).exp_avg, ((State)_state[p.Handle]).exp_avg_sq]),
         libtorch: () => base.step(),
-        fused: () => _step<ParamGroup>(group =>
+        fused: () => _step<ParamGroup>(group => FusedParameterUpdates += FusedStep.Each(group, (o, param, grad) =>
         {
-            var o = (Options)group.Options;
-            foreach (var param in group.Parameters)
+            var state = (State)_state[param.Handle];
+            state.step += 1;
+            var a = (Options)o;
+            unsafe
             {
-                var grad = param.grad;
-                if (grad is null) continue;
-                var state = (State)_state[param.Handle];
-                state.step += 1;
-                unsafe
-                {
-                    FusedUpdates.TorchAdam(FusedUpdates.Ptr(param), FusedUpdates.Ptr(grad), FusedUpdates.Ptr(state.exp_avg),
-                        FusedUpdates.Ptr(state.exp_avg_sq), param.numel(), o.beta1!.Value, o.beta2!.Value, o.eps!.Value,
-                        o.LearningRate!.Value, state.step);
-                }
-                FusedParameterUpdates++;
+                FusedUpdates.TorchAdam(FusedUpdates.Ptr(param), FusedUpdates.Ptr(grad), FusedUpdates.Ptr(state.exp_avg),
+                    FusedUpdates.Ptr(state.exp_avg_sq), param.numel(), a.beta1!.Value, a.beta2!.Value, a.eps!.Value,
+                    a.LearningRate!.Value, state.step);
             }
-        }));
+        })));
 }
 
 /// <summary>
@@ -76,23 +70,17 @@ internal sealed class RMSProp : TorchSharp.Modules.RMSProp
             o => o is Options { momentum: 0, centered: false, maximize: false, weight_decay: 0 },
             p => [((State)_state[p.Handle]).square_avg]),
         libtorch: () => base.step(),
-        fused: () => _step<ParamGroup>(group =>
+        fused: () => _step<ParamGroup>(group => FusedParameterUpdates += FusedStep.Each(group, (o, param, grad) =>
         {
-            var o = (Options)group.Options;
-            foreach (var param in group.Parameters)
+            var state = (State)_state[param.Handle];
+            state.step += 1;
+            var r = (Options)o;
+            unsafe
             {
-                var grad = param.grad;
-                if (grad is null) continue;
-                var state = (State)_state[param.Handle];
-                state.step += 1;
-                unsafe
-                {
-                    FusedUpdates.TorchRmsProp(FusedUpdates.Ptr(param), FusedUpdates.Ptr(grad), FusedUpdates.Ptr(state.square_avg),
-                        param.numel(), o.alpha!.Value, o.eps!.Value, o.LearningRate!.Value);
-                }
-                FusedParameterUpdates++;
+                FusedUpdates.TorchRmsProp(FusedUpdates.Ptr(param), FusedUpdates.Ptr(grad), FusedUpdates.Ptr(state.square_avg),
+                    param.numel(), r.alpha!.Value, r.eps!.Value, r.LearningRate!.Value);
             }
-        }));
+        })));
 }
 
 /// <summary>What the fused optimizers share: OptimizerHelper._step's closure handling, and the check that every
@@ -110,6 +98,20 @@ internal static class FusedStep
         if (FusedUpdates.Enabled && fusable()) fused();
         else libtorch();
         return loss!;
+    }
+
+    /// <summary>Runs <paramref name="update"/> (the group's options, the parameter, its gradient) on every parameter of
+    /// <paramref name="group"/> that has a gradient; returns how many.</summary>
+    public static long Each(TorchSharp.Modules.ParamGroup group, Action<OptimizerOptions, Parameter, Tensor> update)
+    {
+        var n = 0L;
+        foreach (var param in group.Parameters)
+        {
+            if (param.grad is not { } grad) continue;
+            update(group.Options, param, grad);
+            n++;
+        }
+        return n;
     }
 
     /// <summary>Whether every group's options pass <paramref name="plainOptions"/> and every parameter with a gradient,

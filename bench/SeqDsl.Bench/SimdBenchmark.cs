@@ -42,6 +42,23 @@ static unsafe class SimdBenchmark
                 Console.WriteLine($"SmallGemm {m}×{k}·{k}×{n}: {gflops:F1} GFLOP/s unpacked, {packedGflops:F1} packed");
             }
         }
+        // the weight-gradient product one backward step accumulates, C (m×n) += Aᵀ·B over the step's rows (E7 LSTM,
+        // SimpleRnn and E4 at one thread; the E4 shape again over 8 steps' rows at once)
+        foreach (var (rows, m, n) in new[] { (128, 128, 64), (128, 32, 64), (32, 200, 82), (256, 200, 82) })
+        {
+            var a = new float[rows * m]; var b = new float[rows * n]; var c = new float[m * n];
+            var rng = new Random(1);
+            for (var i = 0; i < a.Length; i++) a[i] = (float)rng.NextDouble();
+            for (var i = 0; i < b.Length; i++) b[i] = (float)rng.NextDouble();
+            var reps = (int)Math.Max(10, 2e9 / (2.0 * rows * m * n));
+            fixed (float* pa = a, pb = b, pc = c)
+            {
+                for (var i = 0; i < 10; i++) SmallGemm.AccumulateAtB(rows, m, n, pa, m, pb, n, pc, n);
+                var sw = Stopwatch.StartNew();
+                for (var i = 0; i < reps; i++) SmallGemm.AccumulateAtB(rows, m, n, pa, m, pb, n, pc, n);
+                Console.WriteLine($"AccumulateAtB {rows} rows, C {m}×{n}: {2.0 * rows * m * n * reps / sw.Elapsed.TotalSeconds / 1e9:F1} GFLOP/s");
+            }
+        }
         using (var x = randn(1024, 1024))
         using (var y = randn(1024, 1024))
         {

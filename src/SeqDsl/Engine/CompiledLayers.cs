@@ -82,8 +82,8 @@ internal sealed class RecurrentModule : LayerModule
         if (_rnn is LoopRnn loop)
         {
             var (o, h, c) = loop.Forward(x, lengths, init,
-                ctx.KeepStepStates ? (l, d, steps) => ctx.StepStates[(_index, l, d)] = steps : null);
-            (output, top) = (o, Top(h, c, ctx));
+                ctx.KeepStepStates ? (l, d, steps) => ctx.StepStates[(_index, l, d)] = steps : null, sequences: _returnSequences);
+            (output, top) = (o!, Top(h, c, ctx));                                       // o: null only without sequences
         }
         else if (lengths is not null && !ctx.KeepStates && x.device_type == DeviceType.CPU && (_spec.Directions == 1 || _spec.Layers == 1))
         {

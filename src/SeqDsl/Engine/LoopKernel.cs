@@ -96,9 +96,11 @@ internal sealed class LoopRnn : nn.Module
     // by name from the module, not from _p: Module.to(dtype or device) replaces the registered parameters
     private Tensor? P(string name) => _p.ContainsKey(name) ? get_parameter(name) : null;
 
-    /// <summary>x: (B, T, I). Returns output (B, T, D·H) and final states (L·D, B, H).</summary>
-    public (Tensor output, Tensor h, Tensor? c) Forward(Tensor x, Tensor? lengths, RecurrentState? init,
-        Action<int, int, Tensor[]>? keepSteps = null)
+    /// <summary>x: (B, T, I). Returns output (B, T, D·H) and final states (L·D, B, H). Without
+    /// <paramref name="sequences"/> the caller reads only the final states: the top layer's output may then be null
+    /// (the SIMD kernel neither writes it nor reads its gradient).</summary>
+    public (Tensor? output, Tensor h, Tensor? c) Forward(Tensor x, Tensor? lengths, RecurrentState? init,
+        Action<int, int, Tensor[]>? keepSteps = null, bool sequences = true)
     {
         var B = x.shape[0];
         var T = x.shape[1];
@@ -118,7 +120,7 @@ internal sealed class LoopRnn : nn.Module
         }
         var hs = new List<Tensor>();
         var cs = new List<Tensor>();
-        var input = x;
+        Tensor? input = x;
         for (var l = 0; l < _layers; l++)
         {
             var outs = new List<Tensor>();
@@ -127,15 +129,16 @@ internal sealed class LoopRnn : nn.Module
                 var k = l * _directions + d;
                 var h0 = init?.H[k] ?? zeros(B, _units, dtype: x.dtype, device: x.device);
                 var c0 = lstm ? init?.C?[k] ?? zeros(B, _units, dtype: x.dtype, device: x.device) : null;
-                var seq = d == 0 ? input : Reverse(input, reverse);
-                var (o, h, c, steps) = RunDirection(seq, Suffix(l, d), mask, h0, c0, keepSteps is not null, simdLengths);
+                var seq = d == 0 ? input! : Reverse(input!, reverse);
+                var (o, h, c, steps) = RunDirection(seq, Suffix(l, d), mask, h0, c0, keepSteps is not null, simdLengths,
+                    sequence: sequences || l < _layers - 1);
                 if (keepSteps is not null) keepSteps(l, d, steps!); // each direction's steps in its own reading order
-                outs.Add(d == 0 ? o : Reverse(o, reverse));
+                if (o is not null) outs.Add(d == 0 ? o : Reverse(o, reverse));
                 hs.Add(h);
                 if (c is not null) cs.Add(c);
             }
-            input = outs.Count == 1 ? outs[0] : cat(outs, -1);                         // (B, T, D·H)
-            if (l < _layers - 1 && _dropout > 0) input = nn.functional.dropout(input, _dropout, training);
+            input = outs.Count == 0 ? null : outs.Count == 1 ? outs[0] : cat(outs, -1);  // (B, T, D·H)
+            if (l < _layers - 1 && _dropout > 0) input = nn.functional.dropout(input!, _dropout, training);
         }
         return (input, stack(hs), lstm ? stack(cs) : null);
     }
@@ -178,8 +181,10 @@ internal sealed class LoopRnn : nn.Module
     private static Tensor Reverse(Tensor x, Tensor? reverse) =>
         reverse is null ? x.flip(1) : x.gather(1, reverse.unsqueeze(-1).expand(x.shape));
 
-    private (Tensor output, Tensor h, Tensor? c, Tensor[]? steps) RunDirection(Tensor x, string sfx, Tensor? mask, Tensor h, Tensor? c, bool keep,
-        int[]? simdLengths = null)
+    /// <summary>One direction of one layer; the output may be null when <paramref name="sequence"/> is false (the
+    /// SIMD kernel's).</summary>
+    private (Tensor? output, Tensor h, Tensor? c, Tensor[]? steps) RunDirection(Tensor x, string sfx, Tensor? mask, Tensor h, Tensor? c, bool keep,
+        int[]? simdLengths = null, bool sequence = true)
     {
         if (_cell is UserCell user) return RunUser(user, x, sfx, mask, h, c, keep);
         var wih = P("weight_ih" + sfx)!;
@@ -197,8 +202,9 @@ internal sealed class LoopRnn : nn.Module
         if (_simd is Simd.SimdCell simdCell && !keep && x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU && x.shape[0] > 0)
         {
             // the kernel projects the input itself; its output is time-major
-            var (so, sh, sc) = Simd.SimdRecurrence.Run(simdCell, x, wih, whh, resetAfterGru ? bih : bias, resetAfterGru ? bhh : null, h, c, simdLengths);
-            return (so.transpose(0, 1), sh, sc, null);
+            var (so, sh, sc) = Simd.SimdRecurrence.Run(simdCell, x, wih, whh, resetAfterGru ? bih : bias, resetAfterGru ? bhh : null, h, c,
+                simdLengths, sequence);
+            return (so?.transpose(0, 1), sh, sc, null);
         }
         var peep = P("weight_peephole" + sfx);
         var layerNorm = _cell is LstmCell { LayerNorm: true };

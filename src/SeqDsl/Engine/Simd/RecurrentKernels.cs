@@ -16,9 +16,10 @@ internal enum SimdCell { Lstm, GruResetAfter, GruResetBefore, RnnTanh, RnnRelu, 
 /// also what the weight gradient needs. out (T, B, H) is zero on padding; a row's steps at and after its length
 /// leave its state unchanged. Per step: the register-tiled product into the gate rows, then the gate functions and
 /// the state update while those rows are in the L1 cache; no allocation inside the loop. Backward walks the steps in
-/// reverse with the saved gates: the pre-activation gradient per step (saved: the weight gradient is one product
-/// over all steps afterwards, <see cref="SimdRecurrence"/>), then products for the state gradient (·W_hh) and the
-/// input gradient (·W_ih) on the same rows.
+/// reverse with the saved gates: the pre-activation gradient of the step's rows (scratch, never the whole sequence),
+/// then products for the state gradient (·W_hh) and the input gradient (·W_ih) on the same rows, and the weight
+/// gradient accumulated from them and the step's [h | x] rows while all are in the cache (one partial per block,
+/// summed in block order afterwards, so a thread count always gives the same sums).
 /// </summary>
 internal static unsafe class RecurrentKernels
 {
@@ -29,7 +30,8 @@ internal static unsafe class RecurrentKernels
     {
         public int B, T, H, I, G;           // G: gate blocks (4 LSTM, 3 GRU, 1 RNN)
         public int* Len;                     // lengths or null
-        public float* HX;                    // (T, B, H + I): state before the step, then the step's input
+        public float* HX;                    // (T + 1, B, H + I): state before the step, then the step's input; step T: the
+                                             // final state (its input part unused)
         public float* X;                     // the input, row r step t at X + r·XB + t·XT (its last axis contiguous)
         public long XB, XT;
         public float* WcatT;                 // (H + I, G·H): [W_hh | W_ih]ᵀ
@@ -37,13 +39,14 @@ internal static unsafe class RecurrentKernels
         public float* W, Wih;                // weight_hh (G·H, H), weight_ih (G·H, I)
         public float* Bias, Bhh;             // (G·H) or null: the input-side bias (every bias but GRU reset-after's b_hh), b_hh
         public float* H0, C0;                // (B, H)
-        public float* Out, HT, CT;           // (T, B, H), (B, H), (B, H)
+        public float* Out, HT, CT;           // (T, B, H) or null (the sequence is not asked for), (B, H), (B, H)
         public float* Gates;                 // (T, B, G·H) post-activation gates
         public float* Aux1, Aux2;            // LSTM: c_t, tanh c_t; GRU reset-after: h W_hn + b_hn; reset-before: r ⊙ h
         // backward
-        public float* DOut, DHT, DCT;        // gradients of out, hT, cT
-        public float* DPre, DPh;             // (T, B, G·H): pre-activation gradient (input side); GRU reset-after: recurrent side
-        public float* DBias, DBhh;           // (B, G·H) or null: per row, DPre (DPh) summed over the steps (the bias gradients)
+        public float* DOut, DHT, DCT;        // gradients of out (null: out was not produced), hT, cT
+        public float* DW;                    // (blocks, G·H, H + I): per block, [dW_hh | dW_ih] summed over its rows and steps
+        public float* DBias, DBhh;           // (B, G·H) or null: per row, the pre-activation gradient (input side; GRU
+                                             // reset-after's b_hh: recurrent side) summed over the steps (the bias gradients)
         public float* DX;                    // (T, B, I)
         public float* DH0, DC0;
     }
@@ -73,7 +76,7 @@ internal static unsafe class RecurrentKernels
         {
             Copy(b.H0 + (long)r * H, state + (r - r0) * H, H);
             if (cell == SimdCell.Lstm) Copy(b.C0 + (long)r * H, cstate + (r - r0) * H, H);
-            if (T > 0) Copy(b.H0 + (long)r * H, b.HX + (long)r * K, H);   // step 0's state
+            Copy(b.H0 + (long)r * H, b.HX + (long)r * K, H);              // step 0's state
         }
         for (var t = 0; t < T; t++)
             for (var s0 = r0; s0 < r1; s0 += Sub)
@@ -98,21 +101,22 @@ internal static unsafe class RecurrentKernels
                             b.Bias == null ? null : b.Bias + 2 * H, 0, g + 2 * H, GH);
                         break;
                     default:
-                        SmallGemm.Run(m, H, K, a, K, b.WcatT, H, whhTP, ps, b.Bias, 0, b.Out + t * stepH + (long)s0 * H, H);
+                        // straight into the next step's state rows, activated there in place
+                        SmallGemm.Run(m, H, K, a, K, b.WcatT, H, whhTP, ps, b.Bias, 0, a + stepK, K);
                         break;
                 }
                 for (var r = s0; r < s0 + m; r++)
                 {
                     long io = t * stepG + (long)r * GH, ho = t * stepH + (long)r * H;
                     float* st = state + (r - r0) * H;
-                    float* next = t + 1 < T ? b.HX + (t + 1) * stepK + (long)r * K : null;
+                    float* next = b.HX + (t + 1) * stepK + (long)r * K;
                     if (!Active(b, r, t))
                     {
-                        Clear(b.Out + ho, H);
+                        if (b.Out != null) Clear(b.Out + ho, H);
                         // the weight gradient multiplies r ⊙ h by zero pre-activation gradients here: it must not be
                         // uninitialised memory (0 × NaN is NaN)
                         if (cell == SimdCell.GruResetBefore) Clear(b.Aux1 + ho, H);
-                        if (next != null) Copy(st, next, H);
+                        Copy(b.HX + t * stepK + (long)r * K, next, H);            // the state before the step, unchanged
                         continue;
                     }
                     switch (cell)
@@ -127,13 +131,13 @@ internal static unsafe class RecurrentKernels
                             GruBeforeGates(H, b.Gates + io, st, b.Aux1 + ho);
                             break;
                         default:
-                            RnnStep(cell, H, b.Out + ho, st);
+                            RnnStep(cell, H, next, b.Out == null ? null : b.Out + ho);
                             break;
                     }
-                    if (cell != SimdCell.GruResetBefore)
+                    if (cell is SimdCell.Lstm or SimdCell.GruResetAfter)
                     {
-                        if (cell is SimdCell.Lstm or SimdCell.GruResetAfter) Copy(st, b.Out + ho, H);
-                        if (next != null) Copy(st, next, H);
+                        if (b.Out != null) Copy(st, b.Out + ho, H);
+                        Copy(st, next, H);
                     }
                 }
                 if (cell == SimdCell.GruResetBefore)
@@ -147,14 +151,14 @@ internal static unsafe class RecurrentKernels
                         long io = t * stepG + (long)r * GH, ho = t * stepH + (long)r * H;
                         float* st = state + (r - r0) * H;
                         GruBeforeState(H, b.Gates + io, st);
-                        Copy(st, b.Out + ho, H);
-                        if (t + 1 < T) Copy(st, b.HX + (t + 1) * stepK + (long)r * K, H);
+                        if (b.Out != null) Copy(st, b.Out + ho, H);
+                        Copy(st, b.HX + (t + 1) * stepK + (long)r * K, H);
                     }
                 }
             }
         for (var r = r0; r < r1; r++)
         {
-            Copy(state + (r - r0) * H, b.HT + (long)r * H, H);
+            Copy(b.HX + T * stepK + (long)r * K, b.HT + (long)r * H, H);
             if (cell == SimdCell.Lstm) Copy(cstate + (r - r0) * H, b.CT + (long)r * H, H);
         }
     }
@@ -257,14 +261,16 @@ internal static unsafe class RecurrentKernels
         }
     }
 
+    /// <summary>The activation of the pre-activation row <paramref name="h"/>, in place (the new state), and into
+    /// <paramref name="o"/> unless null (the output).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void RnnStep(SimdCell cell, int H, float* o, float* h)
+    static void RnnStep(SimdCell cell, int H, float* h, float* o)
     {
         var u = 0;
         if (SimdMath.UseAvx2)
             for (; u + 8 <= H; u += 8)
             {
-                var x = Avx.LoadVector256(o + u);
+                var x = Avx.LoadVector256(h + u);
                 x = cell switch
                 {
                     SimdCell.RnnTanh => SimdMath.Tanh(x),
@@ -272,12 +278,12 @@ internal static unsafe class RecurrentKernels
                     SimdCell.RnnSigmoid => SimdMath.Sigmoid(x),
                     _ => x,
                 };
-                Avx.Store(o + u, x);
                 Avx.Store(h + u, x);
+                if (o != null) Avx.Store(o + u, x);
             }
         for (; u < H; u++)
         {
-            var x = o[u];
+            var x = h[u];
             x = cell switch
             {
                 SimdCell.RnnTanh => SimdMath.Tanh(x),
@@ -285,61 +291,68 @@ internal static unsafe class RecurrentKernels
                 SimdCell.RnnSigmoid => SimdMath.Sigmoid(x),
                 _ => x,
             };
-            o[u] = x;
             h[u] = x;
+            if (o != null) o[u] = x;
         }
     }
 
     // ------------------------------------------------------------------ backward
 
     /// <summary>Scratch floats one backward block needs.</summary>
-    public static int BackwardScratch(int rows, int H) => 4 * rows * H;
+    public static int BackwardScratch(int rows, int H, int G) => 4 * rows * H + 2 * rows * G * H + H;
 
+    /// <summary>One block's backward; its weight gradient goes to partial <paramref name="block"/> of b.DW (zeroed by the caller).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Backward(SimdCell cell, in Buffers b, int r0, int r1, float* scratch)
+    public static void Backward(SimdCell cell, in Buffers b, int block, int r0, int r1, float* scratch)
     {
         int T = b.T, H = b.H, I = b.I, GH = b.G * H, K = H + I, rows = r1 - r0;
         long stepG = (long)b.B * GH, stepH = (long)b.B * H, stepK = (long)b.B * K, stepI = (long)b.B * I;
         float* dh = scratch, dc = scratch + rows * H, dhNew = dc + rows * H, direct = dhNew + rows * H;
+        float* dpre = direct + rows * H;              // (rows, G·H): this step's pre-activation gradient (input side)
+        float* dph = dpre + rows * GH;                // (rows, G·H): GRU reset-after's recurrent side
+        float* dW = b.DW + (long)block * GH * K;      // (G·H, H + I): [dW_hh | dW_ih]
+        float* zero = dph + rows * GH;                // H zeros: the output's gradient when no output was produced
+        Clear(zero, H);
         for (var r = r0; r < r1; r++)
         {
             Copy(b.DHT + (long)r * H, dh + (r - r0) * H, H);
             if (cell == SimdCell.Lstm) Copy(b.DCT + (long)r * H, dc + (r - r0) * H, H);
         }
         for (var t = T - 1; t >= 0; t--)
+        {
             for (var s0 = r0; s0 < r1; s0 += Sub)
             {
                 var m = Math.Min(Sub, r1 - s0);
                 for (var r = s0; r < s0 + m; r++)
                 {
-                    long io = t * stepG + (long)r * GH, ho = t * stepH + (long)r * H;
+                    long io = (long)(r - r0) * GH, gi = t * stepG + (long)r * GH, ho = t * stepH + (long)r * H;
                     float* hPrev = b.HX + t * stepK + (long)r * K;
                     var k = (r - r0) * H;
                     if (!Active(b, r, t))
                     {
-                        Clear(b.DPre + io, GH);
-                        if (b.DPh != null) Clear(b.DPh + io, GH);
+                        Clear(dpre + io, GH);
+                        if (cell == SimdCell.GruResetAfter) Clear(dph + io, GH);
                         Clear(direct + k, H);
                         continue;
                     }
-                    float* dOut = b.DOut + ho;
+                    float* dOut = b.DOut != null ? b.DOut + ho : zero;
                     switch (cell)
                     {
                         case SimdCell.Lstm:
-                            LstmBack(H, b.Gates + io, b.Aux2 + ho, t > 0 ? b.Aux1 + ho - stepH : b.C0 + (long)r * H, dOut, dh + k, dc + k, b.DPre + io);
+                            LstmBack(H, b.Gates + gi, b.Aux2 + ho, t > 0 ? b.Aux1 + ho - stepH : b.C0 + (long)r * H, dOut, dh + k, dc + k, dpre + io);
                             break;
                         case SimdCell.GruResetAfter:
-                            GruAfterBack(H, b.Gates + io, b.Aux1 + ho, hPrev, dOut, dh + k, b.DPre + io, b.DPh + io, direct + k);
+                            GruAfterBack(H, b.Gates + gi, b.Aux1 + ho, hPrev, dOut, dh + k, dpre + io, dph + io, direct + k);
                             break;
                         case SimdCell.GruResetBefore:
-                            GruBeforeBackN(H, b.Gates + io, hPrev, dOut, dh + k, b.DPre + io, direct + k);
+                            GruBeforeBackN(H, b.Gates + gi, hPrev, dOut, dh + k, dpre + io, direct + k);
                             break;
                         default:
-                            RnnBack(cell, H, b.Out + ho, dOut, dh + k, b.DPre + io);
+                            RnnBack(cell, H, hPrev + stepK, dOut, dh + k, dpre + io);   // the step's new state
                             break;
                     }
                 }
-                float* dp = b.DPre + t * stepG + (long)s0 * GH;
+                float* dp = dpre + (long)(s0 - r0) * GH;
                 float* dn = dhNew + (s0 - r0) * H;
                 float* dd = direct + (s0 - r0) * H;
                 long wps = (long)GH * SmallGemm.Panel;                        // panel stride of packed W_hh and W_ih
@@ -349,7 +362,7 @@ internal static unsafe class RecurrentKernels
                         SmallGemm.Run(m, H, GH, dp, GH, b.W, H, b.WP, wps, null, 0, dn, H);
                         break;
                     case SimdCell.GruResetAfter:
-                        SmallGemm.Run(m, H, GH, b.DPh + t * stepG + (long)s0 * GH, GH, b.W, H, b.WP, wps, dd, H, dn, H);
+                        SmallGemm.Run(m, H, GH, dph + (long)(s0 - r0) * GH, GH, b.W, H, b.WP, wps, dd, H, dn, H);
                         break;
                     case SimdCell.GruResetBefore:
                         // d(r ⊙ h) = dn_pre · U_n, then the r, z gradients, then the state gradient through U_rz
@@ -357,8 +370,8 @@ internal static unsafe class RecurrentKernels
                         for (var r = s0; r < s0 + m; r++)
                         {
                             if (!Active(b, r, t)) continue;
-                            long io = t * stepG + (long)r * GH;
-                            GruBeforeBackRz(H, b.Gates + io, b.HX + t * stepK + (long)r * K, dn + (r - s0) * H, b.DPre + io, dd + (r - s0) * H);
+                            GruBeforeBackRz(H, b.Gates + t * stepG + (long)r * GH, b.HX + t * stepK + (long)r * K, dn + (r - s0) * H,
+                                dpre + (long)(r - r0) * GH, dd + (r - s0) * H);
                         }
                         SmallGemm.Run(m, H, 2 * H, dp, GH, b.W, H, b.WP, wps, dd, H, dn, H);
                         break;
@@ -372,11 +385,30 @@ internal static unsafe class RecurrentKernels
                 {
                     if (Active(b, r, t)) Copy(dn + (r - s0) * H, dh + (r - r0) * H, H);
                     // the bias gradients, per row, while the pre-activation rows are in the cache (zero on padding)
-                    long io = t * stepG + (long)r * GH;
-                    if (b.DBias != null) Add(b.DPre + io, b.DBias + (long)r * GH, GH);
-                    if (b.DBhh != null) Add(b.DPh + io, b.DBhh + (long)r * GH, GH);
+                    long io = (long)(r - r0) * GH;
+                    if (b.DBias != null) Add(dpre + io, b.DBias + (long)r * GH, GH);
+                    if (b.DBhh != null) Add(dph + io, b.DBhh + (long)r * GH, GH);
                 }
             }
+            // the weight gradient: this step's pre-activation gradient rows against its [h | x] rows (zero on padding)
+            float* hx = b.HX + t * stepK + (long)r0 * K;
+            switch (cell)
+            {
+                case SimdCell.GruResetAfter:
+                    SmallGemm.AccumulateAtB(rows, GH, H, dph, GH, hx, K, dW, K);
+                    SmallGemm.AccumulateAtB(rows, GH, I, dpre, GH, hx + H, K, dW + H, K);
+                    break;
+                case SimdCell.GruResetBefore:
+                    // W_hh's r and z rows meet h, its n rows r ⊙ h (saved, zero on padding)
+                    SmallGemm.AccumulateAtB(rows, 2 * H, H, dpre, GH, hx, K, dW, K);
+                    SmallGemm.AccumulateAtB(rows, H, H, dpre + 2 * H, GH, b.Aux1 + t * stepH + (long)r0 * H, H, dW + 2L * H * K, K);
+                    SmallGemm.AccumulateAtB(rows, GH, I, dpre, GH, hx + H, K, dW + H, K);
+                    break;
+                default:
+                    SmallGemm.AccumulateAtB(rows, GH, K, dpre, GH, hx, K, dW, K);
+                    break;
+            }
+        }
         for (var r = r0; r < r1; r++)
         {
             Copy(dh + (r - r0) * H, b.DH0 + (long)r * H, H);

@@ -30,14 +30,15 @@ internal static class SimdRecurrence
     /// <summary>
     /// One direction of one layer: x (B, T, I), libtorch's weight_ih (G·H, I) and weight_hh (G·H, H), the input-side
     /// bias (every bias that adds before the nonlinearity; null: none), GRU reset-after's b_hh (else null), the
-    /// initial state (B, H) and cell. Returns the output time-major (T, B, H), the final state (B, H) and, for an
-    /// LSTM, the final cell (B, H).
+    /// initial state (B, H) and cell. Returns the output time-major (T, B, H) — null when <paramref name="sequence"/>
+    /// is false (the caller reads only the final states: the kernel then neither writes the output nor reads its
+    /// gradient) —, the final state (B, H) and, for an LSTM, the final cell (B, H).
     /// </summary>
-    public static (Tensor Output, Tensor H, Tensor? C) Run(SimdCell cell, Tensor x, Tensor wih, Tensor whh, Tensor? bias, Tensor? bhh,
-        Tensor h0, Tensor? c0, int[]? lengths)
+    public static (Tensor? Output, Tensor H, Tensor? C) Run(SimdCell cell, Tensor x, Tensor wih, Tensor whh, Tensor? bias, Tensor? bhh,
+        Tensor h0, Tensor? c0, int[]? lengths, bool sequence = true)
     {
-        var r = SimdFunction.apply(x, wih, whh, bias!, bhh!, h0, c0!, lengths!, cell);
-        return (r[0], r[1], cell == SimdCell.Lstm ? r[2] : null);
+        var r = SimdFunction.apply(x, wih, whh, bias!, bhh!, h0, c0!, lengths!, cell, sequence);
+        return (sequence ? r[0] : null, r[1], cell == SimdCell.Lstm ? r[2] : null);
     }
 
     private static void Require(bool ok, string what)
@@ -65,30 +66,38 @@ internal static class SimdRecurrence
         return (c, c.stride(0), c.stride(1));
     }
 
-    /// <summary>Runs body over blocks of rows (multiples of 4 where possible), one per thread libtorch may use.</summary>
-    internal static unsafe void Blocks(int rows, int scratchPerRow, int scratchFixed, Action<int, int, IntPtr> body)
+    /// <summary>How <see cref="Blocks"/> splits <paramref name="rows"/> rows: blocks of Per rows (multiples of 4 where
+    /// possible), one per thread libtorch may use, at most one per 8 rows.</summary>
+    internal static (int Count, int Per) Split(int rows)
     {
-        if (rows == 0) return;
+        if (rows == 0) return (0, 0);
         var threads = Math.Max(1, Math.Min(torch.get_num_threads(), rows / 8));
         var per = (rows + threads - 1) / threads;
         per = (per + 3) / 4 * 4;
-        var blocks = (rows + per - 1) / per;
+        return ((rows + per - 1) / per, per);
+    }
+
+    /// <summary>Runs body(block, r0, r1, scratch) over the blocks of <see cref="Split"/>, in parallel.</summary>
+    internal static unsafe void Blocks(int rows, int scratchPerRow, int scratchFixed, Action<int, int, int, IntPtr> body)
+    {
+        var (blocks, per) = Split(rows);
+        if (blocks == 0) return;
         void Run(int i)
         {
             int r0 = i * per, r1 = Math.Min(rows, r0 + per);
             var n = (nuint)((r1 - r0) * scratchPerRow + scratchFixed) * sizeof(float);
             var scratch = NativeMemory.AlignedAlloc(n, 64);
-            try { body(r0, r1, (IntPtr)scratch); }
+            try { body(i, r0, r1, (IntPtr)scratch); }
             finally { NativeMemory.AlignedFree(scratch); }
         }
         if (blocks == 1) Run(0);
-        else Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = threads }, Run);
+        else Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = blocks }, Run);
     }
 
     /// <summary>One kernel call: pins the lengths, packs the weights its products read, and runs
     /// <paramref name="body"/> over blocks of rows (<see cref="Blocks"/>).</summary>
     private static unsafe void Launch(RecurrentKernels.Buffers buf, int[]? lengths, bool backward, int scratchPerRow, int scratchFixed,
-        Action<RecurrentKernels.Buffers, int, int, IntPtr> body)
+        Action<RecurrentKernels.Buffers, int, int, int, IntPtr> body)
     {
         fixed (int* len = lengths)                                                         // null when there are no lengths
         {
@@ -97,7 +106,7 @@ internal static class SimdRecurrence
             try
             {
                 var ready = buf;
-                Blocks(buf.B, scratchPerRow, scratchFixed, (r0, r1, s) => body(ready, r0, r1, s));
+                Blocks(buf.B, scratchPerRow, scratchFixed, (i, r0, r1, s) => body(ready, i, r0, r1, s));
             }
             finally
             {
@@ -151,6 +160,7 @@ internal static class SimdRecurrence
         public override unsafe List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
         {
             var cell = (SimdCell)vars[8];
+            var sequence = (bool)vars[9];
             var lengths = vars[7] as int[];
             var x = (Tensor)vars[0];
             var wih = ((Tensor)vars[1]).contiguous();
@@ -173,9 +183,9 @@ internal static class SimdRecurrence
             Require(!lstm || c0 is not null, "an LSTM needs its initial cell");
             Require(lengths is null || lengths.Length == B, $"{lengths?.Length} lengths for {B} rows");
             var (xData, xB, xT) = Rows(x);                                                 // the kernel copies rows of I floats
-            var hx = empty(T, B, H + I, dtype: ScalarType.Float32);                       // filled by the kernel, step by step
+            var hx = empty(T + 1, B, H + I, dtype: ScalarType.Float32);                   // filled by the kernel, step by step
             var wcatT = cat([whh, wih], 1).t().contiguous();                               // (H + I, G·H)
-            var output = empty(T, B, H, dtype: ScalarType.Float32);
+            var output = empty(sequence ? T : 0, B, H, dtype: ScalarType.Float32);         // not asked for: an empty stand-in
             var hT = empty(B, H, dtype: ScalarType.Float32);
             var cT = lstm ? empty(B, H, dtype: ScalarType.Float32) : null;
             var rnn = G == 1;
@@ -189,13 +199,14 @@ internal static class SimdRecurrence
                     WcatT = Ptr(wcatT), W = Ptr(whh), Wih = Ptr(wih),
                     Bias = bias is null ? null : Ptr(bias), Bhh = bhh is null ? null : Ptr(bhh),
                     H0 = Ptr(h0), C0 = c0 is null ? null : Ptr(c0),
-                    Out = Ptr(output), HT = Ptr(hT), CT = cT is null ? null : Ptr(cT),
+                    Out = sequence ? Ptr(output) : null, HT = Ptr(hT), CT = cT is null ? null : Ptr(cT),
                     Gates = gates is null ? null : Ptr(gates), Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2),
                 }, lengths, backward: false, 2 * H, RecurrentKernels.ForwardScratch(0, H, G),
-                (b, r0, r1, s) => RecurrentKernels.Forward(cell, b, r0, r1, (float*)s));
+                (b, _, r0, r1, s) => RecurrentKernels.Forward(cell, b, r0, r1, (float*)s));
             GC.KeepAlive(xData);                                                            // the kernel read through a pointer into it
-            ctx.save_for_backward([wih, whh, hx, gates!, aux1!, aux2!, output, c0!]);
+            ctx.save_for_backward([wih, whh, hx, gates!, aux1!, aux2!, c0!]);
             ctx.save_data("cell", cell);
+            ctx.save_data("sequence", sequence);
             ctx.save_data("grads", (Bias: bias is not null, Bhh: bhh is not null));
             if (lengths is not null) ctx.save_data("lengths", lengths);
             return lstm ? [output, hT, cT!] : [output, hT];
@@ -204,18 +215,19 @@ internal static class SimdRecurrence
         public override unsafe List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
         {
             var cell = (SimdCell)ctx.get_data("cell");
+            var sequence = (bool)ctx.get_data("sequence");
             var lengths = ctx.get_data("lengths") as int[];
             var (hasBias, hasBhh) = ((bool, bool))ctx.get_data("grads");
             var saved = ctx.get_saved_variables();
-            Tensor wih = saved[0], whh = saved[1], hx = saved[2], output = saved[6];
-            Tensor? gates = saved[3], aux1 = saved[4], aux2 = saved[5], c0 = saved[7];
+            Tensor wih = saved[0], whh = saved[1], hx = saved[2];
+            Tensor? gates = saved[3], aux1 = saved[4], aux2 = saved[5], c0 = saved[6];
             var lstm = cell == SimdCell.Lstm;
-            int T = (int)hx.shape[0], B = (int)hx.shape[1], H = (int)whh.shape[1], I = (int)wih.shape[1], G = Gates(cell), GH = G * H;
-            var dOut = grads[0].contiguous();
+            int T = (int)hx.shape[0] - 1, B = (int)hx.shape[1], H = (int)whh.shape[1], I = (int)wih.shape[1], G = Gates(cell), GH = G * H;
+            var dOut = sequence ? grads[0].contiguous() : null;
             var dhT = grads[1].contiguous();
             var dcT = lstm ? grads[2].contiguous() : null;
-            var dpre = empty(T, B, GH, dtype: ScalarType.Float32);
-            var dph = cell == SimdCell.GruResetAfter ? empty(T, B, GH, dtype: ScalarType.Float32) : null;
+            // the weight gradients, [dW_hh | dW_ih], one partial per block of rows (summed over its steps by the kernel)
+            var dW = zeros(Math.Max(1, Split(B).Count), GH, H + I, dtype: ScalarType.Float32);
             var dx = empty(T, B, I, dtype: ScalarType.Float32);
             var dh0 = empty(B, H, dtype: ScalarType.Float32);
             var dc0 = lstm ? empty(B, H, dtype: ScalarType.Float32) : null;
@@ -225,36 +237,19 @@ internal static class SimdRecurrence
                 {
                     B = B, T = T, H = H, I = I, G = G,
                     HX = Ptr(hx), W = Ptr(whh), Wih = Ptr(wih), C0 = c0 is null ? null : Ptr(c0),
-                    Out = Ptr(output), Gates = gates is null ? null : Ptr(gates),
+                    Gates = gates is null ? null : Ptr(gates),
                     Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2),
-                    DOut = Ptr(dOut), DHT = Ptr(dhT), DCT = dcT is null ? null : Ptr(dcT),
-                    DPre = Ptr(dpre), DPh = dph is null ? null : Ptr(dph),
+                    DOut = dOut is null ? null : Ptr(dOut), DHT = Ptr(dhT), DCT = dcT is null ? null : Ptr(dcT),
+                    DW = Ptr(dW),
                     DBias = dBiasRows is null ? null : Ptr(dBiasRows), DBhh = dBhhRows is null ? null : Ptr(dBhhRows), DX = Ptr(dx), DH0 = Ptr(dh0), DC0 = dc0 is null ? null : Ptr(dc0),
-                }, lengths, backward: true, RecurrentKernels.BackwardScratch(1, H), 0,
-                (b, r0, r1, s) => RecurrentKernels.Backward(cell, b, r0, r1, (float*)s));
-            // the weights' gradients: products over every (step, row) of the saved [h | x] rows
-            var flat = hx.view(T * B, H + I);
-            var dp = dpre.view(T * B, GH);
-            Tensor dWhh, dWih;
-            switch (cell)
-            {
-                case SimdCell.GruResetAfter:
-                    dWhh = dph!.view(T * B, GH).t().mm(flat.narrow(1, 0, H));
-                    dWih = dp.t().mm(flat.narrow(1, H, I));
-                    break;
-                case SimdCell.GruResetBefore:
-                    dWih = dp.t().mm(flat.narrow(1, H, I));
-                    dWhh = cat([dp.narrow(1, 0, 2 * H).t().mm(flat.narrow(1, 0, H)), dp.narrow(1, 2 * H, H).t().mm(aux1!.view(T * B, H))], 0);
-                    break;
-                default:
-                    var dW = dp.t().mm(flat);                                                  // (G·H, H + I)
-                    dWhh = dW.narrow(1, 0, H).contiguous();
-                    dWih = dW.narrow(1, H, I).contiguous();
-                    break;
-            }
+                }, lengths, backward: true, RecurrentKernels.BackwardScratch(1, H, G), 0,
+                (b, i, r0, r1, s) => RecurrentKernels.Backward(cell, b, i, r0, r1, (float*)s));
+            var dWsum = dW.shape[0] == 1 ? dW[0] : dW.sum([0L]);                             // in block order: deterministic
+            var dWhh = dWsum.narrow(1, 0, H).contiguous();
+            var dWih = dWsum.narrow(1, H, I).contiguous();
             var dBias = dBiasRows?.sum([0L]);
             var dBhh = dBhhRows?.sum([0L]);
-            return [dx.transpose(0, 1), dWih, dWhh, dBias!, dBhh!, dh0, dc0!, null!, null!];
+            return [dx.transpose(0, 1), dWih, dWhh, dBias!, dBhh!, dh0, dc0!, null!, null!, null!];
         }
     }
 }

@@ -184,6 +184,106 @@ internal static unsafe class SmallGemm
         Avx.Store(c, s0);
     }
 
+    // ---- C += Aᵀ·B: a weight gradient accumulated over one step's rows ----
+
+    /// <summary>
+    /// C += Aᵀ·B summed over <paramref name="rows"/> rows: A is rows×m (row stride lda), B rows×n (row stride ldb),
+    /// C m×n (row stride ldc) — Σ_r a_rᵀ b_r, the weight gradient of one step's batch rows (the pre-activation
+    /// gradient's rows against the [h | x] rows), added while both are still in the cache. Register tiles of 6 C rows
+    /// × 16 columns, each summing its rows in order (no packing: a row of A gives six broadcasts, a row of B two
+    /// vectors); a last strip narrower than 16 columns takes masked loads and stores. The AVX2 code also serves the
+    /// AVX-512 path; plain loops without AVX2.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void AccumulateAtB(int rows, int m, int n, float* a, long lda, float* b, long ldb, float* c, long ldc)
+    {
+        if (rows <= 0 || m <= 0 || n <= 0) return;
+        if (SimdMath.Width == SimdWidth.Scalar || !Avx2.IsSupported || !Fma.IsSupported)
+        {
+            for (var r = 0; r < rows; r++)
+                for (var i = 0; i < m; i++)
+                {
+                    var x = a[r * lda + i];
+                    for (var j = 0; j < n; j++) c[i * ldc + j] += x * b[r * ldb + j];
+                }
+            return;
+        }
+        var q = 0;
+        for (; q + Panel <= n; q += Panel)
+            for (var i = 0; i < m; i += 6)
+                TileAtB<WholeStrip>(rows, Math.Min(6, m - i), a + i, lda, b + q, ldb, c + i * ldc + q, ldc, default, default);
+        if (q == n) return;
+        var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        var mask0 = Avx2.CompareGreaterThan(Vector256.Create(n - q), lane).AsSingle();
+        var mask1 = Avx2.CompareGreaterThan(Vector256.Create(n - q - 8), lane).AsSingle();
+        for (var i = 0; i < m; i += 6)
+            TileAtB<MaskedStrip>(rows, Math.Min(6, m - i), a + i, lda, b + q, ldb, c + i * ldc + q, ldc, mask0, mask1);
+    }
+
+    /// <summary>How a 16-column strip of B and C is read and written: whole vectors, or the lanes a mask selects.</summary>
+    interface IStrip
+    {
+        static abstract Vector256<float> Load(float* p, Vector256<float> mask);
+        static abstract void Store(float* p, Vector256<float> mask, Vector256<float> v);
+    }
+
+    struct WholeStrip : IStrip
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load(float* p, Vector256<float> mask) => Avx.LoadVector256(p);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Store(float* p, Vector256<float> mask, Vector256<float> v) => Avx.Store(p, v);
+    }
+
+    struct MaskedStrip : IStrip
+    {
+        // lanes outside the mask are neither read (no fault past the end of a row) nor written
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load(float* p, Vector256<float> mask) => Avx.MaskLoad(p, mask);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Store(float* p, Vector256<float> mask, Vector256<float> v) => Avx.MaskStore(p, mask, v);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void TileAtB<S>(int rows, int mr, float* a, long lda, float* b, long ldb, float* c, long ldc,
+        Vector256<float> m0, Vector256<float> m1) where S : struct, IStrip
+    {
+        // fewer than 6 C rows at the edge repeat the last one (reads stay inside A's columns and C) and store only their own
+        long q1 = Math.Min(1, mr - 1), q2 = Math.Min(2, mr - 1), q3 = Math.Min(3, mr - 1), q4 = Math.Min(4, mr - 1), q5 = Math.Min(5, mr - 1);
+        var c00 = S.Load(c, m0); var c01 = S.Load(c + 8, m1);
+        var c10 = S.Load(c + q1 * ldc, m0); var c11 = S.Load(c + q1 * ldc + 8, m1);
+        var c20 = S.Load(c + q2 * ldc, m0); var c21 = S.Load(c + q2 * ldc + 8, m1);
+        var c30 = S.Load(c + q3 * ldc, m0); var c31 = S.Load(c + q3 * ldc + 8, m1);
+        var c40 = S.Load(c + q4 * ldc, m0); var c41 = S.Load(c + q4 * ldc + 8, m1);
+        var c50 = S.Load(c + q5 * ldc, m0); var c51 = S.Load(c + q5 * ldc + 8, m1);
+        float* pa = a, pb = b;
+        for (var r = 0; r < rows; r++, pa += lda, pb += ldb)
+        {
+            var b0 = S.Load(pb, m0);
+            var b1 = S.Load(pb + 8, m1);
+            var x = Avx.BroadcastScalarToVector256(pa);
+            c00 = Fma.MultiplyAdd(x, b0, c00); c01 = Fma.MultiplyAdd(x, b1, c01);
+            x = Avx.BroadcastScalarToVector256(pa + q1);
+            c10 = Fma.MultiplyAdd(x, b0, c10); c11 = Fma.MultiplyAdd(x, b1, c11);
+            x = Avx.BroadcastScalarToVector256(pa + q2);
+            c20 = Fma.MultiplyAdd(x, b0, c20); c21 = Fma.MultiplyAdd(x, b1, c21);
+            x = Avx.BroadcastScalarToVector256(pa + q3);
+            c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31);
+            x = Avx.BroadcastScalarToVector256(pa + q4);
+            c40 = Fma.MultiplyAdd(x, b0, c40); c41 = Fma.MultiplyAdd(x, b1, c41);
+            x = Avx.BroadcastScalarToVector256(pa + q5);
+            c50 = Fma.MultiplyAdd(x, b0, c50); c51 = Fma.MultiplyAdd(x, b1, c51);
+        }
+        S.Store(c, m0, c00); S.Store(c + 8, m1, c01);
+        if (mr > 1) { S.Store(c + ldc, m0, c10); S.Store(c + ldc + 8, m1, c11); }
+        if (mr > 2) { S.Store(c + 2 * ldc, m0, c20); S.Store(c + 2 * ldc + 8, m1, c21); }
+        if (mr > 3) { S.Store(c + 3 * ldc, m0, c30); S.Store(c + 3 * ldc + 8, m1, c31); }
+        if (mr > 4) { S.Store(c + 4 * ldc, m0, c40); S.Store(c + 4 * ldc + 8, m1, c41); }
+        if (mr > 5) { S.Store(c + 5 * ldc, m0, c50); S.Store(c + 5 * ldc + 8, m1, c51); }
+    }
+
     // ---- AVX-512: 4 rows × 32 columns per tile; the rest of the columns on the AVX2 code ----
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

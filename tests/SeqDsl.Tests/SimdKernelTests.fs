@@ -249,6 +249,33 @@ let tests =
             Expect.isFalse (SimdEmbedding.Applies(live.weight, someIds)) "no_grad takes libtorch's lookup"
         }
 
+        test "the embedding with a SpatialDropout's channel scale = libtorch's lookup times the mask, rows and gradient" {
+            // (B, T) ids, a (B, D) scale with dropped (zero) and kept (1 / (1 − p)) channels per row, the padding row;
+            // D with and without a scalar tail; the gradient batch-major and time-major
+            for d in [ 5L; 16L ] do
+              for gradTimeMajor in [ false; true ] do
+                for w in widths do
+                    withWidth w (fun () ->
+                        torch.manual_seed 8L |> ignore
+                        use ours = torch.nn.Embedding(11L, d, padding_idx = 2L)
+                        use theirs = torch.nn.Embedding(11L, d, padding_idx = 2L)
+                        (use _ng = torch.no_grad() in theirs.weight.copy_(ours.weight) |> ignore)
+                        use ids = torch.tensor([| 1L; 2L; 3L; 3L; 10L; 0L; 2L; 3L; 1L; 9L; 9L; 9L |]).reshape(3L, 4L)
+                        use scale = torch.empty(3L, d).bernoulli_(0.6).div_(torch.tensor 0.6f)
+                        use g = if gradTimeMajor then torch.randn(4L, 3L, d).transpose(0L, 1L) else torch.randn(3L, 4L, d)
+                        use y = SimdEmbedding.Lookup(ours.weight, ids, System.Nullable 2L, scale)
+                        use yRef = theirs.call(ids) * scale.unsqueeze(1L)
+                        Expect.isLessThan (relErr (y.contiguous()) yRef) 1e-7 $"D {d}, {w}: the scaled rows"
+                        Expect.isTrue (y.transpose(0L, 1L).is_contiguous()) "time-major rows"
+                        y.backward(ResizeArray [ g ])
+                        yRef.backward(ResizeArray [ g ])
+                        Expect.isLessThan (relErr ours.weight.grad theirs.weight.grad) 1e-6 $"D {d}, time-major gradient {gradTimeMajor}, {w}: the same gradient"
+                        Expect.isTrue (values (ours.weight.grad.[2L]) |> Array.forall ((=) 0.0f)) "the padding row's gradient is zero")
+            use table = torch.nn.Embedding(4L, 3L)
+            use bad = torch.tensor([| 1L; 4L |]).reshape(1L, 2L)
+            Expect.throws (fun () -> SimdEmbedding.Lookup(table.weight, bad, System.Nullable(), torch.ones(1L, 3L)) |> ignore) "an id outside the table is refused"
+        }
+
         test "Embed → SpatialDropout → recurrent layer: the SIMD kernel's gradients (embedding table included) = the loop kernel's" {
             // the time-major hand-off between the lookup, dropout and the kernel, forward and back; the dropout masks
             // are the same draws on both sides (same seed, same order of random ops)

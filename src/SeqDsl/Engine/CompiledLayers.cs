@@ -39,6 +39,18 @@ internal sealed class EmbedModule : LayerModule
     // (B, T) -> (B, T, D); in training on the CPU the lookup whose backward is one pass over the tokens
     public override Tensor Forward(Tensor x, ForwardContext ctx) =>
         _embedding.weight is { } w && Simd.SimdEmbedding.Applies(w, x) ? Simd.SimdEmbedding.Lookup(w, x, _padding) : _embedding.call(x);
+
+    /// <summary>This lookup and the SpatialDropout after it in one pass each way (the dropout's mask drawn as it would
+    /// draw it, applied to each row as it is copied and to each gradient row as it is added), when the one-pass lookup
+    /// runs and the dropout drops; else false and nothing is drawn.</summary>
+    public bool TryForwardDropped(Tensor x, SpatialDropoutModule dropout, out Tensor y)
+    {
+        y = null!;
+        if (_embedding.weight is not { } w || x.dim() != 2 || !Simd.SimdEmbedding.Applies(w, x) || !dropout.Drops) return false;
+        using var keep = dropout.Mask(x.shape[0], w.shape[1], w.dtype, w.device);               // (B, 1, D)
+        y = Simd.SimdEmbedding.Lookup(w, x, _padding, keep.view(x.shape[0], w.shape[1]));
+        return true;
+    }
 }
 
 internal sealed class RecurrentModule : LayerModule
@@ -235,12 +247,21 @@ internal sealed class DropoutModule(double rate) : LayerModule("Dropout")
 /// <summary>Drops whole feature channels of a (B, T, C) sequence, the same channels at every step.</summary>
 internal sealed class SpatialDropoutModule(double rate) : LayerModule("SpatialDropout")
 {
+    /// <summary>Whether a forward pass now drops channels (training, a rate above zero).</summary>
+    public bool Drops => training && rate > 0;
+
+    /// <summary>A fresh (B, 1, C) mask, kept channels 1 / (1 − rate), dropped 0.</summary>
+    public Tensor Mask(long B, long C, ScalarType dtype, Device device)
+    {
+        // the mask scaled first: one pass over x forward and one backward, not a product and then a division
+        var keep = empty(B, 1, C, dtype: dtype, device: device).bernoulli_(1 - rate);
+        return keep.div_(1 - rate);
+    }
+
     public override Tensor Forward(Tensor x, ForwardContext ctx)
     {
-        if (!training || rate == 0) return x;
-        // the mask scaled first: one pass over x forward and one backward, not a product and then a division
-        using var keep = empty(x.shape[0], 1, x.shape[2], dtype: x.dtype, device: x.device).bernoulli_(1 - rate); // (B, 1, C)
-        keep.div_(1 - rate);
+        if (!Drops) return x;
+        using var keep = Mask(x.shape[0], x.shape[2], x.dtype, x.device);
         return x * keep;
     }
 }

@@ -228,9 +228,23 @@ public sealed class Network : nn.Module<Tensor, Tensor>
     public Tensor Forward(Tensor input, ForwardContext ctx)
     {
         CheckInput(input, ctx.Lengths);
-        var x = input;
-        for (var i = 0; i < _layers.Count; i++)
+        return RunLayers(input, _layers.Count, ctx);
+    }
+
+    /// <summary>The first <paramref name="count"/> layers; an Embed followed by a SpatialDropout runs as one lookup
+    /// when it can (<see cref="EmbedModule.TryForwardDropped"/>).</summary>
+    private Tensor RunLayers(Tensor x, int count, ForwardContext ctx)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            if (_layers[i] is EmbedModule e && i + 1 < count && _layers[i + 1] is SpatialDropoutModule s && e.TryForwardDropped(x, s, out var y))
+            {
+                x = y;
+                i++;
+                continue;
+            }
             x = _layers[i].Forward(x, ctx);
+        }
         return x;
     }
 
@@ -239,10 +253,7 @@ public sealed class Network : nn.Module<Tensor, Tensor>
     {
         if (_layers.Count == 0 || _layers[^1] is not DenseModule last) return null;
         CheckInput(input, ctx.Lengths);
-        var x = input;
-        for (var i = 0; i < _layers.Count - 1; i++)
-            x = _layers[i].Forward(x, ctx);
-        return last.Logits(x);
+        return last.Logits(RunLayers(input, _layers.Count - 1, ctx));
     }
 
     /// <summary>Refuses, before it is allocated, what <paramref name="copies"/> float32 copies of the model's parameters need

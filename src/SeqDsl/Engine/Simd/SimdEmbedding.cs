@@ -17,6 +17,9 @@ namespace SeqDsl.Engine.Simd;
 /// <para>(B, T) ids are looked up time-major: the result is a (B, T, D) view of (T, B, D) memory, the layout the SIMD
 /// recurrent kernel reads and writes, so the input rows it copies each step are contiguous and the gradient it hands
 /// back is read in order (the layers in between keep the layout: elementwise dropout does).</para>
+/// <para>A SpatialDropout right after the embedding can run inside the lookup (<see cref="Lookup"/>'s channel scale): each
+/// row is scaled as it is copied and each gradient row as it is added, instead of a product over the whole (B, T, D)
+/// sequence each way.</para>
 /// <para><c>SEQDSL_FUSED_EMBEDDING=0</c> turns this lookup off (libtorch's embedding then runs), for comparisons.</para>
 /// </summary>
 internal static class SimdEmbedding
@@ -32,9 +35,11 @@ internal static class SimdEmbedding
         && weight.numel() <= int.MaxValue / sizeof(float) && ids.numel() * weight.shape[1] <= int.MaxValue / sizeof(float);
 
     /// <summary>weight (V, D) rows at <paramref name="ids"/> (int64, any shape; (B, T) time-major underneath): (…ids, D).
-    /// <paramref name="padding"/>: the row whose gradient stays zero, or null.</summary>
-    public static Tensor Lookup(Tensor weight, Tensor ids, long? padding) =>
-        Function.apply(weight, ids, padding ?? -1)[0];
+    /// <paramref name="padding"/>: the row whose gradient stays zero, or null. <paramref name="scale"/>: for (B, T) ids,
+    /// a (B, D) float32 factor each of row b's looked-up rows is multiplied by (a SpatialDropout's scaled mask; no
+    /// gradient), or null.</summary>
+    public static Tensor Lookup(Tensor weight, Tensor ids, long? padding, Tensor? scale = null) =>
+        Function.apply(weight, ids, padding ?? -1, scale!)[0];
 
     private sealed class Function : autograd.MultiTensorFunction<Function>
     {
@@ -45,10 +50,15 @@ internal static class SimdEmbedding
             var weight = (Tensor)vars[0];
             var ids = (Tensor)vars[1];
             var padding = (long)vars[2];
+            var scale = (vars[3] as Tensor)?.contiguous();
             var timeMajor = ids.dim() == 2;
+            if (scale is not null && (!timeMajor || scale.dtype != ScalarType.Float32 || !scale.shape.SequenceEqual(new[] { ids.shape[0], weight.shape[1] })))
+                throw new ArgumentException($"the channel scale must be float32 (B, D) for (B, T) ids; got [{string.Join(", ", scale.shape)}] for ids [{string.Join(", ", ids.shape)}]");
             var flat = (timeMajor ? ids.t() : ids).reshape(-1);               // (T·B) in step order, or as given
-            var rows = weight.index_select(0, flat);                          // checks every id against the table
-            ctx.save_for_backward([flat]);
+            var rows = scale is null
+                ? weight.index_select(0, flat)                                // checks every id against the table
+                : ScaledRows(weight, flat, scale);
+            ctx.save_for_backward(scale is null ? [flat] : [flat, scale]);
             ctx.save_data("shape", weight.shape);
             ctx.save_data("padding", padding);
             ctx.save_data("timeMajor", timeMajor);
@@ -58,13 +68,15 @@ internal static class SimdEmbedding
 
         public override unsafe List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
         {
-            var ids = ctx.get_saved_variables()[0].contiguous();
+            var saved = ctx.get_saved_variables();
+            var ids = saved[0].contiguous();
+            var scale = saved.Count > 1 ? saved[1] : null;                    // (B, D): row b of step t is n = t·B + b
             var shape = (long[])ctx.get_data("shape");
             var padding = (long)ctx.get_data("padding");
             var timeMajor = (bool)ctx.get_data("timeMajor");
             long V = shape[0], D = shape[1], N = ids.shape[0];
             var dw = zeros(V, D, dtype: ScalarType.Float32);
-            if (N == 0 || grads[0] is not { IsInvalid: false } g0) return [dw, null!, null!];
+            if (N == 0 || grads[0] is not { IsInvalid: false } g0) return [dw, null!, null!, null!];
             // the gradient in the ids' order: time-major for (B, T) ids (already so when the recurrent kernel or a layer
             // that keeps the layout hands it back, else one copy)
             var g = (timeMajor ? g0.transpose(0, 1) : g0).contiguous();
@@ -72,14 +84,65 @@ internal static class SimdEmbedding
             var pw = SimdRecurrence.Ptr(dw);
             var pid = (long*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(ids.bytes));
             var avx = SimdMath.UseAvx2;
-            for (long n = 0; n < N; n++)
+            if (scale is null)
+                for (long n = 0; n < N; n++)
+                {
+                    var id = pid[n];
+                    if (id != padding) AddRow(pw + id * D, pg + n * D, D, avx);
+                }
+            else
             {
-                var id = pid[n];
-                if (id != padding) AddRow(pw + id * D, pg + n * D, D, avx);
+                var ps = SimdRecurrence.Ptr(scale);
+                var B = scale.shape[0];
+                for (long n = 0; n < N; n++)
+                {
+                    var id = pid[n];
+                    if (id != padding) AddScaledRow(pw + id * D, pg + n * D, ps + n % B * D, D, avx);
+                }
             }
             GC.KeepAlive(g);                                                   // the pointers above are into these
             GC.KeepAlive(ids);
-            return [dw, null!, null!];
+            GC.KeepAlive(scale);
+            return [dw, null!, null!, null!];
+        }
+
+        /// <summary>Rows of <paramref name="weight"/> at the time-major ids, row n times scale row n mod B, in one
+        /// pass; every id is checked against the table first.</summary>
+        private static unsafe Tensor ScaledRows(Tensor weight, Tensor flat, Tensor scale)
+        {
+            long V = weight.shape[0], D = weight.shape[1], N = flat.shape[0], B = scale.shape[0];
+            var ids = flat.contiguous();
+            var pid = (long*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(ids.bytes));
+            for (long n = 0; n < N; n++)
+                if ((ulong)pid[n] >= (ulong)V)
+                    throw new ArgumentOutOfRangeException(nameof(flat), $"token id {pid[n]} is outside the embedding's {V} rows");
+            var rows = empty(N, D, dtype: ScalarType.Float32);
+            float* pr = SimdRecurrence.Ptr(rows), pw = SimdRecurrence.Ptr(weight), ps = SimdRecurrence.Ptr(scale);
+            var avx = SimdMath.UseAvx2;
+            for (long n = 0; n < N; n++)
+            {
+                float* dst = pr + n * D, src = pw + pid[n] * D, f = ps + n % B * D;
+                long j = 0;
+                if (avx)
+                    for (; j + 8 <= D; j += 8)
+                        Avx.Store(dst + j, Avx.Multiply(Avx.LoadVector256(src + j), Avx.LoadVector256(f + j)));
+                for (; j < D; j++) dst[j] = src[j] * f[j];
+            }
+            GC.KeepAlive(weight);
+            GC.KeepAlive(scale);
+            GC.KeepAlive(ids);
+            return rows;
+        }
+
+        /// <summary>dst += src ⊙ f, d floats.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static unsafe void AddScaledRow(float* dst, float* src, float* f, long d, bool avx)
+        {
+            long j = 0;
+            if (avx)
+                for (; j + 8 <= d; j += 8)
+                    Avx.Store(dst + j, Fma.MultiplyAdd(Avx.LoadVector256(src + j), Avx.LoadVector256(f + j), Avx.LoadVector256(dst + j)));
+            for (; j < d; j++) dst[j] += src[j] * f[j];
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

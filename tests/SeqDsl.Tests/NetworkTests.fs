@@ -201,7 +201,7 @@ let tests =
                     else Expect.isFalse (ran "") "the loop and SIMD kernels handle lengths themselves"
                     for (k, a), (_, b) in List.zip batched alone do
                         Expect.equal a.Length b.Length k
-                        let diff = Array.map2 (fun (u: float32) v -> abs (u - v)) a b |> Array.fold max 0.0f
+                        let diff = Array.map2 absDiff a b |> Array.fold max 0.0f
                         Expect.isLessThan diff 1e-5f k
                 }
         ]

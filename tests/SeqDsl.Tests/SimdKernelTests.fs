@@ -15,7 +15,7 @@ open SeqDsl.Tests.TorchSupport
 
 /// |a − b| ≤ tol · max(1, |b|), elementwise; returns the largest |a − b| / max(1, |b|).
 let private relErr (a: torch.Tensor) (b: torch.Tensor) =
-    Array.map2 (fun (x: float32) (y: float32) -> float (abs (x - y)) / max 1.0 (abs (float y))) (values a) (values b)
+    Array.map2 (fun (x: float32) (y: float32) -> float (absDiff x y) / max 1.0 (abs (float y))) (values a) (values b)
     |> Array.fold max 0.0
 
 let private cells : (string * (Kernel -> ModelSpec)) list =
@@ -39,7 +39,12 @@ let private cells : (string * (Kernel -> ModelSpec)) list =
       "gru reset-after 48 bidirectional (packed)", (fun k -> Model.Gru(48, returnSequences = true, kernel = k).Bidirectional())
       "gru reset-before 32 (packed)", (fun k -> Model.Gru(32, resetAfter = false, returnSequences = true, kernel = k))
       "gru reset-before 64 stacked (packed)", (fun k -> Model.Gru(64, resetAfter = false, returnSequences = true, kernel = k).Stack(2))
-      "rnn relu 64 (packed)", (fun k -> Model.SimpleRnn(64, Activation.Relu, returnSequences = true, kernel = k)) ]
+      "rnn relu 64 (packed)", (fun k -> Model.SimpleRnn(64, Activation.Relu, returnSequences = true, kernel = k))
+      // [dW_hh | dW_ih] above 32K floats: the weight gradient as one product after the loop, not step by step (a
+      // SimpleRnn takes the LSTM's code there)
+      "lstm 96 (weight gradient after the loop)", (fun k -> Model.Lstm(96, returnSequences = true, kernel = k))
+      "gru reset-after 112 (weight gradient after the loop)", (fun k -> Model.Gru(112, returnSequences = true, kernel = k))
+      "gru reset-before 112 (weight gradient after the loop)", (fun k -> Model.Gru(112, resetAfter = false, returnSequences = true, kernel = k)) ]
 
 let private hasFused (m: ModelSpec) =
     m.Layers |> Seq.forall (function :? RecurrentLayer as r -> r.Cell.FusedUnavailableReason = null | _ -> true)
@@ -106,6 +111,32 @@ let tests =
                         copyWeights reference simd
                         agree $"fused, lengths {lengths.IsSome}" 1e-5 (run simd x lengths) (run fused x lengths)
             }
+
+        test "which weight-gradient path a size takes; both = float64 reference at one and two threads" {
+            Expect.isTrue (RecurrentKernels.GradientInLoop(32, 32, 4)) "E7's LSTM: in the loop"
+            Expect.isTrue (RecurrentKernels.GradientInLoop(50, 32, 4)) "E4's LSTM: in the loop"
+            Expect.isFalse (RecurrentKernels.GradientInLoop(96, 5, 4)) "Lstm(96) on 5 features: after the loop"
+            // B 41, T 20, with and without lengths
+            let input = InputSpec(Features = 5)
+            torch.manual_seed 4L |> ignore
+            use x = torch.randn(41L, 20L, 5L)
+            use lens = torch.tensor([| for i in 0 .. 40 -> int64 (1 + (i * 7) % 20) |])
+            let threads = torch.get_num_threads()
+            try
+                for build in [ (fun k -> Model.Lstm(40, returnSequences = true, kernel = k))
+                               (fun k -> Model.Lstm(96, returnSequences = true, kernel = k))
+                               (fun k -> Model.Gru(112, resetAfter = false, returnSequences = true, kernel = k)) ] do
+                    use reference = compile (build Kernel.Loop) input Convention.Torch 5L
+                    reference.``to``(torch.ScalarType.Float64) |> ignore
+                    use simd = compile (build Kernel.Simd) input Convention.Torch 6L
+                    copyWeights reference simd
+                    for lengths in [ None; Some lens ] do
+                        let expected = run reference (x.to_type torch.ScalarType.Float64) lengths
+                        for n in [ 1; 2 ] do
+                            torch.set_num_threads n
+                            agree $"{simd.Spec}, {n} threads, lengths {lengths.IsSome}" 1e-5 (run simd x lengths) expected
+            finally torch.set_num_threads threads
+        }
 
         test "two threads split the batch and agree with one" {
             let input = InputSpec(Features = 4)

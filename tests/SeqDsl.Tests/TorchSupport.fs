@@ -10,9 +10,17 @@ let values (t: torch.Tensor) : float32[] =
     use c = t.detach().cpu().contiguous().to_type(torch.ScalarType.Float32)
     c.data<float32>().ToArray()
 
-/// Largest absolute difference of two tensors.
+/// |x − y|, infinite where one side is NaN and the other not (a bare max over differences would skip NaNs: NaN
+/// compares false), zero where both are.
+let absDiff (x: float32) (y: float32) =
+    match System.Single.IsNaN x, System.Single.IsNaN y with
+    | true, true -> 0.0f
+    | false, false -> abs (x - y)
+    | _ -> infinityf
+
+/// Largest absolute difference of two tensors (NaN against a number counts as infinite).
 let maxDiff (a: torch.Tensor) (b: torch.Tensor) =
-    Array.map2 (fun (x: float32) y -> abs (x - y)) (values a) (values b) |> Array.fold max 0.0f
+    Array.map2 absDiff (values a) (values b) |> Array.fold max 0.0f
 
 /// Compiles a model on the CPU with a seed.
 let compile (m: ModelSpec) (input: InputSpec) (convention: Convention) (seed: int64) =

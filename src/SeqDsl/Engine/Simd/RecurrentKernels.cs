@@ -44,7 +44,10 @@ internal static unsafe class RecurrentKernels
         public float* Aux1, Aux2;            // LSTM: c_t, tanh c_t; GRU reset-after: h W_hn + b_hn; reset-before: r ⊙ h
         // backward
         public float* DOut, DHT, DCT;        // gradients of out (null: out was not produced), hT, cT
-        public float* DW;                    // (blocks, G·H, H + I): per block, [dW_hh | dW_ih] summed over its rows and steps
+        public float* DW;                    // (blocks, G·H, H + I): per block, [dW_hh | dW_ih] summed over its rows and steps;
+                                             // null: the pre-activation gradients go to DPre (DPh) instead
+        public float* DPre, DPh;             // (T, B, G·H) or null: every step's pre-activation gradient (input side; GRU
+                                             // reset-after: recurrent side), for one product after the loop
         public float* DBias, DBhh;           // (B, G·H) or null: per row, the pre-activation gradient (input side; GRU
                                              // reset-after's b_hh: recurrent side) summed over the steps (the bias gradients)
         public float* DX;                    // (T, B, I)
@@ -301,6 +304,12 @@ internal static unsafe class RecurrentKernels
     /// <summary>Scratch floats one backward block needs.</summary>
     public static int BackwardScratch(int rows, int H, int G) => 4 * rows * H + 2 * rows * G * H + H;
 
+    /// <summary>Whether the weight gradient is accumulated step by step inside the loop: while [dW_hh | dW_ih] (G·H ×
+    /// (H + I) floats, read and written each step) stays in the L2 cache — up to 32K floats, every size Auto gives this
+    /// kernel. Larger ones keep every step's pre-activation gradient for one blocked product after the loop (Lstm(256)
+    /// with 1,027 inputs: backward 94 ms that way against 131 ms step by step, AMD EPYC, AVX2).</summary>
+    public static bool GradientInLoop(int H, int I, int G) => (long)G * H * (H + I) <= 32768;
+
     /// <summary>One block's backward; its weight gradient goes to partial <paramref name="block"/> of b.DW (zeroed by the caller).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Backward(SimdCell cell, in Buffers b, int block, int r0, int r1, float* scratch)
@@ -308,10 +317,10 @@ internal static unsafe class RecurrentKernels
         int T = b.T, H = b.H, I = b.I, GH = b.G * H, K = H + I, rows = r1 - r0;
         long stepG = (long)b.B * GH, stepH = (long)b.B * H, stepK = (long)b.B * K, stepI = (long)b.B * I;
         float* dh = scratch, dc = scratch + rows * H, dhNew = dc + rows * H, direct = dhNew + rows * H;
-        float* dpre = direct + rows * H;              // (rows, G·H): this step's pre-activation gradient (input side)
-        float* dph = dpre + rows * GH;                // (rows, G·H): GRU reset-after's recurrent side
-        float* dW = b.DW + (long)block * GH * K;      // (G·H, H + I): [dW_hh | dW_ih]
-        float* zero = dph + rows * GH;                // H zeros: the output's gradient when no output was produced
+        float* dpreStep = direct + rows * H;          // (rows, G·H): this step's pre-activation gradient (input side)
+        float* dphStep = dpreStep + rows * GH;        // (rows, G·H): GRU reset-after's recurrent side
+        float* dW = b.DW == null ? null : b.DW + (long)block * GH * K;  // (G·H, H + I): [dW_hh | dW_ih]
+        float* zero = dphStep + rows * GH;            // H zeros: the output's gradient when no output was produced
         Clear(zero, H);
         for (var r = r0; r < r1; r++)
         {
@@ -320,6 +329,9 @@ internal static unsafe class RecurrentKernels
         }
         for (var t = T - 1; t >= 0; t--)
         {
+            // the step's pre-activation gradient rows: scratch, or kept for the product after the loop
+            float* dpre = dW != null ? dpreStep : b.DPre + t * stepG + (long)r0 * GH;
+            float* dph = dW != null ? dphStep : b.DPh == null ? null : b.DPh + t * stepG + (long)r0 * GH;
             for (var s0 = r0; s0 < r1; s0 += Sub)
             {
                 var m = Math.Min(Sub, r1 - s0);
@@ -390,6 +402,7 @@ internal static unsafe class RecurrentKernels
                     if (b.DBhh != null) Add(dph + io, b.DBhh + (long)r * GH, GH);
                 }
             }
+            if (dW == null) continue;
             // the weight gradient: this step's pre-activation gradient rows against its [h | x] rows (zero on padding)
             float* hx = b.HX + t * stepK + (long)r0 * K;
             switch (cell)

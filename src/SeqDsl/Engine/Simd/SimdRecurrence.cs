@@ -153,6 +153,26 @@ internal static class SimdRecurrence
         }
     }
 
+    /// <summary>dW_hh and dW_ih as products over every (step, row) of the kept pre-activation gradients and the saved
+    /// [h | x] rows (T, B, H + I) (GRU reset-before: W_hh's n rows meet r ⊙ h, <paramref name="rh"/>).</summary>
+    private static (Tensor Whh, Tensor Wih) WeightGradients(SimdCell cell, Tensor hx, Tensor dpre, Tensor? dph, Tensor? rh, int H, int I)
+    {
+        long rows = hx.shape[0] * hx.shape[1];
+        var flat = hx.reshape(rows, H + I);
+        var dp = dpre.view(rows, -1);
+        switch (cell)
+        {
+            case SimdCell.GruResetAfter:
+                return (dph!.view(rows, -1).t().mm(flat.narrow(1, 0, H)), dp.t().mm(flat.narrow(1, H, I)));
+            case SimdCell.GruResetBefore:
+                return (cat([dp.narrow(1, 0, 2 * H).t().mm(flat.narrow(1, 0, H)), dp.narrow(1, 2 * H, H).t().mm(rh!.view(rows, H))], 0),
+                    dp.t().mm(flat.narrow(1, H, I)));
+            default:
+                var dW = dp.t().mm(flat);                                                          // (G·H, H + I)
+                return (dW.narrow(1, 0, H).contiguous(), dW.narrow(1, H, I).contiguous());
+        }
+    }
+
     private sealed class SimdFunction : autograd.MultiTensorFunction<SimdFunction>
     {
         public override string Name => "SeqDslSimdRecurrence";
@@ -226,8 +246,13 @@ internal static class SimdRecurrence
             var dOut = sequence ? grads[0].contiguous() : null;
             var dhT = grads[1].contiguous();
             var dcT = lstm ? grads[2].contiguous() : null;
-            // the weight gradients, [dW_hh | dW_ih], one partial per block of rows (summed over its steps by the kernel)
-            var dW = zeros(Math.Max(1, Split(B).Count), GH, H + I, dtype: ScalarType.Float32);
+            // the weight gradients, [dW_hh | dW_ih]: one partial per block of rows, summed over its steps by the kernel;
+            // or, for a [dW_hh | dW_ih] too large for the cache, one product after the loop over every step's kept
+            // pre-activation gradients
+            var inLoop = RecurrentKernels.GradientInLoop(H, I, G);
+            var dW = inLoop ? zeros(Math.Max(1, Split(B).Count), GH, H + I, dtype: ScalarType.Float32) : null;
+            var dpre = inLoop ? null : empty(T, B, GH, dtype: ScalarType.Float32);
+            var dph = inLoop || cell != SimdCell.GruResetAfter ? null : empty(T, B, GH, dtype: ScalarType.Float32);
             var dx = empty(T, B, I, dtype: ScalarType.Float32);
             var dh0 = empty(B, H, dtype: ScalarType.Float32);
             var dc0 = lstm ? empty(B, H, dtype: ScalarType.Float32) : null;
@@ -240,13 +265,19 @@ internal static class SimdRecurrence
                     Gates = gates is null ? null : Ptr(gates),
                     Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2),
                     DOut = dOut is null ? null : Ptr(dOut), DHT = Ptr(dhT), DCT = dcT is null ? null : Ptr(dcT),
-                    DW = Ptr(dW),
+                    DW = dW is null ? null : Ptr(dW), DPre = dpre is null ? null : Ptr(dpre), DPh = dph is null ? null : Ptr(dph),
                     DBias = dBiasRows is null ? null : Ptr(dBiasRows), DBhh = dBhhRows is null ? null : Ptr(dBhhRows), DX = Ptr(dx), DH0 = Ptr(dh0), DC0 = dc0 is null ? null : Ptr(dc0),
                 }, lengths, backward: true, RecurrentKernels.BackwardScratch(1, H, G), 0,
                 (b, i, r0, r1, s) => RecurrentKernels.Backward(cell, b, i, r0, r1, (float*)s));
-            var dWsum = dW.shape[0] == 1 ? dW[0] : dW.sum([0L]);                             // in block order: deterministic
-            var dWhh = dWsum.narrow(1, 0, H).contiguous();
-            var dWih = dWsum.narrow(1, H, I).contiguous();
+            Tensor dWhh, dWih;
+            if (dW is not null)
+            {
+                var sum = dW.shape[0] == 1 ? dW[0] : dW.sum([0L]);                               // in block order: deterministic
+                dWhh = sum.narrow(1, 0, H).contiguous();
+                dWih = sum.narrow(1, H, I).contiguous();
+            }
+            else
+                (dWhh, dWih) = WeightGradients(cell, hx.narrow(0, 0, T), dpre!, dph, aux1, H, I);
             var dBias = dBiasRows?.sum([0L]);
             var dBhh = dBhhRows?.sum([0L]);
             return [dx.transpose(0, 1), dWih, dWhh, dBias!, dBhh!, dh0, dc0!, null!, null!, null!];

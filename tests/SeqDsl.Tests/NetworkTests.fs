@@ -51,6 +51,21 @@ let tests =
             Expect.isGreaterThan kept 0 "some channels kept"
         }
 
+        test "Embed → SpatialDropout in one lookup draws the dropout's own mask: = the table's rows times that mask" {
+            // the same seed, then the mask drawn as SpatialDropout draws it ((B, 1, D) Bernoulli, scaled) — the one-pass
+            // lookup must take the same draw, so fused and unfused runs stay the same random stream
+            use net = compile (Model.Embed(16).SpatialDropout(0.5)) (InputSpec(Vocab = 9)) Convention.Torch 3L
+            use ids = torch.tensor([| for i in 0L .. 23L -> 1L + i % 8L |]).reshape(4L, 6L)
+            net.train()
+            torch.manual_seed 11L |> ignore
+            use y = net.Forward(ids, (null: torch.Tensor))
+            torch.manual_seed 11L |> ignore
+            use mask = torch.empty(4L, 1L, 16L).bernoulli_(0.5).div_(torch.tensor 0.5f)
+            let table = param net "layers.0.embedding.weight"
+            use expected = (use _ = torch.no_grad() in table.index_select(0L, ids.reshape(-1L)).view(4L, 6L, 16L) * mask)
+            Expect.equal (maxDiff y expected) 0.0f "the same rows, the same mask"
+        }
+
         testList "real parameter count equals the summary" [
             for convention in [ Convention.Torch; Convention.Keras ] do
                 for name, m in models do

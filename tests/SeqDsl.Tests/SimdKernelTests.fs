@@ -40,11 +40,12 @@ let private cells : (string * (Kernel -> ModelSpec)) list =
       "gru reset-before 32 (packed)", (fun k -> Model.Gru(32, resetAfter = false, returnSequences = true, kernel = k))
       "gru reset-before 64 stacked (packed)", (fun k -> Model.Gru(64, resetAfter = false, returnSequences = true, kernel = k).Stack(2))
       "rnn relu 64 (packed)", (fun k -> Model.SimpleRnn(64, Activation.Relu, returnSequences = true, kernel = k))
-      // [dW_hh | dW_ih] above 32K floats: the weight gradient as one product after the loop, not step by step (a
+      // [dW_hh | dW_ih] above 64K floats: the weight gradient as one product after the loop, not step by step (a
       // SimpleRnn takes the LSTM's code there)
-      "lstm 96 (weight gradient after the loop)", (fun k -> Model.Lstm(96, returnSequences = true, kernel = k))
-      "gru reset-after 112 (weight gradient after the loop)", (fun k -> Model.Gru(112, returnSequences = true, kernel = k))
-      "gru reset-before 112 (weight gradient after the loop)", (fun k -> Model.Gru(112, resetAfter = false, returnSequences = true, kernel = k)) ]
+      "lstm 128 (weight gradient after the loop)", (fun k -> Model.Lstm(128, returnSequences = true, kernel = k))
+      "gru reset-after 148 (weight gradient after the loop)", (fun k -> Model.Gru(148, returnSequences = true, kernel = k))
+      "gru reset-before 148 (weight gradient after the loop)", (fun k -> Model.Gru(148, resetAfter = false, returnSequences = true, kernel = k))
+      "lstm 128 stacked, last step (weight gradient after the loop)", (fun k -> Model.Lstm(128, kernel = k).Stack(2)) ]
 
 let private hasFused (m: ModelSpec) =
     m.Layers |> Seq.forall (function :? RecurrentLayer as r -> r.Cell.FusedUnavailableReason = null | _ -> true)
@@ -115,7 +116,8 @@ let tests =
         test "which weight-gradient path a size takes; both = float64 reference at one and two threads" {
             Expect.isTrue (RecurrentKernels.GradientInLoop(32, 32, 4)) "E7's LSTM: in the loop"
             Expect.isTrue (RecurrentKernels.GradientInLoop(50, 32, 4)) "E4's LSTM: in the loop"
-            Expect.isFalse (RecurrentKernels.GradientInLoop(96, 5, 4)) "Lstm(96) on 5 features: after the loop"
+            Expect.isTrue (RecurrentKernels.GradientInLoop(64, 100, 4)) "Lstm(64) on 100 inputs: in the loop"
+            Expect.isFalse (RecurrentKernels.GradientInLoop(128, 5, 4)) "Lstm(128) on 5 features: after the loop"
             // B 41, T 20, with and without lengths
             let input = InputSpec(Features = 5)
             torch.manual_seed 4L |> ignore
@@ -124,8 +126,8 @@ let tests =
             let threads = torch.get_num_threads()
             try
                 for build in [ (fun k -> Model.Lstm(40, returnSequences = true, kernel = k))
-                               (fun k -> Model.Lstm(96, returnSequences = true, kernel = k))
-                               (fun k -> Model.Gru(112, resetAfter = false, returnSequences = true, kernel = k)) ] do
+                               (fun k -> Model.Lstm(128, returnSequences = true, kernel = k))
+                               (fun k -> Model.Gru(148, resetAfter = false, returnSequences = true, kernel = k)) ] do
                     use reference = compile (build Kernel.Loop) input Convention.Torch 5L
                     reference.``to``(torch.ScalarType.Float64) |> ignore
                     use simd = compile (build Kernel.Simd) input Convention.Torch 6L
@@ -225,6 +227,19 @@ let tests =
                         let perRow = rows.Length / 3
                         Expect.isTrue (rows.[0 .. perRow - 1] |> Array.exists System.Single.IsNaN) $"{name}, {w}: row 0 carries the NaN"
                         Expect.isTrue (rows.[perRow ..] |> Array.forall System.Single.IsFinite) $"{name}, {w}: other rows stay finite")
+        }
+
+        test "no steps (T = 0): a training step runs on both weight-gradient paths, zero weight gradients" {
+            for build in [ (fun () -> Model.Lstm(8, returnSequences = true, kernel = Kernel.Simd))
+                           (fun () -> Model.Lstm(128, kernel = Kernel.Simd))
+                           (fun () -> Model.Gru(148, kernel = Kernel.Simd)) ] do
+                use net = compile (build ()) (InputSpec(Features = 3)) Convention.Torch 2L
+                use x = torch.randn(4L, 0L, 3L)
+                let y, _, grads = run net x None
+                Expect.equal y.shape.[0] 4L $"{net.Spec}: the batch"
+                for n, g in grads do
+                    if n.Contains "weight" then
+                        Expect.isTrue (values g |> Array.forall ((=) 0.0f)) $"{net.Spec}: {n} has a zero gradient"
         }
 
         test "an empty batch, and a network moved to float64, run (the latter on the loop's ops)" {

@@ -10,7 +10,7 @@ internal enum SimdCell { Lstm, GruResetAfter, GruResetBefore, RnnTanh, RnnRelu, 
 /// <summary>
 /// One direction of one recurrent layer over a whole sequence, input projection included, for a block of batch rows
 /// [r0, r1): the rows are independent, so threads take blocks and never meet. Layout (row-major, time first, so that
-/// one step's rows are one contiguous block the prefetcher streams): hx (T, B, H + I) holds, per step and row, the
+/// one step's rows are one contiguous block the prefetcher streams): hx (T + 1, B, H + I) holds, per step and row, the
 /// state the step starts from and the step's input, so that one product [h | x]·[W_hh | W_ih]ᵀ (wcatT, (H + I) × G·H)
 /// plus the bias gives every gate's pre-activation — the projection of the input is never written to memory; hx is
 /// also what the weight gradient needs. out (T, B, H) is zero on padding; a row's steps at and after its length
@@ -301,14 +301,20 @@ internal static unsafe class RecurrentKernels
 
     // ------------------------------------------------------------------ backward
 
-    /// <summary>Scratch floats one backward block needs.</summary>
-    public static int BackwardScratch(int rows, int H, int G) => 4 * rows * H + 2 * rows * G * H + H;
+    /// <summary>Scratch floats one backward block needs per row (besides H fixed ones: a zero row): the state gradients,
+    /// and the step's pre-activation gradients when the weight gradient is accumulated in the loop.</summary>
+    public static int BackwardScratchPerRow(SimdCell cell, int H, int I)
+    {
+        int G = SimdRecurrence.Gates(cell);
+        return 4 * H + (GradientInLoop(H, I, G) ? (cell == SimdCell.GruResetAfter ? 2 : 1) * G * H : 0);
+    }
 
     /// <summary>Whether the weight gradient is accumulated step by step inside the loop: while [dW_hh | dW_ih] (G·H ×
-    /// (H + I) floats, read and written each step) stays in the L2 cache — up to 32K floats, every size Auto gives this
-    /// kernel. Larger ones keep every step's pre-activation gradient for one blocked product after the loop (Lstm(256)
-    /// with 1,027 inputs: backward 94 ms that way against 131 ms step by step, AMD EPYC, AVX2).</summary>
-    public static bool GradientInLoop(int H, int I, int G) => (long)G * H * (H + I) <= 32768;
+    /// (H + I) floats, read and written each step) takes at most half the L2 cache, 64K floats — every layer Auto gives
+    /// this kernel up to 64 units and 192 inputs (Lstm(64) on 100 inputs, 42K floats: backward 66.4 ms in the loop,
+    /// 68.5–69.0 ms after it). Larger ones keep every step's pre-activation gradient for one blocked product after the
+    /// loop (Lstm(256) on 1,027 inputs: backward 94 ms that way, 131 ms step by step). AMD EPYC, AVX2, one thread.</summary>
+    public static bool GradientInLoop(int H, int I, int G) => (long)G * H * (H + I) <= 65536;
 
     /// <summary>One block's backward; its weight gradient goes to partial <paramref name="block"/> of b.DW (zeroed by the caller).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -317,10 +323,10 @@ internal static unsafe class RecurrentKernels
         int T = b.T, H = b.H, I = b.I, GH = b.G * H, K = H + I, rows = r1 - r0;
         long stepG = (long)b.B * GH, stepH = (long)b.B * H, stepK = (long)b.B * K, stepI = (long)b.B * I;
         float* dh = scratch, dc = scratch + rows * H, dhNew = dc + rows * H, direct = dhNew + rows * H;
-        float* dpreStep = direct + rows * H;          // (rows, G·H): this step's pre-activation gradient (input side)
-        float* dphStep = dpreStep + rows * GH;        // (rows, G·H): GRU reset-after's recurrent side
+        float* zero = direct + rows * H;              // H zeros: the output's gradient when no output was produced
+        float* dpreStep = zero + H;                   // in the loop: (rows, G·H), this step's pre-activation gradient
+        float* dphStep = dpreStep + rows * GH;        // (input side), and GRU reset-after's recurrent side
         float* dW = b.DW == null ? null : b.DW + (long)block * GH * K;  // (G·H, H + I): [dW_hh | dW_ih]
-        float* zero = dphStep + rows * GH;            // H zeros: the output's gradient when no output was produced
         Clear(zero, H);
         for (var r = r0; r < r1; r++)
         {

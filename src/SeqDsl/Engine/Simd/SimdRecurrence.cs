@@ -41,6 +41,9 @@ internal static class SimdRecurrence
         return (sequence ? r[0] : null, r[1], cell == SimdCell.Lstm ? r[2] : null);
     }
 
+    /// <summary>Keeps tensors a kernel reads through raw pointers alive until this call (null entries allowed).</summary>
+    private static void KeepAlive(params Tensor?[] tensors) => GC.KeepAlive(tensors);
+
     private static void Require(bool ok, string what)
     {
         if (!ok) throw new InvalidOperationException("SIMD kernel: " + what);
@@ -77,10 +80,11 @@ internal static class SimdRecurrence
         return ((rows + per - 1) / per, per);
     }
 
-    /// <summary>Runs body(block, r0, r1, scratch) over the blocks of <see cref="Split"/>, in parallel.</summary>
-    internal static unsafe void Blocks(int rows, int scratchPerRow, int scratchFixed, Action<int, int, int, IntPtr> body)
+    /// <summary>Runs body(block, r0, r1, scratch) over the blocks of a <see cref="Split"/> of <paramref name="rows"/>
+    /// rows (computed once by the caller: per-block buffers are sized by it), in parallel.</summary>
+    internal static unsafe void Blocks(int rows, (int Count, int Per) split, int scratchPerRow, int scratchFixed, Action<int, int, int, IntPtr> body)
     {
-        var (blocks, per) = Split(rows);
+        var (blocks, per) = split;
         if (blocks == 0) return;
         void Run(int i)
         {
@@ -96,8 +100,8 @@ internal static class SimdRecurrence
 
     /// <summary>One kernel call: pins the lengths, packs the weights its products read, and runs
     /// <paramref name="body"/> over blocks of rows (<see cref="Blocks"/>).</summary>
-    private static unsafe void Launch(RecurrentKernels.Buffers buf, int[]? lengths, bool backward, int scratchPerRow, int scratchFixed,
-        Action<RecurrentKernels.Buffers, int, int, int, IntPtr> body)
+    private static unsafe void Launch(RecurrentKernels.Buffers buf, int[]? lengths, bool backward, (int Count, int Per) split,
+        int scratchPerRow, int scratchFixed, Action<RecurrentKernels.Buffers, int, int, int, IntPtr> body)
     {
         fixed (int* len = lengths)                                                         // null when there are no lengths
         {
@@ -106,7 +110,7 @@ internal static class SimdRecurrence
             try
             {
                 var ready = buf;
-                Blocks(buf.B, scratchPerRow, scratchFixed, (i, r0, r1, s) => body(ready, i, r0, r1, s));
+                Blocks(buf.B, split, scratchPerRow, scratchFixed, (i, r0, r1, s) => body(ready, i, r0, r1, s));
             }
             finally
             {
@@ -157,13 +161,13 @@ internal static class SimdRecurrence
     /// [h | x] rows (T, B, H + I) (GRU reset-before: W_hh's n rows meet r ⊙ h, <paramref name="rh"/>).</summary>
     private static (Tensor Whh, Tensor Wih) WeightGradients(SimdCell cell, Tensor hx, Tensor dpre, Tensor? dph, Tensor? rh, int H, int I)
     {
-        long rows = hx.shape[0] * hx.shape[1];
+        long rows = hx.shape[0] * hx.shape[1], GH = dpre.shape[2];
         var flat = hx.reshape(rows, H + I);
-        var dp = dpre.view(rows, -1);
+        var dp = dpre.view(rows, GH);                                                              // rows may be 0 (T = 0)
         switch (cell)
         {
             case SimdCell.GruResetAfter:
-                return (dph!.view(rows, -1).t().mm(flat.narrow(1, 0, H)), dp.t().mm(flat.narrow(1, H, I)));
+                return (dph!.view(rows, GH).t().mm(flat.narrow(1, 0, H)), dp.t().mm(flat.narrow(1, H, I)));
             case SimdCell.GruResetBefore:
                 return (cat([dp.narrow(1, 0, 2 * H).t().mm(flat.narrow(1, 0, H)), dp.narrow(1, 2 * H, H).t().mm(rh!.view(rows, H))], 0),
                     dp.t().mm(flat.narrow(1, H, I)));
@@ -221,9 +225,10 @@ internal static class SimdRecurrence
                     H0 = Ptr(h0), C0 = c0 is null ? null : Ptr(c0),
                     Out = sequence ? Ptr(output) : null, HT = Ptr(hT), CT = cT is null ? null : Ptr(cT),
                     Gates = gates is null ? null : Ptr(gates), Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2),
-                }, lengths, backward: false, 2 * H, RecurrentKernels.ForwardScratch(0, H, G),
+                }, lengths, backward: false, Split(B), 2 * H, RecurrentKernels.ForwardScratch(0, H, G),
                 (b, _, r0, r1, s) => RecurrentKernels.Forward(cell, b, r0, r1, (float*)s));
-            GC.KeepAlive(xData);                                                            // the kernel read through a pointer into it
+            // the kernel read and wrote through pointers into these: alive until it returned
+            KeepAlive(xData, wcatT, wih, whh, bias, bhh, h0, c0, hx, output, hT, cT, gates, aux1, aux2);
             ctx.save_for_backward([wih, whh, hx, gates!, aux1!, aux2!, c0!]);
             ctx.save_data("cell", cell);
             ctx.save_data("sequence", sequence);
@@ -250,7 +255,8 @@ internal static class SimdRecurrence
             // or, for a [dW_hh | dW_ih] too large for the cache, one product after the loop over every step's kept
             // pre-activation gradients
             var inLoop = RecurrentKernels.GradientInLoop(H, I, G);
-            var dW = inLoop ? zeros(Math.Max(1, Split(B).Count), GH, H + I, dtype: ScalarType.Float32) : null;
+            var split = Split(B);
+            var dW = inLoop ? zeros(Math.Max(1, split.Count), GH, H + I, dtype: ScalarType.Float32) : null;
             var dpre = inLoop ? null : empty(T, B, GH, dtype: ScalarType.Float32);
             var dph = inLoop || cell != SimdCell.GruResetAfter ? null : empty(T, B, GH, dtype: ScalarType.Float32);
             var dx = empty(T, B, I, dtype: ScalarType.Float32);
@@ -267,12 +273,14 @@ internal static class SimdRecurrence
                     DOut = dOut is null ? null : Ptr(dOut), DHT = Ptr(dhT), DCT = dcT is null ? null : Ptr(dcT),
                     DW = dW is null ? null : Ptr(dW), DPre = dpre is null ? null : Ptr(dpre), DPh = dph is null ? null : Ptr(dph),
                     DBias = dBiasRows is null ? null : Ptr(dBiasRows), DBhh = dBhhRows is null ? null : Ptr(dBhhRows), DX = Ptr(dx), DH0 = Ptr(dh0), DC0 = dc0 is null ? null : Ptr(dc0),
-                }, lengths, backward: true, RecurrentKernels.BackwardScratch(1, H, G), 0,
+                }, lengths, backward: true, split, RecurrentKernels.BackwardScratchPerRow(cell, H, I), H,
                 (b, i, r0, r1, s) => RecurrentKernels.Backward(cell, b, i, r0, r1, (float*)s));
+            KeepAlive(hx, whh, wih, c0, gates, aux1, aux2, dOut, dhT, dcT, dW, dpre, dph, dBiasRows, dBhhRows, dx, dh0, dc0);
             Tensor dWhh, dWih;
             if (dW is not null)
             {
-                var sum = dW.shape[0] == 1 ? dW[0] : dW.sum([0L]);                               // in block order: deterministic
+                // the partials added by libtorch's sum over them: the same order for the same thread count
+                var sum = dW.shape[0] == 1 ? dW[0] : dW.sum([0L]);
                 dWhh = sum.narrow(1, 0, H).contiguous();
                 dWih = sum.narrow(1, H, I).contiguous();
             }

@@ -136,43 +136,59 @@ internal static unsafe class SmallGemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector256<float> Init(float* c0, long offset) => c0 == null ? Vector256<float>.Zero : Avx.LoadVector256(c0 + offset);
 
+    /// <summary>C = C0 + A·B on one register tile (6 rows × 16 columns), whole vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Tile6x16(int rows, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc) =>
+        Tile<WholeStrip>(rows, k, a, lda, 1, b, ldb, c0, ldc0, c, ldc, default, default);
+
+    /// <summary>
+    /// The register tile both products share: C (mr ≤ 6 rows × 16 columns) = C0 (zero when null) + Σ_p a_q,p · B row p,
+    /// where a_q,p lies at a + q·aRow + p·aK — (lda, 1) for A·B, (1, lda) for Aᵀ·B — and B's row p at b + p·ldb. Fewer
+    /// than 6 rows at the bottom edge repeat the last one (reads stay inside A and C0) and store only their own; the
+    /// strip <typeparamref name="S"/> reads and writes whole vectors or masked lanes.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile6x16(int rows, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
+    static void Tile<S>(int mr, int k, float* a, long aRow, long aK, float* b, long ldb, float* c0, long ldc0, float* c, long ldc,
+        Vector256<float> m0, Vector256<float> m1) where S : struct, IStrip
     {
-        // fewer than 6 rows at the bottom edge repeat the last row (reads stay inside A and C0) and store only their own
-        long r1 = Math.Min(1, rows - 1), r2 = Math.Min(2, rows - 1), r3 = Math.Min(3, rows - 1), r4 = Math.Min(4, rows - 1), r5 = Math.Min(5, rows - 1);
-        var c00 = Init(c0, 0); var c01 = Init(c0, 8);
-        var c10 = Init(c0, r1 * ldc0); var c11 = Init(c0, r1 * ldc0 + 8);
-        var c20 = Init(c0, r2 * ldc0); var c21 = Init(c0, r2 * ldc0 + 8);
-        var c30 = Init(c0, r3 * ldc0); var c31 = Init(c0, r3 * ldc0 + 8);
-        var c40 = Init(c0, r4 * ldc0); var c41 = Init(c0, r4 * ldc0 + 8);
-        var c50 = Init(c0, r5 * ldc0); var c51 = Init(c0, r5 * ldc0 + 8);
-        float* a1 = a + r1 * lda, a2 = a + r2 * lda, a3 = a + r3 * lda, a4 = a + r4 * lda, a5 = a + r5 * lda;
+        long q1 = Math.Min(1, mr - 1), q2 = Math.Min(2, mr - 1), q3 = Math.Min(3, mr - 1), q4 = Math.Min(4, mr - 1), q5 = Math.Min(5, mr - 1);
+        var c00 = Init<S>(c0, 0, m0); var c01 = Init<S>(c0, 8, m1);
+        var c10 = Init<S>(c0, q1 * ldc0, m0); var c11 = Init<S>(c0, q1 * ldc0 + 8, m1);
+        var c20 = Init<S>(c0, q2 * ldc0, m0); var c21 = Init<S>(c0, q2 * ldc0 + 8, m1);
+        var c30 = Init<S>(c0, q3 * ldc0, m0); var c31 = Init<S>(c0, q3 * ldc0 + 8, m1);
+        var c40 = Init<S>(c0, q4 * ldc0, m0); var c41 = Init<S>(c0, q4 * ldc0 + 8, m1);
+        var c50 = Init<S>(c0, q5 * ldc0, m0); var c51 = Init<S>(c0, q5 * ldc0 + 8, m1);
+        float* a1 = a + q1 * aRow, a2 = a + q2 * aRow, a3 = a + q3 * aRow, a4 = a + q4 * aRow, a5 = a + q5 * aRow;
         float* bp = b;
-        for (var p = 0; p < k; p++, bp += ldb)
+        long o = 0;
+        for (var p = 0; p < k; p++, o += aK, bp += ldb)
         {
-            var b0 = Avx.LoadVector256(bp);
-            var b1 = Avx.LoadVector256(bp + 8);
-            var x = Avx.BroadcastScalarToVector256(a + p);
+            var b0 = S.Load(bp, m0);
+            var b1 = S.Load(bp + 8, m1);
+            var x = Avx.BroadcastScalarToVector256(a + o);
             c00 = Fma.MultiplyAdd(x, b0, c00); c01 = Fma.MultiplyAdd(x, b1, c01);
-            x = Avx.BroadcastScalarToVector256(a1 + p);
+            x = Avx.BroadcastScalarToVector256(a1 + o);
             c10 = Fma.MultiplyAdd(x, b0, c10); c11 = Fma.MultiplyAdd(x, b1, c11);
-            x = Avx.BroadcastScalarToVector256(a2 + p);
+            x = Avx.BroadcastScalarToVector256(a2 + o);
             c20 = Fma.MultiplyAdd(x, b0, c20); c21 = Fma.MultiplyAdd(x, b1, c21);
-            x = Avx.BroadcastScalarToVector256(a3 + p);
+            x = Avx.BroadcastScalarToVector256(a3 + o);
             c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31);
-            x = Avx.BroadcastScalarToVector256(a4 + p);
+            x = Avx.BroadcastScalarToVector256(a4 + o);
             c40 = Fma.MultiplyAdd(x, b0, c40); c41 = Fma.MultiplyAdd(x, b1, c41);
-            x = Avx.BroadcastScalarToVector256(a5 + p);
+            x = Avx.BroadcastScalarToVector256(a5 + o);
             c50 = Fma.MultiplyAdd(x, b0, c50); c51 = Fma.MultiplyAdd(x, b1, c51);
         }
-        Avx.Store(c, c00); Avx.Store(c + 8, c01);
-        if (rows > 1) { Avx.Store(c + ldc, c10); Avx.Store(c + ldc + 8, c11); }
-        if (rows > 2) { Avx.Store(c + 2 * ldc, c20); Avx.Store(c + 2 * ldc + 8, c21); }
-        if (rows > 3) { Avx.Store(c + 3 * ldc, c30); Avx.Store(c + 3 * ldc + 8, c31); }
-        if (rows > 4) { Avx.Store(c + 4 * ldc, c40); Avx.Store(c + 4 * ldc + 8, c41); }
-        if (rows > 5) { Avx.Store(c + 5 * ldc, c50); Avx.Store(c + 5 * ldc + 8, c51); }
+        S.Store(c, m0, c00); S.Store(c + 8, m1, c01);
+        if (mr > 1) { S.Store(c + ldc, m0, c10); S.Store(c + ldc + 8, m1, c11); }
+        if (mr > 2) { S.Store(c + 2 * ldc, m0, c20); S.Store(c + 2 * ldc + 8, m1, c21); }
+        if (mr > 3) { S.Store(c + 3 * ldc, m0, c30); S.Store(c + 3 * ldc + 8, m1, c31); }
+        if (mr > 4) { S.Store(c + 4 * ldc, m0, c40); S.Store(c + 4 * ldc + 8, m1, c41); }
+        if (mr > 5) { S.Store(c + 5 * ldc, m0, c50); S.Store(c + 5 * ldc + 8, m1, c51); }
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Init<S>(float* c0, long offset, Vector256<float> mask) where S : struct, IStrip =>
+        c0 == null ? Vector256<float>.Zero : S.Load(c0 + offset, mask);
 
     /// <summary>One row, one vector (8 columns) wide: the column tail of a B whose width is not whole 16-column strips.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -211,13 +227,13 @@ internal static unsafe class SmallGemm
         var q = 0;
         for (; q + Panel <= n; q += Panel)
             for (var i = 0; i < m; i += 6)
-                TileAtB<WholeStrip>(rows, Math.Min(6, m - i), a + i, lda, b + q, ldb, c + i * ldc + q, ldc, default, default);
+                Tile<WholeStrip>(Math.Min(6, m - i), rows, a + i, 1, lda, b + q, ldb, c + i * ldc + q, ldc, c + i * ldc + q, ldc, default, default);
         if (q == n) return;
         var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
         var mask0 = Avx2.CompareGreaterThan(Vector256.Create(n - q), lane).AsSingle();
         var mask1 = Avx2.CompareGreaterThan(Vector256.Create(n - q - 8), lane).AsSingle();
         for (var i = 0; i < m; i += 6)
-            TileAtB<MaskedStrip>(rows, Math.Min(6, m - i), a + i, lda, b + q, ldb, c + i * ldc + q, ldc, mask0, mask1);
+            Tile<MaskedStrip>(Math.Min(6, m - i), rows, a + i, 1, lda, b + q, ldb, c + i * ldc + q, ldc, c + i * ldc + q, ldc, mask0, mask1);
     }
 
     /// <summary>How a 16-column strip of B and C is read and written: whole vectors, or the lanes a mask selects.</summary>
@@ -244,44 +260,6 @@ internal static unsafe class SmallGemm
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Store(float* p, Vector256<float> mask, Vector256<float> v) => Avx.MaskStore(p, mask, v);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void TileAtB<S>(int rows, int mr, float* a, long lda, float* b, long ldb, float* c, long ldc,
-        Vector256<float> m0, Vector256<float> m1) where S : struct, IStrip
-    {
-        // fewer than 6 C rows at the edge repeat the last one (reads stay inside A's columns and C) and store only their own
-        long q1 = Math.Min(1, mr - 1), q2 = Math.Min(2, mr - 1), q3 = Math.Min(3, mr - 1), q4 = Math.Min(4, mr - 1), q5 = Math.Min(5, mr - 1);
-        var c00 = S.Load(c, m0); var c01 = S.Load(c + 8, m1);
-        var c10 = S.Load(c + q1 * ldc, m0); var c11 = S.Load(c + q1 * ldc + 8, m1);
-        var c20 = S.Load(c + q2 * ldc, m0); var c21 = S.Load(c + q2 * ldc + 8, m1);
-        var c30 = S.Load(c + q3 * ldc, m0); var c31 = S.Load(c + q3 * ldc + 8, m1);
-        var c40 = S.Load(c + q4 * ldc, m0); var c41 = S.Load(c + q4 * ldc + 8, m1);
-        var c50 = S.Load(c + q5 * ldc, m0); var c51 = S.Load(c + q5 * ldc + 8, m1);
-        float* pa = a, pb = b;
-        for (var r = 0; r < rows; r++, pa += lda, pb += ldb)
-        {
-            var b0 = S.Load(pb, m0);
-            var b1 = S.Load(pb + 8, m1);
-            var x = Avx.BroadcastScalarToVector256(pa);
-            c00 = Fma.MultiplyAdd(x, b0, c00); c01 = Fma.MultiplyAdd(x, b1, c01);
-            x = Avx.BroadcastScalarToVector256(pa + q1);
-            c10 = Fma.MultiplyAdd(x, b0, c10); c11 = Fma.MultiplyAdd(x, b1, c11);
-            x = Avx.BroadcastScalarToVector256(pa + q2);
-            c20 = Fma.MultiplyAdd(x, b0, c20); c21 = Fma.MultiplyAdd(x, b1, c21);
-            x = Avx.BroadcastScalarToVector256(pa + q3);
-            c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31);
-            x = Avx.BroadcastScalarToVector256(pa + q4);
-            c40 = Fma.MultiplyAdd(x, b0, c40); c41 = Fma.MultiplyAdd(x, b1, c41);
-            x = Avx.BroadcastScalarToVector256(pa + q5);
-            c50 = Fma.MultiplyAdd(x, b0, c50); c51 = Fma.MultiplyAdd(x, b1, c51);
-        }
-        S.Store(c, m0, c00); S.Store(c + 8, m1, c01);
-        if (mr > 1) { S.Store(c + ldc, m0, c10); S.Store(c + ldc + 8, m1, c11); }
-        if (mr > 2) { S.Store(c + 2 * ldc, m0, c20); S.Store(c + 2 * ldc + 8, m1, c21); }
-        if (mr > 3) { S.Store(c + 3 * ldc, m0, c30); S.Store(c + 3 * ldc + 8, m1, c31); }
-        if (mr > 4) { S.Store(c + 4 * ldc, m0, c40); S.Store(c + 4 * ldc + 8, m1, c41); }
-        if (mr > 5) { S.Store(c + 5 * ldc, m0, c50); S.Store(c + 5 * ldc + 8, m1, c51); }
     }
 
     // ---- AVX-512: 4 rows × 32 columns per tile; the rest of the columns on the AVX2 code ----

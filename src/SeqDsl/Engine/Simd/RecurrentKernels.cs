@@ -174,18 +174,12 @@ internal static unsafe class RecurrentKernels
     {
         var u = 0;
         if (SimdMath.UseAvx2)
-            for (; u + 8 <= H; u += 8)
-            {
-                var i = SimdMath.Sigmoid(Avx.LoadVector256(g + u));
-                var f = SimdMath.Sigmoid(Avx.LoadVector256(g + H + u));
-                var gg = SimdMath.Tanh(Avx.LoadVector256(g + 2 * H + u));
-                var o = SimdMath.Sigmoid(Avx.LoadVector256(g + 3 * H + u));
-                var cn = Fma.MultiplyAdd(f, Avx.LoadVector256(c + u), Avx.Multiply(i, gg));
-                var tc = SimdMath.Tanh(cn);
-                Avx.Store(g + u, i); Avx.Store(g + H + u, f); Avx.Store(g + 2 * H + u, gg); Avx.Store(g + 3 * H + u, o);
-                Avx.Store(c + u, cn); Avx.Store(cOut + u, cn); Avx.Store(tcOut + u, tc);
-                Avx.Store(h + u, Avx.Multiply(o, tc));
-            }
+        {
+            for (; u + 8 <= H; u += 8) LstmLanes<WholeStrip>(H, u, g, c, cOut, tcOut, h, default);
+            // a partial last vector (H = 50: units 48–49) on the same code, masked: not the scalar functions
+            if (u < H) LstmLanes<MaskedStrip>(H, u, g, c, cOut, tcOut, h, MaskedStrip.Lanes(H - u));
+            return;
+        }
         for (; u < H; u++)
         {
             float i = SimdMath.Sigmoid(g[u]), f = SimdMath.Sigmoid(g[H + u]), gg = SimdMath.Tanh(g[2 * H + u]), o = SimdMath.Sigmoid(g[3 * H + u]);
@@ -197,21 +191,30 @@ internal static unsafe class RecurrentKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void LstmLanes<S>(int H, int u, float* g, float* c, float* cOut, float* tcOut, float* h, Vector256<float> m) where S : struct, IStrip
+    {
+        var i = SimdMath.Sigmoid(S.Load(g + u, m));
+        var f = SimdMath.Sigmoid(S.Load(g + H + u, m));
+        var gg = SimdMath.Tanh(S.Load(g + 2 * H + u, m));
+        var o = SimdMath.Sigmoid(S.Load(g + 3 * H + u, m));
+        var cn = Fma.MultiplyAdd(f, S.Load(c + u, m), Avx.Multiply(i, gg));
+        var tc = SimdMath.Tanh(cn);
+        S.Store(g + u, m, i); S.Store(g + H + u, m, f); S.Store(g + 2 * H + u, m, gg); S.Store(g + 3 * H + u, m, o);
+        S.Store(c + u, m, cn); S.Store(cOut + u, m, cn); S.Store(tcOut + u, m, tc);
+        S.Store(h + u, m, Avx.Multiply(o, tc));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruAfterStep(int H, float* p, float* ph, float* g, float* phnOut, float* h)
     {
         var u = 0;
         if (SimdMath.UseAvx2)
-            for (; u + 8 <= H; u += 8)
-            {
-                var r = SimdMath.Sigmoid(Avx.Add(Avx.LoadVector256(p + u), Avx.LoadVector256(ph + u)));
-                var z = SimdMath.Sigmoid(Avx.Add(Avx.LoadVector256(p + H + u), Avx.LoadVector256(ph + H + u)));
-                var phn = Avx.LoadVector256(ph + 2 * H + u);
-                var n = SimdMath.Tanh(Fma.MultiplyAdd(r, phn, Avx.LoadVector256(p + 2 * H + u)));
-                var hv = Avx.LoadVector256(h + u);
-                Avx.Store(g + u, r); Avx.Store(g + H + u, z); Avx.Store(g + 2 * H + u, n); Avx.Store(phnOut + u, phn);
-                Avx.Store(h + u, Fma.MultiplyAdd(z, Avx.Subtract(hv, n), n));          // (1 − z) n + z h
-            }
+        {
+            for (; u + 8 <= H; u += 8) GruAfterLanes<WholeStrip>(H, u, p, ph, g, phnOut, h, default);
+            if (u < H) GruAfterLanes<MaskedStrip>(H, u, p, ph, g, phnOut, h, MaskedStrip.Lanes(H - u));
+            return;
+        }
         for (; u < H; u++)
         {
             var r = SimdMath.Sigmoid(p[u] + ph[u]);
@@ -223,18 +226,28 @@ internal static unsafe class RecurrentKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GruAfterLanes<S>(int H, int u, float* p, float* ph, float* g, float* phnOut, float* h, Vector256<float> m) where S : struct, IStrip
+    {
+        var r = SimdMath.Sigmoid(Avx.Add(S.Load(p + u, m), S.Load(ph + u, m)));
+        var z = SimdMath.Sigmoid(Avx.Add(S.Load(p + H + u, m), S.Load(ph + H + u, m)));
+        var phn = S.Load(ph + 2 * H + u, m);
+        var n = SimdMath.Tanh(Fma.MultiplyAdd(r, phn, S.Load(p + 2 * H + u, m)));
+        var hv = S.Load(h + u, m);
+        S.Store(g + u, m, r); S.Store(g + H + u, m, z); S.Store(g + 2 * H + u, m, n); S.Store(phnOut + u, m, phn);
+        S.Store(h + u, m, Fma.MultiplyAdd(z, Avx.Subtract(hv, n), n));                 // (1 − z) n + z h
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeGates(int H, float* g, float* h, float* rhOut)
     {
         var u = 0;
         if (SimdMath.UseAvx2)
-            for (; u + 8 <= H; u += 8)
-            {
-                var r = SimdMath.Sigmoid(Avx.LoadVector256(g + u));
-                Avx.Store(g + u, r);
-                Avx.Store(g + H + u, SimdMath.Sigmoid(Avx.LoadVector256(g + H + u)));
-                Avx.Store(rhOut + u, Avx.Multiply(r, Avx.LoadVector256(h + u)));
-            }
+        {
+            for (; u + 8 <= H; u += 8) GruBeforeGateLanes<WholeStrip>(H, u, g, h, rhOut, default);
+            if (u < H) GruBeforeGateLanes<MaskedStrip>(H, u, g, h, rhOut, MaskedStrip.Lanes(H - u));
+            return;
+        }
         for (; u < H; u++)
         {
             var r = SimdMath.Sigmoid(g[u]);
@@ -244,24 +257,40 @@ internal static unsafe class RecurrentKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GruBeforeGateLanes<S>(int H, int u, float* g, float* h, float* rhOut, Vector256<float> m) where S : struct, IStrip
+    {
+        var r = SimdMath.Sigmoid(S.Load(g + u, m));
+        S.Store(g + u, m, r);
+        S.Store(g + H + u, m, SimdMath.Sigmoid(S.Load(g + H + u, m)));
+        S.Store(rhOut + u, m, Avx.Multiply(r, S.Load(h + u, m)));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeState(int H, float* g, float* h)
     {
         var u = 0;
         if (SimdMath.UseAvx2)
-            for (; u + 8 <= H; u += 8)
-            {
-                var n = SimdMath.Tanh(Avx.LoadVector256(g + 2 * H + u));
-                Avx.Store(g + 2 * H + u, n);
-                var z = Avx.LoadVector256(g + H + u);
-                Avx.Store(h + u, Fma.MultiplyAdd(z, Avx.Subtract(Avx.LoadVector256(h + u), n), n));   // z h + (1 − z) n
-            }
+        {
+            for (; u + 8 <= H; u += 8) GruBeforeStateLanes<WholeStrip>(H, u, g, h, default);
+            if (u < H) GruBeforeStateLanes<MaskedStrip>(H, u, g, h, MaskedStrip.Lanes(H - u));
+            return;
+        }
         for (; u < H; u++)
         {
             var n = SimdMath.Tanh(g[2 * H + u]);
             g[2 * H + u] = n;
             h[u] = n + g[H + u] * (h[u] - n);
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GruBeforeStateLanes<S>(int H, int u, float* g, float* h, Vector256<float> m) where S : struct, IStrip
+    {
+        var n = SimdMath.Tanh(S.Load(g + 2 * H + u, m));
+        S.Store(g + 2 * H + u, m, n);
+        var z = S.Load(g + H + u, m);
+        S.Store(h + u, m, Fma.MultiplyAdd(z, Avx.Subtract(S.Load(h + u, m), n), n));   // z h + (1 − z) n
     }
 
     /// <summary>The activation of the pre-activation row <paramref name="h"/>, in place (the new state), and into
@@ -271,19 +300,11 @@ internal static unsafe class RecurrentKernels
     {
         var u = 0;
         if (SimdMath.UseAvx2)
-            for (; u + 8 <= H; u += 8)
-            {
-                var x = Avx.LoadVector256(h + u);
-                x = cell switch
-                {
-                    SimdCell.RnnTanh => SimdMath.Tanh(x),
-                    SimdCell.RnnRelu => Avx.Max(Vector256<float>.Zero, x),   // NaN stays NaN (second operand)
-                    SimdCell.RnnSigmoid => SimdMath.Sigmoid(x),
-                    _ => x,
-                };
-                Avx.Store(h + u, x);
-                if (o != null) Avx.Store(o + u, x);
-            }
+        {
+            for (; u + 8 <= H; u += 8) RnnLanes<WholeStrip>(cell, u, h, o, default);
+            if (u < H) RnnLanes<MaskedStrip>(cell, u, h, o, MaskedStrip.Lanes(H - u));
+            return;
+        }
         for (; u < H; u++)
         {
             var x = h[u];
@@ -297,6 +318,21 @@ internal static unsafe class RecurrentKernels
             h[u] = x;
             if (o != null) o[u] = x;
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void RnnLanes<S>(SimdCell cell, int u, float* h, float* o, Vector256<float> m) where S : struct, IStrip
+    {
+        var x = S.Load(h + u, m);
+        x = cell switch
+        {
+            SimdCell.RnnTanh => SimdMath.Tanh(x),
+            SimdCell.RnnRelu => Avx.Max(Vector256<float>.Zero, x),   // NaN stays NaN (second operand)
+            SimdCell.RnnSigmoid => SimdMath.Sigmoid(x),
+            _ => x,
+        };
+        S.Store(h + u, m, x);
+        if (o != null) S.Store(o + u, m, x);
     }
 
     // ------------------------------------------------------------------ backward

@@ -119,3 +119,34 @@ internal static class SimdMath
 
     public static float Tanh(float x) => MathF.Tanh(x);
 }
+
+/// <summary>How a kernel reads and writes 8 floats: whole vectors, or only the lanes a mask selects (a row's last,
+/// partial vector, e.g. units 48–49 of 50, or a product's last strip narrower than 16 columns).</summary>
+internal unsafe interface IStrip
+{
+    static abstract Vector256<float> Load(float* p, Vector256<float> mask);
+    static abstract void Store(float* p, Vector256<float> mask, Vector256<float> v);
+}
+
+internal unsafe struct WholeStrip : IStrip
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Load(float* p, Vector256<float> mask) => Avx.LoadVector256(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store(float* p, Vector256<float> mask, Vector256<float> v) => Avx.Store(p, v);
+}
+
+internal unsafe struct MaskedStrip : IStrip
+{
+    /// <summary>The first <paramref name="n"/> lanes (n ≤ 0: none, n ≥ 8: all).</summary>
+    public static Vector256<float> Lanes(int n) =>
+        Avx2.CompareGreaterThan(Vector256.Create(n), Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7)).AsSingle();
+
+    // lanes outside the mask are neither read (no fault past the end of a row; they read as 0) nor written
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Load(float* p, Vector256<float> mask) => Avx.MaskLoad(p, mask);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store(float* p, Vector256<float> mask, Vector256<float> v) => Avx.MaskStore(p, mask, v);
+}

@@ -229,37 +229,10 @@ internal static unsafe class SmallGemm
             for (var i = 0; i < m; i += 6)
                 Tile<WholeStrip>(Math.Min(6, m - i), rows, a + i, 1, lda, b + q, ldb, c + i * ldc + q, ldc, c + i * ldc + q, ldc, default, default);
         if (q == n) return;
-        var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
-        var mask0 = Avx2.CompareGreaterThan(Vector256.Create(n - q), lane).AsSingle();
-        var mask1 = Avx2.CompareGreaterThan(Vector256.Create(n - q - 8), lane).AsSingle();
+        var mask0 = MaskedStrip.Lanes(n - q);
+        var mask1 = MaskedStrip.Lanes(n - q - 8);
         for (var i = 0; i < m; i += 6)
             Tile<MaskedStrip>(Math.Min(6, m - i), rows, a + i, 1, lda, b + q, ldb, c + i * ldc + q, ldc, c + i * ldc + q, ldc, mask0, mask1);
-    }
-
-    /// <summary>How a 16-column strip of B and C is read and written: whole vectors, or the lanes a mask selects.</summary>
-    interface IStrip
-    {
-        static abstract Vector256<float> Load(float* p, Vector256<float> mask);
-        static abstract void Store(float* p, Vector256<float> mask, Vector256<float> v);
-    }
-
-    struct WholeStrip : IStrip
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Load(float* p, Vector256<float> mask) => Avx.LoadVector256(p);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Store(float* p, Vector256<float> mask, Vector256<float> v) => Avx.Store(p, v);
-    }
-
-    struct MaskedStrip : IStrip
-    {
-        // lanes outside the mask are neither read (no fault past the end of a row) nor written
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Load(float* p, Vector256<float> mask) => Avx.MaskLoad(p, mask);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Store(float* p, Vector256<float> mask, Vector256<float> v) => Avx.MaskStore(p, mask, v);
     }
 
     // ---- AVX-512: 4 rows × 32 columns per tile; the rest of the columns on the AVX2 code ----

@@ -218,7 +218,7 @@ static class PeerBenchmark
                 loss.item<float>();
                 t[0].Add(sw.Elapsed.TotalMilliseconds);
                 sw.Restart();
-                _session.Optimizer.zero_grad();
+                _session.ClearGradients();
                 loss.backward();
                 t[1].Add(sw.Elapsed.TotalMilliseconds);
                 sw.Restart();

@@ -44,6 +44,22 @@ let tests =
             Expect.isGreaterThan (h.Epochs.[7].["accuracy"]) 0.9 "accuracy"
         }
 
+        test "each step's gradient is that step's alone: cleared before the backward pass, not added to" {
+            // SGD at learning rate 0 leaves the weights as they are, so the same batch twice must give the same gradient
+            // (an accumulated one would be twice it); the embedding table, the SIMD recurrent layer and Dense alike
+            use net = compile (Model.Embed(6).Lstm(8).Dense(1, Activation.Sigmoid)) (InputSpec(Vocab = 11)) Convention.Torch 3L
+            torch.manual_seed 4L |> ignore
+            let x = torch.randint(1L, 11L, [| 16L; 7L |], dtype = torch.ScalarType.Int64)
+            let y = x.eq(torch.tensor 3L).any(1L).to_type(torch.ScalarType.Float32).unsqueeze(1L)
+            use session = new TrainingSession(net, FitOptions(Loss = Loss.Bce, Optimizer = OptimizerSpec.Sgd(0.0)))
+            session.Step(SequenceData(x, y)) |> ignore
+            let first = [ for n in paramNames net -> n, values (param net n).grad ]
+            session.Step(SequenceData(x, y)) |> ignore
+            for n, g in first do
+                Expect.isTrue (g |> Array.exists ((<>) 0.0f)) $"{n} has a gradient"
+                Expect.equal (values (param net n).grad) g $"{n}: the same gradient, not twice it"
+        }
+
         test "TrainingProgress.OnEpoch reports each finished epoch, in order, on the training thread" {
             use net = compile tokenModel (InputSpec(Vocab = 8)) Convention.Torch 1L
             let seen = System.Collections.Generic.List<int * int>()

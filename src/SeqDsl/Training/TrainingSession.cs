@@ -57,12 +57,21 @@ public sealed class TrainingSession : IDisposable
         var loss = lossSum / lossCount.clamp_min(1);
         var value = loss.item<float>();
         if (!float.IsFinite(value)) return (value, "loss");
-        Optimizer.zero_grad();
+        ClearGradients();
         loss.backward();
         if (!Trainer.ClipGradients(_parameters, _options.Clip)) return (float.NaN, "gradient");
         Optimizer.step();
         metrics?.Add(lossSum, lossCount, output, batch.Targets, _wantsLogits);
         return (value, null);
+    }
+
+    /// <summary>Drops every trained parameter's gradient before a backward pass (PyTorch's zero_grad(set_to_none)):
+    /// libtorch then keeps the pass's gradient as it comes instead of zero-filling the old one and adding the new one
+    /// into it — for E4's 75,979 × 32 embedding, 9.7 MB filled and 9.7 MB added less a step. The optimizers skip a
+    /// parameter the pass gave no gradient (as libtorch's do).</summary>
+    internal void ClearGradients()
+    {
+        foreach (var p in _parameters) p.grad = null;
     }
 
     /// <inheritdoc />

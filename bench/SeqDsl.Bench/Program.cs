@@ -100,7 +100,7 @@ static class StepBenchmark
         float HandStep()
         {
             using var scope = NewDisposeScope();
-            opt.zero_grad();
+            foreach (var q in ps) q.grad = null;            // as SeqDsl's step and PyTorch 2's zero_grad: no fill, no add
             // libtorch's default for hand-written code: oneDNN on (SeqDsl's process turns it off globally)
             var (_, h, _) = Backend.WithOneDnnSwitch(true, () => lstm.forward(emb.call(x)));
             var p = lin.call(h[-1]).sigmoid();                 // (B, 1)

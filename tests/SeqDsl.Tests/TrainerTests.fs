@@ -58,6 +58,9 @@ let tests =
             for n, g in first do
                 Expect.isTrue (g |> Array.exists ((<>) 0.0f)) $"{n} has a gradient"
                 Expect.equal (values (param net n).grad) g $"{n}: the same gradient, not twice it"
+            // dropped, not zero-filled: libtorch then keeps the next pass's gradient as it comes (no fill, no add)
+            session.ClearGradients()
+            for n in paramNames net do Expect.isNull (param net n).grad $"{n}: no gradient until the next pass"
         }
 
         test "TrainingProgress.OnEpoch reports each finished epoch, in order, on the training thread" {

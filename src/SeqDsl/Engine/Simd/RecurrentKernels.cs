@@ -16,10 +16,11 @@ internal enum SimdCell { Lstm, GruResetAfter, GruResetBefore, RnnTanh, RnnRelu, 
 /// also what the weight gradient needs. out (T, B, H) is zero on padding; a row's steps at and after its length
 /// leave its state unchanged. Per step: the register-tiled product into the gate rows, then the gate functions and
 /// the state update while those rows are in the L1 cache; no allocation inside the loop. Backward walks the steps in
-/// reverse with the saved gates: the pre-activation gradient of the step's rows (scratch, never the whole sequence),
-/// then products for the state gradient (·W_hh) and the input gradient (·W_ih) on the same rows, and the weight
-/// gradient accumulated from them and the step's [h | x] rows while all are in the cache (one partial per block,
-/// summed in block order afterwards, so a thread count always gives the same sums).
+/// reverse with the saved gates: the pre-activation gradient of the step's rows (in scratch), then products for the
+/// state gradient (·W_hh) and the input gradient (·W_ih) on the same rows, and the weight gradient accumulated from
+/// them and the step's [h | x] rows while all are in the cache (one partial per block, added after the loop: the same
+/// thread count gives the same sums). Weight matrices too large for that (<see cref="GradientInLoop"/>) keep every
+/// step's pre-activation gradient instead, for one product after the loop.
 /// </summary>
 internal static unsafe class RecurrentKernels
 {

@@ -134,9 +134,6 @@ internal static unsafe class SmallGemm
         if (j < n) Scalar(m, n, k, a, lda, b, ldb, c0, ldc0, c, ldc, j);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> Init(float* c0, long offset) => c0 == null ? Vector256<float>.Zero : Avx.LoadVector256(c0 + offset);
-
     /// <summary>C = C0 + A·B on one register tile (6 rows × 16 columns), whole vectors.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Tile6x16(int rows, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc) =>
@@ -195,7 +192,7 @@ internal static unsafe class SmallGemm
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Row8(int k, float* a, float* b, long ldb, float* c0, float* c)
     {
-        var s0 = Init(c0, 0);
+        var s0 = Init<WholeStrip>(c0, 0, default);
         for (var p = 0; p < k; p++)
             s0 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a + p), Avx.LoadVector256(b + p * ldb), s0);
         Avx.Store(c, s0);

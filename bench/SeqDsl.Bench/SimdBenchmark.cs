@@ -17,7 +17,7 @@ static unsafe class SimdBenchmark
     {
         Console.WriteLine($"machine: {Backend.Machine}; SIMD path {SimdMath.Width}; threads {get_num_threads()}");
         // 1. the product alone: 12 rows × 128 columns × K 64 (one step of an E7 LSTM sub-block), operands in L1/L2
-        foreach (var (m, n, k) in new[] { (12, 128, 64), (12, 32, 128), (12, 1024, 256 + 256) })
+        foreach (var (m, n, k) in new[] { (12, 128, 64), (12, 32, 128), (12, 1024, 256 + 256), (12, 32, 64), (12, 32, 32), (12, 200, 82), (12, 50, 200) })
         {
             var a = new float[m * k]; var b = new float[k * n]; var c = new float[m * n];
             var rng = new Random(1);

@@ -120,6 +120,38 @@ internal static class SimdMath
     public static float Tanh(float x) => MathF.Tanh(x);
 }
 
+/// <summary>A gate function on 8 lanes and on one float (the plain path).</summary>
+internal interface IGateFunction
+{
+    static abstract Vector256<float> Of(Vector256<float> x);
+    static abstract float Of(float x);
+}
+
+internal struct SigmoidFn : IGateFunction
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Of(Vector256<float> x) => SimdMath.Sigmoid(x);
+
+    public static float Of(float x) => SimdMath.Sigmoid(x);
+}
+
+internal struct TanhFn : IGateFunction
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Of(Vector256<float> x) => SimdMath.Tanh(x);
+
+    public static float Of(float x) => SimdMath.Tanh(x);
+}
+
+internal struct ReluFn : IGateFunction
+{
+    // NaN stays NaN: vmaxps returns its second operand when either is NaN, and MathF.Max propagates NaN
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Of(Vector256<float> x) => Avx.Max(Vector256<float>.Zero, x);
+
+    public static float Of(float x) => MathF.Max(x, 0f);
+}
+
 /// <summary>How a kernel reads and writes 8 floats: whole vectors, or only the lanes a mask selects (a row's last,
 /// partial vector, e.g. units 48–49 of 50, or a product's last strip narrower than 16 columns).</summary>
 internal unsafe interface IStrip

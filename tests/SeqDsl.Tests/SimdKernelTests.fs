@@ -322,6 +322,49 @@ let tests =
             Expect.throws (fun () -> SimdEmbedding.Lookup(table.weight, bad, System.Nullable(), torch.ones(1L, 3L)) |> ignore) "an id outside the table is refused"
         }
 
+        test "the embedding split across threads: rows and gradient bit for bit as one thread's, float64's within 1e-5" {
+            // past SimdEmbedding.ParallelFloats both ways (3,001 × 24 table, 40 × 70 ids): two threads split the
+            // lookup by tokens and the gradient by table rows; ids repeat within and across the halves of the table
+            // (around row 1,500, where two threads divide it), hit the first and last rows and the padding row
+            let V, d = 3001L, 24L
+            Expect.isGreaterThanOrEqual (V * d) SimdEmbedding.ParallelFloats "the table's gradient is split"
+            Expect.isGreaterThanOrEqual (40L * 70L * d) SimdEmbedding.ParallelFloats "the lookup is split"
+            use ids = torch.tensor([| for i in 0L .. 2799L -> match i % 7L with
+                                                               | 0L -> 0L
+                                                               | 1L -> V - 1L
+                                                               | 2L -> 5L
+                                                               | _ -> 1490L + (i * 13L) % 21L |]).reshape(40L, 70L)
+            let threads = torch.get_num_threads()
+            try
+                for scaled in [ false; true ] do
+                    torch.manual_seed 9L |> ignore
+                    use scale = torch.empty(40L, d).bernoulli_(0.6).div_(torch.tensor 0.6f)
+                    use g = torch.randn(70L, 40L, d).transpose(0L, 1L)
+                    // the reference in float64: the sums of a few hundred float32 rows differ by order in the 5th digit
+                    use theirs = torch.nn.Embedding(V, d, padding_idx = 5L)
+                    use weight64 = theirs.weight.detach().to_type(torch.ScalarType.Float64).requires_grad_(true)
+                    use rows64 = weight64.index_select(0L, ids.reshape(-1L)).reshape(40L, 70L, d)
+                    use yRef = if scaled then rows64 * scale.to_type(torch.ScalarType.Float64).unsqueeze(1L) else rows64.alias()
+                    yRef.backward(ResizeArray [ g.to_type(torch.ScalarType.Float64) ])
+                    let run n =
+                        torch.set_num_threads n
+                        use ours = torch.nn.Embedding(V, d, padding_idx = 5L)
+                        (use _ng = torch.no_grad() in ours.weight.copy_(theirs.weight) |> ignore)
+                        use y = SimdEmbedding.Lookup(ours.weight, ids, System.Nullable 5L, (if scaled then scale else null))
+                        y.backward(ResizeArray [ g ])
+                        values (y.contiguous()), values ours.weight.grad
+                    let y1, g1 = run 1
+                    let y2, g2 = run 2
+                    Expect.equal y2 y1 $"scaled {scaled}: two threads' rows = one thread's, bit for bit"
+                    Expect.equal g2 g1 $"scaled {scaled}: two threads' gradient = one thread's, bit for bit"
+                    Expect.isLessThan (relErr (torch.tensor(y1).reshape(yRef.shape)) (yRef.contiguous())) 1e-7 $"scaled {scaled}: the float64 rows"
+                    use grad64 = weight64.grad.index_fill(0L, torch.tensor [| 5L |], 0.0)      // the padding row: no gradient
+                    Expect.isLessThan (relErr (torch.tensor(g1).reshape(V, d)) grad64) 1e-5 $"scaled {scaled}: the float64 gradient"
+                    Expect.isTrue (g1.[int (5L * d) .. int (6L * d) - 1] |> Array.forall ((=) 0.0f)) "the padding row's gradient is zero"
+                    Expect.isTrue (g1.[int ((V - 1L) * d) ..] |> Array.exists ((<>) 0.0f)) "the last row has its gradient"
+            finally torch.set_num_threads threads
+        }
+
         test "Embed → SpatialDropout → recurrent layer: the SIMD kernel's gradients (embedding table included) = the loop kernel's" {
             // the time-major hand-off between the lookup, dropout and the kernel, forward and back; the dropout masks
             // are the same draws on both sides (same seed, same order of random ops)

@@ -24,6 +24,10 @@ namespace SeqDsl.Engine.Simd;
 /// </summary>
 internal static class SimdEmbedding
 {
+    /// <summary>Floats a lookup or gradient pass must touch before it is split across threads (E7's 819K-float
+    /// sequence is; a handful of rows is not worth waking a thread).</summary>
+    internal const long ParallelFloats = 65536;
+
     /// <summary>Whether the lookup may run (false when SEQDSL_FUSED_EMBEDDING=0).</summary>
     public static bool Enabled { get; } = Environment.GetEnvironmentVariable("SEQDSL_FUSED_EMBEDDING") != "0";
 
@@ -75,31 +79,30 @@ internal static class SimdEmbedding
             var padding = (long)ctx.get_data("padding");
             var timeMajor = (bool)ctx.get_data("timeMajor");
             long V = shape[0], D = shape[1], N = ids.shape[0];
-            var dw = zeros(V, D, dtype: ScalarType.Float32);
-            if (N == 0 || grads[0] is not { IsInvalid: false } g0) return [dw, null!, null!, null!];
+            if (N == 0 || grads[0] is not { IsInvalid: false } g0) return [zeros(V, D, dtype: ScalarType.Float32), null!, null!, null!];
             // the gradient in the ids' order: time-major for (B, T) ids (already so when the recurrent kernel or a layer
             // that keeps the layout hands it back, else one copy)
             var g = (timeMajor ? g0.transpose(0, 1) : g0).contiguous();
+            var dw = empty(V, D, dtype: ScalarType.Float32);
             var pg = SimdRecurrence.Ptr(g);
             var pw = SimdRecurrence.Ptr(dw);
             var pid = (long*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(ids.bytes));
+            var ps = scale is null ? null : SimdRecurrence.Ptr(scale);
+            var B = scale is null ? 1 : scale.shape[0];
             var avx = SimdMath.UseAvx2;
-            if (scale is null)
-                for (long n = 0; n < N; n++)
-                {
-                    var id = pid[n];
-                    if (id != padding) AddRow(pw + id * D, pg + n * D, D, avx);
-                }
-            else
+            // each part owns a range of the table's rows: it zeroes them, then adds the tokens whose ids fall in it, in
+            // token order — every row's sum in the same order for any number of parts, so the result is the same
+            Parts(Math.Max(V * D, N * D), V, (v0, v1) =>
             {
-                var ps = SimdRecurrence.Ptr(scale);
-                var B = scale.shape[0];
+                new Span<float>(pw + v0 * D, checked((int)((v1 - v0) * D))).Clear();
                 for (long n = 0; n < N; n++)
                 {
                     var id = pid[n];
-                    if (id != padding) AddScaledRow(pw + id * D, pg + n * D, ps + n % B * D, D, avx);
+                    if (id < v0 || id >= v1 || id == padding) continue;
+                    if (ps is null) AddRow(pw + id * D, pg + n * D, D, avx);
+                    else AddScaledRow(pw + id * D, pg + n * D, ps + n % B * D, D, avx);
                 }
-            }
+            });
             GC.KeepAlive(g);                                                   // the pointers above are into these
             GC.KeepAlive(ids);
             GC.KeepAlive(scale);
@@ -119,19 +122,32 @@ internal static class SimdEmbedding
             var rows = empty(N, D, dtype: ScalarType.Float32);
             float* pr = SimdRecurrence.Ptr(rows), pw = SimdRecurrence.Ptr(weight), ps = SimdRecurrence.Ptr(scale);
             var avx = SimdMath.UseAvx2;
-            for (long n = 0; n < N; n++)
+            Parts(N * D, N, (n0, n1) =>
             {
-                float* dst = pr + n * D, src = pw + pid[n] * D, f = ps + n % B * D;
-                long j = 0;
-                if (avx)
-                    for (; j + 8 <= D; j += 8)
-                        Avx.Store(dst + j, Avx.Multiply(Avx.LoadVector256(src + j), Avx.LoadVector256(f + j)));
-                for (; j < D; j++) dst[j] = src[j] * f[j];
-            }
+                for (var n = n0; n < n1; n++)
+                {
+                    float* dst = pr + n * D, src = pw + pid[n] * D, f = ps + n % B * D;
+                    long j = 0;
+                    if (avx)
+                        for (; j + 8 <= D; j += 8)
+                            Avx.Store(dst + j, Avx.Multiply(Avx.LoadVector256(src + j), Avx.LoadVector256(f + j)));
+                    for (; j < D; j++) dst[j] = src[j] * f[j];
+                }
+            });
             GC.KeepAlive(weight);
             GC.KeepAlive(scale);
             GC.KeepAlive(ids);
             return rows;
+        }
+
+        /// <summary>Runs body(i0, i1) over ranges of [0, count): one per thread libtorch may use when the work touches at
+        /// least <see cref="ParallelFloats"/> floats, else one range on this thread.</summary>
+        private static void Parts(long work, long count, Action<long, long> body)
+        {
+            var parts = work < ParallelFloats ? 1 : (int)Math.Min(get_num_threads(), count);
+            if (parts <= 1) { body(0, count); return; }
+            var per = (count + parts - 1) / parts;
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, i => body(i * per, Math.Min(count, (i + 1) * per)));
         }
 
         /// <summary>dst += src ⊙ f, d floats.</summary>

@@ -12,6 +12,7 @@ open SeqDsl.Spec
 open SeqDsl.Engine
 open SeqDsl.Engine.Simd
 open SeqDsl.Tests.TorchSupport
+open Microsoft.FSharp.NativeInterop
 
 /// |a − b| ≤ tol · max(1, |b|), elementwise; returns the largest |a − b| / max(1, |b|).
 let private relErr (a: torch.Tensor) (b: torch.Tensor) =
@@ -80,6 +81,23 @@ let private accumulateAtB rows m n (a: float32[]) lda (b: float32[]) ldb (c: flo
     use pb = fixed b
     use pc = fixed c
     SmallGemm.AccumulateAtB(rows, m, n, pa, int64 lda, pb, int64 ldb, pc, int64 ldc)
+
+/// SmallGemm.Run (C = C0 + A·B) on managed arrays: B as it is, and packed in 16-column panels when packed is true;
+/// C0 given, absent, or C itself (inPlace: C = C + A·B).
+let private smallGemm m n k (a: float32[]) lda (b: float32[]) ldb (c0: float32[] option) ldc0 (c: float32[]) ldc packed inPlace =
+    let p = Array.zeroCreate<float32> (int (SmallGemm.PackedSize(k, n)))
+    use pa = fixed a
+    use pb = fixed b
+    use pp = fixed p
+    use pc = fixed c
+    let given = Option.isSome c0
+    let c0 = defaultArg c0 [| 0.0f |]
+    use pc0 = fixed c0
+    let init = if inPlace then pc elif given then pc0 else NativePtr.nullPtr
+    if packed then
+        SmallGemm.Pack(k, n, pb, int64 ldb, pp)
+        SmallGemm.Run(m, n, k, pa, int64 lda, pb, int64 ldb, pp, int64 k * int64 SmallGemm.Panel, init, int64 ldc0, pc, int64 ldc)
+    else SmallGemm.Run(m, n, k, pa, int64 lda, pb, int64 ldb, init, int64 ldc0, pc, int64 ldc)
 
 /// One NaN in row 0, step 1.
 let private poison (x: torch.Tensor) =
@@ -160,6 +178,38 @@ let tests =
                 // the same thread count gives the same sums, run after run (the partials are added in block order)
                 agree "2 threads, again" 0.0 (run net x None) two
             finally torch.set_num_threads threads
+        }
+
+        test "the step product C = C0 + A·B = float64 sums: packed and not, narrow and wide last strips, a bias row, every path" {
+            // m on both sides of the 6- and 12-row tiles; n with no last strip, one of 1..8 columns (the narrow tile)
+            // and of 9..15 (the wide one through a scratch tile); C0 absent, one bias row (row stride 0), a full
+            // matrix, and C itself (GRU reset-before adds its n product in place); row strides wider than the rows,
+            // and C's padding columns left untouched
+            let rng = System.Random 6
+            for m, n, k in [ 1, 1, 1; 5, 8, 7; 12, 50, 200; 8, 200, 82; 13, 2, 9; 30, 20, 33; 12, 31, 16; 7, 16, 64; 25, 148, 5 ] do
+                let lda, ldb, ldc = k + 3, n + 5, n + 2
+                let a = Array.init (m * lda) (fun _ -> float32 (rng.NextDouble() - 0.5))
+                let b = Array.init (k * ldb) (fun _ -> float32 (rng.NextDouble() - 0.5))
+                let full = Array.init (m * ldc) (fun _ -> float32 (rng.NextDouble() - 0.5))
+                for c0, ldc0 in [ None, 0; Some (Array.sub full 0 n), 0; Some full, ldc ] do
+                    let expected =
+                        Array.init (m * ldc) (fun idx ->
+                            let i, j = idx / ldc, idx % ldc
+                            if j >= n then -7.0
+                            else (match c0 with Some c -> float c.[i * ldc0 + j] | None -> 0.0)
+                                 + Seq.sum (seq { for p in 0 .. k - 1 -> float a.[i * lda + p] * float b.[p * ldb + j] }))
+                    for w in widths do
+                      for packed in [ false; true ] do
+                        for inPlace in (if ldc0 = ldc then [ false; true ] else [ false ]) do
+                            withWidth w (fun () ->
+                                // in place: C starts as C0 (its padding columns too, which must stay as they were)
+                                let c = if inPlace then Array.init (m * ldc) (fun idx -> if idx % ldc >= n then -7.0f else full.[idx])
+                                        else Array.create (m * ldc) -7.0f
+                                smallGemm m n k a lda b ldb c0 ldc0 c ldc packed inPlace
+                                for idx in 0 .. c.Length - 1 do
+                                    let tol = if idx % ldc >= n then 0.0 else 1e-5 * max 1.0 (abs expected.[idx])
+                                    Expect.isLessThanOrEqual (abs (float c.[idx] - expected.[idx])) tol
+                                        $"{w}, packed {packed}, C0 {c0.IsSome} stride {ldc0}, in place {inPlace}: m {m}, n {n}, k {k}, C[{idx / ldc}, {idx % ldc}]")
         }
 
         test "the weight-gradient product C += AᵀB = float64 sums: tile edges, masked strips, strides, every path" {

@@ -92,17 +92,7 @@ internal static class SimdEmbedding
             var avx = SimdMath.UseAvx2;
             // each part owns a range of the table's rows: it zeroes them, then adds the tokens whose ids fall in it, in
             // token order — every row's sum in the same order for any number of parts, so the result is the same
-            Parts(Math.Max(V * D, N * D), V, (v0, v1) =>
-            {
-                new Span<float>(pw + v0 * D, checked((int)((v1 - v0) * D))).Clear();
-                for (long n = 0; n < N; n++)
-                {
-                    var id = pid[n];
-                    if (id < v0 || id >= v1 || id == padding) continue;
-                    if (ps is null) AddRow(pw + id * D, pg + n * D, D, avx);
-                    else AddScaledRow(pw + id * D, pg + n * D, ps + n % B * D, D, avx);
-                }
-            });
+            Parts(Math.Max(V * D, N * D), V, (v0, v1) => GradientRows(v0, v1, pw, pg, pid, ps, N, B, D, padding, avx));
             GC.KeepAlive(g);                                                   // the pointers above are into these
             GC.KeepAlive(ids);
             GC.KeepAlive(scale);
@@ -122,22 +112,41 @@ internal static class SimdEmbedding
             var rows = empty(N, D, dtype: ScalarType.Float32);
             float* pr = SimdRecurrence.Ptr(rows), pw = SimdRecurrence.Ptr(weight), ps = SimdRecurrence.Ptr(scale);
             var avx = SimdMath.UseAvx2;
-            Parts(N * D, N, (n0, n1) =>
-            {
-                for (var n = n0; n < n1; n++)
-                {
-                    float* dst = pr + n * D, src = pw + pid[n] * D, f = ps + n % B * D;
-                    long j = 0;
-                    if (avx)
-                        for (; j + 8 <= D; j += 8)
-                            Avx.Store(dst + j, Avx.Multiply(Avx.LoadVector256(src + j), Avx.LoadVector256(f + j)));
-                    for (; j < D; j++) dst[j] = src[j] * f[j];
-                }
-            });
+            Parts(N * D, N, (n0, n1) => ScaledRange(n0, n1, pr, pw, pid, ps, B, D, avx));
             GC.KeepAlive(weight);
             GC.KeepAlive(scale);
             GC.KeepAlive(ids);
             return rows;
+        }
+
+        /// <summary>Rows [v0, v1) of the table's gradient: zeroed, then each token's gradient row (times its scale row,
+        /// unless ps is null) added to its id's row when the id falls in the range, in token order. (A static method:
+        /// its pointers stay in registers, where a lambda reads them from its closure.)</summary>
+        private static unsafe void GradientRows(long v0, long v1, float* pw, float* pg, long* pid, float* ps, long N, long B, long D,
+            long padding, bool avx)
+        {
+            new Span<float>(pw + v0 * D, checked((int)((v1 - v0) * D))).Clear();
+            for (long n = 0; n < N; n++)
+            {
+                var id = pid[n];
+                if (id < v0 || id >= v1 || id == padding) continue;
+                if (ps is null) AddRow(pw + id * D, pg + n * D, D, avx);
+                else AddScaledRow(pw + id * D, pg + n * D, ps + n % B * D, D, avx);
+            }
+        }
+
+        /// <summary>Rows [n0, n1) of the lookup: table row ids[n] times scale row n mod B.</summary>
+        private static unsafe void ScaledRange(long n0, long n1, float* pr, float* pw, long* pid, float* ps, long B, long D, bool avx)
+        {
+            for (var n = n0; n < n1; n++)
+            {
+                float* dst = pr + n * D, src = pw + pid[n] * D, f = ps + n % B * D;
+                long j = 0;
+                if (avx)
+                    for (; j + 8 <= D; j += 8)
+                        Avx.Store(dst + j, Avx.Multiply(Avx.LoadVector256(src + j), Avx.LoadVector256(f + j)));
+                for (; j < D; j++) dst[j] = src[j] * f[j];
+            }
         }
 
         /// <summary>Runs body(i0, i1) over ranges of [0, count): one per thread libtorch may use when the work touches at

@@ -9,8 +9,9 @@ namespace SeqDsl.Engine.Simd;
 /// stays in the L1/L2 cache): A is m×k with row stride lda, B is k×n row-major with row stride ldb, C0 (or zero
 /// when null; a row stride of 0 repeats one row, e.g. a bias) and C are m×n; and C += Aᵀ·B, the weight gradient of one
 /// backward step (<see cref="AccumulateAtB(int, int, int, float*, long, float*, long, float*, long)"/>). Register tiles
-/// of 2 vectors wide (AVX2: 6 rows × 16, AVX-512: 4 × 32), B broadcast-free, A broadcast per element; edges with one
-/// vector and then scalars, or masked lanes. No allocation.
+/// of 2 vectors wide (AVX2: 6 rows × 16, AVX-512: 4 × 32), B broadcast-free, A broadcast per element; a last strip of
+/// at most 8 columns on a 12 × 8 tile, wider edges with masked lanes (unpacked A·B: one vector, then scalars). No
+/// allocation.
 /// </summary>
 internal static unsafe class SmallGemm
 {

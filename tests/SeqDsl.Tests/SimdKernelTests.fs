@@ -209,7 +209,18 @@ let tests =
                                 for idx in 0 .. c.Length - 1 do
                                     let tol = if idx % ldc >= n then 0.0 else 1e-5 * max 1.0 (abs expected.[idx])
                                     Expect.isLessThanOrEqual (abs (float c.[idx] - expected.[idx])) tol
-                                        $"{w}, packed {packed}, C0 {c0.IsSome} stride {ldc0}, in place {inPlace}: m {m}, n {n}, k {k}, C[{idx / ldc}, {idx % ldc}]")
+                                        $"{w}, packed {packed}, C0 {c0.IsSome} stride {ldc0}, in place {inPlace}: m {m}, n {n}, k {k}, C[{idx / ldc}, {idx % ldc}]"
+                                // the AVX2 packed path to the bit: whole 16-column strips chain their FMAs from C0, a
+                                // narrower last strip (narrow tile or scratch tile) from zero and adds C0 after
+                                if packed && w = SimdWidth.Avx2 && SmallGemm.UsesPacked then
+                                    let whole = n / 16 * 16
+                                    for i in 0 .. m - 1 do
+                                        for j in 0 .. n - 1 do
+                                            let init = match c0 with Some c -> c.[i * ldc0 + j] | None -> 0.0f
+                                            let mutable acc = if j < whole then init else 0.0f
+                                            for p in 0 .. k - 1 do acc <- System.MathF.FusedMultiplyAdd(a.[i * lda + p], b.[p * ldb + j], acc)
+                                            let exact = if j < whole || c0.IsNone then acc else init + acc
+                                            Expect.equal c.[i * ldc + j] exact $"packed AVX2, C0 {c0.IsSome} stride {ldc0}, in place {inPlace}: m {m}, n {n}, k {k}, C[{i}, {j}] bit for bit")
         }
 
         test "the weight-gradient product C += AᵀB = float64 sums: tile edges, masked strips, strides, every path" {
@@ -232,7 +243,14 @@ let tests =
                         accumulateAtB rows m n a lda b ldb c ldc
                         for k in 0 .. c.Length - 1 do
                             let tol = if k % ldc >= n then 0.0 else 1e-5 * max 1.0 (abs expected.[k])
-                            Expect.isLessThanOrEqual (abs (float c.[k] - expected.[k])) tol $"{w}: rows {rows}, m {m}, n {n}, C[{k / ldc}, {k % ldc}]")
+                            Expect.isLessThanOrEqual (abs (float c.[k] - expected.[k])) tol $"{w}: rows {rows}, m {m}, n {n}, C[{k / ldc}, {k % ldc}]"
+                        // the AVX2 tiles (wide, masked, narrow) to the bit: one FMA chain per element from C, rows in order
+                        if w <> SimdWidth.Scalar && System.Runtime.Intrinsics.X86.Fma.IsSupported then
+                            for i in 0 .. m - 1 do
+                                for j in 0 .. n - 1 do
+                                    let mutable acc = c0.[i * ldc + j]
+                                    for r in 0 .. rows - 1 do acc <- System.MathF.FusedMultiplyAdd(a.[r * lda + i], b.[r * ldb + j], acc)
+                                    Expect.equal c.[i * ldc + j] acc $"{w}: rows {rows}, m {m}, n {n}, C[{i}, {j}] bit for bit")
         }
 
         test "finite differences: every parameter and the input, tiny LSTM, GRU (both forms) and RNN" {
@@ -373,27 +391,30 @@ let tests =
         }
 
         test "the embedding split across threads: rows and gradient bit for bit as one thread's, float64's within 1e-5" {
-            // past SimdEmbedding.ParallelFloats both ways (3,001 × 24 table, 40 × 70 ids): two threads split the
-            // lookup by tokens and the gradient by table rows; ids repeat within and across the halves of the table
-            // (around row 1,500, where two threads divide it), hit the first and last rows and the padding row
-            let V, d = 3001L, 24L
-            Expect.isGreaterThanOrEqual (V * d) SimdEmbedding.ParallelFloats "the table's gradient is split"
-            Expect.isGreaterThanOrEqual (40L * 70L * d) SimdEmbedding.ParallelFloats "the lookup is split"
-            use ids = torch.tensor([| for i in 0L .. 2799L -> match i % 7L with
-                                                               | 0L -> 0L
-                                                               | 1L -> V - 1L
-                                                               | 2L -> 5L
-                                                               | _ -> 1490L + (i * 13L) % 21L |]).reshape(40L, 70L)
+            // past Chunked's split both ways (6,001 × 24 table, 40 × 140 ids: over 2 × Chunked.MinChunk floats): two
+            // threads split the lookup by tokens and the gradient by table rows; ids repeat within and across the
+            // halves of the table (around row 3,000, where two threads divide it), hit the first and last rows and
+            // the padding row
+            let V, d, T = 6001L, 24L, 140L
+            Expect.isGreaterThanOrEqual (V * d) (2L * Chunked.MinChunk) "the table's gradient is split"
+            Expect.isGreaterThanOrEqual (40L * T * d) (2L * Chunked.MinChunk) "the lookup is split"
+            let idOf i =
+                match i % 7L with
+                | 0L -> 0L
+                | 1L -> V - 1L
+                | 2L -> 5L
+                | _ -> 2990L + (i * 13L) % 21L
+            use ids = torch.tensor([| for i in 0L .. 40L * T - 1L -> idOf i |]).reshape(40L, T)
             let threads = torch.get_num_threads()
             try
                 for scaled in [ false; true ] do
                     torch.manual_seed 9L |> ignore
                     use scale = torch.empty(40L, d).bernoulli_(0.6).div_(torch.tensor 0.6f)
-                    use g = torch.randn(70L, 40L, d).transpose(0L, 1L)
+                    use g = torch.randn(T, 40L, d).transpose(0L, 1L)
                     // the reference in float64: the sums of a few hundred float32 rows differ by order in the 5th digit
                     use theirs = torch.nn.Embedding(V, d, padding_idx = 5L)
                     use weight64 = theirs.weight.detach().to_type(torch.ScalarType.Float64).requires_grad_(true)
-                    use rows64 = weight64.index_select(0L, ids.reshape(-1L)).reshape(40L, 70L, d)
+                    use rows64 = weight64.index_select(0L, ids.reshape(-1L)).reshape(40L, T, d)
                     use yRef = if scaled then rows64 * scale.to_type(torch.ScalarType.Float64).unsqueeze(1L) else rows64.alias()
                     yRef.backward(ResizeArray [ g.to_type(torch.ScalarType.Float64) ])
                     let run n =
@@ -412,6 +433,13 @@ let tests =
                     Expect.isLessThan (relErr (torch.tensor(g1).reshape(V, d)) grad64) 1e-5 $"scaled {scaled}: the float64 gradient"
                     Expect.isTrue (g1.[int (5L * d) .. int (6L * d) - 1] |> Array.forall ((=) 0.0f)) "the padding row's gradient is zero"
                     Expect.isTrue (g1.[int ((V - 1L) * d) ..] |> Array.exists ((<>) 0.0f)) "the last row has its gradient"
+                // a table of fewer rows than threads, wide enough to be split: no thread gets an empty range
+                torch.set_num_threads 16
+                use wide = torch.nn.Embedding(3L, 50000L)
+                use few = torch.tensor([| 2L; 0L; 2L; 1L |]).reshape(2L, 2L)
+                use y = SimdEmbedding.Lookup(wide.weight, few, System.Nullable(), torch.ones(2L, 50000L))
+                y.sum().backward()
+                Expect.equal (values (wide.weight.grad.sum(1L))) [| 50000.0f; 50000.0f; 100000.0f |] "each row's gradient counts its tokens"
             finally torch.set_num_threads threads
         }
 

@@ -29,7 +29,7 @@ namespace SeqDsl.Training;
 internal static unsafe class FusedUpdates
 {
     /// <summary>The smallest chunk a thread takes (floats): below twice this a parameter is updated by one thread.</summary>
-    public const long MinChunk = 1 << 16;
+    public const long MinChunk = Chunked.MinChunk;
 
     /// <summary>Whether the optimizers may take the fused loops (false when SEQDSL_FUSED_OPTIMIZER=0).</summary>
     public static bool Enabled { get; } = Environment.GetEnvironmentVariable("SEQDSL_FUSED_OPTIMIZER") != "0";
@@ -43,25 +43,8 @@ internal static unsafe class FusedUpdates
     /// <summary>The first float of a tensor that <see cref="Plain"/> accepts.</summary>
     public static float* Ptr(Tensor t) => SimdRecurrence.Ptr(t);
 
-    /// <summary>Runs <paramref name="body"/> over [0, <paramref name="units"/>) in chunks of whole units, one chunk per
-    /// thread libtorch may use, each at least <see cref="MinChunk"/> floats (<paramref name="unitSize"/> floats a unit);
-    /// one chunk, on the calling thread, when the work is small.</summary>
-    public static void Chunks(long units, long unitSize, Action<long, long> body)
-    {
-        if (units <= 0) return;
-        var floats = units * unitSize;
-        var threads = (int)Math.Max(1, Math.Min(torch.get_num_threads(), floats / MinChunk));
-        if (threads == 1)
-        {
-            body(0, units);
-            return;
-        }
-        var per = (units + threads - 1) / threads;
-        if (unitSize == 1) per = (per + 7) & ~7L; // whole vectors per chunk
-        var chunks = (int)((units + per - 1) / per);
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads },
-            i => body(i * per, Math.Min(units, (i + 1) * per)));
-    }
+    /// <summary>See <see cref="Chunked.Run"/>.</summary>
+    static void Chunks(long units, long unitSize, Action<long, long> body) => Chunked.Run(units, unitSize, body);
 
     /// <summary>
     /// libtorch's Adam (amsgrad off, no weight decay, not maximizing) over n floats:

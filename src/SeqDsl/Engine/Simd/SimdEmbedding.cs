@@ -9,7 +9,7 @@ namespace SeqDsl.Engine.Simd;
 
 /// <summary>
 /// An embedding lookup for training on the CPU whose backward pass adds each token's gradient row into a dense table
-/// in one sequential pass. libtorch's CPU embedding backward sorts the indices and reduces per distinct row; at the
+/// in one pass over the tokens (per thread: each takes a range of the table's rows). libtorch's CPU embedding backward sorts the indices and reduces per distinct row; at the
 /// textbooks' sizes (E7: 25,600 tokens of 32 dimensions into 8,000 rows) E7's backward took 2.5–5.1 ms longer with it
 /// than with this lookup (AMD EPYC, AVX2; docs/BENCHMARKS.md). The gradient is the same dense table libtorch's non-sparse
 /// embedding produces, the padding row's gradient zero; repeated ids are summed in time-major token order (step by
@@ -24,10 +24,6 @@ namespace SeqDsl.Engine.Simd;
 /// </summary>
 internal static class SimdEmbedding
 {
-    /// <summary>Floats a lookup or gradient pass must touch before it is split across threads (E7's 819K-float
-    /// sequence is; a handful of rows is not worth waking a thread).</summary>
-    internal const long ParallelFloats = 65536;
-
     /// <summary>Whether the lookup may run (false when SEQDSL_FUSED_EMBEDDING=0).</summary>
     public static bool Enabled { get; } = Environment.GetEnvironmentVariable("SEQDSL_FUSED_EMBEDDING") != "0";
 
@@ -90,9 +86,10 @@ internal static class SimdEmbedding
             var ps = scale is null ? null : SimdRecurrence.Ptr(scale);
             var B = scale is null ? 1 : scale.shape[0];
             var avx = SimdMath.UseAvx2;
-            // each part owns a range of the table's rows: it zeroes them, then adds the tokens whose ids fall in it, in
-            // token order — every row's sum in the same order for any number of parts, so the result is the same
-            Parts(Math.Max(V * D, N * D), V, (v0, v1) => GradientRows(v0, v1, pw, pg, pid, ps, N, B, D, padding, avx));
+            // each chunk owns a range of the table's rows: it zeroes them, then adds the tokens whose ids fall in it, in
+            // token order — every row's sum in the same order for any number of chunks, so the result is the same. (A
+            // chunk of frequent ids — tokenizers number words by frequency — does more of the adds than another.)
+            Chunked.Run(V, D, (v0, v1) => GradientRows(v0, v1, pw, pg, pid, ps, N, B, D, padding, avx));
             GC.KeepAlive(g);                                                   // the pointers above are into these
             GC.KeepAlive(ids);
             GC.KeepAlive(scale);
@@ -112,7 +109,7 @@ internal static class SimdEmbedding
             var rows = empty(N, D, dtype: ScalarType.Float32);
             float* pr = SimdRecurrence.Ptr(rows), pw = SimdRecurrence.Ptr(weight), ps = SimdRecurrence.Ptr(scale);
             var avx = SimdMath.UseAvx2;
-            Parts(N * D, N, (n0, n1) => ScaledRange(n0, n1, pr, pw, pid, ps, B, D, avx));
+            Chunked.Run(N, D, (n0, n1) => ScaledRange(n0, n1, pr, pw, pid, ps, B, D, avx));
             GC.KeepAlive(weight);
             GC.KeepAlive(scale);
             GC.KeepAlive(ids);
@@ -147,16 +144,6 @@ internal static class SimdEmbedding
                         Avx.Store(dst + j, Avx.Multiply(Avx.LoadVector256(src + j), Avx.LoadVector256(f + j)));
                 for (; j < D; j++) dst[j] = src[j] * f[j];
             }
-        }
-
-        /// <summary>Runs body(i0, i1) over ranges of [0, count): one per thread libtorch may use when the work touches at
-        /// least <see cref="ParallelFloats"/> floats, else one range on this thread.</summary>
-        private static void Parts(long work, long count, Action<long, long> body)
-        {
-            var parts = work < ParallelFloats ? 1 : (int)Math.Min(get_num_threads(), count);
-            if (parts <= 1) { body(0, count); return; }
-            var per = (count + parts - 1) / parts;
-            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, i => body(i * per, Math.Min(count, (i + 1) * per)));
         }
 
         /// <summary>dst += src ⊙ f, d floats.</summary>

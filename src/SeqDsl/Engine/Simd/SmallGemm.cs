@@ -50,7 +50,8 @@ internal static unsafe class SmallGemm
     /// <summary>
     /// C = C0 + A·B with B given twice: as is (b, ldb) and packed (bp: the panel holding B's first column, rows
     /// offset as in b; panels panelStride floats apart). The AVX2 path takes the packed copy; a last panel narrower
-    /// than 16 columns (its packed copy is zero-padded) goes through a 16-wide scratch tile.
+    /// than 16 columns (its packed copy is zero-padded) goes through a scratch tile — the 12 × 8 narrow one for up to 8
+    /// columns, the 6 × 16 one for 9–15 — and C0 is added after its sums.
     /// </summary>
     public static void Run(int m, int n, int k, float* a, long lda, float* b, long ldb, float* bp, long panelStride,
         float* c0, long ldc0, float* c, long ldc)
@@ -68,8 +69,7 @@ internal static unsafe class SmallGemm
         for (; j + Panel <= n; j += Panel)
             Column16(m, k, a, lda, bp + (j / Panel) * panelStride, Panel, c0 == null ? null : c0 + j, ldc0, c + j, ldc);
         if (j == n) return;
-        // the last, narrower panel: full tiles into a scratch tile (the padding columns compute zeros), then the real
-        // columns out (H = 50 left two columns to scalar loops before, 6 % of E4's step)
+        // the last, narrower panel (H = 50 left two columns to scalar loops once, 6 % of E4's step)
         var cols = n - j;
         float* bq = bp + (j / Panel) * panelStride;
         if (cols <= 8)
@@ -93,6 +93,7 @@ internal static unsafe class SmallGemm
             }
             return;
         }
+        // 9–15 columns: full 6 × 16 tiles into a scratch tile (the padding columns compute zeros), then the real columns out
         var tile = stackalloc float[6 * Panel];
         for (var i = 0; i < m; i += 6)
         {
@@ -162,7 +163,7 @@ internal static unsafe class SmallGemm
         Tile<WholeStrip>(rows, k, a, lda, 1, b, ldb, c0, ldc0, c, ldc, default, default);
 
     /// <summary>
-    /// The register tile both products share: C (mr ≤ 6 rows × 16 columns) = C0 (zero when null) + Σ_p a_q,p · B row p,
+    /// The wide register tile both products share: C (mr ≤ 6 rows × 16 columns) = C0 (zero when null) + Σ_p a_q,p · B row p,
     /// where a_q,p lies at a + q·aRow + p·aK — (lda, 1) for A·B, (1, lda) for Aᵀ·B — and B's row p at b + p·ldb. Fewer
     /// than 6 rows at the bottom edge repeat the last one (reads stay inside A and C0) and store only their own; the
     /// strip <typeparamref name="S"/> reads and writes whole vectors or masked lanes.
@@ -280,8 +281,9 @@ internal static unsafe class SmallGemm
     /// C m×n (row stride ldc) — Σ_r a_rᵀ b_r, the weight gradient of one step's batch rows (the pre-activation
     /// gradient's rows against the [h | x] rows), added while both are still in the cache. Register tiles of 6 C rows
     /// × 16 columns, each summing its rows in order (no packing: a row of A gives six broadcasts, a row of B two
-    /// vectors); a last strip narrower than 16 columns takes masked loads and stores. The AVX2 code also serves the
-    /// AVX-512 path; plain loops without AVX2.
+    /// vectors); a last strip of up to 8 columns takes the 12 × 8 narrow tile, one of 9–15 the wide tile with masked
+    /// loads and stores — every element one FMA chain from C over the rows in order, whichever tile. The AVX2 code also
+    /// serves the AVX-512 path; plain loops without AVX2.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AccumulateAtB(int rows, int m, int n, float* a, long lda, float* b, long ldb, float* c, long ldc)

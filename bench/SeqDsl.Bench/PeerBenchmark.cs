@@ -100,6 +100,9 @@ static class PeerBenchmark
     {
         var rounds = IntArg(args, "--rounds", 6);
         var steps = IntArg(args, "--steps", 2);
+        // a pause before each side's turn, so that the previous side's idle OpenMP workers have stopped spinning
+        // (libgomp's default spin, PyTorch's "defaults" peer, keeps both cores busy for a while after its turn)
+        var pause = IntArg(args, "--pause-ms", 0);
         var threadList = (Arg(args, "--threads-list") ?? "1,2").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         var only = Arg(args, "--only");
         // the recurrent kernels SeqDsl runs each config with: auto (the engine's choice), fused, loop, simd
@@ -113,7 +116,7 @@ static class PeerBenchmark
         foreach (var line in Backend.Describe()) Console.WriteLine($"SeqDsl {line}");
         Console.WriteLine($"GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset)"}; OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset)"} (both sides inherit them); " +
                           $"GOMP_SPINCOUNT {NativeLoader.OpenMpSpin ?? "libgomp's default"} on the SeqDsl side and the same-settings peer, libgomp's default on the defaults peer");
-        Console.WriteLine($"{rounds} rounds × {steps} steps per side, order rotating each round; FLOPs = 3 × the forward matrix products");
+        Console.WriteLine($"{rounds} rounds × {steps} steps per side, order rotating each round{(pause > 0 ? $", a {pause} ms pause before each side's turn" : "")}; FLOPs = 3 × the forward matrix products");
         Console.WriteLine();
         Console.WriteLine("| threads | config | kernel | SeqDsl ms | PyTorch ms (same malloc) | ratio (median, range) | PyTorch ms (defaults) | ratio (median, range) | SeqDsl GFLOP/s | % of sgemm | minor faults/step SeqDsl, PyTorch same, defaults |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
@@ -138,6 +141,7 @@ static class PeerBenchmark
                     for (var k = 0; k < sides.Length; k++)
                     {
                         var s = (k + r) % sides.Length; // rotate who goes first
+                        if (pause > 0) Thread.Sleep(pause);
                         var (t, f) = sides[s].Run(steps);
                         ms[s].Add(t);
                         faults[s] += f;

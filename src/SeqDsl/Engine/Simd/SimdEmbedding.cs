@@ -9,9 +9,10 @@ namespace SeqDsl.Engine.Simd;
 
 /// <summary>
 /// An embedding lookup for training on the CPU whose backward pass adds each token's gradient row into a dense table
-/// in one pass over the tokens (per thread: each takes a range of the table's rows). libtorch's CPU embedding backward sorts the indices and reduces per distinct row; at the
-/// textbooks' sizes (E7: 25,600 tokens of 32 dimensions into 8,000 rows) E7's backward took 2.5–5.1 ms longer with it
-/// than with this lookup (AMD EPYC, AVX2; docs/BENCHMARKS.md). The gradient is the same dense table libtorch's non-sparse
+/// in one pass over the tokens (with several threads, each takes a range of the table's rows). libtorch's CPU
+/// embedding backward sorts the indices and reduces per distinct row; at the textbooks' sizes (E7: 25,600 tokens of
+/// 32 dimensions into 8,000 rows) E7's backward took 2.5–5.1 ms longer with it than with this lookup (AMD EPYC, AVX2;
+/// docs/BENCHMARKS.md). The gradient is the same dense table libtorch's non-sparse
 /// embedding produces, the padding row's gradient zero; repeated ids are summed in time-major token order (step by
 /// step, rows within a step), so the sums are deterministic — and may differ from libtorch's in the last bits.
 /// <para>(B, T) ids are looked up time-major: the result is a (B, T, D) view of (T, B, D) memory, the layout the SIMD

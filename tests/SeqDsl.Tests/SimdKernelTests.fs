@@ -390,6 +390,30 @@ let tests =
             Expect.throws (fun () -> SimdEmbedding.Lookup(table.weight, bad, System.Nullable(), torch.ones(1L, 3L)) |> ignore) "an id outside the table is refused"
         }
 
+        test "the embedding's gradient through autograd.grad, and accumulated over two backward passes" {
+            // the table enters the function through a view (so libtorch keeps the gradient instead of copying it):
+            // a functional gradient must still come back and leave .grad alone, and .grad must add up
+            torch.manual_seed 10L |> ignore
+            use table = torch.nn.Embedding(50L, 8L)
+            use ids = torch.tensor([| 1L; 2L; 3L; 1L |]).reshape(2L, 2L)
+            use scale = torch.full(2L, 8L, 2.0f)
+            let loss () = SimdEmbedding.Lookup(table.weight, ids, System.Nullable(), scale).square().sum()
+            use y = loss ()
+            let g = torch.autograd.grad(ResizeArray [ y ], ResizeArray<torch.Tensor> [ table.weight :> torch.Tensor ]).[0]
+            Expect.isTrue (isNull table.weight.grad) "a functional gradient leaves .grad alone"
+            // d/dw Σ (2 w_id)² = 8 w_id per occurrence: row 1 twice, rows 2 and 3 once, the rest zero
+            use counts = torch.tensor([| for i in 0 .. 49 -> match i with
+                                                              | 1 -> 2.0f
+                                                              | 2 | 3 -> 1.0f
+                                                              | _ -> 0.0f |]).reshape(50L, 1L)
+            use expected = table.weight.detach() * counts * 8.0f
+            Expect.isLessThan (relErr g expected) 1e-6 "autograd.grad's gradient"
+            for _ in 1 .. 2 do
+                use a = loss ()
+                a.backward()
+            Expect.isLessThan (relErr table.weight.grad (expected * 2.0f)) 1e-6 "two backward passes add up in .grad"
+        }
+
         test "the embedding split across threads: rows and gradient bit for bit as one thread's, float64's within 1e-5" {
             // past Chunked's split both ways (6,001 × 24 table, 40 × 140 ids: over 2 × Chunked.MinChunk floats): two
             // threads split the lookup by tokens and the gradient by table rows; ids repeat within and across the

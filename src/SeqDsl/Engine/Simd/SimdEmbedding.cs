@@ -39,8 +39,15 @@ internal static class SimdEmbedding
     /// <paramref name="padding"/>: the row whose gradient stays zero, or null. <paramref name="scale"/>: for (B, T) ids,
     /// a (B, D) float32 factor each of row b's looked-up rows is multiplied by (a SpatialDropout's scaled mask; no
     /// gradient), or null.</summary>
-    public static Tensor Lookup(Tensor weight, Tensor ids, long? padding, Tensor? scale = null) =>
-        Function.apply(weight, ids, padding ?? -1, scale!)[0];
+    /// <remarks>The table enters the function through a view of itself, so its gradient reaches the parameter through
+    /// libtorch's own view node: libtorch's accumulator then gets a tensor no C# handle holds and keeps it as the
+    /// parameter's gradient. Returned straight from this function, the gradient is still held by its C# handle, and
+    /// libtorch copies it instead (E4's 9.7 MB table: 3.7 % of its step).</remarks>
+    public static Tensor Lookup(Tensor weight, Tensor ids, long? padding, Tensor? scale = null)
+    {
+        using var table = weight.view(weight.shape);
+        return Function.apply(table, ids, padding ?? -1, scale!)[0];
+    }
 
     private sealed class Function : autograd.MultiTensorFunction<Function>
     {

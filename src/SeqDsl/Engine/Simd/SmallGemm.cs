@@ -82,7 +82,8 @@ internal static unsafe class SmallGemm
             for (var i = 0; i < m; i += 12)
             {
                 var rows = Math.Min(12, m - i);
-                Narrow(rows, k, a + i * lda, lda, 1, bq, Panel, null, 0, sums, 8, mask);
+                // the packed panel is zero-padded to 16 columns: whole-vector loads of B and stores into the scratch
+                Narrow<WholeStrip>(rows, k, a + i * lda, lda, 1, bq, Panel, null, 0, sums, 8, default);
                 for (var r = 0; r < rows; r++)
                 {
                     float* dst = c + (i + r) * ldc + j;
@@ -208,23 +209,24 @@ internal static unsafe class SmallGemm
     }
 
     /// <summary>
-    /// The narrow register tile for a last strip of at most 8 columns: C (mr ≤ 12 rows × the mask's lanes) = C0 (zero
-    /// when null) + Σ_p a_q,p · B row p, A addressed as in <see cref="Tile{S}"/>. Twelve accumulators of one vector
-    /// keep the FMA units as busy as the wide tile's twelve of two; rows beyond mr repeat the last one and are not
-    /// stored; lanes outside the mask are neither read nor written.
+    /// The narrow register tile for a last strip of at most 8 columns: C (mr ≤ 12 rows × 8 columns, or the mask's lanes)
+    /// = C0 (zero when null) + Σ_p a_q,p · B row p, A addressed as in <see cref="Tile{S}"/>. Twelve accumulators of one
+    /// vector keep the FMA units as busy as the wide tile's twelve of two; rows beyond mr repeat the last one and are
+    /// not stored. <typeparamref name="S"/> reads B and C0 and writes C: whole vectors (a zero-padded packed panel
+    /// into a scratch tile), or only the mask's lanes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Narrow(int mr, int k, float* a, long aRow, long aK, float* b, long ldb, float* c0, long ldc0, float* c, long ldc,
-        Vector256<float> mask)
+    static void Narrow<S>(int mr, int k, float* a, long aRow, long aK, float* b, long ldb, float* c0, long ldc0, float* c, long ldc,
+        Vector256<float> mask) where S : struct, IStrip
     {
         var q = stackalloc long[12];
         for (var i = 0; i < 12; i++) q[i] = Math.Min(i, mr - 1);
-        var c00 = Init<MaskedStrip>(c0, 0, mask); var c01 = Init<MaskedStrip>(c0, q[1] * ldc0, mask);
-        var c02 = Init<MaskedStrip>(c0, q[2] * ldc0, mask); var c03 = Init<MaskedStrip>(c0, q[3] * ldc0, mask);
-        var c04 = Init<MaskedStrip>(c0, q[4] * ldc0, mask); var c05 = Init<MaskedStrip>(c0, q[5] * ldc0, mask);
-        var c06 = Init<MaskedStrip>(c0, q[6] * ldc0, mask); var c07 = Init<MaskedStrip>(c0, q[7] * ldc0, mask);
-        var c08 = Init<MaskedStrip>(c0, q[8] * ldc0, mask); var c09 = Init<MaskedStrip>(c0, q[9] * ldc0, mask);
-        var c10 = Init<MaskedStrip>(c0, q[10] * ldc0, mask); var c11 = Init<MaskedStrip>(c0, q[11] * ldc0, mask);
+        var c00 = Init<S>(c0, 0, mask); var c01 = Init<S>(c0, q[1] * ldc0, mask);
+        var c02 = Init<S>(c0, q[2] * ldc0, mask); var c03 = Init<S>(c0, q[3] * ldc0, mask);
+        var c04 = Init<S>(c0, q[4] * ldc0, mask); var c05 = Init<S>(c0, q[5] * ldc0, mask);
+        var c06 = Init<S>(c0, q[6] * ldc0, mask); var c07 = Init<S>(c0, q[7] * ldc0, mask);
+        var c08 = Init<S>(c0, q[8] * ldc0, mask); var c09 = Init<S>(c0, q[9] * ldc0, mask);
+        var c10 = Init<S>(c0, q[10] * ldc0, mask); var c11 = Init<S>(c0, q[11] * ldc0, mask);
         float* a1 = a + q[1] * aRow, a2 = a + q[2] * aRow, a3 = a + q[3] * aRow, a4 = a + q[4] * aRow, a5 = a + q[5] * aRow,
             a6 = a + q[6] * aRow, a7 = a + q[7] * aRow, a8 = a + q[8] * aRow, a9 = a + q[9] * aRow, a10 = a + q[10] * aRow,
             a11 = a + q[11] * aRow;
@@ -232,7 +234,7 @@ internal static unsafe class SmallGemm
         long o = 0;
         for (var p = 0; p < k; p++, o += aK, bp += ldb)
         {
-            var bv = Avx.MaskLoad(bp, mask);
+            var bv = S.Load(bp, mask);
             c00 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a + o), bv, c00);
             c01 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a1 + o), bv, c01);
             c02 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a2 + o), bv, c02);
@@ -246,18 +248,18 @@ internal static unsafe class SmallGemm
             c10 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a10 + o), bv, c10);
             c11 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a11 + o), bv, c11);
         }
-        Avx.MaskStore(c, mask, c00);
-        if (mr > 1) Avx.MaskStore(c + ldc, mask, c01);
-        if (mr > 2) Avx.MaskStore(c + 2 * ldc, mask, c02);
-        if (mr > 3) Avx.MaskStore(c + 3 * ldc, mask, c03);
-        if (mr > 4) Avx.MaskStore(c + 4 * ldc, mask, c04);
-        if (mr > 5) Avx.MaskStore(c + 5 * ldc, mask, c05);
-        if (mr > 6) Avx.MaskStore(c + 6 * ldc, mask, c06);
-        if (mr > 7) Avx.MaskStore(c + 7 * ldc, mask, c07);
-        if (mr > 8) Avx.MaskStore(c + 8 * ldc, mask, c08);
-        if (mr > 9) Avx.MaskStore(c + 9 * ldc, mask, c09);
-        if (mr > 10) Avx.MaskStore(c + 10 * ldc, mask, c10);
-        if (mr > 11) Avx.MaskStore(c + 11 * ldc, mask, c11);
+        S.Store(c, mask, c00);
+        if (mr > 1) S.Store(c + ldc, mask, c01);
+        if (mr > 2) S.Store(c + 2 * ldc, mask, c02);
+        if (mr > 3) S.Store(c + 3 * ldc, mask, c03);
+        if (mr > 4) S.Store(c + 4 * ldc, mask, c04);
+        if (mr > 5) S.Store(c + 5 * ldc, mask, c05);
+        if (mr > 6) S.Store(c + 6 * ldc, mask, c06);
+        if (mr > 7) S.Store(c + 7 * ldc, mask, c07);
+        if (mr > 8) S.Store(c + 8 * ldc, mask, c08);
+        if (mr > 9) S.Store(c + 9 * ldc, mask, c09);
+        if (mr > 10) S.Store(c + 10 * ldc, mask, c10);
+        if (mr > 11) S.Store(c + 11 * ldc, mask, c11);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -308,7 +310,7 @@ internal static unsafe class SmallGemm
         {
             var mask = MaskedStrip.Lanes(n - q);
             for (var i = 0; i < m; i += 12)
-                Narrow(Math.Min(12, m - i), rows, a + i, 1, lda, b + q, ldb, c + i * ldc + q, ldc, c + i * ldc + q, ldc, mask);
+                Narrow<MaskedStrip>(Math.Min(12, m - i), rows, a + i, 1, lda, b + q, ldb, c + i * ldc + q, ldc, c + i * ldc + q, ldc, mask);
             return;
         }
         var mask0 = MaskedStrip.Lanes(n - q);

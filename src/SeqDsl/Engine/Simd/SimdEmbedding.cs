@@ -42,7 +42,8 @@ internal static class SimdEmbedding
     /// <remarks>The table enters the function through a view of itself, so its gradient reaches the parameter through
     /// libtorch's own view node: libtorch's accumulator then gets a tensor no C# handle holds and keeps it as the
     /// parameter's gradient. Returned straight from this function, the gradient is still held by its C# handle, and
-    /// libtorch copies it instead (E4's 9.7 MB table: 3.7 % of its step).</remarks>
+    /// libtorch copies it instead (E4's 9.7 MB table: 3.7 % of its step). The parameter's gradient is then the very
+    /// tensor backward allocated: backward must allocate a fresh one each call, never reuse a buffer.</remarks>
     public static Tensor Lookup(Tensor weight, Tensor ids, long? padding, Tensor? scale = null)
     {
         using var table = weight.view(weight.shape);

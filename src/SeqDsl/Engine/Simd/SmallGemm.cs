@@ -82,7 +82,8 @@ internal static unsafe class SmallGemm
             for (var i = 0; i < m; i += 12)
             {
                 var rows = Math.Min(12, m - i);
-                // the packed panel is zero-padded to 16 columns: whole-vector loads of B and stores into the scratch
+                // a packed panel is 16 floats wide: whole-vector loads stay inside it (lanes past cols — zero padding or
+                // the next columns of B — are computed into the scratch and discarded)
                 Narrow<WholeStrip>(rows, k, a + i * lda, lda, 1, bq, Panel, null, 0, sums, 8, default);
                 for (var r = 0; r < rows; r++)
                 {

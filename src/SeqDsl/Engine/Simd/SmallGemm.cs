@@ -213,7 +213,7 @@ internal static unsafe class SmallGemm
     /// The narrow register tile for a last strip of at most 8 columns: C (mr ≤ 12 rows × 8 columns, or the mask's lanes)
     /// = C0 (zero when null) + Σ_p a_q,p · B row p, A addressed as in <see cref="Tile{S}"/>. Twelve accumulators of one
     /// vector keep the FMA units as busy as the wide tile's twelve of two; rows beyond mr repeat the last one and are
-    /// not stored. <typeparamref name="S"/> reads B and C0 and writes C: whole vectors (a zero-padded packed panel
+    /// not stored. <typeparamref name="S"/> reads B and C0 and writes C: whole vectors (a packed panel, 16 floats wide,
     /// into a scratch tile), or only the mask's lanes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

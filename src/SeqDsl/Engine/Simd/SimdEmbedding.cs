@@ -38,15 +38,10 @@ internal static class SimdEmbedding
     /// <summary>weight (V, D) rows at <paramref name="ids"/> (int64, any shape; (B, T) time-major underneath): (…ids, D).
     /// <paramref name="padding"/>: the row whose gradient stays zero, or null. <paramref name="scale"/>: for (B, T) ids,
     /// a (B, D) float32 factor each of row b's looked-up rows is multiplied by (a SpatialDropout's scaled mask; no
-    /// gradient), or null.</summary>
-    /// <remarks>The table enters the function through a view of itself, so its gradient reaches the parameter through
-    /// libtorch's own view node: libtorch's accumulator then gets a tensor no C# handle holds and keeps it as the
-    /// parameter's gradient. Returned straight from this function, the gradient is still held by its C# handle, and
-    /// libtorch copies it instead (E4's 9.7 MB table: 3.7 % of its step). The parameter's gradient is then the very
-    /// tensor backward allocated: backward must allocate a fresh one each call, never reuse a buffer.</remarks>
+    /// gradient), or null. The table goes in as a <see cref="ParameterView"/> (its gradient kept, not copied).</summary>
     public static Tensor Lookup(Tensor weight, Tensor ids, long? padding, Tensor? scale = null)
     {
-        using var table = weight.view(weight.shape);
+        using var table = ParameterView.Of(weight)!;
         return Function.apply(table, ids, padding ?? -1, scale!)[0];
     }
 

@@ -37,7 +37,12 @@ internal static class SimdRecurrence
     public static (Tensor? Output, Tensor H, Tensor? C) Run(SimdCell cell, Tensor x, Tensor wih, Tensor whh, Tensor? bias, Tensor? bhh,
         Tensor h0, Tensor? c0, int[]? lengths, bool sequence = true)
     {
-        var r = SimdFunction.apply(x, wih, whh, bias!, bhh!, h0, c0!, lengths!, cell, sequence);
+        // the weights and biases go in as ParameterViews: their gradients kept, not copied
+        using var w1 = ParameterView.Of(wih)!;
+        using var w2 = ParameterView.Of(whh)!;
+        using var b1 = ParameterView.Of(bias);
+        using var b2 = ParameterView.Of(bhh);
+        var r = SimdFunction.apply(x, w1, w2, b1!, b2!, h0, c0!, lengths!, cell, sequence);
         return (sequence ? r[0] : null, r[1], cell == SimdCell.Lstm ? r[2] : null);
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.Intrinsics.X86;
 using SeqDsl.Engine;
 using SeqDsl.Engine.Simd;
 using SeqDsl.Spec;
@@ -16,8 +17,9 @@ static unsafe class SimdBenchmark
     public static int Run(Args opts)
     {
         Console.WriteLine($"machine: {Backend.Machine}; SIMD path {SimdMath.Width}; threads {get_num_threads()}");
-        // 1. the product alone: 12 rows × 128 columns × K 64 (one step of an E7 LSTM sub-block), operands in L1/L2
-        foreach (var (m, n, k) in new[] { (12, 128, 64), (12, 32, 128), (12, 1024, 256 + 256), (12, 32, 64), (12, 32, 32), (12, 200, 82), (12, 50, 200) })
+        // 1. the product alone: 12 rows × 128 columns × K 64 (one step of an E7 LSTM sub-block), operands in L1/L2; E4's
+        // shapes also with the 8 and 4 rows its 32- and 16-row blocks leave after whole 12-row sub-blocks
+        foreach (var (m, n, k) in new[] { (12, 128, 64), (12, 32, 128), (12, 1024, 256 + 256), (12, 32, 64), (12, 32, 32), (12, 200, 82), (8, 200, 82), (4, 200, 82), (12, 50, 200), (8, 50, 200) })
         {
             var a = new float[m * k]; var b = new float[k * n]; var c = new float[m * n];
             var rng = new Random(1);
@@ -43,8 +45,8 @@ static unsafe class SimdBenchmark
             }
         }
         // the weight-gradient product one backward step accumulates, C (m×n) += Aᵀ·B over the step's rows (E7 LSTM,
-        // SimpleRnn and E4 at one thread; the E4 shape again over 8 steps' rows at once)
-        foreach (var (rows, m, n) in new[] { (128, 128, 64), (128, 32, 64), (32, 200, 82), (256, 200, 82) })
+        // SimpleRnn and E4 at one thread; the E4 shape again over 8 steps' rows at once, and at two threads' 16 rows)
+        foreach (var (rows, m, n) in new[] { (128, 128, 64), (128, 32, 64), (32, 200, 82), (256, 200, 82), (16, 200, 82) })
         {
             var a = new float[rows * m]; var b = new float[rows * n]; var c = new float[m * n];
             var rng = new Random(1);
@@ -59,6 +61,9 @@ static unsafe class SimdBenchmark
                 Console.WriteLine($"AccumulateAtB {rows} rows, C {m}×{n}: {2.0 * rows * m * n * reps / sw.Elapsed.TotalSeconds / 1e9:F1} GFLOP/s");
             }
         }
+        // the gate functions on one sub-block's rows in L1 (12 rows × 32 units, the SimpleRnn step's state rows, row
+        // stride 64 floats as in the kernel), values spread over [-3, 3]: nanoseconds per 8-lane vector
+        GateFunctions();
         using (var x = randn(1024, 1024))
         using (var y = randn(1024, 1024))
         {
@@ -101,5 +106,33 @@ static unsafe class SimdBenchmark
             foreach (var n in nets) n.Dispose();
         }
         return 0;
+    }
+
+    static void GateFunctions()
+    {
+        if (!SimdMath.UseAvx2) return;
+        GateFunction<TanhFn>("tanh");
+        GateFunction<SigmoidFn>("sigmoid");
+    }
+
+    static void GateFunction<F>(string name) where F : struct, IGateFunction
+    {
+        const int rows = 12, units = 32, ld = 64, vectors = rows * units / 8, reps = 200_000;
+        var src = new float[rows * ld];
+        var dst = new float[rows * ld];
+        var rng = new Random(1);
+        for (var i = 0; i < src.Length; i++) src[i] = (float)(rng.NextDouble() * 6 - 3);
+        var best = double.MaxValue;
+        fixed (float* ps = src, pd = dst)
+            for (var round = 0; round < 3; round++)
+            {
+                var sw = Stopwatch.StartNew();
+                for (var rep = 0; rep < reps; rep++)
+                    for (var r = 0; r < rows; r++)
+                        for (var u = 0; u < units; u += 8)
+                            Avx.Store(pd + r * ld + u, F.Of(Avx.LoadVector256(ps + r * ld + u)));
+                best = Math.Min(best, sw.Elapsed.TotalMilliseconds * 1e6 / ((double)reps * vectors));
+            }
+        Console.WriteLine($"{name}: {best:F2} ns per 8 floats (12 rows × 32 units, row stride 64, in L1)");
     }
 }

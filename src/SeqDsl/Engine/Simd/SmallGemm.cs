@@ -79,12 +79,14 @@ internal static unsafe class SmallGemm
             // itself, and both paths round alike
             var mask = MaskedStrip.Lanes(cols);
             var sums = stackalloc float[12 * 8];
-            for (var i = 0; i < m; i += 12)
+            for (var i = 0; i < m;)
             {
-                var rows = Math.Min(12, m - i);
+                var eight = EightRows(m - i);
+                var rows = Math.Min(eight ? 8 : 12, m - i);
                 // a packed panel is 16 floats wide: whole-vector loads stay inside it (lanes past cols — zero padding or
                 // the next columns of B — are computed into the scratch and discarded)
-                Narrow<WholeStrip>(rows, k, a + i * lda, lda, 1, bq, Panel, null, 0, sums, 8, default);
+                if (eight) Narrow<WholeStrip, Rows8>(rows, k, a + i * lda, lda, 1, bq, Panel, null, 0, sums, 8, default);
+                else Narrow<WholeStrip, Rows12>(rows, k, a + i * lda, lda, 1, bq, Panel, null, 0, sums, 8, default);
                 for (var r = 0; r < rows; r++)
                 {
                     float* dst = c + (i + r) * ldc + j;
@@ -92,6 +94,7 @@ internal static unsafe class SmallGemm
                     if (c0 != null) v = Avx.Add(Avx.MaskLoad(c0 + (i + r) * ldc0 + j, mask), v);
                     Avx.MaskStore(dst, mask, v);
                 }
+                i += rows;
             }
             return;
         }
@@ -110,13 +113,31 @@ internal static unsafe class SmallGemm
         }
     }
 
-    /// <summary>All m rows of one 16-column strip, six rows per register tile.</summary>
+    /// <summary>All m rows of one 16-column strip, six or four rows per register tile (<see cref="FourRows"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Column16(int m, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
     {
-        for (var i = 0; i < m; i += 6)
-            Tile6x16(Math.Min(6, m - i), k, a + i * lda, lda, b, ldb, c0 == null ? null : c0 + i * ldc0, ldc0, c + i * ldc, ldc);
+        for (var i = 0; i < m;)
+        {
+            float* ci = c0 == null ? null : c0 + i * ldc0;
+            if (FourRows(m - i))
+            {
+                Tile<WholeStrip, Rows4>(Math.Min(4, m - i), k, a + i * lda, lda, 1, b, ldb, ci, ldc0, c + i * ldc, ldc, default, default);
+                i += 4;
+            }
+            else
+            {
+                Tile<WholeStrip, Rows6>(Math.Min(6, m - i), k, a + i * lda, lda, 1, b, ldb, ci, ldc0, c + i * ldc, ldc, default, default);
+                i += 6;
+            }
+        }
     }
+
+    /// <summary>Whether the next register tile, with <paramref name="rest"/> rows left, is a four-row one: the rows then
+    /// go in tiles that compute the fewest rows a tile repeats and discards — up to 4 rows in one four-row tile, 7 or 8 in
+    /// two, else a six-row tile (8 rows as 6 + 2 computed 12 rows' FMAs; E4's 32-row batch left 8 rows per step, E7's
+    /// 128 rows and the 32 rows of a SimpleRnn(32)'s weight gradient too).</summary>
+    static bool FourRows(int rest) => rest <= 4 || rest == 7 || rest == 8;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(int m, int n, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
@@ -162,25 +183,56 @@ internal static unsafe class SmallGemm
     /// <summary>C = C0 + A·B on one register tile (6 rows × 16 columns), whole vectors.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Tile6x16(int rows, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc) =>
-        Tile<WholeStrip>(rows, k, a, lda, 1, b, ldb, c0, ldc0, c, ldc, default, default);
+        Tile<WholeStrip, Rows6>(rows, k, a, lda, 1, b, ldb, c0, ldc0, c, ldc, default, default);
+
+    /// <summary>A register tile's height, a constant the JIT folds: each instantiation keeps only its rows' code.</summary>
+    interface ITileRows
+    {
+        static abstract int Count { get; }
+    }
+
+    struct Rows6 : ITileRows
+    {
+        public static int Count => 6;
+    }
+
+    struct Rows4 : ITileRows
+    {
+        public static int Count => 4;
+    }
+
+    struct Rows12 : ITileRows
+    {
+        public static int Count => 12;
+    }
+
+    struct Rows8 : ITileRows
+    {
+        public static int Count => 8;
+    }
 
     /// <summary>
-    /// The wide register tile both products share: C (mr ≤ 6 rows × 16 columns) = C0 (zero when null) + Σ_p a_q,p · B row p,
-    /// where a_q,p lies at a + q·aRow + p·aK — (lda, 1) for A·B, (1, lda) for Aᵀ·B — and B's row p at b + p·ldb. Fewer
-    /// than 6 rows at the bottom edge repeat the last one (reads stay inside A and C0) and store only their own; the
-    /// strip <typeparamref name="S"/> reads and writes whole vectors or masked lanes.
+    /// The wide register tile both products share: C (mr ≤ R rows × 16 columns; R = 6, or 4 for a short remainder) = C0
+    /// (zero when null) + Σ_p a_q,p · B row p, where a_q,p lies at a + q·aRow + p·aK — (lda, 1) for A·B, (1, lda) for
+    /// Aᵀ·B — and B's row p at b + p·ldb. Fewer than R rows at the bottom edge repeat the last one (reads stay inside A
+    /// and C0) and store only their own; the strip <typeparamref name="S"/> reads and writes whole vectors or masked
+    /// lanes. Each element is the same FMA chain from C0 over p in order whatever the tile's height.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile<S>(int mr, int k, float* a, long aRow, long aK, float* b, long ldb, float* c0, long ldc0, float* c, long ldc,
-        Vector256<float> m0, Vector256<float> m1) where S : struct, IStrip
+    static void Tile<S, R>(int mr, int k, float* a, long aRow, long aK, float* b, long ldb, float* c0, long ldc0, float* c, long ldc,
+        Vector256<float> m0, Vector256<float> m1) where S : struct, IStrip where R : struct, ITileRows
     {
         long q1 = Math.Min(1, mr - 1), q2 = Math.Min(2, mr - 1), q3 = Math.Min(3, mr - 1), q4 = Math.Min(4, mr - 1), q5 = Math.Min(5, mr - 1);
         var c00 = Init<S>(c0, 0, m0); var c01 = Init<S>(c0, 8, m1);
         var c10 = Init<S>(c0, q1 * ldc0, m0); var c11 = Init<S>(c0, q1 * ldc0 + 8, m1);
         var c20 = Init<S>(c0, q2 * ldc0, m0); var c21 = Init<S>(c0, q2 * ldc0 + 8, m1);
         var c30 = Init<S>(c0, q3 * ldc0, m0); var c31 = Init<S>(c0, q3 * ldc0 + 8, m1);
-        var c40 = Init<S>(c0, q4 * ldc0, m0); var c41 = Init<S>(c0, q4 * ldc0 + 8, m1);
-        var c50 = Init<S>(c0, q5 * ldc0, m0); var c51 = Init<S>(c0, q5 * ldc0 + 8, m1);
+        Vector256<float> c40 = default, c41 = default, c50 = default, c51 = default;
+        if (R.Count == 6)
+        {
+            c40 = Init<S>(c0, q4 * ldc0, m0); c41 = Init<S>(c0, q4 * ldc0 + 8, m1);
+            c50 = Init<S>(c0, q5 * ldc0, m0); c51 = Init<S>(c0, q5 * ldc0 + 8, m1);
+        }
         float* a1 = a + q1 * aRow, a2 = a + q2 * aRow, a3 = a + q3 * aRow, a4 = a + q4 * aRow, a5 = a + q5 * aRow;
         float* bp = b;
         long o = 0;
@@ -196,29 +248,36 @@ internal static unsafe class SmallGemm
             c20 = Fma.MultiplyAdd(x, b0, c20); c21 = Fma.MultiplyAdd(x, b1, c21);
             x = Avx.BroadcastScalarToVector256(a3 + o);
             c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31);
-            x = Avx.BroadcastScalarToVector256(a4 + o);
-            c40 = Fma.MultiplyAdd(x, b0, c40); c41 = Fma.MultiplyAdd(x, b1, c41);
-            x = Avx.BroadcastScalarToVector256(a5 + o);
-            c50 = Fma.MultiplyAdd(x, b0, c50); c51 = Fma.MultiplyAdd(x, b1, c51);
+            if (R.Count == 6)
+            {
+                x = Avx.BroadcastScalarToVector256(a4 + o);
+                c40 = Fma.MultiplyAdd(x, b0, c40); c41 = Fma.MultiplyAdd(x, b1, c41);
+                x = Avx.BroadcastScalarToVector256(a5 + o);
+                c50 = Fma.MultiplyAdd(x, b0, c50); c51 = Fma.MultiplyAdd(x, b1, c51);
+            }
         }
         S.Store(c, m0, c00); S.Store(c + 8, m1, c01);
         if (mr > 1) { S.Store(c + ldc, m0, c10); S.Store(c + ldc + 8, m1, c11); }
         if (mr > 2) { S.Store(c + 2 * ldc, m0, c20); S.Store(c + 2 * ldc + 8, m1, c21); }
         if (mr > 3) { S.Store(c + 3 * ldc, m0, c30); S.Store(c + 3 * ldc + 8, m1, c31); }
-        if (mr > 4) { S.Store(c + 4 * ldc, m0, c40); S.Store(c + 4 * ldc + 8, m1, c41); }
-        if (mr > 5) { S.Store(c + 5 * ldc, m0, c50); S.Store(c + 5 * ldc + 8, m1, c51); }
+        if (R.Count == 6 && mr > 4) { S.Store(c + 4 * ldc, m0, c40); S.Store(c + 4 * ldc + 8, m1, c41); }
+        if (R.Count == 6 && mr > 5) { S.Store(c + 5 * ldc, m0, c50); S.Store(c + 5 * ldc + 8, m1, c51); }
     }
 
+    /// <summary>Whether the next narrow tile, with <paramref name="rest"/> rows left, is an eight-row one: up to 8 rows
+    /// in one, 13–16 in two, else twelve rows (as <see cref="FourRows"/>: the fewest rows computed and discarded).</summary>
+    static bool EightRows(int rest) => rest <= 8 || rest is >= 13 and <= 16;
+
     /// <summary>
-    /// The narrow register tile for a last strip of at most 8 columns: C (mr ≤ 12 rows × 8 columns, or the mask's lanes)
-    /// = C0 (zero when null) + Σ_p a_q,p · B row p, A addressed as in <see cref="Tile{S}"/>. Twelve accumulators of one
-    /// vector keep the FMA units as busy as the wide tile's twelve of two; rows beyond mr repeat the last one and are
-    /// not stored. <typeparamref name="S"/> reads B and C0 and writes C: whole vectors (a packed panel, 16 floats wide,
-    /// into a scratch tile), or only the mask's lanes.
+    /// The narrow register tile for a last strip of at most 8 columns: C (mr ≤ R rows × 8 columns, or the mask's lanes;
+    /// R = 12, or 8 for a short remainder) = C0 (zero when null) + Σ_p a_q,p · B row p, A addressed as in
+    /// <see cref="Tile{S, R}"/>. Twelve accumulators of one vector keep the FMA units as busy as the wide tile's twelve
+    /// of two; rows beyond mr repeat the last one and are not stored. <typeparamref name="S"/> reads B and C0 and writes
+    /// C: whole vectors (a packed panel, 16 floats wide, into a scratch tile), or only the mask's lanes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Narrow<S>(int mr, int k, float* a, long aRow, long aK, float* b, long ldb, float* c0, long ldc0, float* c, long ldc,
-        Vector256<float> mask) where S : struct, IStrip
+    static void Narrow<S, R>(int mr, int k, float* a, long aRow, long aK, float* b, long ldb, float* c0, long ldc0, float* c, long ldc,
+        Vector256<float> mask) where S : struct, IStrip where R : struct, ITileRows
     {
         var q = stackalloc long[12];
         for (var i = 0; i < 12; i++) q[i] = Math.Min(i, mr - 1);
@@ -226,8 +285,12 @@ internal static unsafe class SmallGemm
         var c02 = Init<S>(c0, q[2] * ldc0, mask); var c03 = Init<S>(c0, q[3] * ldc0, mask);
         var c04 = Init<S>(c0, q[4] * ldc0, mask); var c05 = Init<S>(c0, q[5] * ldc0, mask);
         var c06 = Init<S>(c0, q[6] * ldc0, mask); var c07 = Init<S>(c0, q[7] * ldc0, mask);
-        var c08 = Init<S>(c0, q[8] * ldc0, mask); var c09 = Init<S>(c0, q[9] * ldc0, mask);
-        var c10 = Init<S>(c0, q[10] * ldc0, mask); var c11 = Init<S>(c0, q[11] * ldc0, mask);
+        Vector256<float> c08 = default, c09 = default, c10 = default, c11 = default;
+        if (R.Count == 12)
+        {
+            c08 = Init<S>(c0, q[8] * ldc0, mask); c09 = Init<S>(c0, q[9] * ldc0, mask);
+            c10 = Init<S>(c0, q[10] * ldc0, mask); c11 = Init<S>(c0, q[11] * ldc0, mask);
+        }
         float* a1 = a + q[1] * aRow, a2 = a + q[2] * aRow, a3 = a + q[3] * aRow, a4 = a + q[4] * aRow, a5 = a + q[5] * aRow,
             a6 = a + q[6] * aRow, a7 = a + q[7] * aRow, a8 = a + q[8] * aRow, a9 = a + q[9] * aRow, a10 = a + q[10] * aRow,
             a11 = a + q[11] * aRow;
@@ -244,10 +307,13 @@ internal static unsafe class SmallGemm
             c05 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a5 + o), bv, c05);
             c06 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a6 + o), bv, c06);
             c07 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a7 + o), bv, c07);
-            c08 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a8 + o), bv, c08);
-            c09 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a9 + o), bv, c09);
-            c10 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a10 + o), bv, c10);
-            c11 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a11 + o), bv, c11);
+            if (R.Count == 12)
+            {
+                c08 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a8 + o), bv, c08);
+                c09 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a9 + o), bv, c09);
+                c10 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a10 + o), bv, c10);
+                c11 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a11 + o), bv, c11);
+            }
         }
         S.Store(c, mask, c00);
         if (mr > 1) S.Store(c + ldc, mask, c01);
@@ -257,10 +323,10 @@ internal static unsafe class SmallGemm
         if (mr > 5) S.Store(c + 5 * ldc, mask, c05);
         if (mr > 6) S.Store(c + 6 * ldc, mask, c06);
         if (mr > 7) S.Store(c + 7 * ldc, mask, c07);
-        if (mr > 8) S.Store(c + 8 * ldc, mask, c08);
-        if (mr > 9) S.Store(c + 9 * ldc, mask, c09);
-        if (mr > 10) S.Store(c + 10 * ldc, mask, c10);
-        if (mr > 11) S.Store(c + 11 * ldc, mask, c11);
+        if (R.Count == 12 && mr > 8) S.Store(c + 8 * ldc, mask, c08);
+        if (R.Count == 12 && mr > 9) S.Store(c + 9 * ldc, mask, c09);
+        if (R.Count == 12 && mr > 10) S.Store(c + 10 * ldc, mask, c10);
+        if (R.Count == 12 && mr > 11) S.Store(c + 11 * ldc, mask, c11);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -304,20 +370,44 @@ internal static unsafe class SmallGemm
         }
         var q = 0;
         for (; q + Panel <= n; q += Panel)
-            for (var i = 0; i < m; i += 6)
-                Tile<WholeStrip>(Math.Min(6, m - i), rows, a + i, 1, lda, b + q, ldb, c + i * ldc + q, ldc, c + i * ldc + q, ldc, default, default);
+            for (var i = 0; i < m;)
+            {
+                float* ci = c + i * ldc + q;
+                if (FourRows(m - i))
+                {
+                    Tile<WholeStrip, Rows4>(Math.Min(4, m - i), rows, a + i, 1, lda, b + q, ldb, ci, ldc, ci, ldc, default, default);
+                    i += 4;
+                }
+                else
+                {
+                    Tile<WholeStrip, Rows6>(Math.Min(6, m - i), rows, a + i, 1, lda, b + q, ldb, ci, ldc, ci, ldc, default, default);
+                    i += 6;
+                }
+            }
         if (q == n) return;
         if (n - q <= 8)
         {
             var mask = MaskedStrip.Lanes(n - q);
-            for (var i = 0; i < m; i += 12)
-                Narrow<MaskedStrip>(Math.Min(12, m - i), rows, a + i, 1, lda, b + q, ldb, c + i * ldc + q, ldc, c + i * ldc + q, ldc, mask);
+            for (var i = 0; i < m;)
+            {
+                float* ci = c + i * ldc + q;
+                if (EightRows(m - i))
+                {
+                    Narrow<MaskedStrip, Rows8>(Math.Min(8, m - i), rows, a + i, 1, lda, b + q, ldb, ci, ldc, ci, ldc, mask);
+                    i += 8;
+                }
+                else
+                {
+                    Narrow<MaskedStrip, Rows12>(Math.Min(12, m - i), rows, a + i, 1, lda, b + q, ldb, ci, ldc, ci, ldc, mask);
+                    i += 12;
+                }
+            }
             return;
         }
         var mask0 = MaskedStrip.Lanes(n - q);
         var mask1 = MaskedStrip.Lanes(n - q - 8);
         for (var i = 0; i < m; i += 6)
-            Tile<MaskedStrip>(Math.Min(6, m - i), rows, a + i, 1, lda, b + q, ldb, c + i * ldc + q, ldc, c + i * ldc + q, ldc, mask0, mask1);
+            Tile<MaskedStrip, Rows6>(Math.Min(6, m - i), rows, a + i, 1, lda, b + q, ldb, c + i * ldc + q, ldc, c + i * ldc + q, ldc, mask0, mask1);
     }
 
     // ---- AVX-512: 4 rows × 32 columns per tile; the rest of the columns on the AVX2 code ----

@@ -253,6 +253,30 @@ let tests =
                                     Expect.equal c.[i * ldc + j] acc $"{w}: rows {rows}, m {m}, n {n}, C[{i}, {j}] bit for bit")
         }
 
+        test "the weight gradient over groups of steps: bit for bit the one-product-per-step sums, every cell, one and two threads" {
+            // B 12 at one thread (12 rows: groups of 8 steps, the last of 3 at t = 0) and at two (6 rows per block),
+            // B 40 (40 rows: groups of 3); H 10 and 50 (the narrow strip of [h | x]'s last columns), lengths included
+            for build in [ (fun () -> Model.Lstm(50, returnSequences = true, kernel = Kernel.Simd))
+                           (fun () -> Model.Gru(10, returnSequences = true, kernel = Kernel.Simd))
+                           (fun () -> Model.Gru(10, resetAfter = false, returnSequences = true, kernel = Kernel.Simd))
+                           (fun () -> Model.SimpleRnn(10, returnSequences = true, kernel = Kernel.Simd)) ] do
+                for b, threads in [ 12, 1; 12, 2; 40, 1 ] do
+                    use net = compile (build ()) (InputSpec(Features = 6)) Convention.Torch 3L
+                    use x = torch.randn(int64 b, 11L, 6L)
+                    use lengths = torch.tensor(Array.init b (fun i -> int64 (11 - i % 4)))
+                    let before = torch.get_num_threads()
+                    torch.set_num_threads threads
+                    try
+                        let grouped = run net x (Some lengths)
+                        RecurrentKernels.MaxGroupSteps <- System.Nullable 1
+                        let perStep = try run net x (Some lengths) finally RecurrentKernels.MaxGroupSteps <- System.Nullable()
+                        let _, _, pg = grouped
+                        let _, _, ps = perStep
+                        for (n, g), (_, h) in List.zip pg ps do
+                            Expect.sequenceEqual (values g) (values h) $"{net.Spec}, B {b}, {threads} threads: gradient of {n}"
+                    finally torch.set_num_threads before
+        }
+
         test "finite differences: every parameter and the input, tiny LSTM, GRU (both forms) and RNN" {
             for build in [ (fun k -> Model.Lstm(3, returnSequences = true, kernel = k))
                            (fun k -> Model.Gru(3, returnSequences = true, kernel = k))

@@ -261,6 +261,7 @@ internal static class SimdRecurrence
             // pre-activation gradients
             var inLoop = RecurrentKernels.GradientInLoop(H, I, G);
             var split = Split(B);
+            var groupSteps = RecurrentKernels.GroupSteps(split.Per);
             var dW = inLoop ? zeros(Math.Max(1, split.Count), GH, H + I, dtype: ScalarType.Float32) : null;
             var dpre = inLoop ? null : empty(T, B, GH, dtype: ScalarType.Float32);
             var dph = inLoop || cell != SimdCell.GruResetAfter ? null : empty(T, B, GH, dtype: ScalarType.Float32);
@@ -278,7 +279,8 @@ internal static class SimdRecurrence
                     DOut = dOut is null ? null : Ptr(dOut), DHT = Ptr(dhT), DCT = dcT is null ? null : Ptr(dcT),
                     DW = dW is null ? null : Ptr(dW), DPre = dpre is null ? null : Ptr(dpre), DPh = dph is null ? null : Ptr(dph),
                     DBias = dBiasRows is null ? null : Ptr(dBiasRows), DBhh = dBhhRows is null ? null : Ptr(dBhhRows), DX = Ptr(dx), DH0 = Ptr(dh0), DC0 = dc0 is null ? null : Ptr(dc0),
-                }, lengths, backward: true, split, RecurrentKernels.BackwardScratchPerRow(cell, H, I), H,
+                    GroupSteps = groupSteps,
+                }, lengths, backward: true, split, RecurrentKernels.BackwardScratchPerRow(cell, H, I, groupSteps), H,
                 (b, i, r0, r1, s) => RecurrentKernels.Backward(cell, b, i, r0, r1, (float*)s));
             KeepAlive(hx, whh, wih, c0, gates, aux1, aux2, dOut, dhT, dcT, dW, dpre, dph, dBiasRows, dBhhRows, dx, dh0, dc0);
             Tensor dWhh, dWih;

@@ -45,8 +45,9 @@ static unsafe class SimdBenchmark
             }
         }
         // the weight-gradient product one backward step accumulates, C (m×n) += Aᵀ·B over the step's rows (E7 LSTM,
-        // SimpleRnn and E4 at one thread; the E4 shape again over 8 steps' rows at once, and at two threads' 16 rows)
-        foreach (var (rows, m, n) in new[] { (128, 128, 64), (128, 32, 64), (32, 200, 82), (256, 200, 82), (16, 200, 82) })
+        // SimpleRnn and E4 at one thread); the E4 shape again over 4 and 8 steps' rows at once (the kernel groups steps
+        // to about 128 rows: RecurrentKernels.GroupSteps) and over two threads' 16 rows
+        foreach (var (rows, m, n) in new[] { (128, 128, 64), (128, 32, 64), (32, 200, 82), (128, 200, 82), (256, 200, 82), (16, 200, 82) })
         {
             var a = new float[rows * m]; var b = new float[rows * n]; var c = new float[m * n];
             var rng = new Random(1);

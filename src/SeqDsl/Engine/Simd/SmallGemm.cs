@@ -9,8 +9,9 @@ namespace SeqDsl.Engine.Simd;
 /// stays in the L1/L2 cache): A is m×k with row stride lda, B is k×n row-major with row stride ldb, C0 (or zero
 /// when null; a row stride of 0 repeats one row, e.g. a bias) and C are m×n; and C += Aᵀ·B, the weight gradient of one
 /// backward step (<see cref="AccumulateAtB(int, int, int, float*, long, float*, long, float*, long)"/>). Register tiles
-/// of 2 vectors wide (AVX2: 6 rows × 16, AVX-512: 4 × 32), B broadcast-free, A broadcast per element; a last strip of
-/// at most 8 columns on a 12 × 8 tile, wider edges with masked lanes (unpacked A·B: one vector, then scalars). No
+/// of 2 vectors wide (AVX2: 6 rows × 16, 4 × 16 for a block's last few rows; AVX-512: 4 × 32), B broadcast-free, A
+/// broadcast per element; a last strip of at most 8 columns on a 12 × 8 tile (8 × 8 for the last rows; in Aᵀ·B up to 4
+/// columns down C's rows instead), wider edges with masked lanes (unpacked A·B: one vector, then scalars). No
 /// allocation.
 /// </summary>
 internal static unsafe class SmallGemm
@@ -350,8 +351,9 @@ internal static unsafe class SmallGemm
     /// C m×n (row stride ldc) — Σ_r a_rᵀ b_r, the weight gradient of one step's batch rows (the pre-activation
     /// gradient's rows against the [h | x] rows), added while both are still in the cache. Register tiles of 6 C rows
     /// × 16 columns, each summing its rows in order (no packing: a row of A gives six broadcasts, a row of B two
-    /// vectors); a last strip of up to 8 columns takes the 12 × 8 narrow tile, one of 9–15 the wide tile with masked
-    /// loads and stores — every element one FMA chain from C over the rows in order, whichever tile. The AVX2 code also
+    /// vectors); a last strip of up to 4 columns goes down C's rows (<see cref="AtBColumns"/>), one of 5–8 takes the
+    /// 12 × 8 narrow tile, one of 9–15 the wide tile with masked loads and stores — every element one FMA chain from C
+    /// over the rows in order, whichever path. The AVX2 code also
     /// serves the AVX-512 path; plain loops without AVX2.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -385,6 +387,11 @@ internal static unsafe class SmallGemm
                 }
             }
         if (q == n) return;
+        if (n - q <= 4)
+        {
+            AtBColumns(rows, m, n - q, a, lda, b + q, ldb, c + q, ldc);
+            return;
+        }
         if (n - q <= 8)
         {
             var mask = MaskedStrip.Lanes(n - q);
@@ -408,6 +415,86 @@ internal static unsafe class SmallGemm
         var mask1 = MaskedStrip.Lanes(n - q - 8);
         for (var i = 0; i < m; i += 6)
             Tile<MaskedStrip, Rows6>(Math.Min(6, m - i), rows, a + i, 1, lda, b + q, ldb, c + i * ldc + q, ldc, c + i * ldc + q, ldc, mask0, mask1);
+    }
+
+    /// <summary>
+    /// C's first <paramref name="cols"/> columns (a last strip of up to 4) += Aᵀ·B, vectorised over C's rows instead of
+    /// its columns: 8 consecutive C rows are 8 consecutive floats of an A row, so a column of C takes one FMA per 8 rows
+    /// and A row, where the narrow tile takes one per row whatever the strip's width (E4's [h | x] has 82 columns: a
+    /// strip of 2 cost as much as 8). Blocks of 48 C rows × 2 columns (12 accumulators, read from and written back to C's
+    /// column once per call), then single vectors (masked lanes past m). Each element the same FMA chain over the rows in
+    /// order as the tiles'.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void AtBColumns(int rows, int m, int cols, float* a, long lda, float* b, long ldb, float* c, long ldc)
+    {
+        for (var j = 0; j < cols; j += 2)
+        {
+            var k = Math.Min(j + 1, cols - 1);                                // an odd last column: computed twice, stored once
+            var i = 0;
+            for (; i + 48 <= m; i += 48) Columns48(rows, a + i, lda, b + j, b + k, ldb, c + i * ldc + j, c + i * ldc + k, ldc);
+            for (; i < m; i += 8) Columns8(rows, Math.Min(8, m - i), a + i, lda, b + j, b + k, ldb, c + i * ldc + j, c + i * ldc + k, ldc);
+        }
+    }
+
+    /// <summary>48 rows of C's columns j and k (pointers cj, ck): 6 vectors each.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Columns48(int rows, float* a, long lda, float* bj, float* bk, long ldb, float* cj, float* ck, long ldc)
+    {
+        var x0 = Gather(cj, ldc, 8); var x1 = Gather(cj + 8 * ldc, ldc, 8); var x2 = Gather(cj + 16 * ldc, ldc, 8);
+        var x3 = Gather(cj + 24 * ldc, ldc, 8); var x4 = Gather(cj + 32 * ldc, ldc, 8); var x5 = Gather(cj + 40 * ldc, ldc, 8);
+        var y0 = Gather(ck, ldc, 8); var y1 = Gather(ck + 8 * ldc, ldc, 8); var y2 = Gather(ck + 16 * ldc, ldc, 8);
+        var y3 = Gather(ck + 24 * ldc, ldc, 8); var y4 = Gather(ck + 32 * ldc, ldc, 8); var y5 = Gather(ck + 40 * ldc, ldc, 8);
+        for (var r = 0; r < rows; r++, a += lda, bj += ldb, bk += ldb)
+        {
+            var u = Avx.BroadcastScalarToVector256(bj);
+            var w = Avx.BroadcastScalarToVector256(bk);
+            var v = Avx.LoadVector256(a); x0 = Fma.MultiplyAdd(v, u, x0); y0 = Fma.MultiplyAdd(v, w, y0);
+            v = Avx.LoadVector256(a + 8); x1 = Fma.MultiplyAdd(v, u, x1); y1 = Fma.MultiplyAdd(v, w, y1);
+            v = Avx.LoadVector256(a + 16); x2 = Fma.MultiplyAdd(v, u, x2); y2 = Fma.MultiplyAdd(v, w, y2);
+            v = Avx.LoadVector256(a + 24); x3 = Fma.MultiplyAdd(v, u, x3); y3 = Fma.MultiplyAdd(v, w, y3);
+            v = Avx.LoadVector256(a + 32); x4 = Fma.MultiplyAdd(v, u, x4); y4 = Fma.MultiplyAdd(v, w, y4);
+            v = Avx.LoadVector256(a + 40); x5 = Fma.MultiplyAdd(v, u, x5); y5 = Fma.MultiplyAdd(v, w, y5);
+        }
+        Scatter(cj, ldc, 8, x0); Scatter(cj + 8 * ldc, ldc, 8, x1); Scatter(cj + 16 * ldc, ldc, 8, x2);
+        Scatter(cj + 24 * ldc, ldc, 8, x3); Scatter(cj + 32 * ldc, ldc, 8, x4); Scatter(cj + 40 * ldc, ldc, 8, x5);
+        // column k after column j: when they are one column (an odd last one), k's sums are j's, stored again
+        Scatter(ck, ldc, 8, y0); Scatter(ck + 8 * ldc, ldc, 8, y1); Scatter(ck + 16 * ldc, ldc, 8, y2);
+        Scatter(ck + 24 * ldc, ldc, 8, y3); Scatter(ck + 32 * ldc, ldc, 8, y4); Scatter(ck + 40 * ldc, ldc, 8, y5);
+    }
+
+    /// <summary>Up to 8 rows (<paramref name="lanes"/>) of C's columns j and k: one vector each, A's lanes past them
+    /// not read.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Columns8(int rows, int lanes, float* a, long lda, float* bj, float* bk, long ldb, float* cj, float* ck, long ldc)
+    {
+        var mask = MaskedStrip.Lanes(lanes);
+        var x = Gather(cj, ldc, lanes);
+        var y = Gather(ck, ldc, lanes);
+        for (var r = 0; r < rows; r++, a += lda, bj += ldb, bk += ldb)
+        {
+            var v = Avx.MaskLoad(a, mask);
+            x = Fma.MultiplyAdd(v, Avx.BroadcastScalarToVector256(bj), x);
+            y = Fma.MultiplyAdd(v, Avx.BroadcastScalarToVector256(bk), y);
+        }
+        Scatter(cj, ldc, lanes, x);
+        Scatter(ck, ldc, lanes, y);
+    }
+
+    /// <summary>p[0], p[ld], … p[(n − 1)·ld] as a vector's first n lanes (the rest 0).</summary>
+    static Vector256<float> Gather(float* p, long ld, int n)
+    {
+        var t = stackalloc float[8];
+        for (var l = 0; l < 8; l++) t[l] = l < n ? p[l * ld] : 0f;
+        return Avx.LoadVector256(t);
+    }
+
+    /// <summary>The vector's first n lanes to p[0], p[ld], … p[(n − 1)·ld].</summary>
+    static void Scatter(float* p, long ld, int n, Vector256<float> v)
+    {
+        var t = stackalloc float[8];
+        Avx.Store(t, v);
+        for (var l = 0; l < n; l++) p[l * ld] = t[l];
     }
 
     // ---- AVX-512: 4 rows × 32 columns per tile; the rest of the columns on the AVX2 code ----

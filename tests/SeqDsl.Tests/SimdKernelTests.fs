@@ -412,6 +412,9 @@ let tests =
             use table = torch.nn.Embedding(4L, 3L)
             use bad = torch.tensor([| 1L; 4L |]).reshape(1L, 2L)
             Expect.throws (fun () -> SimdEmbedding.Lookup(table.weight, bad, System.Nullable(), torch.ones(1L, 3L)) |> ignore) "an id outside the table is refused"
+            Expect.throws (fun () -> SimdEmbedding.Lookup(table.weight, bad, System.Nullable()) |> ignore) "… without a scale too"
+            use negative = torch.tensor([| -1L; 1L |])
+            Expect.throws (fun () -> SimdEmbedding.Lookup(table.weight, negative, System.Nullable()) |> ignore) "… and a negative one"
         }
 
         test "the embedding's gradient through autograd.grad, and accumulated over two backward passes" {

@@ -127,12 +127,13 @@ internal static class SimdEmbedding
             long padding, bool avx)
         {
             new Span<float>(pw + v0 * D, checked((int)((v1 - v0) * D))).Clear();
-            for (long n = 0; n < N; n++)
+            // b = n mod B, counted rather than divided (a 64-bit division per token cost more than its row's adds)
+            for (long n = 0, b = 0; n < N; n++, b = b + 1 == B ? 0 : b + 1)
             {
                 var id = pid[n];
                 if (id < v0 || id >= v1 || id == padding) continue;
                 if (ps is null) AddRow(pw + id * D, pg + n * D, D, avx);
-                else AddScaledRow(pw + id * D, pg + n * D, ps + n % B * D, D, avx);
+                else AddScaledRow(pw + id * D, pg + n * D, ps + b * D, D, avx);
             }
         }
 
@@ -151,9 +152,9 @@ internal static class SimdEmbedding
         /// <summary>Rows [n0, n1) of the lookup: table row ids[n] times scale row n mod B.</summary>
         private static unsafe void ScaledRange(long n0, long n1, float* pr, float* pw, long* pid, float* ps, long B, long D, bool avx)
         {
-            for (var n = n0; n < n1; n++)
+            for (long n = n0, b = n0 % B; n < n1; n++, b = b + 1 == B ? 0 : b + 1)
             {
-                float* dst = pr + n * D, src = pw + pid[n] * D, f = ps + n % B * D;
+                float* dst = pr + n * D, src = pw + pid[n] * D, f = ps + b * D;
                 long j = 0;
                 if (avx)
                     for (; j + 8 <= D; j += 8)

@@ -254,26 +254,35 @@ let tests =
         }
 
         test "the weight gradient over groups of steps: bit for bit the one-product-per-step sums, every cell, one and two threads" {
-            // B 12 at one thread (12 rows: groups of 8 steps, the last of 3 at t = 0) and at two (6 rows per block),
-            // B 40 (40 rows: groups of 3); H 10 and 50 (the narrow strip of [h | x]'s last columns), lengths included
+            // B 12 at one thread (12 rows: groups of 8 steps, the last of 3 at t = 0), B 40 (groups of 3); at two
+            // threads B 20 (blocks of 12 and 8 rows: groups of 8) and B 41 (24 and 17: groups of 5); 8 inputs, so
+            // [h | x] of H 10 leaves a 2-column strip (Aᵀ·B down C's rows) and H 50 a 10-column one; lengths included
             for build in [ (fun () -> Model.Lstm(50, returnSequences = true, kernel = Kernel.Simd))
                            (fun () -> Model.Gru(10, returnSequences = true, kernel = Kernel.Simd))
                            (fun () -> Model.Gru(10, resetAfter = false, returnSequences = true, kernel = Kernel.Simd))
                            (fun () -> Model.SimpleRnn(10, returnSequences = true, kernel = Kernel.Simd)) ] do
-                for b, threads in [ 12, 1; 12, 2; 40, 1 ] do
-                    use net = compile (build ()) (InputSpec(Features = 6)) Convention.Torch 3L
-                    use x = torch.randn(int64 b, 11L, 6L)
+                for b, threads in [ 12, 1; 40, 1; 20, 2; 41, 2 ] do
+                    use net = compile (build ()) (InputSpec(Features = 8)) Convention.Torch 3L
+                    use x = torch.randn(int64 b, 11L, 8L)
                     use lengths = torch.tensor(Array.init b (fun i -> int64 (11 - i % 4)))
                     let before = torch.get_num_threads()
                     torch.set_num_threads threads
                     try
+                        if threads = 2 then
+                            let count, per = match SimdRecurrence.Split b with struct (c, p) -> c, p
+                            Expect.equal count 2 $"B {b} at two threads: two blocks of {per} rows"
                         let grouped = run net x (Some lengths)
                         RecurrentKernels.MaxGroupSteps <- System.Nullable 1
-                        let perStep = try run net x (Some lengths) finally RecurrentKernels.MaxGroupSteps <- System.Nullable()
+                        let perStep =
+                            try
+                                Expect.equal (RecurrentKernels.GroupSteps 12) 1 "the override holds"
+                                run net x (Some lengths)
+                            finally RecurrentKernels.MaxGroupSteps <- System.Nullable()
                         let _, _, pg = grouped
                         let _, _, ps = perStep
                         for (n, g), (_, h) in List.zip pg ps do
-                            Expect.sequenceEqual (values g) (values h) $"{net.Spec}, B {b}, {threads} threads: gradient of {n}"
+                            let bits (t: torch.Tensor) = values t |> Array.map System.BitConverter.SingleToInt32Bits
+                            Expect.sequenceEqual (bits g) (bits h) $"{net.Spec}, B {b}, {threads} threads: gradient of {n}"
                     finally torch.set_num_threads before
         }
 

@@ -18,8 +18,8 @@ internal enum SimdCell { Lstm, GruResetAfter, GruResetBefore, RnnTanh, RnnRelu, 
 /// the state update while those rows are in the L1 cache; no allocation inside the loop. Backward walks the steps in
 /// reverse with the saved gates: the pre-activation gradient of the step's rows (in scratch), then products for the
 /// state gradient (·W_hh) and the input gradient (·W_ih) on the same rows, and the weight gradient accumulated from
-/// them and the step's [h | x] rows while all are in the cache (one partial per block, added after the loop: the same
-/// thread count gives the same sums). Weight matrices too large for that (<see cref="GradientInLoop"/>) keep every
+/// them and the steps' [h | x] rows every few steps while all are in the cache (<see cref="GroupSteps"/>; one partial
+/// per block, added after the loop: the same thread count gives the same sums). Weight matrices too large for that (<see cref="GradientInLoop"/>) keep every
 /// step's pre-activation gradient instead, for one product after the loop.
 /// </summary>
 internal static unsafe class RecurrentKernels
@@ -359,7 +359,7 @@ internal static unsafe class RecurrentKernels
     /// product (E4: 32 rows at one thread, 16 at two) spend much of it on that: Aᵀ·B with C 200 × 82 ran at 53 GFLOP/s
     /// over 16 rows, 63 over 32, 67 over 256 (AMD EPYC, AVX2). The rows go in step order, each element's FMA chain
     /// unchanged: the same sums as one product per step.</summary>
-    public static int GroupSteps(int rows) => rows <= 0 ? 1 : Math.Clamp(128 / rows, 1, MaxGroupSteps ?? 8);
+    public static int GroupSteps(int rows) => rows <= 0 ? 1 : Math.Clamp(128 / rows, 1, Math.Max(1, MaxGroupSteps ?? 8));
 
     private static readonly AsyncLocal<int?> GroupLimit = new();
 
@@ -371,8 +371,8 @@ internal static unsafe class RecurrentKernels
         set => GroupLimit.Value = value;
     }
 
-    /// <summary>Whether the weight gradient is accumulated step by step inside the loop: while [dW_hh | dW_ih] (G·H ×
-    /// (H + I) floats, read and written each step) takes at most half the L2 cache, 64K floats — every layer Auto gives
+    /// <summary>Whether the weight gradient is accumulated inside the loop (every few steps): while [dW_hh | dW_ih] (G·H ×
+    /// (H + I) floats, read and written each time) takes at most half the L2 cache, 64K floats — every layer Auto gives
     /// this kernel up to 64 units and 192 inputs (Lstm(64) on 100 inputs, 42K floats: backward 66.4 ms in the loop,
     /// 68.5–69.0 ms after it). Larger ones keep every step's pre-activation gradient for one blocked product after the
     /// loop (Lstm(256) on 1,027 inputs: backward 94 ms that way, 131 ms step by step). AMD EPYC, AVX2, one thread.</summary>

@@ -7,9 +7,9 @@ namespace SeqDsl.Engine.Simd;
 /// <summary>
 /// C = C0 + A·B for the small products of one recurrent step (a block of batch rows times a weight matrix that
 /// stays in the L1/L2 cache): A is m×k with row stride lda, B is k×n row-major with row stride ldb, C0 (or zero
-/// when null; a row stride of 0 repeats one row, e.g. a bias) and C are m×n; and C += Aᵀ·B, the weight gradient of one
-/// backward step (<see cref="AccumulateAtB(int, int, int, float*, long, float*, long, float*, long)"/>). Register tiles
-/// of 2 vectors wide (AVX2: 6 rows × 16, 4 × 16 for a block's last few rows; AVX-512: 4 × 32), B broadcast-free, A
+/// when null; a row stride of 0 repeats one row, e.g. a bias) and C are m×n; and C += Aᵀ·B, the weight gradient of a
+/// few backward steps (<see cref="AccumulateAtB(int, int, int, float*, long, float*, long, float*, long)"/>). Register tiles
+/// of 2 vectors wide (AVX2: 6 rows × 16, 4 × 16 for a block's last few rows where the strip is whole; AVX-512: 4 × 32), B broadcast-free, A
 /// broadcast per element; a last strip of at most 8 columns on a 12 × 8 tile (8 × 8 for the last rows; in Aᵀ·B up to 4
 /// columns down C's rows instead), wider edges with masked lanes (unpacked A·B: one vector, then scalars). No
 /// allocation.
@@ -51,8 +51,8 @@ internal static unsafe class SmallGemm
     /// <summary>
     /// C = C0 + A·B with B given twice: as is (b, ldb) and packed (bp: the panel holding B's first column, rows
     /// offset as in b; panels panelStride floats apart). The AVX2 path takes the packed copy; a last panel narrower
-    /// than 16 columns (its packed copy is zero-padded) goes through a scratch tile — the 12 × 8 narrow one for up to 8
-    /// columns, the 6 × 16 one for 9–15 — and C0 is added after its sums.
+    /// than 16 columns (its packed copy is zero-padded) goes through a scratch tile — the 12 × 8 or 8 × 8 narrow one for
+    /// up to 8 columns, the 6 × 16 one for 9–15 — and C0 is added after its sums.
     /// </summary>
     public static void Run(int m, int n, int k, float* a, long lda, float* b, long ldb, float* bp, long panelStride,
         float* c0, long ldc0, float* c, long ldc)
@@ -273,7 +273,7 @@ internal static unsafe class SmallGemm
     /// The narrow register tile for a last strip of at most 8 columns: C (mr ≤ R rows × 8 columns, or the mask's lanes;
     /// R = 12, or 8 for a short remainder) = C0 (zero when null) + Σ_p a_q,p · B row p, A addressed as in
     /// <see cref="Tile{S, R}"/>. Twelve accumulators of one vector keep the FMA units as busy as the wide tile's twelve
-    /// of two; rows beyond mr repeat the last one and are not stored. <typeparamref name="S"/> reads B and C0 and writes
+    /// of two (the 8-row tile has eight); rows beyond mr repeat the last one and are not stored. <typeparamref name="S"/> reads B and C0 and writes
     /// C: whole vectors (a packed panel, 16 floats wide, into a scratch tile), or only the mask's lanes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -344,12 +344,13 @@ internal static unsafe class SmallGemm
         Avx.Store(c, s0);
     }
 
-    // ---- C += Aᵀ·B: a weight gradient accumulated over one step's rows ----
+    // ---- C += Aᵀ·B: a weight gradient accumulated over a group of steps' rows ----
 
     /// <summary>
     /// C += Aᵀ·B summed over <paramref name="rows"/> rows: A is rows×m (row stride lda), B rows×n (row stride ldb),
-    /// C m×n (row stride ldc) — Σ_r a_rᵀ b_r, the weight gradient of one step's batch rows (the pre-activation
-    /// gradient's rows against the [h | x] rows), added while both are still in the cache. Register tiles of 6 C rows
+    /// C m×n (row stride ldc) — Σ_r a_rᵀ b_r, the weight gradient of a few steps' batch rows (the pre-activation
+    /// gradient's rows against the [h | x] rows, <see cref="RecurrentKernels.GroupSteps"/>), added while both are still
+    /// in the cache. Register tiles of 6 C rows
     /// × 16 columns, each summing its rows in order (no packing: a row of A gives six broadcasts, a row of B two
     /// vectors); a last strip of up to 4 columns goes down C's rows (<see cref="AtBColumns"/>), one of 5–8 takes the
     /// 12 × 8 narrow tile, one of 9–15 the wide tile with masked loads and stores — every element one FMA chain from C

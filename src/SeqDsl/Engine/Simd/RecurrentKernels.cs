@@ -19,8 +19,8 @@ internal enum SimdCell { Lstm, GruResetAfter, GruResetBefore, RnnTanh, RnnRelu, 
 /// reverse with the saved gates: the pre-activation gradient of the step's rows (in scratch), then products for the
 /// state gradient (·W_hh) and the input gradient (·W_ih) on the same rows, and the weight gradient accumulated from
 /// them and the steps' [h | x] rows every few steps while all are in the cache (<see cref="GroupSteps"/>; one partial
-/// per block, added after the loop: the same thread count gives the same sums). Weight matrices too large for that (<see cref="GradientInLoop"/>) keep every
-/// step's pre-activation gradient instead, for one product after the loop.
+/// per block, added after the loop: the same thread count gives the same sums). Weight matrices too large for that
+/// (<see cref="GradientInLoop"/>) keep every step's pre-activation gradient instead, for one product after the loop.
 /// </summary>
 internal static unsafe class RecurrentKernels
 {

@@ -8,11 +8,11 @@ namespace SeqDsl.Engine.Simd;
 /// C = C0 + A·B for the small products of one recurrent step (a block of batch rows times a weight matrix that
 /// stays in the L1/L2 cache): A is m×k with row stride lda, B is k×n row-major with row stride ldb, C0 (or zero
 /// when null; a row stride of 0 repeats one row, e.g. a bias) and C are m×n; and C += Aᵀ·B, the weight gradient of a
-/// few backward steps (<see cref="AccumulateAtB(int, int, int, float*, long, float*, long, float*, long)"/>). Register tiles
-/// of 2 vectors wide (AVX2: 6 rows × 16, 4 × 16 for a block's last few rows where the strip is whole; AVX-512: 4 × 32), B broadcast-free, A
-/// broadcast per element; a last strip of at most 8 columns on a 12 × 8 tile (8 × 8 for the last rows; in Aᵀ·B up to 4
-/// columns down C's rows instead), wider edges with masked lanes (unpacked A·B: one vector, then scalars). No
-/// allocation.
+/// few backward steps (<see cref="AccumulateAtB(int, int, int, float*, long, float*, long, float*, long)"/>).
+/// Register tiles of 2 vectors wide (AVX2: 6 rows × 16, 4 × 16 for a block's last few rows where the strip is whole;
+/// AVX-512: 4 × 32), B broadcast-free, A broadcast per element; a last strip of at most 8 columns on a 12 × 8 tile
+/// (8 × 8 for the last rows; in Aᵀ·B up to 4 columns down C's rows instead), wider edges with masked lanes (unpacked
+/// A·B: one vector, then scalars). No allocation.
 /// </summary>
 internal static unsafe class SmallGemm
 {
@@ -273,8 +273,9 @@ internal static unsafe class SmallGemm
     /// The narrow register tile for a last strip of at most 8 columns: C (mr ≤ R rows × 8 columns, or the mask's lanes;
     /// R = 12, or 8 for a short remainder) = C0 (zero when null) + Σ_p a_q,p · B row p, A addressed as in
     /// <see cref="Tile{S, R}"/>. Twelve accumulators of one vector keep the FMA units as busy as the wide tile's twelve
-    /// of two (the 8-row tile has eight); rows beyond mr repeat the last one and are not stored. <typeparamref name="S"/> reads B and C0 and writes
-    /// C: whole vectors (a packed panel, 16 floats wide, into a scratch tile), or only the mask's lanes.
+    /// of two (the 8-row tile has eight); rows beyond mr repeat the last one and are not stored.
+    /// <typeparamref name="S"/> reads B and C0 and writes C: whole vectors (a packed panel, 16 floats wide, into a
+    /// scratch tile), or only the mask's lanes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Narrow<S, R>(int mr, int k, float* a, long aRow, long aK, float* b, long ldb, float* c0, long ldc0, float* c, long ldc,

@@ -181,8 +181,8 @@ let tests =
         }
 
         test "the step product C = C0 + A·B = float64 sums: packed and not, narrow and wide last strips, a bias row, every path" {
-            // m on both sides of the 6- and 12-row tiles (remainders on the 4- and 8-row ones: 1, 5, 7, 8, 13); n with no last strip, one of 1..8 columns (the narrow tile)
-            // and of 9..15 (the wide one through a scratch tile); C0 absent, one bias row (row stride 0), a full
+            // m on both sides of the 6- and 12-row tiles (remainders on the 4- and 8-row ones: 1, 5, 7, 8, 13); n with
+            // no last strip, one of 1..8 columns (the narrow tile) and of 9..15 (the wide one through a scratch tile); C0 absent, one bias row (row stride 0), a full
             // matrix, and C itself (GRU reset-before adds its n product in place); row strides wider than the rows,
             // and C's padding columns left untouched
             let rng = System.Random 6
@@ -224,10 +224,11 @@ let tests =
         }
 
         test "the weight-gradient product C += AᵀB = float64 sums: tile edges, masked strips, strides, every path" {
-            // m not a multiple of 6 (the edge tiles: 4-row ones for 1, 7, 8 rows left, 8-row narrow ones), n with and without a strip narrower than 16 (masked lanes; a
-            // strip of 1..15 columns), row strides wider than the rows, and C's padding columns left untouched
+            // m not a multiple of 6 (the edge tiles: 4-row ones for 1, 7, 8 rows left, 8-row narrow ones), n with and
+            // without a strip narrower than 16 (1..4 columns down C's rows, 5..8 the narrow tile, 9..15 masked lanes),
+            // row strides wider than the rows, and C's padding columns left untouched
             let rng = System.Random 5
-            for rows, m, n in [ 1, 1, 1; 7, 6, 16; 13, 32, 64; 40, 50, 82; 9, 200, 82; 5, 7, 3; 3, 12, 24; 17, 1, 31 ] do
+            for rows, m, n in [ 1, 1, 1; 7, 6, 16; 13, 32, 64; 40, 50, 82; 9, 200, 82; 5, 7, 3; 3, 12, 24; 17, 1, 31; 6, 13, 22; 4, 57, 5 ] do
                 let lda, ldb, ldc = m + 3, n + 5, n + 2
                 let a = Array.init (rows * lda) (fun _ -> float32 (rng.NextDouble() - 0.5))
                 let b = Array.init (rows * ldb) (fun _ -> float32 (rng.NextDouble() - 0.5))

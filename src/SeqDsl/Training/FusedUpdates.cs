@@ -43,9 +43,6 @@ internal static unsafe class FusedUpdates
     /// <summary>The first float of a tensor that <see cref="Plain"/> accepts.</summary>
     public static float* Ptr(Tensor t) => SimdRecurrence.Ptr(t);
 
-    /// <summary>See <see cref="Chunked.Run"/>.</summary>
-    static void Chunks(long units, long unitSize, Action<long, long> body) => Chunked.Run(units, unitSize, body);
-
     /// <summary>
     /// libtorch's Adam (amsgrad off, no weight decay, not maximizing) over n floats:
     /// m ← m·β₁ + g·(1 − β₁) (one FMA); v ← v·β₂ + ((1 − β₂)·g)·g (one FMA); d ← √v / √(1 − β₂ᵗ) + ε;
@@ -60,7 +57,7 @@ internal static unsafe class FusedUpdates
             (float)Math.Sqrt(bc2), (float)eps, (float)-(lr / bc1), KerasRate: 0, Decay: 0);
         nint pp = (nint)p, pg = (nint)g, pm = (nint)m, pv = (nint)v;
         var avx = SimdMath.UseAvx2;
-        Chunks(n, 1, (s, e) => AdamRange(false, avx, (float*)pp, (float*)pg, (float*)pm, (float*)pv, s, e, k));
+        Chunked.Run(n, 1, (s, e) => AdamRange(false, avx, (float*)pp, (float*)pg, (float*)pm, (float*)pv, s, e, k));
     }
 
     /// <summary>
@@ -75,7 +72,7 @@ internal static unsafe class FusedUpdates
             (float)rate, (float)decay);
         nint pp = (nint)p, pg = (nint)g, pm = (nint)m, pv = (nint)v;
         var avx = SimdMath.UseAvx2;
-        Chunks(n, 1, (s, e) => AdamRange(true, avx, (float*)pp, (float*)pg, (float*)pm, (float*)pv, s, e, k));
+        Chunked.Run(n, 1, (s, e) => AdamRange(true, avx, (float*)pp, (float*)pg, (float*)pm, (float*)pv, s, e, k));
     }
 
     /// <summary>
@@ -87,7 +84,7 @@ internal static unsafe class FusedUpdates
         var k = new RmsConstants((float)alpha, (float)(1 - alpha), (float)eps, (float)-lr);
         nint pp = (nint)p, pg = (nint)g, ps = (nint)s;
         var avx = SimdMath.UseAvx2;
-        Chunks(n, 1, (a, b) => RmsRange(false, avx, (float*)pp, (float*)pg, (float*)ps, a, b, k));
+        Chunked.Run(n, 1, (a, b) => RmsRange(false, avx, (float*)pp, (float*)pg, (float*)ps, a, b, k));
     }
 
     /// <summary>
@@ -104,10 +101,10 @@ internal static unsafe class FusedUpdates
         var avx = SimdMath.UseAvx2;
         if (!sparse)
         {
-            Chunks(rows * rowSize, 1, (a, b) => RmsRange(true, avx, (float*)pp, (float*)pg, (float*)ps, a, b, k));
+            Chunked.Run(rows * rowSize, 1, (a, b) => RmsRange(true, avx, (float*)pp, (float*)pg, (float*)ps, a, b, k));
             return;
         }
-        Chunks(rows, rowSize, (r0, r1) =>
+        Chunked.Run(rows, rowSize, (r0, r1) =>
         {
             for (var r = r0; r < r1; r++)
             {

@@ -59,7 +59,9 @@ internal static class SimdEmbedding
             if (scale is not null && (!timeMajor || scale.dtype != ScalarType.Float32 || !scale.shape.SequenceEqual(new[] { ids.shape[0], weight.shape[1] })))
                 throw new ArgumentException($"the channel scale must be float32 (B, D) for (B, T) ids; got [{string.Join(", ", scale.shape)}] for ids [{string.Join(", ", ids.shape)}]");
             var flat = (timeMajor ? ids.t() : ids).reshape(-1);               // (T·B) in step order, or as given
-            var rows = Rows(weight, flat, scale);
+            var rows = scale is null
+                ? weight.index_select(0, flat)                                // checks every id against the table
+                : ScaledRows(weight, flat, scale);
             ctx.save_for_backward(scale is null ? [flat] : [flat, scale]);
             ctx.save_data("shape", weight.shape);
             ctx.save_data("padding", padding);
@@ -98,22 +100,20 @@ internal static class SimdEmbedding
             return [dw, null!, null!, null!];
         }
 
-        /// <summary>Rows of <paramref name="weight"/> at the ids, in one pass (row n times scale row n mod B when a scale
-        /// is given; the ids then time-major); every id is checked against the table first. (libtorch's index_select
-        /// copied E4's 6,400 rows of 32 floats with a memmove call each: 1.8 % of its training step.)</summary>
-        private static unsafe Tensor Rows(Tensor weight, Tensor flat, Tensor? scale)
+        /// <summary>Rows of <paramref name="weight"/> at the time-major ids, row n times scale row n mod B, in one
+        /// pass; every id is checked against the table first.</summary>
+        private static unsafe Tensor ScaledRows(Tensor weight, Tensor flat, Tensor scale)
         {
-            long V = weight.shape[0], D = weight.shape[1], N = flat.shape[0], B = scale is null ? 1 : scale.shape[0];
+            long V = weight.shape[0], D = weight.shape[1], N = flat.shape[0], B = scale.shape[0];
             var ids = flat.contiguous();
             var pid = (long*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(ids.bytes));
             for (long n = 0; n < N; n++)
                 if ((ulong)pid[n] >= (ulong)V)
                     throw new ArgumentOutOfRangeException(nameof(flat), $"token id {pid[n]} is outside the embedding's {V} rows");
             var rows = empty(N, D, dtype: ScalarType.Float32);
-            float* pr = SimdRecurrence.Ptr(rows), pw = SimdRecurrence.Ptr(weight), ps = scale is null ? null : SimdRecurrence.Ptr(scale);
+            float* pr = SimdRecurrence.Ptr(rows), pw = SimdRecurrence.Ptr(weight), ps = SimdRecurrence.Ptr(scale);
             var avx = SimdMath.UseAvx2;
-            if (ps is null) Chunked.Run(N, D, (n0, n1) => CopyRange(n0, n1, pr, pw, pid, D));
-            else Chunked.Run(N, D, (n0, n1) => ScaledRange(n0, n1, pr, pw, pid, ps, B, D, avx));
+            Chunked.Run(N, D, (n0, n1) => ScaledRange(n0, n1, pr, pw, pid, ps, B, D, avx));
             GC.KeepAlive(weight);
             GC.KeepAlive(scale);
             GC.KeepAlive(ids);
@@ -134,18 +134,6 @@ internal static class SimdEmbedding
                 if (id < v0 || id >= v1 || id == padding) continue;
                 if (ps is null) AddRow(pw + id * D, pg + n * D, D, avx);
                 else AddScaledRow(pw + id * D, pg + n * D, ps + b * D, D, avx);
-            }
-        }
-
-        /// <summary>Rows [n0, n1) of the lookup: table row ids[n].</summary>
-        private static unsafe void CopyRange(long n0, long n1, float* pr, float* pw, long* pid, long D)
-        {
-            var bytes = D * sizeof(float);
-            for (var n = n0; n < n1; n++)
-            {
-                // a large table's rows are cache misses (E4: 9.7 MB): ask for a row 8 tokens ahead
-                if (n + 8 < n1 && Sse.IsSupported) Sse.Prefetch0(pw + pid[n + 8] * D);
-                Buffer.MemoryCopy(pw + pid[n] * D, pr + n * D, bytes, bytes);
             }
         }
 

@@ -68,7 +68,7 @@ internal static unsafe class SmallGemm
     {
         var j = 0;
         for (; j + Panel <= n; j += Panel)
-            Column16(m, k, a, lda, bp + (j / Panel) * panelStride, Panel, c0 == null ? null : c0 + j, ldc0, c + j, ldc);
+            TileRows<WholeStrip>(m, k, a, lda, 1, bp + (j / Panel) * panelStride, Panel, c0 == null ? null : c0 + j, ldc0, c + j, ldc, default, default);
         if (j == n) return;
         // the last, narrower panel (H = 50 left two columns to scalar loops once, 6 % of E4's step)
         var cols = n - j;
@@ -114,21 +114,23 @@ internal static unsafe class SmallGemm
         }
     }
 
-    /// <summary>All m rows of one 16-column strip, six or four rows per register tile (<see cref="FourRows"/>).</summary>
+    /// <summary>All m rows of one 16-column strip on <see cref="Tile{S, R}"/>s (A, B, C0 and C addressed as there, row i
+    /// of A at a + i·aRow): six rows per tile, four for the last few (<see cref="FourRows"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Column16(int m, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
+    static void TileRows<S>(int m, int k, float* a, long aRow, long aK, float* b, long ldb, float* c0, long ldc0, float* c, long ldc,
+        Vector256<float> m0, Vector256<float> m1) where S : struct, IStrip
     {
         for (var i = 0; i < m;)
         {
-            float* ci = c0 == null ? null : c0 + i * ldc0;
+            float* ai = a + i * aRow, ci0 = c0 == null ? null : c0 + i * ldc0, ci = c + i * ldc;
             if (FourRows(m - i))
             {
-                Tile<WholeStrip, Rows4>(Math.Min(4, m - i), k, a + i * lda, lda, 1, b, ldb, ci, ldc0, c + i * ldc, ldc, default, default);
+                Tile<S, Rows4>(Math.Min(4, m - i), k, ai, aRow, aK, b, ldb, ci0, ldc0, ci, ldc, m0, m1);
                 i += 4;
             }
             else
             {
-                Tile<WholeStrip, Rows6>(Math.Min(6, m - i), k, a + i * lda, lda, 1, b, ldb, ci, ldc0, c + i * ldc, ldc, default, default);
+                Tile<S, Rows6>(Math.Min(6, m - i), k, ai, aRow, aK, b, ldb, ci0, ldc0, ci, ldc, m0, m1);
                 i += 6;
             }
         }
@@ -174,7 +176,7 @@ internal static unsafe class SmallGemm
     {
         var j = j0;
         for (; j + 16 <= n; j += 16)
-            Column16(m, k, a, lda, b + j, ldb, c0 == null ? null : c0 + j, ldc0, c + j, ldc);
+            TileRows<WholeStrip>(m, k, a, lda, 1, b + j, ldb, c0 == null ? null : c0 + j, ldc0, c + j, ldc, default, default);
         for (; j + 8 <= n; j += 8)
             for (var i = 0; i < m; i++)
                 Row8(k, a + i * lda, b + j, ldb, c0 == null ? null : c0 + i * ldc0 + j, c + i * ldc + j);
@@ -374,20 +376,7 @@ internal static unsafe class SmallGemm
         }
         var q = 0;
         for (; q + Panel <= n; q += Panel)
-            for (var i = 0; i < m;)
-            {
-                float* ci = c + i * ldc + q;
-                if (FourRows(m - i))
-                {
-                    Tile<WholeStrip, Rows4>(Math.Min(4, m - i), rows, a + i, 1, lda, b + q, ldb, ci, ldc, ci, ldc, default, default);
-                    i += 4;
-                }
-                else
-                {
-                    Tile<WholeStrip, Rows6>(Math.Min(6, m - i), rows, a + i, 1, lda, b + q, ldb, ci, ldc, ci, ldc, default, default);
-                    i += 6;
-                }
-            }
+            TileRows<WholeStrip>(m, rows, a, 1, lda, b + q, ldb, c + q, ldc, c + q, ldc, default, default);
         if (q == n) return;
         if (n - q <= 4)
         {
@@ -413,10 +402,7 @@ internal static unsafe class SmallGemm
             }
             return;
         }
-        var mask0 = MaskedStrip.Lanes(n - q);
-        var mask1 = MaskedStrip.Lanes(n - q - 8);
-        for (var i = 0; i < m; i += 6)
-            Tile<MaskedStrip, Rows6>(Math.Min(6, m - i), rows, a + i, 1, lda, b + q, ldb, c + i * ldc + q, ldc, c + i * ldc + q, ldc, mask0, mask1);
+        TileRows<MaskedStrip>(m, rows, a, 1, lda, b + q, ldb, c + q, ldc, c + q, ldc, MaskedStrip.Lanes(n - q), MaskedStrip.Lanes(n - q - 8));
     }
 
     /// <summary>

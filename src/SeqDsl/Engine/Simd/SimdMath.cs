@@ -18,8 +18,10 @@ public enum SimdWidth
 /// <summary>
 /// Vectorised exp, sigmoid and tanh for the gate functions (AVX2/FMA). exp: range reduction by ln 2 (split in
 /// two parts), a degree-6 Taylor polynomial on |r| ≤ ln 2 / 2, the power of two built in the exponent bits;
-/// about 1 ulp. tanh: an odd polynomial below |x| = 0.625 (where 1 − 2/(e^{2x} + 1) would lose digits to
-/// cancellation), that expression above. Both agree with libtorch's within a few float32 ulps.
+/// within 3 float32 ulps of the exact value (sigmoid = 1/(1 + e^−x) too). tanh: x times a rational function of x²,
+/// one division, no exp: within 6 ulps (0.4 on average) in about half the time of tanh through exp, which also needs
+/// a second formula near 0 (AMD EPYC, AVX2). The test "the gate functions against float64" holds all three to
+/// these bounds.
 /// </summary>
 internal static class SimdMath
 {
@@ -98,21 +100,24 @@ internal static class SimdMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Tanh(Vector256<float> x)
     {
-        var signMask = Vector256.Create(-0f);
-        var ax = Avx.AndNot(signMask, x);
-        // |x| ≥ 0.625: 1 − 2 / (e^{2|x|} + 1), sign restored
-        var e = Exp(Avx.Add(ax, ax));
-        var large = Fma.MultiplyAddNegated(Vector256.Create(2f), Reciprocal(Avx.Add(e, Vector256<float>.One)), Vector256<float>.One);
-        large = Avx.Or(large, Avx.And(x, signMask));
-        // |x| < 0.625: x + x³·P(x²), minimax coefficients (the classic single-precision tanh)
+        // x clamped to ±9 (tanh(9) rounds to 1 in float32; the vector second, so NaN stays NaN), then
+        // x·P(x²)/Q(x²): a rational minimax fit of tanh(x)/x on [0, 9] (relative error 2.1e-8 before rounding;
+        // bench/tanh-fit.py), P and Q of degree 4 in x², evaluated by Horner, one division; the result clamped to
+        // ±1 (rounding takes it 1 ulp above 1 for some x beyond 8.18)
+        x = Avx.Min(Vector256.Create(9f), Avx.Max(Vector256.Create(-9f), x));
         var s = Avx.Multiply(x, x);
-        var p = Vector256.Create(-5.70498872745e-3f);
-        p = Fma.MultiplyAdd(p, s, Vector256.Create(2.06390887954e-2f));
-        p = Fma.MultiplyAdd(p, s, Vector256.Create(-5.37397155531e-2f));
-        p = Fma.MultiplyAdd(p, s, Vector256.Create(1.33314422036e-1f));
-        p = Fma.MultiplyAdd(p, s, Vector256.Create(-3.33332819422e-1f));
-        var small = Fma.MultiplyAdd(Avx.Multiply(p, s), x, x);
-        return Avx.BlendVariable(large, small, Avx.CompareLessThan(ax, Vector256.Create(0.625f)));
+        var p = Vector256.Create(1.33544065e-08f);
+        p = Fma.MultiplyAdd(p, s, Vector256.Create(2.06090153e-05f));
+        p = Fma.MultiplyAdd(p, s, Vector256.Create(0.0034955896f));
+        p = Fma.MultiplyAdd(p, s, Vector256.Create(0.133810282f));
+        p = Fma.MultiplyAdd(p, s, Vector256<float>.One);
+        var q = Vector256.Create(7.77648779e-07f);
+        q = Fma.MultiplyAdd(q, s, Vector256.Create(0.000328563328f));
+        q = Fma.MultiplyAdd(q, s, Vector256.Create(0.0258769933f));
+        q = Fma.MultiplyAdd(q, s, Vector256.Create(0.467143446f));
+        q = Fma.MultiplyAdd(q, s, Vector256<float>.One);
+        var t = Avx.Divide(Avx.Multiply(x, p), q);
+        return Avx.Min(Vector256<float>.One, Avx.Max(Vector256.Create(-1f), t));
     }
 
     public static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));

@@ -410,6 +410,7 @@ internal static unsafe class RecurrentKernels
             for (var s0 = r0; s0 < r1; s0 += Sub)
             {
                 var m = Math.Min(Sub, r1 - s0);
+                var allActive = true;
                 for (var r = s0; r < s0 + m; r++)
                 {
                     long io = (long)(r - r0) * GH, gi = t * stepG + (long)r * GH, ho = t * stepH + (long)r * H;
@@ -417,16 +418,19 @@ internal static unsafe class RecurrentKernels
                     var k = (r - r0) * H;
                     if (!Active(b, r, t))
                     {
+                        allActive = false;
                         Clear(dpre + io, GH);
                         if (cell == SimdCell.GruResetAfter) Clear(dph + io, GH);
                         Clear(direct + k, H);
                         continue;
                     }
                     float* dOut = b.DOut != null ? b.DOut + ho : zero;
+                    // LSTM and SimpleRnn add the row's pre-activation gradient to its bias gradient as they write it
+                    float* db = b.DBias != null ? b.DBias + (long)r * GH : null;
                     switch (cell)
                     {
                         case SimdCell.Lstm:
-                            LstmBack(H, b.Gates + gi, b.Aux2 + ho, t > 0 ? b.Aux1 + ho - stepH : b.C0 + (long)r * H, dOut, dh + k, dc + k, dpre + io);
+                            LstmBack(H, b.Gates + gi, b.Aux2 + ho, t > 0 ? b.Aux1 + ho - stepH : b.C0 + (long)r * H, dOut, dh + k, dc + k, dpre + io, db);
                             break;
                         case SimdCell.GruResetAfter:
                             GruAfterBack(H, b.Gates + gi, b.Aux1 + ho, hPrev, dOut, dh + k, dpre + io, dph + io, direct + k);
@@ -435,12 +439,16 @@ internal static unsafe class RecurrentKernels
                             GruBeforeBackN(H, b.Gates + gi, hPrev, dOut, dh + k, dpre + io, direct + k);
                             break;
                         default:
-                            RnnBack(cell, H, hPrev + stepK, dOut, dh + k, dpre + io);   // the step's new state
+                            RnnBack(cell, H, hPrev + stepK, dOut, dh + k, dpre + io, db);   // the step's new state
                             break;
                     }
                 }
                 float* dp = dpre + (long)(s0 - r0) * GH;
-                float* dn = dhNew + (s0 - r0) * H;
+                // the state gradient through the weights: straight into dh when every row of the sub-block is active (its
+                // rows of dh are read above, not after), else beside it, copied for the active rows below (inactive rows
+                // keep theirs). GRU reset-before uses dn as scratch between its two products: always beside.
+                var inPlace = allActive && cell != SimdCell.GruResetBefore;
+                float* dn = inPlace ? dh + (s0 - r0) * H : dhNew + (s0 - r0) * H;
                 float* dd = direct + (s0 - r0) * H;
                 long wps = (long)GH * SmallGemm.Panel;                        // panel stride of packed W_hh and W_ih
                 switch (cell)
@@ -470,8 +478,9 @@ internal static unsafe class RecurrentKernels
                 SmallGemm.Run(m, I, GH, dp, GH, b.Wih, I, b.WihP, wps, null, 0, b.DX + t * stepI + (long)s0 * I, I);
                 for (var r = s0; r < s0 + m; r++)
                 {
-                    if (Active(b, r, t)) Copy(dn + (r - s0) * H, dh + (r - r0) * H, H);
-                    // the bias gradients, per row, while the pre-activation rows are in the cache (zero on padding)
+                    if (!inPlace && Active(b, r, t)) Copy(dn + (r - s0) * H, dh + (r - r0) * H, H);
+                    // GRU's bias gradients, per row, while the pre-activation rows are in the cache (zero on padding)
+                    if (cell is not (SimdCell.GruResetAfter or SimdCell.GruResetBefore)) continue;
                     long io = (long)(r - r0) * GH;
                     if (b.DBias != null) Add(dpre + io, b.DBias + (long)r * GH, GH);
                     if (b.DBhh != null) Add(dph + io, b.DBhh + (long)r * GH, GH);
@@ -521,7 +530,7 @@ internal static unsafe class RecurrentKernels
 
     /// <summary>LSTM step backward: gates i, f, g, o (post-activation), tanh c_t, c_{t−1}; dc carried in place.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void LstmBack(int H, float* g, float* tc, float* cPrev, float* dOut, float* dh, float* dc, float* dp)
+    static void LstmBack(int H, float* g, float* tc, float* cPrev, float* dOut, float* dh, float* dc, float* dp, float* db)
     {
         var u = 0;
         if (SimdMath.UseAvx2)
@@ -534,11 +543,22 @@ internal static unsafe class RecurrentKernels
                 var t = Avx.LoadVector256(tc + u);
                 var dht = Avx.Add(Avx.LoadVector256(dh + u), Avx.LoadVector256(dOut + u));
                 var dct = Fma.MultiplyAdd(Avx.Multiply(dht, o), Fma.MultiplyAddNegated(t, t, one), Avx.LoadVector256(dc + u));
-                Avx.Store(dp + u, Avx.Multiply(Avx.Multiply(dct, gg), Avx.Multiply(i, Avx.Subtract(one, i))));
-                Avx.Store(dp + H + u, Avx.Multiply(Avx.Multiply(dct, Avx.LoadVector256(cPrev + u)), Avx.Multiply(f, Avx.Subtract(one, f))));
-                Avx.Store(dp + 2 * H + u, Avx.Multiply(Avx.Multiply(dct, i), Fma.MultiplyAddNegated(gg, gg, one)));
-                Avx.Store(dp + 3 * H + u, Avx.Multiply(Avx.Multiply(dht, t), Avx.Multiply(o, Avx.Subtract(one, o))));
+                var di = Avx.Multiply(Avx.Multiply(dct, gg), Avx.Multiply(i, Avx.Subtract(one, i)));
+                var df = Avx.Multiply(Avx.Multiply(dct, Avx.LoadVector256(cPrev + u)), Avx.Multiply(f, Avx.Subtract(one, f)));
+                var dg = Avx.Multiply(Avx.Multiply(dct, i), Fma.MultiplyAddNegated(gg, gg, one));
+                var dO = Avx.Multiply(Avx.Multiply(dht, t), Avx.Multiply(o, Avx.Subtract(one, o)));
+                Avx.Store(dp + u, di);
+                Avx.Store(dp + H + u, df);
+                Avx.Store(dp + 2 * H + u, dg);
+                Avx.Store(dp + 3 * H + u, dO);
                 Avx.Store(dc + u, Avx.Multiply(dct, f));
+                if (db != null)
+                {
+                    Avx.Store(db + u, Avx.Add(Avx.LoadVector256(db + u), di));
+                    Avx.Store(db + H + u, Avx.Add(Avx.LoadVector256(db + H + u), df));
+                    Avx.Store(db + 2 * H + u, Avx.Add(Avx.LoadVector256(db + 2 * H + u), dg));
+                    Avx.Store(db + 3 * H + u, Avx.Add(Avx.LoadVector256(db + 3 * H + u), dO));
+                }
             }
         }
         for (; u < H; u++)
@@ -551,6 +571,13 @@ internal static unsafe class RecurrentKernels
             dp[2 * H + u] = dct * i * (1 - gg * gg);
             dp[3 * H + u] = dht * t * o * (1 - o);
             dc[u] = dct * f;
+            if (db != null)
+            {
+                db[u] += dp[u];
+                db[H + u] += dp[H + u];
+                db[2 * H + u] += dp[2 * H + u];
+                db[3 * H + u] += dp[3 * H + u];
+            }
         }
     }
 
@@ -639,7 +666,7 @@ internal static unsafe class RecurrentKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void RnnBack(SimdCell cell, int H, float* h, float* dOut, float* dh, float* dp)
+    static void RnnBack(SimdCell cell, int H, float* h, float* dOut, float* dh, float* dp, float* db)
     {
         var u = 0;
         if (SimdMath.UseAvx2)
@@ -649,13 +676,15 @@ internal static unsafe class RecurrentKernels
             {
                 var d = Avx.Add(Avx.LoadVector256(dh + u), Avx.LoadVector256(dOut + u));
                 var y = Avx.LoadVector256(h + u);
-                Avx.Store(dp + u, cell switch
+                var p = cell switch
                 {
                     SimdCell.RnnTanh => Avx.Multiply(d, Fma.MultiplyAddNegated(y, y, one)),
                     SimdCell.RnnRelu => Avx.And(d, Avx.CompareGreaterThan(y, Vector256<float>.Zero)),
                     SimdCell.RnnSigmoid => Avx.Multiply(d, Avx.Multiply(y, Avx.Subtract(one, y))),
                     _ => d,
-                });
+                };
+                Avx.Store(dp + u, p);
+                if (db != null) Avx.Store(db + u, Avx.Add(Avx.LoadVector256(db + u), p));
             }
         }
         for (; u < H; u++)
@@ -669,6 +698,7 @@ internal static unsafe class RecurrentKernels
                 SimdCell.RnnSigmoid => d * y * (1 - y),
                 _ => d,
             };
+            if (db != null) db[u] += dp[u];
         }
     }
 

@@ -342,9 +342,10 @@ let tests =
                     let lo, hi = System.BitConverter.SingleToInt32Bits 1e-30f, System.BitConverter.SingleToInt32Bits limit
                     let mutable worst, at = 0L, 0f
                     let xs = Array.zeroCreate<float32> 8
+                    let signs = [| 1f; -1f |]
                     let mutable b = lo
                     while b < hi do
-                        for sign in [ 1f; -1f ] do
+                        for sign in signs do
                             for k in 0 .. 7 do xs.[k] <- sign * System.BitConverter.Int32BitsToSingle(min hi (b + 97 * k))
                             let y = f (System.Runtime.Intrinsics.Vector256.Create<float32>(xs))
                             for k in 0 .. 7 do
@@ -355,6 +356,8 @@ let tests =
                 let tanhUlps, tanhAt = sweep 12f SimdMath.Tanh tanh
                 Expect.isLessThanOrEqual tanhUlps 6L $"tanh: {tanhUlps} ulps at {tanhAt}"
                 let sigmoidUlps, sigmoidAt = sweep 80f SimdMath.Sigmoid (fun x -> 1.0 / (1.0 + exp -x))
+                // (sigmoid's reciprocal starts from the CPU's 12-bit estimate, which differs between CPU makers: one
+                // ulp more than the 3 measured on an AMD EPYC)
                 Expect.isLessThanOrEqual sigmoidUlps 4L $"sigmoid: {sigmoidUlps} ulps at {sigmoidAt}"
                 let expUlps, expAt = sweep 80f SimdMath.Exp exp
                 Expect.isLessThanOrEqual expUlps 3L $"exp: {expUlps} ulps at {expAt}"

@@ -445,9 +445,9 @@ internal static unsafe class RecurrentKernels
                 }
                 float* dp = dpre + (long)(s0 - r0) * GH;
                 // the state gradient through the weights: straight into dh when every row of the sub-block is active (its
-                // rows of dh are read above, not after), else beside it, copied for the active rows below (inactive rows
-                // keep theirs). GRU reset-before uses dn as scratch between its two products: always beside.
-                var inPlace = allActive && cell != SimdCell.GruResetBefore;
+                // rows of dh are read above, not after; GRU reset-before's d(r ⊙ h) between its two products reads only
+                // what the first wrote), else beside it, copied for the active rows below (inactive rows keep theirs)
+                var inPlace = allActive;
                 float* dn = inPlace ? dh + (s0 - r0) * H : dhNew + (s0 - r0) * H;
                 float* dd = direct + (s0 - r0) * H;
                 long wps = (long)GH * SmallGemm.Panel;                        // panel stride of packed W_hh and W_ih

@@ -18,7 +18,8 @@ public enum SimdWidth
 /// <summary>
 /// Vectorised exp, sigmoid and tanh for the gate functions (AVX2/FMA). exp: range reduction by ln 2 (split in
 /// two parts), a degree-6 Taylor polynomial on |r| ≤ ln 2 / 2, the power of two built in the exponent bits;
-/// within 3 float32 ulps of the exact value (sigmoid = 1/(1 + e^−x) too). tanh: x times a rational function of x²,
+/// within 3 float32 ulps of the exact value; sigmoid = 1/(1 + e^−x) within 4 (its reciprocal starts from the CPU's
+/// 12-bit estimate, which differs between CPU makers). tanh: x times a rational function of x²,
 /// one division, no exp: within 6 ulps in less than half the time of tanh through exp, which also needs a second
 /// formula near 0 (`bench simd`: 7.2 → 3.0 ns per 8 floats; AMD EPYC, AVX2). The test "the gate functions against
 /// float64" holds all three to these bounds.
@@ -100,10 +101,11 @@ internal static class SimdMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Tanh(Vector256<float> x)
     {
-        // x clamped to ±9 (tanh(9) rounds to 1 in float32; the vector second, so NaN stays NaN), then
-        // x·P(x²)/Q(x²): a rational minimax fit of tanh(x)/x on [0, 9] (relative error 2.1e-8 before rounding;
-        // bench/tanh-fit.py), P and Q of degree 4 in x², evaluated by Horner, one division; the result clamped to
-        // ±1 (rounding takes it 1 ulp above 1 for some x beyond 8.18)
+        // x clamped to ±9 (the vector second, so NaN stays NaN), then x·P(x²)/Q(x²): a rational minimax fit of
+        // tanh(x)/x on [0, 9] (relative error 2.1e-8 before rounding; bench/tanh-fit.py), P and Q of degree 4 in x²,
+        // evaluated by Horner, one division; the result clamped to ±1 (rounding takes it 1 ulp above 1 for some x
+        // beyond 8.18). tanh(9) is 1 − 3.05e-8, 0.99999994 in float32 (1 only beyond 9.011): every |x| ≥ 9 gives
+        // ±0.99999994, 1 ulp from the exact value, and x just under 9 may give 1 — within the bound, not monotone there
         x = Avx.Min(Vector256.Create(9f), Avx.Max(Vector256.Create(-9f), x));
         var s = Avx.Multiply(x, x);
         var p = Vector256.Create(1.33544065e-08f);

@@ -425,7 +425,8 @@ internal static unsafe class RecurrentKernels
                         continue;
                     }
                     float* dOut = b.DOut != null ? b.DOut + ho : zero;
-                    // LSTM and SimpleRnn add the row's pre-activation gradient to its bias gradient as they write it
+                    // LSTM and SimpleRnn add the row's pre-activation gradient to its bias gradient as they write it (the
+                    // pass after the products below skips them)
                     float* db = b.DBias != null ? b.DBias + (long)r * GH : null;
                     switch (cell)
                     {
@@ -479,8 +480,9 @@ internal static unsafe class RecurrentKernels
                 for (var r = s0; r < s0 + m; r++)
                 {
                     if (!inPlace && Active(b, r, t)) Copy(dn + (r - s0) * H, dh + (r - r0) * H, H);
-                    // GRU's bias gradients, per row, while the pre-activation rows are in the cache (zero on padding)
-                    if (cell is not (SimdCell.GruResetAfter or SimdCell.GruResetBefore)) continue;
+                    // the bias gradients of the cells whose step backward did not add them (the GRUs), per row, while
+                    // the pre-activation rows are in the cache (zero on padding); a new cell gets this pass by default
+                    if (cell is SimdCell.Lstm or SimdCell.RnnTanh or SimdCell.RnnRelu or SimdCell.RnnLinear or SimdCell.RnnSigmoid) continue;
                     long io = (long)(r - r0) * GH;
                     if (b.DBias != null) Add(dpre + io, b.DBias + (long)r * GH, GH);
                     if (b.DBhh != null) Add(dph + io, b.DBhh + (long)r * GH, GH);

@@ -334,50 +334,50 @@ let tests =
         test "the gate functions against float64: tanh, sigmoid and exp within their ulp bounds, odd, bounded, NaN kept" {
             // every 97th float32 bit pattern from 1e-30 up to the end of each function's range, both signs; the
             // distance in ulps is the difference of the float32 bit patterns (same sign) from the rounded exact value
-            if SimdMath.UseAvx2 then
-                let lane (v: System.Runtime.Intrinsics.Vector256<float32>) (k: int) = System.Runtime.Intrinsics.Vector256.GetElement(v, k)
-                let ulps (got: float32) (exact: float) =
-                    abs (int64 (System.BitConverter.SingleToInt32Bits got) - int64 (System.BitConverter.SingleToInt32Bits(float32 exact)))
-                let sweep (limit: float32) (f: System.Runtime.Intrinsics.Vector256<float32> -> System.Runtime.Intrinsics.Vector256<float32>) (exact: float -> float) =
-                    let lo, hi = System.BitConverter.SingleToInt32Bits 1e-30f, System.BitConverter.SingleToInt32Bits limit
-                    let mutable worst, at = 0L, 0f
-                    let xs = Array.zeroCreate<float32> 8
-                    let signs = [| 1f; -1f |]
-                    let mutable b = lo
-                    while b < hi do
-                        for sign in signs do
-                            for k in 0 .. 7 do xs.[k] <- sign * System.BitConverter.Int32BitsToSingle(min hi (b + 97 * k))
-                            let y = f (System.Runtime.Intrinsics.Vector256.Create<float32>(xs))
-                            for k in 0 .. 7 do
-                                let u = ulps (lane y k) (exact (float xs.[k]))
-                                if u > worst then worst <- u; at <- xs.[k]
-                        b <- b + 97 * 8
-                    worst, at
-                let tanhUlps, tanhAt = sweep 12f SimdMath.Tanh tanh
-                Expect.isLessThanOrEqual tanhUlps 6L $"tanh: {tanhUlps} ulps at {tanhAt}"
-                let sigmoidUlps, sigmoidAt = sweep 80f SimdMath.Sigmoid (fun x -> 1.0 / (1.0 + exp -x))
-                // (sigmoid's reciprocal starts from the CPU's 12-bit estimate, which differs between CPU makers: one
-                // ulp more than the 3 measured on an AMD EPYC)
-                Expect.isLessThanOrEqual sigmoidUlps 4L $"sigmoid: {sigmoidUlps} ulps at {sigmoidAt}"
-                let expUlps, expAt = sweep 80f SimdMath.Exp exp
-                Expect.isLessThanOrEqual expUlps 3L $"exp: {expUlps} ulps at {expAt}"
-                let special = System.Runtime.Intrinsics.Vector256.Create(nanf, -0f, 0f, 1e-40f, -1e-40f, 30f, -1e30f, infinityf)
-                let t = SimdMath.Tanh special
-                Expect.isTrue (System.Single.IsNaN(lane t 0)) "tanh(NaN) is NaN"
-                Expect.equal (System.BitConverter.SingleToInt32Bits(lane t 1)) (System.BitConverter.SingleToInt32Bits -0f) "tanh(−0) = −0"
-                Expect.equal [ for k in 2 .. 4 -> lane t k ] [ 0f; 1e-40f; -1e-40f ] "tanh(x) = x for tiny x"
-                for k in 5 .. 7 do
-                    Expect.isLessThanOrEqual (abs (float (lane t k)) - 1.0) 0.0 $"|tanh({lane special k})| ≤ 1"
-                    Expect.isGreaterThan (abs (float (lane t k))) 0.9999999 $"tanh({lane special k}) ≈ ±1"
-                Expect.isTrue (System.Single.IsNaN(lane (SimdMath.Sigmoid special) 0)) "sigmoid(NaN) is NaN"
-                // |tanh| ≤ 1 everywhere (the rational form rounds above 1 beyond x ≈ 8.18 unless clamped), and odd
-                let mutable x = 0f
-                while x < 12f do
-                    let v = SimdMath.Tanh(System.Runtime.Intrinsics.Vector256.Create(x))
-                    let w = SimdMath.Tanh(System.Runtime.Intrinsics.Vector256.Create(-x))
-                    Expect.isLessThanOrEqual (lane v 0) 1f $"tanh({x}) ≤ 1"
-                    Expect.equal (lane w 0) (-(lane v 0)) $"tanh(−{x}) = −tanh({x})"
-                    x <- x + 0.0007f
+            if not SimdMath.UseAvx2 then skiptest "the vectorised gate functions need AVX2 and FMA (the plain path uses MathF)"
+            let lane (v: System.Runtime.Intrinsics.Vector256<float32>) (k: int) = System.Runtime.Intrinsics.Vector256.GetElement(v, k)
+            let ulps (got: float32) (exact: float) =
+                abs (int64 (System.BitConverter.SingleToInt32Bits got) - int64 (System.BitConverter.SingleToInt32Bits(float32 exact)))
+            let sweep (limit: float32) (f: System.Runtime.Intrinsics.Vector256<float32> -> System.Runtime.Intrinsics.Vector256<float32>) (exact: float -> float) =
+                let lo, hi = System.BitConverter.SingleToInt32Bits 1e-30f, System.BitConverter.SingleToInt32Bits limit
+                let mutable worst, at = 0L, 0f
+                let xs = Array.zeroCreate<float32> 8
+                let signs = [| 1f; -1f |]
+                let mutable b = lo
+                while b < hi do
+                    for sign in signs do
+                        for k in 0 .. 7 do xs.[k] <- sign * System.BitConverter.Int32BitsToSingle(min hi (b + 97 * k))
+                        let y = f (System.Runtime.Intrinsics.Vector256.Create<float32>(xs))
+                        for k in 0 .. 7 do
+                            let u = ulps (lane y k) (exact (float xs.[k]))
+                            if u > worst then (worst <- u; at <- xs.[k])
+                    b <- b + 97 * 8
+                worst, at
+            let tanhUlps, tanhAt = sweep 12f SimdMath.Tanh tanh
+            Expect.isLessThanOrEqual tanhUlps 6L $"tanh: {tanhUlps} ulps at {tanhAt}"
+            let sigmoidUlps, sigmoidAt = sweep 80f SimdMath.Sigmoid (fun x -> 1.0 / (1.0 + exp -x))
+            // (sigmoid's reciprocal starts from the CPU's 12-bit estimate, which differs between CPU makers: one
+            // ulp more than the 3 measured on an AMD EPYC)
+            Expect.isLessThanOrEqual sigmoidUlps 4L $"sigmoid: {sigmoidUlps} ulps at {sigmoidAt}"
+            let expUlps, expAt = sweep 80f SimdMath.Exp exp
+            Expect.isLessThanOrEqual expUlps 3L $"exp: {expUlps} ulps at {expAt}"
+            let special = System.Runtime.Intrinsics.Vector256.Create(nanf, -0f, 0f, 1e-40f, -1e-40f, 30f, -1e30f, infinityf)
+            let t = SimdMath.Tanh special
+            Expect.isTrue (System.Single.IsNaN(lane t 0)) "tanh(NaN) is NaN"
+            Expect.equal (System.BitConverter.SingleToInt32Bits(lane t 1)) (System.BitConverter.SingleToInt32Bits -0f) "tanh(−0) = −0"
+            Expect.equal [ for k in 2 .. 4 -> lane t k ] [ 0f; 1e-40f; -1e-40f ] "tanh(x) = x for tiny x"
+            for k in 5 .. 7 do
+                Expect.isLessThanOrEqual (abs (float (lane t k)) - 1.0) 0.0 $"|tanh({lane special k})| ≤ 1"
+                Expect.isGreaterThan (abs (float (lane t k))) 0.9999999 $"tanh({lane special k}) ≈ ±1"
+            Expect.isTrue (System.Single.IsNaN(lane (SimdMath.Sigmoid special) 0)) "sigmoid(NaN) is NaN"
+            // |tanh| ≤ 1 everywhere (the rational form rounds above 1 beyond x ≈ 8.18 unless clamped), and odd
+            let mutable x = 0f
+            while x < 12f do
+                let v = SimdMath.Tanh(System.Runtime.Intrinsics.Vector256.Create(x))
+                let w = SimdMath.Tanh(System.Runtime.Intrinsics.Vector256.Create(-x))
+                Expect.isLessThanOrEqual (lane v 0) 1f $"tanh({x}) ≤ 1"
+                Expect.equal (lane w 0) (-(lane v 0)) $"tanh(−{x}) = −tanh({x})"
+                x <- x + 0.0007f
         }
 
         test "no steps (T = 0): a training step runs on both weight-gradient paths, zero weight gradients" {

@@ -396,6 +396,9 @@ internal static unsafe class RecurrentKernels
         float* hxGroup = dphGroup + (cell == SimdCell.GruResetAfter ? groupG : 0);
         float* auxGroup = hxGroup + (long)S * rows * K;
         var slot = 0;
+        // LSTM and SimpleRnn add each row's pre-activation gradient to its bias gradient as they compute it; the GRUs
+        // (and, by default, a new cell) in a pass over the rows after the products
+        var biasInBack = cell is SimdCell.Lstm or SimdCell.RnnTanh or SimdCell.RnnRelu or SimdCell.RnnLinear or SimdCell.RnnSigmoid;
         Clear(zero, H);
         for (var r = r0; r < r1; r++)
         {
@@ -425,9 +428,7 @@ internal static unsafe class RecurrentKernels
                         continue;
                     }
                     float* dOut = b.DOut != null ? b.DOut + ho : zero;
-                    // LSTM and SimpleRnn add the row's pre-activation gradient to its bias gradient as they write it (the
-                    // pass after the products below skips them)
-                    float* db = b.DBias != null ? b.DBias + (long)r * GH : null;
+                    float* db = biasInBack && b.DBias != null ? b.DBias + (long)r * GH : null;
                     switch (cell)
                     {
                         case SimdCell.Lstm:
@@ -448,8 +449,7 @@ internal static unsafe class RecurrentKernels
                 // the state gradient through the weights: straight into dh when every row of the sub-block is active (its
                 // rows of dh are read above, not after; GRU reset-before's d(r ⊙ h) between its two products reads only
                 // what the first wrote), else beside it, copied for the active rows below (inactive rows keep theirs)
-                var inPlace = allActive;
-                float* dn = inPlace ? dh + (s0 - r0) * H : dhNew + (s0 - r0) * H;
+                float* dn = allActive ? dh + (s0 - r0) * H : dhNew + (s0 - r0) * H;
                 float* dd = direct + (s0 - r0) * H;
                 long wps = (long)GH * SmallGemm.Panel;                        // panel stride of packed W_hh and W_ih
                 switch (cell)
@@ -477,16 +477,16 @@ internal static unsafe class RecurrentKernels
                 }
                 // the input's gradient, while the pre-activation rows are in the cache (zero on padding)
                 SmallGemm.Run(m, I, GH, dp, GH, b.Wih, I, b.WihP, wps, null, 0, b.DX + t * stepI + (long)s0 * I, I);
-                for (var r = s0; r < s0 + m; r++)
-                {
-                    if (!inPlace && Active(b, r, t)) Copy(dn + (r - s0) * H, dh + (r - r0) * H, H);
-                    // the bias gradients of the cells whose step backward did not add them (the GRUs), per row, while
-                    // the pre-activation rows are in the cache (zero on padding); a new cell gets this pass by default
-                    if (cell is SimdCell.Lstm or SimdCell.RnnTanh or SimdCell.RnnRelu or SimdCell.RnnLinear or SimdCell.RnnSigmoid) continue;
-                    long io = (long)(r - r0) * GH;
-                    if (b.DBias != null) Add(dpre + io, b.DBias + (long)r * GH, GH);
-                    if (b.DBhh != null) Add(dph + io, b.DBhh + (long)r * GH, GH);
-                }
+                if (!allActive || !biasInBack)
+                    for (var r = s0; r < s0 + m; r++)
+                    {
+                        if (!allActive && Active(b, r, t)) Copy(dn + (r - s0) * H, dh + (r - r0) * H, H);
+                        if (biasInBack) continue;
+                        // the bias gradients, per row, while the pre-activation rows are in the cache (zero on padding)
+                        long io = (long)(r - r0) * GH;
+                        if (b.DBias != null) Add(dpre + io, b.DBias + (long)r * GH, GH);
+                        if (b.DBhh != null) Add(dph + io, b.DBhh + (long)r * GH, GH);
+                    }
             }
             if (dW == null) continue;
             // the weight gradient: the group's pre-activation gradient rows against their [h | x] rows (zero on padding),

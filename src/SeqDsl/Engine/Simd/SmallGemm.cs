@@ -82,12 +82,10 @@ internal static unsafe class SmallGemm
             var sums = stackalloc float[12 * 8];
             for (var i = 0; i < m;)
             {
-                var eight = EightRows(m - i);
-                var rows = Math.Min(eight ? 8 : 12, m - i);
+                var rows = NarrowRows(m - i);
                 // a packed panel is 16 floats wide: whole-vector loads stay inside it (lanes past cols — zero padding or
                 // the next columns of B — are computed into the scratch and discarded)
-                if (eight) Narrow<WholeStrip, Rows8>(rows, k, a + i * lda, lda, 1, bq, Panel, null, 0, sums, 8, default);
-                else Narrow<WholeStrip, Rows12>(rows, k, a + i * lda, lda, 1, bq, Panel, null, 0, sums, 8, default);
+                NarrowTile<WholeStrip>(rows, k, a + i * lda, lda, 1, bq, Panel, null, 0, sums, 8, default);
                 for (var r = 0; r < rows; r++)
                 {
                     float* dst = c + (i + r) * ldc + j;
@@ -267,9 +265,18 @@ internal static unsafe class SmallGemm
         if (R.Count == 6 && mr > 5) { S.Store(c + 5 * ldc, m0, c50); S.Store(c + 5 * ldc + 8, m1, c51); }
     }
 
-    /// <summary>Whether the next narrow tile, with <paramref name="rest"/> rows left, is an eight-row one: up to 8 rows
-    /// in one, 13–16 in two, else twelve rows (as <see cref="FourRows"/>: the fewest rows computed and discarded).</summary>
-    static bool EightRows(int rest) => rest <= 8 || rest is >= 13 and <= 16;
+    /// <summary>The rows the next narrow tile takes with <paramref name="rest"/> rows left: up to 8 rows in one eight-row
+    /// tile, 13–16 in two, else twelve rows (as <see cref="FourRows"/>: the fewest rows computed and discarded).</summary>
+    static int NarrowRows(int rest) => Math.Min(rest <= 8 || rest is >= 13 and <= 16 ? 8 : 12, rest);
+
+    /// <summary><see cref="Narrow{S, R}"/> on an eight-row tile for up to 8 rows, else a twelve-row one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void NarrowTile<S>(int mr, int k, float* a, long aRow, long aK, float* b, long ldb, float* c0, long ldc0, float* c, long ldc,
+        Vector256<float> mask) where S : struct, IStrip
+    {
+        if (mr <= 8) Narrow<S, Rows8>(mr, k, a, aRow, aK, b, ldb, c0, ldc0, c, ldc, mask);
+        else Narrow<S, Rows12>(mr, k, a, aRow, aK, b, ldb, c0, ldc0, c, ldc, mask);
+    }
 
     /// <summary>
     /// The narrow register tile for a last strip of at most 8 columns: C (mr ≤ R rows × 8 columns, or the mask's lanes;
@@ -388,17 +395,10 @@ internal static unsafe class SmallGemm
             var mask = MaskedStrip.Lanes(n - q);
             for (var i = 0; i < m;)
             {
+                var tileRows = NarrowRows(m - i);
                 float* ci = c + i * ldc + q;
-                if (EightRows(m - i))
-                {
-                    Narrow<MaskedStrip, Rows8>(Math.Min(8, m - i), rows, a + i, 1, lda, b + q, ldb, ci, ldc, ci, ldc, mask);
-                    i += 8;
-                }
-                else
-                {
-                    Narrow<MaskedStrip, Rows12>(Math.Min(12, m - i), rows, a + i, 1, lda, b + q, ldb, ci, ldc, ci, ldc, mask);
-                    i += 12;
-                }
+                NarrowTile<MaskedStrip>(tileRows, rows, a + i, 1, lda, b + q, ldb, ci, ldc, ci, ldc, mask);
+                i += tileRows;
             }
             return;
         }

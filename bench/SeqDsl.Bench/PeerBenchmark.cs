@@ -13,7 +13,9 @@ using static TorchSharp.torch;
 /// optimizers, interleaved round by round in one run: a round runs K training steps on each side, in an
 /// order that rotates between rounds. Two PyTorch peers run beside SeqDsl: one with the same allocator
 /// settings as SeqDsl's process, one with glibc's defaults. The machine's sgemm rate is measured in the
-/// same run, so GFLOP/s can be read as a share of what this CPU does on one large matrix product.
+/// same run, so GFLOP/s can be read as a share of what this CPU does on one large matrix product: once before each
+/// thread count, and again as one more side of every round, so that each round's share divides by the sgemm rate
+/// measured beside it (on a shared machine the rate drifts by a third within minutes).
 /// </summary>
 static class PeerBenchmark
 {
@@ -103,6 +105,9 @@ static class PeerBenchmark
         // a pause before each side's turn, so that the previous side's idle OpenMP workers have stopped spinning
         // (libgomp's default spin, PyTorch's "defaults" peer, keeps both cores busy for a while after its turn)
         var pause = IntArg(args, "--pause-ms", 0);
+        // untimed steps at the start of each side's turn (each side the same), so that a turn times steady-state
+        // steps rather than the first step after the other processes' turns (cold caches, sleeping workers)
+        var warmup = IntArg(args, "--warmup-steps", 0);
         var threadList = (Arg(args, "--threads-list") ?? "1,2").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         var only = Arg(args, "--only");
         // the recurrent kernels SeqDsl runs each config with: auto (the engine's choice), fused, loop, simd
@@ -116,9 +121,11 @@ static class PeerBenchmark
         foreach (var line in Backend.Describe()) Console.WriteLine($"SeqDsl {line}");
         Console.WriteLine($"GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset)"}; OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset)"} (both sides inherit them); " +
                           $"GOMP_SPINCOUNT {NativeLoader.OpenMpSpin ?? "libgomp's default"} on the SeqDsl side and the same-settings peer, libgomp's default on the defaults peer");
-        Console.WriteLine($"{rounds} rounds × {steps} steps per side, order rotating each round{(pause > 0 ? $", a {pause} ms pause before each side's turn" : "")}; FLOPs = 3 × the forward matrix products");
+        Console.WriteLine($"{rounds} rounds × {steps} steps per side, order rotating each round{(pause > 0 ? $", a {pause} ms pause before each side's turn" : "")}" +
+                          $"{(warmup > 0 ? $", {warmup} untimed step(s) at the start of each turn" : "")}; FLOPs = 3 × the forward matrix products; " +
+                          "% of sgemm: median (range) over rounds of the config's GFLOP/s over the sgemm rate measured in the same round");
         Console.WriteLine();
-        Console.WriteLine("| threads | config | kernel | SeqDsl ms | PyTorch ms (same malloc) | ratio (median, range) | PyTorch ms (defaults) | ratio (median, range) | SeqDsl GFLOP/s | % of sgemm | minor faults/step SeqDsl, PyTorch same, defaults |");
+        Console.WriteLine("| threads | config | kernel | SeqDsl ms | PyTorch ms (same malloc) | ratio (median, range) | PyTorch ms (defaults) | ratio (median, range) | SeqDsl GFLOP/s | % of sgemm (median, range) | minor faults/step SeqDsl, PyTorch same, defaults |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var threads in threadList)
         {
@@ -132,9 +139,10 @@ static class PeerBenchmark
                 using var defaults = Peer.Start(python, script, openblas, cfg.Peer, threads, "system");
                 var seqSides = kernels.Select(k => new SeqDslSide(cfg, k)).ToList();
                 foreach (var s in seqSides) s.Run(2); // warm-up
-                var sides = seqSides.Select(s => (Name: $"SeqDsl {s.Kernel}", Run: (Func<int, (double ms, long faults)>)s.Run))
-                    .Concat([("PyTorch same", same.Run), ("PyTorch defaults", defaults.Run)]).ToArray();
-                int pSame = seqSides.Count, pDefaults = seqSides.Count + 1;
+                using var product = new Sgemm();
+                var sides = seqSides.Select(s => (Name: $"SeqDsl {s.Kernel}", Run: (Func<int, int, (double ms, long faults)>)s.Run))
+                    .Concat([("PyTorch same", same.Run), ("PyTorch defaults", defaults.Run), ("sgemm", (_, w) => product.Run(w))]).ToArray();
+                int pSame = seqSides.Count, pDefaults = seqSides.Count + 1, pSgemm = seqSides.Count + 2;
                 var ms = sides.Select(_ => new List<double>()).ToArray();
                 var faults = new long[sides.Length];
                 for (var r = 0; r < rounds; r++)
@@ -142,7 +150,7 @@ static class PeerBenchmark
                     {
                         var s = (k + r) % sides.Length; // rotate who goes first
                         if (pause > 0) Thread.Sleep(pause);
-                        var (t, f) = sides[s].Run(steps);
+                        var (t, f) = sides[s].Run(steps, warmup);
                         ms[s].Add(t);
                         faults[s] += f;
                     }
@@ -156,9 +164,12 @@ static class PeerBenchmark
                         return $"**{Timing.Median(rs):F2}** ({rs[0]:F2} … {rs[^1]:F2})";
                     }
                     var gflops = flops / (seqMs / 1000) / 1e9;
+                    // each round's GFLOP/s over the sgemm rate of the same round (ms[pSgemm] holds ms per 1024³ product)
+                    var shares = ms[q].Zip(ms[pSgemm], (a, p) => 100 * (flops / a) / (Sgemm.Flops / p)).OrderBy(v => v).ToList();
                     Console.WriteLine($"| {threads} | {cfg.Name} | {seqSides[q].Kernel} | {seqMs:F1} | {Timing.Median(ms[pSame]):F1} | {Ratio(pSame)} | {Timing.Median(ms[pDefaults]):F1} | {Ratio(pDefaults)} | " +
-                                      $"{gflops:F1} | {100 * gflops / sgemm:F0} | {string.Join(", ", new[] { faults[q], faults[pSame], faults[pDefaults] }.Select(f => (f / (rounds * steps)).ToString("N0", CultureInfo.InvariantCulture)))} |");
+                                      $"{gflops:F1} | **{Timing.Median(shares):F0}** ({shares[0]:F0} … {shares[^1]:F0}) | {string.Join(", ", new[] { faults[q], faults[pSame], faults[pDefaults] }.Select(f => (f / (rounds * steps)).ToString("N0", CultureInfo.InvariantCulture)))} |");
                 }
+                Console.WriteLine($"| {threads} | sgemm 1024³ in the rounds above | | | | | | | {Sgemm.Flops / Timing.Median(ms[pSgemm]) / 1e6:F1} | | |");
                 foreach (var s in seqSides) s.Dispose();
             }
         }
@@ -196,8 +207,15 @@ static class PeerBenchmark
             _batch = new SequenceData(x, y);
         }
 
-        public (double ms, long faults) Run(int steps)
+        public (double ms, long faults) Run(int steps) => Run(steps, 0);
+
+        public (double ms, long faults) Run(int steps, int warmup)
         {
+            for (var i = 0; i < warmup; i++)
+            {
+                using var scope = NewDisposeScope();
+                _session.Step(_batch);
+            }
             var f0 = MinorFaults(Environment.ProcessId);
             var sw = Stopwatch.StartNew();
             for (var i = 0; i < steps; i++)
@@ -271,10 +289,10 @@ static class PeerBenchmark
             return new Peer(p, ready);
         }
 
-        public (double ms, long faults) Run(int steps)
+        public (double ms, long faults) Run(int steps, int warmup)
         {
             var f0 = MinorFaults(_p.Id);
-            _p.StandardInput.WriteLine($"{{\"run\": {steps}}}");
+            _p.StandardInput.WriteLine($"{{\"run\": {steps}, \"warmup\": {warmup}}}");
             _p.StandardInput.Flush();
             var reply = JsonNode.Parse(_p.StandardOutput.ReadLine() ?? throw new InvalidOperationException("the PyTorch peer died"))!;
             var ms = reply["ms"]!.AsArray().Select(v => v!.GetValue<double>()).ToList();
@@ -292,6 +310,25 @@ static class PeerBenchmark
             catch (InvalidOperationException) { }
             _p.Dispose();
         }
+    }
+
+    /// <summary>The sgemm side of a round: 1024 × 1024 × 1024 float32 products at the current thread count, timed the
+    /// way the training sides are (warm-up products untimed), in ms per product.</summary>
+    sealed class Sgemm : IDisposable
+    {
+        public const double Flops = 2.0 * 1024 * 1024 * 1024;
+        private const int Products = 4;
+        private readonly Tensor _a = randn(1024, 1024), _b = randn(1024, 1024);
+
+        public (double ms, long faults) Run(int warmup)
+        {
+            for (var i = 0; i < Math.Max(1, warmup); i++) { using var w = _a.mm(_b); }
+            var sw = Stopwatch.StartNew();
+            for (var i = 0; i < Products; i++) { using var c = _a.mm(_b); }
+            return (sw.Elapsed.TotalMilliseconds / Products, 0);
+        }
+
+        public void Dispose() { _a.Dispose(); _b.Dispose(); }
     }
 
     /// <summary>Median GFLOP/s of a 1024 × 1024 × 1024 float32 product at the current thread count.</summary>

@@ -5,7 +5,8 @@ The harness starts this script once per configuration and side, writes one JSON 
 model, then drives it in interleaved rounds over standard input/output:
 
   harness -> peer: {"config": {...}}        peer -> harness: {"ready": true, "torch": "1.13.1", ...}
-  harness -> peer: {"run": K}               peer -> harness: {"ms": [t1, ..., tK]}   (ms per training step)
+  harness -> peer: {"run": K, "warmup": W}  peer -> harness: {"ms": [t1, ..., tK]}   (ms per training step;
+                                            W untimed steps first, 0 when absent)
   harness -> peer: {"quit": true}
 
 Each step is what SeqDsl's TrainingSession.Step does: forward, loss, backward, optimizer update.
@@ -134,6 +135,8 @@ def main():
         msg = json.loads(line)
         if msg.get("quit"):
             break
+        for _ in range(msg.get("warmup", 0)):
+            step()
         times = []
         for _ in range(msg["run"]):
             t0 = time.perf_counter()

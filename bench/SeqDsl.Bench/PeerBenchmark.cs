@@ -77,6 +77,9 @@ static class PeerBenchmark
         var only = Arg(args, "--only");
         var kernels = (Arg(args, "--kernels") ?? "auto").Split(',').Select(k => Enum.Parse<Kernel>(k, ignoreCase: true)).ToArray();
         var model = Arg(args, "--model"); // another model text on the config's data, loss and optimizer (to take a step apart)
+        // --embedding-ab: each config's rounds alternate between the SIMD kernel making an embedding lookup before it
+        // itself and the separate lookup (SimdEmbedding.InKernel on, off), one row each
+        var embeddingAb = args.Contains("--embedding-ab");
         Console.WriteLine($"machine: {Backend.Machine}");
         Console.WriteLine("| threads | config | kernel | forward + loss ms | backward ms | optimizer ms | step ms |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
@@ -90,8 +93,24 @@ static class PeerBenchmark
                 {
                     using var side = new SeqDslSide(model is null ? cfg : cfg with { Name = $"{cfg.Name} as {model}", Model = model }, k);
                     side.Run(3);
-                    var t = side.Phases(rounds);
-                    Console.WriteLine($"| {threads} | {cfg.Name} | {k} | {t[0]:F2} | {t[1]:F2} | {t[2]:F2} | {t[0] + t[1] + t[2]:F2} |");
+                    if (!embeddingAb)
+                    {
+                        var t = side.Phases(rounds);
+                        Console.WriteLine($"| {threads} | {cfg.Name} | {k} | {t[0]:F2} | {t[1]:F2} | {t[2]:F2} | {t[0] + t[1] + t[2]:F2} |");
+                        continue;
+                    }
+                    var inKernel = SeqDsl.Engine.Simd.SimdEmbedding.InKernel;
+                    try
+                    {
+                        // one sequence of rounds, alternating: the even ones with the lookup in the kernel, the odd ones apart
+                        var all = side.PhaseTimes(2 * rounds, r => SeqDsl.Engine.Simd.SimdEmbedding.InKernel = r % 2 == 0);
+                        foreach (var on in new[] { true, false })
+                        {
+                            var t = all.Select(p => Timing.Median(p.Where((_, r) => (r % 2 == 0) == on).ToList())).ToArray();
+                            Console.WriteLine($"| {threads} | {cfg.Name} | {k}, lookup {(on ? "in the kernel" : "apart")} | {t[0]:F2} | {t[1]:F2} | {t[2]:F2} | {t[0] + t[1] + t[2]:F2} |");
+                        }
+                    }
+                    finally { SeqDsl.Engine.Simd.SimdEmbedding.InKernel = inKernel; }
                 }
             }
         }
@@ -227,12 +246,16 @@ static class PeerBenchmark
         }
 
         /// <summary>Median milliseconds of forward with the loss, backward, and the update over <paramref name="rounds"/> steps.</summary>
-        public double[] Phases(int rounds)
+        public double[] Phases(int rounds) => PhaseTimes(rounds, _ => { }).Select(Timing.Median).ToArray();
+
+        /// <summary>Each round's milliseconds of the three phases, calling <paramref name="before"/>(r) before round r.</summary>
+        public List<double>[] PhaseTimes(int rounds, Action<int> before)
         {
             var t = new List<double>[] { [], [], [] };
             var wantsLogits = _session.WantsLogits;
             for (var r = 0; r < rounds; r++)
             {
+                before(r);
                 using var scope = NewDisposeScope();
                 var sw = Stopwatch.StartNew();
                 var (_, sum, count) = Trainer.Step(_net, _session.Options.Loss, _batch, wantsLogits);
@@ -247,7 +270,7 @@ static class PeerBenchmark
                 _session.Optimizer.step();
                 t[2].Add(sw.Elapsed.TotalMilliseconds);
             }
-            return t.Select(Timing.Median).ToArray();
+            return t;
         }
 
         public void Dispose()

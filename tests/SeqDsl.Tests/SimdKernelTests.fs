@@ -476,6 +476,48 @@ let tests =
             Expect.throws (fun () -> SimdEmbedding.Lookup(table.weight, negative, System.Nullable()) |> ignore) "… and a negative one"
         }
 
+        test "an embedding looked up inside the SIMD kernel = the separate lookup, bit for bit: outputs and every gradient" {
+            // Embed (a padding row; a SpatialDropout after it or not) into a SIMD-kernel layer: the kernel copies the
+            // table's rows (times the dropout's mask) itself and adds the table's gradient from its input gradient;
+            // the same floats as the lookup apart, in training, with lengths, stacked, the last step only. A
+            // bidirectional layer keeps the lookup apart.
+            let models =
+                [ "Embed(16, padding: 0).SpatialDropout(0.3).Lstm(12, kernel: Simd).Dense(1, Sigmoid)", true
+                  "Embed(8, padding: 0).Gru(11, returnSequences: true, kernel: Simd).Dense(3)", true
+                  "Embed(9).SpatialDropout(0.5).Gru(10, resetAfter: false, kernel: Simd).Dense(1)", true
+                  "Embed(33).SimpleRnn(7, kernel: Simd).Stack(2).Dense(2)", true
+                  "Embed(8).SpatialDropout(0.2).Lstm(6, kernel: Simd).Bidirectional().Dense(1)", false ]
+            for text, fused in models do
+              for withLengths in [ false; true ] do
+                use net = compile (ModelSyntax.Parse text) (InputSpec(Vocab = 40)) Convention.Torch 4L
+                net.train()
+                torch.manual_seed 5L |> ignore
+                use ids = torch.randint(0L, 40L, [| 5L; 9L |])
+                use lengths = torch.tensor([| 9L; 3L; 7L; 1L; 9L |])
+                let pass inKernel =
+                    SimdEmbedding.InKernel <- inKernel
+                    try
+                        net.zero_grad()
+                        torch.manual_seed 6L |> ignore                                      // the same dropout mask
+                        let before = SimdRecurrence.EmbeddedRuns
+                        let y = if withLengths then net.Forward(ids, lengths) else net.Forward(ids, (null: torch.Tensor))
+                        y.square().sum().backward()
+                        Expect.equal (SimdRecurrence.EmbeddedRuns > before) (inKernel && fused) $"{text}: the lookup in the kernel when it can"
+                        values y, [ for n in paramNames net -> n, values (param net n).grad ]
+                    finally SimdEmbedding.InKernel <- true
+                let yIn, gIn = pass true
+                let yApart, gApart = pass false
+                Expect.sequenceEqual yIn yApart $"{text}, lengths {withLengths}: the same outputs"
+                for (n, a), (_, b) in List.zip gIn gApart do
+                    Expect.sequenceEqual a b $"{text}, lengths {withLengths}: the same gradient of {n}"
+                Expect.isTrue (gIn |> List.exists (fun (n, g) -> n.Contains "embed" && g |> Array.exists ((<>) 0.0f))) "the table has a gradient"
+            // an id outside the table is refused in the kernel too
+            use net = compile (ModelSyntax.Parse "Embed(4).SimpleRnn(3, kernel: Simd).Dense(1)") (InputSpec(Vocab = 6)) Convention.Torch 1L
+            net.train()
+            use bad = torch.tensor([| 1L; 6L |]).reshape(1L, 2L)
+            Expect.throws (fun () -> net.Forward(bad, (null: torch.Tensor)) |> ignore) "an id outside the table"
+        }
+
         test "the embedding's gradient through autograd.grad, and accumulated over two backward passes" {
             // the table enters the function through a view (so libtorch keeps the gradient instead of copying it):
             // a functional gradient must still come back and leave .grad alone, and .grad must add up

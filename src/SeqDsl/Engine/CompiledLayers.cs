@@ -51,6 +51,20 @@ internal sealed class EmbedModule : LayerModule
         y = Simd.SimdEmbedding.Lookup(w, x, _padding, keep.view(x.shape[0], w.shape[1]));
         return true;
     }
+
+    /// <summary>This lookup (and the SpatialDropout after it, when given) as the input of <paramref name="next"/>, whose
+    /// SIMD kernel makes the lookup itself (<see cref="Simd.EmbeddedInput"/>; the dropout's mask drawn as it would draw
+    /// it), when the one-pass lookup runs and <paramref name="next"/> takes it; else false and nothing is drawn.</summary>
+    public bool TryForwardInto(Tensor x, SpatialDropoutModule? dropout, RecurrentModule next, ForwardContext ctx, out Tensor y)
+    {
+        y = null!;
+        if (!Simd.SimdEmbedding.InKernel || _embedding.weight is not { } w || x.dim() != 2 || !Simd.SimdEmbedding.Applies(w, x)
+            || !next.TakesEmbedded(w, ctx))
+            return false;
+        using var keep = dropout is { Drops: true } ? dropout.Mask(x.shape[0], w.shape[1], w.dtype, w.device) : null;   // (B, 1, D)
+        y = next.ForwardEmbedded(new Simd.EmbeddedInput(w, x, _padding ?? -1, keep?.view(x.shape[0], w.shape[1])), ctx);
+        return true;
+    }
 }
 
 internal sealed class RecurrentModule : LayerModule
@@ -83,7 +97,18 @@ internal sealed class RecurrentModule : LayerModule
 
     public nn.Module Rnn => _rnn;
 
-    public override Tensor Forward(Tensor x, ForwardContext ctx)
+    public override Tensor Forward(Tensor x, ForwardContext ctx) => Forward(x, null, ctx);
+
+    /// <summary>Whether this layer takes its input as the embedding lookup that makes it (<see cref="ForwardEmbedded"/>):
+    /// a layer of one direction on the SIMD kernel, no per-step states kept, a float32 CPU table.</summary>
+    public bool TakesEmbedded(Tensor table, ForwardContext ctx) => _rnn is LoopRnn loop && loop.TakesEmbedded(table, ctx.KeepStepStates);
+
+    /// <summary>The layer on the embedding lookup <paramref name="input"/>, which its SIMD kernel makes itself (only
+    /// where <see cref="TakesEmbedded"/>).</summary>
+    public Tensor ForwardEmbedded(Simd.EmbeddedInput input, ForwardContext ctx) => Forward(null, input, ctx);
+
+    /// <summary>The layer on x, or (x null) on the lookup <paramref name="embedded"/> (the SIMD kernel's loop only).</summary>
+    private Tensor Forward(Tensor? x, Simd.EmbeddedInput? embedded, ForwardContext ctx)
     {
         RecurrentState? init = null;
         ctx.InitialStates?.TryGetValue(_index, out init);
@@ -94,9 +119,10 @@ internal sealed class RecurrentModule : LayerModule
         if (_rnn is LoopRnn loop)
         {
             var (o, h, c) = loop.Forward(x, lengths, init,
-                ctx.KeepStepStates ? (l, d, steps) => ctx.StepStates[(_index, l, d)] = steps : null, sequences: _returnSequences);
+                ctx.KeepStepStates ? (l, d, steps) => ctx.StepStates[(_index, l, d)] = steps : null, sequences: _returnSequences, embedded);
             (output, top) = (o!, Top(h, c, ctx));                                       // o: null only without sequences
         }
+        else if (x is null) throw new InvalidOperationException("an embedded input needs the SIMD kernel's loop");
         else if (lengths is not null && !ctx.KeepStates && x.device_type == DeviceType.CPU && (_spec.Directions == 1 || _spec.Layers == 1))
         {
             ReportLengthsPath("the padded fused path");

@@ -98,12 +98,15 @@ internal sealed class LoopRnn : nn.Module
 
     /// <summary>x: (B, T, I). Returns output (B, T, D·H) and final states (L·D, B, H). Without
     /// <paramref name="sequences"/> the caller reads only the final states: the top layer's output may then be null
-    /// (the SIMD kernel neither writes it nor reads its gradient).</summary>
-    public (Tensor? output, Tensor h, Tensor? c) Forward(Tensor x, Tensor? lengths, RecurrentState? init,
-        Action<int, int, Tensor[]>? keepSteps = null, bool sequences = true)
+    /// (the SIMD kernel neither writes it nor reads its gradient). <paramref name="embedded"/>, with x null: the input as
+    /// the embedding lookup that makes it, which the SIMD kernel makes itself (<see cref="TakesEmbedded"/>).</summary>
+    public (Tensor? output, Tensor h, Tensor? c) Forward(Tensor? x, Tensor? lengths, RecurrentState? init,
+        Action<int, int, Tensor[]>? keepSteps = null, bool sequences = true, Simd.EmbeddedInput? embedded = null)
     {
-        var B = x.shape[0];
-        var T = x.shape[1];
+        var B = embedded?.Batch ?? x!.shape[0];
+        var T = embedded?.Steps ?? x!.shape[1];
+        var device = (embedded?.Table ?? x!).device;
+        var dtype = (embedded?.Table ?? x!).dtype;
         var lstm = _cell.StateArity == 2;
         // the batch's lengths as the SIMD kernel reads them (a local: concurrent forwards share the module)
         var simdLengths = _simd is not null && lengths is not null
@@ -112,8 +115,8 @@ internal sealed class LoopRnn : nn.Module
         Tensor? mask = null, reverse = null;
         if (lengths is not null)
         {
-            var len = lengths.to(x.device);
-            var steps = arange(T, device: x.device).unsqueeze(0);                     // (1, T)
+            var len = lengths.to(device);
+            var steps = arange(T, device: device).unsqueeze(0);                       // (1, T)
             mask = (steps < len.unsqueeze(1)).unsqueeze(-1);                           // (B, T, 1)
             // index that reverses each sequence within its own length; padding stays in place
             reverse = where(steps < len.unsqueeze(1), len.unsqueeze(1) - 1 - steps, steps); // (B, T)
@@ -127,11 +130,12 @@ internal sealed class LoopRnn : nn.Module
             for (var d = 0; d < _directions; d++)
             {
                 var k = l * _directions + d;
-                var h0 = init?.H[k] ?? zeros(B, _units, dtype: x.dtype, device: x.device);
-                var c0 = lstm ? init?.C?[k] ?? zeros(B, _units, dtype: x.dtype, device: x.device) : null;
-                var seq = d == 0 ? input! : Reverse(input!, reverse);
-                var (o, h, c, steps) = RunDirection(seq, Suffix(l, d), mask, h0, c0, keepSteps is not null, simdLengths,
-                    sequence: sequences || l < _layers - 1);
+                var h0 = init?.H[k] ?? zeros(B, _units, dtype: dtype, device: device);
+                var c0 = lstm ? init?.C?[k] ?? zeros(B, _units, dtype: dtype, device: device) : null;
+                var (o, h, c, steps) = l == 0 && embedded is not null
+                    ? RunSimd(_simd!.Value, null, Suffix(l, d), h0, c0, simdLengths, sequences || l < _layers - 1, embedded)
+                    : RunDirection(d == 0 ? input! : Reverse(input!, reverse), Suffix(l, d), mask, h0, c0, keepSteps is not null,
+                        simdLengths, sequence: sequences || l < _layers - 1);
                 if (keepSteps is not null) keepSteps(l, d, steps!); // each direction's steps in its own reading order
                 if (o is not null) outs.Add(d == 0 ? o : Reverse(o, reverse));
                 hs.Add(h);
@@ -181,12 +185,37 @@ internal sealed class LoopRnn : nn.Module
     private static Tensor Reverse(Tensor x, Tensor? reverse) =>
         reverse is null ? x.flip(1) : x.gather(1, reverse.unsqueeze(-1).expand(x.shape));
 
+    /// <summary>Whether <see cref="Forward"/> takes its input as an embedding lookup (<see cref="Simd.EmbeddedInput"/>):
+    /// on the SIMD kernel, one direction, no per-step states kept, a float32 CPU table.</summary>
+    public bool TakesEmbedded(Tensor table, bool keepSteps) =>
+        _simd is not null && _directions == 1 && !keepSteps && table.dtype == ScalarType.Float32 && table.device_type == DeviceType.CPU;
+
+    /// <summary>One direction of one layer on the SIMD kernel, whose input is x or, with x null, the lookup that makes
+    /// it; the output is null when <paramref name="sequence"/> is false.</summary>
+    private (Tensor? output, Tensor h, Tensor? c, Tensor[]? steps) RunSimd(Simd.SimdCell simdCell, Tensor? x, string sfx, Tensor h, Tensor? c,
+        int[]? simdLengths, bool sequence, Simd.EmbeddedInput? embedded = null)
+    {
+        var bih = P("bias_ih" + sfx);
+        var bhh = P("bias_hh" + sfx);
+        // every additive bias goes in with the input projection; only GRU's b_hn stays apart (reset-after multiplies it by r)
+        var resetAfterGru = _cell is GruCell { ResetAfter: true };
+        var bias = bih is null ? bhh : bhh is null || resetAfterGru ? bih : bih.add(bhh, One);
+        // the kernel projects the input itself; its output is time-major
+        var (so, sh, sc) = Simd.SimdRecurrence.Run(simdCell, x, P("weight_ih" + sfx)!, P("weight_hh" + sfx)!, resetAfterGru ? bih : bias,
+            resetAfterGru ? bhh : null, h, c, simdLengths, sequence, embedded);
+        return (so?.transpose(0, 1), sh, sc, null);
+    }
+
     /// <summary>One direction of one layer; the output may be null when <paramref name="sequence"/> is false (the
     /// SIMD kernel's).</summary>
     private (Tensor? output, Tensor h, Tensor? c, Tensor[]? steps) RunDirection(Tensor x, string sfx, Tensor? mask, Tensor h, Tensor? c, bool keep,
         int[]? simdLengths = null, bool sequence = true)
     {
         if (_cell is UserCell user) return RunUser(user, x, sfx, mask, h, c, keep);
+        // the SIMD kernel runs the whole recurrence in one call, in float32 on the CPU; per-step states for diagnostics
+        // need the loop's graph, and a network moved to float64 (a reference) runs the loop's ops
+        if (_simd is Simd.SimdCell simdCell && !keep && x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU && x.shape[0] > 0)
+            return RunSimd(simdCell, x, sfx, h, c, simdLengths, sequence);
         var wih = P("weight_ih" + sfx)!;
         var whh = P("weight_hh" + sfx)!;
         var bih = P("bias_ih" + sfx);
@@ -197,15 +226,6 @@ internal sealed class LoopRnn : nn.Module
         // every additive bias goes into the one input projection before the loop; only GRU's b_hn stays
         // inside (reset-after multiplies it by r)
         var bias = bih is null ? bhh : bhh is null || resetAfterGru ? bih : bih.add(bhh, One);
-        // the SIMD kernel runs the whole recurrence in one call, in float32 on the CPU; per-step states for diagnostics
-        // need the loop's graph, and a network moved to float64 (a reference) runs the loop's ops
-        if (_simd is Simd.SimdCell simdCell && !keep && x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU && x.shape[0] > 0)
-        {
-            // the kernel projects the input itself; its output is time-major
-            var (so, sh, sc) = Simd.SimdRecurrence.Run(simdCell, x, wih, whh, resetAfterGru ? bih : bias, resetAfterGru ? bhh : null, h, c,
-                simdLengths, sequence);
-            return (so?.transpose(0, 1), sh, sc, null);
-        }
         var peep = P("weight_peephole" + sfx);
         var layerNorm = _cell is LstmCell { LayerNorm: true };
         long[] gatesShape = [4L * H];

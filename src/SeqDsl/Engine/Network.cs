@@ -231,17 +231,30 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         return RunLayers(input, _layers.Count, ctx);
     }
 
-    /// <summary>The first <paramref name="count"/> layers; an Embed followed by a SpatialDropout runs as one lookup
-    /// when it can (<see cref="EmbedModule.TryForwardDropped"/>).</summary>
+    /// <summary>The first <paramref name="count"/> layers; an Embed (and a SpatialDropout after it) followed by a
+    /// recurrent layer on the SIMD kernel runs as that layer's input, looked up by its kernel, when it can
+    /// (<see cref="EmbedModule.TryForwardInto"/>); else an Embed followed by a SpatialDropout as one lookup
+    /// (<see cref="EmbedModule.TryForwardDropped"/>).</summary>
     private Tensor RunLayers(Tensor x, int count, ForwardContext ctx)
     {
         for (var i = 0; i < count; i++)
         {
-            if (_layers[i] is EmbedModule e && i + 1 < count && _layers[i + 1] is SpatialDropoutModule s && e.TryForwardDropped(x, s, out var y))
+            if (_layers[i] is EmbedModule e)
             {
-                x = y;
-                i++;
-                continue;
+                var s = i + 1 < count ? _layers[i + 1] as SpatialDropoutModule : null;
+                var next = s is null ? i + 1 : i + 2;
+                if (next < count && _layers[next] is RecurrentModule r && e.TryForwardInto(x, s, r, ctx, out var z))
+                {
+                    x = z;
+                    i = next;
+                    continue;
+                }
+                if (s is not null && e.TryForwardDropped(x, s, out var y))
+                {
+                    x = y;
+                    i++;
+                    continue;
+                }
             }
             x = _layers[i].Forward(x, ctx);
         }

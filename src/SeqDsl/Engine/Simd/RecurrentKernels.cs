@@ -35,6 +35,9 @@ internal static unsafe class RecurrentKernels
                                              // final state (its input part unused)
         public float* X;                     // the input, row r step t at X + r·XB + t·XT (its last axis contiguous)
         public long XB, XT;
+        public long* Ids;                    // or, when X is null: (T, B) token ids — row r step t is Table row Ids[t·B + r]
+        public float* Table, Scale;          // (V, I) embedding table; (B, I) factor each of row r's rows is multiplied
+                                             // by (a SpatialDropout's scaled mask), or null
         public float* WcatT;                 // (H + I, G·H): [W_hh | W_ih]ᵀ
         public float* WcatTP, WP, WihP;      // the same three matrices packed in panels of 16 columns (SmallGemm.Pack)
         public float* W, Wih;                // weight_hh (G·H, H), weight_ih (G·H, I)
@@ -89,8 +92,27 @@ internal static unsafe class RecurrentKernels
                 var m = Math.Min(Sub, r1 - s0);
                 float* a = b.HX + t * stepK + (long)s0 * K;
                 float* g = b.Gates + t * stepG + (long)s0 * GH;
-                for (var r = s0; r < s0 + m; r++)                             // the step's inputs beside the states
-                    Copy(b.X + r * b.XB + t * b.XT, a + (long)(r - s0) * K + H, I);
+                if (b.Ids == null)
+                    for (var r = s0; r < s0 + m; r++)                         // the step's inputs beside the states
+                        Copy(b.X + r * b.XB + t * b.XT, a + (long)(r - s0) * K + H, I);
+                else
+                {
+                    for (var r = s0; r < s0 + m; r++)                         // or their embedding rows, looked up here
+                    {
+                        float* row = b.Table + b.Ids[(long)t * b.B + r] * I, dst = a + (long)(r - s0) * K + H;
+                        if (b.Scale == null) Copy(row, dst, I);
+                        else Multiply(row, b.Scale + (long)r * I, dst, I);
+                    }
+                    // the next step's table rows for this sub-block's rows (ids in no order: no hardware prefetcher
+                    // finds them) requested now, to arrive in the L2 cache during this step
+                    if (t + 1 < T && Sse.IsSupported)
+                        for (int r = s0, bytes = I * sizeof(float); r < s0 + m; r++)
+                        {
+                            var row = (byte*)(b.Table + b.Ids[(long)(t + 1) * b.B + r] * I);
+                            for (var line = 0; line < bytes; line += 64) Sse.Prefetch1(row + line);
+                            if (bytes > 0) Sse.Prefetch1(row + bytes - 1);                   // a row across one more line
+                        }
+                }
                 switch (cell)
                 {
                     case SimdCell.Lstm:
@@ -705,6 +727,16 @@ internal static unsafe class RecurrentKernels
     }
 
     // ------------------------------------------------------------------ helpers
+
+    /// <summary>to = x ⊙ y, n floats (the same products as the embedding's scaled lookup).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Multiply(float* x, float* y, float* to, int n)
+    {
+        var u = 0;
+        if (Avx.IsSupported)
+            for (; u + 8 <= n; u += 8) Avx.Store(to + u, Avx.Multiply(Avx.LoadVector256(x + u), Avx.LoadVector256(y + u)));
+        for (; u < n; u++) to[u] = x[u] * y[u];
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Copy(float* from, float* to, int n)

@@ -21,12 +21,19 @@ namespace SeqDsl.Engine.Simd;
 /// <para>A SpatialDropout right after the embedding can run inside the lookup (<see cref="Lookup"/>'s channel scale): each
 /// row is scaled as it is copied and each gradient row as it is added, instead of a product over the whole (B, T, D)
 /// sequence each way.</para>
+/// <para>A recurrent layer on the SIMD kernel right after the lookup makes it itself, in its step loop
+/// (<see cref="EmbeddedInput"/>), with this class's checks and gradient.</para>
 /// <para><c>SEQDSL_FUSED_EMBEDDING=0</c> turns this lookup off (libtorch's embedding then runs), for comparisons.</para>
 /// </summary>
 internal static class SimdEmbedding
 {
     /// <summary>Whether the lookup may run (false when SEQDSL_FUSED_EMBEDDING=0).</summary>
     public static bool Enabled { get; } = Environment.GetEnvironmentVariable("SEQDSL_FUSED_EMBEDDING") != "0";
+
+    /// <summary>Whether a recurrent layer on the SIMD kernel right after the lookup (a SpatialDropout between them
+    /// allowed) makes the lookup itself (<see cref="EmbeddedInput"/>); false when SEQDSL_EMBEDDING_IN_KERNEL=0, for
+    /// comparisons (tests set it).</summary>
+    public static bool InKernel { get; internal set; } = Environment.GetEnvironmentVariable("SEQDSL_EMBEDDING_IN_KERNEL") != "0";
 
     /// <summary>Whether <see cref="Lookup"/> runs this table and these ids: a float32 CPU table, contiguous, with a
     /// gradient to take, int64 ids, each under 2³¹ bytes (what a span over the memory takes).</summary>
@@ -45,6 +52,43 @@ internal static class SimdEmbedding
         return Function.apply(table, ids, padding ?? -1, scale!)[0];
     }
 
+    /// <summary>(B, T) ids in step order, (T·B) contiguous: token n = t·B + b.</summary>
+    internal static Tensor TimeMajor(Tensor ids) => ids.t().reshape(-1);
+
+    /// <summary>The contiguous int64 ids' first element, after checking that every id names one of the table's
+    /// <paramref name="V"/> rows.</summary>
+    internal static unsafe long* CheckIds(Tensor ids, long V)
+    {
+        var pid = (long*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(ids.bytes));
+        for (long n = 0, N = ids.numel(); n < N; n++)
+            if ((ulong)pid[n] >= (ulong)V)
+                throw new ArgumentOutOfRangeException(nameof(ids), $"token id {pid[n]} is outside the embedding's {V} rows");
+        return pid;
+    }
+
+    /// <summary>The (V, D) table's gradient from the gradient rows <paramref name="g"/> (N, D) of the N looked-up rows
+    /// (contiguous, in the order of <paramref name="ids"/>, contiguous int64), each times its scale row n mod B when
+    /// <paramref name="scale"/> (B, D) is given; the <paramref name="padding"/> row's gradient zero (−1: none).</summary>
+    internal static unsafe Tensor TableGradient(Tensor g, Tensor ids, Tensor? scale, long V, long padding)
+    {
+        long D = g.shape[^1], N = ids.numel();
+        var dw = empty(V, D, dtype: ScalarType.Float32);
+        var pg = SimdRecurrence.Ptr(g);
+        var pw = SimdRecurrence.Ptr(dw);
+        var pid = (long*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(ids.bytes));
+        var ps = scale is null ? null : SimdRecurrence.Ptr(scale);
+        var B = scale is null ? 1 : scale.shape[0];
+        var avx = SimdMath.UseAvx2;
+        // each chunk owns a range of the table's rows: it zeroes them, then adds the tokens whose ids fall in it, in
+        // token order — every row's sum in the same order for any number of chunks, so the result is the same. (A
+        // chunk of frequent ids — tokenizers number words by frequency — does more of the adds than another.)
+        Chunked.Run(V, D, (v0, v1) => Function.GradientRows(v0, v1, pw, pg, pid, ps, N, B, D, padding, avx));
+        GC.KeepAlive(g);                                                       // the pointers above are into these
+        GC.KeepAlive(ids);
+        GC.KeepAlive(scale);
+        return dw;
+    }
+
     private sealed class Function : autograd.MultiTensorFunction<Function>
     {
         public override string Name => "SeqDslEmbedding";
@@ -58,7 +102,7 @@ internal static class SimdEmbedding
             var timeMajor = ids.dim() == 2;
             if (scale is not null && (!timeMajor || scale.dtype != ScalarType.Float32 || !scale.shape.SequenceEqual(new[] { ids.shape[0], weight.shape[1] })))
                 throw new ArgumentException($"the channel scale must be float32 (B, D) for (B, T) ids; got [{string.Join(", ", scale.shape)}] for ids [{string.Join(", ", ids.shape)}]");
-            var flat = (timeMajor ? ids.t() : ids).reshape(-1);               // (T·B) in step order, or as given
+            var flat = timeMajor ? TimeMajor(ids) : ids.reshape(-1);             // (T·B) in step order, or as given
             var rows = scale is null
                 ? weight.index_select(0, flat)                                // checks every id against the table
                 : ScaledRows(weight, flat, scale);
@@ -83,21 +127,7 @@ internal static class SimdEmbedding
             // the gradient in the ids' order: time-major for (B, T) ids (already so when the recurrent kernel or a layer
             // that keeps the layout hands it back, else one copy)
             var g = (timeMajor ? g0.transpose(0, 1) : g0).contiguous();
-            var dw = empty(V, D, dtype: ScalarType.Float32);
-            var pg = SimdRecurrence.Ptr(g);
-            var pw = SimdRecurrence.Ptr(dw);
-            var pid = (long*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(ids.bytes));
-            var ps = scale is null ? null : SimdRecurrence.Ptr(scale);
-            var B = scale is null ? 1 : scale.shape[0];
-            var avx = SimdMath.UseAvx2;
-            // each chunk owns a range of the table's rows: it zeroes them, then adds the tokens whose ids fall in it, in
-            // token order — every row's sum in the same order for any number of chunks, so the result is the same. (A
-            // chunk of frequent ids — tokenizers number words by frequency — does more of the adds than another.)
-            Chunked.Run(V, D, (v0, v1) => GradientRows(v0, v1, pw, pg, pid, ps, N, B, D, padding, avx));
-            GC.KeepAlive(g);                                                   // the pointers above are into these
-            GC.KeepAlive(ids);
-            GC.KeepAlive(scale);
-            return [dw, null!, null!, null!];
+            return [TableGradient(g, ids, scale, V, padding), null!, null!, null!];
         }
 
         /// <summary>Rows of <paramref name="weight"/> at the time-major ids, row n times scale row n mod B, in one
@@ -106,10 +136,7 @@ internal static class SimdEmbedding
         {
             long V = weight.shape[0], D = weight.shape[1], N = flat.shape[0], B = scale.shape[0];
             var ids = flat.contiguous();
-            var pid = (long*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(ids.bytes));
-            for (long n = 0; n < N; n++)
-                if ((ulong)pid[n] >= (ulong)V)
-                    throw new ArgumentOutOfRangeException(nameof(flat), $"token id {pid[n]} is outside the embedding's {V} rows");
+            var pid = CheckIds(ids, V);
             var rows = empty(N, D, dtype: ScalarType.Float32);
             float* pr = SimdRecurrence.Ptr(rows), pw = SimdRecurrence.Ptr(weight), ps = SimdRecurrence.Ptr(scale);
             var avx = SimdMath.UseAvx2;
@@ -123,7 +150,7 @@ internal static class SimdEmbedding
         /// <summary>Rows [v0, v1) of the table's gradient: zeroed, then each token's gradient row (times its scale row,
         /// unless ps is null) added to its id's row when the id falls in the range, in token order. (A static method:
         /// its pointers stay in registers, where a lambda reads them from its closure.)</summary>
-        private static unsafe void GradientRows(long v0, long v1, float* pw, float* pg, long* pid, float* ps, long N, long B, long D,
+        internal static unsafe void GradientRows(long v0, long v1, float* pw, float* pg, long* pid, float* ps, long N, long B, long D,
             long padding, bool avx)
         {
             new Span<float>(pw + v0 * D, checked((int)((v1 - v0) * D))).Clear();

@@ -7,6 +7,21 @@ using static TorchSharp.torch;
 namespace SeqDsl.Engine.Simd;
 
 /// <summary>
+/// A recurrent layer's input given as the embedding lookup that makes it, for the SIMD kernel to make itself: each
+/// step's input rows are the table's rows at the ids, copied (times the channel scale) where the kernel copies its
+/// inputs beside the states, and the table's gradient is added from the kernel's input gradient as
+/// <see cref="SimdEmbedding"/>'s backward adds it — the same floats, without the (B, T, D) sequence written and read
+/// back in between. <paramref name="Table"/>: the embedding's (V, D) weight; <paramref name="Ids"/>: (B, T) int64;
+/// <paramref name="Padding"/>: the row whose gradient stays zero (−1: none); <paramref name="Scale"/>: (B, D) float32
+/// (a SpatialDropout's scaled mask, no gradient) or null.
+/// </summary>
+internal sealed record EmbeddedInput(Tensor Table, Tensor Ids, long Padding, Tensor? Scale)
+{
+    public long Batch => Ids.shape[0];
+    public long Steps => Ids.shape[1];
+}
+
+/// <summary>
 /// The SIMD kernel as a libtorch autograd function: one direction of one layer over the whole sequence, its input
 /// projection included (the kernel multiplies [h | x] by [W_hh | W_ih]ᵀ each step), returning the gradients of the
 /// input, both weight matrices, the biases and the initial states. The rest of the engine (stacking, directions, lengths, dropout, bias layouts) is the loop kernel's
@@ -30,21 +45,30 @@ internal static class SimdRecurrence
     /// <summary>
     /// One direction of one layer: x (B, T, I), libtorch's weight_ih (G·H, I) and weight_hh (G·H, H), the input-side
     /// bias (every bias that adds before the nonlinearity; null: none), GRU reset-after's b_hh (else null), the
-    /// initial state (B, H) and cell. Returns the output time-major (T, B, H) — null when <paramref name="sequence"/>
+    /// initial state (B, H) and cell; or, instead of x (null), the lookup that makes it (<paramref name="embedded"/>: the
+    /// table's gradient is then returned to the table). Returns the output time-major (T, B, H) — null when <paramref name="sequence"/>
     /// is false (the caller reads only the final states: the kernel then neither writes the output nor reads its
     /// gradient) —, the final state (B, H) and, for an LSTM, the final cell (B, H).
     /// </summary>
-    public static (Tensor? Output, Tensor H, Tensor? C) Run(SimdCell cell, Tensor x, Tensor wih, Tensor whh, Tensor? bias, Tensor? bhh,
-        Tensor h0, Tensor? c0, int[]? lengths, bool sequence = true)
+    public static (Tensor? Output, Tensor H, Tensor? C) Run(SimdCell cell, Tensor? x, Tensor wih, Tensor whh, Tensor? bias, Tensor? bhh,
+        Tensor h0, Tensor? c0, int[]? lengths, bool sequence = true, EmbeddedInput? embedded = null)
     {
-        // the weights and biases go in as ParameterViews: their gradients kept, not copied
+        // the weights and biases (and an embedded input's table) go in as ParameterViews: their gradients kept, not copied
+        using var table = ParameterView.Of(embedded?.Table);
         using var w1 = ParameterView.Of(wih)!;
         using var w2 = ParameterView.Of(whh)!;
         using var b1 = ParameterView.Of(bias);
         using var b2 = ParameterView.Of(bhh);
-        var r = SimdFunction.apply(x, w1, w2, b1!, b2!, h0, c0!, lengths!, cell, sequence);
+        if (embedded is not null) Interlocked.Increment(ref _embeddedRuns);
+        var r = SimdFunction.apply(table ?? x!, w1, w2, b1!, b2!, h0, c0!, lengths!, cell, sequence,
+            embedded?.Ids!, embedded?.Scale?.contiguous()!, embedded?.Padding ?? -1L);
         return (sequence ? r[0] : null, r[1], cell == SimdCell.Lstm ? r[2] : null);
     }
+
+    private static int _embeddedRuns;
+
+    /// <summary>Calls so far that made an embedding lookup in the kernel (for tests: that the path ran).</summary>
+    internal static int EmbeddedRuns => Volatile.Read(ref _embeddedRuns);
 
     /// <summary>Keeps tensors a kernel reads through raw pointers alive until this call (null entries allowed).</summary>
     private static void KeepAlive(params Tensor?[] tensors) => GC.KeepAlive(tensors);
@@ -191,15 +215,24 @@ internal static class SimdRecurrence
             var cell = (SimdCell)vars[8];
             var sequence = (bool)vars[9];
             var lengths = vars[7] as int[];
-            var x = (Tensor)vars[0];
+            var x = (Tensor)vars[0];                                                       // or the embedding's table
+            var ids = vars[10] as Tensor;                                                  // (B, T) when x is the table
+            var scale = vars[11] as Tensor;
+            var padding = (long)vars[12];
             var wih = ((Tensor)vars[1]).contiguous();
             var whh = ((Tensor)vars[2]).contiguous();
             var bias = (vars[3] as Tensor)?.contiguous();
             var bhh = (vars[4] as Tensor)?.contiguous();
             var h0 = ((Tensor)vars[5]).contiguous();
             var c0 = (vars[6] as Tensor)?.contiguous();
-            int B = (int)x.shape[0], T = (int)x.shape[1], I = (int)x.shape[2], H = (int)h0.shape[1], G = Gates(cell), GH = G * H;
+            int B = (int)(ids ?? x).shape[0], T = (int)(ids ?? x).shape[1], I = (int)x.shape[^1], H = (int)h0.shape[1], G = Gates(cell), GH = G * H;
             Require(x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU, "the input is not float32 on the CPU");
+            Require(ids is null || (ids.dtype == ScalarType.Int64 && ids.dim() == 2 && x.dim() == 2 && x.is_contiguous()
+                                    && (scale is null || (scale.dtype == ScalarType.Float32 && scale.shape.SequenceEqual(new long[] { B, I })))),
+                "an embedded input needs int64 (B, T) ids, a contiguous (V, D) table and a float32 (B, D) scale");
+            // an embedded input: the ids in step order, each checked against the table
+            var flat = ids is null ? null : SimdEmbedding.TimeMajor(ids);
+            var pid = flat is null ? null : SimdEmbedding.CheckIds(flat, x.shape[0]);
             foreach (var (t, rows, cols, name) in new (Tensor?, long, long, string)[]
                          { (wih, GH, I, "weight_ih"), (whh, GH, H, "weight_hh"), (h0, B, H, "h0"), (c0, B, H, "c0") })
                 if (t is not null)
@@ -211,7 +244,7 @@ internal static class SimdRecurrence
             var lstm = cell == SimdCell.Lstm;
             Require(!lstm || c0 is not null, "an LSTM needs its initial cell");
             Require(lengths is null || lengths.Length == B, $"{lengths?.Length} lengths for {B} rows");
-            var (xData, xB, xT) = Rows(x);                                                 // the kernel copies rows of I floats
+            var (xData, xB, xT) = ids is null ? Rows(x) : (x, 0, 0);                      // the kernel copies rows of I floats
             var hx = empty(T + 1, B, H + I, dtype: ScalarType.Float32);                   // filled by the kernel, step by step
             var wcatT = cat([whh, wih], 1).t().contiguous();                               // (H + I, G·H)
             var output = empty(sequence ? T : 0, B, H, dtype: ScalarType.Float32);         // not asked for: an empty stand-in
@@ -224,7 +257,8 @@ internal static class SimdRecurrence
             Launch(new RecurrentKernels.Buffers
                 {
                     B = B, T = T, H = H, I = I, G = G,
-                    HX = Ptr(hx), X = B * T * I == 0 ? null : Ptr(xData), XB = xB, XT = xT,
+                    HX = Ptr(hx), X = ids is not null || B * T * I == 0 ? null : Ptr(xData), XB = xB, XT = xT,
+                    Ids = pid, Table = ids is null ? null : Ptr(x), Scale = scale is null ? null : Ptr(scale),
                     WcatT = Ptr(wcatT), W = Ptr(whh), Wih = Ptr(wih),
                     Bias = bias is null ? null : Ptr(bias), Bhh = bhh is null ? null : Ptr(bhh),
                     H0 = Ptr(h0), C0 = c0 is null ? null : Ptr(c0),
@@ -233,8 +267,9 @@ internal static class SimdRecurrence
                 }, lengths, backward: false, Split(B), 2 * H, RecurrentKernels.ForwardScratch(0, H, G),
                 (b, _, r0, r1, s) => RecurrentKernels.Forward(cell, b, r0, r1, (float*)s));
             // the kernel read and wrote through pointers into these: alive until it returned
-            KeepAlive(xData, wcatT, wih, whh, bias, bhh, h0, c0, hx, output, hT, cT, gates, aux1, aux2);
-            ctx.save_for_backward([wih, whh, hx, gates!, aux1!, aux2!, c0!]);
+            KeepAlive(xData, flat, scale, wcatT, wih, whh, bias, bhh, h0, c0, hx, output, hT, cT, gates, aux1, aux2);
+            ctx.save_for_backward([wih, whh, hx, gates!, aux1!, aux2!, c0!, flat!, scale!]);
+            if (ids is not null) ctx.save_data("table", (Rows: x.shape[0], Padding: padding));
             ctx.save_data("cell", cell);
             ctx.save_data("sequence", sequence);
             ctx.save_data("grads", (Bias: bias is not null, Bhh: bhh is not null));
@@ -250,7 +285,7 @@ internal static class SimdRecurrence
             var (hasBias, hasBhh) = ((bool, bool))ctx.get_data("grads");
             var saved = ctx.get_saved_variables();
             Tensor wih = saved[0], whh = saved[1], hx = saved[2];
-            Tensor? gates = saved[3], aux1 = saved[4], aux2 = saved[5], c0 = saved[6];
+            Tensor? gates = saved[3], aux1 = saved[4], aux2 = saved[5], c0 = saved[6], ids = saved[7], scale = saved[8];
             var lstm = cell == SimdCell.Lstm;
             int T = (int)hx.shape[0] - 1, B = (int)hx.shape[1], H = (int)whh.shape[1], I = (int)wih.shape[1], G = Gates(cell), GH = G * H;
             var dOut = sequence ? grads[0].contiguous() : null;
@@ -295,7 +330,15 @@ internal static class SimdRecurrence
                 (dWhh, dWih) = WeightGradients(cell, hx.narrow(0, 0, T), dpre!, dph, aux1, H, I);
             var dBias = dBiasRows?.sum([0L]);
             var dBhh = dBhhRows?.sum([0L]);
-            return [dx.transpose(0, 1), dWih, dWhh, dBias!, dBhh!, dh0, dc0!, null!, null!, null!];
+            // an embedded input: the table's gradient from the input's, in step order as the kernel wrote it
+            Tensor dInput;
+            if (ids is null) dInput = dx.transpose(0, 1);
+            else
+            {
+                var (rowsV, padding) = ((long, long))ctx.get_data("table");
+                dInput = SimdEmbedding.TableGradient(dx.view(-1, I), ids, scale, rowsV, padding);
+            }
+            return [dInput, dWih, dWhh, dBias!, dBhh!, dh0, dc0!, null!, null!, null!, null!, null!, null!];
         }
     }
 }

@@ -58,7 +58,7 @@ internal sealed class EmbedModule : LayerModule
     public bool TryForwardInto(Tensor x, SpatialDropoutModule? dropout, RecurrentModule next, ForwardContext ctx, out Tensor y)
     {
         y = null!;
-        if (!Simd.SimdEmbedding.InKernel || _embedding.weight is not { } w || x.dim() != 2 || !Simd.SimdEmbedding.Applies(w, x)
+        if (!Simd.SimdEmbedding.InKernel || _embedding.weight is not { } w || x.dim() != 2 || x.shape[0] == 0 || !Simd.SimdEmbedding.Applies(w, x)
             || !next.TakesEmbedded(w, ctx))
             return false;
         using var keep = dropout is { Drops: true } ? dropout.Mask(x.shape[0], w.shape[1], w.dtype, w.device) : null;   // (B, 1, D)

@@ -518,6 +518,40 @@ let tests =
             Expect.throws (fun () -> net.Forward(bad, (null: torch.Tensor)) |> ignore) "an id outside the table"
         }
 
+        test "the kernel's thread team runs every index once, passes on exceptions, and takes nested and concurrent calls" {
+            // jobs back to back (a team thread arriving late must not run an old job's body on a new job's index), with
+            // pauses longer than the team's spin (its threads asleep, then woken)
+            for round in 0 .. 3000 do
+                let count = 2 + round % 3
+                let hits = Array.zeroCreate<int> count
+                Team.Run(count, fun i -> System.Threading.Interlocked.Increment(&hits.[i]) |> ignore)
+                Expect.isTrue (hits |> Array.forall ((=) 1)) $"round {round}: every index once"
+                if round % 1000 = 999 then System.Threading.Thread.Sleep(5)
+            Expect.throwsT<System.InvalidOperationException> (fun () ->
+                Team.Run(3, fun i -> if i = 1 then raise (System.InvalidOperationException "index 1"))) "an index's exception reaches the caller"
+            let after = Array.zeroCreate<int> 2
+            Team.Run(2, fun i -> after.[i] <- 1)
+            Expect.equal after [| 1; 1 |] "the team runs again after an exception"
+            // a body that calls Run itself, and two callers at once: the inner and the second go to the thread pool
+            let inner = Array.zeroCreate<int> 6
+            Team.Run(2, fun i -> Team.Run(3, fun j -> System.Threading.Interlocked.Increment(&inner.[3 * i + j]) |> ignore))
+            Expect.isTrue (inner |> Array.forall ((=) 1)) "nested calls"
+            let sums = Array.zeroCreate<int64> 2
+            let callers =
+                [| for c in 0 .. 1 ->
+                    System.Threading.Tasks.Task.Run(fun () ->
+                        for _ in 1 .. 500 do
+                            Team.Run(2, fun i -> System.Threading.Interlocked.Add(&sums.[c], int64 (i + 1)) |> ignore)) |]
+            System.Threading.Tasks.Task.WaitAll callers
+            Expect.equal sums [| 1500L; 1500L |] "two callers at once"
+            // the caller's execution context goes with the job (a test's narrowed SIMD path reaches every team thread)
+            for w in widths do
+                withWidth w (fun () ->
+                    let seen = Array.zeroCreate<SimdWidth> 3
+                    Team.Run(3, fun i -> System.Threading.Thread.Sleep 1; seen.[i] <- SimdMath.Width)
+                    Expect.isTrue (seen |> Array.forall ((=) w)) $"{w} on every thread")
+        }
+
         test "the embedding's gradient through autograd.grad, and accumulated over two backward passes" {
             // the table enters the function through a view (so libtorch keeps the gradient instead of copying it):
             // a functional gradient must still come back and leave .grad alone, and .grad must add up

@@ -25,7 +25,6 @@ internal static class Chunked
         var per = (units + threads - 1) / threads;
         if (unitSize == 1) per = (per + 7) & ~7L; // whole vectors per chunk
         var chunks = (int)((units + per - 1) / per);
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads },
-            i => body(i * per, Math.Min(units, (i + 1) * per)));
+        Team.Run(chunks, i => body(i * per, Math.Min(units, (i + 1) * per)));
     }
 }

@@ -110,7 +110,7 @@ internal static class SimdRecurrence
     }
 
     /// <summary>Runs body(block, r0, r1, scratch) over the blocks of a <see cref="Split"/> of <paramref name="rows"/>
-    /// rows (computed once by the caller: per-block buffers are sized by it), in parallel.</summary>
+    /// rows (computed once by the caller: per-block buffers are sized by it), in parallel (<see cref="Team"/>).</summary>
     internal static unsafe void Blocks(int rows, (int Count, int Per) split, int scratchPerRow, int scratchFixed, Action<int, int, int, IntPtr> body)
     {
         var (blocks, per) = split;
@@ -123,8 +123,7 @@ internal static class SimdRecurrence
             try { body(i, r0, r1, (IntPtr)scratch); }
             finally { NativeMemory.AlignedFree(scratch); }
         }
-        if (blocks == 1) Run(0);
-        else Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = blocks }, Run);
+        Team.Run(blocks, Run);
     }
 
     /// <summary>One kernel call: pins the lengths, packs the weights its products read, and runs

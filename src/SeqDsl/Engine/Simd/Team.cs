@@ -10,13 +10,16 @@ namespace SeqDsl.Engine.Simd;
 /// often woke only after the calling thread had finished its own block and taken the other one too (E7 SimpleRnn at
 /// two threads: the calling thread ran two thirds of the kernel's products; AMD EPYC, AVX2, docs/BENCHMARKS.md).
 /// A team thread spins for up to <see cref="SpinMicroseconds"/> after a job (yielding the core to any other runnable
-/// thread while it does), then sleeps until the next. Which thread runs which index does not change any result:
-/// every index writes its own part.
+/// thread while it does), then sleeps until the next (E7 SimpleRnn's and E4's two-thread steps measured the same with
+/// 0, 500 and 2,000 µs: the team itself, not the spin, is what was gained). Which thread runs which index does not
+/// change any result: every index writes its own part.
 /// </summary>
 internal static class Team
 {
-    /// <summary>How long an idle team thread waits awake for the next job before it sleeps.</summary>
-    public const int SpinMicroseconds = 500;
+    /// <summary>How long an idle team thread waits awake for the next job before it sleeps: 500 µs, or
+    /// SEQDSL_TEAM_SPIN_US (0: sleep at once).</summary>
+    public static int SpinMicroseconds { get; } =
+        int.TryParse(Environment.GetEnvironmentVariable("SEQDSL_TEAM_SPIN_US"), out var us) && us >= 0 ? us : 500;
 
     private static readonly object RunLock = new();
     private static readonly object SleepLock = new();

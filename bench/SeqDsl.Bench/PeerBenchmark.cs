@@ -103,7 +103,10 @@ static class PeerBenchmark
                     try
                     {
                         // one sequence of rounds, alternating: the even ones with the lookup in the kernel, the odd ones apart
+                        var before = SeqDsl.Engine.Simd.SimdRecurrence.EmbeddedRuns;
                         var all = side.PhaseTimes(2 * rounds, r => SeqDsl.Engine.Simd.SimdEmbedding.InKernel = r % 2 == 0);
+                        if (SeqDsl.Engine.Simd.SimdRecurrence.EmbeddedRuns == before)
+                            Console.WriteLine($"| {threads} | {cfg.Name} | {k}: no lookup in the kernel here (no Embed before a one-direction SIMD layer) | | | | |");
                         foreach (var on in new[] { true, false })
                         {
                             var t = all.Select(p => Timing.Median(p.Where((_, r) => (r % 2 == 0) == on).ToList())).ToArray();
@@ -141,7 +144,7 @@ static class PeerBenchmark
         Console.WriteLine($"GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset)"}; OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset)"} (both sides inherit them); " +
                           $"GOMP_SPINCOUNT {NativeLoader.OpenMpSpin ?? "libgomp's default"} on the SeqDsl side and the same-settings peer, libgomp's default on the defaults peer");
         Console.WriteLine($"{rounds} rounds × {steps} steps per side, order rotating each round{(pause > 0 ? $", a {pause} ms pause before each side's turn" : "")}" +
-                          $"{(warmup > 0 ? $", {warmup} untimed step(s) at the start of each turn" : "")}; FLOPs = 3 × the forward matrix products; " +
+                          $"{(warmup > 0 ? $", {warmup} untimed step(s) at the start of each turn (their minor faults counted with the timed ones)" : "")}; FLOPs = 3 × the forward matrix products; " +
                           "% of sgemm: median (range) over rounds of the config's GFLOP/s over the sgemm rate measured in the same round");
         Console.WriteLine();
         Console.WriteLine("| threads | config | kernel | SeqDsl ms | PyTorch ms (same malloc) | ratio (median, range) | PyTorch ms (defaults) | ratio (median, range) | SeqDsl GFLOP/s | % of sgemm (median, range) | minor faults/step SeqDsl, PyTorch same, defaults |");
@@ -228,14 +231,16 @@ static class PeerBenchmark
 
         public (double ms, long faults) Run(int steps) => Run(steps, 0);
 
+        /// <summary>ms per step of <paramref name="steps"/> timed steps after <paramref name="warmup"/> untimed ones; minor
+        /// faults over all of them (as the peers' are counted).</summary>
         public (double ms, long faults) Run(int steps, int warmup)
         {
+            var f0 = MinorFaults(Environment.ProcessId);
             for (var i = 0; i < warmup; i++)
             {
                 using var scope = NewDisposeScope();
                 _session.Step(_batch);
             }
-            var f0 = MinorFaults(Environment.ProcessId);
             var sw = Stopwatch.StartNew();
             for (var i = 0; i < steps; i++)
             {
@@ -335,8 +340,8 @@ static class PeerBenchmark
         }
     }
 
-    /// <summary>The sgemm side of a round: 1024 × 1024 × 1024 float32 products at the current thread count, timed the
-    /// way the training sides are (warm-up products untimed), in ms per product.</summary>
+    /// <summary>The sgemm side of a round: 1024 × 1024 × 1024 float32 products at the current thread count — at least one
+    /// untimed (the warm-up steps' number when more), then four timed — in ms per product.</summary>
     sealed class Sgemm : IDisposable
     {
         public const double Flops = 2.0 * 1024 * 1024 * 1024;

@@ -511,6 +511,22 @@ let tests =
                 for (n, a), (_, b) in List.zip gIn gApart do
                     Expect.sequenceEqual a b $"{text}, lengths {withLengths}: the same gradient of {n}"
                 Expect.isTrue (gIn |> List.exists (fun (n, g) -> n.Contains "embed" && g |> Array.exists ((<>) 0.0f))) "the table has a gradient"
+            // ids cut from a longer batch (the trainer trims each batch to its longest row): one step, strided
+            use lstm = compile (ModelSyntax.Parse "Embed(6).SpatialDropout(0.3).Lstm(5, kernel: Simd).Dense(1)") (InputSpec(Vocab = 40)) Convention.Torch 2L
+            lstm.train()
+            use wide = torch.randint(0L, 40L, [| 4L; 7L |])
+            use first = wide.narrow(1L, 0L, 1L)
+            Expect.isFalse (first.t().reshape(-1L).is_contiguous()) "a strided step"
+            let once inKernel =
+                SimdEmbedding.InKernel <- inKernel
+                try
+                    lstm.zero_grad()
+                    torch.manual_seed 3L |> ignore
+                    let y = lstm.Forward(first, (null: torch.Tensor))
+                    y.sum().backward()
+                    values y, [ for n in paramNames lstm -> values (param lstm n).grad ]
+                finally SimdEmbedding.InKernel <- true
+            Expect.equal (once true) (once false) "one strided step: the same outputs and gradients"
             // an id outside the table is refused in the kernel too
             use net = compile (ModelSyntax.Parse "Embed(4).SimpleRnn(3, kernel: Simd).Dense(1)") (InputSpec(Vocab = 6)) Convention.Torch 1L
             net.train()

@@ -33,7 +33,15 @@ internal static class SimdEmbedding
     /// <summary>Whether a recurrent layer on the SIMD kernel right after the lookup (a SpatialDropout between them
     /// allowed) makes the lookup itself (<see cref="EmbeddedInput"/>); false when SEQDSL_EMBEDDING_IN_KERNEL=0, for
     /// comparisons (tests set it).</summary>
-    public static bool InKernel { get; internal set; } = Environment.GetEnvironmentVariable("SEQDSL_EMBEDDING_IN_KERNEL") != "0";
+    public static bool InKernel
+    {
+        get => InKernelOverride.Value ?? InKernelDefault;
+        // in this execution context only (a test or benchmark comparing both, without touching other threads' work)
+        internal set => InKernelOverride.Value = value;
+    }
+
+    private static readonly bool InKernelDefault = Environment.GetEnvironmentVariable("SEQDSL_EMBEDDING_IN_KERNEL") != "0";
+    private static readonly AsyncLocal<bool?> InKernelOverride = new();
 
     /// <summary>Whether <see cref="Lookup"/> runs this table and these ids: a float32 CPU table, contiguous, with a
     /// gradient to take, int64 ids, each under 2³¹ bytes (what a span over the memory takes).</summary>
@@ -52,8 +60,9 @@ internal static class SimdEmbedding
         return Function.apply(table, ids, padding ?? -1, scale!)[0];
     }
 
-    /// <summary>(B, T) ids in step order, (T·B) contiguous: token n = t·B + b.</summary>
-    internal static Tensor TimeMajor(Tensor ids) => ids.t().reshape(-1);
+    /// <summary>(B, T) ids in step order, (T·B) contiguous: token n = t·B + b. (reshape alone can return a strided
+    /// view — one step, or a batch of one, cut from a longer one.)</summary>
+    internal static Tensor TimeMajor(Tensor ids) => ids.t().reshape(-1).contiguous();
 
     /// <summary>The contiguous int64 ids' first element, after checking that every id names one of the table's
     /// <paramref name="V"/> rows.</summary>

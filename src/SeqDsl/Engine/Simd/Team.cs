@@ -21,7 +21,6 @@ internal static class Team
     public static int SpinMicroseconds { get; } =
         int.TryParse(Environment.GetEnvironmentVariable("SEQDSL_TEAM_SPIN_US"), out var us) && us >= 0 ? us : 500;
 
-    private static readonly object RunLock = new();
     private static readonly object SleepLock = new();
     private static readonly List<Thread> Threads = [];
     private static readonly long SpinTicks = Stopwatch.Frequency * SpinMicroseconds / 1_000_000;
@@ -33,7 +32,7 @@ internal static class Team
         public readonly Action<int> Body = body;
         public readonly int Count = count;
         /// <summary>The caller's execution context, which a team thread runs the body in (as the thread pool would: its
-        /// AsyncLocals, e.g. a test's <see cref="SimdMath.Width"/>); null when it is the default one.</summary>
+        /// AsyncLocals, e.g. a test's <see cref="SimdMath.Width"/>); null only when the caller suppressed its flow.</summary>
         public readonly ExecutionContext? Context = context;
         public int Next, Done;
         public Exception? Error;
@@ -53,11 +52,12 @@ internal static class Team
 
     private static Job? _job;
     private static long _generation;
-    private static int _sleeping;
+    private static int _sleeping, _busy;
 
     /// <summary>Runs body(i) for every i in [0, <paramref name="count"/>) — on the calling thread and up to count − 1
-    /// team threads — and returns when all have returned; the first exception is rethrown then. A call made while
-    /// another is running (from another thread, or from inside a body) goes to the .NET thread pool instead.</summary>
+    /// team threads — and returns when all have returned; the first exception is rethrown then (on every path). A call
+    /// made while another is running (from another thread, or from inside a body) goes to the .NET thread pool
+    /// instead.</summary>
     public static void Run(int count, Action<int> body)
     {
         if (count <= 0) return;
@@ -66,9 +66,10 @@ internal static class Team
             body(0);
             return;
         }
-        if (!Monitor.TryEnter(RunLock))
+        if (Interlocked.CompareExchange(ref _busy, 1, 0) != 0)                       // not a re-entrant lock
         {
-            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = count }, body);
+            try { Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = count }, body); }
+            catch (AggregateException e) when (e.InnerExceptions.Count > 0) { ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw(); }
             return;
         }
         try
@@ -78,15 +79,17 @@ internal static class Team
             Volatile.Write(ref _job, job);
             Interlocked.Increment(ref _generation);                                 // publishes the job (a full fence)
             if (Volatile.Read(ref _sleeping) > 0)
-                lock (SleepLock) Monitor.PulseAll(SleepLock);
+                lock (SleepLock)
+                    for (var k = 1; k < count; k++) Monitor.Pulse(SleepLock);           // the threads the job can use
             job.Work();
             var spin = new SpinWait();
             while (Volatile.Read(ref job.Done) < count) spin.SpinOnce(sleep1Threshold: -1);
+            Volatile.Write(ref _job, null);                                         // its closure not kept alive
             if (job.Error is { } e) ExceptionDispatchInfo.Capture(e).Throw();
         }
         finally
         {
-            Monitor.Exit(RunLock);
+            Volatile.Write(ref _busy, 0);
         }
     }
 

@@ -187,11 +187,11 @@ static class PeerBenchmark
                     }
                     var gflops = flops / (seqMs / 1000) / 1e9;
                     // each round's GFLOP/s over the sgemm rate of the same round (ms[pSgemm] holds ms per 1024³ product)
-                    var shares = ms[q].Zip(ms[pSgemm], (a, p) => 100 * (flops / a) / (Sgemm.Flops / p)).OrderBy(v => v).ToList();
+                    var shares = ms[q].Zip(ms[pSgemm], (a, p) => 100 * (flops / a / 1e6) / Sgemm.Gflops(p)).OrderBy(v => v).ToList();
                     Console.WriteLine($"| {threads} | {cfg.Name} | {seqSides[q].Kernel} | {seqMs:F1} | {Timing.Median(ms[pSame]):F1} | {Ratio(pSame)} | {Timing.Median(ms[pDefaults]):F1} | {Ratio(pDefaults)} | " +
                                       $"{gflops:F1} | **{Timing.Median(shares):F0}** ({shares[0]:F0} … {shares[^1]:F0}) | {string.Join(", ", new[] { faults[q], faults[pSame], faults[pDefaults] }.Select(f => (f / (rounds * steps)).ToString("N0", CultureInfo.InvariantCulture)))} |");
                 }
-                Console.WriteLine($"| {threads} | sgemm 1024³ in the rounds above | | | | | | | {Sgemm.Flops / Timing.Median(ms[pSgemm]) / 1e6:F1} | | |");
+                Console.WriteLine($"| {threads} | sgemm 1024³ in the rounds above | | | | | | | {Sgemm.Gflops(Timing.Median(ms[pSgemm])):F1} | | |");
                 foreach (var s in seqSides) s.Dispose();
             }
         }
@@ -346,6 +346,9 @@ static class PeerBenchmark
     {
         public const double Flops = 2.0 * 1024 * 1024 * 1024;
         private const int Products = 4;
+
+        /// <summary>GFLOP/s of products that took <paramref name="ms"/> each.</summary>
+        public static double Gflops(double ms) => Flops / ms / 1e6;
         private readonly Tensor _a = randn(1024, 1024), _b = randn(1024, 1024);
 
         public (double ms, long faults) Run(int warmup)
@@ -359,20 +362,12 @@ static class PeerBenchmark
         public void Dispose() { _a.Dispose(); _b.Dispose(); }
     }
 
-    /// <summary>Median GFLOP/s of a 1024 × 1024 × 1024 float32 product at the current thread count.</summary>
+    /// <summary>Median GFLOP/s of 1024 × 1024 × 1024 float32 products at the current thread count (three turns of the
+    /// rounds' sgemm side, the first after three untimed products).</summary>
     static double SgemmGflops()
     {
-        using var a = randn(1024, 1024);
-        using var b = randn(1024, 1024);
-        for (var i = 0; i < 3; i++) { using var w = a.mm(b); }
-        var rates = new List<double>();
-        for (var i = 0; i < 10; i++)
-        {
-            var sw = Stopwatch.StartNew();
-            using var c = a.mm(b);
-            rates.Add(2.0 * 1024 * 1024 * 1024 / sw.Elapsed.TotalSeconds / 1e9);
-        }
-        return Timing.Median(rates);
+        using var product = new Sgemm();
+        return Timing.Median(Enumerable.Range(0, 3).Select(i => Sgemm.Gflops(product.Run(i == 0 ? 3 : 0).ms)).ToList());
     }
 
     /// <summary>Minor page faults of a process so far (field 10 of /proc/PID/stat); 0 where there is no /proc.</summary>

@@ -99,6 +99,18 @@ let private smallGemm m n k (a: float32[]) lda (b: float32[]) ldb (c0: float32[]
         SmallGemm.Run(m, n, k, pa, int64 lda, pb, int64 ldb, pp, int64 k * int64 SmallGemm.Panel, init, int64 ldc0, pc, int64 ldc)
     else SmallGemm.Run(m, n, k, pa, int64 lda, pb, int64 ldb, init, int64 ldc0, pc, int64 ldc)
 
+/// One forward and backward (sum of squares) of a network on ids in training, the embedding looked up inside the SIMD
+/// kernel or apart, the random stream seeded first (the same dropout masks): the output and every parameter's gradient.
+let private trainStep (net: Network) (ids: torch.Tensor) (lengths: torch.Tensor) (seed: int64) (inKernel: bool) =
+    SimdEmbedding.InKernel <- inKernel
+    try
+        net.zero_grad()
+        torch.manual_seed seed |> ignore
+        let y = net.Forward(ids, lengths)
+        y.square().sum().backward()
+        values y, [ for n in paramNames net -> n, values (param net n).grad ]
+    finally SimdEmbedding.InKernel <- true
+
 /// One NaN in row 0, step 1.
 let private poison (x: torch.Tensor) =
     use _ = torch.no_grad()
@@ -495,16 +507,10 @@ let tests =
                 use ids = torch.randint(0L, 40L, [| 5L; 9L |])
                 use lengths = torch.tensor([| 9L; 3L; 7L; 1L; 9L |])
                 let pass inKernel =
-                    SimdEmbedding.InKernel <- inKernel
-                    try
-                        net.zero_grad()
-                        torch.manual_seed 6L |> ignore                                      // the same dropout mask
-                        let before = SimdRecurrence.EmbeddedRuns
-                        let y = if withLengths then net.Forward(ids, lengths) else net.Forward(ids, (null: torch.Tensor))
-                        y.square().sum().backward()
-                        Expect.equal (SimdRecurrence.EmbeddedRuns > before) (inKernel && fused) $"{text}: the lookup in the kernel when it can"
-                        values y, [ for n in paramNames net -> n, values (param net n).grad ]
-                    finally SimdEmbedding.InKernel <- true
+                    let before = SimdRecurrence.EmbeddedRuns
+                    let result = trainStep net ids (if withLengths then lengths else null) 6L inKernel
+                    Expect.equal (SimdRecurrence.EmbeddedRuns > before) (inKernel && fused) $"{text}: the lookup in the kernel when it can"
+                    result
                 let yIn, gIn = pass true
                 let yApart, gApart = pass false
                 Expect.sequenceEqual yIn yApart $"{text}, lengths {withLengths}: the same outputs"
@@ -517,16 +523,7 @@ let tests =
             use wide = torch.randint(0L, 40L, [| 4L; 7L |])
             use first = wide.narrow(1L, 0L, 1L)
             Expect.isFalse (first.t().reshape(-1L).is_contiguous()) "a strided step"
-            let once inKernel =
-                SimdEmbedding.InKernel <- inKernel
-                try
-                    lstm.zero_grad()
-                    torch.manual_seed 3L |> ignore
-                    let y = lstm.Forward(first, (null: torch.Tensor))
-                    y.sum().backward()
-                    values y, [ for n in paramNames lstm -> values (param lstm n).grad ]
-                finally SimdEmbedding.InKernel <- true
-            Expect.equal (once true) (once false) "one strided step: the same outputs and gradients"
+            Expect.equal (trainStep lstm first null 3L true) (trainStep lstm first null 3L false) "one strided step: the same outputs and gradients"
             // an id outside the table is refused in the kernel too
             use net = compile (ModelSyntax.Parse "Embed(4).SimpleRnn(3, kernel: Simd).Dense(1)") (InputSpec(Vocab = 6)) Convention.Torch 1L
             net.train()

@@ -195,15 +195,21 @@ internal sealed class LoopRnn : nn.Module
     private (Tensor? output, Tensor h, Tensor? c, Tensor[]? steps) RunSimd(Simd.SimdCell simdCell, Tensor? x, string sfx, Tensor h, Tensor? c,
         int[]? simdLengths, bool sequence, Simd.EmbeddedInput? embedded = null)
     {
+        var (bias, bhh) = InputBias(sfx);
+        // the kernel projects the input itself; its output is time-major
+        var (so, sh, sc) = Simd.SimdRecurrence.Run(simdCell, x, P("weight_ih" + sfx)!, P("weight_hh" + sfx)!, bias,
+            _cell is GruCell { ResetAfter: true } ? bhh : null, h, c, simdLengths, sequence, embedded);
+        return (so?.transpose(0, 1), sh, sc, null);
+    }
+
+    /// <summary>The bias the input projection adds — every additive bias of direction <paramref name="sfx"/> in one
+    /// vector, except GRU reset-after's b_hh, which stays inside the step (reset-after multiplies its n part by r) —
+    /// and b_hh itself.</summary>
+    private (Tensor? Input, Tensor? Bhh) InputBias(string sfx)
+    {
         var bih = P("bias_ih" + sfx);
         var bhh = P("bias_hh" + sfx);
-        // every additive bias goes in with the input projection; only GRU's b_hn stays apart (reset-after multiplies it by r)
-        var resetAfterGru = _cell is GruCell { ResetAfter: true };
-        var bias = bih is null ? bhh : bhh is null || resetAfterGru ? bih : bih.add(bhh, One);
-        // the kernel projects the input itself; its output is time-major
-        var (so, sh, sc) = Simd.SimdRecurrence.Run(simdCell, x, P("weight_ih" + sfx)!, P("weight_hh" + sfx)!, resetAfterGru ? bih : bias,
-            resetAfterGru ? bhh : null, h, c, simdLengths, sequence, embedded);
-        return (so?.transpose(0, 1), sh, sc, null);
+        return (bih is null ? bhh : bhh is null || _cell is GruCell { ResetAfter: true } ? bih : bih.add(bhh, One), bhh);
     }
 
     /// <summary>One direction of one layer; the output may be null when <paramref name="sequence"/> is false (the
@@ -218,14 +224,10 @@ internal sealed class LoopRnn : nn.Module
             return RunSimd(simdCell, x, sfx, h, c, simdLengths, sequence);
         var wih = P("weight_ih" + sfx)!;
         var whh = P("weight_hh" + sfx)!;
-        var bih = P("bias_ih" + sfx);
-        var bhh = P("bias_hh" + sfx);
         var H = _units;
-        var resetAfterGru = _cell is GruCell { ResetAfter: true };
         var resetBefore = _cell is GruCell { ResetAfter: false };
-        // every additive bias goes into the one input projection before the loop; only GRU's b_hn stays
-        // inside (reset-after multiplies it by r)
-        var bias = bih is null ? bhh : bhh is null || resetAfterGru ? bih : bih.add(bhh, One);
+        // every additive bias goes into the one input projection before the loop (InputBias)
+        var (bias, bhh) = InputBias(sfx);
         var peep = P("weight_peephole" + sfx);
         var layerNorm = _cell is LstmCell { LayerNorm: true };
         long[] gatesShape = [4L * H];

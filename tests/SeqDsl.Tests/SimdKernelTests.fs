@@ -192,6 +192,20 @@ let tests =
             finally torch.set_num_threads threads
         }
 
+        test "the blocks' weight-gradient partials are added element by element in block order, ((p0 + p1) + p2) + …" {
+            torch.manual_seed 9L |> ignore
+            for n in [ 2L; 3L; 5L ] do
+                // 7 × 13: whole vectors and a scalar tail; values of mixed sign and size, so another order would round
+                // differently somewhere
+                use p = torch.randn(n, 7L, 13L) * torch.logspace(-3.0, 3.0, 13L)
+                use sum = SimdRecurrence.SumPartials p
+                let pv = values p
+                let expected =
+                    Array.init (7 * 13) (fun e -> Seq.fold (fun (s: float32) j -> s + pv.[j * 7 * 13 + e]) pv.[e] (seq { 1 .. int n - 1 }))
+                Expect.equal (sum.shape) [| 7L; 13L |] "shape"
+                Expect.equal (values sum) expected $"{n} partials: bit for bit"
+        }
+
         test "the step product C = C0 + A·B = float64 sums: packed and not, narrow and wide last strips, a bias row, every path" {
             // m on both sides of the 6- and 12-row tiles (remainders on the 4- and 8-row ones: 1, 5, 7, 8, 13); n with
             // no last strip, one of 1..8 columns (the narrow tile) and of 9..15 (the wide one through a scratch tile); C0 absent, one bias row (row stride 0), a full

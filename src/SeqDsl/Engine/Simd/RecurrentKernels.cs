@@ -48,7 +48,8 @@ internal static unsafe class RecurrentKernels
         public float* Aux1, Aux2;            // LSTM: c_t, tanh c_t; GRU reset-after: h W_hn + b_hn; reset-before: r ⊙ h
         // backward
         public float* DOut, DHT, DCT;        // gradients of out (null: out was not produced), hT, cT
-        public float* DW;                    // (blocks, G·H, H + I): per block, [dW_hh | dW_ih] summed over its rows and steps;
+        public float* DW;                    // (blocks, G·H, H + I): per block, [dW_hh | dW_ih] summed over its rows and steps
+                                             // (each block clears its own first);
                                              // null: the pre-activation gradients go to DPre (DPh) instead
         public float* DPre, DPh;             // (T, B, G·H) or null: every step's pre-activation gradient (input side; GRU
                                              // reset-after: recurrent side), for one product after the loop
@@ -400,7 +401,7 @@ internal static unsafe class RecurrentKernels
     /// loop (Lstm(256) on 1,027 inputs: backward 94 ms that way, 131 ms step by step). AMD EPYC, AVX2, one thread.</summary>
     public static bool GradientInLoop(int H, int I, int G) => (long)G * H * (H + I) <= 65536;
 
-    /// <summary>One block's backward; its weight gradient goes to partial <paramref name="block"/> of b.DW (zeroed by the caller).</summary>
+    /// <summary>One block's backward; its weight gradient goes to partial <paramref name="block"/> of b.DW (cleared here first).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Backward(SimdCell cell, in Buffers b, int block, int r0, int r1, float* scratch)
     {
@@ -422,6 +423,7 @@ internal static unsafe class RecurrentKernels
         // (and, by default, a new cell) in a pass over the rows after the products
         var biasInBack = cell is SimdCell.Lstm or SimdCell.RnnTanh or SimdCell.RnnRelu or SimdCell.RnnLinear or SimdCell.RnnSigmoid;
         Clear(zero, H);
+        if (dW != null) Clear(dW, GH * K);                                  // this block's partial, summed from zero
         for (var r = r0; r < r1; r++)
         {
             Copy(b.DHT + (long)r * H, dh + (r - r0) * H, H);

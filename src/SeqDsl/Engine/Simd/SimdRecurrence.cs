@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using SeqDsl.Spec;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -206,6 +208,31 @@ internal static class SimdRecurrence
         }
     }
 
+    /// <summary>(n, R, C) contiguous partials summed over the first axis, element by element in partial order
+    /// (((p0 + p1) + p2) + …).</summary>
+    internal static unsafe Tensor SumPartials(Tensor partials)
+    {
+        long n = partials.shape[0], size = partials.shape[1] * partials.shape[2];
+        var sum = empty(partials.shape[1], partials.shape[2], dtype: ScalarType.Float32);
+        float* p = Ptr(partials), s = Ptr(sum);
+        long e = 0;
+        if (Avx.IsSupported)
+            for (; e + 8 <= size; e += 8)
+            {
+                var v = Avx.LoadVector256(p + e);
+                for (long j = 1; j < n; j++) v = Avx.Add(v, Avx.LoadVector256(p + j * size + e));
+                Avx.Store(s + e, v);
+            }
+        for (; e < size; e++)
+        {
+            var v = p[e];
+            for (long j = 1; j < n; j++) v += p[j * size + e];
+            s[e] = v;
+        }
+        GC.KeepAlive(partials);
+        return sum;
+    }
+
     private sealed class SimdFunction : autograd.MultiTensorFunction<SimdFunction>
     {
         public override string Name => "SeqDslSimdRecurrence";
@@ -297,7 +324,9 @@ internal static class SimdRecurrence
             var inLoop = RecurrentKernels.GradientInLoop(H, I, G);
             var split = Split(B);
             var groupSteps = RecurrentKernels.GroupSteps(split.Per);
-            var dW = inLoop ? zeros(Math.Max(1, split.Count), GH, H + I, dtype: ScalarType.Float32) : null;
+            // (each block clears its own partial; none when there are no rows: one zero partial)
+            var dW = !inLoop ? null
+                : split.Count == 0 ? zeros(1, GH, H + I, dtype: ScalarType.Float32) : empty(split.Count, GH, H + I, dtype: ScalarType.Float32);
             var dpre = inLoop ? null : empty(T, B, GH, dtype: ScalarType.Float32);
             var dph = inLoop || cell != SimdCell.GruResetAfter ? null : empty(T, B, GH, dtype: ScalarType.Float32);
             var dx = empty(T, B, I, dtype: ScalarType.Float32);
@@ -321,8 +350,10 @@ internal static class SimdRecurrence
             Tensor dWhh, dWih;
             if (dW is not null)
             {
-                // the partials added by libtorch's sum over them: the same order for the same thread count
-                var sum = dW.shape[0] == 1 ? dW[0] : dW.sum([0L]);
+                // the partials added in block order (the same order for the same thread count), here rather than by
+                // libtorch's sum: E4's two 200 × 82 partials were over libtorch's grain, and its OpenMP workers, woken for
+                // so small a sum, then spun on the cores the next kernel call wants
+                var sum = dW.shape[0] == 1 ? dW[0] : SumPartials(dW);
                 dWhh = sum.narrow(1, 0, H).contiguous();
                 dWih = sum.narrow(1, H, I).contiguous();
             }

@@ -192,6 +192,27 @@ let tests =
             finally torch.set_num_threads threads
         }
 
+        test "more rows than one sub-block (B 261: 128 + 128 + 5 at one thread): every cell = float64 reference, lengths" {
+            let input = InputSpec(Features = 3)
+            torch.manual_seed 12L |> ignore
+            use x = torch.randn(261L, 4L, 3L)
+            // lengths 1–4, so that each sub-block has rows that stop early
+            use lens = torch.tensor([| for i in 0 .. 260 -> int64 (1 + (i * 5) % 4) |])
+            let threads = torch.get_num_threads()
+            try
+                for name, build in cells do
+                    use reference = compile (build Kernel.Loop) input Convention.Torch 5L
+                    reference.``to``(torch.ScalarType.Float64) |> ignore
+                    use simd = compile (build Kernel.Simd) input Convention.Torch 6L
+                    copyWeights reference simd
+                    for lengths in [ None; Some lens ] do
+                        let expected = run reference (x.to_type torch.ScalarType.Float64) lengths
+                        for n in [ 1; 2 ] do
+                            torch.set_num_threads n
+                            agree $"{name}, {n} threads, lengths {lengths.IsSome}" 1e-5 (run simd x lengths) expected
+            finally torch.set_num_threads threads
+        }
+
         test "the blocks' weight-gradient partials are added element by element in block order, ((p0 + p1) + p2) + …" {
             torch.manual_seed 9L |> ignore
             for n in [ 2L; 3L; 5L ] do

@@ -69,7 +69,8 @@ static class PeerBenchmark
 
     /// <summary>Where a SeqDsl training step's time goes, per config and kernel: forward with the loss, backward, and the
     /// optimizer's update, timed separately (medians over rounds; no peer).
-    ///   dotnet run -c Release --project bench/SeqDsl.Bench -- phases [--rounds N] [--threads-list 1,2] [--only NAME] [--kernels simd]</summary>
+    ///   dotnet run -c Release --project bench/SeqDsl.Bench -- phases [--rounds N] [--threads-list 1,2] [--only NAME] [--kernels simd]
+    ///   [--embedding-ab | --layout-ab]</summary>
     public static int Phases(string[] args)
     {
         var rounds = IntArg(args, "--rounds", 20);
@@ -78,8 +79,15 @@ static class PeerBenchmark
         var kernels = (Arg(args, "--kernels") ?? "auto").Split(',').Select(k => Enum.Parse<Kernel>(k, ignoreCase: true)).ToArray();
         var model = Arg(args, "--model"); // another model text on the config's data, loss and optimizer (to take a step apart)
         // --embedding-ab: each config's rounds alternate between the SIMD kernel making an embedding lookup before it
-        // itself and the separate lookup (SimdEmbedding.InKernel on, off), one row each
-        var embeddingAb = args.Contains("--embedding-ab");
+        // itself and the separate lookup (SimdEmbedding.InKernel on, off), one row each; --layout-ab: between the SIMD
+        // kernel's buffers block-major and time-major (SimdRecurrence.BlockMajor on, off)
+        var ab = args.Contains("--embedding-ab")
+            ? (Get: (Func<bool>)(() => SeqDsl.Engine.Simd.SimdEmbedding.InKernel), Set: (Action<bool>)(on => SeqDsl.Engine.Simd.SimdEmbedding.InKernel = on),
+                On: "lookup in the kernel", Off: "lookup apart")
+            : args.Contains("--layout-ab")
+                ? (Get: () => SeqDsl.Engine.Simd.SimdRecurrence.BlockMajor, Set: on => SeqDsl.Engine.Simd.SimdRecurrence.BlockMajor = on,
+                    On: "block-major", Off: "time-major")
+                : ((Func<bool> Get, Action<bool> Set, string On, string Off)?)null;
         Console.WriteLine($"machine: {Backend.Machine}");
         Console.WriteLine("| threads | config | kernel | forward + loss ms | backward ms | optimizer ms | step ms |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
@@ -93,27 +101,27 @@ static class PeerBenchmark
                 {
                     using var side = new SeqDslSide(model is null ? cfg : cfg with { Name = $"{cfg.Name} as {model}", Model = model }, k);
                     side.Run(3);
-                    if (!embeddingAb)
+                    if (ab is not { } abSwitch)
                     {
                         var t = side.Phases(rounds);
                         Console.WriteLine($"| {threads} | {cfg.Name} | {k} | {t[0]:F2} | {t[1]:F2} | {t[2]:F2} | {t[0] + t[1] + t[2]:F2} |");
                         continue;
                     }
-                    var inKernel = SeqDsl.Engine.Simd.SimdEmbedding.InKernel;
+                    var was = abSwitch.Get();
                     try
                     {
-                        // one sequence of rounds, alternating: the even ones with the lookup in the kernel, the odd ones apart
+                        // one sequence of rounds, alternating: the even ones with the switch on, the odd ones off
                         var before = SeqDsl.Engine.Simd.SimdRecurrence.EmbeddedRuns;
-                        var all = side.PhaseTimes(2 * rounds, r => SeqDsl.Engine.Simd.SimdEmbedding.InKernel = r % 2 == 0);
-                        if (SeqDsl.Engine.Simd.SimdRecurrence.EmbeddedRuns == before)
+                        var all = side.PhaseTimes(2 * rounds, r => abSwitch.Set(r % 2 == 0));
+                        if (args.Contains("--embedding-ab") && SeqDsl.Engine.Simd.SimdRecurrence.EmbeddedRuns == before)
                             Console.WriteLine($"| {threads} | {cfg.Name} | {k}: no lookup in the kernel here (no Embed before a one-direction SIMD layer) | | | | |");
                         foreach (var on in new[] { true, false })
                         {
                             var t = all.Select(p => Timing.Median(p.Where((_, r) => (r % 2 == 0) == on).ToList())).ToArray();
-                            Console.WriteLine($"| {threads} | {cfg.Name} | {k}, lookup {(on ? "in the kernel" : "apart")} | {t[0]:F2} | {t[1]:F2} | {t[2]:F2} | {t[0] + t[1] + t[2]:F2} |");
+                            Console.WriteLine($"| {threads} | {cfg.Name} | {k}, {(on ? abSwitch.On : abSwitch.Off)} | {t[0]:F2} | {t[1]:F2} | {t[2]:F2} | {t[0] + t[1] + t[2]:F2} |");
                         }
                     }
-                    finally { SeqDsl.Engine.Simd.SimdEmbedding.InKernel = inKernel; }
+                    finally { abSwitch.Set(was); }
                 }
             }
         }

@@ -38,7 +38,8 @@ internal static unsafe class RecurrentKernels
         public int B, T, H, I, G;           // G: gate blocks (4 LSTM, 3 GRU, 1 RNN)
         public int* Len;                     // lengths or null
         public float* HX;                    // (T + 1, B, H + I): state before the step, then the step's input; step T: the
-                                             // final state (its input part unused)
+                                             // final state (its input part unused). HX, Gates, Aux1 and Aux2 are laid out
+                                             // as BlockMajor says (see Rows)
         public float* X;                     // the input, row r step t at X + r·XB + t·XT (its last axis contiguous)
         public long XB, XT;
         public long* Ids;                    // or, when X is null: (T, B) token ids — row r step t is Table row Ids[t·B + r]
@@ -51,6 +52,8 @@ internal static unsafe class RecurrentKernels
         public float* H0, C0;                // (B, H)
         public float* Out, HT, CT;           // (T, B, H) or null (the sequence is not asked for), (B, H), (B, H)
         public float* Gates;                 // (T, B, G·H) post-activation gates
+        public bool BlockMajor;              // HX, Gates, Aux1, Aux2: each block's rows of every step together, blocks in
+                                             // order, instead of every row of a step together (Rows)
         public float* Aux1, Aux2;            // LSTM: c_t, tanh c_t; GRU reset-after: h W_hn + b_hn; reset-before: r ⊙ h
         // backward
         public float* DOut, DHT, DCT;        // gradients of out (null: out was not produced), hT, cT
@@ -68,6 +71,21 @@ internal static unsafe class RecurrentKernels
 
     static bool Active(in Buffers b, int row, int t) => b.Len == null || t < b.Len[row];
 
+    /// <summary>
+    /// Where block [r0, r1)'s rows of an internal buffer (HX, Gates, Aux1, Aux2: <paramref name="width"/> floats a row,
+    /// <paramref name="steps"/> steps) start, and how far apart its steps are: row r of step t is at the start returned +
+    /// t·step + (r − r0)·width. Time-major (every row of a step together: start = buffer + r0·width, step = B·width), or
+    /// block-major (this block's rows of every step together, after the r0 rows of the blocks before it: start = buffer +
+    /// r0·steps·width, step = rows·width). Block-major keeps two threads' blocks apart in memory: time-major, each thread's
+    /// rows of a step lay right before the other's, and its caches pulled in lines the other was writing (blocks at
+    /// two threads ran 10–20 % slower per row than the same rows alone; AMD EPYC, AVX2, docs/BENCHMARKS.md).
+    /// </summary>
+    static float* Rows(in Buffers b, float* buffer, int width, int steps, int r0, int r1, out long step)
+    {
+        step = b.BlockMajor ? (long)(r1 - r0) * width : (long)b.B * width;
+        return b.BlockMajor ? buffer + (long)r0 * steps * width : buffer + (long)r0 * width;
+    }
+
     /// <summary>The packed matrix's block starting at row <paramref name="row"/> and column <paramref name="col"/>, or
     /// null (the unpacked path) when there is no packed copy or the column is not at a panel boundary.</summary>
     static float* PanelAt(float* packed, int row, int col, long panelStride) =>
@@ -79,7 +97,12 @@ internal static unsafe class RecurrentKernels
     public static void Forward(SimdCell cell, in Buffers b, int r0, int r1, float* scratch)
     {
         int T = b.T, H = b.H, I = b.I, GH = b.G * H, K = H + I;
-        long stepG = (long)b.B * GH, stepH = (long)b.B * H, stepK = (long)b.B * K;
+        long stepH = (long)b.B * H;                                          // the output's step (time-major)
+        // this block's rows of the internal buffers: row r of step t at X + t·sX + (r − r0)·width
+        float* hx = Rows(b, b.HX, K, T + 1, r0, r1, out var sK);
+        float* gates = Rows(b, b.Gates, GH, T, r0, r1, out var sG);
+        float* aux1 = Rows(b, b.Aux1, H, T, r0, r1, out var sA);
+        float* aux2 = Rows(b, b.Aux2, H, T, r0, r1, out _);
         float* state = scratch;                       // (rows, H): h
         float* cstate = scratch + (r1 - r0) * H;      // (rows, H): c (LSTM)
         float* ph = cstate + (r1 - r0) * H;           // (Sub, G·H): GRU reset-after's recurrent part
@@ -91,14 +114,14 @@ internal static unsafe class RecurrentKernels
         {
             Copy(b.H0 + (long)r * H, state + (r - r0) * H, H);
             if (cell == SimdCell.Lstm) Copy(b.C0 + (long)r * H, cstate + (r - r0) * H, H);
-            Copy(b.H0 + (long)r * H, b.HX + (long)r * K, H);              // step 0's state
+            Copy(b.H0 + (long)r * H, hx + (long)(r - r0) * K, H);          // step 0's state
         }
         for (var t = 0; t < T; t++)
             for (var s0 = r0; s0 < r1; s0 += Sub)
             {
                 var m = Math.Min(Sub, r1 - s0);
-                float* a = b.HX + t * stepK + (long)s0 * K;
-                float* g = b.Gates + t * stepG + (long)s0 * GH;
+                float* a = hx + t * sK + (long)(s0 - r0) * K;
+                float* g = gates + t * sG + (long)(s0 - r0) * GH;
                 if (b.Ids == null)
                     for (var r = s0; r < s0 + m; r++)                         // the step's inputs beside the states
                         Copy(b.X + r * b.XB + t * b.XT, a + (long)(r - s0) * K + H, I);
@@ -137,34 +160,34 @@ internal static unsafe class RecurrentKernels
                         break;
                     default:
                         // straight into the next step's state rows, activated there in place
-                        SmallGemm.Run(m, H, K, a, K, b.WcatT, H, whhTP, ps, b.Bias, 0, a + stepK, K);
-                        RnnActivate(cell, m, H, a + stepK, K);
+                        SmallGemm.Run(m, H, K, a, K, b.WcatT, H, whhTP, ps, b.Bias, 0, a + sK, K);
+                        RnnActivate(cell, m, H, a + sK, K);
                         break;
                 }
                 for (var r = s0; r < s0 + m; r++)
                 {
-                    long io = t * stepG + (long)r * GH, ho = t * stepH + (long)r * H;
+                    long io = t * sG + (long)(r - r0) * GH, ao = t * sA + (long)(r - r0) * H, ho = t * stepH + (long)r * H;
                     float* st = state + (r - r0) * H;
-                    float* next = b.HX + (t + 1) * stepK + (long)r * K;
+                    float* next = hx + (t + 1) * sK + (long)(r - r0) * K;
                     if (!Active(b, r, t))
                     {
                         if (b.Out != null) Clear(b.Out + ho, H);
                         // the weight gradient multiplies r ⊙ h by zero pre-activation gradients here: it must not be
                         // uninitialised memory (0 × NaN is NaN)
-                        if (cell == SimdCell.GruResetBefore) Clear(b.Aux1 + ho, H);
-                        Copy(b.HX + t * stepK + (long)r * K, next, H);            // the state before the step, unchanged
+                        if (cell == SimdCell.GruResetBefore) Clear(aux1 + ao, H);
+                        Copy(next - sK, next, H);                                   // the state before the step, unchanged
                         continue;
                     }
                     switch (cell)
                     {
                         case SimdCell.Lstm:
-                            LstmState(H, b.Gates + io, cstate + (r - r0) * H, b.Aux1 + ho, b.Aux2 + ho, st);
+                            LstmState(H, gates + io, cstate + (r - r0) * H, aux1 + ao, aux2 + ao, st);
                             break;
                         case SimdCell.GruResetAfter:
-                            GruAfterStep(H, px + (r - s0) * GH, ph + (r - s0) * GH, b.Gates + io, b.Aux1 + ho, st);
+                            GruAfterStep(H, px + (r - s0) * GH, ph + (r - s0) * GH, gates + io, aux1 + ao, st);
                             break;
                         case SimdCell.GruResetBefore:
-                            GruBeforeGates(H, b.Gates + io, st, b.Aux1 + ho);
+                            GruBeforeGates(H, gates + io, st, aux1 + ao);
                             break;
                         default:
                             if (b.Out != null) Copy(next, b.Out + ho, H);
@@ -179,22 +202,22 @@ internal static unsafe class RecurrentKernels
                 if (cell == SimdCell.GruResetBefore)
                 {
                     // n pre-activation: b_n + x W_nᵀ (above) + (r ⊙ h) U_nᵀ, then n and the new state
-                    SmallGemm.Run(m, H, H, b.Aux1 + t * stepH + (long)s0 * H, H, whhT + 2 * H, GH, PanelAt(whhTP, 0, 2 * H, ps), ps,
+                    SmallGemm.Run(m, H, H, aux1 + t * sA + (long)(s0 - r0) * H, H, whhT + 2 * H, GH, PanelAt(whhTP, 0, 2 * H, ps), ps,
                         g + 2 * H, GH, g + 2 * H, GH);
                     for (var r = s0; r < s0 + m; r++)
                     {
                         if (!Active(b, r, t)) continue;
-                        long io = t * stepG + (long)r * GH, ho = t * stepH + (long)r * H;
+                        long io = t * sG + (long)(r - r0) * GH, ho = t * stepH + (long)r * H;
                         float* st = state + (r - r0) * H;
-                        GruBeforeState(H, b.Gates + io, st);
+                        GruBeforeState(H, gates + io, st);
                         if (b.Out != null) Copy(st, b.Out + ho, H);
-                        Copy(st, b.HX + (t + 1) * stepK + (long)r * K, H);
+                        Copy(st, hx + (t + 1) * sK + (long)(r - r0) * K, H);
                     }
                 }
             }
         for (var r = r0; r < r1; r++)
         {
-            Copy(b.HX + T * stepK + (long)r * K, b.HT + (long)r * H, H);
+            Copy(hx + T * sK + (long)(r - r0) * K, b.HT + (long)r * H, H);
             if (cell == SimdCell.Lstm) Copy(cstate + (r - r0) * H, b.CT + (long)r * H, H);
         }
     }
@@ -412,7 +435,11 @@ internal static unsafe class RecurrentKernels
     public static void Backward(SimdCell cell, in Buffers b, int block, int r0, int r1, float* scratch)
     {
         int T = b.T, H = b.H, I = b.I, GH = b.G * H, K = H + I, rows = r1 - r0;
-        long stepG = (long)b.B * GH, stepH = (long)b.B * H, stepK = (long)b.B * K, stepI = (long)b.B * I;
+        long stepG = (long)b.B * GH, stepH = (long)b.B * H, stepI = (long)b.B * I;   // DPre, DPh; DOut; DX: time-major
+        float* hxB = Rows(b, b.HX, K, T + 1, r0, r1, out var sK);
+        float* gates = Rows(b, b.Gates, GH, T, r0, r1, out var sG);
+        float* aux1 = Rows(b, b.Aux1, H, T, r0, r1, out var sA);
+        float* aux2 = Rows(b, b.Aux2, H, T, r0, r1, out _);
         float* dh = scratch, dc = scratch + rows * H, dhNew = dc + rows * H, direct = dhNew + rows * H;
         float* zero = direct + rows * H;              // H zeros: the output's gradient when no output was produced
         // in the loop, for S steps: (S, rows, G·H) pre-activation gradients (input side), GRU reset-after's recurrent
@@ -446,8 +473,9 @@ internal static unsafe class RecurrentKernels
                 var allActive = true;
                 for (var r = s0; r < s0 + m; r++)
                 {
-                    long io = (long)(r - r0) * GH, gi = t * stepG + (long)r * GH, ho = t * stepH + (long)r * H;
-                    float* hPrev = b.HX + t * stepK + (long)r * K;
+                    long io = (long)(r - r0) * GH, gi = t * sG + (long)(r - r0) * GH, ao = t * sA + (long)(r - r0) * H,
+                        ho = t * stepH + (long)r * H;
+                    float* hPrev = hxB + t * sK + (long)(r - r0) * K;
                     var k = (r - r0) * H;
                     if (!Active(b, r, t))
                     {
@@ -462,16 +490,16 @@ internal static unsafe class RecurrentKernels
                     switch (cell)
                     {
                         case SimdCell.Lstm:
-                            LstmBack(H, b.Gates + gi, b.Aux2 + ho, t > 0 ? b.Aux1 + ho - stepH : b.C0 + (long)r * H, dOut, dh + k, dc + k, dpre + io, db);
+                            LstmBack(H, gates + gi, aux2 + ao, t > 0 ? aux1 + ao - sA : b.C0 + (long)r * H, dOut, dh + k, dc + k, dpre + io, db);
                             break;
                         case SimdCell.GruResetAfter:
-                            GruAfterBack(H, b.Gates + gi, b.Aux1 + ho, hPrev, dOut, dh + k, dpre + io, dph + io, direct + k);
+                            GruAfterBack(H, gates + gi, aux1 + ao, hPrev, dOut, dh + k, dpre + io, dph + io, direct + k);
                             break;
                         case SimdCell.GruResetBefore:
-                            GruBeforeBackN(H, b.Gates + gi, hPrev, dOut, dh + k, dpre + io, direct + k);
+                            GruBeforeBackN(H, gates + gi, hPrev, dOut, dh + k, dpre + io, direct + k);
                             break;
                         default:
-                            RnnBack(cell, H, hPrev + stepK, dOut, dh + k, dpre + io, db);   // the step's new state
+                            RnnBack(cell, H, hPrev + sK, dOut, dh + k, dpre + io, db);      // the step's new state
                             break;
                     }
                 }
@@ -496,7 +524,7 @@ internal static unsafe class RecurrentKernels
                         for (var r = s0; r < s0 + m; r++)
                         {
                             if (!Active(b, r, t)) continue;
-                            GruBeforeBackRz(H, b.Gates + t * stepG + (long)r * GH, b.HX + t * stepK + (long)r * K, dn + (r - s0) * H,
+                            GruBeforeBackRz(H, gates + t * sG + (long)(r - r0) * GH, hxB + t * sK + (long)(r - r0) * K, dn + (r - s0) * H,
                                 dpre + (long)(r - r0) * GH, dd + (r - s0) * H);
                         }
                         SmallGemm.Run(m, H, 2 * H, dp, GH, b.W, H, b.WP, wps, dd, H, dn, H);
@@ -521,8 +549,8 @@ internal static unsafe class RecurrentKernels
             if (dW == null) continue;
             // the weight gradient: the group's pre-activation gradient rows against their [h | x] rows (zero on padding),
             // steps in the order they ran — one step's rows as they lie in HX, or S steps' rows copied beside each other
-            float* hx = b.HX + t * stepK + (long)r0 * K;
-            float* rh = cell == SimdCell.GruResetBefore ? b.Aux1 + t * stepH + (long)r0 * H : null;
+            float* hx = hxB + t * sK;
+            float* rh = cell == SimdCell.GruResetBefore ? aux1 + t * sA : null;
             if (S > 1)
             {
                 Copy(hx, hxGroup + slot * (long)rows * K, rows * K);

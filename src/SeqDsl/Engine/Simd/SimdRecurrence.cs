@@ -69,6 +69,17 @@ internal static class SimdRecurrence
 
     [ThreadStatic] private static int _embeddedRuns;
 
+    private static readonly AsyncLocal<bool?> BlockMajorOverride = new();
+
+    /// <summary>Whether a call lays out its own buffers block-major (<see cref="RecurrentKernels"/>' Rows) where it can;
+    /// set false in an execution context to compare with time-major (<c>bench phases --layout-ab</c>). The same floats
+    /// either way.</summary>
+    internal static bool BlockMajor
+    {
+        get => BlockMajorOverride.Value ?? true;
+        set => BlockMajorOverride.Value = value;
+    }
+
     /// <summary>Calls so far on this thread that made an embedding lookup in the kernel (for tests and the benchmark:
     /// that the path ran).</summary>
     internal static int EmbeddedRuns => _embeddedRuns;
@@ -272,6 +283,11 @@ internal static class SimdRecurrence
             Require(!lstm || c0 is not null, "an LSTM needs its initial cell");
             Require(lengths is null || lengths.Length == B, $"{lengths?.Length} lengths for {B} rows");
             var (xData, xB, xT) = ids is null ? Rows(x) : (x, 0, 0);                      // the kernel copies rows of I floats
+            // hx, gates, aux1, aux2: the kernel's own, saved for its backward; with more than one block of rows, each
+            // block's rows of every step lie together (block-major: RecurrentKernels.Rows) — except when the weight
+            // gradient is one product after the loop, which reads hx time-major
+            var split = Split(B);
+            var blockMajor = BlockMajor && RecurrentKernels.GradientInLoop(H, I, G);
             var hx = empty(T + 1, B, H + I, dtype: ScalarType.Float32);                   // filled by the kernel, step by step
             var wcatT = cat([whh, wih], 1).t().contiguous();                               // (H + I, G·H)
             var output = empty(sequence ? T : 0, B, H, dtype: ScalarType.Float32);         // not asked for: an empty stand-in
@@ -291,13 +307,15 @@ internal static class SimdRecurrence
                     H0 = Ptr(h0), C0 = c0 is null ? null : Ptr(c0),
                     Out = sequence ? Ptr(output) : null, HT = Ptr(hT), CT = cT is null ? null : Ptr(cT),
                     Gates = gates is null ? null : Ptr(gates), Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2),
-                }, lengths, backward: false, Split(B), 2 * H, RecurrentKernels.ForwardScratch(0, H, G),
+                    BlockMajor = blockMajor,
+                }, lengths, backward: false, split, 2 * H, RecurrentKernels.ForwardScratch(0, H, G),
                 (b, _, r0, r1, s) => RecurrentKernels.Forward(cell, b, r0, r1, (float*)s));
             // the kernel read and wrote through pointers into these: alive until it returned
             KeepAlive(xData, flat, scale, wcatT, wih, whh, bias, bhh, h0, c0, hx, output, hT, cT, gates, aux1, aux2);
             ctx.save_for_backward([wih, whh, hx, gates!, aux1!, aux2!, c0!, flat!, scale!]);
             if (ids is not null) ctx.save_data("table", (Rows: x.shape[0], Padding: padding));
             ctx.save_data("cell", cell);
+            ctx.save_data("layout", (Split: split, BlockMajor: blockMajor));           // the backward reads hx & co. as written
             ctx.save_data("sequence", sequence);
             ctx.save_data("grads", (Bias: bias is not null, Bhh: bhh is not null));
             if (lengths is not null) ctx.save_data("lengths", lengths);
@@ -322,7 +340,9 @@ internal static class SimdRecurrence
             // or, for a [dW_hh | dW_ih] too large for the cache, one product after the loop over every step's kept
             // pre-activation gradients
             var inLoop = RecurrentKernels.GradientInLoop(H, I, G);
-            var split = Split(B);
+            // the forward's blocks and layout (its hx & co. are read as it wrote them)
+            ((int Count, int Per) Split, bool BlockMajor) layout = (((int, int), bool))ctx.get_data("layout");
+            var (split, blockMajor) = layout;
             var groupSteps = RecurrentKernels.GroupSteps(split.Per);
             // (each block clears its own partial; none when there are no rows: one zero partial)
             var dW = !inLoop ? null
@@ -343,7 +363,7 @@ internal static class SimdRecurrence
                     DOut = dOut is null ? null : Ptr(dOut), DHT = Ptr(dhT), DCT = dcT is null ? null : Ptr(dcT),
                     DW = dW is null ? null : Ptr(dW), DPre = dpre is null ? null : Ptr(dpre), DPh = dph is null ? null : Ptr(dph),
                     DBias = dBiasRows is null ? null : Ptr(dBiasRows), DBhh = dBhhRows is null ? null : Ptr(dBhhRows), DX = Ptr(dx), DH0 = Ptr(dh0), DC0 = dc0 is null ? null : Ptr(dc0),
-                    GroupSteps = groupSteps,
+                    GroupSteps = groupSteps, BlockMajor = blockMajor,
                 }, lengths, backward: true, split, RecurrentKernels.BackwardScratchPerRow(cell, H, I, groupSteps), H,
                 (b, i, r0, r1, s) => RecurrentKernels.Backward(cell, b, i, r0, r1, (float*)s));
             KeepAlive(hx, whh, wih, c0, gates, aux1, aux2, dOut, dhT, dcT, dW, dpre, dph, dBiasRows, dBhhRows, dx, dh0, dc0);

@@ -76,9 +76,11 @@ internal static unsafe class RecurrentKernels
     /// <paramref name="steps"/> steps) start, and how far apart its steps are: row r of step t is at the start returned +
     /// t·step + (r − r0)·width. Time-major (every row of a step together: start = buffer + r0·width, step = B·width), or
     /// block-major (this block's rows of every step together, after the r0 rows of the blocks before it: start = buffer +
-    /// r0·steps·width, step = rows·width). Block-major keeps two threads' blocks apart in memory: time-major, each thread's
-    /// rows of a step lay right before the other's, and its caches pulled in lines the other was writing (blocks at
-    /// two threads ran 10–20 % slower per row than the same rows alone; AMD EPYC, AVX2, docs/BENCHMARKS.md).
+    /// r0·steps·width, step = rows·width). Block-major keeps two threads' blocks apart in memory; time-major, each thread's
+    /// rows of a step lie right before the other's, and a thread's hardware prefetchers may fetch lines the other is
+    /// writing. (Blocks at two threads ran 10–20 % slower per row than the same rows alone, or than two separate
+    /// networks' rows on two threads; block-major took the forward pass 1–9 % shorter at two threads, whole steps 0–5 %,
+    /// so most of that slowdown has another cause. AMD EPYC, AVX2, docs/BENCHMARKS.md.)
     /// </summary>
     static float* Rows(in Buffers b, float* buffer, int width, int steps, int r0, int r1, out long step)
     {

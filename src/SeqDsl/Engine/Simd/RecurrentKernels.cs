@@ -29,8 +29,8 @@ internal static unsafe class RecurrentKernels
     /// the weights is loaded once per step for all of them (a 6-row register tile after another) instead of once per
     /// few rows. Sub-blocks of 12 rows had been chosen to keep their gate rows in L1 between the product and the gate
     /// functions; whole blocks of up to 128 rows measured faster at every size the kernel runs (steps at one thread, 12
-    /// → 128 rows: E7 LSTM 28.6 → 25.5 ms, GRU 24.1 → 22.3, SimpleRnn 10.6 → 8.7, E4 17.5 → 16.6; an Lstm(64) layer's
-    /// forward on 100 inputs 40.4 → 34.1 ms; AMD EPYC, AVX2, docs/BENCHMARKS.md).</summary>
+    /// → 128 rows, medians of four alternating runs: E7 LSTM 30.8 → 25.9 ms, GRU 22.9 → 21.3, SimpleRnn 8.3 → 7.1, E4
+    /// 15.6 → 14.9; AMD EPYC, AVX2, docs/BENCHMARKS.md).</summary>
     const int Sub = 128;
 
     internal struct Buffers

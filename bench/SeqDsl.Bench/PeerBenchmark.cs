@@ -81,6 +81,11 @@ static class PeerBenchmark
         // --embedding-ab: each config's rounds alternate between the SIMD kernel making an embedding lookup before it
         // itself and the separate lookup (SimdEmbedding.InKernel on, off), one row each; --layout-ab: between the SIMD
         // kernel's buffers block-major and time-major (SimdRecurrence.BlockMajor on, off)
+        if (args.Contains("--embedding-ab") && args.Contains("--layout-ab"))
+        {
+            Console.Error.WriteLine("phases: --embedding-ab and --layout-ab each alternate one switch; give one of them");
+            return 2;
+        }
         var ab = args.Contains("--embedding-ab")
             ? (Get: (Func<bool>)(() => SeqDsl.Engine.Simd.SimdEmbedding.InKernel), Set: (Action<bool>)(on => SeqDsl.Engine.Simd.SimdEmbedding.InKernel = on),
                 On: "lookup in the kernel", Off: "lookup apart")

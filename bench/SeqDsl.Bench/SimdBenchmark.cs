@@ -17,8 +17,8 @@ static unsafe class SimdBenchmark
     public static int Run(Args opts)
     {
         Console.WriteLine($"machine: {Backend.Machine}; SIMD path {SimdMath.Width}; threads {get_num_threads()}");
-        // 1. the product alone: 12 rows × 128 columns × K 64 (one step of an E7 LSTM sub-block), operands in L1/L2; E4's
-        // shapes also with the 8 and 4 rows its 32- and 16-row blocks leave after whole 12-row sub-blocks
+        // 1. the product alone: 12 rows × 128 columns × K 64 (E7 LSTM's step product on 12 rows; the kernel takes up to
+        // 128 rows at once), operands in L1/L2; E4's shapes also on 8 and 4 rows (what a 6-row register tile leaves)
         foreach (var (m, n, k) in new[] { (12, 128, 64), (12, 32, 128), (12, 1024, 256 + 256), (12, 32, 64), (12, 32, 32), (12, 200, 82), (8, 200, 82), (4, 200, 82), (12, 50, 200), (8, 50, 200) })
         {
             var a = new float[m * k]; var b = new float[k * n]; var c = new float[m * n];
@@ -62,7 +62,7 @@ static unsafe class SimdBenchmark
                 Console.WriteLine($"AccumulateAtB {rows} rows, C {m}×{n}: {2.0 * rows * m * n * reps / sw.Elapsed.TotalSeconds / 1e9:F1} GFLOP/s");
             }
         }
-        // the gate functions on one sub-block's rows in L1 (12 rows × 32 units, the SimpleRnn step's state rows, row
+        // the gate functions on a few rows in L1 (12 rows × 32 units, SimpleRnn step state rows, row
         // stride 64 floats as in the kernel), values spread over [-3, 3]: nanoseconds per 8-lane vector
         GateFunctions();
         using (var x = randn(1024, 1024))

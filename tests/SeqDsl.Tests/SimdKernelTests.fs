@@ -213,11 +213,40 @@ let tests =
             finally torch.set_num_threads threads
         }
 
+        test "two blocks: block-major buffers = time-major, bit for bit; a backward at another thread count reads the forward's blocks" {
+            let input = InputSpec(Features = 3)
+            torch.manual_seed 13L |> ignore
+            use x = torch.randn(45L, 7L, 3L)
+            use lens = torch.tensor([| for i in 0 .. 44 -> int64 (1 + (i * 3) % 7) |])
+            let threads = torch.get_num_threads()
+            try
+                for name, build in cells do
+                    use net = compile (build Kernel.Simd) input Convention.Torch 6L
+                    for lengths in [ None; Some lens ] do
+                        torch.set_num_threads 2
+                        let blockMajor = run net x lengths
+                        SimdRecurrence.BlockMajor <- false
+                        let timeMajor = try run net x lengths finally SimdRecurrence.BlockMajor <- true
+                        agree $"{name}, lengths {lengths.IsSome}: block-major vs time-major" 0.0 blockMajor timeMajor
+                        // forward at two threads (two blocks), backward at one: the backward must take the forward's
+                        // two blocks and layout, not split the rows anew
+                        net.zero_grad()
+                        let xg = x.detach().requires_grad_(true)
+                        let y = match lengths with Some l -> net.Forward(xg, l) | None -> net.Forward(xg, (null: torch.Tensor))
+                        torch.set_num_threads 1
+                        y.square().sum().backward()
+                        let mixed = y.detach(), xg.grad.detach().clone(), [ for n in paramNames net -> n, (param net n).grad.detach().clone() ]
+                        agree $"{name}, lengths {lengths.IsSome}: backward at one thread after a forward at two" 0.0 mixed blockMajor
+            finally
+                SimdRecurrence.BlockMajor <- true
+                torch.set_num_threads threads
+        }
+
         test "the blocks' weight-gradient partials are added element by element in block order, ((p0 + p1) + p2) + …" {
             torch.manual_seed 9L |> ignore
             for n in [ 2L; 3L; 5L ] do
-                // 7 × 13: whole vectors and a scalar tail; values of mixed sign and size, so another order would round
-                // differently somewhere
+                // 7 × 13: whole vectors and a scalar tail; values of mixed sign, columns of sizes 1e-3 … 1e3, so another
+                // order would round differently somewhere
                 use p = torch.randn(n, 7L, 13L) * torch.logspace(-3.0, 3.0, 13L)
                 use sum = SimdRecurrence.SumPartials p
                 let pv = values p

@@ -9,11 +9,11 @@ internal enum SimdCell { Lstm, GruResetAfter, GruResetBefore, RnnTanh, RnnRelu, 
 
 /// <summary>
 /// One direction of one recurrent layer over a whole sequence, input projection included, for a block of batch rows
-/// [r0, r1): the rows are independent, so threads take blocks and never meet. Layout (row-major, time first, so that
-/// one step's rows are one contiguous block the prefetcher streams): hx (T + 1, B, H + I) holds, per step and row, the
-/// state the step starts from and the step's input, so that one product [h | x]·[W_hh | W_ih]ᵀ (wcatT, (H + I) × G·H)
-/// plus the bias gives every gate's pre-activation — the projection of the input is never written to memory; hx is
-/// also what the weight gradient needs. out (T, B, H) is zero on padding; a row's steps at and after its length
+/// [r0, r1): the rows are independent, so threads take blocks and never meet. Layout (row-major; a block's rows of one
+/// step contiguous, the steps time-major or block by block: <see cref="BlockRows"/>): hx (T + 1, B, H + I) holds, per
+/// step and row, the state the step starts from and the step's input, so that one product [h | x]·[W_hh | W_ih]ᵀ
+/// (wcatT, (H + I) × G·H) plus the bias gives every gate's pre-activation — the projection of the input is never
+/// written to memory; hx is also what the weight gradient needs. out (T, B, H) is zero on padding; a row's steps at and after its length
 /// leave its state unchanged. Per step: the register-tiled product into the gate rows (up to <see cref="Sub"/> rows at
 /// once), then the gate functions and the state update while those rows are in the cache; no allocation inside the
 /// loop. Backward walks the steps in reverse with the saved gates: the pre-activation gradient of the step's rows (in
@@ -28,9 +28,10 @@ internal static unsafe class RecurrentKernels
     /// <summary>Rows per sub-block: each step's product takes up to this many rows at once, so each 16-column panel of
     /// the weights is loaded once per step for all of them (a 6-row register tile after another) instead of once per
     /// few rows. Sub-blocks of 12 rows had been chosen to keep their gate rows in L1 between the product and the gate
-    /// functions; whole blocks of up to 128 rows measured faster at every size the kernel runs (steps at one thread, 12
-    /// → 128 rows, medians of four alternating runs: E7 LSTM 30.8 → 25.9 ms, GRU 22.9 → 21.3, SimpleRnn 8.3 → 7.1, E4
-    /// 15.6 → 14.9; AMD EPYC, AVX2, docs/BENCHMARKS.md).</summary>
+    /// functions; whole blocks of up to 128 rows measured faster at one thread for the E7 and E4 layers (steps, 12 → 128
+    /// rows, medians of four alternating runs: E7 LSTM 30.8 → 25.9 ms, GRU 22.9 → 21.3, SimpleRnn 8.3 → 7.1, E4 15.6 →
+    /// 14.9) and an Lstm(64) layer's forward on 100 inputs, the same for an Lstm(256) on 1,027 (AMD EPYC, AVX2,
+    /// docs/BENCHMARKS.md).</summary>
     const int Sub = 128;
 
     internal struct Buffers
@@ -39,7 +40,7 @@ internal static unsafe class RecurrentKernels
         public int* Len;                     // lengths or null
         public float* HX;                    // (T + 1, B, H + I): state before the step, then the step's input; step T: the
                                              // final state (its input part unused). HX, Gates, Aux1 and Aux2 are laid out
-                                             // as BlockMajor says (see Rows)
+                                             // as BlockMajor says (see BlockRows)
         public float* X;                     // the input, row r step t at X + r·XB + t·XT (its last axis contiguous)
         public long XB, XT;
         public long* Ids;                    // or, when X is null: (T, B) token ids — row r step t is Table row Ids[t·B + r]
@@ -51,9 +52,9 @@ internal static unsafe class RecurrentKernels
         public float* Bias, Bhh;             // (G·H) or null: the input-side bias (every bias but GRU reset-after's b_hh), b_hh
         public float* H0, C0;                // (B, H)
         public float* Out, HT, CT;           // (T, B, H) or null (the sequence is not asked for), (B, H), (B, H)
-        public float* Gates;                 // (T, B, G·H) post-activation gates
+        public float* Gates;                 // (T, B, G·H) post-activation gates (laid out as HX)
         public bool BlockMajor;              // HX, Gates, Aux1, Aux2: each block's rows of every step together, blocks in
-                                             // order, instead of every row of a step together (Rows)
+                                             // order, instead of every row of a step together (BlockRows)
         public float* Aux1, Aux2;            // LSTM: c_t, tanh c_t; GRU reset-after: h W_hn + b_hn; reset-before: r ⊙ h
         // backward
         public float* DOut, DHT, DCT;        // gradients of out (null: out was not produced), hT, cT
@@ -79,12 +80,13 @@ internal static unsafe class RecurrentKernels
     /// r0·steps·width, step = rows·width). Block-major keeps two threads' blocks apart in memory; time-major, each thread's
     /// rows of a step lie right before the other's, and a thread's hardware prefetchers may fetch lines the other is
     /// writing. (Blocks at two threads ran 10–20 % slower per row than the same rows alone, or than two separate
-    /// networks' rows on two threads; block-major took the forward pass 1–9 % shorter at two threads, whole steps 0–5 %,
-    /// so most of that slowdown has another cause. AMD EPYC, AVX2, docs/BENCHMARKS.md.)
+    /// networks' rows on two threads; block-major took the forward pass 1–9 % shorter at two threads, whole steps 0–5 %
+    /// in 9 of 12 comparisons, so most of that slowdown has another cause. AMD EPYC, AVX2, docs/BENCHMARKS.md.)
     /// </summary>
-    static float* Rows(in Buffers b, float* buffer, int width, int steps, int r0, int r1, out long step)
+    static float* BlockRows(in Buffers b, float* buffer, int width, int steps, int r0, int r1, out long step)
     {
         step = b.BlockMajor ? (long)(r1 - r0) * width : (long)b.B * width;
+        if (buffer == null) return null;                                     // a buffer the cell does not use
         return b.BlockMajor ? buffer + (long)r0 * steps * width : buffer + (long)r0 * width;
     }
 
@@ -101,14 +103,15 @@ internal static unsafe class RecurrentKernels
         int T = b.T, H = b.H, I = b.I, GH = b.G * H, K = H + I;
         long stepH = (long)b.B * H;                                          // the output's step (time-major)
         // this block's rows of the internal buffers: row r of step t at X + t·sX + (r − r0)·width
-        float* hx = Rows(b, b.HX, K, T + 1, r0, r1, out var sK);
-        float* gates = Rows(b, b.Gates, GH, T, r0, r1, out var sG);
-        float* aux1 = Rows(b, b.Aux1, H, T, r0, r1, out var sA);
-        float* aux2 = Rows(b, b.Aux2, H, T, r0, r1, out _);
+        float* hx = BlockRows(b, b.HX, K, T + 1, r0, r1, out var sK);
+        float* gates = BlockRows(b, b.Gates, GH, T, r0, r1, out var sG);
+        float* aux1 = BlockRows(b, b.Aux1, H, T, r0, r1, out var sA);
+        float* aux2 = BlockRows(b, b.Aux2, H, T, r0, r1, out _);                // Aux1's shape: its step is sA
         float* state = scratch;                       // (rows, H): h
         float* cstate = scratch + (r1 - r0) * H;      // (rows, H): c (LSTM)
-        float* ph = cstate + (r1 - r0) * H;           // (Sub, G·H): GRU reset-after's recurrent part
-        float* px = ph + Sub * GH;                    // (Sub, G·H): GRU reset-after's input part
+        // (Sub, G·H) each: GRU reset-after's recurrent and input parts (only its scratch has room for them: ForwardScratch)
+        float* ph = cstate + (r1 - r0) * H;
+        float* px = ph + Sub * GH;
         float* whhT = b.WcatT, wihT = b.WcatT + (long)H * GH;
         long ps = (long)K * SmallGemm.Panel;                                  // panel stride of the packed [W_hh | W_ih]ᵀ
         float* whhTP = b.WcatTP, wihTP = PanelAt(b.WcatTP, H, 0, ps);
@@ -225,7 +228,8 @@ internal static unsafe class RecurrentKernels
     }
 
     /// <summary>Scratch floats one forward block needs.</summary>
-    public static int ForwardScratch(int rows, int H, int G) => 2 * rows * H + 2 * Sub * G * H;
+    public static int ForwardScratch(SimdCell cell, int rows, int H) =>
+        2 * rows * H + (cell == SimdCell.GruResetAfter ? 2 * Sub * SimdRecurrence.Gates(cell) * H : 0);
 
     /// <summary>The gate functions of m rows of LSTM pre-activations [i | f | g | o] (row stride 4H), in place: every
     /// vector independent of the others, so the out-of-order core overlaps their long exp → reciprocal chains (one row's
@@ -438,10 +442,10 @@ internal static unsafe class RecurrentKernels
     {
         int T = b.T, H = b.H, I = b.I, GH = b.G * H, K = H + I, rows = r1 - r0;
         long stepG = (long)b.B * GH, stepH = (long)b.B * H, stepI = (long)b.B * I;   // DPre, DPh; DOut; DX: time-major
-        float* hxB = Rows(b, b.HX, K, T + 1, r0, r1, out var sK);
-        float* gates = Rows(b, b.Gates, GH, T, r0, r1, out var sG);
-        float* aux1 = Rows(b, b.Aux1, H, T, r0, r1, out var sA);
-        float* aux2 = Rows(b, b.Aux2, H, T, r0, r1, out _);
+        float* hxB = BlockRows(b, b.HX, K, T + 1, r0, r1, out var sK);
+        float* gates = BlockRows(b, b.Gates, GH, T, r0, r1, out var sG);
+        float* aux1 = BlockRows(b, b.Aux1, H, T, r0, r1, out var sA);
+        float* aux2 = BlockRows(b, b.Aux2, H, T, r0, r1, out _);                // Aux1's shape: its step is sA
         float* dh = scratch, dc = scratch + rows * H, dhNew = dc + rows * H, direct = dhNew + rows * H;
         float* zero = direct + rows * H;              // H zeros: the output's gradient when no output was produced
         // in the loop, for S steps: (S, rows, G·H) pre-activation gradients (input side), GRU reset-after's recurrent

@@ -200,7 +200,8 @@ internal static class SimdRecurrence
     }
 
     /// <summary>dW_hh and dW_ih as products over every (step, row) of the kept pre-activation gradients and the saved
-    /// [h | x] rows (T, B, H + I) (GRU reset-before: W_hh's n rows meet r ⊙ h, <paramref name="rh"/>).</summary>
+    /// [h | x] rows (T, B, H + I) (GRU reset-before: W_hh's n rows meet r ⊙ h, <paramref name="rh"/>) — time-major, as
+    /// the forward lays them out for layers whose weight gradient is not accumulated in the loop.</summary>
     private static (Tensor Whh, Tensor Wih) WeightGradients(SimdCell cell, Tensor hx, Tensor dpre, Tensor? dph, Tensor? rh, int H, int I)
     {
         long rows = hx.shape[0] * hx.shape[1], GH = dpre.shape[2];
@@ -223,11 +224,13 @@ internal static class SimdRecurrence
     /// (((p0 + p1) + p2) + …).</summary>
     internal static unsafe Tensor SumPartials(Tensor partials)
     {
+        Require(partials.dtype == ScalarType.Float32 && partials.dim() == 3 && partials.shape[0] >= 1 && partials.is_contiguous(),
+            "the partials must be one or more contiguous float32 (n, R, C)");
         long n = partials.shape[0], size = partials.shape[1] * partials.shape[2];
         var sum = empty(partials.shape[1], partials.shape[2], dtype: ScalarType.Float32);
         float* p = Ptr(partials), s = Ptr(sum);
         long e = 0;
-        if (Avx.IsSupported)
+        if (SimdMath.UseAvx2)
             for (; e + 8 <= size; e += 8)
             {
                 var v = Avx.LoadVector256(p + e);
@@ -308,7 +311,7 @@ internal static class SimdRecurrence
                     Out = sequence ? Ptr(output) : null, HT = Ptr(hT), CT = cT is null ? null : Ptr(cT),
                     Gates = gates is null ? null : Ptr(gates), Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2),
                     BlockMajor = blockMajor,
-                }, lengths, backward: false, split, 2 * H, RecurrentKernels.ForwardScratch(0, H, G),
+                }, lengths, backward: false, split, 2 * H, RecurrentKernels.ForwardScratch(cell, 0, H),
                 (b, _, r0, r1, s) => RecurrentKernels.Forward(cell, b, r0, r1, (float*)s));
             // the kernel read and wrote through pointers into these: alive until it returned
             KeepAlive(xData, flat, scale, wcatT, wih, whh, bias, bhh, h0, c0, hx, output, hT, cT, gates, aux1, aux2);
@@ -378,7 +381,10 @@ internal static class SimdRecurrence
                 dWih = sum.narrow(1, H, I).contiguous();
             }
             else
+            {
+                Require(!blockMajor, "the weight gradient after the loop reads hx time-major");
                 (dWhh, dWih) = WeightGradients(cell, hx.narrow(0, 0, T), dpre!, dph, aux1, H, I);
+            }
             var dBias = dBiasRows?.sum([0L]);
             var dBhh = dBhhRows?.sum([0L]);
             // an embedded input: the table's gradient from the input's, in step order as the kernel wrote it

@@ -111,6 +111,23 @@ let private trainStep (net: Network) (ids: torch.Tensor) (lengths: torch.Tensor)
         values y, [ for n in paramNames net -> n, values (param net n).grad ]
     finally SimdEmbedding.InKernel <- true
 
+/// Each model on the SIMD kernel against the same model on the loop kernel in float64 (the same weights), with and
+/// without the lengths, at one and two threads: outputs and every gradient within 1e-5.
+let private againstFloat64 (models: (string * (Kernel -> ModelSpec)) list) (input: InputSpec) (x: torch.Tensor) (lens: torch.Tensor) =
+    let threads = torch.get_num_threads()
+    try
+        for name, build in models do
+            use reference = compile (build Kernel.Loop) input Convention.Torch 5L
+            reference.``to``(torch.ScalarType.Float64) |> ignore
+            use simd = compile (build Kernel.Simd) input Convention.Torch 6L
+            copyWeights reference simd
+            for lengths in [ None; Some lens ] do
+                let expected = run reference (x.to_type torch.ScalarType.Float64) lengths
+                for n in [ 1; 2 ] do
+                    torch.set_num_threads n
+                    agree $"{name}, {n} threads, lengths {lengths.IsSome}" 1e-5 (run simd x lengths) expected
+    finally torch.set_num_threads threads
+
 /// One NaN in row 0, step 1.
 let private poison (x: torch.Tensor) =
     use _ = torch.no_grad()
@@ -153,21 +170,10 @@ let tests =
             torch.manual_seed 4L |> ignore
             use x = torch.randn(41L, 20L, 5L)
             use lens = torch.tensor([| for i in 0 .. 40 -> int64 (1 + (i * 7) % 20) |])
-            let threads = torch.get_num_threads()
-            try
-                for build in [ (fun k -> Model.Lstm(40, returnSequences = true, kernel = k))
-                               (fun k -> Model.Lstm(128, returnSequences = true, kernel = k))
-                               (fun k -> Model.Gru(148, resetAfter = false, returnSequences = true, kernel = k)) ] do
-                    use reference = compile (build Kernel.Loop) input Convention.Torch 5L
-                    reference.``to``(torch.ScalarType.Float64) |> ignore
-                    use simd = compile (build Kernel.Simd) input Convention.Torch 6L
-                    copyWeights reference simd
-                    for lengths in [ None; Some lens ] do
-                        let expected = run reference (x.to_type torch.ScalarType.Float64) lengths
-                        for n in [ 1; 2 ] do
-                            torch.set_num_threads n
-                            agree $"{simd.Spec}, {n} threads, lengths {lengths.IsSome}" 1e-5 (run simd x lengths) expected
-            finally torch.set_num_threads threads
+            againstFloat64 [ "lstm 40 (in the loop)", (fun k -> Model.Lstm(40, returnSequences = true, kernel = k))
+                             "lstm 128 (after the loop)", (fun k -> Model.Lstm(128, returnSequences = true, kernel = k))
+                             "gru reset-before 148 (after the loop)", (fun k -> Model.Gru(148, resetAfter = false, returnSequences = true, kernel = k)) ]
+                input x lens
         }
 
         test "two threads split the batch and agree with one" {
@@ -198,19 +204,7 @@ let tests =
             use x = torch.randn(261L, 4L, 3L)
             // lengths 1–4, so that each sub-block has rows that stop early
             use lens = torch.tensor([| for i in 0 .. 260 -> int64 (1 + (i * 5) % 4) |])
-            let threads = torch.get_num_threads()
-            try
-                for name, build in cells do
-                    use reference = compile (build Kernel.Loop) input Convention.Torch 5L
-                    reference.``to``(torch.ScalarType.Float64) |> ignore
-                    use simd = compile (build Kernel.Simd) input Convention.Torch 6L
-                    copyWeights reference simd
-                    for lengths in [ None; Some lens ] do
-                        let expected = run reference (x.to_type torch.ScalarType.Float64) lengths
-                        for n in [ 1; 2 ] do
-                            torch.set_num_threads n
-                            agree $"{name}, {n} threads, lengths {lengths.IsSome}" 1e-5 (run simd x lengths) expected
-            finally torch.set_num_threads threads
+            againstFloat64 cells input x lens
         }
 
         test "two blocks: block-major buffers = time-major, bit for bit; a backward at another thread count reads the forward's blocks" {

@@ -13,13 +13,14 @@ internal enum SimdCell { Lstm, GruResetAfter, GruResetBefore, RnnTanh, RnnRelu, 
 /// step contiguous, the steps time-major or block by block: <see cref="BlockRows"/>): hx (T + 1, B, H + I) holds, per
 /// step and row, the state the step starts from and the step's input, so that one product [h | x]·[W_hh | W_ih]ᵀ
 /// (wcatT, (H + I) × G·H) plus the bias gives every gate's pre-activation — the projection of the input is never
-/// written to memory; hx is also what the weight gradient needs. out (T, B, H) is zero on padding; a row's steps at and after its length
-/// leave its state unchanged. Per step: the register-tiled product into the gate rows (up to <see cref="Sub"/> rows at
-/// once), then the gate functions and the state update while those rows are in the cache; no allocation inside the
-/// loop. Backward walks the steps in reverse with the saved gates: the pre-activation gradient of the step's rows (in
-/// scratch), then products for the state gradient (·W_hh) and the input gradient (·W_ih) on the same rows, and the
-/// weight gradient accumulated from them and the steps' [h | x] rows every few steps while all are in the cache
-/// (<see cref="GroupSteps"/>; one partial per block, added after the loop: the same thread count gives the same sums).
+/// written to memory; hx is also what the weight gradient needs. out (T, B, H) is zero on padding; a row's steps at
+/// and after its length leave its state unchanged. Per step: the register-tiled product into the gate rows (up to
+/// <see cref="Sub"/> rows at once), then the gate functions and the state update while those rows are in the cache; no
+/// allocation inside the loop. Backward walks the steps in reverse with the saved gates: the pre-activation gradient
+/// of the step's rows (in scratch), then products for the state gradient (·W_hh) and the input gradient (·W_ih) on the
+/// same rows, and the weight gradient accumulated from them and the steps' [h | x] rows every few steps while all are
+/// in the cache (<see cref="GroupSteps"/>; one partial per block, added after the loop: the same thread count gives the
+/// same sums).
 /// Weight matrices too large for that (<see cref="GradientInLoop"/>) keep every step's pre-activation gradient
 /// instead, for one product after the loop.
 /// </summary>

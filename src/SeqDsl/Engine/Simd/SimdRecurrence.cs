@@ -71,7 +71,7 @@ internal static class SimdRecurrence
 
     private static readonly AsyncLocal<bool?> BlockMajorOverride = new();
 
-    /// <summary>Whether a call lays out its own buffers block-major (<see cref="RecurrentKernels"/>' Rows) where it can;
+    /// <summary>Whether a call lays out its own buffers block-major (RecurrentKernels.BlockRows) where it can;
     /// set false in an execution context to compare with time-major (<c>bench phases --layout-ab</c>). The same floats
     /// either way.</summary>
     internal static bool BlockMajor
@@ -287,7 +287,7 @@ internal static class SimdRecurrence
             Require(lengths is null || lengths.Length == B, $"{lengths?.Length} lengths for {B} rows");
             var (xData, xB, xT) = ids is null ? Rows(x) : (x, 0, 0);                      // the kernel copies rows of I floats
             // hx, gates, aux1, aux2: the kernel's own, saved for its backward; with more than one block of rows, each
-            // block's rows of every step lie together (block-major: RecurrentKernels.Rows) — except when the weight
+            // block's rows of every step lie together (block-major: RecurrentKernels.BlockRows) — except when the weight
             // gradient is one product after the loop, which reads hx time-major
             var split = Split(B);
             var blockMajor = BlockMajor && RecurrentKernels.GradientInLoop(H, I, G);

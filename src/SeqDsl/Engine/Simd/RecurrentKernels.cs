@@ -31,8 +31,8 @@ internal static unsafe class RecurrentKernels
     /// few rows. Sub-blocks of 12 rows had been chosen to keep their gate rows in L1 between the product and the gate
     /// functions; whole blocks of up to 128 rows measured faster at one thread for the E7 and E4 layers (steps, 12 → 128
     /// rows, medians of four alternating runs: E7 LSTM 30.8 → 25.9 ms, GRU 22.9 → 21.3, SimpleRnn 8.3 → 7.1, E4 15.6 →
-    /// 14.9) and an Lstm(64) layer's forward on 100 inputs, the same for an Lstm(256) on 1,027 (AMD EPYC, AVX2,
-    /// docs/BENCHMARKS.md).</summary>
+    /// 14.9) and an Lstm(64) layer on 100 inputs (forward 40.1 → 33.4 ms, `bench simd`), the same for an Lstm(256) on
+    /// 1,027 (AMD EPYC, AVX2, docs/BENCHMARKS.md).</summary>
     const int Sub = 128;
 
     internal struct Buffers
@@ -771,9 +771,10 @@ internal static unsafe class RecurrentKernels
 
     // ------------------------------------------------------------------ helpers
 
-    /// <summary>to = x ⊙ y, n floats (the same products as the embedding's scaled lookup).</summary>
+    /// <summary>to = x ⊙ y, n floats: a table row times its SpatialDropout scale row, here and in the embedding's own
+    /// scaled lookup (<see cref="SimdEmbedding"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Multiply(float* x, float* y, float* to, int n)
+    internal static void Multiply(float* x, float* y, float* to, int n)
     {
         var u = 0;
         if (Avx.IsSupported)

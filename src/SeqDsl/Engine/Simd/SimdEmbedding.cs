@@ -148,8 +148,7 @@ internal static class SimdEmbedding
             var pid = CheckIds(ids, V);
             var rows = empty(N, D, dtype: ScalarType.Float32);
             float* pr = SimdRecurrence.Ptr(rows), pw = SimdRecurrence.Ptr(weight), ps = SimdRecurrence.Ptr(scale);
-            var avx = SimdMath.UseAvx2;
-            Chunked.Run(N, D, (n0, n1) => ScaledRange(n0, n1, pr, pw, pid, ps, B, D, avx));
+            Chunked.Run(N, D, (n0, n1) => ScaledRange(n0, n1, pr, pw, pid, ps, B, D));
             GC.KeepAlive(weight);
             GC.KeepAlive(scale);
             GC.KeepAlive(ids);
@@ -174,17 +173,10 @@ internal static class SimdEmbedding
         }
 
         /// <summary>Rows [n0, n1) of the lookup: table row ids[n] times scale row n mod B.</summary>
-        private static unsafe void ScaledRange(long n0, long n1, float* pr, float* pw, long* pid, float* ps, long B, long D, bool avx)
+        private static unsafe void ScaledRange(long n0, long n1, float* pr, float* pw, long* pid, float* ps, long B, long D)
         {
             for (long n = n0, b = n0 % B; n < n1; n++, b = b + 1 == B ? 0 : b + 1)
-            {
-                float* dst = pr + n * D, src = pw + pid[n] * D, f = ps + b * D;
-                long j = 0;
-                if (avx)
-                    for (; j + 8 <= D; j += 8)
-                        Avx.Store(dst + j, Avx.Multiply(Avx.LoadVector256(src + j), Avx.LoadVector256(f + j)));
-                for (; j < D; j++) dst[j] = src[j] * f[j];
-            }
+                RecurrentKernels.Multiply(pw + pid[n] * D, ps + b * D, pr + n * D, (int)D);
         }
 
         /// <summary>dst += src ⊙ f, d floats.</summary>

@@ -44,6 +44,7 @@ public static class NativeLoader
         if (!OperatingSystem.IsLinux()) return;
         ShortenOpenMpSpin();
         var torchAssembly = typeof(torch).Assembly;
+        PreloadFromPackageCache(torchAssembly);
         var context = AssemblyLoadContext.GetLoadContext(torchAssembly) ?? AssemblyLoadContext.Default;
         context.ResolvingUnmanagedDll += (assembly, name) =>
             assembly == torchAssembly && (name == "LibTorchSharp" || name == FileName) ? Resolve(torchAssembly) : IntPtr.Zero;
@@ -155,28 +156,70 @@ public static class NativeLoader
         return copy;
     }
 
-    /// <summary>Loads the libtorch libraries the copy links against (unless already loaded): from beside the
-    /// original, by the regular search relative to TorchSharp, or from the libtorch package next to the
-    /// TorchSharp package; the copy, whose own folder holds nothing else, then resolves them by soname.</summary>
-    static void PreloadNeeds(Assembly torchAssembly, string originalDir, string rid)
+    static readonly string[] TorchLibraries = ["libc10.so", "libtorch_cpu.so", "libtorch.so"];
+
+    /// <summary>The folders of the libtorch package beside a TorchSharp package, newest version first:
+    /// <paramref name="packages"/>/libtorch-cpu-&lt;rid&gt;/&lt;version&gt;/runtimes/&lt;rid&gt;/native.</summary>
+    static IEnumerable<string> LibtorchPackageDirs(string packages, string rid)
+    {
+        string libtorchPackage = Path.Combine(packages, "libtorch-cpu-" + rid);
+        if (!Directory.Exists(libtorchPackage)) return [];
+        return Directory.GetDirectories(libtorchPackage)
+                        .OrderByDescending(d => System.Version.TryParse(Path.GetFileName(d).Split('-')[0], out var v) ? v : new System.Version(0, 0))
+                        .Select(d => Path.Combine(d, "runtimes", rid, "native"));
+    }
+
+    /// <summary>Loads each of libtorch's libraries (unless mapped already) by full path from the first of
+    /// <paramref name="dirs"/> that has it; returns the names none of them had.</summary>
+    static List<string> LoadByPath(IReadOnlyList<string> dirs)
     {
         var mapped = File.Exists("/proc/self/maps")
             ? File.ReadLines("/proc/self/maps").Select(l => Path.GetFileName(l.Split(' ', StringSplitOptions.RemoveEmptyEntries).LastOrDefault() ?? "")).ToHashSet()
             : new HashSet<string>();
-        // …/packages/torchsharp/<v>/runtimes/<rid>/native → …/packages/libtorch-cpu-<rid>/<newest>/runtimes/<rid>/native
-        string packages = Path.GetFullPath(Path.Combine(originalDir, "..", "..", "..", "..", ".."));
-        string libtorchPackage = Path.Combine(packages, "libtorch-cpu-" + rid);
-        var dirs = new List<string> { originalDir };
-        if (Directory.Exists(libtorchPackage))
-            dirs.AddRange(Directory.GetDirectories(libtorchPackage)
-                                   .OrderByDescending(d => System.Version.TryParse(Path.GetFileName(d).Split('-')[0], out var v) ? v : new System.Version(0, 0))
-                                   .Select(d => Path.Combine(d, "runtimes", rid, "native")));
-        foreach (var lib in new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so" })
+        var missing = new List<string>();
+        foreach (var lib in TorchLibraries)
+            if (!mapped.Contains(lib) && !dirs.Any(d => File.Exists(Path.Combine(d, lib)) && NativeLibrary.TryLoad(Path.Combine(d, lib), out _)))
+                missing.Add(lib);
+        return missing;
+    }
+
+    /// <summary>
+    /// When TorchSharp.dll runs from the NuGet cache (F# Interactive's <c>#r "nuget: …"</c>), libtorch is not beside it,
+    /// and TorchSharp's first attempt to load it searches the system: where Debian's libtorch-dev is installed (it comes
+    /// with python3-torch's recommended packages), that finds PyTorch 1.13's libtorch_cpu.so and libc10.so in /usr/lib,
+    /// and once loaded under those names they, not the libtorch package's, satisfy every later need of "libc10.so" in
+    /// the process — TorchSharp's own fallback and SeqDsl's patched copy then failed on undefined symbols (measured:
+    /// an F# script on such a machine). So in that layout the libtorch package's libraries are loaded by full path
+    /// first, before TorchSharp looks; an application with libtorch in its output folder is left alone.
+    /// </summary>
+    static void PreloadFromPackageCache(Assembly torchAssembly)
+    {
+        try
         {
-            if (mapped.Contains(lib)) continue;
-            if (NativeLibrary.TryLoad(lib[3..^3], torchAssembly, null, out _)) continue;
-            foreach (var d in dirs)
-                if (File.Exists(Path.Combine(d, lib)) && NativeLibrary.TryLoad(Path.Combine(d, lib), out _)) break;
+            // …/packages/torchsharp/<version>/lib/<tfm>/TorchSharp.dll
+            string dir = Path.GetDirectoryName(torchAssembly.Location) ?? "";
+            if (dir.Length == 0 || File.Exists(Path.Combine(dir, "libtorch_cpu.so"))
+                || File.Exists(Path.Combine(dir, "runtimes", Rid, "native", "libtorch_cpu.so"))) return;
+            var layout = Path.GetFullPath(Path.Combine(dir, "..", "..", ".."));
+            if (!string.Equals(Path.GetFileName(layout), "torchsharp", StringComparison.OrdinalIgnoreCase)) return;
+            LoadByPath(LibtorchPackageDirs(Path.GetDirectoryName(layout)!, Rid).ToList());
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // nothing loaded early: TorchSharp's own search, as before
+        }
+    }
+
+    /// <summary>Loads the libtorch libraries the copy links against (unless already loaded): by full path from beside
+    /// the original or from the libtorch package next to the TorchSharp package, and by the regular search relative to
+    /// TorchSharp only when neither has them (that search may find a system libtorch the copy cannot link against,
+    /// see <see cref="PreloadFromPackageCache"/>); the copy, whose own folder holds nothing else, then resolves them by
+    /// soname.</summary>
+    static void PreloadNeeds(Assembly torchAssembly, string originalDir, string rid)
+    {
+        // …/packages/torchsharp/<v>/runtimes/<rid>/native → …/packages
+        string packages = Path.GetFullPath(Path.Combine(originalDir, "..", "..", "..", "..", ".."));
+        foreach (var lib in LoadByPath([originalDir, .. LibtorchPackageDirs(packages, rid)]))
+            NativeLibrary.TryLoad(lib[3..^3], torchAssembly, null, out _);
     }
 }

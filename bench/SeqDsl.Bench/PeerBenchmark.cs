@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using SeqDsl;
 using SeqDsl.Engine;
+using SeqDsl.Engine.Simd;
 using SeqDsl.Spec;
 using SeqDsl.Training;
 using static TorchSharp.torch;
@@ -155,12 +156,13 @@ static class PeerBenchmark
         Console.WriteLine($"machine: {Backend.Machine}");
         foreach (var line in Backend.Describe()) Console.WriteLine($"SeqDsl {line}");
         Console.WriteLine($"GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset)"}; OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset)"} (both sides inherit them); " +
-                          $"GOMP_SPINCOUNT {NativeLoader.OpenMpSpin ?? "libgomp's default"} on the SeqDsl side and the same-settings peer, libgomp's default on the defaults peer");
+                          $"GOMP_SPINCOUNT {NativeLoader.OpenMpSpin ?? "libgomp's default"} on the SeqDsl side and the same-settings peer, libgomp's default on the defaults peer; " +
+                          $"subnormal floats {(Denormals.Available ? "flushed to zero in SeqDsl's loops and in the same-settings peer (torch.set_flush_denormal), kept in the defaults peer" : "kept on every side")}");
         Console.WriteLine($"{rounds} rounds × {steps} steps per side, order rotating each round{(pause > 0 ? $", a {pause} ms pause before each side's turn" : "")}" +
                           $"{(warmup > 0 ? $", {warmup} untimed step(s) at the start of each turn (their minor faults counted with the timed ones)" : "")}; FLOPs = 3 × the forward matrix products; " +
                           "% of sgemm: median (range) over rounds of the config's GFLOP/s over the sgemm rate measured in the same round");
         Console.WriteLine();
-        Console.WriteLine("| threads | config | kernel | SeqDsl ms | PyTorch ms (same malloc) | ratio (median, range) | PyTorch ms (defaults) | ratio (median, range) | SeqDsl GFLOP/s | % of sgemm (median, range) | minor faults/step SeqDsl, PyTorch same, defaults |");
+        Console.WriteLine("| threads | config | kernel | SeqDsl ms | PyTorch ms (same settings) | ratio (median, range) | PyTorch ms (defaults) | ratio (median, range) | SeqDsl GFLOP/s | % of sgemm (median, range) | minor faults/step SeqDsl, PyTorch same, defaults |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var threads in threadList)
         {
@@ -170,8 +172,8 @@ static class PeerBenchmark
             foreach (var cfg in Configs())
             {
                 if (only is not null && !cfg.Name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
-                using var same = Peer.Start(python, script, openblas, cfg.Peer, threads, seqdslMalloc);
-                using var defaults = Peer.Start(python, script, openblas, cfg.Peer, threads, "system");
+                using var same = Peer.Start(python, script, openblas, cfg.Peer, threads, seqdslMalloc, Denormals.Available);
+                using var defaults = Peer.Start(python, script, openblas, cfg.Peer, threads, "system", false);
                 var seqSides = kernels.Select(k => new SeqDslSide(cfg, k)).ToList();
                 foreach (var s in seqSides) s.Run(2); // warm-up
                 using var product = new Sgemm();
@@ -308,7 +310,7 @@ static class PeerBenchmark
 
         private Peer(Process p, string description) { _p = p; Description = description; }
 
-        public static Peer Start(string python, string script, string openblas, JsonObject cfg, int threads, string malloc)
+        public static Peer Start(string python, string script, string openblas, JsonObject cfg, int threads, string malloc, bool flushDenormal)
         {
             var psi = new ProcessStartInfo(python, [script])
             {
@@ -324,6 +326,9 @@ static class PeerBenchmark
             var msg = (JsonObject)cfg.DeepClone();
             msg["threads"] = threads;
             msg["malloc"] = malloc;
+            // the same-settings peer flushes subnormal floats to zero where SeqDsl's own loops do (on Intel CPUs a
+            // subnormal costs a microcode assist per instruction; long sequences' gradients become subnormal)
+            msg["flushDenormal"] = flushDenormal;
             p.StandardInput.WriteLine(new JsonObject { ["config"] = msg }.ToJsonString());
             p.StandardInput.Flush();
             var ready = p.StandardOutput.ReadLine() ?? throw new InvalidOperationException("the PyTorch peer exited before it was ready (is python3-torch installed? bench/pytorch/setup.sh)");

@@ -15,6 +15,7 @@ batch_first, nn.Linear), with the same sizes, losses and optimizers as the SeqDs
 
 Memory: with {"malloc": "retain"} the peer applies the same glibc mallopt settings as SeqDsl's
 Backend (no mmap'd blocks, mmap threshold 32 MiB, trim threshold 1 GiB, top pad 64 MiB) before any tensor exists.
+Subnormals: with {"flushDenormal": true} it calls torch.set_flush_denormal(True) (SeqDsl's kernels flush them).
 """
 import ctypes
 import json
@@ -45,6 +46,9 @@ def main():
     import torch  # after mallopt, so the allocator settings hold from the first tensor on
     from torch import nn
 
+    # {"flushDenormal": true}: subnormal floats flushed to zero (FTZ/DAZ), as SeqDsl's own loops run; set before
+    # libtorch starts its OpenMP workers, which take the creating thread's floating-point mode
+    flush = bool(cfg.get("flushDenormal")) and torch.set_flush_denormal(True)
     torch.set_num_threads(cfg["threads"])
     torch.manual_seed(1)
     B, T = cfg["batch"], cfg["time"]
@@ -129,7 +133,7 @@ def main():
     net.train()
     for _ in range(cfg.get("warmup", 2)):
         step()
-    send({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(), "malloc": malloc,
+    send({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(), "malloc": malloc, "flushDenormal": flush,
           "blas": blas_library()})
     for line in sys.stdin:
         msg = json.loads(line)

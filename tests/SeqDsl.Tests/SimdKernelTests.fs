@@ -176,6 +176,60 @@ let tests =
                 input x lens
         }
 
+        test "subnormal gradients are flushed to zero inside the kernel; the calling thread keeps its mode" {
+            // a linear SimpleRnn whose recurrent weights are 0.05·I: the gradient of the last step's output shrinks
+            // 20-fold per step back, below float32's smallest normal (1.2e-38) about 30 steps back. Unflushed, such
+            // values are subnormal (each costing Intel CPUs a microcode assist); flushed, they are 0.
+            if not Denormals.Available then skiptest "the CPU's flush mode cannot be set here (x86-64 Linux with glibc only)"
+            let input = InputSpec(Features = 4)
+            use net = compile (Model.SimpleRnn(16, Activation.Linear, kernel = Kernel.Simd)) input Convention.Torch 9L
+            do
+                use _ = torch.no_grad()
+                for n in paramNames net do
+                    let p = param net n
+                    if n.Contains "weight_hh" then p.copy_(torch.eye(16L).mul(torch.tensor 0.05f)) |> ignore
+                    elif n.Contains "bias" then p.zero_() |> ignore
+            torch.manual_seed 5L |> ignore
+            use x = torch.randn(24L, 48L, 4L)
+            let subnormal (v: float32) = v <> 0.0f && abs v < 1.17549435e-38f
+            let inputGradient flush =
+                let before = Denormals.Enabled
+                Denormals.Enabled <- flush
+                try
+                    let _, g, _ = run net x None
+                    values g
+                finally Denormals.Enabled <- before
+            let threads = torch.get_num_threads()
+            try
+                for n in [ 1; 2 ] do
+                    torch.set_num_threads n
+                    Expect.isFalse (Denormals.FlushingNow()) "the test thread does not flush before"
+                    let flushed = inputGradient true
+                    Expect.isFalse (Denormals.FlushingNow()) $"{n} threads: the calling thread's mode is put back"
+                    Expect.equal (flushed |> Array.filter subnormal |> Array.length) 0 $"{n} threads: no subnormal in the input gradient"
+                    Expect.isGreaterThan (flushed |> Array.filter (fun v -> v = 0.0f) |> Array.length) 0 $"{n} threads: the early steps' gradients are 0"
+                    Expect.isGreaterThan (flushed |> Array.filter (fun v -> abs v > 1e-30f) |> Array.length) 0 $"{n} threads: the late steps' are not"
+                    // the same layer unflushed: subnormals there (what the flush removes)
+                    let kept = inputGradient false
+                    Expect.isGreaterThan (kept |> Array.filter subnormal |> Array.length) 0 $"{n} threads: unflushed, some are subnormal"
+                    // a flushed product or sum moves a result by at most about the smallest normal per term (16 here)
+                    for a, b in Array.zip flushed kept do
+                        Expect.isLessThanOrEqual (float (abs (a - b))) (64.0 * 1.17549435e-38) "flushing changes a value by < 64 × 1.2e-38"
+                    Expect.isGreaterThan (Array.zip flushed kept |> Array.filter (fun (a, b) -> a = b && abs a > 1e-30f) |> Array.length) 0 "larger values the same"
+            finally torch.set_num_threads threads
+        }
+
+        test "Denormals.Flushed sets the flush mode for its body only, also when the body throws" {
+            if not Denormals.Available then skiptest "the CPU's flush mode cannot be set here (x86-64 Linux with glibc only)"
+            Expect.isFalse (Denormals.FlushingNow()) "not flushing before"
+            let mutable inside = false
+            Denormals.Flushed(0, fun _ -> inside <- Denormals.FlushingNow())
+            Expect.isTrue inside "flushing inside"
+            Expect.isFalse (Denormals.FlushingNow()) "not flushing after"
+            Expect.throws (fun () -> Denormals.Flushed(0, fun _ -> failwith "boom")) "the body's exception passes through"
+            Expect.isFalse (Denormals.FlushingNow()) "not flushing after an exception"
+        }
+
         test "two threads split the batch and agree with one" {
             let input = InputSpec(Features = 4)
             use x = torch.randn(41L, 6L, 4L)

@@ -134,7 +134,7 @@ internal static class SimdRecurrence
             int r0 = i * per, r1 = Math.Min(rows, r0 + per);
             var n = (nuint)((r1 - r0) * scratchPerRow + scratchFixed) * sizeof(float);
             var scratch = NativeMemory.AlignedAlloc(n, 64);
-            try { body(i, r0, r1, (IntPtr)scratch); }
+            try { Denormals.Flushed((i, r0, r1, (IntPtr)scratch), b => body(b.i, b.r0, b.r1, b.Item4)); }
             finally { NativeMemory.AlignedFree(scratch); }
         }
         Team.Run(blocks, Run);

@@ -277,6 +277,7 @@ static class PeerBenchmark
             {
                 before(r);
                 using var scope = NewDisposeScope();
+                using var flush = Denormals.Flush(); // as TrainingSession's step
                 var sw = Stopwatch.StartNew();
                 var (_, sum, count) = Trainer.Step(_net, _session.Options.Loss, _batch, wantsLogits);
                 var loss = sum / count.clamp_min(1);

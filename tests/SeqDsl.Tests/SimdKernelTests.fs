@@ -219,15 +219,28 @@ let tests =
             finally torch.set_num_threads threads
         }
 
-        test "Denormals.Flushed sets the flush mode for its body only, also when the body throws" {
+        test "Denormals.Flush sets the flush mode until its scope ends, also on an exception; nested scopes" {
             if not Denormals.Available then skiptest "the CPU's flush mode cannot be set here (x86-64 Linux with glibc only)"
             Expect.isFalse (Denormals.FlushingNow()) "not flushing before"
-            let mutable inside = false
-            Denormals.Flushed(0, fun _ -> inside <- Denormals.FlushingNow())
-            Expect.isTrue inside "flushing inside"
+            do
+                use _ = Denormals.Flush()
+                Expect.isTrue (Denormals.FlushingNow()) "flushing inside"
+                do
+                    use _ = Denormals.Flush()
+                    Expect.isTrue (Denormals.FlushingNow()) "flushing in a nested scope"
+                Expect.isTrue (Denormals.FlushingNow()) "still flushing after the nested scope"
             Expect.isFalse (Denormals.FlushingNow()) "not flushing after"
-            Expect.throws (fun () -> Denormals.Flushed(0, fun _ -> failwith "boom")) "the body's exception passes through"
+            Expect.throws (fun () ->
+                use _ = Denormals.Flush()
+                failwith "boom") "the exception passes through"
             Expect.isFalse (Denormals.FlushingNow()) "not flushing after an exception"
+            // a float operation in the scope: the smallest normal halved is 0 there, subnormal outside
+            let half (x: float32) = x * 0.5f
+            let tiny = System.Single.Parse "1.17549435e-38"
+            Expect.isGreaterThan (half tiny) 0.0f "outside: subnormal"
+            do
+                use _ = Denormals.Flush()
+                Expect.equal (half tiny) 0.0f "inside: flushed to zero"
         }
 
         test "two threads split the batch and agree with one" {

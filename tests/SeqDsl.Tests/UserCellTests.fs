@@ -19,9 +19,39 @@ let private tanhRnn =
         (fun px (s: torch.Tensor[]) (p: CellParameters) -> [| (px + torch.nn.functional.linear(s.[0], p.["weight_hh"], p.["bias_hh"])).tanh() |]),
         (fun x p -> torch.nn.functional.linear(x, p.["weight_ih"], p.["bias_ih"])))
 
+/// A cell that notes, at each step, whether the thread flushes subnormal floats (the training step's mode).
+let private flushSeen = System.Collections.Concurrent.ConcurrentBag<bool>()
+let private probeCell =
+    UserCells.Register("FlushProbeCell", 1,
+        [| struct ("weight_ih", [| Dim.H(); Dim.I() |]); struct ("weight_hh", [| Dim.H(); Dim.H() |]) |],
+        (fun px (s: torch.Tensor[]) (p: CellParameters) ->
+            flushSeen.Add(Engine.Simd.Denormals.FlushingNow())
+            [| (px + torch.nn.functional.linear(s.[0], p.["weight_hh"])).tanh() |]),
+        (fun x p -> torch.nn.functional.linear(x, p.["weight_ih"])))
+
 [<Tests>]
 let tests =
     testList "UserCell" [
+        test "a training step runs with subnormals flushed on its thread; inference and the thread after it do not" {
+            if not Engine.Simd.Denormals.Available then skiptest "the CPU's flush mode cannot be set here (x86-64 Linux with glibc only)"
+            use net = compile (Model.Recurrent(probeCell, 4).Dense(1)) (InputSpec(Features = 3)) Convention.Torch 1L
+            use x = torch.randn(5L, 4L, 3L)
+            use y = torch.randn(5L, 1L)
+            flushSeen.Clear()
+            net.eval()
+            do
+                use _ = torch.no_grad()
+                net.Forward(x, (null: torch.Tensor)).Dispose()
+            Expect.isFalse (flushSeen |> Seq.exists id) "inference: the caller's mode (not flushing)"
+            flushSeen.Clear()
+            use session = new TrainingSession(net, FitOptions(Loss = Loss.Mse))
+            let struct (_, bad) = session.Step(SequenceData(x, y))
+            Expect.isNull bad "a finite step"
+            Expect.isNonEmpty (List.ofSeq flushSeen) "the probe ran"
+            Expect.isTrue (flushSeen |> Seq.forall id) "every step of the recurrence flushed"
+            Expect.isFalse (Engine.Simd.Denormals.FlushingNow()) "the thread's mode put back after the step"
+        }
+
         test "a user cell written as the tanh RNN equals SimpleRnn: stacked, bidirectional, padded batch" {
             let user = Model.Embed(5).Recurrent(tanhRnn, 4, returnSequences = true).Stack(2).Bidirectional().Dense(3)
             let builtin = Model.Embed(5).SimpleRnn(4, returnSequences = true, kernel = Kernel.Loop).Stack(2).Bidirectional().Dense(3)

@@ -53,6 +53,10 @@ public sealed class TrainingSession : IDisposable
     /// <summary>A step that also feeds the epoch's metrics (the network is already in training mode).</summary>
     internal (float loss, string? nonFinite) StepAccumulating(SequenceData batch, MetricAccumulator? metrics, ForwardContext? context = null)
     {
+        // subnormal floats flushed to zero on this thread for the step (as Keras's TensorFlow does): a long sequence's
+        // gradient shrinks below float32's normal range, and on Intel CPUs each instruction on such a value takes a
+        // microcode assist — libtorch's fused LSTM backward on E7 ran 20 times slower (docs/BENCHMARKS.md)
+        using var flush = Engine.Simd.Denormals.Flush();
         var (output, lossSum, lossCount) = Trainer.Step(_net, _options.Loss, batch, _wantsLogits, context);
         var loss = lossSum / lossCount.clamp_min(1);
         var value = loss.item<float>();

@@ -19,12 +19,15 @@ internal static class Chunked
         var threads = (int)Math.Max(1, Math.Min(torch.get_num_threads(), floats / MinChunk));
         if (threads == 1)
         {
-            Denormals.Flushed(units, u => body(0, u));
+            using (Denormals.Flush()) body(0, units);
             return;
         }
         var per = (units + threads - 1) / threads;
         if (unitSize == 1) per = (per + 7) & ~7L; // whole vectors per chunk
         var chunks = (int)((units + per - 1) / per);
-        Team.Run(chunks, i => Denormals.Flushed(i, c => body(c * per, Math.Min(units, (c + 1) * per))));
+        Team.Run(chunks, i =>
+        {
+            using (Denormals.Flush()) body(i * per, Math.Min(units, (i + 1) * per));
+        });
     }
 }

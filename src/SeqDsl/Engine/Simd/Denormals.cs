@@ -18,7 +18,7 @@ internal static unsafe class Denormals
 {
     /// <summary>glibc's femode_t on x86-64: the x87 control word and MXCSR.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    private struct Mode
+    internal struct Mode
     {
         public ushort Control;
         public ushort Reserved;
@@ -66,25 +66,37 @@ internal static unsafe class Denormals
         }
     }
 
-    /// <summary>Runs <paramref name="body"/> with subnormals flushed on this thread (when <see cref="Enabled"/>), then
-    /// puts the thread's mode back.</summary>
-    public static void Flushed<T>(T state, Action<T> body)
+    /// <summary>Flushes subnormals on this thread (when <see cref="Enabled"/>) until the returned scope is disposed,
+    /// which puts the thread's mode back; a scope inside another changes nothing.</summary>
+    public static Scope Flush()
     {
-        if (!Enabled)
-        {
-            body(state);
-            return;
-        }
+        if (!Enabled) return default;
         Mode saved;
         GetMode(&saved);
         var flushed = saved;
         flushed.Mxcsr |= FlushToZero | DenormalsAreZero;
-        var changed = flushed.Mxcsr != saved.Mxcsr;
-        if (changed) SetMode(&flushed);
-        try { body(state); }
-        finally
+        if (flushed.Mxcsr == saved.Mxcsr) return default;
+        SetMode(&flushed);
+        return new Scope(saved);
+    }
+
+    /// <summary>The thread's mode before <see cref="Flush"/>, put back on dispose (nothing for a default scope).</summary>
+    public readonly struct Scope : IDisposable
+    {
+        private readonly Mode _saved;
+        private readonly bool _restore;
+
+        internal Scope(Mode saved)
         {
-            if (changed) SetMode(&saved);
+            _saved = saved;
+            _restore = true;
+        }
+
+        public void Dispose()
+        {
+            if (!_restore) return;
+            var m = _saved;
+            SetMode(&m);
         }
     }
 

@@ -134,7 +134,10 @@ internal static class SimdRecurrence
             int r0 = i * per, r1 = Math.Min(rows, r0 + per);
             var n = (nuint)((r1 - r0) * scratchPerRow + scratchFixed) * sizeof(float);
             var scratch = NativeMemory.AlignedAlloc(n, 64);
-            try { Denormals.Flushed((i, r0, r1, (IntPtr)scratch), b => body(b.i, b.r0, b.r1, b.Item4)); }
+            try
+            {
+                using (Denormals.Flush()) body(i, r0, r1, (IntPtr)scratch);
+            }
             finally { NativeMemory.AlignedFree(scratch); }
         }
         Team.Run(blocks, Run);

@@ -81,10 +81,16 @@ static class PeerBenchmark
         var model = Arg(args, "--model"); // another model text on the config's data, loss and optimizer (to take a step apart)
         // --embedding-ab: each config's rounds alternate between the SIMD kernel making an embedding lookup before it
         // itself and the separate lookup (SimdEmbedding.InKernel on, off), one row each; --layout-ab: between the SIMD
-        // kernel's buffers block-major and time-major (SimdRecurrence.BlockMajor on, off)
-        if (args.Contains("--embedding-ab") && args.Contains("--layout-ab"))
+        // kernel's buffers block-major and time-major (SimdRecurrence.BlockMajor on, off); --width-ab: between the
+        // AVX-512 and the AVX2 path (SimdMath.Width; on an AVX-512 CPU only)
+        if (new[] { "--embedding-ab", "--layout-ab", "--width-ab" }.Count(args.Contains) > 1)
         {
-            Console.Error.WriteLine("phases: --embedding-ab and --layout-ab each alternate one switch; give one of them");
+            Console.Error.WriteLine("phases: --embedding-ab, --layout-ab and --width-ab each alternate one switch; give one of them");
+            return 2;
+        }
+        if (args.Contains("--width-ab") && SeqDsl.Engine.Simd.SimdMath.Detected != SeqDsl.Engine.Simd.SimdWidth.Avx512)
+        {
+            Console.Error.WriteLine($"phases: --width-ab needs a CPU with AVX-512 (this one: {SeqDsl.Engine.Simd.SimdMath.Detected})");
             return 2;
         }
         var ab = args.Contains("--embedding-ab")
@@ -93,7 +99,11 @@ static class PeerBenchmark
             : args.Contains("--layout-ab")
                 ? (Get: () => SeqDsl.Engine.Simd.SimdRecurrence.BlockMajor, Set: on => SeqDsl.Engine.Simd.SimdRecurrence.BlockMajor = on,
                     On: "block-major", Off: "time-major")
-                : ((Func<bool> Get, Action<bool> Set, string On, string Off)?)null;
+                : args.Contains("--width-ab")
+                    ? (Get: () => SeqDsl.Engine.Simd.SimdMath.Width == SeqDsl.Engine.Simd.SimdWidth.Avx512,
+                        Set: on => SeqDsl.Engine.Simd.SimdMath.Width = on ? SeqDsl.Engine.Simd.SimdWidth.Avx512 : SeqDsl.Engine.Simd.SimdWidth.Avx2,
+                        On: "AVX-512", Off: "AVX2")
+                    : ((Func<bool> Get, Action<bool> Set, string On, string Off)?)null;
         Console.WriteLine($"machine: {Backend.Machine}");
         Console.WriteLine("| threads | config | kernel | forward + loss ms | backward ms | optimizer ms | step ms |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
@@ -150,7 +160,13 @@ static class PeerBenchmark
         var kernels = (Arg(args, "--kernels") ?? "auto,simd").Split(',').Select(k => Enum.Parse<Kernel>(k, ignoreCase: true)).ToArray();
         var python = Arg(args, "--python") ?? "/usr/bin/python3";
         var script = Arg(args, "--peer") ?? FindPeerScript();
+        // --no-defaults-peer: only the same-settings PyTorch peer (unflushed subnormals made PyTorch's default E7 LSTM
+        // step take seconds on an Intel Xeon; the targets compare with the same-settings peer)
+        var withDefaults = !args.Contains("--no-defaults-peer");
         var openblas = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
+        if (!Directory.Exists(openblas))
+            Console.WriteLine($"warning: {openblas} is missing, so PyTorch runs on Debian's reference BLAS — not a fair peer (bench/pytorch/setup.sh installs OpenBLAS)");
+        var peerLines = new SortedSet<string>(StringComparer.Ordinal);
         var seqdslMalloc = Backend.Memory == MemoryPolicy.Retain ? "retain" : "system";
 
         Console.WriteLine($"machine: {Backend.Machine}");
@@ -173,13 +189,17 @@ static class PeerBenchmark
             {
                 if (only is not null && !cfg.Name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
                 using var same = Peer.Start(python, script, openblas, cfg.Peer, threads, seqdslMalloc, Denormals.Available);
-                using var defaults = Peer.Start(python, script, openblas, cfg.Peer, threads, "system", false);
+                using var defaults = withDefaults ? Peer.Start(python, script, openblas, cfg.Peer, threads, "system", false) : null;
+                peerLines.Add($"same settings: {same.Description}");
+                if (defaults is not null) peerLines.Add($"defaults: {defaults.Description}");
                 var seqSides = kernels.Select(k => new SeqDslSide(cfg, k)).ToList();
                 foreach (var s in seqSides) s.Run(2); // warm-up
                 using var product = new Sgemm();
                 var sides = seqSides.Select(s => (Name: $"SeqDsl {s.Kernel}", Run: (Func<int, int, (double ms, long faults)>)s.Run))
-                    .Concat([("PyTorch same", same.Run), ("PyTorch defaults", defaults.Run), ("sgemm", (_, w) => product.Run(w))]).ToArray();
-                int pSame = seqSides.Count, pDefaults = seqSides.Count + 1, pSgemm = seqSides.Count + 2;
+                    .Concat([("PyTorch same", same.Run)])
+                    .Concat(defaults is null ? [] : [("PyTorch defaults", (Func<int, int, (double ms, long faults)>)defaults.Run)])
+                    .Concat([("sgemm", (_, w) => product.Run(w))]).ToArray();
+                int pSame = seqSides.Count, pDefaults = defaults is null ? -1 : seqSides.Count + 1, pSgemm = sides.Length - 1;
                 var ms = sides.Select(_ => new List<double>()).ToArray();
                 var faults = new long[sides.Length];
                 for (var r = 0; r < rounds; r++)
@@ -203,13 +223,18 @@ static class PeerBenchmark
                     var gflops = flops / (seqMs / 1000) / 1e9;
                     // each round's GFLOP/s over the sgemm rate of the same round (ms[pSgemm] holds ms per 1024³ product)
                     var shares = ms[q].Zip(ms[pSgemm], (a, p) => 100 * (flops / a / 1e6) / Sgemm.Gflops(p)).OrderBy(v => v).ToList();
-                    Console.WriteLine($"| {threads} | {cfg.Name} | {seqSides[q].Kernel} | {seqMs:F1} | {Timing.Median(ms[pSame]):F1} | {Ratio(pSame)} | {Timing.Median(ms[pDefaults]):F1} | {Ratio(pDefaults)} | " +
-                                      $"{gflops:F1} | **{Timing.Median(shares):F0}** ({shares[0]:F0} … {shares[^1]:F0}) | {string.Join(", ", new[] { faults[q], faults[pSame], faults[pDefaults] }.Select(f => (f / (rounds * steps)).ToString("N0", CultureInfo.InvariantCulture)))} |");
+                    var defaultsCells = pDefaults < 0 ? "— | —" : $"{Timing.Median(ms[pDefaults]):F1} | {Ratio(pDefaults)}";
+                    var faultCells = string.Join(", ", new[] { faults[q], faults[pSame], pDefaults < 0 ? -1 : faults[pDefaults] }
+                        .Select(f => f < 0 ? "—" : (f / (rounds * steps)).ToString("N0", CultureInfo.InvariantCulture)));
+                    Console.WriteLine($"| {threads} | {cfg.Name} | {seqSides[q].Kernel} | {seqMs:F1} | {Timing.Median(ms[pSame]):F1} | {Ratio(pSame)} | {defaultsCells} | " +
+                                      $"{gflops:F1} | **{Timing.Median(shares):F0}** ({shares[0]:F0} … {shares[^1]:F0}) | {faultCells} |");
                 }
                 Console.WriteLine($"| {threads} | sgemm 1024³ in the rounds above | | | | | | | {Sgemm.Gflops(Timing.Median(ms[pSgemm])):F1} | | |");
                 foreach (var s in seqSides) s.Dispose();
             }
         }
+        Console.WriteLine();
+        foreach (var line in peerLines) Console.WriteLine($"PyTorch peer, {line}");
         return 0;
     }
 

@@ -347,9 +347,10 @@ let tests =
                                     let tol = if idx % ldc >= n then 0.0 else 1e-5 * max 1.0 (abs expected.[idx])
                                     Expect.isLessThanOrEqual (abs (float c.[idx] - expected.[idx])) tol
                                         $"{w}, packed {packed}, C0 {c0.IsSome} stride {ldc0}, in place {inPlace}: m {m}, n {n}, k {k}, C[{idx / ldc}, {idx % ldc}]"
-                                // the AVX2 packed path to the bit: whole 16-column strips chain their FMAs from C0, a
-                                // narrower last strip (narrow tile or scratch tile) from zero and adds C0 after
-                                if packed && w = SimdWidth.Avx2 && SmallGemm.UsesPacked then
+                                // the AVX2 and AVX-512 packed paths to the bit (the same floats): whole 16-column strips
+                                // (and 32-column pairs of them) chain their FMAs from C0, a narrower last strip (narrow
+                                // tile or scratch tile) from zero and adds C0 after
+                                if packed && w <> SimdWidth.Scalar && SmallGemm.UsesPacked then
                                     let whole = n / 16 * 16
                                     for i in 0 .. m - 1 do
                                         for j in 0 .. n - 1 do
@@ -357,7 +358,7 @@ let tests =
                                             let mutable acc = if j < whole then init else 0.0f
                                             for p in 0 .. k - 1 do acc <- System.MathF.FusedMultiplyAdd(a.[i * lda + p], b.[p * ldb + j], acc)
                                             let exact = if j < whole || c0.IsNone then acc else init + acc
-                                            Expect.equal c.[i * ldc + j] exact $"packed AVX2, C0 {c0.IsSome} stride {ldc0}, in place {inPlace}: m {m}, n {n}, k {k}, C[{i}, {j}] bit for bit")
+                                            Expect.equal c.[i * ldc + j] exact $"packed {w}, C0 {c0.IsSome} stride {ldc0}, in place {inPlace}: m {m}, n {n}, k {k}, C[{i}, {j}] bit for bit")
         }
 
         test "the weight-gradient product C += AᵀB = float64 sums: tile edges, masked strips, strides, every path" {

@@ -34,13 +34,15 @@ internal static class SimdMath
 
     private static readonly AsyncLocal<SimdWidth?> Override = new();
 
-    /// <summary>The path the kernels take by default: AVX2 (with FMA) where the CPU has it — also on AVX-512 CPUs,
-    /// whose 512-bit products are checked for correctness (in software here) but not yet measured, so they run only
-    /// when SEQDSL_SIMD=avx512 asks for them — else plain loops.</summary>
+    /// <summary>The path the kernels take by default: the widest this CPU runs (<see cref="Detected"/>), or a narrower
+    /// one SEQDSL_SIMD names (avx2, scalar). On an AVX-512 CPU the 512-bit products on two packed panels give the same
+    /// floats as the AVX2 ones and were faster in whole training steps: E7 SimpleRnn 24.3 → 21.8 ms at one thread and
+    /// 15.9 → 12.9 at two, E7 LSTM 43.9 → 36.3 at two, E4 21.6 → 19.9 at two and the same at one (Intel Xeon,
+    /// Skylake-SP; `bench phases --width-ab`, docs/BENCHMARKS.md).</summary>
     public static SimdWidth Default { get; } =
         Environment.GetEnvironmentVariable("SEQDSL_SIMD") is string s && Enum.TryParse<SimdWidth>(s, true, out var w) && w <= Detected
             ? w
-            : Detected == SimdWidth.Avx512 ? SimdWidth.Avx2 : Detected;
+            : Detected;
 
     /// <summary>The path the kernels take in this execution context (a test may narrow it, or ask for AVX-512 in
     /// software, without touching other threads' work): <see cref="Default"/> unless set.</summary>

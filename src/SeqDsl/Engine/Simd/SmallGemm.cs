@@ -44,9 +44,9 @@ internal static unsafe class SmallGemm
         }
     }
 
-    /// <summary>Whether the path in force reads packed copies (the AVX2 path does; the AVX-512 and scalar paths read B
-    /// as it is).</summary>
-    public static bool UsesPacked => SimdMath.Width == SimdWidth.Avx2 && Avx2.IsSupported && Fma.IsSupported;
+    /// <summary>Whether the path in force reads packed copies (the AVX2 and AVX-512 paths do; the scalar one reads B as
+    /// it is).</summary>
+    public static bool UsesPacked => SimdMath.Width is SimdWidth.Avx2 or SimdWidth.Avx512 && Avx2.IsSupported && Fma.IsSupported;
 
     /// <summary>
     /// C = C0 + A·B with B given twice: as is (b, ldb) and packed (bp: the panel holding B's first column, rows
@@ -67,6 +67,12 @@ internal static unsafe class SmallGemm
     static void RunPacked(int m, int n, int k, float* a, long lda, float* bp, long panelStride, float* c0, long ldc0, float* c, long ldc)
     {
         var j = 0;
+        if (SimdMath.Width == SimdWidth.Avx512)
+            // two panels side by side per 512-bit tile; a last single panel and a narrower rest as on the AVX2 path
+            for (; j + 2 * Panel <= n; j += 2 * Panel)
+                for (var i = 0; i < m; i += 6)
+                    Tile512Packed(Math.Min(6, m - i), k, a + i * lda, lda, bp + (j / Panel) * panelStride, panelStride,
+                        c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
         for (; j + Panel <= n; j += Panel)
             TileRows<WholeStrip>(m, k, a, lda, 1, bp + (j / Panel) * panelStride, Panel, c0 == null ? null : c0 + j, ldc0, c + j, ldc, default, default);
         if (j == n) return;
@@ -485,7 +491,49 @@ internal static unsafe class SmallGemm
         for (var l = 0; l < n; l++) p[l * ld] = t[l];
     }
 
-    // ---- AVX-512: 4 rows × 32 columns per tile; the rest of the columns on the AVX2 code ----
+    // ---- AVX-512: 6 rows × 32 columns per tile on two packed panels, or 4 rows × 32 on B as it is; the rest of the
+    // columns on the AVX2 code. Each element is the same FMA chain from C0 over p in order as on the AVX2 tiles, so both
+    // paths give the same floats ----
+
+    /// <summary>C[0..mr) × 32 columns = C0 + A·B for one pair of adjacent packed panels (bq and bq + panelStride, each k
+    /// rows of 16 floats): twelve 512-bit sums. Fewer than 6 rows at the bottom edge repeat the last one (reads stay
+    /// inside A and C0) and store only their own.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Tile512Packed(int mr, int k, float* a, long lda, float* bq, long panelStride, float* c0, long ldc0, float* c, long ldc)
+    {
+        long q1 = Math.Min(1, mr - 1), q2 = Math.Min(2, mr - 1), q3 = Math.Min(3, mr - 1), q4 = Math.Min(4, mr - 1), q5 = Math.Min(5, mr - 1);
+        var c00 = Init512(c0, 0); var c01 = Init512(c0, 16);
+        var c10 = Init512(c0, q1 * ldc0); var c11 = Init512(c0, q1 * ldc0 + 16);
+        var c20 = Init512(c0, q2 * ldc0); var c21 = Init512(c0, q2 * ldc0 + 16);
+        var c30 = Init512(c0, q3 * ldc0); var c31 = Init512(c0, q3 * ldc0 + 16);
+        var c40 = Init512(c0, q4 * ldc0); var c41 = Init512(c0, q4 * ldc0 + 16);
+        var c50 = Init512(c0, q5 * ldc0); var c51 = Init512(c0, q5 * ldc0 + 16);
+        float* a1 = a + q1 * lda, a2 = a + q2 * lda, a3 = a + q3 * lda, a4 = a + q4 * lda, a5 = a + q5 * lda;
+        float* p0 = bq, p1 = bq + panelStride;
+        for (var p = 0; p < k; p++, p0 += Panel, p1 += Panel)
+        {
+            var b0 = Vector512.Load(p0);
+            var b1 = Vector512.Load(p1);
+            var x = Vector512.Create(a[p]);
+            c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a1[p]);
+            c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a2[p]);
+            c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a3[p]);
+            c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a4[p]);
+            c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a5[p]);
+            c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+        }
+        c00.Store(c); c01.Store(c + 16);
+        if (mr > 1) { c10.Store(c + ldc); c11.Store(c + ldc + 16); }
+        if (mr > 2) { c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 16); }
+        if (mr > 3) { c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 16); }
+        if (mr > 4) { c40.Store(c + 4 * ldc); c41.Store(c + 4 * ldc + 16); }
+        if (mr > 5) { c50.Store(c + 5 * ldc); c51.Store(c + 5 * ldc + 16); }
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Run512(int m, int n, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)

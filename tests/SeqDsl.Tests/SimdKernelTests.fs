@@ -383,7 +383,7 @@ let tests =
                         for k in 0 .. c.Length - 1 do
                             let tol = if k % ldc >= n then 0.0 else 1e-5 * max 1.0 (abs expected.[k])
                             Expect.isLessThanOrEqual (abs (float c.[k] - expected.[k])) tol $"{w}: rows {rows}, m {m}, n {n}, C[{k / ldc}, {k % ldc}]"
-                        // the AVX2 tiles (wide, masked, narrow) to the bit: one FMA chain per element from C, rows in order
+                        // the AVX2 and AVX-512 tiles (wide, masked, narrow) to the bit: one FMA chain per element from C, rows in order
                         if w <> SimdWidth.Scalar && System.Runtime.Intrinsics.X86.Fma.IsSupported then
                             for i in 0 .. m - 1 do
                                 for j in 0 .. n - 1 do

@@ -71,8 +71,11 @@ internal static unsafe class SmallGemm
             // two panels side by side per 512-bit tile; a last single panel and a narrower rest as on the AVX2 path
             for (; j + 2 * Panel <= n; j += 2 * Panel)
                 for (var i = 0; i < m; i += 6)
-                    Tile512Packed(Math.Min(6, m - i), k, a + i * lda, lda, bp + (j / Panel) * panelStride, panelStride,
+                {
+                    float* pq = bp + (j / Panel) * panelStride;
+                    Tile512(Math.Min(6, m - i), k, a + i * lda, lda, 1, pq, pq + panelStride, Panel,
                         c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
+                }
         for (; j + Panel <= n; j += Panel)
             TileRows<WholeStrip>(m, k, a, lda, 1, bp + (j / Panel) * panelStride, Panel, c0 == null ? null : c0 + j, ldc0, c + j, ldc, default, default);
         if (j == n) return;
@@ -370,8 +373,8 @@ internal static unsafe class SmallGemm
     /// × 16 columns, each summing its rows in order (no packing: a row of A gives six broadcasts, a row of B two
     /// vectors); a last strip of up to 4 columns goes down C's rows (<see cref="AtBColumns"/>), one of 5–8 takes the
     /// 12 × 8 narrow tile, one of 9–15 the wide tile with masked loads and stores — every element one FMA chain from C
-    /// over the rows in order, whichever path. The AVX2 code also
-    /// serves the AVX-512 path; plain loops without AVX2.
+    /// over the rows in order, whichever path. On the AVX-512 path 32 columns at a time go on 6 × 32 tiles first
+    /// (<see cref="Tile512"/>, the same chains), the rest on the AVX2 code; plain loops without AVX2.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AccumulateAtB(int rows, int m, int n, float* a, long lda, float* b, long ldb, float* c, long ldc)
@@ -388,6 +391,10 @@ internal static unsafe class SmallGemm
             return;
         }
         var q = 0;
+        if (SimdMath.Width == SimdWidth.Avx512)
+            for (; q + 2 * Panel <= n; q += 2 * Panel)
+                for (var i = 0; i < m; i += 6)
+                    Tile512(Math.Min(6, m - i), rows, a + i, 1, lda, b + q, b + q + Panel, ldb, c + i * ldc + q, ldc, c + i * ldc + q, ldc);
         for (; q + Panel <= n; q += Panel)
             TileRows<WholeStrip>(m, rows, a, 1, lda, b + q, ldb, c + q, ldc, c + q, ldc, default, default);
         if (q == n) return;
@@ -491,15 +498,16 @@ internal static unsafe class SmallGemm
         for (var l = 0; l < n; l++) p[l * ld] = t[l];
     }
 
-    // ---- AVX-512: 6 rows × 32 columns per tile on two packed panels, or 4 rows × 32 on B as it is; the rest of the
-    // columns on the AVX2 code. Each element is the same FMA chain from C0 over p in order as on the AVX2 tiles, so both
+    // ---- AVX-512: 6 rows × 32 columns per tile, on two packed panels or on B as it is; the rest of the columns on the
+    // AVX2 code. Each element is the same FMA chain from C0 over p in order as on the AVX2 tiles, so both
     // paths give the same floats ----
 
-    /// <summary>C[0..mr) × 32 columns = C0 + A·B for one pair of adjacent packed panels (bq and bq + panelStride, each k
-    /// rows of 16 floats): twelve 512-bit sums. Fewer than 6 rows at the bottom edge repeat the last one (reads stay
-    /// inside A and C0) and store only their own.</summary>
+    /// <summary>C[0..mr) × 32 columns = C0 + A·B (or Aᵀ·B) on twelve 512-bit sums: A's element (i, p) at a + i·aRow +
+    /// p·aK; B's row p as two 16-float halves at b0 + p·bStep and b1 + p·bStep — a pair of adjacent packed panels (b1 =
+    /// b0 + the panel stride, bStep 16) or 32 columns of B as it is (b1 = b0 + 16, bStep its row stride). Fewer than 6
+    /// rows at the bottom edge repeat the last one (reads stay inside A and C0) and store only their own.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile512Packed(int mr, int k, float* a, long lda, float* bq, long panelStride, float* c0, long ldc0, float* c, long ldc)
+    static void Tile512(int mr, int k, float* a, long aRow, long aK, float* b0, float* b1, long bStep, float* c0, long ldc0, float* c, long ldc)
     {
         long q1 = Math.Min(1, mr - 1), q2 = Math.Min(2, mr - 1), q3 = Math.Min(3, mr - 1), q4 = Math.Min(4, mr - 1), q5 = Math.Min(5, mr - 1);
         var c00 = Init512(c0, 0); var c01 = Init512(c0, 16);
@@ -508,24 +516,24 @@ internal static unsafe class SmallGemm
         var c30 = Init512(c0, q3 * ldc0); var c31 = Init512(c0, q3 * ldc0 + 16);
         var c40 = Init512(c0, q4 * ldc0); var c41 = Init512(c0, q4 * ldc0 + 16);
         var c50 = Init512(c0, q5 * ldc0); var c51 = Init512(c0, q5 * ldc0 + 16);
-        float* a1 = a + q1 * lda, a2 = a + q2 * lda, a3 = a + q3 * lda, a4 = a + q4 * lda, a5 = a + q5 * lda;
-        float* p0 = bq, p1 = bq + panelStride;
-        for (var p = 0; p < k; p++, p0 += Panel, p1 += Panel)
+        float* a1 = a + q1 * aRow, a2 = a + q2 * aRow, a3 = a + q3 * aRow, a4 = a + q4 * aRow, a5 = a + q5 * aRow;
+        long o = 0;
+        for (var p = 0; p < k; p++, o += aK, b0 += bStep, b1 += bStep)
         {
-            var b0 = Vector512.Load(p0);
-            var b1 = Vector512.Load(p1);
-            var x = Vector512.Create(a[p]);
-            c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
-            x = Vector512.Create(a1[p]);
-            c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
-            x = Vector512.Create(a2[p]);
-            c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
-            x = Vector512.Create(a3[p]);
-            c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
-            x = Vector512.Create(a4[p]);
-            c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
-            x = Vector512.Create(a5[p]);
-            c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            var v0 = Vector512.Load(b0);
+            var v1 = Vector512.Load(b1);
+            var x = Vector512.Create(a[o]);
+            c00 = Vector512.FusedMultiplyAdd(x, v0, c00); c01 = Vector512.FusedMultiplyAdd(x, v1, c01);
+            x = Vector512.Create(a1[o]);
+            c10 = Vector512.FusedMultiplyAdd(x, v0, c10); c11 = Vector512.FusedMultiplyAdd(x, v1, c11);
+            x = Vector512.Create(a2[o]);
+            c20 = Vector512.FusedMultiplyAdd(x, v0, c20); c21 = Vector512.FusedMultiplyAdd(x, v1, c21);
+            x = Vector512.Create(a3[o]);
+            c30 = Vector512.FusedMultiplyAdd(x, v0, c30); c31 = Vector512.FusedMultiplyAdd(x, v1, c31);
+            x = Vector512.Create(a4[o]);
+            c40 = Vector512.FusedMultiplyAdd(x, v0, c40); c41 = Vector512.FusedMultiplyAdd(x, v1, c41);
+            x = Vector512.Create(a5[o]);
+            c50 = Vector512.FusedMultiplyAdd(x, v0, c50); c51 = Vector512.FusedMultiplyAdd(x, v1, c51);
         }
         c00.Store(c); c01.Store(c + 16);
         if (mr > 1) { c10.Store(c + ldc); c11.Store(c + ldc + 16); }
@@ -540,41 +548,12 @@ internal static unsafe class SmallGemm
     {
         var j = 0;
         for (; j + 32 <= n; j += 32)
-            for (var i = 0; i < m; i += 4)
-                Tile512(Math.Min(4, m - i), k, a + i * lda, lda, b + j, ldb, c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
+            for (var i = 0; i < m; i += 6)
+                Tile512(Math.Min(6, m - i), k, a + i * lda, lda, 1, b + j, b + j + 16, ldb, c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
         if (j < n) Run256(m, n, k, a, lda, b, ldb, c0, ldc0, c, ldc, j);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector512<float> Init512(float* c0, long offset) => c0 == null ? Vector512<float>.Zero : Vector512.Load(c0 + offset);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile512(int rows, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
-    {
-        // rows < 4 at the bottom edge repeat the last row (reads stay inside A and C0) and store only their own rows
-        long r1 = rows > 1 ? 1 : 0, r2 = rows > 2 ? 2 : r1, r3 = rows > 3 ? 3 : r2;
-        var c00 = Init512(c0, 0); var c01 = Init512(c0, 16);
-        var c10 = Init512(c0, r1 * ldc0); var c11 = Init512(c0, r1 * ldc0 + 16);
-        var c20 = Init512(c0, r2 * ldc0); var c21 = Init512(c0, r2 * ldc0 + 16);
-        var c30 = Init512(c0, r3 * ldc0); var c31 = Init512(c0, r3 * ldc0 + 16);
-        float* a1 = a + r1 * lda, a2 = a + r2 * lda, a3 = a + r3 * lda;
-        for (var p = 0; p < k; p++)
-        {
-            var bp = b + p * ldb;
-            var b0 = Vector512.Load(bp);
-            var b1 = Vector512.Load(bp + 16);
-            var x = Vector512.Create(a[p]);
-            c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
-            x = Vector512.Create(a1[p]);
-            c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
-            x = Vector512.Create(a2[p]);
-            c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
-            x = Vector512.Create(a3[p]);
-            c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
-        }
-        c00.Store(c); c01.Store(c + 16);
-        if (rows > 1) { c10.Store(c + ldc); c11.Store(c + ldc + 16); }
-        if (rows > 2) { c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 16); }
-        if (rows > 3) { c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 16); }
-    }
 }

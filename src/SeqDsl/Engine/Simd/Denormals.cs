@@ -58,6 +58,8 @@ internal static unsafe class Denormals
     {
         if (Environment.GetEnvironmentVariable("SEQDSL_FLUSH_DENORMALS") == "0") return false;
         if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64) return false;
+        // the denormals-are-zero bit came with later SSE2 CPUs (setting it where unsupported faults); every SSE3 CPU has it
+        if (!System.Runtime.Intrinsics.X86.Sse3.IsSupported) return false;
         try
         {
             Mode m;

@@ -173,7 +173,7 @@ static class PeerBenchmark
         foreach (var line in Backend.Describe()) Console.WriteLine($"SeqDsl {line}");
         Console.WriteLine($"GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "(unset)"}; OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset)"} (both sides inherit them); " +
                           $"GOMP_SPINCOUNT {NativeLoader.OpenMpSpin ?? "libgomp's default"} on the SeqDsl side and the same-settings peer, libgomp's default on the defaults peer; " +
-                          $"subnormal floats {(Denormals.Available ? "flushed to zero in SeqDsl's loops and in the same-settings peer (torch.set_flush_denormal), kept in the defaults peer" : "kept on every side")}");
+                          $"subnormal floats {(Denormals.Available ? "flushed to zero in SeqDsl's training steps and in the same-settings peer (torch.set_flush_denormal)" + (withDefaults ? ", kept in the defaults peer" : "") : "kept on every side")}");
         Console.WriteLine($"{rounds} rounds × {steps} steps per side, order rotating each round{(pause > 0 ? $", a {pause} ms pause before each side's turn" : "")}" +
                           $"{(warmup > 0 ? $", {warmup} untimed step(s) at the start of each turn (their minor faults counted with the timed ones)" : "")}; FLOPs = 3 × the forward matrix products; " +
                           "% of sgemm: median (range) over rounds of the config's GFLOP/s over the sgemm rate measured in the same round");

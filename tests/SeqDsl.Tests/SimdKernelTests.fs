@@ -219,6 +219,22 @@ let tests =
             finally torch.set_num_threads threads
         }
 
+        test "threads started inside a flush scope do not keep it: the team's threads and the thread-pool fallback" {
+            if not Denormals.Available then skiptest "the CPU's flush mode cannot be set here (x86-64 Linux with glibc only)"
+            let caller = System.Environment.CurrentManagedThreadId
+            let seen = System.Collections.Concurrent.ConcurrentBag<int * bool>()
+            do
+                use _ = Denormals.Flush()
+                // eight jobs: up to seven team threads, those not started yet started now, inside the scope
+                Team.Run(8, fun _ ->
+                    seen.Add((System.Environment.CurrentManagedThreadId, Denormals.FlushingNow()))
+                    System.Threading.Thread.Sleep 5)
+            let others = seen |> Seq.filter (fun (t, _) -> t <> caller) |> List.ofSeq
+            Expect.isNonEmpty others "some jobs ran on other threads"
+            Expect.isFalse (others |> List.exists snd) "no other thread flushes (a new thread takes its creator's mode)"
+            Expect.isFalse (Denormals.FlushingNow()) "the caller's mode put back"
+        }
+
         test "Denormals.Flush sets the flush mode until its scope ends, also on an exception; nested scopes" {
             if not Denormals.Available then skiptest "the CPU's flush mode cannot be set here (x86-64 Linux with glibc only)"
             Expect.isFalse (Denormals.FlushingNow()) "not flushing before"
@@ -323,7 +339,9 @@ let tests =
             // matrix, and C itself (GRU reset-before adds its n product in place); row strides wider than the rows,
             // and C's padding columns left untouched
             let rng = System.Random 6
-            for m, n, k in [ 1, 1, 1; 5, 8, 7; 12, 50, 200; 8, 200, 82; 13, 2, 9; 30, 20, 33; 12, 31, 16; 7, 16, 64; 25, 148, 5 ] do
+            // (m 9, 10, 11 with n ≥ 32: the 6 × 32 AVX-512 tile's last tile of 3, 4 and 5 rows)
+            for m, n, k in [ 1, 1, 1; 5, 8, 7; 12, 50, 200; 8, 200, 82; 13, 2, 9; 30, 20, 33; 12, 31, 16; 7, 16, 64; 25, 148, 5
+                             9, 64, 12; 10, 40, 7; 11, 96, 33 ] do
                 let lda, ldb, ldc = k + 3, n + 5, n + 2
                 let a = Array.init (m * lda) (fun _ -> float32 (rng.NextDouble() - 0.5))
                 let b = Array.init (k * ldb) (fun _ -> float32 (rng.NextDouble() - 0.5))
@@ -366,7 +384,8 @@ let tests =
             // without a strip narrower than 16 (1..4 columns down C's rows, 5..8 the narrow tile, 9..15 masked lanes),
             // row strides wider than the rows, and C's padding columns left untouched
             let rng = System.Random 5
-            for rows, m, n in [ 1, 1, 1; 7, 6, 16; 13, 32, 64; 40, 50, 82; 9, 200, 82; 5, 7, 3; 3, 12, 24; 17, 1, 31; 6, 13, 22; 4, 57, 5 ] do
+            for rows, m, n in [ 1, 1, 1; 7, 6, 16; 13, 32, 64; 40, 50, 82; 9, 200, 82; 5, 7, 3; 3, 12, 24; 17, 1, 31; 6, 13, 22; 4, 57, 5
+                                5, 9, 64; 6, 10, 40; 7, 11, 96 ] do
                 let lda, ldb, ldc = m + 3, n + 5, n + 2
                 let a = Array.init (rows * lda) (fun _ -> float32 (rng.NextDouble() - 0.5))
                 let b = Array.init (rows * ldb) (fun _ -> float32 (rng.NextDouble() - 0.5))

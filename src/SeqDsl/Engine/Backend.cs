@@ -209,7 +209,7 @@ public static class Backend
                 : "libgomp's default" + (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is string w ? $" under OMP_WAIT_POLICY={w}" : "")),
             $"SIMD kernel: {Simd.SimdMath.Default} path (CPU: {Simd.SimdMath.Detected}; kernel Auto takes it up to {Shapes.SimdAutoMaxUnits} units on AVX2 or AVX-512 CPUs)",
             Simd.Denormals.Available
-                ? "subnormal floats: flushed to zero during training steps (on the training thread and in SeqDsl's kernels, optimizer updates and embedding passes; SEQDSL_FLUSH_DENORMALS=0 keeps them)"
+                ? "subnormal floats: flushed to zero during training steps on the training thread, and inside SeqDsl's own kernels, optimizer updates and embedding passes (inference too); SEQDSL_FLUSH_DENORMALS=0 keeps them"
                 : "subnormal floats: kept (" + (Environment.GetEnvironmentVariable("SEQDSL_FLUSH_DENORMALS") == "0" ? "SEQDSL_FLUSH_DENORMALS=0" : "no way to set the CPU's flush mode here") + ")",
         ];
     }

@@ -14,8 +14,9 @@ namespace SeqDsl.Engine;
 /// inside this repository and PackageReference consumers are patched by SeqDsl.NativeFix.targets instead).
 /// </summary>
 /// <remarks>
-/// Only when the regular load of <c>LibTorchSharp</c> has failed, and only when that library needs the
-/// missing version: a copy with that one need marked weak (build/WeakenVersionNeed.cs) is written to
+/// Where TorchSharp.dll runs from the NuGet cache, the libtorch package's libraries are loaded by full path when
+/// SeqDsl.dll is first used, before TorchSharp searches (<see cref="PreloadFromPackageCache"/>). The patch: only when
+/// the regular load of <c>LibTorchSharp</c> has failed, and only when that library needs the missing version: a copy with that one need marked weak (build/WeakenVersionNeed.cs) is written to
 /// <c>$SEQDSL_NATIVE_CACHE</c>, else <c>$XDG_CACHE_HOME/seqdsl/native</c>, else <c>~/.cache/seqdsl/native</c>,
 /// in a folder named by the original's SHA-256, replaced atomically and checked when read back; the libtorch
 /// libraries it needs are loaded from where they are first, so the copy links against them. The NuGet cache
@@ -158,15 +159,28 @@ public static class NativeLoader
 
     static readonly string[] TorchLibraries = ["libc10.so", "libtorch_cpu.so", "libtorch.so"];
 
-    /// <summary>The folders of the libtorch package beside a TorchSharp package, newest version first:
-    /// <paramref name="packages"/>/libtorch-cpu-&lt;rid&gt;/&lt;version&gt;/runtimes/&lt;rid&gt;/native.</summary>
-    static IEnumerable<string> LibtorchPackageDirs(string packages, string rid)
+    /// <summary>The folders of the libtorch package beside a TorchSharp package:
+    /// <paramref name="packages"/>/libtorch-cpu-&lt;rid&gt;/&lt;version&gt;/runtimes/&lt;rid&gt;/native — the version TorchSharp-cpu
+    /// of the loaded TorchSharp's version depends on first (its .nuspec in the cache), then the others newest first.</summary>
+    static IEnumerable<string> LibtorchPackageDirs(string packages, string rid, string? torchSharpVersion)
     {
         string libtorchPackage = Path.Combine(packages, "libtorch-cpu-" + rid);
         if (!Directory.Exists(libtorchPackage)) return [];
+        var expected = torchSharpVersion is null ? null : ExpectedLibtorchVersion(packages, torchSharpVersion);
         return Directory.GetDirectories(libtorchPackage)
-                        .OrderByDescending(d => System.Version.TryParse(Path.GetFileName(d).Split('-')[0], out var v) ? v : new System.Version(0, 0))
+                        .OrderByDescending(d => string.Equals(Path.GetFileName(d), expected, StringComparison.OrdinalIgnoreCase))
+                        .ThenByDescending(d => System.Version.TryParse(Path.GetFileName(d).Split('-')[0], out var v) ? v : new System.Version(0, 0))
                         .Select(d => Path.Combine(d, "runtimes", rid, "native"));
+    }
+
+    /// <summary>The libtorch-cpu version TorchSharp-cpu <paramref name="torchSharpVersion"/> depends on, from its .nuspec in
+    /// the package folder; null when that package is not there.</summary>
+    static string? ExpectedLibtorchVersion(string packages, string torchSharpVersion)
+    {
+        var nuspec = Path.Combine(packages, "torchsharp-cpu", torchSharpVersion.ToLowerInvariant(), "torchsharp-cpu.nuspec");
+        if (!File.Exists(nuspec)) return null;
+        var m = System.Text.RegularExpressions.Regex.Match(File.ReadAllText(nuspec), @"<dependency\s+id=""libtorch-cpu""\s+version=""\[?([0-9][^"",\]\)]*)");
+        return m.Success ? m.Groups[1].Value.Trim() : null;
     }
 
     /// <summary>Loads each of libtorch's libraries (unless mapped already) by full path from the first of
@@ -200,9 +214,13 @@ public static class NativeLoader
             string dir = Path.GetDirectoryName(torchAssembly.Location) ?? "";
             if (dir.Length == 0 || File.Exists(Path.Combine(dir, "libtorch_cpu.so"))
                 || File.Exists(Path.Combine(dir, "runtimes", Rid, "native", "libtorch_cpu.so"))) return;
-            var layout = Path.GetFullPath(Path.Combine(dir, "..", "..", ".."));
+            var version = Path.GetFullPath(Path.Combine(dir, "..", ".."));
+            var layout = Path.GetDirectoryName(version)!;
             if (!string.Equals(Path.GetFileName(layout), "torchsharp", StringComparison.OrdinalIgnoreCase)) return;
-            LoadByPath(LibtorchPackageDirs(Path.GetDirectoryName(layout)!, Rid).ToList());
+            var packages = Path.GetDirectoryName(layout)!;
+            // a CUDA TorchSharp of this version in the cache too: which libtorch the script uses is not known here
+            if (Directory.Exists(Path.Combine(packages, "torchsharp-cuda-linux", Path.GetFileName(version)))) return;
+            LoadByPath(LibtorchPackageDirs(packages, Rid, Path.GetFileName(version)).ToList());
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -219,7 +237,9 @@ public static class NativeLoader
     {
         // …/packages/torchsharp/<v>/runtimes/<rid>/native → …/packages
         string packages = Path.GetFullPath(Path.Combine(originalDir, "..", "..", "..", "..", ".."));
-        foreach (var lib in LoadByPath([originalDir, .. LibtorchPackageDirs(packages, rid)]))
+        // …/torchsharp/<v>/lib/<tfm>/TorchSharp.dll → <v>
+        var version = Path.GetFileName(Path.GetFullPath(Path.Combine(Path.GetDirectoryName(torchAssembly.Location) ?? "", "..", "..")));
+        foreach (var lib in LoadByPath([originalDir, .. LibtorchPackageDirs(packages, rid, version)]))
             NativeLibrary.TryLoad(lib[3..^3], torchAssembly, null, out _);
     }
 }

@@ -27,6 +27,10 @@ public sealed class TrainingSession : IDisposable
         Rules = options.Optimizer.EffectiveRules(net.Options.Convention);
         Optimizer = options.Optimizer.Create(_parameters, net.EmbeddingTables, Rules);
         _wantsLogits = options.Loss.WantsLogits(net.OutputActivation);
+        // libtorch's OpenMP workers start at its first parallel operation and keep the starting thread's flush mode:
+        // one here, outside any step, so that they never start inside a step's flush scope
+        if (net.Device.type == TorchSharp.DeviceType.CPU)
+            using (NewDisposeScope()) ones(1 << 18).add_(1);
     }
 
     /// <summary>The loss and the rest of the step's options.</summary>

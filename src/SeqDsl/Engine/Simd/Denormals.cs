@@ -6,8 +6,11 @@ namespace SeqDsl.Engine.Simd;
 /// Subnormal floats flushed to zero (MXCSR's flush-to-zero and denormals-are-zero bits) during a training step on the
 /// training thread (<see cref="Training.TrainingSession"/>) and in SeqDsl's own loops on every thread they run on (the
 /// SIMD kernel's blocks, the fused optimizer updates, the embedding's passes): set for the length of a step, block or
-/// chunk and put back after, so that the caller's thread keeps its own mode outside them (inference included).
-/// TensorFlow's executors and thread pools run the same way.
+/// chunk and put back after, so that the caller's thread keeps its own mode outside them. SeqDsl's own loops flush
+/// in inference too; libtorch's operations outside a training step do not. Threads created inside a step would keep
+/// the flush for good (a new thread takes its creator's mode): the SIMD team's threads clear it as they start, the
+/// thread-pool fallback and libtorch's OpenMP workers are started outside any scope (<see cref="Unflushed"/>,
+/// <see cref="Training.TrainingSession"/>'s constructor). TensorFlow's executors and thread pools flush the same way.
 /// <para>Why: a recurrent layer's backward pass carries the gradient back through every step, and over a long sequence
 /// (E7's 200 steps, a loss on the last output) it shrinks until it is subnormal. On Intel CPUs every instruction that
 /// takes or makes a subnormal float goes through a microcode assist: one-thread backward passes on E7, unflushed and
@@ -103,6 +106,33 @@ internal static unsafe class Denormals
             var m = _saved;
             SetMode(&m);
         }
+    }
+
+    /// <summary>Keeps subnormals on this thread until the returned scope is disposed (the thread's mode then put back):
+    /// around work that may create threads (a new thread takes its creator's mode, and keeps it), so that a thread made
+    /// during a training step does not flush for good.</summary>
+    public static Scope Unflushed()
+    {
+        if (!Available) return default;
+        Mode saved;
+        GetMode(&saved);
+        var kept = saved;
+        kept.Mxcsr &= ~(FlushToZero | DenormalsAreZero);
+        if (kept.Mxcsr == saved.Mxcsr) return default;
+        SetMode(&kept);
+        return new Scope(saved);
+    }
+
+    /// <summary>Clears the flush bits on this thread for good (a thread of SeqDsl's own, as it starts: it may have been
+    /// created inside a training step's scope).</summary>
+    public static void KeepOnThisThread()
+    {
+        if (!Available) return;
+        Mode m;
+        GetMode(&m);
+        if ((m.Mxcsr & (FlushToZero | DenormalsAreZero)) == 0) return;
+        m.Mxcsr &= ~(FlushToZero | DenormalsAreZero);
+        SetMode(&m);
     }
 
     /// <summary>Whether this thread flushes subnormals now (MXCSR's two bits; for tests).</summary>

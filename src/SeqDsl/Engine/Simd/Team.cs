@@ -68,6 +68,8 @@ internal static class Team
         }
         if (Interlocked.CompareExchange(ref _busy, 1, 0) != 0)                       // not a re-entrant lock
         {
+            // the thread pool may start a worker from this thread, and a new thread takes its creator's flush mode
+            using var unflushed = Denormals.Unflushed();
             try { Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = count }, body); }
             catch (AggregateException e) when (e.InnerExceptions.Count > 0) { ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw(); }
             return;
@@ -102,6 +104,7 @@ internal static class Team
 
     private static void Loop(object? start)
     {
+        Denormals.KeepOnThisThread();                                              // started inside a training step, perhaps
         var seen = (long)start!;
         while (true)
         {

@@ -16,7 +16,8 @@ namespace SeqDsl.Engine;
 /// <remarks>
 /// Where TorchSharp.dll runs from the NuGet cache, the libtorch package's libraries are loaded by full path when
 /// SeqDsl.dll is first used, before TorchSharp searches (<see cref="PreloadFromPackageCache"/>). The patch: only when
-/// the regular load of <c>LibTorchSharp</c> has failed, and only when that library needs the missing version: a copy with that one need marked weak (build/WeakenVersionNeed.cs) is written to
+/// the regular load of <c>LibTorchSharp</c> has failed, and only when that library needs the missing version: a copy
+/// with that one need marked weak (build/WeakenVersionNeed.cs) is written to
 /// <c>$SEQDSL_NATIVE_CACHE</c>, else <c>$XDG_CACHE_HOME/seqdsl/native</c>, else <c>~/.cache/seqdsl/native</c>,
 /// in a folder named by the original's SHA-256, replaced atomically and checked when read back; the libtorch
 /// libraries it needs are loaded from where they are first, so the copy links against them. The NuGet cache

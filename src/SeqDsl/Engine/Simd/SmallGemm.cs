@@ -10,8 +10,8 @@ namespace SeqDsl.Engine.Simd;
 /// when null; a row stride of 0 repeats one row, e.g. a bias) and C are m×n; and C += Aᵀ·B, the weight gradient of a
 /// few backward steps (<see cref="AccumulateAtB(int, int, int, float*, long, float*, long, float*, long)"/>).
 /// Register tiles of 2 vectors wide (AVX2: 6 rows × 16, 4 × 16 for a block's last few rows where the strip is whole;
-/// AVX-512: 6 × 32 first, then the AVX2 tiles for the columns left), B broadcast-free, A broadcast per element; a last strip of at most 8 columns on a 12 × 8 tile
-/// (8 × 8 for the last rows; in Aᵀ·B up to 4 columns down C's rows instead), wider edges with masked lanes (unpacked
+/// AVX-512: 6 × 32 first, then the AVX2 tiles for the columns left), B broadcast-free, A broadcast per element; a
+/// last strip of at most 8 columns on a 12 × 8 tile (8 × 8 for the last rows; in Aᵀ·B up to 4 columns down C's rows instead), wider edges with masked lanes (unpacked
 /// A·B: one vector, then scalars). No allocation.
 /// </summary>
 internal static unsafe class SmallGemm
@@ -50,10 +50,10 @@ internal static unsafe class SmallGemm
 
     /// <summary>
     /// C = C0 + A·B with B given twice: as is (b, ldb) and packed (bp: the panel holding B's first column, rows
-    /// offset as in b; panels panelStride floats apart). The AVX2 and AVX-512 paths take the packed copy (AVX-512: pairs of
-    /// panels on 6 × 32 tiles first); a last panel narrower
-    /// than 16 columns (its packed copy is zero-padded) goes through a scratch tile — the 12 × 8 or 8 × 8 narrow one for
-    /// up to 8 columns, the 6 × 16 one for 9–15 — and C0 is added after its sums.
+    /// offset as in b; panels panelStride floats apart). The AVX2 and AVX-512 paths take the packed copy (AVX-512:
+    /// pairs of panels on 6 × 32 tiles first); a last panel narrower than 16 columns (its packed copy is zero-padded)
+    /// goes through a scratch tile — the 12 × 8 or 8 × 8 narrow one for up to 8 columns, the 6 × 16 one for 9–15 — and
+    /// C0 is added after its sums.
     /// </summary>
     public static void Run(int m, int n, int k, float* a, long lda, float* b, long ldb, float* bp, long panelStride,
         float* c0, long ldc0, float* c, long ldc)

@@ -83,7 +83,18 @@ static class PeerBenchmark
         // itself and the separate lookup (SimdEmbedding.InKernel on, off), one row each; --layout-ab: between the SIMD
         // kernel's buffers block-major and time-major (SimdRecurrence.BlockMajor on, off); --width-ab: between the
         // AVX-512 and the AVX2 path (SimdMath.Width; on an AVX-512 CPU only)
-        if (new[] { "--embedding-ab", "--layout-ab", "--width-ab" }.Count(args.Contains) > 1)
+        var switches = new (string Flag, Func<bool> Get, Action<bool> Set, string On, string Off)[]
+        {
+            ("--embedding-ab", () => SeqDsl.Engine.Simd.SimdEmbedding.InKernel, on => SeqDsl.Engine.Simd.SimdEmbedding.InKernel = on,
+                "lookup in the kernel", "lookup apart"),
+            ("--layout-ab", () => SeqDsl.Engine.Simd.SimdRecurrence.BlockMajor, on => SeqDsl.Engine.Simd.SimdRecurrence.BlockMajor = on,
+                "block-major", "time-major"),
+            ("--width-ab", () => SeqDsl.Engine.Simd.SimdMath.Width == SeqDsl.Engine.Simd.SimdWidth.Avx512,
+                on => SeqDsl.Engine.Simd.SimdMath.Width = on ? SeqDsl.Engine.Simd.SimdWidth.Avx512 : SeqDsl.Engine.Simd.SimdWidth.Avx2,
+                "AVX-512", "AVX2"),
+        };
+        var given = switches.Where(w => args.Contains(w.Flag)).ToList();
+        if (given.Count > 1)
         {
             Console.Error.WriteLine("phases: --embedding-ab, --layout-ab and --width-ab each alternate one switch; give one of them");
             return 2;
@@ -93,17 +104,7 @@ static class PeerBenchmark
             Console.Error.WriteLine($"phases: --width-ab needs a CPU with AVX-512 (this one: {SeqDsl.Engine.Simd.SimdMath.Detected})");
             return 2;
         }
-        var ab = args.Contains("--embedding-ab")
-            ? (Get: (Func<bool>)(() => SeqDsl.Engine.Simd.SimdEmbedding.InKernel), Set: (Action<bool>)(on => SeqDsl.Engine.Simd.SimdEmbedding.InKernel = on),
-                On: "lookup in the kernel", Off: "lookup apart")
-            : args.Contains("--layout-ab")
-                ? (Get: () => SeqDsl.Engine.Simd.SimdRecurrence.BlockMajor, Set: on => SeqDsl.Engine.Simd.SimdRecurrence.BlockMajor = on,
-                    On: "block-major", Off: "time-major")
-                : args.Contains("--width-ab")
-                    ? (Get: () => SeqDsl.Engine.Simd.SimdMath.Width == SeqDsl.Engine.Simd.SimdWidth.Avx512,
-                        Set: on => SeqDsl.Engine.Simd.SimdMath.Width = on ? SeqDsl.Engine.Simd.SimdWidth.Avx512 : SeqDsl.Engine.Simd.SimdWidth.Avx2,
-                        On: "AVX-512", Off: "AVX2")
-                    : ((Func<bool> Get, Action<bool> Set, string On, string Off)?)null;
+        var ab = given.Count == 1 ? given[0] : ((string Flag, Func<bool> Get, Action<bool> Set, string On, string Off)?)null;
         Console.WriteLine($"machine: {Backend.Machine}");
         Console.WriteLine("| threads | config | kernel | forward + loss ms | backward ms | optimizer ms | step ms |");
         Console.WriteLine("|---|---|---|---|---|---|---|");

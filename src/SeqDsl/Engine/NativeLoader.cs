@@ -174,6 +174,12 @@ public static class NativeLoader
                         .Select(d => Path.Combine(d, "runtimes", rid, "native"));
     }
 
+    /// <summary>The folder name two levels above TorchSharp.dll: its package version when it runs from the NuGet cache
+    /// (…/torchsharp/&lt;version&gt;/lib/&lt;tfm&gt;/TorchSharp.dll); something else in other layouts, which no .nuspec
+    /// matches.</summary>
+    static string PackageVersion(Assembly torchAssembly) =>
+        Path.GetFileName(Path.GetFullPath(Path.Combine(Path.GetDirectoryName(torchAssembly.Location) ?? "", "..", "..")));
+
     /// <summary>The libtorch-cpu version TorchSharp-cpu <paramref name="torchSharpVersion"/> depends on, from its .nuspec in
     /// the package folder; null when that package is not there.</summary>
     static string? ExpectedLibtorchVersion(string packages, string torchSharpVersion)
@@ -215,13 +221,13 @@ public static class NativeLoader
             string dir = Path.GetDirectoryName(torchAssembly.Location) ?? "";
             if (dir.Length == 0 || File.Exists(Path.Combine(dir, "libtorch_cpu.so"))
                 || File.Exists(Path.Combine(dir, "runtimes", Rid, "native", "libtorch_cpu.so"))) return;
-            var version = Path.GetFullPath(Path.Combine(dir, "..", ".."));
-            var layout = Path.GetDirectoryName(version)!;
+            var version = PackageVersion(torchAssembly);
+            var layout = Path.GetFullPath(Path.Combine(dir, "..", "..", ".."));
             if (!string.Equals(Path.GetFileName(layout), "torchsharp", StringComparison.OrdinalIgnoreCase)) return;
             var packages = Path.GetDirectoryName(layout)!;
             // a CUDA TorchSharp of this version in the cache too: which libtorch the script uses is not known here
-            if (Directory.Exists(Path.Combine(packages, "torchsharp-cuda-linux", Path.GetFileName(version)))) return;
-            LoadByPath(LibtorchPackageDirs(packages, Rid, Path.GetFileName(version)).ToList());
+            if (Directory.Exists(Path.Combine(packages, "torchsharp-cuda-linux", version))) return;
+            LoadByPath(LibtorchPackageDirs(packages, Rid, version).ToList());
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -238,9 +244,7 @@ public static class NativeLoader
     {
         // …/packages/torchsharp/<v>/runtimes/<rid>/native → …/packages
         string packages = Path.GetFullPath(Path.Combine(originalDir, "..", "..", "..", "..", ".."));
-        // …/torchsharp/<v>/lib/<tfm>/TorchSharp.dll → <v>
-        var version = Path.GetFileName(Path.GetFullPath(Path.Combine(Path.GetDirectoryName(torchAssembly.Location) ?? "", "..", "..")));
-        foreach (var lib in LoadByPath([originalDir, .. LibtorchPackageDirs(packages, rid, version)]))
+        foreach (var lib in LoadByPath([originalDir, .. LibtorchPackageDirs(packages, rid, PackageVersion(torchAssembly))]))
             NativeLibrary.TryLoad(lib[3..^3], torchAssembly, null, out _);
     }
 }

@@ -59,7 +59,8 @@ public sealed class TrainingSession : IDisposable
     {
         // subnormal floats flushed to zero on this thread for the step (as Keras's TensorFlow does): a long sequence's
         // gradient shrinks below float32's normal range, and on Intel CPUs each instruction on such a value takes a
-        // microcode assist — libtorch's fused LSTM backward on E7 ran 7–12 times slower unflushed (Intel Xeon, docs/BENCHMARKS.md)
+        // microcode assist — libtorch's fused LSTM backward on E7 took 510.6 ms unflushed, 40.7 flushed (Intel Xeon @ 2.00GHz,
+        // avx512f; docs/BENCHMARKS.md)
         using var flush = Engine.Simd.Denormals.Flush();
         var (output, lossSum, lossCount) = Trainer.Step(_net, _options.Loss, batch, _wantsLogits, context);
         var loss = lossSum / lossCount.clamp_min(1);

@@ -13,9 +13,9 @@ namespace SeqDsl.Engine.Simd;
 /// <see cref="Training.TrainingSession"/>'s constructor). TensorFlow's executors and thread pools flush the same way.
 /// <para>Why: a recurrent layer's backward pass carries the gradient back through every step, and over a long sequence
 /// (E7's 200 steps, a loss on the last output) it shrinks until it is subnormal. On Intel CPUs every instruction that
-/// takes or makes a subnormal float goes through a microcode assist: one-thread backward passes on E7, unflushed and
-/// flushed — SIMD kernel: LSTM 639 → 24 ms, GRU 571 → 30, SimpleRnn 110 → 9; libtorch's fused LSTM 444 → 63 (Intel Xeon,
-/// Skylake-SP, AVX-512; docs/BENCHMARKS.md). A flushed value is below 1.2e-38 in magnitude: a result moves by about that
+/// takes or makes a subnormal float goes through a microcode assist: one-thread backward passes on E7, kept and
+/// flushed — SIMD kernel: LSTM 509.1 → 28.0 ms, GRU 388.3 → 23.1, SimpleRnn 82.4 → 10.6; libtorch's fused LSTM 510.6 →
+/// 40.7 (Intel Xeon @ 2.00GHz, avx512f; `bench phases` both ways, docs/BENCHMARKS.md). A flushed value is below 1.2e-38 in magnitude: a result moves by about that
 /// much per flushed term (E4's first epoch: the same loss and accuracy to the last digit either way).</para>
 /// <para>Where: x86-64 Linux with glibc (fegetmode/fesetmode in libm). Elsewhere nothing changes (<see cref="Available"/>
 /// is false); SEQDSL_FLUSH_DENORMALS=0 turns it off.</para>
@@ -33,10 +33,11 @@ internal static unsafe class Denormals
 
     private const uint FlushToZero = 1u << 15, DenormalsAreZero = 1u << 6;
 
-    [DllImport("libm.so.6", EntryPoint = "fegetmode")]
+    // two short libm calls per kernel block and chunk: no GC transition (they neither block nor call back)
+    [DllImport("libm.so.6", EntryPoint = "fegetmode"), SuppressGCTransition]
     private static extern int GetMode(Mode* mode);
 
-    [DllImport("libm.so.6", EntryPoint = "fesetmode")]
+    [DllImport("libm.so.6", EntryPoint = "fesetmode"), SuppressGCTransition]
     private static extern int SetMode(Mode* mode);
 
     /// <summary>True where the mode can be set here and SEQDSL_FLUSH_DENORMALS is not 0.</summary>

@@ -36,9 +36,9 @@ internal static class SimdMath
 
     /// <summary>The path the kernels take by default: the widest this CPU runs (<see cref="Detected"/>), or a narrower
     /// one SEQDSL_SIMD names (avx2, scalar). On an AVX-512 CPU the 512-bit products on two packed panels give the same
-    /// floats as the AVX2 ones and were faster in whole training steps: E7 SimpleRnn 24.3 → 21.8 ms at one thread and
-    /// 15.9 → 12.9 at two, E7 LSTM 43.9 → 36.3 at two, E4 21.6 → 19.9 at two and the same at one (Intel Xeon,
-    /// Skylake-SP; `bench phases --width-ab`, docs/BENCHMARKS.md).</summary>
+    /// floats as the AVX2 ones and were faster in whole training steps: one thread E7 LSTM 81.8 → 58.9 ms, GRU 56.2 →
+    /// 42.7, SimpleRnn 17.5 → 14.2, E4 35.9 → 31.0; two threads 42.1 → 35.7, 33.1 → 28.7, 17.7 → 14.3, 28.7 → 24.2
+    /// (Intel Xeon @ 2.00GHz, avx512f; `bench phases --width-ab`, docs/BENCHMARKS.md).</summary>
     public static SimdWidth Default { get; } =
         Environment.GetEnvironmentVariable("SEQDSL_SIMD") is string s && Enum.TryParse<SimdWidth>(s, true, out var w) && w <= Detected
             ? w

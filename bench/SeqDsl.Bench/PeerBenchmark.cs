@@ -71,7 +71,7 @@ static class PeerBenchmark
     /// <summary>Where a SeqDsl training step's time goes, per config and kernel: forward with the loss, backward, and the
     /// optimizer's update, timed separately (medians over rounds; no peer).
     ///   dotnet run -c Release --project bench/SeqDsl.Bench -- phases [--rounds N] [--threads-list 1,2] [--only NAME] [--kernels simd]
-    ///   [--embedding-ab | --layout-ab]</summary>
+    ///   [--embedding-ab | --layout-ab | --width-ab | --gates-ab]</summary>
     public static int Phases(string[] args)
     {
         var rounds = IntArg(args, "--rounds", 20);
@@ -82,7 +82,8 @@ static class PeerBenchmark
         // --embedding-ab: each config's rounds alternate between the SIMD kernel making an embedding lookup before it
         // itself and the separate lookup (SimdEmbedding.InKernel on, off), one row each; --layout-ab: between the SIMD
         // kernel's buffers block-major and time-major (SimdRecurrence.BlockMajor on, off); --width-ab: between the
-        // AVX-512 and the AVX2 path (SimdMath.Width; on an AVX-512 CPU only)
+        // AVX-512 and the AVX2 path (SimdMath.Width; on an AVX-512 CPU only); --gates-ab: on the AVX-512 path, between
+        // the per-unit passes (gate functions, state updates, their gradients) on 16 lanes and on 8 (SimdMath.WideGates)
         var switches = new (string Flag, Func<bool> Get, Action<bool> Set, string On, string Off)[]
         {
             ("--embedding-ab", () => SeqDsl.Engine.Simd.SimdEmbedding.InKernel, on => SeqDsl.Engine.Simd.SimdEmbedding.InKernel = on,
@@ -92,16 +93,18 @@ static class PeerBenchmark
             ("--width-ab", () => SeqDsl.Engine.Simd.SimdMath.Width == SeqDsl.Engine.Simd.SimdWidth.Avx512,
                 on => SeqDsl.Engine.Simd.SimdMath.Width = on ? SeqDsl.Engine.Simd.SimdWidth.Avx512 : SeqDsl.Engine.Simd.SimdWidth.Avx2,
                 "AVX-512", "AVX2"),
+            ("--gates-ab", () => SeqDsl.Engine.Simd.SimdMath.WideGates, on => SeqDsl.Engine.Simd.SimdMath.WideGates = on,
+                "16-lane gates", "8-lane gates"),
         };
         var given = switches.Where(w => args.Contains(w.Flag)).ToList();
         if (given.Count > 1)
         {
-            Console.Error.WriteLine("phases: --embedding-ab, --layout-ab and --width-ab each alternate one switch; give one of them");
+            Console.Error.WriteLine("phases: --embedding-ab, --layout-ab, --width-ab and --gates-ab each alternate one switch; give one of them");
             return 2;
         }
-        if (args.Contains("--width-ab") && SeqDsl.Engine.Simd.SimdMath.Detected != SeqDsl.Engine.Simd.SimdWidth.Avx512)
+        if ((args.Contains("--width-ab") || args.Contains("--gates-ab")) && SeqDsl.Engine.Simd.SimdMath.Detected != SeqDsl.Engine.Simd.SimdWidth.Avx512)
         {
-            Console.Error.WriteLine($"phases: --width-ab needs a CPU with AVX-512 (this one: {SeqDsl.Engine.Simd.SimdMath.Detected})");
+            Console.Error.WriteLine($"phases: {(args.Contains("--width-ab") ? "--width-ab" : "--gates-ab")} needs a CPU with AVX-512 (this one: {SeqDsl.Engine.Simd.SimdMath.Detected})");
             return 2;
         }
         var ab = given.Count == 1 ? given[0] : ((string Flag, Func<bool> Get, Action<bool> Set, string On, string Off)?)null;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using SeqDsl.Engine;
 using SeqDsl.Engine.Simd;
@@ -112,13 +113,17 @@ static unsafe class SimdBenchmark
     static void GateFunctions()
     {
         if (!SimdMath.UseAvx2) return;
-        GateFunction<TanhFn>("tanh");
-        GateFunction<SigmoidFn>("sigmoid");
+        GateFunction<TanhFn, Vector256<float>, Lanes256>("tanh");
+        GateFunction<SigmoidFn, Vector256<float>, Lanes256>("sigmoid");
+        if (!Avx512F.IsSupported) return;
+        GateFunction<TanhFn, Vector512<float>, Lanes512>("tanh");
+        GateFunction<SigmoidFn, Vector512<float>, Lanes512>("sigmoid");
     }
 
-    static void GateFunction<F>(string name) where F : struct, IGateFunction
+    static void GateFunction<F, V, L>(string name) where F : struct, IGateFunction where V : struct where L : struct, ILanes<V>
     {
-        const int rows = 12, units = 32, ld = 64, vectors = rows * units / 8, reps = 200_000;
+        const int rows = 12, units = 32, ld = 64, reps = 200_000;
+        var vectors = rows * units / L.Count;
         var src = new float[rows * ld];
         var dst = new float[rows * ld];
         var rng = new Random(1);
@@ -130,10 +135,10 @@ static unsafe class SimdBenchmark
                 var sw = Stopwatch.StartNew();
                 for (var rep = 0; rep < reps; rep++)
                     for (var r = 0; r < rows; r++)
-                        for (var u = 0; u < units; u += 8)
-                            Avx.Store(pd + r * ld + u, F.Of(Avx.LoadVector256(ps + r * ld + u)));
-                best = Math.Min(best, sw.Elapsed.TotalMilliseconds * 1e6 / ((double)reps * vectors));
+                        for (var u = 0; u < units; u += L.Count)
+                            L.Store<WholeStrip>(pd + r * ld + u, default, F.Of<V, L>(L.Load<WholeStrip>(ps + r * ld + u, default)));
+                best = Math.Min(best, sw.Elapsed.TotalMilliseconds * 1e6 / ((double)reps * vectors * L.Count / 8));
             }
-        Console.WriteLine($"{name}: {best:F2} ns per 8 floats (12 rows × 32 units, row stride 64, in L1)");
+        Console.WriteLine($"{name}, {L.Count} lanes: {best:F2} ns per 8 floats (12 rows × 32 units, row stride 64, in L1)");
     }
 }

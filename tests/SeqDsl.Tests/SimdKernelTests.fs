@@ -128,6 +128,10 @@ let private againstFloat64 (models: (string * (Kernel -> ModelSpec)) list) (inpu
                     agree $"{name}, {n} threads, lengths {lengths.IsSome}" 1e-5 (run simd x lengths) expected
     finally torch.set_num_threads threads
 
+/// A float32's distance in ulps from the exact value rounded to float32 (the difference of their bit patterns; same sign).
+let private ulps (got: float32) (exact: float) =
+    abs (int64 (System.BitConverter.SingleToInt32Bits got) - int64 (System.BitConverter.SingleToInt32Bits(float32 exact)))
+
 /// One NaN in row 0, step 1.
 let private poison (x: torch.Tensor) =
     use _ = torch.no_grad()
@@ -493,30 +497,33 @@ let tests =
             // distance in ulps is the difference of the float32 bit patterns (same sign) from the rounded exact value
             if not SimdMath.UseAvx2 then skiptest "the vectorised gate functions need AVX2 and FMA (the plain path uses MathF)"
             let lane (v: System.Runtime.Intrinsics.Vector256<float32>) (k: int) = System.Runtime.Intrinsics.Vector256.GetElement(v, k)
-            let ulps (got: float32) (exact: float) =
-                abs (int64 (System.BitConverter.SingleToInt32Bits got) - int64 (System.BitConverter.SingleToInt32Bits(float32 exact)))
-            let sweep (limit: float32) (f: System.Runtime.Intrinsics.Vector256<float32> -> System.Runtime.Intrinsics.Vector256<float32>) (exact: float -> float) =
+            // f on 16 floats at a time (two 8-lane vectors)
+            let sweep (limit: float32) (f: float32[] -> float32[]) (exact: float -> float) =
                 let lo, hi = System.BitConverter.SingleToInt32Bits 1e-30f, System.BitConverter.SingleToInt32Bits limit
                 let mutable worst, at = 0L, 0f
-                let xs = Array.zeroCreate<float32> 8
+                let xs = Array.zeroCreate<float32> 16
                 let signs = [| 1f; -1f |]
                 let mutable b = lo
                 while b < hi do
                     for sign in signs do
-                        for k in 0 .. 7 do xs.[k] <- sign * System.BitConverter.Int32BitsToSingle(min hi (b + 97 * k))
-                        let y = f (System.Runtime.Intrinsics.Vector256.Create<float32>(xs))
-                        for k in 0 .. 7 do
-                            let u = ulps (lane y k) (exact (float xs.[k]))
+                        for k in 0 .. 15 do xs.[k] <- sign * System.BitConverter.Int32BitsToSingle(min hi (b + 97 * k))
+                        let y = f xs
+                        for k in 0 .. 15 do
+                            let u = ulps y.[k] (exact (float xs.[k]))
                             if u > worst then (worst <- u; at <- xs.[k])
-                    b <- b + 97 * 8
+                    b <- b + 97 * 16
                 worst, at
-            let tanhUlps, tanhAt = sweep 12f SimdMath.Tanh tanh
+            let on8 (f: System.Runtime.Intrinsics.Vector256<float32> -> System.Runtime.Intrinsics.Vector256<float32>) (xs: float32[]) =
+                [| for h in 0 .. 1 do
+                     let y = f (System.Runtime.Intrinsics.Vector256.Create<float32>(System.ReadOnlySpan(xs, 8 * h, 8)))
+                     for k in 0 .. 7 -> lane y k |]
+            let tanhUlps, tanhAt = sweep 12f (on8 SimdMath.Tanh) tanh
             Expect.isLessThanOrEqual tanhUlps 6L $"tanh: {tanhUlps} ulps at {tanhAt}"
-            let sigmoidUlps, sigmoidAt = sweep 80f SimdMath.Sigmoid (fun x -> 1.0 / (1.0 + exp -x))
+            let sigmoidUlps, sigmoidAt = sweep 80f (on8 SimdMath.Sigmoid) (fun x -> 1.0 / (1.0 + exp -x))
             // (sigmoid's reciprocal starts from the CPU's 12-bit estimate, which differs between CPU makers: one
             // ulp more than the 3 measured on an AMD EPYC)
             Expect.isLessThanOrEqual sigmoidUlps 4L $"sigmoid: {sigmoidUlps} ulps at {sigmoidAt}"
-            let expUlps, expAt = sweep 80f SimdMath.Exp exp
+            let expUlps, expAt = sweep 80f (on8 SimdMath.Exp) exp
             Expect.isLessThanOrEqual expUlps 3L $"exp: {expUlps} ulps at {expAt}"
             let special = System.Runtime.Intrinsics.Vector256.Create(nanf, -0f, 0f, 1e-40f, -1e-40f, 30f, -1e30f, infinityf)
             let t = SimdMath.Tanh special
@@ -535,6 +542,47 @@ let tests =
                 Expect.isLessThanOrEqual (lane v 0) 1f $"tanh({x}) ≤ 1"
                 Expect.equal (lane w 0) (-(lane v 0)) $"tanh(−{x}) = −tanh({x})"
                 x <- x + 0.0007f
+        }
+
+        test "the gate functions on 16 lanes (AVX-512): exp and tanh = the 8-lane ones bit for bit, sigmoid within its bound" {
+            if not SimdMath.UseAvx2 || not System.Runtime.Intrinsics.X86.Avx512F.IsSupported then
+                skiptest "the 16-lane gate functions need AVX-512F (this CPU's products and gates run on 8 lanes)"
+            let v8 (xs: float32[]) h = System.Runtime.Intrinsics.Vector256.Create<float32>(System.ReadOnlySpan(xs, 8 * h, 8))
+            let check name (limit: float32) (f16: System.Runtime.Intrinsics.Vector512<float32> -> System.Runtime.Intrinsics.Vector512<float32>)
+                      (f8: System.Runtime.Intrinsics.Vector256<float32> -> System.Runtime.Intrinsics.Vector256<float32>) (exact: float -> float) bound same =
+                // every 89th bit pattern from 1e-30 to the limit, both signs, the special values, then a NaN in each lane
+                let lo, hi = System.BitConverter.SingleToInt32Bits 1e-30f, System.BitConverter.SingleToInt32Bits limit
+                let xs = Array.zeroCreate<float32> 16
+                let mutable worst, at, b = 0L, 0f, lo
+                let compare () =
+                    let y = f16 (System.Runtime.Intrinsics.Vector512.Create<float32>(xs))
+                    let y8 = [| for h in 0 .. 1 do let v = f8 (v8 xs h) in for k in 0 .. 7 -> System.Runtime.Intrinsics.Vector256.GetElement(v, k) |]
+                    for k in 0 .. 15 do
+                        let got = System.Runtime.Intrinsics.Vector512.GetElement(y, k)
+                        if System.Single.IsNaN xs.[k] then Expect.isTrue (System.Single.IsNaN got) $"{name}(NaN) is NaN in lane {k}"
+                        else
+                            if same then
+                                Expect.equal (System.BitConverter.SingleToInt32Bits got) (System.BitConverter.SingleToInt32Bits y8.[k])
+                                    $"{name}({xs.[k]}), lane {k}: 16 lanes {got}, 8 lanes {y8.[k]}"
+                            if System.Single.IsFinite xs.[k] && abs xs.[k] <= limit then
+                                let u = ulps got (exact (float xs.[k]))
+                                if u > worst then (worst <- u; at <- xs.[k])
+                while b < hi do
+                    for sign in [ 1f; -1f ] do
+                        for k in 0 .. 15 do xs.[k] <- sign * System.BitConverter.Int32BitsToSingle(min hi (b + 89 * k))
+                        compare ()
+                    b <- b + 89 * 16
+                let special = [| nanf; -0f; 0f; 1e-40f; -1e-40f; 30f; -1e30f; infinityf; -infinityf; 88f; -88f; 9f; -9f; 1f; -1f; 0.5f |]
+                for k in 0 .. 15 do xs.[k] <- special.[k]
+                compare ()
+                for k in 0 .. 15 do
+                    for j in 0 .. 15 do xs.[j] <- if j = k then nanf else float32 (j - 8) * 0.7f
+                    compare ()
+                Expect.isLessThanOrEqual worst bound $"{name} on 16 lanes: {worst} ulps at {at}"
+            check "exp" 80f SimdMath.Exp SimdMath.Exp exp 3L true
+            check "tanh" 12f SimdMath.Tanh SimdMath.Tanh tanh 6L true
+            // AVX-512's reciprocal estimate has 14 bits, AVX2's 12: not the same floats
+            check "sigmoid" 80f SimdMath.Sigmoid SimdMath.Sigmoid (fun x -> 1.0 / (1.0 + exp -x)) 4L false
         }
 
         test "no steps (T = 0): a training step runs on both weight-gradient paths, zero weight gradients" {

@@ -247,140 +247,166 @@ internal static unsafe class RecurrentKernels
         }
     }
 
+    // Each per-unit pass below runs on the widest lanes the path has (16 with AVX-512, 8 with AVX2: whole vectors, then
+    // a masked last one for the units left, e.g. units 48–49 of 50 — not the scalar functions), or on plain floats.
+
     /// <summary>One row's LSTM state update from its activated gates: c_t, tanh c_t, h_t.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void LstmState(int H, float* g, float* c, float* cOut, float* tcOut, float* h)
     {
-        var u = 0;
-        if (SimdMath.UseAvx2)
-        {
-            for (; u + 8 <= H; u += 8) LstmStateLanes<WholeStrip>(H, u, g, c, cOut, tcOut, h, default);
-            // a partial last vector (H = 50: units 48–49) on the same code, masked: not the scalar functions
-            if (u < H) LstmStateLanes<MaskedStrip>(H, u, g, c, cOut, tcOut, h, MaskedStrip.Lanes(H - u));
-            return;
-        }
-        for (; u < H; u++)
-        {
-            var cn = g[H + u] * c[u] + g[u] * g[2 * H + u];
-            var tc = SimdMath.Tanh(cn);
-            c[u] = cn; cOut[u] = cn; tcOut[u] = tc;
-            h[u] = g[3 * H + u] * tc;
-        }
+        if (SimdMath.Use512) LstmStateRow<Vector512<float>, Lanes512>(H, g, c, cOut, tcOut, h);
+        else if (SimdMath.UseAvx2) LstmStateRow<Vector256<float>, Lanes256>(H, g, c, cOut, tcOut, h);
+        else
+            for (var u = 0; u < H; u++)
+            {
+                var cn = g[H + u] * c[u] + g[u] * g[2 * H + u];
+                var tc = SimdMath.Tanh(cn);
+                c[u] = cn; cOut[u] = cn; tcOut[u] = tc;
+                h[u] = g[3 * H + u] * tc;
+            }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void LstmStateLanes<S>(int H, int u, float* g, float* c, float* cOut, float* tcOut, float* h, Vector256<float> m) where S : struct, IStrip
+    static void LstmStateRow<V, L>(int H, float* g, float* c, float* cOut, float* tcOut, float* h) where V : struct where L : struct, ILanes<V>
     {
-        var cn = Fma.MultiplyAdd(S.Load(g + H + u, m), S.Load(c + u, m), Avx.Multiply(S.Load(g + u, m), S.Load(g + 2 * H + u, m)));
-        var tc = SimdMath.Tanh(cn);
-        S.Store(c + u, m, cn); S.Store(cOut + u, m, cn); S.Store(tcOut + u, m, tc);
-        S.Store(h + u, m, Avx.Multiply(S.Load(g + 3 * H + u, m), tc));
+        var u = 0;
+        for (; u + L.Count <= H; u += L.Count) LstmStateLanes<V, L, WholeStrip>(H, u, g, c, cOut, tcOut, h, default);
+        if (u < H) LstmStateLanes<V, L, MaskedStrip>(H, u, g, c, cOut, tcOut, h, L.FirstLanes(H - u));
     }
 
-    /// <summary>x ← F(x) over n floats: whole vectors, a masked last one, or scalars without AVX2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void LstmStateLanes<V, L, S>(int H, int u, float* g, float* c, float* cOut, float* tcOut, float* h, V m)
+        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
+    {
+        var cn = L.MultiplyAdd(L.Load<S>(g + H + u, m), L.Load<S>(c + u, m), L.Multiply(L.Load<S>(g + u, m), L.Load<S>(g + 2 * H + u, m)));
+        var tc = L.Tanh(cn);
+        L.Store<S>(c + u, m, cn); L.Store<S>(cOut + u, m, cn); L.Store<S>(tcOut + u, m, tc);
+        L.Store<S>(h + u, m, L.Multiply(L.Load<S>(g + 3 * H + u, m), tc));
+    }
+
+    /// <summary>x ← F(x) over n floats.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Activate<F>(float* x, int n) where F : struct, IGateFunction
     {
+        if (SimdMath.Use512) ActivateRow<F, Vector512<float>, Lanes512>(x, n);
+        else if (SimdMath.UseAvx2) ActivateRow<F, Vector256<float>, Lanes256>(x, n);
+        else
+            for (var u = 0; u < n; u++) x[u] = F.Of(x[u]);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void ActivateRow<F, V, L>(float* x, int n) where F : struct, IGateFunction where V : struct where L : struct, ILanes<V>
+    {
         var u = 0;
-        if (SimdMath.UseAvx2)
+        for (; u + L.Count <= n; u += L.Count) L.Store<WholeStrip>(x + u, default, F.Of<V, L>(L.Load<WholeStrip>(x + u, default)));
+        if (u < n)
         {
-            for (; u + 8 <= n; u += 8) Avx.Store(x + u, F.Of(Avx.LoadVector256(x + u)));
-            if (u < n)
-            {
-                var mask = MaskedStrip.Lanes(n - u);
-                Avx.MaskStore(x + u, mask, F.Of(Avx.MaskLoad(x + u, mask)));
-            }
-            return;
+            var mask = L.FirstLanes(n - u);
+            L.Store<MaskedStrip>(x + u, mask, F.Of<V, L>(L.Load<MaskedStrip>(x + u, mask)));
         }
-        for (; u < n; u++) x[u] = F.Of(x[u]);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruAfterStep(int H, float* p, float* ph, float* g, float* phnOut, float* h)
     {
-        var u = 0;
-        if (SimdMath.UseAvx2)
-        {
-            for (; u + 8 <= H; u += 8) GruAfterLanes<WholeStrip>(H, u, p, ph, g, phnOut, h, default);
-            if (u < H) GruAfterLanes<MaskedStrip>(H, u, p, ph, g, phnOut, h, MaskedStrip.Lanes(H - u));
-            return;
-        }
-        for (; u < H; u++)
-        {
-            var r = SimdMath.Sigmoid(p[u] + ph[u]);
-            var z = SimdMath.Sigmoid(p[H + u] + ph[H + u]);
-            var phn = ph[2 * H + u];
-            var n = SimdMath.Tanh(p[2 * H + u] + r * phn);
-            g[u] = r; g[H + u] = z; g[2 * H + u] = n; phnOut[u] = phn;
-            h[u] = n + z * (h[u] - n);
-        }
+        if (SimdMath.Use512) GruAfterRow<Vector512<float>, Lanes512>(H, p, ph, g, phnOut, h);
+        else if (SimdMath.UseAvx2) GruAfterRow<Vector256<float>, Lanes256>(H, p, ph, g, phnOut, h);
+        else
+            for (var u = 0; u < H; u++)
+            {
+                var r = SimdMath.Sigmoid(p[u] + ph[u]);
+                var z = SimdMath.Sigmoid(p[H + u] + ph[H + u]);
+                var phn = ph[2 * H + u];
+                var n = SimdMath.Tanh(p[2 * H + u] + r * phn);
+                g[u] = r; g[H + u] = z; g[2 * H + u] = n; phnOut[u] = phn;
+                h[u] = n + z * (h[u] - n);
+            }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GruAfterLanes<S>(int H, int u, float* p, float* ph, float* g, float* phnOut, float* h, Vector256<float> m) where S : struct, IStrip
+    static void GruAfterRow<V, L>(int H, float* p, float* ph, float* g, float* phnOut, float* h) where V : struct where L : struct, ILanes<V>
     {
-        var r = SimdMath.Sigmoid(Avx.Add(S.Load(p + u, m), S.Load(ph + u, m)));
-        var z = SimdMath.Sigmoid(Avx.Add(S.Load(p + H + u, m), S.Load(ph + H + u, m)));
-        var phn = S.Load(ph + 2 * H + u, m);
-        var n = SimdMath.Tanh(Fma.MultiplyAdd(r, phn, S.Load(p + 2 * H + u, m)));
-        var hv = S.Load(h + u, m);
-        S.Store(g + u, m, r); S.Store(g + H + u, m, z); S.Store(g + 2 * H + u, m, n); S.Store(phnOut + u, m, phn);
-        S.Store(h + u, m, Fma.MultiplyAdd(z, Avx.Subtract(hv, n), n));                 // (1 − z) n + z h
+        var u = 0;
+        for (; u + L.Count <= H; u += L.Count) GruAfterLanes<V, L, WholeStrip>(H, u, p, ph, g, phnOut, h, default);
+        if (u < H) GruAfterLanes<V, L, MaskedStrip>(H, u, p, ph, g, phnOut, h, L.FirstLanes(H - u));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GruAfterLanes<V, L, S>(int H, int u, float* p, float* ph, float* g, float* phnOut, float* h, V m)
+        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
+    {
+        var r = L.Sigmoid(L.Add(L.Load<S>(p + u, m), L.Load<S>(ph + u, m)));
+        var z = L.Sigmoid(L.Add(L.Load<S>(p + H + u, m), L.Load<S>(ph + H + u, m)));
+        var phn = L.Load<S>(ph + 2 * H + u, m);
+        var n = L.Tanh(L.MultiplyAdd(r, phn, L.Load<S>(p + 2 * H + u, m)));
+        var hv = L.Load<S>(h + u, m);
+        L.Store<S>(g + u, m, r); L.Store<S>(g + H + u, m, z); L.Store<S>(g + 2 * H + u, m, n); L.Store<S>(phnOut + u, m, phn);
+        L.Store<S>(h + u, m, L.MultiplyAdd(z, L.Subtract(hv, n), n));                 // (1 − z) n + z h
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeGates(int H, float* g, float* h, float* rhOut)
     {
-        var u = 0;
-        if (SimdMath.UseAvx2)
-        {
-            for (; u + 8 <= H; u += 8) GruBeforeGateLanes<WholeStrip>(H, u, g, h, rhOut, default);
-            if (u < H) GruBeforeGateLanes<MaskedStrip>(H, u, g, h, rhOut, MaskedStrip.Lanes(H - u));
-            return;
-        }
-        for (; u < H; u++)
-        {
-            var r = SimdMath.Sigmoid(g[u]);
-            g[u] = r;
-            g[H + u] = SimdMath.Sigmoid(g[H + u]);
-            rhOut[u] = r * h[u];
-        }
+        if (SimdMath.Use512) GruBeforeGateRow<Vector512<float>, Lanes512>(H, g, h, rhOut);
+        else if (SimdMath.UseAvx2) GruBeforeGateRow<Vector256<float>, Lanes256>(H, g, h, rhOut);
+        else
+            for (var u = 0; u < H; u++)
+            {
+                var r = SimdMath.Sigmoid(g[u]);
+                g[u] = r;
+                g[H + u] = SimdMath.Sigmoid(g[H + u]);
+                rhOut[u] = r * h[u];
+            }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GruBeforeGateLanes<S>(int H, int u, float* g, float* h, float* rhOut, Vector256<float> m) where S : struct, IStrip
+    static void GruBeforeGateRow<V, L>(int H, float* g, float* h, float* rhOut) where V : struct where L : struct, ILanes<V>
     {
-        var r = SimdMath.Sigmoid(S.Load(g + u, m));
-        S.Store(g + u, m, r);
-        S.Store(g + H + u, m, SimdMath.Sigmoid(S.Load(g + H + u, m)));
-        S.Store(rhOut + u, m, Avx.Multiply(r, S.Load(h + u, m)));
+        var u = 0;
+        for (; u + L.Count <= H; u += L.Count) GruBeforeGateLanes<V, L, WholeStrip>(H, u, g, h, rhOut, default);
+        if (u < H) GruBeforeGateLanes<V, L, MaskedStrip>(H, u, g, h, rhOut, L.FirstLanes(H - u));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GruBeforeGateLanes<V, L, S>(int H, int u, float* g, float* h, float* rhOut, V m)
+        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
+    {
+        var r = L.Sigmoid(L.Load<S>(g + u, m));
+        L.Store<S>(g + u, m, r);
+        L.Store<S>(g + H + u, m, L.Sigmoid(L.Load<S>(g + H + u, m)));
+        L.Store<S>(rhOut + u, m, L.Multiply(r, L.Load<S>(h + u, m)));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeState(int H, float* g, float* h)
     {
-        var u = 0;
-        if (SimdMath.UseAvx2)
-        {
-            for (; u + 8 <= H; u += 8) GruBeforeStateLanes<WholeStrip>(H, u, g, h, default);
-            if (u < H) GruBeforeStateLanes<MaskedStrip>(H, u, g, h, MaskedStrip.Lanes(H - u));
-            return;
-        }
-        for (; u < H; u++)
-        {
-            var n = SimdMath.Tanh(g[2 * H + u]);
-            g[2 * H + u] = n;
-            h[u] = n + g[H + u] * (h[u] - n);
-        }
+        if (SimdMath.Use512) GruBeforeStateRow<Vector512<float>, Lanes512>(H, g, h);
+        else if (SimdMath.UseAvx2) GruBeforeStateRow<Vector256<float>, Lanes256>(H, g, h);
+        else
+            for (var u = 0; u < H; u++)
+            {
+                var n = SimdMath.Tanh(g[2 * H + u]);
+                g[2 * H + u] = n;
+                h[u] = n + g[H + u] * (h[u] - n);
+            }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GruBeforeStateLanes<S>(int H, int u, float* g, float* h, Vector256<float> m) where S : struct, IStrip
+    static void GruBeforeStateRow<V, L>(int H, float* g, float* h) where V : struct where L : struct, ILanes<V>
     {
-        var n = SimdMath.Tanh(S.Load(g + 2 * H + u, m));
-        S.Store(g + 2 * H + u, m, n);
-        var z = S.Load(g + H + u, m);
-        S.Store(h + u, m, Fma.MultiplyAdd(z, Avx.Subtract(S.Load(h + u, m), n), n));   // z h + (1 − z) n
+        var u = 0;
+        for (; u + L.Count <= H; u += L.Count) GruBeforeStateLanes<V, L, WholeStrip>(H, u, g, h, default);
+        if (u < H) GruBeforeStateLanes<V, L, MaskedStrip>(H, u, g, h, L.FirstLanes(H - u));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GruBeforeStateLanes<V, L, S>(int H, int u, float* g, float* h, V m)
+        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
+    {
+        var n = L.Tanh(L.Load<S>(g + 2 * H + u, m));
+        L.Store<S>(g + 2 * H + u, m, n);
+        var z = L.Load<S>(g + H + u, m);
+        L.Store<S>(h + u, m, L.MultiplyAdd(z, L.Subtract(L.Load<S>(h + u, m), n), n));   // z h + (1 − z) n
     }
 
     /// <summary>The activation of m pre-activation rows (row stride ld) in place: the new states (as
@@ -599,52 +625,63 @@ internal static unsafe class RecurrentKernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void LstmBack(int H, float* g, float* tc, float* cPrev, float* dOut, float* dh, float* dc, float* dp, float* db)
     {
-        var u = 0;
-        if (SimdMath.UseAvx2)
-        {
-            var one = Vector256<float>.One;
-            for (; u + 8 <= H; u += 8)
+        if (SimdMath.Use512) LstmBackRow<Vector512<float>, Lanes512>(H, g, tc, cPrev, dOut, dh, dc, dp, db);
+        else if (SimdMath.UseAvx2) LstmBackRow<Vector256<float>, Lanes256>(H, g, tc, cPrev, dOut, dh, dc, dp, db);
+        else
+            for (var u = 0; u < H; u++)
             {
-                var i = Avx.LoadVector256(g + u); var f = Avx.LoadVector256(g + H + u);
-                var gg = Avx.LoadVector256(g + 2 * H + u); var o = Avx.LoadVector256(g + 3 * H + u);
-                var t = Avx.LoadVector256(tc + u);
-                var dht = Avx.Add(Avx.LoadVector256(dh + u), Avx.LoadVector256(dOut + u));
-                var dct = Fma.MultiplyAdd(Avx.Multiply(dht, o), Fma.MultiplyAddNegated(t, t, one), Avx.LoadVector256(dc + u));
-                var di = Avx.Multiply(Avx.Multiply(dct, gg), Avx.Multiply(i, Avx.Subtract(one, i)));
-                var df = Avx.Multiply(Avx.Multiply(dct, Avx.LoadVector256(cPrev + u)), Avx.Multiply(f, Avx.Subtract(one, f)));
-                var dg = Avx.Multiply(Avx.Multiply(dct, i), Fma.MultiplyAddNegated(gg, gg, one));
-                var dO = Avx.Multiply(Avx.Multiply(dht, t), Avx.Multiply(o, Avx.Subtract(one, o)));
-                Avx.Store(dp + u, di);
-                Avx.Store(dp + H + u, df);
-                Avx.Store(dp + 2 * H + u, dg);
-                Avx.Store(dp + 3 * H + u, dO);
-                Avx.Store(dc + u, Avx.Multiply(dct, f));
+                float i = g[u], f = g[H + u], gg = g[2 * H + u], o = g[3 * H + u], t = tc[u];
+                var dht = dh[u] + dOut[u];
+                var dct = dc[u] + dht * o * (1 - t * t);
+                dp[u] = dct * gg * i * (1 - i);
+                dp[H + u] = dct * cPrev[u] * f * (1 - f);
+                dp[2 * H + u] = dct * i * (1 - gg * gg);
+                dp[3 * H + u] = dht * t * o * (1 - o);
+                dc[u] = dct * f;
                 if (db != null)
                 {
-                    Avx.Store(db + u, Avx.Add(Avx.LoadVector256(db + u), di));
-                    Avx.Store(db + H + u, Avx.Add(Avx.LoadVector256(db + H + u), df));
-                    Avx.Store(db + 2 * H + u, Avx.Add(Avx.LoadVector256(db + 2 * H + u), dg));
-                    Avx.Store(db + 3 * H + u, Avx.Add(Avx.LoadVector256(db + 3 * H + u), dO));
+                    db[u] += dp[u];
+                    db[H + u] += dp[H + u];
+                    db[2 * H + u] += dp[2 * H + u];
+                    db[3 * H + u] += dp[3 * H + u];
                 }
             }
-        }
-        for (; u < H; u++)
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void LstmBackRow<V, L>(int H, float* g, float* tc, float* cPrev, float* dOut, float* dh, float* dc, float* dp, float* db)
+        where V : struct where L : struct, ILanes<V>
+    {
+        var u = 0;
+        for (; u + L.Count <= H; u += L.Count) LstmBackLanes<V, L, WholeStrip>(H, u, g, tc, cPrev, dOut, dh, dc, dp, db, default);
+        if (u < H) LstmBackLanes<V, L, MaskedStrip>(H, u, g, tc, cPrev, dOut, dh, dc, dp, db, L.FirstLanes(H - u));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void LstmBackLanes<V, L, S>(int H, int u, float* g, float* tc, float* cPrev, float* dOut, float* dh, float* dc, float* dp, float* db, V m)
+        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
+    {
+        var one = L.One;
+        var i = L.Load<S>(g + u, m); var f = L.Load<S>(g + H + u, m);
+        var gg = L.Load<S>(g + 2 * H + u, m); var o = L.Load<S>(g + 3 * H + u, m);
+        var t = L.Load<S>(tc + u, m);
+        var dht = L.Add(L.Load<S>(dh + u, m), L.Load<S>(dOut + u, m));
+        var dct = L.MultiplyAdd(L.Multiply(dht, o), L.MultiplyAddNegated(t, t, one), L.Load<S>(dc + u, m));
+        var di = L.Multiply(L.Multiply(dct, gg), L.Multiply(i, L.Subtract(one, i)));
+        var df = L.Multiply(L.Multiply(dct, L.Load<S>(cPrev + u, m)), L.Multiply(f, L.Subtract(one, f)));
+        var dg = L.Multiply(L.Multiply(dct, i), L.MultiplyAddNegated(gg, gg, one));
+        var dO = L.Multiply(L.Multiply(dht, t), L.Multiply(o, L.Subtract(one, o)));
+        L.Store<S>(dp + u, m, di);
+        L.Store<S>(dp + H + u, m, df);
+        L.Store<S>(dp + 2 * H + u, m, dg);
+        L.Store<S>(dp + 3 * H + u, m, dO);
+        L.Store<S>(dc + u, m, L.Multiply(dct, f));
+        if (db != null)
         {
-            float i = g[u], f = g[H + u], gg = g[2 * H + u], o = g[3 * H + u], t = tc[u];
-            var dht = dh[u] + dOut[u];
-            var dct = dc[u] + dht * o * (1 - t * t);
-            dp[u] = dct * gg * i * (1 - i);
-            dp[H + u] = dct * cPrev[u] * f * (1 - f);
-            dp[2 * H + u] = dct * i * (1 - gg * gg);
-            dp[3 * H + u] = dht * t * o * (1 - o);
-            dc[u] = dct * f;
-            if (db != null)
-            {
-                db[u] += dp[u];
-                db[H + u] += dp[H + u];
-                db[2 * H + u] += dp[2 * H + u];
-                db[3 * H + u] += dp[3 * H + u];
-            }
+            L.Store<S>(db + u, m, L.Add(L.Load<S>(db + u, m), di));
+            L.Store<S>(db + H + u, m, L.Add(L.Load<S>(db + H + u, m), df));
+            L.Store<S>(db + 2 * H + u, m, L.Add(L.Load<S>(db + 2 * H + u, m), dg));
+            L.Store<S>(db + 3 * H + u, m, L.Add(L.Load<S>(db + 3 * H + u, m), dO));
         }
     }
 
@@ -653,120 +690,162 @@ internal static unsafe class RecurrentKernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruAfterBack(int H, float* g, float* phn, float* hPrev, float* dOut, float* dh, float* dp, float* dph, float* direct)
     {
-        var u = 0;
-        if (SimdMath.UseAvx2)
-        {
-            var one = Vector256<float>.One;
-            for (; u + 8 <= H; u += 8)
+        if (SimdMath.Use512) GruAfterBackRow<Vector512<float>, Lanes512>(H, g, phn, hPrev, dOut, dh, dp, dph, direct);
+        else if (SimdMath.UseAvx2) GruAfterBackRow<Vector256<float>, Lanes256>(H, g, phn, hPrev, dOut, dh, dp, dph, direct);
+        else
+            for (var u = 0; u < H; u++)
             {
-                var r = Avx.LoadVector256(g + u); var z = Avx.LoadVector256(g + H + u); var n = Avx.LoadVector256(g + 2 * H + u);
-                var dht = Avx.Add(Avx.LoadVector256(dh + u), Avx.LoadVector256(dOut + u));
-                var dan = Avx.Multiply(Avx.Multiply(dht, Avx.Subtract(one, z)), Fma.MultiplyAddNegated(n, n, one));
-                var dar = Avx.Multiply(Avx.Multiply(dan, Avx.LoadVector256(phn + u)), Avx.Multiply(r, Avx.Subtract(one, r)));
-                var daz = Avx.Multiply(Avx.Multiply(dht, Avx.Subtract(Avx.LoadVector256(hPrev + u), n)), Avx.Multiply(z, Avx.Subtract(one, z)));
-                Avx.Store(dp + u, dar); Avx.Store(dp + H + u, daz); Avx.Store(dp + 2 * H + u, dan);
-                Avx.Store(dph + u, dar); Avx.Store(dph + H + u, daz); Avx.Store(dph + 2 * H + u, Avx.Multiply(dan, r));
-                Avx.Store(direct + u, Avx.Multiply(dht, z));
+                float r = g[u], z = g[H + u], n = g[2 * H + u];
+                var dht = dh[u] + dOut[u];
+                var dan = dht * (1 - z) * (1 - n * n);
+                var dar = dan * phn[u] * r * (1 - r);
+                var daz = dht * (hPrev[u] - n) * z * (1 - z);
+                dp[u] = dar; dp[H + u] = daz; dp[2 * H + u] = dan;
+                dph[u] = dar; dph[H + u] = daz; dph[2 * H + u] = dan * r;
+                direct[u] = dht * z;
             }
-        }
-        for (; u < H; u++)
-        {
-            float r = g[u], z = g[H + u], n = g[2 * H + u];
-            var dht = dh[u] + dOut[u];
-            var dan = dht * (1 - z) * (1 - n * n);
-            var dar = dan * phn[u] * r * (1 - r);
-            var daz = dht * (hPrev[u] - n) * z * (1 - z);
-            dp[u] = dar; dp[H + u] = daz; dp[2 * H + u] = dan;
-            dph[u] = dar; dph[H + u] = daz; dph[2 * H + u] = dan * r;
-            direct[u] = dht * z;
-        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GruAfterBackRow<V, L>(int H, float* g, float* phn, float* hPrev, float* dOut, float* dh, float* dp, float* dph, float* direct)
+        where V : struct where L : struct, ILanes<V>
+    {
+        var u = 0;
+        for (; u + L.Count <= H; u += L.Count) GruAfterBackLanes<V, L, WholeStrip>(H, u, g, phn, hPrev, dOut, dh, dp, dph, direct, default);
+        if (u < H) GruAfterBackLanes<V, L, MaskedStrip>(H, u, g, phn, hPrev, dOut, dh, dp, dph, direct, L.FirstLanes(H - u));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GruAfterBackLanes<V, L, S>(int H, int u, float* g, float* phn, float* hPrev, float* dOut, float* dh, float* dp, float* dph,
+        float* direct, V m) where V : struct where L : struct, ILanes<V> where S : struct, IStrip
+    {
+        var one = L.One;
+        var r = L.Load<S>(g + u, m); var z = L.Load<S>(g + H + u, m); var n = L.Load<S>(g + 2 * H + u, m);
+        var dht = L.Add(L.Load<S>(dh + u, m), L.Load<S>(dOut + u, m));
+        var dan = L.Multiply(L.Multiply(dht, L.Subtract(one, z)), L.MultiplyAddNegated(n, n, one));
+        var dar = L.Multiply(L.Multiply(dan, L.Load<S>(phn + u, m)), L.Multiply(r, L.Subtract(one, r)));
+        var daz = L.Multiply(L.Multiply(dht, L.Subtract(L.Load<S>(hPrev + u, m), n)), L.Multiply(z, L.Subtract(one, z)));
+        L.Store<S>(dp + u, m, dar); L.Store<S>(dp + H + u, m, daz); L.Store<S>(dp + 2 * H + u, m, dan);
+        L.Store<S>(dph + u, m, dar); L.Store<S>(dph + H + u, m, daz); L.Store<S>(dph + 2 * H + u, m, L.Multiply(dan, r));
+        L.Store<S>(direct + u, m, L.Multiply(dht, z));
     }
 
     /// <summary>GRU (reset-before) backward, first half: the n pre-activation's gradient, z's, and z ⊙ dh.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeBackN(int H, float* g, float* hPrev, float* dOut, float* dh, float* dp, float* direct)
     {
-        var u = 0;
-        if (SimdMath.UseAvx2)
-        {
-            var one = Vector256<float>.One;
-            for (; u + 8 <= H; u += 8)
+        if (SimdMath.Use512) GruBeforeBackNRow<Vector512<float>, Lanes512>(H, g, hPrev, dOut, dh, dp, direct);
+        else if (SimdMath.UseAvx2) GruBeforeBackNRow<Vector256<float>, Lanes256>(H, g, hPrev, dOut, dh, dp, direct);
+        else
+            for (var u = 0; u < H; u++)
             {
-                var z = Avx.LoadVector256(g + H + u); var n = Avx.LoadVector256(g + 2 * H + u);
-                var dht = Avx.Add(Avx.LoadVector256(dh + u), Avx.LoadVector256(dOut + u));
-                Avx.Store(dp + 2 * H + u, Avx.Multiply(Avx.Multiply(dht, Avx.Subtract(one, z)), Fma.MultiplyAddNegated(n, n, one)));
-                Avx.Store(dp + H + u, Avx.Multiply(Avx.Multiply(dht, Avx.Subtract(Avx.LoadVector256(hPrev + u), n)), Avx.Multiply(z, Avx.Subtract(one, z))));
-                Avx.Store(direct + u, Avx.Multiply(dht, z));
+                float z = g[H + u], n = g[2 * H + u];
+                var dht = dh[u] + dOut[u];
+                dp[2 * H + u] = dht * (1 - z) * (1 - n * n);
+                dp[H + u] = dht * (hPrev[u] - n) * z * (1 - z);
+                direct[u] = dht * z;
             }
-        }
-        for (; u < H; u++)
-        {
-            float z = g[H + u], n = g[2 * H + u];
-            var dht = dh[u] + dOut[u];
-            dp[2 * H + u] = dht * (1 - z) * (1 - n * n);
-            dp[H + u] = dht * (hPrev[u] - n) * z * (1 - z);
-            direct[u] = dht * z;
-        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GruBeforeBackNRow<V, L>(int H, float* g, float* hPrev, float* dOut, float* dh, float* dp, float* direct)
+        where V : struct where L : struct, ILanes<V>
+    {
+        var u = 0;
+        for (; u + L.Count <= H; u += L.Count) GruBeforeBackNLanes<V, L, WholeStrip>(H, u, g, hPrev, dOut, dh, dp, direct, default);
+        if (u < H) GruBeforeBackNLanes<V, L, MaskedStrip>(H, u, g, hPrev, dOut, dh, dp, direct, L.FirstLanes(H - u));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GruBeforeBackNLanes<V, L, S>(int H, int u, float* g, float* hPrev, float* dOut, float* dh, float* dp, float* direct, V m)
+        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
+    {
+        var one = L.One;
+        var z = L.Load<S>(g + H + u, m); var n = L.Load<S>(g + 2 * H + u, m);
+        var dht = L.Add(L.Load<S>(dh + u, m), L.Load<S>(dOut + u, m));
+        L.Store<S>(dp + 2 * H + u, m, L.Multiply(L.Multiply(dht, L.Subtract(one, z)), L.MultiplyAddNegated(n, n, one)));
+        L.Store<S>(dp + H + u, m, L.Multiply(L.Multiply(dht, L.Subtract(L.Load<S>(hPrev + u, m), n)), L.Multiply(z, L.Subtract(one, z))));
+        L.Store<S>(direct + u, m, L.Multiply(dht, z));
     }
 
     /// <summary>GRU (reset-before) backward, second half, given d(r ⊙ h): r's gradient and r ⊙ d(r ⊙ h) added to the direct part.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeBackRz(int H, float* g, float* hPrev, float* dRh, float* dp, float* direct)
     {
-        var u = 0;
-        if (SimdMath.UseAvx2)
-        {
-            var one = Vector256<float>.One;
-            for (; u + 8 <= H; u += 8)
+        if (SimdMath.Use512) GruBeforeBackRzRow<Vector512<float>, Lanes512>(H, g, hPrev, dRh, dp, direct);
+        else if (SimdMath.UseAvx2) GruBeforeBackRzRow<Vector256<float>, Lanes256>(H, g, hPrev, dRh, dp, direct);
+        else
+            for (var u = 0; u < H; u++)
             {
-                var r = Avx.LoadVector256(g + u); var drh = Avx.LoadVector256(dRh + u);
-                Avx.Store(dp + u, Avx.Multiply(Avx.Multiply(drh, Avx.LoadVector256(hPrev + u)), Avx.Multiply(r, Avx.Subtract(one, r))));
-                Avx.Store(direct + u, Fma.MultiplyAdd(drh, r, Avx.LoadVector256(direct + u)));
+                var r = g[u];
+                dp[u] = dRh[u] * hPrev[u] * r * (1 - r);
+                direct[u] += dRh[u] * r;
             }
-        }
-        for (; u < H; u++)
-        {
-            var r = g[u];
-            dp[u] = dRh[u] * hPrev[u] * r * (1 - r);
-            direct[u] += dRh[u] * r;
-        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GruBeforeBackRzRow<V, L>(int H, float* g, float* hPrev, float* dRh, float* dp, float* direct)
+        where V : struct where L : struct, ILanes<V>
+    {
+        var u = 0;
+        for (; u + L.Count <= H; u += L.Count) GruBeforeBackRzLanes<V, L, WholeStrip>(H, u, g, hPrev, dRh, dp, direct, default);
+        if (u < H) GruBeforeBackRzLanes<V, L, MaskedStrip>(H, u, g, hPrev, dRh, dp, direct, L.FirstLanes(H - u));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void GruBeforeBackRzLanes<V, L, S>(int H, int u, float* g, float* hPrev, float* dRh, float* dp, float* direct, V m)
+        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
+    {
+        var r = L.Load<S>(g + u, m); var drh = L.Load<S>(dRh + u, m);
+        L.Store<S>(dp + u, m, L.Multiply(L.Multiply(drh, L.Load<S>(hPrev + u, m)), L.Multiply(r, L.Subtract(L.One, r))));
+        L.Store<S>(direct + u, m, L.MultiplyAdd(drh, r, L.Load<S>(direct + u, m)));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void RnnBack(SimdCell cell, int H, float* h, float* dOut, float* dh, float* dp, float* db)
     {
-        var u = 0;
-        if (SimdMath.UseAvx2)
-        {
-            var one = Vector256<float>.One;
-            for (; u + 8 <= H; u += 8)
+        if (SimdMath.Use512) RnnBackRow<Vector512<float>, Lanes512>(cell, H, h, dOut, dh, dp, db);
+        else if (SimdMath.UseAvx2) RnnBackRow<Vector256<float>, Lanes256>(cell, H, h, dOut, dh, dp, db);
+        else
+            for (var u = 0; u < H; u++)
             {
-                var d = Avx.Add(Avx.LoadVector256(dh + u), Avx.LoadVector256(dOut + u));
-                var y = Avx.LoadVector256(h + u);
-                var p = cell switch
+                var d = dh[u] + dOut[u];
+                var y = h[u];
+                dp[u] = cell switch
                 {
-                    SimdCell.RnnTanh => Avx.Multiply(d, Fma.MultiplyAddNegated(y, y, one)),
-                    SimdCell.RnnRelu => Avx.And(d, Avx.CompareGreaterThan(y, Vector256<float>.Zero)),
-                    SimdCell.RnnSigmoid => Avx.Multiply(d, Avx.Multiply(y, Avx.Subtract(one, y))),
+                    SimdCell.RnnTanh => d * (1 - y * y),
+                    SimdCell.RnnRelu => y > 0 ? d : 0,
+                    SimdCell.RnnSigmoid => d * y * (1 - y),
                     _ => d,
                 };
-                Avx.Store(dp + u, p);
-                if (db != null) Avx.Store(db + u, Avx.Add(Avx.LoadVector256(db + u), p));
+                if (db != null) db[u] += dp[u];
             }
-        }
-        for (; u < H; u++)
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void RnnBackRow<V, L>(SimdCell cell, int H, float* h, float* dOut, float* dh, float* dp, float* db)
+        where V : struct where L : struct, ILanes<V>
+    {
+        var u = 0;
+        for (; u + L.Count <= H; u += L.Count) RnnBackLanes<V, L, WholeStrip>(cell, u, h, dOut, dh, dp, db, default);
+        if (u < H) RnnBackLanes<V, L, MaskedStrip>(cell, u, h, dOut, dh, dp, db, L.FirstLanes(H - u));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void RnnBackLanes<V, L, S>(SimdCell cell, int u, float* h, float* dOut, float* dh, float* dp, float* db, V m)
+        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
+    {
+        var d = L.Add(L.Load<S>(dh + u, m), L.Load<S>(dOut + u, m));
+        var y = L.Load<S>(h + u, m);
+        var p = cell switch
         {
-            var d = dh[u] + dOut[u];
-            var y = h[u];
-            dp[u] = cell switch
-            {
-                SimdCell.RnnTanh => d * (1 - y * y),
-                SimdCell.RnnRelu => y > 0 ? d : 0,
-                SimdCell.RnnSigmoid => d * y * (1 - y),
-                _ => d,
-            };
-            if (db != null) db[u] += dp[u];
-        }
+            SimdCell.RnnTanh => L.Multiply(d, L.MultiplyAddNegated(y, y, L.One)),
+            SimdCell.RnnRelu => L.WherePositive(y, d),
+            SimdCell.RnnSigmoid => L.Multiply(d, L.Multiply(y, L.Subtract(L.One, y))),
+            _ => d,
+        };
+        L.Store<S>(dp + u, m, p);
+        if (db != null) L.Store<S>(db + u, m, L.Add(L.Load<S>(db + u, m), p));
     }
 
     // ------------------------------------------------------------------ helpers

@@ -11,7 +11,7 @@ public enum SimdWidth
     Scalar,
     /// <summary>AVX2 with FMA: 8 floats per instruction.</summary>
     Avx2,
-    /// <summary>AVX-512F for the matrix products (16 floats), AVX2 for the gate functions.</summary>
+    /// <summary>AVX-512F: 16 floats per instruction (AVX2 for a product's last columns).</summary>
     Avx512,
 }
 
@@ -124,22 +124,159 @@ internal static class SimdMath
         return Avx.Min(Vector256<float>.One, Avx.Max(Vector256.Create(-1f), t));
     }
 
+    // ---- the same functions on 16 lanes (AVX-512F): the same operations in the same order, so exp and tanh give the
+    // same floats as on 8 lanes; sigmoid's reciprocal starts from AVX-512's 14-bit estimate instead of the 12-bit one
+
+    /// <summary>Whether the per-unit passes (gate functions, state updates, their gradients) run on 16 lanes: on the
+    /// AVX-512 path, unless <see cref="WideGates"/> is off.</summary>
+    internal static bool Use512
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Width == SimdWidth.Avx512 && WideGates && Avx512F.IsSupported && Avx2.IsSupported && Fma.IsSupported;
+    }
+
+    /// <summary>On the AVX-512 path, the per-unit passes on 16 lanes (the default) or on 8 with the products still on
+    /// 16 (a benchmark's A/B, `bench phases --gates-ab`; a test's comparison).</summary>
+    internal static bool WideGates { get; set; } = true;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Exp(Vector512<float> x)
+    {
+        x = Avx512F.Min(Vector512.Create(88.3f), Avx512F.Max(Vector512.Create(-87.3f), x));
+        // RoundScale with control 8: to the nearest integer, no precision exception — vroundps' mode on 8 lanes
+        var n = Avx512F.RoundScale(Avx512F.Multiply(x, Vector512.Create(Log2E)), 8);
+        var r = Avx512F.FusedMultiplyAddNegated(n, Vector512.Create(Ln2Hi), x);
+        r = Avx512F.FusedMultiplyAddNegated(n, Vector512.Create(Ln2Lo), r);
+        var p = Vector512.Create(1f / 720);
+        p = Avx512F.FusedMultiplyAdd(p, r, Vector512.Create(1f / 120));
+        p = Avx512F.FusedMultiplyAdd(p, r, Vector512.Create(1f / 24));
+        p = Avx512F.FusedMultiplyAdd(p, r, Vector512.Create(1f / 6));
+        p = Avx512F.FusedMultiplyAdd(p, r, Vector512.Create(0.5f));
+        p = Avx512F.FusedMultiplyAdd(p, r, Vector512<float>.One);
+        p = Avx512F.FusedMultiplyAdd(p, r, Vector512<float>.One);
+        var scale = Avx512F.ShiftLeftLogical(Avx512F.Add(Avx512F.ConvertToVector512Int32(n), Vector512.Create(127)), 23).AsSingle();
+        return Avx512F.Multiply(p, scale);
+    }
+
+    /// <summary>1/x from the 14-bit estimate and one Newton step.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Reciprocal(Vector512<float> x)
+    {
+        var r = Avx512F.Reciprocal14(x);
+        return Avx512F.FusedMultiplyAdd(r, Avx512F.FusedMultiplyAddNegated(x, r, Vector512<float>.One), r);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Sigmoid(Vector512<float> x) =>
+        Reciprocal(Avx512F.Add(Vector512<float>.One, Exp(Avx512F.Subtract(Vector512<float>.Zero, x))));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Tanh(Vector512<float> x)
+    {
+        // the 8-lane Tanh's fit and clamps, operation for operation
+        x = Avx512F.Min(Vector512.Create(9f), Avx512F.Max(Vector512.Create(-9f), x));
+        var s = Avx512F.Multiply(x, x);
+        var p = Vector512.Create(1.33544065e-08f);
+        p = Avx512F.FusedMultiplyAdd(p, s, Vector512.Create(2.06090153e-05f));
+        p = Avx512F.FusedMultiplyAdd(p, s, Vector512.Create(0.0034955896f));
+        p = Avx512F.FusedMultiplyAdd(p, s, Vector512.Create(0.133810282f));
+        p = Avx512F.FusedMultiplyAdd(p, s, Vector512<float>.One);
+        var q = Vector512.Create(7.77648779e-07f);
+        q = Avx512F.FusedMultiplyAdd(q, s, Vector512.Create(0.000328563328f));
+        q = Avx512F.FusedMultiplyAdd(q, s, Vector512.Create(0.0258769933f));
+        q = Avx512F.FusedMultiplyAdd(q, s, Vector512.Create(0.467143446f));
+        q = Avx512F.FusedMultiplyAdd(q, s, Vector512<float>.One);
+        var t = Avx512F.Divide(Avx512F.Multiply(x, p), q);
+        return Avx512F.Min(Vector512<float>.One, Avx512F.Max(Vector512.Create(-1f), t));
+    }
+
     public static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
 
     public static float Tanh(float x) => MathF.Tanh(x);
 }
 
-/// <summary>A gate function on 8 lanes and on one float (the plain path).</summary>
+/// <summary>The arithmetic the kernels' per-unit passes (gate functions, state updates, their gradients) use at one
+/// vector width: <see cref="Lanes256"/> (AVX2/FMA) or <see cref="Lanes512"/> (AVX-512F), so that each pass is written
+/// once. Min and max keep NaN as the 8-lane code does (the vector second).</summary>
+internal unsafe interface ILanes<V> where V : struct
+{
+    static abstract int Count { get; }
+    static abstract V One { get; }
+    static abstract V Add(V a, V b);
+    static abstract V Subtract(V a, V b);
+    static abstract V Multiply(V a, V b);
+    /// <summary>a·b + c, one rounding.</summary>
+    static abstract V MultiplyAdd(V a, V b, V c);
+    /// <summary>c − a·b, one rounding.</summary>
+    static abstract V MultiplyAddNegated(V a, V b, V c);
+    static abstract V Sigmoid(V x);
+    static abstract V Tanh(V x);
+    static abstract V Relu(V x);
+    /// <summary>d where y &gt; 0, else 0 (ReLU's gradient).</summary>
+    static abstract V WherePositive(V y, V d);
+    /// <summary>The first <paramref name="n"/> lanes (n ≤ 0: none, n ≥ Count: all).</summary>
+    static abstract V FirstLanes(int n);
+    /// <summary>The lanes the strip selects: all (<see cref="WholeStrip"/>), or those of <paramref name="mask"/> — the
+    /// others neither read (no fault past a row's end; they read as 0) nor written.</summary>
+    static abstract V Load<S>(float* p, V mask) where S : struct, IStrip;
+    static abstract void Store<S>(float* p, V mask, V v) where S : struct, IStrip;
+}
+
+internal unsafe struct Lanes256 : ILanes<Vector256<float>>
+{
+    public static int Count => 8;
+    public static Vector256<float> One => Vector256<float>.One;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => Avx.Add(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Subtract(Vector256<float> a, Vector256<float> b) => Avx.Subtract(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => Avx.Multiply(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> MultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Fma.MultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> MultiplyAddNegated(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Fma.MultiplyAddNegated(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Sigmoid(Vector256<float> x) => SimdMath.Sigmoid(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Tanh(Vector256<float> x) => SimdMath.Tanh(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Relu(Vector256<float> x) => Avx.Max(Vector256<float>.Zero, x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> WherePositive(Vector256<float> y, Vector256<float> d) => Avx.And(d, Avx.CompareGreaterThan(y, Vector256<float>.Zero));
+    public static Vector256<float> FirstLanes(int n) => MaskedStrip.Lanes(n);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load<S>(float* p, Vector256<float> mask) where S : struct, IStrip => S.Load(p, mask);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store<S>(float* p, Vector256<float> mask, Vector256<float> v) where S : struct, IStrip => S.Store(p, mask, v);
+}
+
+internal unsafe struct Lanes512 : ILanes<Vector512<float>>
+{
+    public static int Count => 16;
+    public static Vector512<float> One => Vector512<float>.One;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => Avx512F.Add(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Subtract(Vector512<float> a, Vector512<float> b) => Avx512F.Subtract(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => Avx512F.Multiply(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> MultiplyAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Avx512F.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> MultiplyAddNegated(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Avx512F.FusedMultiplyAddNegated(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Sigmoid(Vector512<float> x) => SimdMath.Sigmoid(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Tanh(Vector512<float> x) => SimdMath.Tanh(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Relu(Vector512<float> x) => Avx512F.Max(Vector512<float>.Zero, x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> WherePositive(Vector512<float> y, Vector512<float> d) => d & Avx512F.CompareGreaterThan(y, Vector512<float>.Zero);
+    public static Vector512<float> FirstLanes(int n) =>
+        Avx512F.CompareGreaterThan(Vector512.Create(n), Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Load<S>(float* p, Vector512<float> mask) where S : struct, IStrip =>
+        S.Masked ? Avx512F.MaskLoad(p, mask, Vector512<float>.Zero) : Avx512F.LoadVector512(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store<S>(float* p, Vector512<float> mask, Vector512<float> v) where S : struct, IStrip
+    {
+        if (S.Masked) Avx512F.MaskStore(p, mask, v);
+        else Avx512F.Store(p, v);
+    }
+}
+
+/// <summary>A gate function on a vector of any width the kernels run and on one float (the plain path).</summary>
 internal interface IGateFunction
 {
-    static abstract Vector256<float> Of(Vector256<float> x);
+    static abstract V Of<V, L>(V x) where V : struct where L : struct, ILanes<V>;
     static abstract float Of(float x);
 }
 
 internal struct SigmoidFn : IGateFunction
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Of(Vector256<float> x) => SimdMath.Sigmoid(x);
+    public static V Of<V, L>(V x) where V : struct where L : struct, ILanes<V> => L.Sigmoid(x);
 
     public static float Of(float x) => SimdMath.Sigmoid(x);
 }
@@ -147,7 +284,7 @@ internal struct SigmoidFn : IGateFunction
 internal struct TanhFn : IGateFunction
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Of(Vector256<float> x) => SimdMath.Tanh(x);
+    public static V Of<V, L>(V x) where V : struct where L : struct, ILanes<V> => L.Tanh(x);
 
     public static float Of(float x) => SimdMath.Tanh(x);
 }
@@ -156,7 +293,7 @@ internal struct ReluFn : IGateFunction
 {
     // NaN stays NaN: vmaxps returns its second operand when either is NaN, and MathF.Max propagates NaN
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Of(Vector256<float> x) => Avx.Max(Vector256<float>.Zero, x);
+    public static V Of<V, L>(V x) where V : struct where L : struct, ILanes<V> => L.Relu(x);
 
     public static float Of(float x) => MathF.Max(x, 0f);
 }
@@ -165,12 +302,16 @@ internal struct ReluFn : IGateFunction
 /// partial vector, e.g. units 48–49 of 50, or a product's last strip narrower than 16 columns).</summary>
 internal unsafe interface IStrip
 {
+    /// <summary>Whether only the mask's lanes are read and written.</summary>
+    static abstract bool Masked { get; }
     static abstract Vector256<float> Load(float* p, Vector256<float> mask);
     static abstract void Store(float* p, Vector256<float> mask, Vector256<float> v);
 }
 
 internal unsafe struct WholeStrip : IStrip
 {
+    public static bool Masked => false;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Load(float* p, Vector256<float> mask) => Avx.LoadVector256(p);
 
@@ -180,6 +321,8 @@ internal unsafe struct WholeStrip : IStrip
 
 internal unsafe struct MaskedStrip : IStrip
 {
+    public static bool Masked => true;
+
     /// <summary>The first <paramref name="n"/> lanes (n ≤ 0: none, n ≥ 8: all).</summary>
     public static Vector256<float> Lanes(int n) =>
         Avx2.CompareGreaterThan(Vector256.Create(n), Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7)).AsSingle();

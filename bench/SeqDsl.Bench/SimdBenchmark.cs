@@ -18,9 +18,11 @@ static unsafe class SimdBenchmark
     public static int Run(Args opts)
     {
         Console.WriteLine($"machine: {Backend.Machine}; SIMD path {SimdMath.Width}; threads {get_num_threads()}");
-        // 1. the product alone: 12 rows × 128 columns × K 64 (E7 LSTM's step product on 12 rows; the kernel takes up to
-        // 128 rows at once), operands in L1/L2; E4's shapes also on 8 and 4 rows (what a 6-row register tile leaves)
-        foreach (var (m, n, k) in new[] { (12, 128, 64), (12, 32, 128), (12, 1024, 256 + 256), (12, 32, 64), (12, 32, 32), (12, 200, 82), (8, 200, 82), (4, 200, 82), (12, 50, 200), (8, 50, 200) })
+        // 1. the product alone: 12 rows × 128 columns × K 64 (E7 LSTM's step product on 12 rows), and on 128 rows as the
+        // kernel takes them at one thread (E7's step products: LSTM forward, its state and input gradients, SimpleRnn's
+        // forward and gradients), operands in L1/L2; E4's shapes also on 8 and 4 rows (what a 6-row register tile leaves)
+        foreach (var (m, n, k) in new[] { (12, 128, 64), (128, 128, 64), (128, 32, 128), (128, 32, 64), (128, 32, 32), (12, 32, 128), (12, 1024, 256 + 256),
+                     (12, 32, 64), (12, 32, 32), (12, 200, 82), (8, 200, 82), (4, 200, 82), (12, 50, 200), (8, 50, 200) })
         {
             var a = new float[m * k]; var b = new float[k * n]; var c = new float[m * n];
             var rng = new Random(1);

@@ -16,13 +16,14 @@ public enum SimdWidth
 }
 
 /// <summary>
-/// Vectorised exp, sigmoid and tanh for the gate functions (AVX2/FMA). exp: range reduction by ln 2 (split in
+/// Vectorised exp, sigmoid and tanh for the gate functions, on 8 lanes (AVX2/FMA) and 16 (AVX-512F). exp: range reduction by ln 2 (split in
 /// two parts), a degree-6 Taylor polynomial on |r| ≤ ln 2 / 2, the power of two built in the exponent bits;
 /// within 3 float32 ulps of the exact value; sigmoid = 1/(1 + e^−x) within 4 (its reciprocal starts from the CPU's
 /// 12-bit estimate, which differs between CPU makers). tanh: x times a rational function of x²,
 /// one division, no exp: within 6 ulps in less than half the time of tanh through exp, which also needs a second
 /// formula near 0 (`bench simd`: 7.2 → 3.0 ns per 8 floats; AMD EPYC, AVX2). The test "the gate functions against
-/// float64" holds all three to these bounds.
+/// float64" holds all three to these bounds, and the 16-lane ones to the same (exp and tanh are the 8-lane operations,
+/// the same floats; sigmoid's reciprocal starts from AVX-512's 14-bit estimate).
 /// </summary>
 internal static class SimdMath
 {

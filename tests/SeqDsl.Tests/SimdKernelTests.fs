@@ -554,16 +554,19 @@ let tests =
                 let lo, hi = System.BitConverter.SingleToInt32Bits 1e-30f, System.BitConverter.SingleToInt32Bits limit
                 let xs = Array.zeroCreate<float32> 16
                 let mutable worst, at, b = 0L, 0f, lo
+                // the first lane that differs from the 8-lane result or loses a NaN (messages built only for it)
+                let mutable failure = None
                 let compare () =
                     let y = f16 (System.Runtime.Intrinsics.Vector512.Create<float32>(xs))
-                    let y8 = [| for h in 0 .. 1 do let v = f8 (v8 xs h) in for k in 0 .. 7 -> System.Runtime.Intrinsics.Vector256.GetElement(v, k) |]
+                    let lo8, hi8 = f8 (v8 xs 0), f8 (v8 xs 1)
                     for k in 0 .. 15 do
                         let got = System.Runtime.Intrinsics.Vector512.GetElement(y, k)
-                        if System.Single.IsNaN xs.[k] then Expect.isTrue (System.Single.IsNaN got) $"{name}(NaN) is NaN in lane {k}"
+                        let on8 = System.Runtime.Intrinsics.Vector256.GetElement((if k < 8 then lo8 else hi8), k % 8)
+                        if System.Single.IsNaN xs.[k] then
+                            if not (System.Single.IsNaN got) && failure.IsNone then failure <- Some $"{name}(NaN) is {got} in lane {k}"
                         else
-                            if same then
-                                Expect.equal (System.BitConverter.SingleToInt32Bits got) (System.BitConverter.SingleToInt32Bits y8.[k])
-                                    $"{name}({xs.[k]}), lane {k}: 16 lanes {got}, 8 lanes {y8.[k]}"
+                            if same && System.BitConverter.SingleToInt32Bits got <> System.BitConverter.SingleToInt32Bits on8 && failure.IsNone then
+                                failure <- Some $"{name}({xs.[k]}), lane {k}: 16 lanes {got}, 8 lanes {on8}"
                             if System.Single.IsFinite xs.[k] && abs xs.[k] <= limit then
                                 let u = ulps got (exact (float xs.[k]))
                                 if u > worst then (worst <- u; at <- xs.[k])
@@ -578,6 +581,7 @@ let tests =
                 for k in 0 .. 15 do
                     for j in 0 .. 15 do xs.[j] <- if j = k then nanf else float32 (j - 8) * 0.7f
                     compare ()
+                Expect.isNone failure (defaultArg failure "")
                 Expect.isLessThanOrEqual worst bound $"{name} on 16 lanes: {worst} ulps at {at}"
             check "exp" 80f SimdMath.Exp SimdMath.Exp exp 3L true
             check "tanh" 12f SimdMath.Tanh SimdMath.Tanh tanh 6L true

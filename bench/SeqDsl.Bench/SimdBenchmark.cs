@@ -66,7 +66,7 @@ static unsafe class SimdBenchmark
             }
         }
         // the gate functions on a few rows in L1 (12 rows × 32 units, SimpleRnn step state rows, row
-        // stride 64 floats as in the kernel), values spread over [-3, 3]: nanoseconds per 8-lane vector
+        // stride 64 floats as in the kernel), values spread over [-3, 3]: nanoseconds per 8 floats, on 8 lanes and on 16
         GateFunctions();
         using (var x = randn(1024, 1024))
         using (var y = randn(1024, 1024))

@@ -132,6 +132,37 @@ let private againstFloat64 (models: (string * (Kernel -> ModelSpec)) list) (inpu
 let private ulps (got: float32) (exact: float) =
     abs (int64 (System.BitConverter.SingleToInt32Bits got) - int64 (System.BitConverter.SingleToInt32Bits(float32 exact)))
 
+/// Every step-th float32 bit pattern from 1e-30 up to limit, both signs, 16 at a time through f (one 16-lane vector, or
+/// two 8-lane ones), and then `extra` (16 values each); `check xs ys` sees every group. Returns f's largest distance in ulps
+/// from the exact value over the finite inputs up to the limit, and where.
+let private sweepGates (step: int) (limit: float32) (f: float32[] -> float32[]) (exact: float -> float) (extra: float32[] list)
+                       (check: float32[] -> float32[] -> unit) =
+    let lo, hi = System.BitConverter.SingleToInt32Bits 1e-30f, System.BitConverter.SingleToInt32Bits limit
+    let mutable worst, at = 0L, 0f
+    let run (xs: float32[]) =
+        let ys = f xs
+        check xs ys
+        for k in 0 .. 15 do
+            if System.Single.IsFinite xs.[k] && abs xs.[k] <= limit then
+                let u = ulps ys.[k] (exact (float xs.[k]))
+                if u > worst then (worst <- u; at <- xs.[k])
+    let mutable b = lo
+    while b < hi do
+        for sign in [ 1f; -1f ] do run [| for k in 0 .. 15 -> sign * System.BitConverter.Int32BitsToSingle(min hi (b + step * k)) |]
+        b <- b + step * 16
+    for xs in extra do run xs
+    worst, at
+
+/// A function on 8 lanes applied to 16 floats (two vectors), and one on 16 lanes.
+let private on8 (f: System.Runtime.Intrinsics.Vector256<float32> -> System.Runtime.Intrinsics.Vector256<float32>) (xs: float32[]) =
+    [| for h in 0 .. 1 do
+         let y = f (System.Runtime.Intrinsics.Vector256.Create<float32>(System.ReadOnlySpan(xs, 8 * h, 8)))
+         for k in 0 .. 7 -> System.Runtime.Intrinsics.Vector256.GetElement(y, k) |]
+
+let private on16 (f: System.Runtime.Intrinsics.Vector512<float32> -> System.Runtime.Intrinsics.Vector512<float32>) (xs: float32[]) =
+    let y = f (System.Runtime.Intrinsics.Vector512.Create<float32>(xs))
+    [| for k in 0 .. 15 -> System.Runtime.Intrinsics.Vector512.GetElement(y, k) |]
+
 /// One NaN in row 0, step 1.
 let private poison (x: torch.Tensor) =
     use _ = torch.no_grad()
@@ -497,33 +528,14 @@ let tests =
             // distance in ulps is the difference of the float32 bit patterns (same sign) from the rounded exact value
             if not SimdMath.UseAvx2 then skiptest "the vectorised gate functions need AVX2 and FMA (the plain path uses MathF)"
             let lane (v: System.Runtime.Intrinsics.Vector256<float32>) (k: int) = System.Runtime.Intrinsics.Vector256.GetElement(v, k)
-            // f on 16 floats at a time (two 8-lane vectors)
-            let sweep (limit: float32) (f: float32[] -> float32[]) (exact: float -> float) =
-                let lo, hi = System.BitConverter.SingleToInt32Bits 1e-30f, System.BitConverter.SingleToInt32Bits limit
-                let mutable worst, at = 0L, 0f
-                let xs = Array.zeroCreate<float32> 16
-                let signs = [| 1f; -1f |]
-                let mutable b = lo
-                while b < hi do
-                    for sign in signs do
-                        for k in 0 .. 15 do xs.[k] <- sign * System.BitConverter.Int32BitsToSingle(min hi (b + 97 * k))
-                        let y = f xs
-                        for k in 0 .. 15 do
-                            let u = ulps y.[k] (exact (float xs.[k]))
-                            if u > worst then (worst <- u; at <- xs.[k])
-                    b <- b + 97 * 16
-                worst, at
-            let on8 (f: System.Runtime.Intrinsics.Vector256<float32> -> System.Runtime.Intrinsics.Vector256<float32>) (xs: float32[]) =
-                [| for h in 0 .. 1 do
-                     let y = f (System.Runtime.Intrinsics.Vector256.Create<float32>(System.ReadOnlySpan(xs, 8 * h, 8)))
-                     for k in 0 .. 7 -> lane y k |]
-            let tanhUlps, tanhAt = sweep 12f (on8 SimdMath.Tanh) tanh
+            let sweep limit f exact = sweepGates 97 limit (on8 f) exact [] (fun _ _ -> ())
+            let tanhUlps, tanhAt = sweep 12f SimdMath.Tanh tanh
             Expect.isLessThanOrEqual tanhUlps 6L $"tanh: {tanhUlps} ulps at {tanhAt}"
-            let sigmoidUlps, sigmoidAt = sweep 80f (on8 SimdMath.Sigmoid) (fun x -> 1.0 / (1.0 + exp -x))
+            let sigmoidUlps, sigmoidAt = sweep 80f SimdMath.Sigmoid (fun x -> 1.0 / (1.0 + exp -x))
             // (sigmoid's reciprocal starts from the CPU's 12-bit estimate, which differs between CPU makers: one
             // ulp more than the 3 measured on an AMD EPYC)
             Expect.isLessThanOrEqual sigmoidUlps 4L $"sigmoid: {sigmoidUlps} ulps at {sigmoidAt}"
-            let expUlps, expAt = sweep 80f (on8 SimdMath.Exp) exp
+            let expUlps, expAt = sweep 80f SimdMath.Exp exp
             Expect.isLessThanOrEqual expUlps 3L $"exp: {expUlps} ulps at {expAt}"
             let special = System.Runtime.Intrinsics.Vector256.Create(nanf, -0f, 0f, 1e-40f, -1e-40f, 30f, -1e30f, infinityf)
             let t = SimdMath.Tanh special
@@ -547,40 +559,21 @@ let tests =
         test "the gate functions on 16 lanes (AVX-512): exp and tanh = the 8-lane ones bit for bit, sigmoid within its bound" {
             if not SimdMath.UseAvx2 || not System.Runtime.Intrinsics.X86.Avx512F.IsSupported then
                 skiptest "the 16-lane gate functions need AVX-512F (this CPU's products and gates run on 8 lanes)"
-            let v8 (xs: float32[]) h = System.Runtime.Intrinsics.Vector256.Create<float32>(System.ReadOnlySpan(xs, 8 * h, 8))
-            let check name (limit: float32) (f16: System.Runtime.Intrinsics.Vector512<float32> -> System.Runtime.Intrinsics.Vector512<float32>)
-                      (f8: System.Runtime.Intrinsics.Vector256<float32> -> System.Runtime.Intrinsics.Vector256<float32>) (exact: float -> float) bound same =
-                // every 89th bit pattern from 1e-30 to the limit, both signs, the special values, then a NaN in each lane
-                let lo, hi = System.BitConverter.SingleToInt32Bits 1e-30f, System.BitConverter.SingleToInt32Bits limit
-                let xs = Array.zeroCreate<float32> 16
-                let mutable worst, at, b = 0L, 0f, lo
+            // every 89th bit pattern up to the limit, both signs, the special values, then a NaN in each lane
+            let special = [| nanf; -0f; 0f; 1e-40f; -1e-40f; 30f; -1e30f; infinityf; -infinityf; 88f; -88f; 9f; -9f; 1f; -1f; 0.5f |]
+            let nanInEachLane = [ for k in 0 .. 15 -> [| for j in 0 .. 15 -> if j = k then nanf else float32 (j - 8) * 0.7f |] ]
+            let check name limit f16 f8 exact bound same =
                 // the first lane that differs from the 8-lane result or loses a NaN (messages built only for it)
                 let mutable failure = None
-                let compare () =
-                    let y = f16 (System.Runtime.Intrinsics.Vector512.Create<float32>(xs))
-                    let lo8, hi8 = f8 (v8 xs 0), f8 (v8 xs 1)
+                let compare (xs: float32[]) (ys: float32[]) =
+                    let y8 = on8 f8 xs
                     for k in 0 .. 15 do
-                        let got = System.Runtime.Intrinsics.Vector512.GetElement(y, k)
-                        let on8 = System.Runtime.Intrinsics.Vector256.GetElement((if k < 8 then lo8 else hi8), k % 8)
-                        if System.Single.IsNaN xs.[k] then
-                            if not (System.Single.IsNaN got) && failure.IsNone then failure <- Some $"{name}(NaN) is {got} in lane {k}"
-                        else
-                            if same && System.BitConverter.SingleToInt32Bits got <> System.BitConverter.SingleToInt32Bits on8 && failure.IsNone then
-                                failure <- Some $"{name}({xs.[k]}), lane {k}: 16 lanes {got}, 8 lanes {on8}"
-                            if System.Single.IsFinite xs.[k] && abs xs.[k] <= limit then
-                                let u = ulps got (exact (float xs.[k]))
-                                if u > worst then (worst <- u; at <- xs.[k])
-                while b < hi do
-                    for sign in [ 1f; -1f ] do
-                        for k in 0 .. 15 do xs.[k] <- sign * System.BitConverter.Int32BitsToSingle(min hi (b + 89 * k))
-                        compare ()
-                    b <- b + 89 * 16
-                let special = [| nanf; -0f; 0f; 1e-40f; -1e-40f; 30f; -1e30f; infinityf; -infinityf; 88f; -88f; 9f; -9f; 1f; -1f; 0.5f |]
-                for k in 0 .. 15 do xs.[k] <- special.[k]
-                compare ()
-                for k in 0 .. 15 do
-                    for j in 0 .. 15 do xs.[j] <- if j = k then nanf else float32 (j - 8) * 0.7f
-                    compare ()
+                        if failure.IsNone then
+                            if System.Single.IsNaN xs.[k] then
+                                if not (System.Single.IsNaN ys.[k]) then failure <- Some $"{name}(NaN) is {ys.[k]} in lane {k}"
+                            elif same && System.BitConverter.SingleToInt32Bits ys.[k] <> System.BitConverter.SingleToInt32Bits y8.[k] then
+                                failure <- Some $"{name}({xs.[k]}), lane {k}: 16 lanes {ys.[k]}, 8 lanes {y8.[k]}"
+                let worst, at = sweepGates 89 limit (on16 f16) exact (special :: nanInEachLane) compare
                 Expect.isNone failure (defaultArg failure "")
                 Expect.isLessThanOrEqual worst bound $"{name} on 16 lanes: {worst} ulps at {at}"
             check "exp" 80f SimdMath.Exp SimdMath.Exp exp 3L true

@@ -247,166 +247,183 @@ internal static unsafe class RecurrentKernels
         }
     }
 
-    // Each per-unit pass below runs on the widest lanes the path has (16 with AVX-512, 8 with AVX2: whole vectors, then
-    // a masked last one for the units left, e.g. units 48–49 of 50 — not the scalar functions), or on plain floats.
+    // ---- the per-unit passes: each a struct with its row pointers, its arithmetic written once for any vector width
+    // (IUnitPass.Lanes) and for one unit (IUnitPass.Unit, the plain path); EachUnit runs it over a row
 
-    /// <summary>One row's LSTM state update from its activated gates: c_t, tanh c_t, h_t.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void LstmState(int H, float* g, float* c, float* cOut, float* tcOut, float* h)
+    /// <summary>One per-unit pass over a row's units: its arithmetic on the vector of units starting at u (all its lanes
+    /// with <see cref="WholeStrip"/>, those of the mask with <see cref="MaskedStrip"/>), and on unit u alone.</summary>
+    internal interface IUnitPass
     {
-        if (SimdMath.Use512) LstmStateRow<Vector512<float>, Lanes512>(H, g, c, cOut, tcOut, h);
-        else if (SimdMath.UseAvx2) LstmStateRow<Vector256<float>, Lanes256>(H, g, c, cOut, tcOut, h);
+        void Lanes<V, L, S>(int u, V mask) where V : struct where L : struct, ILanes<V> where S : struct, IStrip;
+        void Unit(int u);
+    }
+
+    /// <summary>A pass over units [0, n): on 16 lanes (the AVX-512 path, unless <see cref="SimdMath.WideGates"/> is off)
+    /// or 8 (AVX2) — whole vectors, then one masked vector for the units left (H = 50: units 48–49), not the scalar
+    /// functions — or one unit at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void EachUnit<P>(ref P pass, int n) where P : struct, IUnitPass
+    {
+        if (SimdMath.Use512) EachVector<P, Vector512<float>, Lanes512>(ref pass, n);
+        else if (SimdMath.UseAvx2) EachVector<P, Vector256<float>, Lanes256>(ref pass, n);
         else
-            for (var u = 0; u < H; u++)
-            {
-                var cn = g[H + u] * c[u] + g[u] * g[2 * H + u];
-                var tc = SimdMath.Tanh(cn);
-                c[u] = cn; cOut[u] = cn; tcOut[u] = tc;
-                h[u] = g[3 * H + u] * tc;
-            }
+            for (var u = 0; u < n; u++) pass.Unit(u);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void LstmStateRow<V, L>(int H, float* g, float* c, float* cOut, float* tcOut, float* h) where V : struct where L : struct, ILanes<V>
+    static void EachVector<P, V, L>(ref P pass, int n) where P : struct, IUnitPass where V : struct where L : struct, ILanes<V>
     {
         var u = 0;
-        for (; u + L.Count <= H; u += L.Count) LstmStateLanes<V, L, WholeStrip>(H, u, g, c, cOut, tcOut, h, default);
-        if (u < H) LstmStateLanes<V, L, MaskedStrip>(H, u, g, c, cOut, tcOut, h, L.FirstLanes(H - u));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void LstmStateLanes<V, L, S>(int H, int u, float* g, float* c, float* cOut, float* tcOut, float* h, V m)
-        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
-    {
-        var cn = L.MultiplyAdd(L.Load<S>(g + H + u, m), L.Load<S>(c + u, m), L.Multiply(L.Load<S>(g + u, m), L.Load<S>(g + 2 * H + u, m)));
-        var tc = L.Tanh(cn);
-        L.Store<S>(c + u, m, cn); L.Store<S>(cOut + u, m, cn); L.Store<S>(tcOut + u, m, tc);
-        L.Store<S>(h + u, m, L.Multiply(L.Load<S>(g + 3 * H + u, m), tc));
+        for (; u + L.Count <= n; u += L.Count) pass.Lanes<V, L, WholeStrip>(u, default);
+        if (u < n) pass.Lanes<V, L, MaskedStrip>(u, L.FirstLanes(n - u));
     }
 
     /// <summary>x ← F(x) over n floats.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Activate<F>(float* x, int n) where F : struct, IGateFunction
     {
-        if (SimdMath.Use512) ActivateRow<F, Vector512<float>, Lanes512>(x, n);
-        else if (SimdMath.UseAvx2) ActivateRow<F, Vector256<float>, Lanes256>(x, n);
-        else
-            for (var u = 0; u < n; u++) x[u] = F.Of(x[u]);
+        var pass = new ActivatePass<F> { X = x };
+        EachUnit(ref pass, n);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void ActivateRow<F, V, L>(float* x, int n) where F : struct, IGateFunction where V : struct where L : struct, ILanes<V>
+    struct ActivatePass<F> : IUnitPass where F : struct, IGateFunction
     {
-        var u = 0;
-        for (; u + L.Count <= n; u += L.Count) L.Store<WholeStrip>(x + u, default, F.Of<V, L>(L.Load<WholeStrip>(x + u, default)));
-        if (u < n)
+        public float* X;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Lanes<V, L, S>(int u, V m) where V : struct where L : struct, ILanes<V> where S : struct, IStrip =>
+            L.Store<S>(X + u, m, F.Of<V, L>(L.Load<S>(X + u, m)));
+
+        public void Unit(int u) => X[u] = F.Of(X[u]);
+    }
+
+    /// <summary>One row's LSTM state update from its activated gates g: c_t (into c and cOut), tanh c_t, h_t.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void LstmState(int H, float* g, float* c, float* cOut, float* tcOut, float* h)
+    {
+        var pass = new LstmStatePass { H = H, G = g, C = c, COut = cOut, TcOut = tcOut, Hs = h };
+        EachUnit(ref pass, H);
+    }
+
+    struct LstmStatePass : IUnitPass
+    {
+        public int H;
+        public float* G, C, COut, TcOut, Hs;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Lanes<V, L, S>(int u, V m) where V : struct where L : struct, ILanes<V> where S : struct, IStrip
         {
-            var mask = L.FirstLanes(n - u);
-            L.Store<MaskedStrip>(x + u, mask, F.Of<V, L>(L.Load<MaskedStrip>(x + u, mask)));
+            var cn = L.MultiplyAdd(L.Load<S>(G + H + u, m), L.Load<S>(C + u, m), L.Multiply(L.Load<S>(G + u, m), L.Load<S>(G + 2 * H + u, m)));
+            var tc = SimdMath.Tanh<V, L>(cn);
+            L.Store<S>(C + u, m, cn); L.Store<S>(COut + u, m, cn); L.Store<S>(TcOut + u, m, tc);
+            L.Store<S>(Hs + u, m, L.Multiply(L.Load<S>(G + 3 * H + u, m), tc));
+        }
+
+        public void Unit(int u)
+        {
+            var cn = G[H + u] * C[u] + G[u] * G[2 * H + u];
+            var tc = SimdMath.Tanh(cn);
+            C[u] = cn; COut[u] = cn; TcOut[u] = tc;
+            Hs[u] = G[3 * H + u] * tc;
         }
     }
 
+    /// <summary>One row's GRU (reset-after) step from its input projection p and recurrent pre-activation ph: the gates
+    /// r, z, n into g, ph's n part into phnOut, the new state into h.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruAfterStep(int H, float* p, float* ph, float* g, float* phnOut, float* h)
     {
-        if (SimdMath.Use512) GruAfterRow<Vector512<float>, Lanes512>(H, p, ph, g, phnOut, h);
-        else if (SimdMath.UseAvx2) GruAfterRow<Vector256<float>, Lanes256>(H, p, ph, g, phnOut, h);
-        else
-            for (var u = 0; u < H; u++)
-            {
-                var r = SimdMath.Sigmoid(p[u] + ph[u]);
-                var z = SimdMath.Sigmoid(p[H + u] + ph[H + u]);
-                var phn = ph[2 * H + u];
-                var n = SimdMath.Tanh(p[2 * H + u] + r * phn);
-                g[u] = r; g[H + u] = z; g[2 * H + u] = n; phnOut[u] = phn;
-                h[u] = n + z * (h[u] - n);
-            }
+        var pass = new GruAfterPass { H = H, P = p, Ph = ph, G = g, PhnOut = phnOut, Hs = h };
+        EachUnit(ref pass, H);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GruAfterRow<V, L>(int H, float* p, float* ph, float* g, float* phnOut, float* h) where V : struct where L : struct, ILanes<V>
+    struct GruAfterPass : IUnitPass
     {
-        var u = 0;
-        for (; u + L.Count <= H; u += L.Count) GruAfterLanes<V, L, WholeStrip>(H, u, p, ph, g, phnOut, h, default);
-        if (u < H) GruAfterLanes<V, L, MaskedStrip>(H, u, p, ph, g, phnOut, h, L.FirstLanes(H - u));
+        public int H;
+        public float* P, Ph, G, PhnOut, Hs;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Lanes<V, L, S>(int u, V m) where V : struct where L : struct, ILanes<V> where S : struct, IStrip
+        {
+            var r = SimdMath.Sigmoid<V, L>(L.Add(L.Load<S>(P + u, m), L.Load<S>(Ph + u, m)));
+            var z = SimdMath.Sigmoid<V, L>(L.Add(L.Load<S>(P + H + u, m), L.Load<S>(Ph + H + u, m)));
+            var phn = L.Load<S>(Ph + 2 * H + u, m);
+            var n = SimdMath.Tanh<V, L>(L.MultiplyAdd(r, phn, L.Load<S>(P + 2 * H + u, m)));
+            var hv = L.Load<S>(Hs + u, m);
+            L.Store<S>(G + u, m, r); L.Store<S>(G + H + u, m, z); L.Store<S>(G + 2 * H + u, m, n); L.Store<S>(PhnOut + u, m, phn);
+            L.Store<S>(Hs + u, m, L.MultiplyAdd(z, L.Subtract(hv, n), n));                 // (1 − z) n + z h
+        }
+
+        public void Unit(int u)
+        {
+            var r = SimdMath.Sigmoid(P[u] + Ph[u]);
+            var z = SimdMath.Sigmoid(P[H + u] + Ph[H + u]);
+            var phn = Ph[2 * H + u];
+            var n = SimdMath.Tanh(P[2 * H + u] + r * phn);
+            G[u] = r; G[H + u] = z; G[2 * H + u] = n; PhnOut[u] = phn;
+            Hs[u] = n + z * (Hs[u] - n);
+        }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GruAfterLanes<V, L, S>(int H, int u, float* p, float* ph, float* g, float* phnOut, float* h, V m)
-        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
-    {
-        var r = L.Sigmoid(L.Add(L.Load<S>(p + u, m), L.Load<S>(ph + u, m)));
-        var z = L.Sigmoid(L.Add(L.Load<S>(p + H + u, m), L.Load<S>(ph + H + u, m)));
-        var phn = L.Load<S>(ph + 2 * H + u, m);
-        var n = L.Tanh(L.MultiplyAdd(r, phn, L.Load<S>(p + 2 * H + u, m)));
-        var hv = L.Load<S>(h + u, m);
-        L.Store<S>(g + u, m, r); L.Store<S>(g + H + u, m, z); L.Store<S>(g + 2 * H + u, m, n); L.Store<S>(phnOut + u, m, phn);
-        L.Store<S>(h + u, m, L.MultiplyAdd(z, L.Subtract(hv, n), n));                 // (1 − z) n + z h
-    }
-
+    /// <summary>GRU (reset-before), one row: r and z activated in place, r ⊙ h into rhOut.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeGates(int H, float* g, float* h, float* rhOut)
     {
-        if (SimdMath.Use512) GruBeforeGateRow<Vector512<float>, Lanes512>(H, g, h, rhOut);
-        else if (SimdMath.UseAvx2) GruBeforeGateRow<Vector256<float>, Lanes256>(H, g, h, rhOut);
-        else
-            for (var u = 0; u < H; u++)
-            {
-                var r = SimdMath.Sigmoid(g[u]);
-                g[u] = r;
-                g[H + u] = SimdMath.Sigmoid(g[H + u]);
-                rhOut[u] = r * h[u];
-            }
+        var pass = new GruBeforeGatePass { H = H, G = g, Hs = h, RhOut = rhOut };
+        EachUnit(ref pass, H);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GruBeforeGateRow<V, L>(int H, float* g, float* h, float* rhOut) where V : struct where L : struct, ILanes<V>
+    struct GruBeforeGatePass : IUnitPass
     {
-        var u = 0;
-        for (; u + L.Count <= H; u += L.Count) GruBeforeGateLanes<V, L, WholeStrip>(H, u, g, h, rhOut, default);
-        if (u < H) GruBeforeGateLanes<V, L, MaskedStrip>(H, u, g, h, rhOut, L.FirstLanes(H - u));
+        public int H;
+        public float* G, Hs, RhOut;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Lanes<V, L, S>(int u, V m) where V : struct where L : struct, ILanes<V> where S : struct, IStrip
+        {
+            var r = SimdMath.Sigmoid<V, L>(L.Load<S>(G + u, m));
+            L.Store<S>(G + u, m, r);
+            L.Store<S>(G + H + u, m, SimdMath.Sigmoid<V, L>(L.Load<S>(G + H + u, m)));
+            L.Store<S>(RhOut + u, m, L.Multiply(r, L.Load<S>(Hs + u, m)));
+        }
+
+        public void Unit(int u)
+        {
+            var r = SimdMath.Sigmoid(G[u]);
+            G[u] = r;
+            G[H + u] = SimdMath.Sigmoid(G[H + u]);
+            RhOut[u] = r * Hs[u];
+        }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GruBeforeGateLanes<V, L, S>(int H, int u, float* g, float* h, float* rhOut, V m)
-        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
-    {
-        var r = L.Sigmoid(L.Load<S>(g + u, m));
-        L.Store<S>(g + u, m, r);
-        L.Store<S>(g + H + u, m, L.Sigmoid(L.Load<S>(g + H + u, m)));
-        L.Store<S>(rhOut + u, m, L.Multiply(r, L.Load<S>(h + u, m)));
-    }
-
+    /// <summary>GRU (reset-before), one row: n activated in place, the new state into h.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeState(int H, float* g, float* h)
     {
-        if (SimdMath.Use512) GruBeforeStateRow<Vector512<float>, Lanes512>(H, g, h);
-        else if (SimdMath.UseAvx2) GruBeforeStateRow<Vector256<float>, Lanes256>(H, g, h);
-        else
-            for (var u = 0; u < H; u++)
-            {
-                var n = SimdMath.Tanh(g[2 * H + u]);
-                g[2 * H + u] = n;
-                h[u] = n + g[H + u] * (h[u] - n);
-            }
+        var pass = new GruBeforeStatePass { H = H, G = g, Hs = h };
+        EachUnit(ref pass, H);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GruBeforeStateRow<V, L>(int H, float* g, float* h) where V : struct where L : struct, ILanes<V>
+    struct GruBeforeStatePass : IUnitPass
     {
-        var u = 0;
-        for (; u + L.Count <= H; u += L.Count) GruBeforeStateLanes<V, L, WholeStrip>(H, u, g, h, default);
-        if (u < H) GruBeforeStateLanes<V, L, MaskedStrip>(H, u, g, h, L.FirstLanes(H - u));
-    }
+        public int H;
+        public float* G, Hs;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GruBeforeStateLanes<V, L, S>(int H, int u, float* g, float* h, V m)
-        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
-    {
-        var n = L.Tanh(L.Load<S>(g + 2 * H + u, m));
-        L.Store<S>(g + 2 * H + u, m, n);
-        var z = L.Load<S>(g + H + u, m);
-        L.Store<S>(h + u, m, L.MultiplyAdd(z, L.Subtract(L.Load<S>(h + u, m), n), n));   // z h + (1 − z) n
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Lanes<V, L, S>(int u, V m) where V : struct where L : struct, ILanes<V> where S : struct, IStrip
+        {
+            var n = SimdMath.Tanh<V, L>(L.Load<S>(G + 2 * H + u, m));
+            L.Store<S>(G + 2 * H + u, m, n);
+            var z = L.Load<S>(G + H + u, m);
+            L.Store<S>(Hs + u, m, L.MultiplyAdd(z, L.Subtract(L.Load<S>(Hs + u, m), n), n));   // z h + (1 − z) n
+        }
+
+        public void Unit(int u)
+        {
+            var n = SimdMath.Tanh(G[2 * H + u]);
+            G[2 * H + u] = n;
+            Hs[u] = n + G[H + u] * (Hs[u] - n);
+        }
     }
 
     /// <summary>The activation of m pre-activation rows (row stride ld) in place: the new states (as
@@ -621,67 +638,60 @@ internal static unsafe class RecurrentKernels
         }
     }
 
-    /// <summary>LSTM step backward: gates i, f, g, o (post-activation), tanh c_t, c_{t−1}; dc carried in place.</summary>
+    /// <summary>LSTM step backward: gates i, f, g, o (post-activation), tanh c_t, c_{t−1}; dc carried in place; the
+    /// pre-activation gradient into dp and, when db is not null, added to it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void LstmBack(int H, float* g, float* tc, float* cPrev, float* dOut, float* dh, float* dc, float* dp, float* db)
     {
-        if (SimdMath.Use512) LstmBackRow<Vector512<float>, Lanes512>(H, g, tc, cPrev, dOut, dh, dc, dp, db);
-        else if (SimdMath.UseAvx2) LstmBackRow<Vector256<float>, Lanes256>(H, g, tc, cPrev, dOut, dh, dc, dp, db);
-        else
-            for (var u = 0; u < H; u++)
-            {
-                float i = g[u], f = g[H + u], gg = g[2 * H + u], o = g[3 * H + u], t = tc[u];
-                var dht = dh[u] + dOut[u];
-                var dct = dc[u] + dht * o * (1 - t * t);
-                dp[u] = dct * gg * i * (1 - i);
-                dp[H + u] = dct * cPrev[u] * f * (1 - f);
-                dp[2 * H + u] = dct * i * (1 - gg * gg);
-                dp[3 * H + u] = dht * t * o * (1 - o);
-                dc[u] = dct * f;
-                if (db != null)
-                {
-                    db[u] += dp[u];
-                    db[H + u] += dp[H + u];
-                    db[2 * H + u] += dp[2 * H + u];
-                    db[3 * H + u] += dp[3 * H + u];
-                }
-            }
+        var pass = new LstmBackPass { H = H, G = g, Tc = tc, CPrev = cPrev, DOut = dOut, Dh = dh, Dc = dc, Dp = dp, Db = db };
+        EachUnit(ref pass, H);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void LstmBackRow<V, L>(int H, float* g, float* tc, float* cPrev, float* dOut, float* dh, float* dc, float* dp, float* db)
-        where V : struct where L : struct, ILanes<V>
+    struct LstmBackPass : IUnitPass
     {
-        var u = 0;
-        for (; u + L.Count <= H; u += L.Count) LstmBackLanes<V, L, WholeStrip>(H, u, g, tc, cPrev, dOut, dh, dc, dp, db, default);
-        if (u < H) LstmBackLanes<V, L, MaskedStrip>(H, u, g, tc, cPrev, dOut, dh, dc, dp, db, L.FirstLanes(H - u));
-    }
+        public int H;
+        public float* G, Tc, CPrev, DOut, Dh, Dc, Dp, Db;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void LstmBackLanes<V, L, S>(int H, int u, float* g, float* tc, float* cPrev, float* dOut, float* dh, float* dc, float* dp, float* db, V m)
-        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
-    {
-        var one = L.One;
-        var i = L.Load<S>(g + u, m); var f = L.Load<S>(g + H + u, m);
-        var gg = L.Load<S>(g + 2 * H + u, m); var o = L.Load<S>(g + 3 * H + u, m);
-        var t = L.Load<S>(tc + u, m);
-        var dht = L.Add(L.Load<S>(dh + u, m), L.Load<S>(dOut + u, m));
-        var dct = L.MultiplyAdd(L.Multiply(dht, o), L.MultiplyAddNegated(t, t, one), L.Load<S>(dc + u, m));
-        var di = L.Multiply(L.Multiply(dct, gg), L.Multiply(i, L.Subtract(one, i)));
-        var df = L.Multiply(L.Multiply(dct, L.Load<S>(cPrev + u, m)), L.Multiply(f, L.Subtract(one, f)));
-        var dg = L.Multiply(L.Multiply(dct, i), L.MultiplyAddNegated(gg, gg, one));
-        var dO = L.Multiply(L.Multiply(dht, t), L.Multiply(o, L.Subtract(one, o)));
-        L.Store<S>(dp + u, m, di);
-        L.Store<S>(dp + H + u, m, df);
-        L.Store<S>(dp + 2 * H + u, m, dg);
-        L.Store<S>(dp + 3 * H + u, m, dO);
-        L.Store<S>(dc + u, m, L.Multiply(dct, f));
-        if (db != null)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Lanes<V, L, S>(int u, V m) where V : struct where L : struct, ILanes<V> where S : struct, IStrip
         {
-            L.Store<S>(db + u, m, L.Add(L.Load<S>(db + u, m), di));
-            L.Store<S>(db + H + u, m, L.Add(L.Load<S>(db + H + u, m), df));
-            L.Store<S>(db + 2 * H + u, m, L.Add(L.Load<S>(db + 2 * H + u, m), dg));
-            L.Store<S>(db + 3 * H + u, m, L.Add(L.Load<S>(db + 3 * H + u, m), dO));
+            var one = L.One;
+            var i = L.Load<S>(G + u, m); var f = L.Load<S>(G + H + u, m);
+            var gg = L.Load<S>(G + 2 * H + u, m); var o = L.Load<S>(G + 3 * H + u, m);
+            var t = L.Load<S>(Tc + u, m);
+            var dht = L.Add(L.Load<S>(Dh + u, m), L.Load<S>(DOut + u, m));
+            var dct = L.MultiplyAdd(L.Multiply(dht, o), L.MultiplyAddNegated(t, t, one), L.Load<S>(Dc + u, m));
+            var di = L.Multiply(L.Multiply(dct, gg), L.Multiply(i, L.Subtract(one, i)));
+            var df = L.Multiply(L.Multiply(dct, L.Load<S>(CPrev + u, m)), L.Multiply(f, L.Subtract(one, f)));
+            var dg = L.Multiply(L.Multiply(dct, i), L.MultiplyAddNegated(gg, gg, one));
+            var dO = L.Multiply(L.Multiply(dht, t), L.Multiply(o, L.Subtract(one, o)));
+            L.Store<S>(Dp + u, m, di);
+            L.Store<S>(Dp + H + u, m, df);
+            L.Store<S>(Dp + 2 * H + u, m, dg);
+            L.Store<S>(Dp + 3 * H + u, m, dO);
+            L.Store<S>(Dc + u, m, L.Multiply(dct, f));
+            if (Db == null) return;
+            L.Store<S>(Db + u, m, L.Add(L.Load<S>(Db + u, m), di));
+            L.Store<S>(Db + H + u, m, L.Add(L.Load<S>(Db + H + u, m), df));
+            L.Store<S>(Db + 2 * H + u, m, L.Add(L.Load<S>(Db + 2 * H + u, m), dg));
+            L.Store<S>(Db + 3 * H + u, m, L.Add(L.Load<S>(Db + 3 * H + u, m), dO));
+        }
+
+        public void Unit(int u)
+        {
+            float i = G[u], f = G[H + u], gg = G[2 * H + u], o = G[3 * H + u], t = Tc[u];
+            var dht = Dh[u] + DOut[u];
+            var dct = Dc[u] + dht * o * (1 - t * t);
+            Dp[u] = dct * gg * i * (1 - i);
+            Dp[H + u] = dct * CPrev[u] * f * (1 - f);
+            Dp[2 * H + u] = dct * i * (1 - gg * gg);
+            Dp[3 * H + u] = dht * t * o * (1 - o);
+            Dc[u] = dct * f;
+            if (Db == null) return;
+            Db[u] += Dp[u];
+            Db[H + u] += Dp[H + u];
+            Db[2 * H + u] += Dp[2 * H + u];
+            Db[3 * H + u] += Dp[3 * H + u];
         }
     }
 
@@ -690,162 +700,147 @@ internal static unsafe class RecurrentKernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruAfterBack(int H, float* g, float* phn, float* hPrev, float* dOut, float* dh, float* dp, float* dph, float* direct)
     {
-        if (SimdMath.Use512) GruAfterBackRow<Vector512<float>, Lanes512>(H, g, phn, hPrev, dOut, dh, dp, dph, direct);
-        else if (SimdMath.UseAvx2) GruAfterBackRow<Vector256<float>, Lanes256>(H, g, phn, hPrev, dOut, dh, dp, dph, direct);
-        else
-            for (var u = 0; u < H; u++)
-            {
-                float r = g[u], z = g[H + u], n = g[2 * H + u];
-                var dht = dh[u] + dOut[u];
-                var dan = dht * (1 - z) * (1 - n * n);
-                var dar = dan * phn[u] * r * (1 - r);
-                var daz = dht * (hPrev[u] - n) * z * (1 - z);
-                dp[u] = dar; dp[H + u] = daz; dp[2 * H + u] = dan;
-                dph[u] = dar; dph[H + u] = daz; dph[2 * H + u] = dan * r;
-                direct[u] = dht * z;
-            }
+        var pass = new GruAfterBackPass { H = H, G = g, Phn = phn, HPrev = hPrev, DOut = dOut, Dh = dh, Dp = dp, Dph = dph, Direct = direct };
+        EachUnit(ref pass, H);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GruAfterBackRow<V, L>(int H, float* g, float* phn, float* hPrev, float* dOut, float* dh, float* dp, float* dph, float* direct)
-        where V : struct where L : struct, ILanes<V>
+    struct GruAfterBackPass : IUnitPass
     {
-        var u = 0;
-        for (; u + L.Count <= H; u += L.Count) GruAfterBackLanes<V, L, WholeStrip>(H, u, g, phn, hPrev, dOut, dh, dp, dph, direct, default);
-        if (u < H) GruAfterBackLanes<V, L, MaskedStrip>(H, u, g, phn, hPrev, dOut, dh, dp, dph, direct, L.FirstLanes(H - u));
-    }
+        public int H;
+        public float* G, Phn, HPrev, DOut, Dh, Dp, Dph, Direct;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GruAfterBackLanes<V, L, S>(int H, int u, float* g, float* phn, float* hPrev, float* dOut, float* dh, float* dp, float* dph,
-        float* direct, V m) where V : struct where L : struct, ILanes<V> where S : struct, IStrip
-    {
-        var one = L.One;
-        var r = L.Load<S>(g + u, m); var z = L.Load<S>(g + H + u, m); var n = L.Load<S>(g + 2 * H + u, m);
-        var dht = L.Add(L.Load<S>(dh + u, m), L.Load<S>(dOut + u, m));
-        var dan = L.Multiply(L.Multiply(dht, L.Subtract(one, z)), L.MultiplyAddNegated(n, n, one));
-        var dar = L.Multiply(L.Multiply(dan, L.Load<S>(phn + u, m)), L.Multiply(r, L.Subtract(one, r)));
-        var daz = L.Multiply(L.Multiply(dht, L.Subtract(L.Load<S>(hPrev + u, m), n)), L.Multiply(z, L.Subtract(one, z)));
-        L.Store<S>(dp + u, m, dar); L.Store<S>(dp + H + u, m, daz); L.Store<S>(dp + 2 * H + u, m, dan);
-        L.Store<S>(dph + u, m, dar); L.Store<S>(dph + H + u, m, daz); L.Store<S>(dph + 2 * H + u, m, L.Multiply(dan, r));
-        L.Store<S>(direct + u, m, L.Multiply(dht, z));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Lanes<V, L, S>(int u, V m) where V : struct where L : struct, ILanes<V> where S : struct, IStrip
+        {
+            var one = L.One;
+            var r = L.Load<S>(G + u, m); var z = L.Load<S>(G + H + u, m); var n = L.Load<S>(G + 2 * H + u, m);
+            var dht = L.Add(L.Load<S>(Dh + u, m), L.Load<S>(DOut + u, m));
+            var dan = L.Multiply(L.Multiply(dht, L.Subtract(one, z)), L.MultiplyAddNegated(n, n, one));
+            var dar = L.Multiply(L.Multiply(dan, L.Load<S>(Phn + u, m)), L.Multiply(r, L.Subtract(one, r)));
+            var daz = L.Multiply(L.Multiply(dht, L.Subtract(L.Load<S>(HPrev + u, m), n)), L.Multiply(z, L.Subtract(one, z)));
+            L.Store<S>(Dp + u, m, dar); L.Store<S>(Dp + H + u, m, daz); L.Store<S>(Dp + 2 * H + u, m, dan);
+            L.Store<S>(Dph + u, m, dar); L.Store<S>(Dph + H + u, m, daz); L.Store<S>(Dph + 2 * H + u, m, L.Multiply(dan, r));
+            L.Store<S>(Direct + u, m, L.Multiply(dht, z));
+        }
+
+        public void Unit(int u)
+        {
+            float r = G[u], z = G[H + u], n = G[2 * H + u];
+            var dht = Dh[u] + DOut[u];
+            var dan = dht * (1 - z) * (1 - n * n);
+            var dar = dan * Phn[u] * r * (1 - r);
+            var daz = dht * (HPrev[u] - n) * z * (1 - z);
+            Dp[u] = dar; Dp[H + u] = daz; Dp[2 * H + u] = dan;
+            Dph[u] = dar; Dph[H + u] = daz; Dph[2 * H + u] = dan * r;
+            Direct[u] = dht * z;
+        }
     }
 
     /// <summary>GRU (reset-before) backward, first half: the n pre-activation's gradient, z's, and z ⊙ dh.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeBackN(int H, float* g, float* hPrev, float* dOut, float* dh, float* dp, float* direct)
     {
-        if (SimdMath.Use512) GruBeforeBackNRow<Vector512<float>, Lanes512>(H, g, hPrev, dOut, dh, dp, direct);
-        else if (SimdMath.UseAvx2) GruBeforeBackNRow<Vector256<float>, Lanes256>(H, g, hPrev, dOut, dh, dp, direct);
-        else
-            for (var u = 0; u < H; u++)
-            {
-                float z = g[H + u], n = g[2 * H + u];
-                var dht = dh[u] + dOut[u];
-                dp[2 * H + u] = dht * (1 - z) * (1 - n * n);
-                dp[H + u] = dht * (hPrev[u] - n) * z * (1 - z);
-                direct[u] = dht * z;
-            }
+        var pass = new GruBeforeBackNPass { H = H, G = g, HPrev = hPrev, DOut = dOut, Dh = dh, Dp = dp, Direct = direct };
+        EachUnit(ref pass, H);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GruBeforeBackNRow<V, L>(int H, float* g, float* hPrev, float* dOut, float* dh, float* dp, float* direct)
-        where V : struct where L : struct, ILanes<V>
+    struct GruBeforeBackNPass : IUnitPass
     {
-        var u = 0;
-        for (; u + L.Count <= H; u += L.Count) GruBeforeBackNLanes<V, L, WholeStrip>(H, u, g, hPrev, dOut, dh, dp, direct, default);
-        if (u < H) GruBeforeBackNLanes<V, L, MaskedStrip>(H, u, g, hPrev, dOut, dh, dp, direct, L.FirstLanes(H - u));
-    }
+        public int H;
+        public float* G, HPrev, DOut, Dh, Dp, Direct;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GruBeforeBackNLanes<V, L, S>(int H, int u, float* g, float* hPrev, float* dOut, float* dh, float* dp, float* direct, V m)
-        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
-    {
-        var one = L.One;
-        var z = L.Load<S>(g + H + u, m); var n = L.Load<S>(g + 2 * H + u, m);
-        var dht = L.Add(L.Load<S>(dh + u, m), L.Load<S>(dOut + u, m));
-        L.Store<S>(dp + 2 * H + u, m, L.Multiply(L.Multiply(dht, L.Subtract(one, z)), L.MultiplyAddNegated(n, n, one)));
-        L.Store<S>(dp + H + u, m, L.Multiply(L.Multiply(dht, L.Subtract(L.Load<S>(hPrev + u, m), n)), L.Multiply(z, L.Subtract(one, z))));
-        L.Store<S>(direct + u, m, L.Multiply(dht, z));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Lanes<V, L, S>(int u, V m) where V : struct where L : struct, ILanes<V> where S : struct, IStrip
+        {
+            var one = L.One;
+            var z = L.Load<S>(G + H + u, m); var n = L.Load<S>(G + 2 * H + u, m);
+            var dht = L.Add(L.Load<S>(Dh + u, m), L.Load<S>(DOut + u, m));
+            L.Store<S>(Dp + 2 * H + u, m, L.Multiply(L.Multiply(dht, L.Subtract(one, z)), L.MultiplyAddNegated(n, n, one)));
+            L.Store<S>(Dp + H + u, m, L.Multiply(L.Multiply(dht, L.Subtract(L.Load<S>(HPrev + u, m), n)), L.Multiply(z, L.Subtract(one, z))));
+            L.Store<S>(Direct + u, m, L.Multiply(dht, z));
+        }
+
+        public void Unit(int u)
+        {
+            float z = G[H + u], n = G[2 * H + u];
+            var dht = Dh[u] + DOut[u];
+            Dp[2 * H + u] = dht * (1 - z) * (1 - n * n);
+            Dp[H + u] = dht * (HPrev[u] - n) * z * (1 - z);
+            Direct[u] = dht * z;
+        }
     }
 
     /// <summary>GRU (reset-before) backward, second half, given d(r ⊙ h): r's gradient and r ⊙ d(r ⊙ h) added to the direct part.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void GruBeforeBackRz(int H, float* g, float* hPrev, float* dRh, float* dp, float* direct)
     {
-        if (SimdMath.Use512) GruBeforeBackRzRow<Vector512<float>, Lanes512>(H, g, hPrev, dRh, dp, direct);
-        else if (SimdMath.UseAvx2) GruBeforeBackRzRow<Vector256<float>, Lanes256>(H, g, hPrev, dRh, dp, direct);
-        else
-            for (var u = 0; u < H; u++)
-            {
-                var r = g[u];
-                dp[u] = dRh[u] * hPrev[u] * r * (1 - r);
-                direct[u] += dRh[u] * r;
-            }
+        var pass = new GruBeforeBackRzPass { G = g, HPrev = hPrev, DRh = dRh, Dp = dp, Direct = direct };
+        EachUnit(ref pass, H);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GruBeforeBackRzRow<V, L>(int H, float* g, float* hPrev, float* dRh, float* dp, float* direct)
-        where V : struct where L : struct, ILanes<V>
+    struct GruBeforeBackRzPass : IUnitPass
     {
-        var u = 0;
-        for (; u + L.Count <= H; u += L.Count) GruBeforeBackRzLanes<V, L, WholeStrip>(H, u, g, hPrev, dRh, dp, direct, default);
-        if (u < H) GruBeforeBackRzLanes<V, L, MaskedStrip>(H, u, g, hPrev, dRh, dp, direct, L.FirstLanes(H - u));
+        public float* G, HPrev, DRh, Dp, Direct;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Lanes<V, L, S>(int u, V m) where V : struct where L : struct, ILanes<V> where S : struct, IStrip
+        {
+            var r = L.Load<S>(G + u, m); var drh = L.Load<S>(DRh + u, m);
+            L.Store<S>(Dp + u, m, L.Multiply(L.Multiply(drh, L.Load<S>(HPrev + u, m)), L.Multiply(r, L.Subtract(L.One, r))));
+            L.Store<S>(Direct + u, m, L.MultiplyAdd(drh, r, L.Load<S>(Direct + u, m)));
+        }
+
+        public void Unit(int u)
+        {
+            var r = G[u];
+            Dp[u] = DRh[u] * HPrev[u] * r * (1 - r);
+            Direct[u] += DRh[u] * r;
+        }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void GruBeforeBackRzLanes<V, L, S>(int H, int u, float* g, float* hPrev, float* dRh, float* dp, float* direct, V m)
-        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
-    {
-        var r = L.Load<S>(g + u, m); var drh = L.Load<S>(dRh + u, m);
-        L.Store<S>(dp + u, m, L.Multiply(L.Multiply(drh, L.Load<S>(hPrev + u, m)), L.Multiply(r, L.Subtract(L.One, r))));
-        L.Store<S>(direct + u, m, L.MultiplyAdd(drh, r, L.Load<S>(direct + u, m)));
-    }
-
+    /// <summary>SimpleRnn step backward from the step's new state h: the pre-activation gradient into dp and, when db is
+    /// not null, added to it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void RnnBack(SimdCell cell, int H, float* h, float* dOut, float* dh, float* dp, float* db)
     {
-        if (SimdMath.Use512) RnnBackRow<Vector512<float>, Lanes512>(cell, H, h, dOut, dh, dp, db);
-        else if (SimdMath.UseAvx2) RnnBackRow<Vector256<float>, Lanes256>(cell, H, h, dOut, dh, dp, db);
-        else
-            for (var u = 0; u < H; u++)
-            {
-                var d = dh[u] + dOut[u];
-                var y = h[u];
-                dp[u] = cell switch
-                {
-                    SimdCell.RnnTanh => d * (1 - y * y),
-                    SimdCell.RnnRelu => y > 0 ? d : 0,
-                    SimdCell.RnnSigmoid => d * y * (1 - y),
-                    _ => d,
-                };
-                if (db != null) db[u] += dp[u];
-            }
+        var pass = new RnnBackPass { Cell = cell, Hs = h, DOut = dOut, Dh = dh, Dp = dp, Db = db };
+        EachUnit(ref pass, H);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void RnnBackRow<V, L>(SimdCell cell, int H, float* h, float* dOut, float* dh, float* dp, float* db)
-        where V : struct where L : struct, ILanes<V>
+    struct RnnBackPass : IUnitPass
     {
-        var u = 0;
-        for (; u + L.Count <= H; u += L.Count) RnnBackLanes<V, L, WholeStrip>(cell, u, h, dOut, dh, dp, db, default);
-        if (u < H) RnnBackLanes<V, L, MaskedStrip>(cell, u, h, dOut, dh, dp, db, L.FirstLanes(H - u));
-    }
+        public SimdCell Cell;
+        public float* Hs, DOut, Dh, Dp, Db;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void RnnBackLanes<V, L, S>(SimdCell cell, int u, float* h, float* dOut, float* dh, float* dp, float* db, V m)
-        where V : struct where L : struct, ILanes<V> where S : struct, IStrip
-    {
-        var d = L.Add(L.Load<S>(dh + u, m), L.Load<S>(dOut + u, m));
-        var y = L.Load<S>(h + u, m);
-        var p = cell switch
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Lanes<V, L, S>(int u, V m) where V : struct where L : struct, ILanes<V> where S : struct, IStrip
         {
-            SimdCell.RnnTanh => L.Multiply(d, L.MultiplyAddNegated(y, y, L.One)),
-            SimdCell.RnnRelu => L.WherePositive(y, d),
-            SimdCell.RnnSigmoid => L.Multiply(d, L.Multiply(y, L.Subtract(L.One, y))),
-            _ => d,
-        };
-        L.Store<S>(dp + u, m, p);
-        if (db != null) L.Store<S>(db + u, m, L.Add(L.Load<S>(db + u, m), p));
+            var d = L.Add(L.Load<S>(Dh + u, m), L.Load<S>(DOut + u, m));
+            var y = L.Load<S>(Hs + u, m);
+            var p = Cell switch
+            {
+                SimdCell.RnnTanh => L.Multiply(d, L.MultiplyAddNegated(y, y, L.One)),
+                SimdCell.RnnRelu => L.WherePositive(y, d),
+                SimdCell.RnnSigmoid => L.Multiply(d, L.Multiply(y, L.Subtract(L.One, y))),
+                _ => d,
+            };
+            L.Store<S>(Dp + u, m, p);
+            if (Db != null) L.Store<S>(Db + u, m, L.Add(L.Load<S>(Db + u, m), p));
+        }
+
+        public void Unit(int u)
+        {
+            var d = Dh[u] + DOut[u];
+            var y = Hs[u];
+            Dp[u] = Cell switch
+            {
+                SimdCell.RnnTanh => d * (1 - y * y),
+                SimdCell.RnnRelu => y > 0 ? d : 0,
+                SimdCell.RnnSigmoid => d * y * (1 - y),
+                _ => d,
+            };
+            if (Db != null) Db[u] += Dp[u];
+        }
     }
 
     // ------------------------------------------------------------------ helpers

@@ -16,14 +16,16 @@ public enum SimdWidth
 }
 
 /// <summary>
-/// Vectorised exp, sigmoid and tanh for the gate functions, on 8 lanes (AVX2/FMA) and 16 (AVX-512F). exp: range reduction by ln 2 (split in
-/// two parts), a degree-6 Taylor polynomial on |r| ≤ ln 2 / 2, the power of two built in the exponent bits;
+/// Vectorised exp, sigmoid and tanh for the gate functions, written once for 8 lanes (AVX2/FMA) and 16 (AVX-512F). exp:
+/// range reduction by ln 2 (split in two parts), a degree-6 Taylor polynomial on |r| ≤ ln 2 / 2, the power of two built
+/// in the exponent bits;
 /// within 3 float32 ulps of the exact value; sigmoid = 1/(1 + e^−x) within 4 (its reciprocal starts from the CPU's
 /// 12-bit estimate, which differs between CPU makers). tanh: x times a rational function of x²,
 /// one division, no exp: within 6 ulps in less than half the time of tanh through exp, which also needs a second
 /// formula near 0 (`bench simd`: 7.2 → 3.0 ns per 8 floats; AMD EPYC, AVX2). The test "the gate functions against
-/// float64" holds all three to these bounds, and the 16-lane ones to the same (exp and tanh are the 8-lane operations,
-/// the same floats; sigmoid's reciprocal starts from AVX-512's 14-bit estimate).
+/// float64" holds all three to these bounds; the test "the gate functions on 16 lanes" holds the 16-lane ones to the same
+/// (exp and tanh: the same operations, the same floats as on 8 lanes; sigmoid's reciprocal starts from AVX-512's 14-bit
+/// estimate).
 /// </summary>
 internal static class SimdMath
 {
@@ -70,63 +72,71 @@ internal static class SimdMath
     // ln 2 split so that n·Ln2Hi is exact for |n| < 2^9
     const float Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f, Log2E = 1.44269504088896341f;
 
+    /// <summary>e^x, within 3 ulps (see the summary).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Exp(Vector256<float> x)
+    public static V Exp<V, L>(V x) where V : struct where L : struct, ILanes<V>
     {
         // the vector second: vmaxps/vminps return their second operand when either is NaN, so NaN stays NaN
-        x = Avx.Min(Vector256.Create(88.3f), Avx.Max(Vector256.Create(-87.3f), x));
-        var n = Avx.RoundToNearestInteger(Avx.Multiply(x, Vector256.Create(Log2E)));
-        var r = Fma.MultiplyAddNegated(n, Vector256.Create(Ln2Hi), x);
-        r = Fma.MultiplyAddNegated(n, Vector256.Create(Ln2Lo), r);
-        var p = Vector256.Create(1f / 720);
-        p = Fma.MultiplyAdd(p, r, Vector256.Create(1f / 120));
-        p = Fma.MultiplyAdd(p, r, Vector256.Create(1f / 24));
-        p = Fma.MultiplyAdd(p, r, Vector256.Create(1f / 6));
-        p = Fma.MultiplyAdd(p, r, Vector256.Create(0.5f));
-        p = Fma.MultiplyAdd(p, r, Vector256<float>.One);
-        p = Fma.MultiplyAdd(p, r, Vector256<float>.One);
-        var scale = Avx2.ShiftLeftLogical(Avx2.Add(Avx.ConvertToVector256Int32(n), Vector256.Create(127)), 23).AsSingle();
-        return Avx.Multiply(p, scale);
+        x = L.Min(L.Create(88.3f), L.Max(L.Create(-87.3f), x));
+        var n = L.RoundToNearest(L.Multiply(x, L.Create(Log2E)));
+        var r = L.MultiplyAddNegated(n, L.Create(Ln2Hi), x);
+        r = L.MultiplyAddNegated(n, L.Create(Ln2Lo), r);
+        var p = L.Create(1f / 720);
+        p = L.MultiplyAdd(p, r, L.Create(1f / 120));
+        p = L.MultiplyAdd(p, r, L.Create(1f / 24));
+        p = L.MultiplyAdd(p, r, L.Create(1f / 6));
+        p = L.MultiplyAdd(p, r, L.Create(0.5f));
+        p = L.MultiplyAdd(p, r, L.One);
+        p = L.MultiplyAdd(p, r, L.One);
+        return L.Multiply(p, L.PowerOfTwo(n));
     }
 
-    /// <summary>1/x from the 12-bit estimate and one Newton step (about 1e-7 relative; 0 beyond 8e37).</summary>
+    /// <summary>1/x from the CPU's estimate (12 bits on 8 lanes, 14 on 16) and one Newton step (about 1e-7 relative).
+    /// Beyond 8e37 the 12-bit estimate is 0; the 14-bit one gives the subnormal, 0 only where subnormals are flushed
+    /// (sigmoid below x ≈ −87.3: 0 on 8 lanes, e^x below 1.2e-38 on 16 unflushed).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Reciprocal(Vector256<float> x)
+    public static V Reciprocal<V, L>(V x) where V : struct where L : struct, ILanes<V>
     {
-        var r = Avx.Reciprocal(x);
-        return Fma.MultiplyAdd(r, Fma.MultiplyAddNegated(x, r, Vector256<float>.One), r);
+        var r = L.ReciprocalEstimate(x);
+        return L.MultiplyAdd(r, L.MultiplyAddNegated(x, r, L.One), r);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Sigmoid(Vector256<float> x) =>
-        Reciprocal(Avx.Add(Vector256<float>.One, Exp(Avx.Subtract(Vector256<float>.Zero, x))));
+    public static V Sigmoid<V, L>(V x) where V : struct where L : struct, ILanes<V> =>
+        Reciprocal<V, L>(L.Add(L.One, Exp<V, L>(L.Subtract(L.Create(0f), x))));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Tanh(Vector256<float> x)
+    public static V Tanh<V, L>(V x) where V : struct where L : struct, ILanes<V>
     {
         // x clamped to ±9 (the vector second, so NaN stays NaN), then x·P(x²)/Q(x²): a rational minimax fit of
         // tanh(x)/x on [0, 9] (relative error 2.1e-8 before rounding; bench/tanh-fit.py), P and Q of degree 4 in x²,
         // evaluated by Horner, one division; the result clamped to ±1 (rounding takes it 1 ulp above 1 for some x
         // beyond 8.18). tanh(9) is 1 − 3.05e-8, 0.99999994 in float32 (1 only beyond 9.011): every |x| ≥ 9 gives
         // ±0.99999994, 1 ulp from the exact value, and x just under 9 may give 1 — within the bound, not monotone there
-        x = Avx.Min(Vector256.Create(9f), Avx.Max(Vector256.Create(-9f), x));
-        var s = Avx.Multiply(x, x);
-        var p = Vector256.Create(1.33544065e-08f);
-        p = Fma.MultiplyAdd(p, s, Vector256.Create(2.06090153e-05f));
-        p = Fma.MultiplyAdd(p, s, Vector256.Create(0.0034955896f));
-        p = Fma.MultiplyAdd(p, s, Vector256.Create(0.133810282f));
-        p = Fma.MultiplyAdd(p, s, Vector256<float>.One);
-        var q = Vector256.Create(7.77648779e-07f);
-        q = Fma.MultiplyAdd(q, s, Vector256.Create(0.000328563328f));
-        q = Fma.MultiplyAdd(q, s, Vector256.Create(0.0258769933f));
-        q = Fma.MultiplyAdd(q, s, Vector256.Create(0.467143446f));
-        q = Fma.MultiplyAdd(q, s, Vector256<float>.One);
-        var t = Avx.Divide(Avx.Multiply(x, p), q);
-        return Avx.Min(Vector256<float>.One, Avx.Max(Vector256.Create(-1f), t));
+        x = L.Min(L.Create(9f), L.Max(L.Create(-9f), x));
+        var s = L.Multiply(x, x);
+        var p = L.Create(1.33544065e-08f);
+        p = L.MultiplyAdd(p, s, L.Create(2.06090153e-05f));
+        p = L.MultiplyAdd(p, s, L.Create(0.0034955896f));
+        p = L.MultiplyAdd(p, s, L.Create(0.133810282f));
+        p = L.MultiplyAdd(p, s, L.One);
+        var q = L.Create(7.77648779e-07f);
+        q = L.MultiplyAdd(q, s, L.Create(0.000328563328f));
+        q = L.MultiplyAdd(q, s, L.Create(0.0258769933f));
+        q = L.MultiplyAdd(q, s, L.Create(0.467143446f));
+        q = L.MultiplyAdd(q, s, L.One);
+        var t = L.Divide(L.Multiply(x, p), q);
+        return L.Min(L.One, L.Max(L.Create(-1f), t));
     }
 
-    // ---- the same functions on 16 lanes (AVX-512F): the same operations in the same order, so exp and tanh give the
-    // same floats as on 8 lanes; sigmoid's reciprocal starts from AVX-512's 14-bit estimate instead of the 12-bit one
+    // the functions on 8 lanes (AVX2/FMA) and on 16 (AVX-512F): the same operations in the same order, so exp and tanh
+    // give the same floats on both; sigmoid's reciprocal starts from AVX-512's 14-bit estimate on 16 lanes
+    public static Vector256<float> Exp(Vector256<float> x) => Exp<Vector256<float>, Lanes256>(x);
+    public static Vector256<float> Sigmoid(Vector256<float> x) => Sigmoid<Vector256<float>, Lanes256>(x);
+    public static Vector256<float> Tanh(Vector256<float> x) => Tanh<Vector256<float>, Lanes256>(x);
+    public static Vector512<float> Exp(Vector512<float> x) => Exp<Vector512<float>, Lanes512>(x);
+    public static Vector512<float> Sigmoid(Vector512<float> x) => Sigmoid<Vector512<float>, Lanes512>(x);
+    public static Vector512<float> Tanh(Vector512<float> x) => Tanh<Vector512<float>, Lanes512>(x);
 
     /// <summary>Whether the per-unit passes (gate functions, state updates, their gradients) run on 16 lanes: on the
     /// AVX-512 path, unless <see cref="WideGates"/> is off.</summary>
@@ -137,59 +147,8 @@ internal static class SimdMath
     }
 
     /// <summary>On the AVX-512 path, the per-unit passes on 16 lanes (the default) or on 8 with the products still on
-    /// 16 (a benchmark's A/B, `bench phases --gates-ab`; a test's comparison).</summary>
+    /// 16: a benchmark's A/B (`bench phases --gates-ab`), process-wide.</summary>
     internal static bool WideGates { get; set; } = true;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Exp(Vector512<float> x)
-    {
-        x = Avx512F.Min(Vector512.Create(88.3f), Avx512F.Max(Vector512.Create(-87.3f), x));
-        // RoundScale with control 8: to the nearest integer, no precision exception — vroundps' mode on 8 lanes
-        var n = Avx512F.RoundScale(Avx512F.Multiply(x, Vector512.Create(Log2E)), 8);
-        var r = Avx512F.FusedMultiplyAddNegated(n, Vector512.Create(Ln2Hi), x);
-        r = Avx512F.FusedMultiplyAddNegated(n, Vector512.Create(Ln2Lo), r);
-        var p = Vector512.Create(1f / 720);
-        p = Avx512F.FusedMultiplyAdd(p, r, Vector512.Create(1f / 120));
-        p = Avx512F.FusedMultiplyAdd(p, r, Vector512.Create(1f / 24));
-        p = Avx512F.FusedMultiplyAdd(p, r, Vector512.Create(1f / 6));
-        p = Avx512F.FusedMultiplyAdd(p, r, Vector512.Create(0.5f));
-        p = Avx512F.FusedMultiplyAdd(p, r, Vector512<float>.One);
-        p = Avx512F.FusedMultiplyAdd(p, r, Vector512<float>.One);
-        var scale = Avx512F.ShiftLeftLogical(Avx512F.Add(Avx512F.ConvertToVector512Int32(n), Vector512.Create(127)), 23).AsSingle();
-        return Avx512F.Multiply(p, scale);
-    }
-
-    /// <summary>1/x from the 14-bit estimate and one Newton step.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Reciprocal(Vector512<float> x)
-    {
-        var r = Avx512F.Reciprocal14(x);
-        return Avx512F.FusedMultiplyAdd(r, Avx512F.FusedMultiplyAddNegated(x, r, Vector512<float>.One), r);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Sigmoid(Vector512<float> x) =>
-        Reciprocal(Avx512F.Add(Vector512<float>.One, Exp(Avx512F.Subtract(Vector512<float>.Zero, x))));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Tanh(Vector512<float> x)
-    {
-        // the 8-lane Tanh's fit and clamps, operation for operation
-        x = Avx512F.Min(Vector512.Create(9f), Avx512F.Max(Vector512.Create(-9f), x));
-        var s = Avx512F.Multiply(x, x);
-        var p = Vector512.Create(1.33544065e-08f);
-        p = Avx512F.FusedMultiplyAdd(p, s, Vector512.Create(2.06090153e-05f));
-        p = Avx512F.FusedMultiplyAdd(p, s, Vector512.Create(0.0034955896f));
-        p = Avx512F.FusedMultiplyAdd(p, s, Vector512.Create(0.133810282f));
-        p = Avx512F.FusedMultiplyAdd(p, s, Vector512<float>.One);
-        var q = Vector512.Create(7.77648779e-07f);
-        q = Avx512F.FusedMultiplyAdd(q, s, Vector512.Create(0.000328563328f));
-        q = Avx512F.FusedMultiplyAdd(q, s, Vector512.Create(0.0258769933f));
-        q = Avx512F.FusedMultiplyAdd(q, s, Vector512.Create(0.467143446f));
-        q = Avx512F.FusedMultiplyAdd(q, s, Vector512<float>.One);
-        var t = Avx512F.Divide(Avx512F.Multiply(x, p), q);
-        return Avx512F.Min(Vector512<float>.One, Avx512F.Max(Vector512.Create(-1f), t));
-    }
 
     public static float Sigmoid(float x) => 1f / (1f + MathF.Exp(-x));
 
@@ -198,7 +157,7 @@ internal static class SimdMath
 
 /// <summary>The arithmetic the kernels' per-unit passes (gate functions, state updates, their gradients) use at one
 /// vector width: <see cref="Lanes256"/> (AVX2/FMA) or <see cref="Lanes512"/> (AVX-512F), so that each pass is written
-/// once. Min and max keep NaN as the 8-lane code does (the vector second).</summary>
+/// once; the gate functions (SimdMath.Exp, Sigmoid, Tanh) too.</summary>
 internal unsafe interface ILanes<V> where V : struct
 {
     static abstract int Count { get; }
@@ -210,9 +169,18 @@ internal unsafe interface ILanes<V> where V : struct
     static abstract V MultiplyAdd(V a, V b, V c);
     /// <summary>c − a·b, one rounding.</summary>
     static abstract V MultiplyAddNegated(V a, V b, V c);
-    static abstract V Sigmoid(V x);
-    static abstract V Tanh(V x);
-    static abstract V Relu(V x);
+    static abstract V Divide(V a, V b);
+    static abstract V Create(float x);
+    /// <summary>The smaller of a and b, b when either is NaN (vminps).</summary>
+    static abstract V Min(V a, V b);
+    /// <summary>The larger of a and b, b when either is NaN (vmaxps).</summary>
+    static abstract V Max(V a, V b);
+    /// <summary>Rounded to the nearest integer, ties to even.</summary>
+    static abstract V RoundToNearest(V x);
+    /// <summary>2^n for integral n in [−126, 127], built in the exponent bits.</summary>
+    static abstract V PowerOfTwo(V n);
+    /// <summary>The CPU's estimate of 1/x (12 bits on 8 lanes, 14 on 16).</summary>
+    static abstract V ReciprocalEstimate(V x);
     /// <summary>d where y &gt; 0, else 0 (ReLU's gradient).</summary>
     static abstract V WherePositive(V y, V d);
     /// <summary>The first <paramref name="n"/> lanes (n ≤ 0: none, n ≥ Count: all).</summary>
@@ -232,9 +200,15 @@ internal unsafe struct Lanes256 : ILanes<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => Avx.Multiply(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> MultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Fma.MultiplyAdd(a, b, c);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> MultiplyAddNegated(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Fma.MultiplyAddNegated(a, b, c);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Sigmoid(Vector256<float> x) => SimdMath.Sigmoid(x);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Tanh(Vector256<float> x) => SimdMath.Tanh(x);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Relu(Vector256<float> x) => Avx.Max(Vector256<float>.Zero, x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Divide(Vector256<float> a, Vector256<float> b) => Avx.Divide(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Create(float x) => Vector256.Create(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Min(Vector256<float> a, Vector256<float> b) => Avx.Min(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Avx.Max(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> RoundToNearest(Vector256<float> x) => Avx.RoundToNearestInteger(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> PowerOfTwo(Vector256<float> n) =>
+        Avx2.ShiftLeftLogical(Avx2.Add(Avx.ConvertToVector256Int32(n), Vector256.Create(127)), 23).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ReciprocalEstimate(Vector256<float> x) => Avx.Reciprocal(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> WherePositive(Vector256<float> y, Vector256<float> d) => Avx.And(d, Avx.CompareGreaterThan(y, Vector256<float>.Zero));
     public static Vector256<float> FirstLanes(int n) => MaskedStrip.Lanes(n);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load<S>(float* p, Vector256<float> mask) where S : struct, IStrip => S.Load(p, mask);
@@ -250,9 +224,16 @@ internal unsafe struct Lanes512 : ILanes<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => Avx512F.Multiply(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> MultiplyAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Avx512F.FusedMultiplyAdd(a, b, c);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> MultiplyAddNegated(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Avx512F.FusedMultiplyAddNegated(a, b, c);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Sigmoid(Vector512<float> x) => SimdMath.Sigmoid(x);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Tanh(Vector512<float> x) => SimdMath.Tanh(x);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Relu(Vector512<float> x) => Avx512F.Max(Vector512<float>.Zero, x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => Avx512F.Divide(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Create(float x) => Vector512.Create(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Min(Vector512<float> a, Vector512<float> b) => Avx512F.Min(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Avx512F.Max(a, b);
+    // control 8: to the nearest integer, no precision exception (vroundps' mode on 8 lanes)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> RoundToNearest(Vector512<float> x) => Avx512F.RoundScale(x, 8);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> PowerOfTwo(Vector512<float> n) =>
+        Avx512F.ShiftLeftLogical(Avx512F.Add(Avx512F.ConvertToVector512Int32(n), Vector512.Create(127)), 23).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ReciprocalEstimate(Vector512<float> x) => Avx512F.Reciprocal14(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> WherePositive(Vector512<float> y, Vector512<float> d) => d & Avx512F.CompareGreaterThan(y, Vector512<float>.Zero);
     public static Vector512<float> FirstLanes(int n) =>
         Avx512F.CompareGreaterThan(Vector512.Create(n), Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)).AsSingle();
@@ -277,7 +258,7 @@ internal interface IGateFunction
 internal struct SigmoidFn : IGateFunction
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V Of<V, L>(V x) where V : struct where L : struct, ILanes<V> => L.Sigmoid(x);
+    public static V Of<V, L>(V x) where V : struct where L : struct, ILanes<V> => SimdMath.Sigmoid<V, L>(x);
 
     public static float Of(float x) => SimdMath.Sigmoid(x);
 }
@@ -285,7 +266,7 @@ internal struct SigmoidFn : IGateFunction
 internal struct TanhFn : IGateFunction
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V Of<V, L>(V x) where V : struct where L : struct, ILanes<V> => L.Tanh(x);
+    public static V Of<V, L>(V x) where V : struct where L : struct, ILanes<V> => SimdMath.Tanh<V, L>(x);
 
     public static float Of(float x) => SimdMath.Tanh(x);
 }
@@ -294,13 +275,14 @@ internal struct ReluFn : IGateFunction
 {
     // NaN stays NaN: vmaxps returns its second operand when either is NaN, and MathF.Max propagates NaN
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V Of<V, L>(V x) where V : struct where L : struct, ILanes<V> => L.Relu(x);
+    public static V Of<V, L>(V x) where V : struct where L : struct, ILanes<V> => L.Max(L.Create(0f), x);
 
     public static float Of(float x) => MathF.Max(x, 0f);
 }
 
-/// <summary>How a kernel reads and writes 8 floats: whole vectors, or only the lanes a mask selects (a row's last,
-/// partial vector, e.g. units 48–49 of 50, or a product's last strip narrower than 16 columns).</summary>
+/// <summary>How a kernel reads and writes a vector: whole, or only the lanes a mask selects (a row's last, partial
+/// vector, e.g. units 48–49 of 50, or a product's last strip narrower than 16 columns). Load and Store are the 8-lane
+/// ones; <see cref="Lanes512"/> reads only <see cref="Masked"/>.</summary>
 internal unsafe interface IStrip
 {
     /// <summary>Whether only the mask's lanes are read and written.</summary>

@@ -102,10 +102,16 @@ static class PeerBenchmark
             Console.Error.WriteLine("phases: --embedding-ab, --layout-ab, --width-ab and --gates-ab each alternate one switch; give one of them");
             return 2;
         }
-        // both need the AVX-512 path: on this CPU, and not narrowed by SEQDSL_SIMD (--gates-ab would compare one code twice)
-        if ((args.Contains("--width-ab") || args.Contains("--gates-ab")) && SeqDsl.Engine.Simd.SimdMath.Width != SeqDsl.Engine.Simd.SimdWidth.Avx512)
+        // --width-ab sets the path itself and needs an AVX-512 CPU; --gates-ab needs the AVX-512 path in force (on this
+        // CPU and not narrowed by SEQDSL_SIMD, else both arms run the same code)
+        if (args.Contains("--width-ab") && SeqDsl.Engine.Simd.SimdMath.Detected != SeqDsl.Engine.Simd.SimdWidth.Avx512)
         {
-            Console.Error.WriteLine($"phases: {(args.Contains("--width-ab") ? "--width-ab" : "--gates-ab")} needs the AVX-512 path (this CPU: {SeqDsl.Engine.Simd.SimdMath.Detected}, SEQDSL_SIMD: {Environment.GetEnvironmentVariable("SEQDSL_SIMD") ?? "unset"})");
+            Console.Error.WriteLine($"phases: --width-ab needs a CPU with AVX-512 (this one: {SeqDsl.Engine.Simd.SimdMath.Detected})");
+            return 2;
+        }
+        if (args.Contains("--gates-ab") && SeqDsl.Engine.Simd.SimdMath.Width != SeqDsl.Engine.Simd.SimdWidth.Avx512)
+        {
+            Console.Error.WriteLine($"phases: --gates-ab needs the AVX-512 path (this CPU: {SeqDsl.Engine.Simd.SimdMath.Detected}, SEQDSL_SIMD: {Environment.GetEnvironmentVariable("SEQDSL_SIMD") ?? "unset"})");
             return 2;
         }
         var ab = given.Count == 1 ? given[0] : ((string Flag, Func<bool> Get, Action<bool> Set, string On, string Off)?)null;

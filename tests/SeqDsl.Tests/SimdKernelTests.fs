@@ -559,7 +559,7 @@ let tests =
         test "the gate functions on 16 lanes (AVX-512): exp and tanh = the 8-lane ones bit for bit, sigmoid within its bound" {
             if not SimdMath.UseAvx2 || not System.Runtime.Intrinsics.X86.Avx512F.IsSupported then
                 skiptest "the 16-lane gate functions need AVX-512F (this CPU's products and gates run on 8 lanes)"
-            // every 89th bit pattern up to the limit, both signs, the special values, then a NaN in each lane
+            // every 89th bit pattern from 1e-30 up to the limit, both signs, the special values, then a NaN in each lane
             let special = [| nanf; -0f; 0f; 1e-40f; -1e-40f; 30f; -1e30f; infinityf; -infinityf; 88f; -88f; 9f; -9f; 1f; -1f; 0.5f |]
             let nanInEachLane = [ for k in 0 .. 15 -> [| for j in 0 .. 15 -> if j = k then nanf else float32 (j - 8) * 0.7f |] ]
             let check name limit f16 f8 exact bound same =

@@ -15,8 +15,9 @@ namespace SeqDsl.Engine.Simd;
 /// (E7's 200 steps, a loss on the last output) it shrinks until it is subnormal. On Intel CPUs every instruction that
 /// takes or makes a subnormal float goes through a microcode assist: one-thread backward passes on E7, kept and
 /// flushed — SIMD kernel: LSTM 509.1 → 28.0 ms, GRU 388.3 → 23.1, SimpleRnn 82.4 → 10.6; libtorch's fused LSTM 510.6 →
-/// 40.7 (Intel Xeon @ 2.00GHz, avx512f; `bench phases` both ways, docs/BENCHMARKS.md). A flushed value is below 1.2e-38 in magnitude: a result moves by about that
-/// much per flushed term (E4's first epoch: the same loss and accuracy to the last digit either way).</para>
+/// 40.7 (Intel Xeon @ 2.00GHz, avx512f; `bench phases` both ways, docs/BENCHMARKS.md). A flushed value is below
+/// 1.2e-38 in magnitude: a result moves by about that much per flushed term (E4's first epoch: the same loss and
+/// accuracy to the last digit either way).</para>
 /// <para>Where: x86-64 Linux with glibc (fegetmode/fesetmode in libm). Elsewhere nothing changes (<see cref="Available"/>
 /// is false); SEQDSL_FLUSH_DENORMALS=0 turns it off.</para>
 /// </summary>
@@ -77,15 +78,18 @@ internal static unsafe class Denormals
 
     /// <summary>Flushes subnormals on this thread (when <see cref="Enabled"/>) until the returned scope is disposed,
     /// which puts the thread's mode back; a scope inside another changes nothing.</summary>
-    public static Scope Flush()
+    public static Scope Flush() => Enabled ? SetBits(flush: true) : default;
+
+    /// <summary>Sets or clears the two flush bits on this thread; a scope that puts the mode back, or a default one
+    /// where the bits were so already.</summary>
+    private static Scope SetBits(bool flush)
     {
-        if (!Enabled) return default;
         Mode saved;
         GetMode(&saved);
-        var flushed = saved;
-        flushed.Mxcsr |= FlushToZero | DenormalsAreZero;
-        if (flushed.Mxcsr == saved.Mxcsr) return default;
-        SetMode(&flushed);
+        var changed = saved;
+        changed.Mxcsr = flush ? saved.Mxcsr | FlushToZero | DenormalsAreZero : saved.Mxcsr & ~(FlushToZero | DenormalsAreZero);
+        if (changed.Mxcsr == saved.Mxcsr) return default;
+        SetMode(&changed);
         return new Scope(saved);
     }
 
@@ -112,29 +116,11 @@ internal static unsafe class Denormals
     /// <summary>Keeps subnormals on this thread until the returned scope is disposed (the thread's mode then put back):
     /// around work that may create threads (a new thread takes its creator's mode, and keeps it), so that a thread made
     /// during a training step does not flush for good.</summary>
-    public static Scope Unflushed()
-    {
-        if (!Available) return default;
-        Mode saved;
-        GetMode(&saved);
-        var kept = saved;
-        kept.Mxcsr &= ~(FlushToZero | DenormalsAreZero);
-        if (kept.Mxcsr == saved.Mxcsr) return default;
-        SetMode(&kept);
-        return new Scope(saved);
-    }
+    public static Scope Unflushed() => Available ? SetBits(flush: false) : default;
 
     /// <summary>Clears the flush bits on this thread for good (a thread of SeqDsl's own, as it starts: it may have been
     /// created inside a training step's scope).</summary>
-    public static void KeepOnThisThread()
-    {
-        if (!Available) return;
-        Mode m;
-        GetMode(&m);
-        if ((m.Mxcsr & (FlushToZero | DenormalsAreZero)) == 0) return;
-        m.Mxcsr &= ~(FlushToZero | DenormalsAreZero);
-        SetMode(&m);
-    }
+    public static void KeepOnThisThread() => _ = Unflushed();                    // the scope dropped: never put back
 
     /// <summary>Whether this thread flushes subnormals now (MXCSR's two bits; for tests).</summary>
     internal static bool FlushingNow()

@@ -11,8 +11,8 @@ namespace SeqDsl.Engine.Simd;
 /// few backward steps (<see cref="AccumulateAtB(int, int, int, float*, long, float*, long, float*, long)"/>).
 /// Register tiles of 2 vectors wide (AVX2: 6 rows × 16, 4 × 16 for a block's last few rows where the strip is whole;
 /// AVX-512: 6 × 32 first, then the AVX2 tiles for the columns left), B broadcast-free, A broadcast per element; a
-/// last strip of at most 8 columns on a 12 × 8 tile (8 × 8 for the last rows; in Aᵀ·B up to 4 columns down C's rows instead), wider edges with masked lanes (unpacked
-/// A·B: one vector, then scalars). No allocation.
+/// last strip of at most 8 columns on a 12 × 8 tile (8 × 8 for the last rows; in Aᵀ·B up to 4 columns down C's rows
+/// instead), wider edges with masked lanes (unpacked A·B: one vector, then scalars). No allocation.
 /// </summary>
 internal static unsafe class SmallGemm
 {

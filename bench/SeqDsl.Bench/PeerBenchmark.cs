@@ -22,10 +22,34 @@ static class PeerBenchmark
 {
     /// <summary>One benchmark configuration: the SeqDsl model text and the peer's description of the same model.</summary>
     sealed record Config(string Name, string Model, InputSpec Input, int B, int T, Loss Loss, OptimizerSpec Optimizer,
-        JsonObject Peer, double ForwardFlops);
+        JsonObject Peer, double ForwardFlops)
+    {
+        /// <summary>Whether a step is the recurrent layer's forward and backward alone (<see cref="AsLayer"/>).</summary>
+        public bool LayerOnly { get; init; }
+    }
 
     static double Rnn(int gates, long b, long t, long i, long h, int directions = 1) => 2.0 * b * t * gates * h * (i + h) * directions;
     static double Dense(long rows, long i, long o) => 2.0 * rows * i * o;
+
+    /// <summary>The config's recurrent layer alone (<c>peer --layer</c>): the same cell, units, batch and steps on a
+    /// random float input of the width the layer sees in the model (the embedding's or the features'); a step is its
+    /// forward and backward — the input's and every weight's gradient, from a fixed gradient of the last step's state —
+    /// and nothing else: its FLOPs are 3 × the layer's forward products, counted whole.</summary>
+    static Config AsLayer(Config cfg)
+    {
+        var p = cfg.Peer;
+        var cell = p["cell"]!.GetValue<string>();
+        int hidden = p["hidden"]!.GetValue<int>(), inputs = (p["embed"] ?? p["features"])!.GetValue<int>();
+        var (text, gates) = cell switch { "lstm" => ("Lstm", 4), "gru" => ("Gru", 3), _ => ("SimpleRnn", 1) };
+        var peer = new JsonObject
+        {
+            ["cell"] = cell, ["hidden"] = hidden, ["batch"] = cfg.B, ["time"] = cfg.T, ["features"] = inputs, ["loss"] = "mse",
+            ["optimizer"] = "adam", ["lr"] = 1e-3, ["perStep"] = false, ["oneHot"] = false, ["dense"] = new JsonArray(new JsonArray(1, "linear")),
+            ["layerOnly"] = true,
+        };
+        return new Config($"{cfg.Name} layer", $"{text}({hidden})", new InputSpec(Features: inputs), cfg.B, cfg.T, Loss.Mse,
+            new OptimizerSpec.Adam(1e-3), peer, Rnn(gates, cfg.B, cfg.T, inputs, hidden)) { LayerOnly = true };
+    }
 
     static IEnumerable<Config> Configs()
     {
@@ -69,12 +93,19 @@ static class PeerBenchmark
     }
 
     /// <summary>Where a SeqDsl training step's time goes, per config and kernel: forward with the loss, backward, and the
-    /// optimizer's update, timed separately (medians over rounds; no peer).
+    /// optimizer's update, timed separately (medians over rounds; no peer); with --layer, each config's recurrent layer
+    /// alone (<see cref="AsLayer"/>): its forward, its backward, no update.
     ///   dotnet run -c Release --project bench/SeqDsl.Bench -- phases [--rounds N] [--threads-list 1,2] [--only NAME] [--kernels simd]
-    ///   [--embedding-ab | --layout-ab | --width-ab | --gates-ab]</summary>
+    ///   [--layer] [--embedding-ab | --layout-ab | --width-ab | --gates-ab]</summary>
     public static int Phases(string[] args)
     {
         var rounds = IntArg(args, "--rounds", 20);
+        var layer = args.Contains("--layer"); // each config's recurrent layer alone (AsLayer): forward, backward
+        if (layer && Arg(args, "--model") is not null)
+        {
+            Console.Error.WriteLine("phases: --layer times a config's own recurrent layer; --model replaces the model: give one of them");
+            return 2;
+        }
         var threadList = (Arg(args, "--threads-list") ?? "1").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         var only = Arg(args, "--only");
         var kernels = (Arg(args, "--kernels") ?? "auto").Split(',').Select(k => Enum.Parse<Kernel>(k, ignoreCase: true)).ToArray();
@@ -121,7 +152,7 @@ static class PeerBenchmark
         foreach (var threads in threadList)
         {
             set_num_threads(threads);
-            foreach (var cfg in Configs())
+            foreach (var cfg in Configs().Select(c => layer ? AsLayer(c) : c))
             {
                 if (only is not null && !cfg.Name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
                 foreach (var k in kernels)
@@ -159,6 +190,8 @@ static class PeerBenchmark
     {
         var rounds = IntArg(args, "--rounds", 6);
         var steps = IntArg(args, "--steps", 2);
+        // --layer: each config's recurrent layer alone on both sides (AsLayer), its forward and backward
+        var layer = args.Contains("--layer");
         // a pause before each side's turn, so that the previous side's idle OpenMP workers have stopped spinning
         // (libgomp's default spin, PyTorch's "defaults" peer, keeps both cores busy for a while after its turn)
         var pause = IntArg(args, "--pause-ms", 0);
@@ -186,7 +219,9 @@ static class PeerBenchmark
                           $"GOMP_SPINCOUNT {NativeLoader.OpenMpSpin ?? "libgomp's default"} on the SeqDsl side and the same-settings peer, libgomp's default on the defaults peer; " +
                           $"subnormal floats {(Denormals.Available ? "flushed to zero in SeqDsl's training steps and in the same-settings peer (torch.set_flush_denormal)" + (withDefaults ? ", kept in the defaults peer" : "") : "kept on every side")}");
         Console.WriteLine($"{rounds} rounds × {steps} steps per side, order rotating each round{(pause > 0 ? $", a {pause} ms pause before each side's turn" : "")}" +
-                          $"{(warmup > 0 ? $", {warmup} untimed step(s) at the start of each turn (their minor faults counted with the timed ones)" : "")}; FLOPs = 3 × the forward matrix products; " +
+                          $"{(warmup > 0 ? $", {warmup} untimed step(s) at the start of each turn (their minor faults counted with the timed ones)" : "")}; " +
+                          (layer ? "each config's recurrent layer alone on both sides (forward, then backward from a fixed gradient of the final state: the input's and the weights' gradients; no loss, no optimizer); " : "") +
+                          "FLOPs = 3 × the forward matrix products; " +
                           "% of sgemm: median (range) over rounds of the config's GFLOP/s over the sgemm rate measured in the same round");
         Console.WriteLine();
         Console.WriteLine("| threads | config | kernel | SeqDsl ms | PyTorch ms (same settings) | ratio (median, range) | PyTorch ms (defaults) | ratio (median, range) | SeqDsl GFLOP/s | % of sgemm (median, range) | minor faults/step SeqDsl, PyTorch same, defaults |");
@@ -196,7 +231,7 @@ static class PeerBenchmark
             set_num_threads(threads);
             var sgemm = SgemmGflops();
             Console.WriteLine($"| {threads} | sgemm 1024³ (TorchSharp, same process) | | | | | | | {sgemm:F1} | 100 | |");
-            foreach (var cfg in Configs())
+            foreach (var cfg in Configs().Select(c => layer ? AsLayer(c) : c))
             {
                 if (only is not null && !cfg.Name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
                 using var same = Peer.Start(python, script, openblas, cfg.Peer, threads, seqdslMalloc, Denormals.Available);
@@ -255,6 +290,8 @@ static class PeerBenchmark
         private readonly Network _net;
         private readonly TrainingSession _session;
         private readonly SequenceData _batch;
+        private readonly bool _layerOnly;
+        private readonly Tensor? _upstream;
         public Kernel Kernel { get; }
 
         public SeqDslSide(Config cfg, Kernel kernel)
@@ -277,7 +314,36 @@ static class PeerBenchmark
                 LossKind.CrossEntropy => randint(0, outUnits, [cfg.B, cfg.T], dtype: ScalarType.Int64),
                 _ => randn(cfg.B, outUnits),
             };
+            if (cfg.LayerOnly)
+            {
+                // the layer alone: its input's gradient too, from a fixed gradient of the final state
+                _layerOnly = true;
+                x.requires_grad_(true);
+                _upstream = randn(cfg.B, outUnits);
+            }
             _batch = new SequenceData(x, y);
+        }
+
+        /// <summary>One step: the training session's, or (layer only) the layer's forward, then backward from the fixed
+        /// gradient, every gradient dropped first (set to none, as the session's step and the peer do); the forward's
+        /// and the backward's milliseconds.</summary>
+        private (double forward, double backward) Step()
+        {
+            if (!_layerOnly)
+            {
+                var sw0 = Stopwatch.StartNew();
+                _session.Step(_batch);
+                return (sw0.Elapsed.TotalMilliseconds, 0);
+            }
+            using var flush = Denormals.Flush(); // as TrainingSession's step
+            var sw = Stopwatch.StartNew();
+            _batch.Inputs.grad = null;
+            _session.ClearGradients();
+            var output = _net.Forward(_batch.Inputs, new ForwardContext());
+            var forward = sw.Elapsed.TotalMilliseconds;
+            sw.Restart();
+            output.backward([_upstream!]);
+            return (forward, sw.Elapsed.TotalMilliseconds);
         }
 
         public (double ms, long faults) Run(int steps) => Run(steps, 0);
@@ -290,13 +356,13 @@ static class PeerBenchmark
             for (var i = 0; i < warmup; i++)
             {
                 using var scope = NewDisposeScope();
-                _session.Step(_batch);
+                Step();
             }
             var sw = Stopwatch.StartNew();
             for (var i = 0; i < steps; i++)
             {
                 using var scope = NewDisposeScope();
-                _session.Step(_batch);
+                Step();
             }
             return (sw.Elapsed.TotalMilliseconds / steps, MinorFaults(Environment.ProcessId) - f0);
         }
@@ -313,6 +379,14 @@ static class PeerBenchmark
             {
                 before(r);
                 using var scope = NewDisposeScope();
+                if (_layerOnly)
+                {
+                    var (f, b) = Step();
+                    t[0].Add(f);
+                    t[1].Add(b);
+                    t[2].Add(0);
+                    continue;
+                }
                 using var flush = Denormals.Flush(); // as TrainingSession's step
                 var sw = Stopwatch.StartNew();
                 var (_, sum, count) = Trainer.Step(_net, _session.Options.Loss, _batch, wantsLogits);
@@ -336,6 +410,7 @@ static class PeerBenchmark
             _net.Dispose();
             _batch.Inputs.Dispose();
             _batch.Targets.Dispose();
+            _upstream?.Dispose();
         }
     }
 

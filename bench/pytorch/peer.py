@@ -12,6 +12,9 @@ model, then drives it in interleaved rounds over standard input/output:
 Each step is what SeqDsl's TrainingSession.Step does: forward, loss, backward, optimizer update.
 The models are written the way a PyTorch user writes them (nn.Embedding, nn.LSTM/GRU/RNN with
 batch_first, nn.Linear), with the same sizes, losses and optimizers as the SeqDsl side.
+With {"layerOnly": true} a step is the recurrent layer alone: forward over a fixed random input that
+requires its gradient, then backward from a fixed random gradient of the last step's output (the
+input's and every weight's gradient; no loss, no optimizer), as the harness's `peer --layer` side.
 
 Memory: with {"malloc": "retain"} the peer applies the same glibc mallopt settings as SeqDsl's
 Backend (no mmap'd blocks, mmap threshold 32 MiB, trim threshold 1 GiB, top pad 64 MiB) before any tensor exists.
@@ -119,7 +122,7 @@ def main():
     else:
         y = torch.randn(B, out_units, generator=g)
 
-    def step():
+    def full_step():
         opt.zero_grad()
         out = net(x)
         if loss_kind == "ce" and cfg["perStep"]:
@@ -129,6 +132,21 @@ def main():
         loss.backward()
         opt.step()
         return loss.item()
+
+    if cfg.get("layerOnly"):
+        # the recurrent layer alone (peer --layer): its forward and backward, nothing else
+        x = x.clone().requires_grad_(True)
+        upstream = torch.randn(B, cfg["hidden"], generator=g)
+        rnn = net.rnn
+
+        def step():
+            x.grad = None
+            rnn.zero_grad(set_to_none=True)
+            out, _ = rnn(x)
+            out[:, -1, :].backward(upstream)
+            return 0.0
+    else:
+        step = full_step
 
     net.train()
     for _ in range(cfg.get("warmup", 2)):

@@ -96,7 +96,7 @@ static class PeerBenchmark
     /// optimizer's update, timed separately (medians over rounds; no peer); with --layer, each config's recurrent layer
     /// alone (<see cref="AsLayer"/>): its forward, its backward, no update.
     ///   dotnet run -c Release --project bench/SeqDsl.Bench -- phases [--rounds N] [--threads-list 1,2] [--only NAME] [--kernels simd]
-    ///   [--layer] [--embedding-ab | --layout-ab | --width-ab | --gates-ab]</summary>
+    ///   [--layer] [--embedding-ab | --layout-ab | --width-ab | --gates-ab | --tiles-ab]</summary>
     public static int Phases(string[] args)
     {
         var rounds = IntArg(args, "--rounds", 20);
@@ -114,7 +114,8 @@ static class PeerBenchmark
         // itself and the separate lookup (SimdEmbedding.InKernel on, off), one row each; --layout-ab: between the SIMD
         // kernel's buffers block-major and time-major (SimdRecurrence.BlockMajor on, off); --width-ab: between the
         // AVX-512 and the AVX2 path (SimdMath.Width; on an AVX-512 CPU only); --gates-ab: on the AVX-512 path, between
-        // the per-unit passes (gate functions, state updates, their gradients) on 16 lanes and on 8 (SimdMath.WideGates)
+        // the per-unit passes (gate functions, state updates, their gradients) on 16 lanes and on 8 (SimdMath.WideGates);
+        // --tiles-ab: on the AVX-512 path, between the products' twelve-row tiles and six-row ones only (SmallGemm.TallTiles)
         var switches = new (string Flag, Func<bool> Get, Action<bool> Set, string On, string Off)[]
         {
             ("--embedding-ab", () => SeqDsl.Engine.Simd.SimdEmbedding.InKernel, on => SeqDsl.Engine.Simd.SimdEmbedding.InKernel = on,
@@ -126,11 +127,13 @@ static class PeerBenchmark
                 "AVX-512", "AVX2"),
             ("--gates-ab", () => SeqDsl.Engine.Simd.SimdMath.WideGates, on => SeqDsl.Engine.Simd.SimdMath.WideGates = on,
                 "16-lane gates", "8-lane gates"),
+            ("--tiles-ab", () => SeqDsl.Engine.Simd.SmallGemm.TallTiles, on => SeqDsl.Engine.Simd.SmallGemm.TallTiles = on,
+                "12-row tiles", "6-row tiles"),
         };
         var given = switches.Where(w => args.Contains(w.Flag)).ToList();
         if (given.Count > 1)
         {
-            Console.Error.WriteLine("phases: --embedding-ab, --layout-ab, --width-ab and --gates-ab each alternate one switch; give one of them");
+            Console.Error.WriteLine("phases: --embedding-ab, --layout-ab, --width-ab, --gates-ab and --tiles-ab each alternate one switch; give one of them");
             return 2;
         }
         // --width-ab sets the path itself and needs an AVX-512 CPU; --gates-ab needs the AVX-512 path in force (on this
@@ -140,9 +143,9 @@ static class PeerBenchmark
             Console.Error.WriteLine($"phases: --width-ab needs a CPU with AVX-512 (this one: {SeqDsl.Engine.Simd.SimdMath.Detected})");
             return 2;
         }
-        if (args.Contains("--gates-ab") && SeqDsl.Engine.Simd.SimdMath.Width != SeqDsl.Engine.Simd.SimdWidth.Avx512)
+        if ((args.Contains("--gates-ab") || args.Contains("--tiles-ab")) && SeqDsl.Engine.Simd.SimdMath.Width != SeqDsl.Engine.Simd.SimdWidth.Avx512)
         {
-            Console.Error.WriteLine($"phases: --gates-ab needs the AVX-512 path (this CPU: {SeqDsl.Engine.Simd.SimdMath.Detected}, SEQDSL_SIMD: {Environment.GetEnvironmentVariable("SEQDSL_SIMD") ?? "unset"})");
+            Console.Error.WriteLine($"phases: {(args.Contains("--gates-ab") ? "--gates-ab" : "--tiles-ab")} needs the AVX-512 path (this CPU: {SeqDsl.Engine.Simd.SimdMath.Detected}, SEQDSL_SIMD: {Environment.GetEnvironmentVariable("SEQDSL_SIMD") ?? "unset"})");
             return 2;
         }
         var ab = given.Count == 1 ? given[0] : ((string Flag, Func<bool> Get, Action<bool> Set, string On, string Off)?)null;

@@ -10,7 +10,7 @@ namespace SeqDsl.Engine.Simd;
 /// when null; a row stride of 0 repeats one row, e.g. a bias) and C are m×n; and C += Aᵀ·B, the weight gradient of a
 /// few backward steps (<see cref="AccumulateAtB(int, int, int, float*, long, float*, long, float*, long)"/>).
 /// Register tiles of 2 vectors wide (AVX2: 6 rows × 16, 4 × 16 for a block's last few rows where the strip is whole;
-/// AVX-512: 6 × 32 first, then the AVX2 tiles for the columns left), B broadcast-free, A broadcast per element; a
+/// AVX-512: 12 × 32 and 6 × 32 first, then the AVX2 tiles for the columns left), B broadcast-free, A broadcast per element; a
 /// last strip of at most 8 columns on a 12 × 8 tile (8 × 8 for the last rows; in Aᵀ·B up to 4 columns down C's rows
 /// instead), wider edges with masked lanes (unpacked A·B: one vector, then scalars). No allocation.
 /// </summary>
@@ -51,7 +51,7 @@ internal static unsafe class SmallGemm
     /// <summary>
     /// C = C0 + A·B with B given twice: as is (b, ldb) and packed (bp: the panel holding B's first column, rows
     /// offset as in b; panels panelStride floats apart). The AVX2 and AVX-512 paths take the packed copy (AVX-512:
-    /// pairs of panels on 6 × 32 tiles first); a last panel narrower than 16 columns (its packed copy is zero-padded)
+    /// pairs of panels on 12 × 32 and 6 × 32 tiles first); a last panel narrower than 16 columns (its packed copy is zero-padded)
     /// goes through a scratch tile — the 12 × 8 or 8 × 8 narrow one for up to 8 columns, the 6 × 16 one for 9–15 — and
     /// C0 is added after its sums.
     /// </summary>
@@ -71,12 +71,10 @@ internal static unsafe class SmallGemm
         if (SimdMath.Width == SimdWidth.Avx512)
             // two panels side by side per 512-bit tile; a last single panel and a narrower rest as on the AVX2 path
             for (; j + 2 * Panel <= n; j += 2 * Panel)
-                for (var i = 0; i < m; i += 6)
-                {
-                    float* pq = bp + (j / Panel) * panelStride;
-                    Tile512(Math.Min(6, m - i), k, a + i * lda, lda, 1, pq, pq + panelStride, Panel,
-                        c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
-                }
+            {
+                float* pq = bp + (j / Panel) * panelStride;
+                Rows512(m, k, a, lda, 1, pq, pq + panelStride, Panel, c0 == null ? null : c0 + j, ldc0, c + j, ldc);
+            }
         for (; j + Panel <= n; j += Panel)
             TileRows<WholeStrip>(m, k, a, lda, 1, bp + (j / Panel) * panelStride, Panel, c0 == null ? null : c0 + j, ldc0, c + j, ldc, default, default);
         if (j == n) return;
@@ -374,7 +372,7 @@ internal static unsafe class SmallGemm
     /// × 16 columns, each summing its rows in order (no packing: a row of A gives six broadcasts, a row of B two
     /// vectors); a last strip of up to 4 columns goes down C's rows (<see cref="AtBColumns"/>), one of 5–8 takes the
     /// 12 × 8 narrow tile, one of 9–15 the wide tile with masked loads and stores — every element one FMA chain from C
-    /// over the rows in order, whichever path. On the AVX-512 path 32 columns at a time go on 6 × 32 tiles first
+    /// over the rows in order, whichever path. On the AVX-512 path 32 columns at a time go on 12 × 32 and 6 × 32 tiles first
     /// (<see cref="Tile512"/>, the same chains), the rest on the AVX2 code; plain loops without AVX2.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -394,8 +392,7 @@ internal static unsafe class SmallGemm
         var q = 0;
         if (SimdMath.Width == SimdWidth.Avx512)
             for (; q + 2 * Panel <= n; q += 2 * Panel)
-                for (var i = 0; i < m; i += 6)
-                    Tile512(Math.Min(6, m - i), rows, a + i, 1, lda, b + q, b + q + Panel, ldb, c + i * ldc + q, ldc, c + i * ldc + q, ldc);
+                Rows512(m, rows, a, 1, lda, b + q, b + q + Panel, ldb, c + q, ldc, c + q, ldc);
         for (; q + Panel <= n; q += Panel)
             TileRows<WholeStrip>(m, rows, a, 1, lda, b + q, ldb, c + q, ldc, c + q, ldc, default, default);
         if (q == n) return;
@@ -499,9 +496,95 @@ internal static unsafe class SmallGemm
         for (var l = 0; l < n; l++) p[l * ld] = t[l];
     }
 
-    // ---- AVX-512: 6 rows × 32 columns per tile, on two packed panels or on B as it is; the rest of the columns on the
+    // ---- AVX-512: 12 or 6 rows × 32 columns per tile, on two packed panels or on B as it is; the rest of the columns on the
     // AVX2 code. Each element is the same FMA chain from C0 over p in order as on the AVX2 tiles, so both
     // paths give the same floats ----
+
+    /// <summary>All m rows of one 32-column strip on 512-bit tiles (A, B, C0 and C addressed as in <see cref="Tile512"/>,
+    /// row i of A at a + i·aRow): twelve rows per tile (<see cref="Tile512x12"/>), six for a remainder of up to 6 rows,
+    /// two six-row tiles for one of 7–11 (as many rows computed as one twelve-row tile would).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Rows512(int m, int k, float* a, long aRow, long aK, float* b0, float* b1, long bStep, float* c0, long ldc0, float* c, long ldc)
+    {
+        var i = 0;
+        if (TallTiles)
+            for (; i + 12 <= m; i += 12)
+                Tile512x12(k, a + i * aRow, aRow, aK, b0, b1, bStep, c0 == null ? null : c0 + i * ldc0, ldc0, c + i * ldc, ldc);
+        for (; i < m; i += 6)
+            Tile512(Math.Min(6, m - i), k, a + i * aRow, aRow, aK, b0, b1, bStep, c0 == null ? null : c0 + i * ldc0, ldc0, c + i * ldc, ldc);
+    }
+
+    /// <summary>On the AVX-512 path, whole twelve-row tiles first (the default) or six-row tiles only: a benchmark's A/B
+    /// (`bench phases --tiles-ab`), process-wide. The same floats either way.</summary>
+    internal static bool TallTiles { get; set; } = true;
+
+    /// <summary>
+    /// C[0..12) × 32 columns = C0 + A·B (or Aᵀ·B) on twenty-four 512-bit sums, A and B addressed as in
+    /// <see cref="Tile512"/>: per element of k, two B vectors and twelve broadcasts feed 24 FMAs, where the six-row tile
+    /// spends 2 + 6 loads and the loop's own instructions on 12 — at four instructions a cycle that tile's loop is
+    /// front-end bound, this one's waits only on the FMA units. The twelve rows are reached from four pointers (rows 0,
+    /// 3, 6, 9) plus one or two row strides, so that the loop needs no more registers than x64 has. Each element is the
+    /// same FMA chain from C0 over p in order as on the six-row tile: the same floats.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Tile512x12(int k, float* a, long aRow, long aK, float* b0, float* b1, long bStep, float* c0, long ldc0, float* c, long ldc)
+    {
+        var c00 = Init512(c0, 0); var c01 = Init512(c0, 16);
+        var c10 = Init512(c0, ldc0); var c11 = Init512(c0, ldc0 + 16);
+        var c20 = Init512(c0, 2 * ldc0); var c21 = Init512(c0, 2 * ldc0 + 16);
+        var c30 = Init512(c0, 3 * ldc0); var c31 = Init512(c0, 3 * ldc0 + 16);
+        var c40 = Init512(c0, 4 * ldc0); var c41 = Init512(c0, 4 * ldc0 + 16);
+        var c50 = Init512(c0, 5 * ldc0); var c51 = Init512(c0, 5 * ldc0 + 16);
+        var c60 = Init512(c0, 6 * ldc0); var c61 = Init512(c0, 6 * ldc0 + 16);
+        var c70 = Init512(c0, 7 * ldc0); var c71 = Init512(c0, 7 * ldc0 + 16);
+        var c80 = Init512(c0, 8 * ldc0); var c81 = Init512(c0, 8 * ldc0 + 16);
+        var c90 = Init512(c0, 9 * ldc0); var c91 = Init512(c0, 9 * ldc0 + 16);
+        var ca0 = Init512(c0, 10 * ldc0); var ca1 = Init512(c0, 10 * ldc0 + 16);
+        var cb0 = Init512(c0, 11 * ldc0); var cb1 = Init512(c0, 11 * ldc0 + 16);
+        long r1 = aRow, r2 = 2 * aRow;
+        float* p0 = a, p3 = a + 3 * aRow, p6 = a + 6 * aRow, p9 = a + 9 * aRow;
+        for (var p = 0; p < k; p++, p0 += aK, p3 += aK, p6 += aK, p9 += aK, b0 += bStep, b1 += bStep)
+        {
+            var v0 = Vector512.Load(b0);
+            var v1 = Vector512.Load(b1);
+            var x = Vector512.Create(*p0);
+            c00 = Vector512.FusedMultiplyAdd(x, v0, c00); c01 = Vector512.FusedMultiplyAdd(x, v1, c01);
+            x = Vector512.Create(p0[r1]);
+            c10 = Vector512.FusedMultiplyAdd(x, v0, c10); c11 = Vector512.FusedMultiplyAdd(x, v1, c11);
+            x = Vector512.Create(p0[r2]);
+            c20 = Vector512.FusedMultiplyAdd(x, v0, c20); c21 = Vector512.FusedMultiplyAdd(x, v1, c21);
+            x = Vector512.Create(*p3);
+            c30 = Vector512.FusedMultiplyAdd(x, v0, c30); c31 = Vector512.FusedMultiplyAdd(x, v1, c31);
+            x = Vector512.Create(p3[r1]);
+            c40 = Vector512.FusedMultiplyAdd(x, v0, c40); c41 = Vector512.FusedMultiplyAdd(x, v1, c41);
+            x = Vector512.Create(p3[r2]);
+            c50 = Vector512.FusedMultiplyAdd(x, v0, c50); c51 = Vector512.FusedMultiplyAdd(x, v1, c51);
+            x = Vector512.Create(*p6);
+            c60 = Vector512.FusedMultiplyAdd(x, v0, c60); c61 = Vector512.FusedMultiplyAdd(x, v1, c61);
+            x = Vector512.Create(p6[r1]);
+            c70 = Vector512.FusedMultiplyAdd(x, v0, c70); c71 = Vector512.FusedMultiplyAdd(x, v1, c71);
+            x = Vector512.Create(p6[r2]);
+            c80 = Vector512.FusedMultiplyAdd(x, v0, c80); c81 = Vector512.FusedMultiplyAdd(x, v1, c81);
+            x = Vector512.Create(*p9);
+            c90 = Vector512.FusedMultiplyAdd(x, v0, c90); c91 = Vector512.FusedMultiplyAdd(x, v1, c91);
+            x = Vector512.Create(p9[r1]);
+            ca0 = Vector512.FusedMultiplyAdd(x, v0, ca0); ca1 = Vector512.FusedMultiplyAdd(x, v1, ca1);
+            x = Vector512.Create(p9[r2]);
+            cb0 = Vector512.FusedMultiplyAdd(x, v0, cb0); cb1 = Vector512.FusedMultiplyAdd(x, v1, cb1);
+        }
+        c00.Store(c); c01.Store(c + 16);
+        c10.Store(c + ldc); c11.Store(c + ldc + 16);
+        c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 16);
+        c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 16);
+        c40.Store(c + 4 * ldc); c41.Store(c + 4 * ldc + 16);
+        c50.Store(c + 5 * ldc); c51.Store(c + 5 * ldc + 16);
+        c60.Store(c + 6 * ldc); c61.Store(c + 6 * ldc + 16);
+        c70.Store(c + 7 * ldc); c71.Store(c + 7 * ldc + 16);
+        c80.Store(c + 8 * ldc); c81.Store(c + 8 * ldc + 16);
+        c90.Store(c + 9 * ldc); c91.Store(c + 9 * ldc + 16);
+        ca0.Store(c + 10 * ldc); ca1.Store(c + 10 * ldc + 16);
+        cb0.Store(c + 11 * ldc); cb1.Store(c + 11 * ldc + 16);
+    }
 
     /// <summary>C[0..mr) × 32 columns = C0 + A·B (or Aᵀ·B) on twelve 512-bit sums: A's element (i, p) at a + i·aRow +
     /// p·aK; B's row p as two 16-float halves at b0 + p·bStep and b1 + p·bStep — a pair of adjacent packed panels (b1 =
@@ -549,8 +632,7 @@ internal static unsafe class SmallGemm
     {
         var j = 0;
         for (; j + 32 <= n; j += 32)
-            for (var i = 0; i < m; i += 6)
-                Tile512(Math.Min(6, m - i), k, a + i * lda, lda, 1, b + j, b + j + 16, ldb, c0 == null ? null : c0 + i * ldc0 + j, ldc0, c + i * ldc + j, ldc);
+            Rows512(m, k, a, lda, 1, b + j, b + j + 16, ldb, c0 == null ? null : c0 + j, ldc0, c + j, ldc);
         if (j < n) Run256(m, n, k, a, lda, b, ldb, c0, ldc0, c, ldc, j);
     }
 

@@ -374,10 +374,10 @@ let tests =
             // matrix, and C itself (GRU reset-before adds its n product in place); row strides wider than the rows,
             // and C's padding columns left untouched
             let rng = System.Random 6
-            // (m 9, 10, 11 with n ≥ 32: the 6 × 32 AVX-512 tile's last tile of 3, 4 and 5 rows; m 12, 24, 25 and 19: whole
-            // 12 × 32 tiles, then none, a 6-row one of 1 row, or two 6-row ones for the 7 left)
+            // (m 9, 10, 11 with n ≥ 32: the 6 × 32 AVX-512 tile's last tile of 3, 4 and 5 rows; m 12, 24, 25, 19, 20: whole
+            // 12 × 32 tiles, then none, a 6-row one of 1 row, an 8-row one of 7 or 8; m 16: two 8-row ones; m 8, 7: one)
             for m, n, k in [ 1, 1, 1; 5, 8, 7; 12, 50, 200; 8, 200, 82; 13, 2, 9; 30, 20, 33; 12, 31, 16; 7, 16, 64; 25, 148, 5
-                             9, 64, 12; 10, 40, 7; 11, 96, 33; 24, 64, 17; 19, 32, 20 ] do
+                             9, 64, 12; 10, 40, 7; 11, 96, 33; 24, 64, 17; 19, 32, 20; 16, 64, 9; 20, 40, 11; 7, 33, 5 ] do
                 let lda, ldb, ldc = k + 3, n + 5, n + 2
                 let a = Array.init (m * lda) (fun _ -> float32 (rng.NextDouble() - 0.5))
                 let b = Array.init (k * ldb) (fun _ -> float32 (rng.NextDouble() - 0.5))
@@ -417,12 +417,12 @@ let tests =
 
         test "the weight-gradient product C += AᵀB = float64 sums: tile edges, masked strips, strides, every path" {
             // m not a multiple of 6 (the edge tiles: 4-row ones for 1, 7, 8 rows left, 8-row narrow ones; on AVX-512 whole
-            // 12 × 32 tiles first: m 24, 19, 32, 50, 57, 200), n with and
+            // 12 × 32 tiles first: m 24, 19, 32, 50, 57, 200; 8 × 32 for 16, 20, 7), n with and
             // without a strip narrower than 16 (1..4 columns down C's rows, 5..8 the narrow tile, 9..15 masked lanes),
             // row strides wider than the rows, and C's padding columns left untouched
             let rng = System.Random 5
             for rows, m, n in [ 1, 1, 1; 7, 6, 16; 13, 32, 64; 40, 50, 82; 9, 200, 82; 5, 7, 3; 3, 12, 24; 17, 1, 31; 6, 13, 22; 4, 57, 5
-                                5, 9, 64; 6, 10, 40; 7, 11, 96; 5, 24, 32; 3, 19, 64 ] do
+                                5, 9, 64; 6, 10, 40; 7, 11, 96; 5, 24, 32; 3, 19, 64; 4, 16, 32; 3, 20, 64; 5, 7, 40 ] do
                 let lda, ldb, ldc = m + 3, n + 5, n + 2
                 let a = Array.init (rows * lda) (fun _ -> float32 (rng.NextDouble() - 0.5))
                 let b = Array.init (rows * ldb) (fun _ -> float32 (rng.NextDouble() - 0.5))

@@ -10,7 +10,7 @@ namespace SeqDsl.Engine.Simd;
 /// when null; a row stride of 0 repeats one row, e.g. a bias) and C are m×n; and C += Aᵀ·B, the weight gradient of a
 /// few backward steps (<see cref="AccumulateAtB(int, int, int, float*, long, float*, long, float*, long)"/>).
 /// Register tiles of 2 vectors wide (AVX2: 6 rows × 16, 4 × 16 for a block's last few rows where the strip is whole;
-/// AVX-512: 12 × 32 and 6 × 32 first, then the AVX2 tiles for the columns left), B broadcast-free, A broadcast per element; a
+/// AVX-512: 12 × 32 first, 8 × 32 and 6 × 32 for the last rows, then the AVX2 tiles for the columns left), B broadcast-free, A broadcast per element; a
 /// last strip of at most 8 columns on a 12 × 8 tile (8 × 8 for the last rows; in Aᵀ·B up to 4 columns down C's rows
 /// instead), wider edges with masked lanes (unpacked A·B: one vector, then scalars). No allocation.
 /// </summary>
@@ -51,7 +51,7 @@ internal static unsafe class SmallGemm
     /// <summary>
     /// C = C0 + A·B with B given twice: as is (b, ldb) and packed (bp: the panel holding B's first column, rows
     /// offset as in b; panels panelStride floats apart). The AVX2 and AVX-512 paths take the packed copy (AVX-512:
-    /// pairs of panels on 12 × 32 and 6 × 32 tiles first); a last panel narrower than 16 columns (its packed copy is zero-padded)
+    /// pairs of panels on 12-, 8- and 6-row × 32 tiles first); a last panel narrower than 16 columns (its packed copy is zero-padded)
     /// goes through a scratch tile — the 12 × 8 or 8 × 8 narrow one for up to 8 columns, the 6 × 16 one for 9–15 — and
     /// C0 is added after its sums.
     /// </summary>
@@ -372,8 +372,8 @@ internal static unsafe class SmallGemm
     /// × 16 columns, each summing its rows in order (no packing: a row of A gives six broadcasts, a row of B two
     /// vectors); a last strip of up to 4 columns goes down C's rows (<see cref="AtBColumns"/>), one of 5–8 takes the
     /// 12 × 8 narrow tile, one of 9–15 the wide tile with masked loads and stores — every element one FMA chain from C
-    /// over the rows in order, whichever path. On the AVX-512 path 32 columns at a time go on 12 × 32 and 6 × 32 tiles first
-    /// (<see cref="Tile512"/>, the same chains), the rest on the AVX2 code; plain loops without AVX2.
+    /// over the rows in order, whichever path. On the AVX-512 path 32 columns at a time go on 12-, 8- and 6-row × 32 tiles first
+    /// (<see cref="Tile512x12"/>, <see cref="Tile512{R}"/>: the same chains), the rest on the AVX2 code; plain loops without AVX2.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AccumulateAtB(int rows, int m, int n, float* a, long lda, float* b, long ldb, float* c, long ldc)
@@ -500,27 +500,42 @@ internal static unsafe class SmallGemm
     // AVX2 code. Each element is the same FMA chain from C0 over p in order as on the AVX2 tiles, so both
     // paths give the same floats ----
 
-    /// <summary>All m rows of one 32-column strip on 512-bit tiles (A, B, C0 and C addressed as in <see cref="Tile512"/>,
-    /// row i of A at a + i·aRow): twelve rows per tile (<see cref="Tile512x12"/>), six for a remainder of up to 6 rows,
-    /// two six-row tiles for one of 7–11 (as many rows computed as one twelve-row tile would).</summary>
+    /// <summary>All m rows of one 32-column strip on 512-bit tiles (A, B, C0 and C addressed as in <see cref="Tile512{R}"/>,
+    /// row i of A at a + i·aRow): twelve rows per tile (<see cref="Tile512x12"/>), eight for 16 rows left or 7–8 (E4's
+    /// 32-row batch: 12 + 12 + 8; two threads' 16 rows: 8 + 8, not 12 + 4 computed as 12 + 6), six otherwise (9–11:
+    /// two six-row tiles, as many rows computed as one twelve-row tile would).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Rows512(int m, int k, float* a, long aRow, long aK, float* b0, float* b1, long bStep, float* c0, long ldc0, float* c, long ldc)
     {
-        var i = 0;
-        if (TallTiles)
-            for (; i + 12 <= m; i += 12)
-                Tile512x12(k, a + i * aRow, aRow, aK, b0, b1, bStep, c0 == null ? null : c0 + i * ldc0, ldc0, c + i * ldc, ldc);
-        for (; i < m; i += 6)
-            Tile512(Math.Min(6, m - i), k, a + i * aRow, aRow, aK, b0, b1, bStep, c0 == null ? null : c0 + i * ldc0, ldc0, c + i * ldc, ldc);
+        for (var i = 0; i < m;)
+        {
+            float* ai = a + i * aRow, ci0 = c0 == null ? null : c0 + i * ldc0, ci = c + i * ldc;
+            var rest = m - i;
+            if (TallTiles && rest >= 12 && rest != 16)
+            {
+                Tile512x12(k, ai, aRow, aK, b0, b1, bStep, ci0, ldc0, ci, ldc);
+                i += 12;
+            }
+            else if (TallTiles && rest is 7 or 8 or 16)
+            {
+                Tile512<Rows8>(Math.Min(8, rest), k, ai, aRow, aK, b0, b1, bStep, ci0, ldc0, ci, ldc);
+                i += 8;
+            }
+            else
+            {
+                Tile512<Rows6>(Math.Min(6, rest), k, ai, aRow, aK, b0, b1, bStep, ci0, ldc0, ci, ldc);
+                i += 6;
+            }
+        }
     }
 
-    /// <summary>On the AVX-512 path, whole twelve-row tiles first (the default) or six-row tiles only: a benchmark's A/B
-    /// (`bench phases --tiles-ab`), process-wide. The same floats either way.</summary>
+    /// <summary>On the AVX-512 path, twelve- and eight-row tiles where <see cref="Rows512"/> picks them (the default) or
+    /// six-row tiles only: a benchmark's A/B (`bench phases --tiles-ab`), process-wide. The same floats either way.</summary>
     internal static bool TallTiles { get; set; } = true;
 
     /// <summary>
     /// C[0..12) × 32 columns = C0 + A·B (or Aᵀ·B) on twenty-four 512-bit sums, A and B addressed as in
-    /// <see cref="Tile512"/>: per element of k, two B vectors and twelve broadcasts feed 24 FMAs, where the six-row tile
+    /// <see cref="Tile512{R}"/>: per element of k, two B vectors and twelve broadcasts feed 24 FMAs, where the six-row tile
     /// spends 2 + 6 loads and the loop's own instructions on 12 — at four instructions a cycle that tile's loop is
     /// front-end bound, this one's waits only on the FMA units. The twelve rows are reached from four pointers (rows 0,
     /// 3, 6, 9) plus one or two row strides, so that the loop needs no more registers than x64 has. Each element is the
@@ -586,21 +601,31 @@ internal static unsafe class SmallGemm
         cb0.Store(c + 11 * ldc); cb1.Store(c + 11 * ldc + 16);
     }
 
-    /// <summary>C[0..mr) × 32 columns = C0 + A·B (or Aᵀ·B) on twelve 512-bit sums: A's element (i, p) at a + i·aRow +
+    /// <summary>C[0..mr) × 32 columns = C0 + A·B (or Aᵀ·B) on 2·R 512-bit sums (R = 6, or 8 for a remainder of 7, 8 or
+    /// 16 rows: <see cref="Rows512"/>): A's element (i, p) at a + i·aRow +
     /// p·aK; B's row p as two 16-float halves at b0 + p·bStep and b1 + p·bStep — a pair of adjacent packed panels (b1 =
-    /// b0 + the panel stride, bStep 16) or 32 columns of B as it is (b1 = b0 + 16, bStep its row stride). Fewer than 6
+    /// b0 + the panel stride, bStep 16) or 32 columns of B as it is (b1 = b0 + 16, bStep its row stride). Fewer than R
     /// rows at the bottom edge repeat the last one (reads stay inside A and C0) and store only their own.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile512(int mr, int k, float* a, long aRow, long aK, float* b0, float* b1, long bStep, float* c0, long ldc0, float* c, long ldc)
+    static void Tile512<R>(int mr, int k, float* a, long aRow, long aK, float* b0, float* b1, long bStep, float* c0, long ldc0, float* c, long ldc)
+        where R : struct, ITileRows
     {
-        long q1 = Math.Min(1, mr - 1), q2 = Math.Min(2, mr - 1), q3 = Math.Min(3, mr - 1), q4 = Math.Min(4, mr - 1), q5 = Math.Min(5, mr - 1);
+        long q1 = Math.Min(1, mr - 1), q2 = Math.Min(2, mr - 1), q3 = Math.Min(3, mr - 1), q4 = Math.Min(4, mr - 1), q5 = Math.Min(5, mr - 1),
+            q6 = Math.Min(6, mr - 1), q7 = Math.Min(7, mr - 1);
         var c00 = Init512(c0, 0); var c01 = Init512(c0, 16);
         var c10 = Init512(c0, q1 * ldc0); var c11 = Init512(c0, q1 * ldc0 + 16);
         var c20 = Init512(c0, q2 * ldc0); var c21 = Init512(c0, q2 * ldc0 + 16);
         var c30 = Init512(c0, q3 * ldc0); var c31 = Init512(c0, q3 * ldc0 + 16);
         var c40 = Init512(c0, q4 * ldc0); var c41 = Init512(c0, q4 * ldc0 + 16);
         var c50 = Init512(c0, q5 * ldc0); var c51 = Init512(c0, q5 * ldc0 + 16);
-        float* a1 = a + q1 * aRow, a2 = a + q2 * aRow, a3 = a + q3 * aRow, a4 = a + q4 * aRow, a5 = a + q5 * aRow;
+        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
+        if (R.Count == 8)
+        {
+            c60 = Init512(c0, q6 * ldc0); c61 = Init512(c0, q6 * ldc0 + 16);
+            c70 = Init512(c0, q7 * ldc0); c71 = Init512(c0, q7 * ldc0 + 16);
+        }
+        float* a1 = a + q1 * aRow, a2 = a + q2 * aRow, a3 = a + q3 * aRow, a4 = a + q4 * aRow, a5 = a + q5 * aRow,
+            a6 = a + q6 * aRow, a7 = a + q7 * aRow;
         long o = 0;
         for (var p = 0; p < k; p++, o += aK, b0 += bStep, b1 += bStep)
         {
@@ -618,6 +643,13 @@ internal static unsafe class SmallGemm
             c40 = Vector512.FusedMultiplyAdd(x, v0, c40); c41 = Vector512.FusedMultiplyAdd(x, v1, c41);
             x = Vector512.Create(a5[o]);
             c50 = Vector512.FusedMultiplyAdd(x, v0, c50); c51 = Vector512.FusedMultiplyAdd(x, v1, c51);
+            if (R.Count == 8)
+            {
+                x = Vector512.Create(a6[o]);
+                c60 = Vector512.FusedMultiplyAdd(x, v0, c60); c61 = Vector512.FusedMultiplyAdd(x, v1, c61);
+                x = Vector512.Create(a7[o]);
+                c70 = Vector512.FusedMultiplyAdd(x, v0, c70); c71 = Vector512.FusedMultiplyAdd(x, v1, c71);
+            }
         }
         c00.Store(c); c01.Store(c + 16);
         if (mr > 1) { c10.Store(c + ldc); c11.Store(c + ldc + 16); }
@@ -625,6 +657,8 @@ internal static unsafe class SmallGemm
         if (mr > 3) { c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 16); }
         if (mr > 4) { c40.Store(c + 4 * ldc); c41.Store(c + 4 * ldc + 16); }
         if (mr > 5) { c50.Store(c + 5 * ldc); c51.Store(c + 5 * ldc + 16); }
+        if (R.Count == 8 && mr > 6) { c60.Store(c + 6 * ldc); c61.Store(c + 6 * ldc + 16); }
+        if (R.Count == 8 && mr > 7) { c70.Store(c + 7 * ldc); c71.Store(c + 7 * ldc + 16); }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -115,7 +115,8 @@ static class PeerBenchmark
         // kernel's buffers block-major and time-major (SimdRecurrence.BlockMajor on, off); --width-ab: between the
         // AVX-512 and the AVX2 path (SimdMath.Width; on an AVX-512 CPU only); --gates-ab: on the AVX-512 path, between
         // the per-unit passes (gate functions, state updates, their gradients) on 16 lanes and on 8 (SimdMath.WideGates);
-        // --tiles-ab: on the AVX-512 path, between the products' twelve- and eight-row tiles and six-row ones only (SmallGemm.TallTiles)
+        // --tiles-ab: on the AVX-512 path, between the products' twelve- and eight-row tiles with 16-column strips on
+        // 512 bits, and six-row tiles only with those strips on AVX2 (SmallGemm.TallTiles)
         var switches = new (string Flag, Func<bool> Get, Action<bool> Set, string On, string Off)[]
         {
             ("--embedding-ab", () => SeqDsl.Engine.Simd.SimdEmbedding.InKernel, on => SeqDsl.Engine.Simd.SimdEmbedding.InKernel = on,
@@ -128,7 +129,7 @@ static class PeerBenchmark
             ("--gates-ab", () => SeqDsl.Engine.Simd.SimdMath.WideGates, on => SeqDsl.Engine.Simd.SimdMath.WideGates = on,
                 "16-lane gates", "8-lane gates"),
             ("--tiles-ab", () => SeqDsl.Engine.Simd.SmallGemm.TallTiles, on => SeqDsl.Engine.Simd.SmallGemm.TallTiles = on,
-                "12- and 8-row tiles", "6-row tiles"),
+                "12/8-row tiles, 16-column strips on 512 bits", "6-row tiles, 16-column strips on AVX2"),
         };
         var given = switches.Where(w => args.Contains(w.Flag)).ToList();
         if (given.Count > 1)

@@ -76,7 +76,7 @@ internal static unsafe class SmallGemm
                 Rows512(m, k, a, lda, 1, pq, pq + panelStride, Panel, c0 == null ? null : c0 + j, ldc0, c + j, ldc);
             }
         for (; j + Panel <= n; j += Panel)
-            TileRows<WholeStrip>(m, k, a, lda, 1, bp + (j / Panel) * panelStride, Panel, c0 == null ? null : c0 + j, ldc0, c + j, ldc, default, default);
+            Strip16(m, k, a, lda, 1, bp + (j / Panel) * panelStride, Panel, c0 == null ? null : c0 + j, ldc0, c + j, ldc);
         if (j == n) return;
         // the last, narrower panel (H = 50 left two columns to scalar loops once, 6 % of E4's step)
         var cols = n - j;
@@ -142,6 +142,21 @@ internal static unsafe class SmallGemm
         }
     }
 
+    /// <summary>All m rows of one whole 16-column strip (addressed as in <see cref="TileRows{S}"/>): on the AVX-512 path
+    /// twelve rows at a time on one 512-bit vector of columns (<see cref="Tile512x12{W}"/>: twelve FMAs of 16 lanes per
+    /// load of B, where the AVX2 tile does twelve of 8 per two — H = 50's state-gradient product and E4's weight gradient
+    /// have such a strip), the rows left on the AVX2 tiles; elsewhere all on them. The same FMA chains either way.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Strip16(int m, int k, float* a, long aRow, long aK, float* b, long ldb, float* c0, long ldc0, float* c, long ldc)
+    {
+        var i = 0;
+        if (SimdMath.Width == SimdWidth.Avx512 && TallTiles)
+            for (; i + 12 <= m; i += 12)
+                Tile512x12<OneVector>(k, a + i * aRow, aRow, aK, b, b, ldb, c0 == null ? null : c0 + i * ldc0, ldc0, c + i * ldc, ldc);
+        if (i < m)
+            TileRows<WholeStrip>(m - i, k, a + i * aRow, aRow, aK, b, ldb, c0 == null ? null : c0 + i * ldc0, ldc0, c + i * ldc, ldc, default, default);
+    }
+
     /// <summary>Whether the next register tile, with <paramref name="rest"/> rows left, is a four-row one: the rows then
     /// go in tiles that compute the fewest rows a tile repeats and discards — up to 4 rows in one four-row tile, 7 or 8 in
     /// two, else a six-row tile (8 rows as 6 + 2 computed 12 rows' FMAs; E4's 32-row batch left 8 rows per step, E7's
@@ -182,7 +197,7 @@ internal static unsafe class SmallGemm
     {
         var j = j0;
         for (; j + 16 <= n; j += 16)
-            TileRows<WholeStrip>(m, k, a, lda, 1, b + j, ldb, c0 == null ? null : c0 + j, ldc0, c + j, ldc, default, default);
+            Strip16(m, k, a, lda, 1, b + j, ldb, c0 == null ? null : c0 + j, ldc0, c + j, ldc);
         for (; j + 8 <= n; j += 8)
             for (var i = 0; i < m; i++)
                 Row8(k, a + i * lda, b + j, ldb, c0 == null ? null : c0 + i * ldc0 + j, c + i * ldc + j);
@@ -194,7 +209,8 @@ internal static unsafe class SmallGemm
     static void Tile6x16(int rows, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc) =>
         Tile<WholeStrip, Rows6>(rows, k, a, lda, 1, b, ldb, c0, ldc0, c, ldc, default, default);
 
-    /// <summary>A register tile's height, a constant the JIT folds: each instantiation keeps only its rows' code.</summary>
+    /// <summary>A register tile's height (or a 512-bit tile's width in vectors), a constant the JIT folds: each
+    /// instantiation keeps only its own code.</summary>
     interface ITileRows
     {
         static abstract int Count { get; }
@@ -218,6 +234,16 @@ internal static unsafe class SmallGemm
     struct Rows8 : ITileRows
     {
         public static int Count => 8;
+    }
+
+    struct OneVector : ITileRows
+    {
+        public static int Count => 1;
+    }
+
+    struct TwoVectors : ITileRows
+    {
+        public static int Count => 2;
     }
 
     /// <summary>
@@ -394,7 +420,7 @@ internal static unsafe class SmallGemm
             for (; q + 2 * Panel <= n; q += 2 * Panel)
                 Rows512(m, rows, a, 1, lda, b + q, b + q + Panel, ldb, c + q, ldc, c + q, ldc);
         for (; q + Panel <= n; q += Panel)
-            TileRows<WholeStrip>(m, rows, a, 1, lda, b + q, ldb, c + q, ldc, c + q, ldc, default, default);
+            Strip16(m, rows, a, 1, lda, b + q, ldb, c + q, ldc, c + q, ldc);
         if (q == n) return;
         if (n - q <= 4)
         {
@@ -513,7 +539,7 @@ internal static unsafe class SmallGemm
             var rest = m - i;
             if (TallTiles && rest >= 12 && rest != 16)
             {
-                Tile512x12(k, ai, aRow, aK, b0, b1, bStep, ci0, ldc0, ci, ldc);
+                Tile512x12<TwoVectors>(k, ai, aRow, aK, b0, b1, bStep, ci0, ldc0, ci, ldc);
                 i += 12;
             }
             else if (TallTiles && rest is 7 or 8 or 16)
@@ -529,76 +555,91 @@ internal static unsafe class SmallGemm
         }
     }
 
-    /// <summary>On the AVX-512 path, twelve- and eight-row tiles where <see cref="Rows512"/> picks them (the default) or
-    /// six-row tiles only: a benchmark's A/B (`bench phases --tiles-ab`), process-wide. The same floats either way.</summary>
+    /// <summary>On the AVX-512 path, twelve- and eight-row tiles where <see cref="Rows512"/> picks them and whole 16-column
+    /// strips on 512 bits (<see cref="Strip16"/>) — the default — or six-row tiles only and those strips on the AVX2
+    /// tiles: a benchmark's A/B (`bench phases --tiles-ab`), process-wide. The same floats either way.</summary>
     internal static bool TallTiles { get; set; } = true;
 
     /// <summary>
-    /// C[0..12) × 32 columns = C0 + A·B (or Aᵀ·B) on twenty-four 512-bit sums, A and B addressed as in
+    /// C[0..12) × 32 columns (W = 2) = C0 + A·B (or Aᵀ·B) on twenty-four 512-bit sums, A and B addressed as in
     /// <see cref="Tile512{R}"/>: per element of k, two B vectors and twelve broadcasts feed 24 FMAs, where the six-row tile
     /// spends 2 + 6 loads and the loop's own instructions on 12 — at four instructions a cycle that tile's loop is
-    /// front-end bound, this one's waits only on the FMA units. The twelve rows are reached from four pointers (rows 0,
-    /// 3, 6, 9) plus one or two row strides, so that the loop needs no more registers than x64 has. Each element is the
-    /// same FMA chain from C0 over p in order as on the six-row tile: the same floats.
+    /// front-end bound, this one's waits only on the FMA units. With W = 1, 16 columns (one vector of B at b0; b1
+    /// unused) on twelve sums: a whole 16-column strip (<see cref="Strip16"/>). The twelve rows are reached from four
+    /// pointers (rows 0, 3, 6, 9) plus one or two row strides, so that the loop needs no more registers than x64 has.
+    /// Each element is the same FMA chain from C0 over p in order as on the six-row tile: the same floats.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Tile512x12(int k, float* a, long aRow, long aK, float* b0, float* b1, long bStep, float* c0, long ldc0, float* c, long ldc)
+    static void Tile512x12<W>(int k, float* a, long aRow, long aK, float* b0, float* b1, long bStep, float* c0, long ldc0, float* c, long ldc)
+        where W : struct, ITileRows
     {
-        var c00 = Init512(c0, 0); var c01 = Init512(c0, 16);
-        var c10 = Init512(c0, ldc0); var c11 = Init512(c0, ldc0 + 16);
-        var c20 = Init512(c0, 2 * ldc0); var c21 = Init512(c0, 2 * ldc0 + 16);
-        var c30 = Init512(c0, 3 * ldc0); var c31 = Init512(c0, 3 * ldc0 + 16);
-        var c40 = Init512(c0, 4 * ldc0); var c41 = Init512(c0, 4 * ldc0 + 16);
-        var c50 = Init512(c0, 5 * ldc0); var c51 = Init512(c0, 5 * ldc0 + 16);
-        var c60 = Init512(c0, 6 * ldc0); var c61 = Init512(c0, 6 * ldc0 + 16);
-        var c70 = Init512(c0, 7 * ldc0); var c71 = Init512(c0, 7 * ldc0 + 16);
-        var c80 = Init512(c0, 8 * ldc0); var c81 = Init512(c0, 8 * ldc0 + 16);
-        var c90 = Init512(c0, 9 * ldc0); var c91 = Init512(c0, 9 * ldc0 + 16);
-        var ca0 = Init512(c0, 10 * ldc0); var ca1 = Init512(c0, 10 * ldc0 + 16);
-        var cb0 = Init512(c0, 11 * ldc0); var cb1 = Init512(c0, 11 * ldc0 + 16);
+        var c00 = Init512(c0, 0); var c01 = W.Count == 2 ? Init512(c0, 16) : default;
+        var c10 = Init512(c0, ldc0); var c11 = W.Count == 2 ? Init512(c0, ldc0 + 16) : default;
+        var c20 = Init512(c0, 2 * ldc0); var c21 = W.Count == 2 ? Init512(c0, 2 * ldc0 + 16) : default;
+        var c30 = Init512(c0, 3 * ldc0); var c31 = W.Count == 2 ? Init512(c0, 3 * ldc0 + 16) : default;
+        var c40 = Init512(c0, 4 * ldc0); var c41 = W.Count == 2 ? Init512(c0, 4 * ldc0 + 16) : default;
+        var c50 = Init512(c0, 5 * ldc0); var c51 = W.Count == 2 ? Init512(c0, 5 * ldc0 + 16) : default;
+        var c60 = Init512(c0, 6 * ldc0); var c61 = W.Count == 2 ? Init512(c0, 6 * ldc0 + 16) : default;
+        var c70 = Init512(c0, 7 * ldc0); var c71 = W.Count == 2 ? Init512(c0, 7 * ldc0 + 16) : default;
+        var c80 = Init512(c0, 8 * ldc0); var c81 = W.Count == 2 ? Init512(c0, 8 * ldc0 + 16) : default;
+        var c90 = Init512(c0, 9 * ldc0); var c91 = W.Count == 2 ? Init512(c0, 9 * ldc0 + 16) : default;
+        var ca0 = Init512(c0, 10 * ldc0); var ca1 = W.Count == 2 ? Init512(c0, 10 * ldc0 + 16) : default;
+        var cb0 = Init512(c0, 11 * ldc0); var cb1 = W.Count == 2 ? Init512(c0, 11 * ldc0 + 16) : default;
         long r1 = aRow, r2 = 2 * aRow;
         float* p0 = a, p3 = a + 3 * aRow, p6 = a + 6 * aRow, p9 = a + 9 * aRow;
         for (var p = 0; p < k; p++, p0 += aK, p3 += aK, p6 += aK, p9 += aK, b0 += bStep, b1 += bStep)
         {
             var v0 = Vector512.Load(b0);
-            var v1 = Vector512.Load(b1);
+            var v1 = W.Count == 2 ? Vector512.Load(b1) : default;
             var x = Vector512.Create(*p0);
-            c00 = Vector512.FusedMultiplyAdd(x, v0, c00); c01 = Vector512.FusedMultiplyAdd(x, v1, c01);
+            c00 = Vector512.FusedMultiplyAdd(x, v0, c00);
+            if (W.Count == 2) c01 = Vector512.FusedMultiplyAdd(x, v1, c01);
             x = Vector512.Create(p0[r1]);
-            c10 = Vector512.FusedMultiplyAdd(x, v0, c10); c11 = Vector512.FusedMultiplyAdd(x, v1, c11);
+            c10 = Vector512.FusedMultiplyAdd(x, v0, c10);
+            if (W.Count == 2) c11 = Vector512.FusedMultiplyAdd(x, v1, c11);
             x = Vector512.Create(p0[r2]);
-            c20 = Vector512.FusedMultiplyAdd(x, v0, c20); c21 = Vector512.FusedMultiplyAdd(x, v1, c21);
+            c20 = Vector512.FusedMultiplyAdd(x, v0, c20);
+            if (W.Count == 2) c21 = Vector512.FusedMultiplyAdd(x, v1, c21);
             x = Vector512.Create(*p3);
-            c30 = Vector512.FusedMultiplyAdd(x, v0, c30); c31 = Vector512.FusedMultiplyAdd(x, v1, c31);
+            c30 = Vector512.FusedMultiplyAdd(x, v0, c30);
+            if (W.Count == 2) c31 = Vector512.FusedMultiplyAdd(x, v1, c31);
             x = Vector512.Create(p3[r1]);
-            c40 = Vector512.FusedMultiplyAdd(x, v0, c40); c41 = Vector512.FusedMultiplyAdd(x, v1, c41);
+            c40 = Vector512.FusedMultiplyAdd(x, v0, c40);
+            if (W.Count == 2) c41 = Vector512.FusedMultiplyAdd(x, v1, c41);
             x = Vector512.Create(p3[r2]);
-            c50 = Vector512.FusedMultiplyAdd(x, v0, c50); c51 = Vector512.FusedMultiplyAdd(x, v1, c51);
+            c50 = Vector512.FusedMultiplyAdd(x, v0, c50);
+            if (W.Count == 2) c51 = Vector512.FusedMultiplyAdd(x, v1, c51);
             x = Vector512.Create(*p6);
-            c60 = Vector512.FusedMultiplyAdd(x, v0, c60); c61 = Vector512.FusedMultiplyAdd(x, v1, c61);
+            c60 = Vector512.FusedMultiplyAdd(x, v0, c60);
+            if (W.Count == 2) c61 = Vector512.FusedMultiplyAdd(x, v1, c61);
             x = Vector512.Create(p6[r1]);
-            c70 = Vector512.FusedMultiplyAdd(x, v0, c70); c71 = Vector512.FusedMultiplyAdd(x, v1, c71);
+            c70 = Vector512.FusedMultiplyAdd(x, v0, c70);
+            if (W.Count == 2) c71 = Vector512.FusedMultiplyAdd(x, v1, c71);
             x = Vector512.Create(p6[r2]);
-            c80 = Vector512.FusedMultiplyAdd(x, v0, c80); c81 = Vector512.FusedMultiplyAdd(x, v1, c81);
+            c80 = Vector512.FusedMultiplyAdd(x, v0, c80);
+            if (W.Count == 2) c81 = Vector512.FusedMultiplyAdd(x, v1, c81);
             x = Vector512.Create(*p9);
-            c90 = Vector512.FusedMultiplyAdd(x, v0, c90); c91 = Vector512.FusedMultiplyAdd(x, v1, c91);
+            c90 = Vector512.FusedMultiplyAdd(x, v0, c90);
+            if (W.Count == 2) c91 = Vector512.FusedMultiplyAdd(x, v1, c91);
             x = Vector512.Create(p9[r1]);
-            ca0 = Vector512.FusedMultiplyAdd(x, v0, ca0); ca1 = Vector512.FusedMultiplyAdd(x, v1, ca1);
+            ca0 = Vector512.FusedMultiplyAdd(x, v0, ca0);
+            if (W.Count == 2) ca1 = Vector512.FusedMultiplyAdd(x, v1, ca1);
             x = Vector512.Create(p9[r2]);
-            cb0 = Vector512.FusedMultiplyAdd(x, v0, cb0); cb1 = Vector512.FusedMultiplyAdd(x, v1, cb1);
+            cb0 = Vector512.FusedMultiplyAdd(x, v0, cb0);
+            if (W.Count == 2) cb1 = Vector512.FusedMultiplyAdd(x, v1, cb1);
         }
-        c00.Store(c); c01.Store(c + 16);
-        c10.Store(c + ldc); c11.Store(c + ldc + 16);
-        c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 16);
-        c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 16);
-        c40.Store(c + 4 * ldc); c41.Store(c + 4 * ldc + 16);
-        c50.Store(c + 5 * ldc); c51.Store(c + 5 * ldc + 16);
-        c60.Store(c + 6 * ldc); c61.Store(c + 6 * ldc + 16);
-        c70.Store(c + 7 * ldc); c71.Store(c + 7 * ldc + 16);
-        c80.Store(c + 8 * ldc); c81.Store(c + 8 * ldc + 16);
-        c90.Store(c + 9 * ldc); c91.Store(c + 9 * ldc + 16);
-        ca0.Store(c + 10 * ldc); ca1.Store(c + 10 * ldc + 16);
-        cb0.Store(c + 11 * ldc); cb1.Store(c + 11 * ldc + 16);
+        c00.Store(c); if (W.Count == 2) c01.Store(c + 16);
+        c10.Store(c + ldc); if (W.Count == 2) c11.Store(c + ldc + 16);
+        c20.Store(c + 2 * ldc); if (W.Count == 2) c21.Store(c + 2 * ldc + 16);
+        c30.Store(c + 3 * ldc); if (W.Count == 2) c31.Store(c + 3 * ldc + 16);
+        c40.Store(c + 4 * ldc); if (W.Count == 2) c41.Store(c + 4 * ldc + 16);
+        c50.Store(c + 5 * ldc); if (W.Count == 2) c51.Store(c + 5 * ldc + 16);
+        c60.Store(c + 6 * ldc); if (W.Count == 2) c61.Store(c + 6 * ldc + 16);
+        c70.Store(c + 7 * ldc); if (W.Count == 2) c71.Store(c + 7 * ldc + 16);
+        c80.Store(c + 8 * ldc); if (W.Count == 2) c81.Store(c + 8 * ldc + 16);
+        c90.Store(c + 9 * ldc); if (W.Count == 2) c91.Store(c + 9 * ldc + 16);
+        ca0.Store(c + 10 * ldc); if (W.Count == 2) ca1.Store(c + 10 * ldc + 16);
+        cb0.Store(c + 11 * ldc); if (W.Count == 2) cb1.Store(c + 11 * ldc + 16);
     }
 
     /// <summary>C[0..mr) × 32 columns = C0 + A·B (or Aᵀ·B) on 2·R 512-bit sums (R = 6, or 8 for a remainder of 7, 8 or

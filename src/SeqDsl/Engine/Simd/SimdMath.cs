@@ -211,7 +211,7 @@ internal unsafe struct Lanes256 : ILanes<Vector256<float>>
         Avx2.ShiftLeftLogical(Avx2.Add(Avx.ConvertToVector256Int32(n), Vector256.Create(127)), 23).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ReciprocalEstimate(Vector256<float> x) => Avx.Reciprocal(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> WherePositive(Vector256<float> y, Vector256<float> d) => Avx.And(d, Avx.CompareGreaterThan(y, Vector256<float>.Zero));
-    public static Vector256<float> FirstLanes(int n) => MaskedStrip.Lanes(n);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> FirstLanes(int n) => MaskedStrip.Lanes(n);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load<S>(float* p, Vector256<float> mask) where S : struct, IStrip => S.Load(p, mask);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store<S>(float* p, Vector256<float> mask, Vector256<float> v) where S : struct, IStrip => S.Store(p, mask, v);
 }
@@ -236,6 +236,7 @@ internal unsafe struct Lanes512 : ILanes<Vector512<float>>
         Avx512F.ShiftLeftLogical(Avx512F.Add(Avx512F.ConvertToVector512Int32(n), Vector512.Create(127)), 23).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ReciprocalEstimate(Vector512<float> x) => Avx512F.Reciprocal14(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> WherePositive(Vector512<float> y, Vector512<float> d) => d & Avx512F.CompareGreaterThan(y, Vector512<float>.Zero);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> FirstLanes(int n) =>
         Avx512F.CompareGreaterThan(Vector512.Create(n), Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -41,60 +41,58 @@ static class PeerBenchmark
         var cell = p["cell"]!.GetValue<string>();
         int hidden = p["hidden"]!.GetValue<int>(), inputs = (p["embed"] ?? p["features"])!.GetValue<int>();
         var (text, gates) = cell switch { "lstm" => ("Lstm", 4), "gru" => ("Gru", 3), _ => ("SimpleRnn", 1) };
-        var peer = new JsonObject
-        {
-            ["cell"] = cell, ["hidden"] = hidden, ["batch"] = cfg.B, ["time"] = cfg.T, ["features"] = inputs, ["loss"] = "mse",
-            ["optimizer"] = "adam", ["lr"] = 1e-3, ["perStep"] = false, ["oneHot"] = false, ["dense"] = new JsonArray(new JsonArray(1, "linear")),
-            ["layerOnly"] = true,
-        };
+        // (the peer builds a whole model around the layer; a layer-only step runs the layer alone)
+        var peer = PeerModel(cell, hidden, cfg.B, cfg.T, "mse", "adam", 1e-3, false, [(1, "linear")], features: inputs, layerOnly: true);
         return new Config($"{cfg.Name} layer", $"{text}({hidden})", new InputSpec(Features: inputs), cfg.B, cfg.T, Loss.Mse,
             new OptimizerSpec.Adam(1e-3), peer, Rnn(gates, cfg.B, cfg.T, inputs, hidden)) { LayerOnly = true };
     }
 
+    /// <summary>The PyTorch peer's description of a model (bench/pytorch/peer.py reads it).</summary>
+    static JsonObject PeerModel(string cell, int hidden, int b, int t, string loss, string optimizer, double lr, bool perStep,
+        (int units, string act)[] dense, int? vocab = null, int? embed = null, int? features = null, bool oneHot = false,
+        double spatial = 0, double dropout = 0, bool layerOnly = false) => new()
+    {
+        ["cell"] = cell, ["hidden"] = hidden, ["batch"] = b, ["time"] = t, ["loss"] = loss, ["optimizer"] = optimizer,
+        ["lr"] = lr, ["perStep"] = perStep, ["vocab"] = vocab, ["embed"] = embed, ["features"] = features,
+        ["oneHot"] = oneHot, ["spatialDropout"] = spatial, ["dropout"] = dropout, ["layerOnly"] = layerOnly,
+        ["dense"] = new JsonArray(dense.Select(d => (JsonNode)new JsonArray(d.units, d.act)).ToArray()),
+    };
+
     static IEnumerable<Config> Configs()
     {
-        JsonObject Peer(string cell, int hidden, int b, int t, string loss, string optimizer, double lr, bool perStep,
-            (int units, string act)[] dense, int? vocab = null, int? embed = null, int? features = null, bool oneHot = false,
-            double spatial = 0, double dropout = 0) => new()
-        {
-            ["cell"] = cell, ["hidden"] = hidden, ["batch"] = b, ["time"] = t, ["loss"] = loss, ["optimizer"] = optimizer,
-            ["lr"] = lr, ["perStep"] = perStep, ["vocab"] = vocab, ["embed"] = embed, ["features"] = features,
-            ["oneHot"] = oneHot, ["spatialDropout"] = spatial, ["dropout"] = dropout,
-            ["dense"] = new JsonArray(dense.Select(d => (JsonNode)new JsonArray(d.units, d.act)).ToArray()),
-        };
         // seed 003's E7 models at their sizes (vocab 8000, maxlen 200, Embed 32, 32 units, batch 128, RMSprop, BCE);
         // the GRU is libtorch's fused reset-after GRU on both sides (E7's reset-before GRU has no fused kernel in either)
         foreach (var (cell, text, gates) in new[] { ("lstm", "Lstm(32)", 4), ("gru", "Gru(32)", 3), ("rnn", "SimpleRnn(32)", 1) })
             yield return new Config($"E7 {text}", $"Embed(32).SpatialDropout(0.4).{text}.Dropout(0.4).Dense(1, Sigmoid)",
                 new InputSpec(Vocab: 8000), 128, 200, Loss.Bce, new OptimizerSpec.RmsProp(),
-                Peer(cell, 32, 128, 200, "bce", "rmsprop", 1e-3, false, [(1, "sigmoid")], vocab: 8000, embed: 32, spatial: 0.4, dropout: 0.4),
+                PeerModel(cell, 32, 128, 200, "bce", "rmsprop", 1e-3, false, [(1, "sigmoid")], vocab: 8000, embed: 32, spatial: 0.4, dropout: 0.4),
                 Rnn(gates, 128, 200, 32, 32) + Dense(128, 32, 1));
         // seed 002's E4 model (vocabulary 75,979, Embed 32, LSTM 50, Dense 32 relu, Dense 1 sigmoid, Adam 3e-3, batch 32),
         // full-length rows of 200 steps on both sides (no packing)
         yield return new Config("E4 Lstm(50)", "Embed(32).Lstm(50).Dense(32, Relu).Dense(1, Sigmoid)", new InputSpec(Vocab: 75979), 32, 200,
             Loss.Bce, new OptimizerSpec.Adam(3e-3),
-            Peer("lstm", 50, 32, 200, "bce", "adam", 3e-3, false, [(32, "relu"), (1, "sigmoid")], vocab: 75979, embed: 32),
+            PeerModel("lstm", 50, 32, 200, "bce", "adam", 3e-3, false, [(32, "relu"), (1, "sigmoid")], vocab: 75979, embed: 32),
             Rnn(4, 32, 200, 32, 50) + Dense(32, 50, 32) + Dense(32, 32, 1));
         // d2l's char LM: one-hot input over 1,027 characters, LSTM 256, per-step output, cross-entropy, Adam
         yield return new Config("char LM Lstm(256)", "Lstm(256, returnSequences: true).Dense(1027)", new InputSpec(Features: 1027), 32, 35,
             Loss.CrossEntropy, new OptimizerSpec.Adam(1e-3),
-            Peer("lstm", 256, 32, 35, "ce", "adam", 1e-3, true, [(1027, "linear")], features: 1027, oneHot: true),
+            PeerModel("lstm", 256, 32, 35, "ce", "adam", 1e-3, true, [(1027, "linear")], features: 1027, oneHot: true),
             Rnn(4, 32, 35, 1027, 256) + Dense(32 * 35, 256, 1027));
         // seed 002's War and Peace model: Embed 56 → 256, LSTM 512, per-step output, batch 64 × 40, Adam 3e-3
         yield return new Config("War and Peace Lstm(512)", "Embed(256).Lstm(512, returnSequences: true).Dense(56)", new InputSpec(Vocab: 56), 64, 40,
             Loss.CrossEntropy, new OptimizerSpec.Adam(3e-3),
-            Peer("lstm", 512, 64, 40, "ce", "adam", 3e-3, true, [(56, "linear")], vocab: 56, embed: 256),
+            PeerModel("lstm", 512, 64, 40, "ce", "adam", 3e-3, true, [(56, "linear")], vocab: 56, embed: 256),
             Rnn(4, 64, 40, 256, 512) + Dense(64 * 40, 512, 56));
         // a large layer: input 512, LSTM 512, B 64, T 100 (the size where oneDNN's LSTM was measured faster)
         yield return new Config("I 512 Lstm(512)", "Lstm(512).Dense(1)", new InputSpec(Features: 512), 64, 100,
             Loss.Mse, new OptimizerSpec.Adam(1e-3),
-            Peer("lstm", 512, 64, 100, "mse", "adam", 1e-3, false, [(1, "linear")], features: 512),
+            PeerModel("lstm", 512, 64, 100, "mse", "adam", 1e-3, false, [(1, "linear")], features: 512),
             Rnn(4, 64, 100, 512, 512) + Dense(64, 512, 1));
     }
 
     /// <summary>Where a SeqDsl training step's time goes, per config and kernel: forward with the loss, backward, and the
     /// optimizer's update, timed separately (medians over rounds; no peer); with --layer, each config's recurrent layer
-    /// alone (<see cref="AsLayer"/>): its forward, its backward, no update.
+    /// alone (<see cref="AsLayer"/>): its forward, its backward from the fixed gradient, no loss and no update.
     ///   dotnet run -c Release --project bench/SeqDsl.Bench -- phases [--rounds N] [--threads-list 1,2] [--only NAME] [--kernels simd]
     ///   [--layer] [--embedding-ab | --layout-ab | --width-ab | --gates-ab | --tiles-ab]</summary>
     public static int Phases(string[] args)
@@ -151,7 +149,9 @@ static class PeerBenchmark
         }
         var ab = given.Count == 1 ? given[0] : ((string Flag, Func<bool> Get, Action<bool> Set, string On, string Off)?)null;
         Console.WriteLine($"machine: {Backend.Machine}");
-        Console.WriteLine("| threads | config | kernel | forward + loss ms | backward ms | optimizer ms | step ms |");
+        Console.WriteLine(layer
+            ? "| threads | config | kernel | forward ms | backward ms | update ms (none: the layer alone) | step ms |"
+            : "| threads | config | kernel | forward + loss ms | backward ms | optimizer ms | step ms |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
         foreach (var threads in threadList)
         {
@@ -322,6 +322,7 @@ static class PeerBenchmark
             {
                 // the layer alone: its input's gradient too, from a fixed gradient of the final state
                 _layerOnly = true;
+                _net.train();
                 x.requires_grad_(true);
                 _upstream = randn(cfg.B, outUnits);
             }
@@ -329,8 +330,8 @@ static class PeerBenchmark
         }
 
         /// <summary>One step: the training session's, or (layer only) the layer's forward, then backward from the fixed
-        /// gradient, every gradient dropped first (set to none, as the session's step and the peer do); the forward's
-        /// and the backward's milliseconds.</summary>
+        /// gradient, the input's and every weight's gradient dropped before the forward (set to none, as the peer's
+        /// zero_grad(set_to_none=True) does; not timed); the forward's and the backward's milliseconds.</summary>
         private (double forward, double backward) Step()
         {
             if (!_layerOnly)
@@ -340,9 +341,9 @@ static class PeerBenchmark
                 return (sw0.Elapsed.TotalMilliseconds, 0);
             }
             using var flush = Denormals.Flush(); // as TrainingSession's step
-            var sw = Stopwatch.StartNew();
             _batch.Inputs.grad = null;
             _session.ClearGradients();
+            var sw = Stopwatch.StartNew();
             var output = _net.Forward(_batch.Inputs, new ForwardContext());
             var forward = sw.Elapsed.TotalMilliseconds;
             sw.Restart();

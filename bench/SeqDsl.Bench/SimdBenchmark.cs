@@ -48,19 +48,14 @@ static unsafe class SimdBenchmark
                 // only (the best of three alternating rounds each)
                 var tiles = "";
                 if (SimdMath.Width == SimdWidth.Avx512 && m >= 7)
-                {
-                    var best = new double[2];
                     fixed (float* pp = packed)
-                        for (var round = 0; round < 6; round++)
-                        {
-                            SmallGemm.TallTiles = round % 2 == 0;
-                            sw.Restart();
-                            for (var i = 0; i < reps; i++) SmallGemm.Run(m, n, k, pa, k, pb, n, pp, (long)k * SmallGemm.Panel, null, 0, pc, n);
-                            best[round % 2] = Math.Max(best[round % 2], 2.0 * m * n * k * reps / sw.Elapsed.TotalSeconds / 1e9);
-                        }
-                    SmallGemm.TallTiles = true;
-                    tiles = $" (packed: {best[0]:F1} on 12- and 8-row tiles, {best[1]:F1} on 6-row ones)";
-                }
+                    {
+                        // (a lambda cannot capture fixed pointers: their addresses, pinned for its calls)
+                        nint ia = (nint)pa, ib = (nint)pb, ic = (nint)pc, ip = (nint)pp;
+                        var (tall, six) = TilesAb(() => SmallGemm.Run(m, n, k, (float*)ia, k, (float*)ib, n, (float*)ip, (long)k * SmallGemm.Panel,
+                            null, 0, (float*)ic, n), reps, 2.0 * m * n * k);
+                        tiles = $" (packed: {tall:F1} on 12/8-row tiles and 512-bit 16-column strips, {six:F1} on 6-row tiles)";
+                    }
                 Console.WriteLine($"SmallGemm {m}×{k}·{k}×{n}: {gflops:F1} GFLOP/s unpacked, {packedGflops:F1} packed{tiles}");
             }
         }
@@ -79,7 +74,16 @@ static unsafe class SimdBenchmark
                 for (var i = 0; i < 10; i++) SmallGemm.AccumulateAtB(rows, m, n, pa, m, pb, n, pc, n);
                 var sw = Stopwatch.StartNew();
                 for (var i = 0; i < reps; i++) SmallGemm.AccumulateAtB(rows, m, n, pa, m, pb, n, pc, n);
-                Console.WriteLine($"AccumulateAtB {rows} rows, C {m}×{n}: {2.0 * rows * m * n * reps / sw.Elapsed.TotalSeconds / 1e9:F1} GFLOP/s");
+                var gflops = 2.0 * rows * m * n * reps / sw.Elapsed.TotalSeconds / 1e9;
+                var tiles = "";
+                if (SimdMath.Width == SimdWidth.Avx512)
+                {
+                    nint ia = (nint)pa, ib = (nint)pb, ic = (nint)pc;
+                    var (tall, six) = TilesAb(() => SmallGemm.AccumulateAtB(rows, m, n, (float*)ia, m, (float*)ib, n, (float*)ic, n), reps,
+                        2.0 * rows * m * n);
+                    tiles = $" ({tall:F1} on 12/8-row tiles and 512-bit 16-column strips, {six:F1} on 6-row tiles)";
+                }
+                Console.WriteLine($"AccumulateAtB {rows} rows, C {m}×{n}: {gflops:F1} GFLOP/s{tiles}");
             }
         }
         // the gate functions on a few rows in L1 (12 rows × 32 units, SimpleRnn step state rows, row
@@ -127,6 +131,26 @@ static unsafe class SimdBenchmark
             foreach (var n in nets) n.Dispose();
         }
         return 0;
+    }
+
+    /// <summary>GFLOP/s of <paramref name="reps"/> calls of a product of <paramref name="flops"/> with SmallGemm.TallTiles on
+    /// and off: the best of three alternating rounds each (the setting restored after).</summary>
+    static (double Tall, double Six) TilesAb(Action product, int reps, double flops)
+    {
+        var best = new double[2];
+        var before = SmallGemm.TallTiles;
+        try
+        {
+            for (var round = 0; round < 6; round++)
+            {
+                SmallGemm.TallTiles = round % 2 == 0;
+                var sw = Stopwatch.StartNew();
+                for (var i = 0; i < reps; i++) product();
+                best[round % 2] = Math.Max(best[round % 2], flops * reps / sw.Elapsed.TotalSeconds / 1e9);
+            }
+        }
+        finally { SmallGemm.TallTiles = before; }
+        return (best[0], best[1]);
     }
 
     static void GateFunctions()

@@ -72,6 +72,13 @@ let private withWidth (w: SimdWidth) f =
     SimdMath.Width <- w
     try f () finally SimdMath.Width <- before
 
+/// Runs f with the AVX-512 products' twelve- and eight-row tiles (and 512-bit 16-column strips) on or off
+/// (SmallGemm.TallTiles, process-wide: the SimdKernel list runs in sequence).
+let private withTallTiles (tall: bool) f =
+    let before = SmallGemm.TallTiles
+    SmallGemm.TallTiles <- tall
+    try f () finally SmallGemm.TallTiles <- before
+
 let private widths = [ SimdWidth.Scalar; SimdWidth.Avx2; SimdWidth.Avx512 ]
 
 /// SmallGemm.AccumulateAtB on managed arrays.
@@ -377,7 +384,7 @@ let tests =
             // (m 9, 10, 11 with n ≥ 32: the 6 × 32 AVX-512 tile's last tile of 3, 4 and 5 rows; m 12, 24, 25, 19, 20: whole
             // 12 × 32 tiles, then none, a 6-row one of 1 row, an 8-row one of 7 or 8; m 16: two 8-row ones; m 8, 7: one)
             for m, n, k in [ 1, 1, 1; 5, 8, 7; 12, 50, 200; 8, 200, 82; 13, 2, 9; 30, 20, 33; 12, 31, 16; 7, 16, 64; 25, 148, 5
-                             9, 64, 12; 10, 40, 7; 11, 96, 33; 24, 64, 17; 19, 32, 20; 16, 64, 9; 20, 40, 11; 7, 33, 5 ] do
+                             9, 64, 12; 10, 40, 7; 11, 96, 33; 24, 64, 17; 19, 32, 20; 16, 64, 9; 20, 40, 11; 7, 33, 5; 13, 64, 0 ] do
                 let lda, ldb, ldc = k + 3, n + 5, n + 2
                 let a = Array.init (m * lda) (fun _ -> float32 (rng.NextDouble() - 0.5))
                 let b = Array.init (k * ldb) (fun _ -> float32 (rng.NextDouble() - 0.5))
@@ -390,8 +397,10 @@ let tests =
                             else (match c0 with Some c -> float c.[i * ldc0 + j] | None -> 0.0)
                                  + Seq.sum (seq { for p in 0 .. k - 1 -> float a.[i * lda + p] * float b.[p * ldb + j] }))
                     for w in widths do
+                      for tall in (if w = SimdWidth.Avx512 then [ true; false ] else [ true ]) do
                       for packed in [ false; true ] do
                         for inPlace in (if ldc0 = ldc then [ false; true ] else [ false ]) do
+                            withTallTiles tall (fun () ->
                             withWidth w (fun () ->
                                 // in place: C starts as C0 (its padding columns too, which must stay as they were)
                                 let c = if inPlace then Array.init (m * ldc) (fun idx -> if idx % ldc >= n then -7.0f else full.[idx])
@@ -400,24 +409,25 @@ let tests =
                                 for idx in 0 .. c.Length - 1 do
                                     let tol = if idx % ldc >= n then 0.0 else 1e-5 * max 1.0 (abs expected.[idx])
                                     Expect.isLessThanOrEqual (abs (float c.[idx] - expected.[idx])) tol
-                                        $"{w}, packed {packed}, C0 {c0.IsSome} stride {ldc0}, in place {inPlace}: m {m}, n {n}, k {k}, C[{idx / ldc}, {idx % ldc}]"
-                                // the AVX2 and AVX-512 packed paths to the bit (the same floats): whole 16-column strips
-                                // (and 32-column pairs of them) chain their FMAs from C0, a narrower last strip (narrow
-                                // tile or scratch tile) from zero and adds C0 after
-                                if packed && w <> SimdWidth.Scalar && SmallGemm.UsesPacked then
-                                    let whole = n / 16 * 16
+                                        $"{w}, tall tiles {tall}, packed {packed}, C0 {c0.IsSome} stride {ldc0}, in place {inPlace}: m {m}, n {n}, k {k}, C[{idx / ldc}, {idx % ldc}]"
+                                // the AVX2 and AVX-512 paths to the bit (the same floats, whatever the tiles' heights):
+                                // packed, whole 16-column strips (and 32-column pairs of them) chain their FMAs from C0, a
+                                // narrower last strip (narrow tile or scratch tile) from zero and adds C0 after; unpacked,
+                                // every whole 8 columns chain from C0 (the last few columns are plain scalar sums)
+                                if w <> SimdWidth.Scalar && SmallGemm.UsesPacked then
+                                    let whole = if packed then n / 16 * 16 else n / 8 * 8
                                     for i in 0 .. m - 1 do
-                                        for j in 0 .. n - 1 do
+                                        for j in 0 .. (if packed then n else whole) - 1 do
                                             let init = match c0 with Some c -> c.[i * ldc0 + j] | None -> 0.0f
                                             let mutable acc = if j < whole then init else 0.0f
                                             for p in 0 .. k - 1 do acc <- System.MathF.FusedMultiplyAdd(a.[i * lda + p], b.[p * ldb + j], acc)
                                             let exact = if j < whole || c0.IsNone then acc else init + acc
-                                            Expect.equal c.[i * ldc + j] exact $"packed {w}, C0 {c0.IsSome} stride {ldc0}, in place {inPlace}: m {m}, n {n}, k {k}, C[{i}, {j}] bit for bit")
+                                            Expect.equal c.[i * ldc + j] exact $"{w}, tall tiles {tall}, packed {packed}, C0 {c0.IsSome} stride {ldc0}, in place {inPlace}: m {m}, n {n}, k {k}, C[{i}, {j}] bit for bit"))
         }
 
         test "the weight-gradient product C += AᵀB = float64 sums: tile edges, masked strips, strides, every path" {
             // m not a multiple of 6 (the edge tiles: 4-row ones for 1, 7, 8 rows left, 8-row narrow ones; on AVX-512 whole
-            // 12 × 32 tiles first: m 24, 19, 32, 50, 57, 200; 8 × 32 for 16, 20, 7), n with and
+            // 12 × 32 tiles first: m 24, 19, 32, 50, 200; 8 × 32 for 16, 20, 7; 12 × 16 strips: m 50, 200), n with and
             // without a strip narrower than 16 (1..4 columns down C's rows, 5..8 the narrow tile, 9..15 masked lanes),
             // row strides wider than the rows, and C's padding columns left untouched
             let rng = System.Random 5
@@ -433,6 +443,8 @@ let tests =
                         if j >= n then float c0.[k]
                         else float c0.[k] + Seq.sum (seq { for r in 0 .. rows - 1 -> float a.[r * lda + i] * float b.[r * ldb + j] }))
                 for w in widths do
+                  for tall in (if w = SimdWidth.Avx512 then [ true; false ] else [ true ]) do
+                    withTallTiles tall (fun () ->
                     withWidth w (fun () ->
                         let c = Array.copy c0
                         accumulateAtB rows m n a lda b ldb c ldc
@@ -445,7 +457,7 @@ let tests =
                                 for j in 0 .. n - 1 do
                                     let mutable acc = c0.[i * ldc + j]
                                     for r in 0 .. rows - 1 do acc <- System.MathF.FusedMultiplyAdd(a.[r * lda + i], b.[r * ldb + j], acc)
-                                    Expect.equal c.[i * ldc + j] acc $"{w}: rows {rows}, m {m}, n {n}, C[{i}, {j}] bit for bit")
+                                    Expect.equal c.[i * ldc + j] acc $"{w}, tall tiles {tall}: rows {rows}, m {m}, n {n}, C[{i}, {j}] bit for bit"))
         }
 
         test "the weight gradient over groups of steps: bit for bit the one-product-per-step sums, every cell, one and two threads" {

@@ -10,9 +10,11 @@ namespace SeqDsl.Engine.Simd;
 /// when null; a row stride of 0 repeats one row, e.g. a bias) and C are m×n; and C += Aᵀ·B, the weight gradient of a
 /// few backward steps (<see cref="AccumulateAtB(int, int, int, float*, long, float*, long, float*, long)"/>).
 /// Register tiles of 2 vectors wide (AVX2: 6 rows × 16, 4 × 16 for a block's last few rows where the strip is whole;
-/// AVX-512: 12 × 32 first, 8 × 32 and 6 × 32 for the last rows, then the AVX2 tiles for the columns left), B broadcast-free, A broadcast per element; a
-/// last strip of at most 8 columns on a 12 × 8 tile (8 × 8 for the last rows; in Aᵀ·B up to 4 columns down C's rows
-/// instead), wider edges with masked lanes (unpacked A·B: one vector, then scalars). No allocation.
+/// AVX-512: 12 × 32, then 8 × 32 or 6 × 32 for the rows left (<see cref="Rows512"/>), and a whole 16-column strip left
+/// 12 × 16 on one 512-bit vector, its last rows on the AVX2 tiles: <see cref="Strip16"/>), B broadcast-free, A
+/// broadcast per element; a last strip of at most 8 columns on a 12 × 8 tile (8 × 8 for the last rows; in Aᵀ·B up to 4
+/// columns down C's rows instead), wider edges with masked lanes (unpacked A·B: one vector, then scalars). No
+/// allocation.
 /// </summary>
 internal static unsafe class SmallGemm
 {
@@ -51,8 +53,8 @@ internal static unsafe class SmallGemm
     /// <summary>
     /// C = C0 + A·B with B given twice: as is (b, ldb) and packed (bp: the panel holding B's first column, rows
     /// offset as in b; panels panelStride floats apart). The AVX2 and AVX-512 paths take the packed copy (AVX-512:
-    /// pairs of panels on 12-, 8- and 6-row × 32 tiles first); a last panel narrower than 16 columns (its packed copy is zero-padded)
-    /// goes through a scratch tile — the 12 × 8 or 8 × 8 narrow one for up to 8 columns, the 6 × 16 one for 9–15 — and
+    /// pairs of panels on 12-, 8- and 6-row × 32 tiles first); whole single panels go through <see cref="Strip16"/>; a
+    /// last panel narrower than 16 columns (its packed copy is zero-padded) goes through a scratch tile — the 12 × 8 or 8 × 8 narrow one for up to 8 columns, the 6 × 16 one for 9–15 — and
     /// C0 is added after its sums.
     /// </summary>
     public static void Run(int m, int n, int k, float* a, long lda, float* b, long ldb, float* bp, long panelStride,
@@ -209,8 +211,7 @@ internal static unsafe class SmallGemm
     static void Tile6x16(int rows, int k, float* a, long lda, float* b, long ldb, float* c0, long ldc0, float* c, long ldc) =>
         Tile<WholeStrip, Rows6>(rows, k, a, lda, 1, b, ldb, c0, ldc0, c, ldc, default, default);
 
-    /// <summary>A register tile's height (or a 512-bit tile's width in vectors), a constant the JIT folds: each
-    /// instantiation keeps only its own code.</summary>
+    /// <summary>A register tile's height, a constant the JIT folds: each instantiation keeps only its rows' code.</summary>
     interface ITileRows
     {
         static abstract int Count { get; }
@@ -236,12 +237,18 @@ internal static unsafe class SmallGemm
         public static int Count => 8;
     }
 
-    struct OneVector : ITileRows
+    /// <summary>A 512-bit tile's width in vectors of 16 columns, folded by the JIT as the rows are.</summary>
+    interface ITileWidth
+    {
+        static abstract int Count { get; }
+    }
+
+    struct OneVector : ITileWidth
     {
         public static int Count => 1;
     }
 
-    struct TwoVectors : ITileRows
+    struct TwoVectors : ITileWidth
     {
         public static int Count => 2;
     }
@@ -394,12 +401,12 @@ internal static unsafe class SmallGemm
     /// C += Aᵀ·B summed over <paramref name="rows"/> rows: A is rows×m (row stride lda), B rows×n (row stride ldb),
     /// C m×n (row stride ldc) — Σ_r a_rᵀ b_r, the weight gradient of a few steps' batch rows (the pre-activation
     /// gradient's rows against the [h | x] rows, <see cref="RecurrentKernels.GroupSteps"/>), added while both are still
-    /// in the cache. Register tiles of 6 C rows
-    /// × 16 columns, each summing its rows in order (no packing: a row of A gives six broadcasts, a row of B two
-    /// vectors); a last strip of up to 4 columns goes down C's rows (<see cref="AtBColumns"/>), one of 5–8 takes the
+    /// in the cache. Register tiles of 6 C rows × 16 columns, each summing its rows in order (no packing: a row of A gives
+    /// six broadcasts, a row of B two vectors); a last strip of up to 4 columns goes down C's rows (<see cref="AtBColumns"/>), one of 5–8 takes the
     /// 12 × 8 narrow tile, one of 9–15 the wide tile with masked loads and stores — every element one FMA chain from C
     /// over the rows in order, whichever path. On the AVX-512 path 32 columns at a time go on 12-, 8- and 6-row × 32 tiles first
-    /// (<see cref="Tile512x12"/>, <see cref="Tile512{R}"/>: the same chains), the rest on the AVX2 code; plain loops without AVX2.
+    /// (<see cref="Rows512"/>: the same chains) and whole 16-column strips on <see cref="Strip16"/>, the narrower rest on
+    /// the AVX2 code; plain loops without AVX2.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AccumulateAtB(int rows, int m, int n, float* a, long lda, float* b, long ldb, float* c, long ldc)
@@ -522,12 +529,12 @@ internal static unsafe class SmallGemm
         for (var l = 0; l < n; l++) p[l * ld] = t[l];
     }
 
-    // ---- AVX-512: 12 or 6 rows × 32 columns per tile, on two packed panels or on B as it is; the rest of the columns on the
-    // AVX2 code. Each element is the same FMA chain from C0 over p in order as on the AVX2 tiles, so both
-    // paths give the same floats ----
+    // ---- AVX-512: 12, 8 or 6 rows × 32 columns per tile, on two packed panels or on B as it is, and 12 rows × 16 for a
+    // whole 16-column strip (Strip16); the rest of the columns on the AVX2 code. Each element is the same FMA chain from
+    // C0 over p in order as on the AVX2 tiles, so both paths give the same floats ----
 
     /// <summary>All m rows of one 32-column strip on 512-bit tiles (A, B, C0 and C addressed as in <see cref="Tile512{R}"/>,
-    /// row i of A at a + i·aRow): twelve rows per tile (<see cref="Tile512x12"/>), eight for 16 rows left or 7–8 (E4's
+    /// row i of A at a + i·aRow): twelve rows per tile (<see cref="Tile512x12{W}"/>), eight for 16 rows left or 7–8 (E4's
     /// 32-row batch: 12 + 12 + 8; two threads' 16 rows: 8 + 8, not 12 + 4 computed as 12 + 6), six otherwise (9–11:
     /// two six-row tiles, as many rows computed as one twelve-row tile would).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -571,7 +578,7 @@ internal static unsafe class SmallGemm
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Tile512x12<W>(int k, float* a, long aRow, long aK, float* b0, float* b1, long bStep, float* c0, long ldc0, float* c, long ldc)
-        where W : struct, ITileRows
+        where W : struct, ITileWidth
     {
         var c00 = Init512(c0, 0); var c01 = W.Count == 2 ? Init512(c0, 16) : default;
         var c10 = Init512(c0, ldc0); var c11 = W.Count == 2 ? Init512(c0, ldc0 + 16) : default;

@@ -8,7 +8,7 @@
 //     (PyTorch as a peer: bench/pytorch/setup.sh installs Debian's python3-torch first; --layer: each config's recurrent layer alone)
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- phases [--rounds N] [--threads-list 1,2] [--only NAME] [--kernels simd,fused] [--layer]
 //     [--embedding-ab | --layout-ab | --width-ab | --gates-ab | --tiles-ab]
-//     (forward + loss, backward and the optimizer's update of the peer configs, timed apart)
+//     (forward + loss, backward and the optimizer's update of the peer configs, timed apart; --layer: the layer alone)
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- simd [--rounds N] [--threads T]   (the SIMD kernel's product and layers)
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- deploy [--rounds N] [--threads T] [--seconds S]
 //     (export time, ONNX Runtime vs libtorch prediction latency, seqdsl serve under 1/8/64 clients)

@@ -54,8 +54,8 @@ internal static unsafe class SmallGemm
     /// C = C0 + A·B with B given twice: as is (b, ldb) and packed (bp: the panel holding B's first column, rows
     /// offset as in b; panels panelStride floats apart). The AVX2 and AVX-512 paths take the packed copy (AVX-512:
     /// pairs of panels on 12-, 8- and 6-row × 32 tiles first); whole single panels go through <see cref="Strip16"/>; a
-    /// last panel narrower than 16 columns (its packed copy is zero-padded) goes through a scratch tile — the 12 × 8 or 8 × 8 narrow one for up to 8 columns, the 6 × 16 one for 9–15 — and
-    /// C0 is added after its sums.
+    /// last panel narrower than 16 columns (its packed copy is zero-padded) goes through a scratch tile — the 12 × 8 or
+    /// 8 × 8 narrow one for up to 8 columns, the 6 × 16 one for 9–15 — and C0 is added after its sums.
     /// </summary>
     public static void Run(int m, int n, int k, float* a, long lda, float* b, long ldb, float* bp, long panelStride,
         float* c0, long ldc0, float* c, long ldc)
@@ -402,11 +402,11 @@ internal static unsafe class SmallGemm
     /// C m×n (row stride ldc) — Σ_r a_rᵀ b_r, the weight gradient of a few steps' batch rows (the pre-activation
     /// gradient's rows against the [h | x] rows, <see cref="RecurrentKernels.GroupSteps"/>), added while both are still
     /// in the cache. Register tiles of 6 C rows × 16 columns, each summing its rows in order (no packing: a row of A gives
-    /// six broadcasts, a row of B two vectors); a last strip of up to 4 columns goes down C's rows (<see cref="AtBColumns"/>), one of 5–8 takes the
-    /// 12 × 8 narrow tile, one of 9–15 the wide tile with masked loads and stores — every element one FMA chain from C
-    /// over the rows in order, whichever path. On the AVX-512 path 32 columns at a time go on 12-, 8- and 6-row × 32 tiles first
-    /// (<see cref="Rows512"/>: the same chains) and whole 16-column strips on <see cref="Strip16"/>, the narrower rest on
-    /// the AVX2 code; plain loops without AVX2.
+    /// six broadcasts, a row of B two vectors); a last strip of up to 4 columns goes down C's rows
+    /// (<see cref="AtBColumns"/>), one of 5–8 takes the 12 × 8 narrow tile, one of 9–15 the wide tile with masked loads
+    /// and stores — every element one FMA chain from C over the rows in order, whichever path. On the AVX-512 path 32
+    /// columns at a time go on 12-, 8- and 6-row × 32 tiles first (<see cref="Rows512"/>: the same chains) and whole
+    /// 16-column strips on <see cref="Strip16"/>, the narrower rest on the AVX2 code; plain loops without AVX2.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AccumulateAtB(int rows, int m, int n, float* a, long lda, float* b, long ldb, float* c, long ldc)
@@ -650,8 +650,7 @@ internal static unsafe class SmallGemm
     }
 
     /// <summary>C[0..mr) × 32 columns = C0 + A·B (or Aᵀ·B) on 2·R 512-bit sums (R = 6, or 8 for a remainder of 7, 8 or
-    /// 16 rows: <see cref="Rows512"/>): A's element (i, p) at a + i·aRow +
-    /// p·aK; B's row p as two 16-float halves at b0 + p·bStep and b1 + p·bStep — a pair of adjacent packed panels (b1 =
+    /// 16 rows: <see cref="Rows512"/>): A's element (i, p) at a + i·aRow + p·aK; B's row p as two 16-float halves at b0 + p·bStep and b1 + p·bStep — a pair of adjacent packed panels (b1 =
     /// b0 + the panel stride, bStep 16) or 32 columns of B as it is (b1 = b0 + 16, bStep its row stride). Fewer than R
     /// rows at the bottom edge repeat the last one (reads stay inside A and C0) and store only their own.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -592,12 +592,13 @@ internal static unsafe class SmallGemm
         var c90 = Init512(c0, 9 * ldc0); var c91 = W.Count == 2 ? Init512(c0, 9 * ldc0 + 16) : default;
         var ca0 = Init512(c0, 10 * ldc0); var ca1 = W.Count == 2 ? Init512(c0, 10 * ldc0 + 16) : default;
         var cb0 = Init512(c0, 11 * ldc0); var cb1 = W.Count == 2 ? Init512(c0, 11 * ldc0 + 16) : default;
-        long r1 = aRow, r2 = 2 * aRow;
-        float* p0 = a, p3 = a + 3 * aRow, p6 = a + 6 * aRow, p9 = a + 9 * aRow;
-        for (var p = 0; p < k; p++, p0 += aK, p3 += aK, p6 += aK, p9 += aK, b0 += bStep, b1 += bStep)
+        long r1 = aRow, r2 = 2 * aRow, d = b1 - b0;
+        float* p0 = a, p3 = a + 3 * aRow, p6 = a + 6 * aRow, p9 = a + 9 * aRow, end = a + k * aK;
+        // (no counter: p0 runs to its end; B's second half at a fixed distance from the first: two registers fewer)
+        for (; p0 < end; p0 += aK, p3 += aK, p6 += aK, p9 += aK, b0 += bStep)
         {
             var v0 = Vector512.Load(b0);
-            var v1 = W.Count == 2 ? Vector512.Load(b1) : default;
+            var v1 = W.Count == 2 ? Vector512.Load(b0 + d) : default;
             var x = Vector512.Create(*p0);
             c00 = Vector512.FusedMultiplyAdd(x, v0, c00);
             if (W.Count == 2) c01 = Vector512.FusedMultiplyAdd(x, v1, c01);
@@ -673,11 +674,13 @@ internal static unsafe class SmallGemm
         }
         float* a1 = a + q1 * aRow, a2 = a + q2 * aRow, a3 = a + q3 * aRow, a4 = a + q4 * aRow, a5 = a + q5 * aRow,
             a6 = a + q6 * aRow, a7 = a + q7 * aRow;
-        long o = 0;
-        for (var p = 0; p < k; p++, o += aK, b0 += bStep, b1 += bStep)
+        // the loop's registers: A's offset and its end, B's pointer and the distance to its second half (x64 has 16 and
+        // eight row pointers are live; a counter and a second B pointer made the JIT reload a row pointer every step)
+        long d = b1 - b0, end = k * aK;
+        for (long o = 0; o < end; o += aK, b0 += bStep)
         {
             var v0 = Vector512.Load(b0);
-            var v1 = Vector512.Load(b1);
+            var v1 = Vector512.Load(b0 + d);
             var x = Vector512.Create(a[o]);
             c00 = Vector512.FusedMultiplyAdd(x, v0, c00); c01 = Vector512.FusedMultiplyAdd(x, v1, c01);
             x = Vector512.Create(a1[o]);

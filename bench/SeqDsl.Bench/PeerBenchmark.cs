@@ -40,12 +40,15 @@ static class PeerBenchmark
         var p = cfg.Peer;
         var cell = p["cell"]!.GetValue<string>();
         int hidden = p["hidden"]!.GetValue<int>(), inputs = (p["embed"] ?? p["features"])!.GetValue<int>();
-        var (text, gates) = cell switch { "lstm" => ("Lstm", 4), "gru" => ("Gru", 3), _ => ("SimpleRnn", 1) };
+        var (_, text, gates) = Cells.Single(c => c.Peer == cell);
         // (the peer builds a whole model around the layer; a layer-only step runs the layer alone)
         var peer = PeerModel(cell, hidden, cfg.B, cfg.T, "mse", "adam", 1e-3, false, [(1, "linear")], features: inputs, layerOnly: true);
         return new Config($"{cfg.Name} layer", $"{text}({hidden})", new InputSpec(Features: inputs), cfg.B, cfg.T, Loss.Mse,
             new OptimizerSpec.Adam(1e-3), peer, Rnn(gates, cfg.B, cfg.T, inputs, hidden)) { LayerOnly = true };
     }
+
+    /// <summary>The cells the configs use: the peer's name, SeqDsl's layer name, the gate count.</summary>
+    static readonly (string Peer, string Layer, int Gates)[] Cells = [("lstm", "Lstm", 4), ("gru", "Gru", 3), ("rnn", "SimpleRnn", 1)];
 
     /// <summary>The PyTorch peer's description of a model (bench/pytorch/peer.py reads it).</summary>
     static JsonObject PeerModel(string cell, int hidden, int b, int t, string loss, string optimizer, double lr, bool perStep,
@@ -62,11 +65,14 @@ static class PeerBenchmark
     {
         // seed 003's E7 models at their sizes (vocab 8000, maxlen 200, Embed 32, 32 units, batch 128, RMSprop, BCE);
         // the GRU is libtorch's fused reset-after GRU on both sides (E7's reset-before GRU has no fused kernel in either)
-        foreach (var (cell, text, gates) in new[] { ("lstm", "Lstm(32)", 4), ("gru", "Gru(32)", 3), ("rnn", "SimpleRnn(32)", 1) })
+        foreach (var (cell, layer, gates) in Cells)
+        {
+            var text = $"{layer}(32)";
             yield return new Config($"E7 {text}", $"Embed(32).SpatialDropout(0.4).{text}.Dropout(0.4).Dense(1, Sigmoid)",
                 new InputSpec(Vocab: 8000), 128, 200, Loss.Bce, new OptimizerSpec.RmsProp(),
                 PeerModel(cell, 32, 128, 200, "bce", "rmsprop", 1e-3, false, [(1, "sigmoid")], vocab: 8000, embed: 32, spatial: 0.4, dropout: 0.4),
                 Rnn(gates, 128, 200, 32, 32) + Dense(128, 32, 1));
+        }
         // seed 002's E4 model (vocabulary 75,979, Embed 32, LSTM 50, Dense 32 relu, Dense 1 sigmoid, Adam 3e-3, batch 32),
         // full-length rows of 200 steps on both sides (no packing)
         yield return new Config("E4 Lstm(50)", "Embed(32).Lstm(50).Dense(32, Relu).Dense(1, Sigmoid)", new InputSpec(Vocab: 75979), 32, 200,

@@ -120,7 +120,9 @@ static class PeerBenchmark
         // AVX-512 and the AVX2 path (SimdMath.Width; on an AVX-512 CPU only); --gates-ab: on the AVX-512 path, between
         // the per-unit passes (gate functions, state updates, their gradients) on 16 lanes and on 8 (SimdMath.WideGates);
         // --tiles-ab: on the AVX-512 path, between the products' twelve- and eight-row tiles with 16-column strips on
-        // 512 bits, and six-row tiles only with those strips on AVX2 (SmallGemm.TallTiles)
+        // 512 bits, and six-row tiles only with those strips on AVX2 (SmallGemm.TallTiles); --prefetch-ab: between the
+        // kernel's loops requesting the saved rows of the next (forward) or previous (backward) step and not
+        // (RecurrentKernels.PrefetchAhead)
         var switches = new (string Flag, Func<bool> Get, Action<bool> Set, string On, string Off)[]
         {
             ("--embedding-ab", () => SeqDsl.Engine.Simd.SimdEmbedding.InKernel, on => SeqDsl.Engine.Simd.SimdEmbedding.InKernel = on,
@@ -134,6 +136,8 @@ static class PeerBenchmark
                 "16-lane gates", "8-lane gates"),
             ("--tiles-ab", () => SeqDsl.Engine.Simd.SmallGemm.TallTiles, on => SeqDsl.Engine.Simd.SmallGemm.TallTiles = on,
                 "12/8-row tiles, 16-column strips on 512 bits", "6-row tiles, 16-column strips on AVX2"),
+            ("--prefetch-ab", () => SeqDsl.Engine.Simd.RecurrentKernels.PrefetchAhead, on => SeqDsl.Engine.Simd.RecurrentKernels.PrefetchAhead = on,
+                "saved rows prefetched a step ahead", "not prefetched"),
         };
         var given = switches.Where(w => args.Contains(w.Flag)).ToList();
         if (given.Count > 1)

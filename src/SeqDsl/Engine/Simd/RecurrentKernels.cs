@@ -116,6 +116,7 @@ internal static unsafe class RecurrentKernels
         float* whhT = b.WcatT, wihT = b.WcatT + (long)H * GH;
         long ps = (long)K * SmallGemm.Panel;                                  // panel stride of the packed [W_hh | W_ih]ᵀ
         float* whhTP = b.WcatTP, wihTP = PanelAt(b.WcatTP, H, 0, ps);
+        var ahead = PrefetchAhead && Sse.IsSupported;
         for (var r = r0; r < r1; r++)
         {
             Copy(b.H0 + (long)r * H, state + (r - r0) * H, H);
@@ -130,7 +131,12 @@ internal static unsafe class RecurrentKernels
                 float* g = gates + t * sG + (long)(s0 - r0) * GH;
                 if (b.Ids == null)
                     for (var r = s0; r < s0 + m; r++)                         // the step's inputs beside the states
+                    {
                         Copy(b.X + r * b.XB + t * b.XT, a + (long)(r - s0) * K + H, I);
+                        // the row's next input (a batch-major input's rows lie a whole sequence apart: more streams
+                        // than the hardware prefetchers follow)
+                        if (ahead && t + 1 < T) Ahead(b.X + r * b.XB + (t + 1) * b.XT, I);
+                    }
                 else
                 {
                     for (var r = s0; r < s0 + m; r++)                         // or their embedding rows, looked up here
@@ -175,6 +181,18 @@ internal static unsafe class RecurrentKernels
                     long io = t * sG + (long)(r - r0) * GH, ao = t * sA + (long)(r - r0) * H, ho = t * stepH + (long)r * H;
                     float* st = state + (r - r0) * H;
                     float* next = hx + (t + 1) * sK + (long)(r - r0) * K;
+                    if (ahead && t + 1 < T)
+                    {
+                        // the row's lines the next step writes: its gates (where a product's tile stores them), cell
+                        // rows and the state row after it
+                        if (cell is SimdCell.Lstm or SimdCell.GruResetBefore) Ahead(gates + io + sG, GH);
+                        if (cell == SimdCell.Lstm)
+                        {
+                            Ahead(aux1 + ao + sA, H);
+                            Ahead(aux2 + ao + sA, H);
+                        }
+                        if (t + 2 <= T) Ahead(next + sK, K);
+                    }
                     if (!Active(b, r, t))
                     {
                         if (b.Out != null) Clear(b.Out + ho, H);
@@ -505,6 +523,7 @@ internal static unsafe class RecurrentKernels
         // LSTM and SimpleRnn add each row's pre-activation gradient to its bias gradient as they compute it; the GRUs
         // (and, by default, a new cell) in a pass over the rows after the products
         var biasInBack = cell is SimdCell.Lstm or SimdCell.RnnTanh or SimdCell.RnnRelu or SimdCell.RnnLinear or SimdCell.RnnSigmoid;
+        var ahead = PrefetchAhead && Sse.IsSupported;
         Clear(zero, H);
         if (dW != null) Clear(dW, GH * K);                                  // this block's partial, summed from zero
         for (var r = r0; r < r1; r++)
@@ -534,6 +553,21 @@ internal static unsafe class RecurrentKernels
                         if (cell == SimdCell.GruResetAfter) Clear(dph + io, GH);
                         Clear(direct + k, H);
                         continue;
+                    }
+                    if (ahead && t > 0)
+                    {
+                        // the row's lines the previous step reads: its gates, saved rows (an LSTM's c_{t−2} and tanh
+                        // c_{t−1}) and [h | x] row, the output's gradient; and the input-gradient row its product writes
+                        if (gates != null) Ahead(gates + gi - sG, GH);
+                        if (cell == SimdCell.Lstm)
+                        {
+                            if (t > 1) Ahead(aux1 + ao - 2 * sA, H);
+                            Ahead(aux2 + ao - sA, H);
+                        }
+                        else if (aux1 != null) Ahead(aux1 + ao - sA, H);
+                        Ahead(hPrev - sK, K);
+                        if (b.DOut != null) Ahead(b.DOut + ho - stepH, H);
+                        Ahead(b.DX + (t - 1) * stepI + (long)r * I, I);
                     }
                     float* dOut = b.DOut != null ? b.DOut + ho : zero;
                     float* db = biasInBack && b.DBias != null ? b.DBias + (long)r * GH : null;
@@ -854,6 +888,24 @@ internal static unsafe class RecurrentKernels
         if (Avx.IsSupported)
             for (; u + 8 <= n; u += 8) Avx.Store(to + u, Avx.Multiply(Avx.LoadVector256(x + u), Avx.LoadVector256(y + u)));
         for (; u < n; u++) to[u] = x[u] * y[u];
+    }
+
+    /// <summary>Whether the loops request each row's lines of the next step (forward) or the previous one (backward) in
+    /// the row pass before: the saved buffers are written once and read once, far apart, so every line they touch comes
+    /// from memory — and a product's tile stores a burst of whole lines across twelve rows, each of which must first be
+    /// read; requested a step ahead, they are in the L2 cache when the step comes. `bench phases --prefetch-ab` turns it
+    /// off for an A/B, process-wide. The same floats either way.</summary>
+    internal static bool PrefetchAhead { get; set; } = true;
+
+    /// <summary>Requests the lines of n floats from p into the L2 cache.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Ahead(float* p, int n)
+    {
+        var bytes = n * sizeof(float);
+        if (bytes <= 0) return;
+        var q = (byte*)p;
+        for (var line = 0; line < bytes; line += 64) Sse.Prefetch1(q + line);
+        Sse.Prefetch1(q + bytes - 1);                                       // a row across one more line
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -72,13 +72,21 @@ internal static class SimdMath
     // ln 2 split so that n·Ln2Hi is exact for |n| < 2^9
     const float Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f, Log2E = 1.44269504088896341f;
 
+    /// <summary>1.5·2^23: a float of this size has no bits below 1, so adding it rounds to an integer.</summary>
+    const float RoundingBias = 12582912f;
+
     /// <summary>e^x, within 3 ulps (see the summary).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V Exp<V, L>(V x) where V : struct where L : struct, ILanes<V>
     {
         // the vector second: vmaxps/vminps return their second operand when either is NaN, so NaN stays NaN
         x = L.Min(L.Create(88.3f), L.Max(L.Create(-87.3f), x));
-        var n = L.RoundToNearest(L.Multiply(x, L.Create(Log2E)));
+        // n = x·log2 e rounded to the nearest integer (ties to even) by adding 1.5·2^23 — the float's last bit is then
+        // 1 — and taking it off again, exact for |n| < 2^22; m's low bits hold n, from which 2^n is built. The same n as
+        // a rounding instruction gives, without the rounding and conversion ones (`bench simd`, sigmoid on 16 lanes:
+        // 9.69 → 7.99 ns per 8 floats, medians of five alternating runs of each build; Intel Xeon @ 2.00GHz, avx512f)
+        var m = L.Add(L.Multiply(x, L.Create(Log2E)), L.Create(RoundingBias));
+        var n = L.Subtract(m, L.Create(RoundingBias));
         var r = L.MultiplyAddNegated(n, L.Create(Ln2Hi), x);
         r = L.MultiplyAddNegated(n, L.Create(Ln2Lo), r);
         var p = L.Create(1f / 720);
@@ -88,7 +96,7 @@ internal static class SimdMath
         p = L.MultiplyAdd(p, r, L.Create(0.5f));
         p = L.MultiplyAdd(p, r, L.One);
         p = L.MultiplyAdd(p, r, L.One);
-        return L.Multiply(p, L.PowerOfTwo(n));
+        return L.Multiply(p, L.PowerOfTwoOfBiased(m));
     }
 
     /// <summary>1/x from the CPU's estimate (12 bits on 8 lanes, 14 on 16) and one Newton step (about 1e-7 relative).
@@ -176,10 +184,9 @@ internal unsafe interface ILanes<V> where V : struct
     static abstract V Min(V a, V b);
     /// <summary>The larger of a and b, b when either is NaN (vmaxps).</summary>
     static abstract V Max(V a, V b);
-    /// <summary>Rounded to the nearest integer, ties to even.</summary>
-    static abstract V RoundToNearest(V x);
-    /// <summary>2^n for integral n in [−126, 127], built in the exponent bits.</summary>
-    static abstract V PowerOfTwo(V n);
+    /// <summary>2^n for integral n in [−126, 127] from m = n + 1.5·2^23 (whose bits are 0x4B400000 + n), built in the
+    /// exponent bits: (bits + 127) shifted left by 23 — 0x4B400000's low nine bits are zero, so it shifts out.</summary>
+    static abstract V PowerOfTwoOfBiased(V m);
     /// <summary>The CPU's estimate of 1/x (12 bits on 8 lanes, 14 on 16).</summary>
     static abstract V ReciprocalEstimate(V x);
     /// <summary>d where y &gt; 0, else 0 (ReLU's gradient).</summary>
@@ -205,10 +212,9 @@ internal unsafe struct Lanes256 : ILanes<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Create(float x) => Vector256.Create(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Min(Vector256<float> a, Vector256<float> b) => Avx.Min(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Avx.Max(a, b);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> RoundToNearest(Vector256<float> x) => Avx.RoundToNearestInteger(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> PowerOfTwo(Vector256<float> n) =>
-        Avx2.ShiftLeftLogical(Avx2.Add(Avx.ConvertToVector256Int32(n), Vector256.Create(127)), 23).AsSingle();
+    public static Vector256<float> PowerOfTwoOfBiased(Vector256<float> m) =>
+        Avx2.ShiftLeftLogical(Avx2.Add(m.AsInt32(), Vector256.Create(127)), 23).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> ReciprocalEstimate(Vector256<float> x) => Avx.Reciprocal(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> WherePositive(Vector256<float> y, Vector256<float> d) => Avx.And(d, Avx.CompareGreaterThan(y, Vector256<float>.Zero));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> FirstLanes(int n) => MaskedStrip.Lanes(n);
@@ -229,11 +235,9 @@ internal unsafe struct Lanes512 : ILanes<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Create(float x) => Vector512.Create(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Min(Vector512<float> a, Vector512<float> b) => Avx512F.Min(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Avx512F.Max(a, b);
-    // control 8: to the nearest integer, no precision exception (vroundps' mode on 8 lanes)
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> RoundToNearest(Vector512<float> x) => Avx512F.RoundScale(x, 8);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> PowerOfTwo(Vector512<float> n) =>
-        Avx512F.ShiftLeftLogical(Avx512F.Add(Avx512F.ConvertToVector512Int32(n), Vector512.Create(127)), 23).AsSingle();
+    public static Vector512<float> PowerOfTwoOfBiased(Vector512<float> m) =>
+        Avx512F.ShiftLeftLogical(Avx512F.Add(m.AsInt32(), Vector512.Create(127)), 23).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> ReciprocalEstimate(Vector512<float> x) => Avx512F.Reciprocal14(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> WherePositive(Vector512<float> y, Vector512<float> d) => d & Avx512F.CompareGreaterThan(y, Vector512<float>.Zero);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

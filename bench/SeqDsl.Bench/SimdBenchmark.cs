@@ -97,6 +97,7 @@ static unsafe class SimdBenchmark
             for (var i = 0; i < 10; i++) { using var w = x.mm(y); }
             Console.WriteLine($"libtorch sgemm 1024³: {2.0 * 1024 * 1024 * 1024 * 10 / sw.Elapsed.TotalSeconds / 1e9:F1} GFLOP/s");
         }
+        MemoryRates();
         Console.WriteLine();
         // 2. one layer, forward (with gradients) and backward, B 128 × T 200 × I 32 (E7) and B 32 × T 200 × I 32, H 50 (E4);
         // a 64-unit LSTM on 100 inputs (the largest weights Auto gives the SIMD kernel: its weight gradient after the loop)
@@ -151,6 +152,43 @@ static unsafe class SimdBenchmark
         }
         finally { SmallGemm.TallTiles = before; }
         return (best[0], best[1]);
+    }
+
+    /// <summary>One thread's memory rates, 256 MiB well past every cache: reading (sums of 256-bit vectors) and writing
+    /// (256-bit stores, which read each line before writing it), GB/s, the best of three passes each — what a
+    /// kernel's saved buffers (written once in the forward pass, read once in the backward) cost per byte.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    static void MemoryRates()
+    {
+        if (!Avx.IsSupported) return;
+        const long floats = 64L << 20;
+        var buffer = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+        try
+        {
+            new Span<float>(buffer, (int)floats).Fill(1f);                        // every page mapped before the timing
+            double read = 0, write = 0;
+            var sink = Vector256<float>.Zero;
+            for (var pass = 0; pass < 3; pass++)
+            {
+                var sw = Stopwatch.StartNew();
+                Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;    // four chains: the adds never wait
+                for (long i = 0; i < floats; i += 32)
+                {
+                    s0 = Avx.Add(s0, Avx.LoadAlignedVector256(buffer + i));
+                    s1 = Avx.Add(s1, Avx.LoadAlignedVector256(buffer + i + 8));
+                    s2 = Avx.Add(s2, Avx.LoadAlignedVector256(buffer + i + 16));
+                    s3 = Avx.Add(s3, Avx.LoadAlignedVector256(buffer + i + 24));
+                }
+                read = Math.Max(read, floats * sizeof(float) / sw.Elapsed.TotalSeconds / 1e9);
+                sink = Avx.Add(sink, Avx.Add(Avx.Add(s0, s1), Avx.Add(s2, s3)));
+                var value = Vector256.Create((float)pass);
+                sw.Restart();
+                for (long i = 0; i < floats; i += 8) Avx.StoreAligned(buffer + i, value);
+                write = Math.Max(write, floats * sizeof(float) / sw.Elapsed.TotalSeconds / 1e9);
+            }
+            Console.WriteLine($"memory, one thread, 256 MiB: read {read:F1} GB/s, write {write:F1} GB/s (sum {sink.GetElement(0):G3})");
+        }
+        finally { System.Runtime.InteropServices.NativeMemory.AlignedFree(buffer); }
     }
 
     static void GateFunctions()

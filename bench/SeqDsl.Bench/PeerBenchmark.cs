@@ -100,7 +100,7 @@ static class PeerBenchmark
     /// optimizer's update, timed separately (medians over rounds; no peer); with --layer, each config's recurrent layer
     /// alone (<see cref="AsLayer"/>): its forward, its backward from the fixed gradient, no loss and no update.
     ///   dotnet run -c Release --project bench/SeqDsl.Bench -- phases [--rounds N] [--threads-list 1,2] [--only NAME] [--kernels simd]
-    ///   [--layer] [--embedding-ab | --layout-ab | --width-ab | --gates-ab | --tiles-ab]</summary>
+    ///   [--layer] [--embedding-ab | --layout-ab | --width-ab | --gates-ab | --tiles-ab | --prefetch-ab]</summary>
     public static int Phases(string[] args)
     {
         var rounds = IntArg(args, "--rounds", 20);
@@ -142,7 +142,7 @@ static class PeerBenchmark
         var given = switches.Where(w => args.Contains(w.Flag)).ToList();
         if (given.Count > 1)
         {
-            Console.Error.WriteLine("phases: --embedding-ab, --layout-ab, --width-ab, --gates-ab and --tiles-ab each alternate one switch; give one of them");
+            Console.Error.WriteLine("phases: --embedding-ab, --layout-ab, --width-ab, --gates-ab, --tiles-ab and --prefetch-ab each alternate one switch; give one of them");
             return 2;
         }
         // --width-ab sets the path itself and needs an AVX-512 CPU; --gates-ab needs the AVX-512 path in force (on this

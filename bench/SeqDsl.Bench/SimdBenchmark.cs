@@ -9,8 +9,8 @@ using static TorchSharp.torch;
 
 /// <summary>
 /// The SIMD kernel's parts in isolation: its register-tiled product on cache-resident operands (GFLOP/s against
-/// libtorch's sgemm in the same run), and one recurrent layer's forward and backward on the SIMD and the fused
-/// kernel, interleaved rounds, at the textbooks' sizes.
+/// libtorch's sgemm in the same run), its gate functions, one thread's memory read and write rates, and one recurrent
+/// layer's forward and backward on the SIMD and the fused kernel, interleaved rounds, at the textbooks' sizes.
 ///   dotnet run -c Release --project bench/SeqDsl.Bench -- simd [--rounds N] [--threads T]
 /// </summary>
 static unsafe class SimdBenchmark
@@ -156,7 +156,8 @@ static unsafe class SimdBenchmark
 
     /// <summary>One thread's memory rates, 256 MiB well past every cache: reading (sums of 256-bit vectors) and writing
     /// (256-bit stores, which read each line before writing it), GB/s, the best of three passes each — what a
-    /// kernel's saved buffers (written once in the forward pass, read once in the backward) cost per byte.</summary>
+    /// kernel's saved buffers (written once in the forward pass, read once in the backward) cost per byte at best (one
+    /// sequential stream; the kernel's are many).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     static void MemoryRates()
     {
@@ -171,7 +172,7 @@ static unsafe class SimdBenchmark
             for (var pass = 0; pass < 3; pass++)
             {
                 var sw = Stopwatch.StartNew();
-                Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;    // four chains: the adds never wait
+                Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;    // four chains of adds
                 for (long i = 0; i < floats; i += 32)
                 {
                     s0 = Avx.Add(s0, Avx.LoadAlignedVector256(buffer + i));
@@ -186,7 +187,8 @@ static unsafe class SimdBenchmark
                 for (long i = 0; i < floats; i += 8) Avx.StoreAligned(buffer + i, value);
                 write = Math.Max(write, floats * sizeof(float) / sw.Elapsed.TotalSeconds / 1e9);
             }
-            Console.WriteLine($"memory, one thread, 256 MiB: read {read:F1} GB/s, write {write:F1} GB/s (sum {sink.GetElement(0):G3})");
+            if (float.IsNaN(sink.GetElement(0))) Console.WriteLine("(the sums are NaN)");          // the reads are used
+            Console.WriteLine($"memory, one thread, 256 MiB, one stream: read {read:F1} GB/s, write {write:F1} GB/s (bytes stored; each line is read first)");
         }
         finally { System.Runtime.InteropServices.NativeMemory.AlignedFree(buffer); }
     }

@@ -133,8 +133,8 @@ internal static unsafe class RecurrentKernels
                     for (var r = s0; r < s0 + m; r++)                         // the step's inputs beside the states
                     {
                         Copy(b.X + r * b.XB + t * b.XT, a + (long)(r - s0) * K + H, I);
-                        // the row's next input (a batch-major input's rows lie a whole sequence apart: more streams
-                        // than the hardware prefetchers follow)
+                        // the row's next input (a batch-major input's rows of one step lie a whole sequence apart: more
+                        // streams than the hardware prefetchers follow)
                         if (ahead && t + 1 < T) Ahead(b.X + r * b.XB + (t + 1) * b.XT, I);
                     }
                 else
@@ -146,14 +146,10 @@ internal static unsafe class RecurrentKernels
                         else Multiply(row, b.Scale + (long)r * I, dst, I);
                     }
                     // the next step's table rows for this sub-block's rows (ids in no order: no hardware prefetcher
-                    // finds them) requested now, to arrive in the L2 cache during this step
+                    // finds them) requested now, to arrive in the L2 cache during this step (whatever PrefetchAhead says)
                     if (t + 1 < T && Sse.IsSupported)
-                        for (int r = s0, bytes = I * sizeof(float); r < s0 + m; r++)
-                        {
-                            var row = (byte*)(b.Table + b.Ids[(long)(t + 1) * b.B + r] * I);
-                            for (var line = 0; line < bytes; line += 64) Sse.Prefetch1(row + line);
-                            if (bytes > 0) Sse.Prefetch1(row + bytes - 1);                   // a row across one more line
-                        }
+                        for (var r = s0; r < s0 + m; r++)
+                            Ahead(b.Table + b.Ids[(long)(t + 1) * b.B + r] * I, I);
                 }
                 switch (cell)
                 {
@@ -183,15 +179,19 @@ internal static unsafe class RecurrentKernels
                     float* next = hx + (t + 1) * sK + (long)(r - r0) * K;
                     if (ahead && t + 1 < T)
                     {
-                        // the row's lines the next step writes: its gates (where a product's tile stores them), cell
-                        // rows and the state row after it
+                        // the row's lines the next step writes: where its products' tiles store — the gate rows of an
+                        // LSTM and a GRU reset-before, the state row after next (hx step t + 2: the [h | x] row the next
+                        // step's state goes into, a SimpleRnn's product's output) — and an LSTM's cell rows. GRU
+                        // reset-after's gate and W_hn rows, each written in one pass along its row, are left to the
+                        // hardware (an experiment build that requested them too: E7 GRU's forward 2–3 % longer at one
+                        // thread, Intel Xeon @ 2.00GHz, avx512f)
                         if (cell is SimdCell.Lstm or SimdCell.GruResetBefore) Ahead(gates + io + sG, GH);
                         if (cell == SimdCell.Lstm)
                         {
                             Ahead(aux1 + ao + sA, H);
                             Ahead(aux2 + ao + sA, H);
                         }
-                        if (t + 2 <= T) Ahead(next + sK, K);
+                        Ahead(next + sK, K);
                     }
                     if (!Active(b, r, t))
                     {
@@ -546,18 +546,11 @@ internal static unsafe class RecurrentKernels
                         ho = t * stepH + (long)r * H;
                     float* hPrev = hxB + t * sK + (long)(r - r0) * K;
                     var k = (r - r0) * H;
-                    if (!Active(b, r, t))
-                    {
-                        allActive = false;
-                        Clear(dpre + io, GH);
-                        if (cell == SimdCell.GruResetAfter) Clear(dph + io, GH);
-                        Clear(direct + k, H);
-                        continue;
-                    }
                     if (ahead && t > 0)
                     {
                         // the row's lines the previous step reads: its gates, saved rows (an LSTM's c_{t−2} and tanh
                         // c_{t−1}) and [h | x] row, the output's gradient; and the input-gradient row its product writes
+                        // (on padding too: the step before may be the row's last)
                         if (gates != null) Ahead(gates + gi - sG, GH);
                         if (cell == SimdCell.Lstm)
                         {
@@ -568,6 +561,14 @@ internal static unsafe class RecurrentKernels
                         Ahead(hPrev - sK, K);
                         if (b.DOut != null) Ahead(b.DOut + ho - stepH, H);
                         Ahead(b.DX + (t - 1) * stepI + (long)r * I, I);
+                    }
+                    if (!Active(b, r, t))
+                    {
+                        allActive = false;
+                        Clear(dpre + io, GH);
+                        if (cell == SimdCell.GruResetAfter) Clear(dph + io, GH);
+                        Clear(direct + k, H);
+                        continue;
                     }
                     float* dOut = b.DOut != null ? b.DOut + ho : zero;
                     float* db = biasInBack && b.DBias != null ? b.DBias + (long)r * GH : null;
@@ -891,10 +892,13 @@ internal static unsafe class RecurrentKernels
     }
 
     /// <summary>Whether the loops request each row's lines of the next step (forward) or the previous one (backward) in
-    /// the row pass before: the saved buffers are written once and read once, far apart, so every line they touch comes
-    /// from memory — and a product's tile stores a burst of whole lines across twelve rows, each of which must first be
-    /// read; requested a step ahead, they are in the L2 cache when the step comes. `bench phases --prefetch-ab` turns it
-    /// off for an A/B, process-wide. The same floats either way.</summary>
+    /// the row pass before. The saved buffers are written once in the forward pass and read once in the backward, a whole
+    /// sequence apart, and are far larger than an L2 cache (E7's LSTM: 25.6 MB a forward pass), so most of their lines
+    /// come from further away; and a product's tile stores a burst of whole lines across its rows (twelve on the
+    /// AVX-512 path), each read before it is written. Requested a step ahead (prefetcht1: into L2 on Intel CPUs), they
+    /// are near when the step comes: E7's and E4's layers 4–11 % shorter at one thread, −2 to 6 % at two (`bench phases
+    /// --layer --prefetch-ab`, Intel Xeon @ 2.00GHz, avx512f; docs/BENCHMARKS.md, twelfth pass). `--prefetch-ab` turns it off
+    /// for an A/B, process-wide (the embedding rows' requests stay). The same floats either way.</summary>
     internal static bool PrefetchAhead { get; set; } = true;
 
     /// <summary>Requests the lines of n floats from p into the L2 cache.</summary>

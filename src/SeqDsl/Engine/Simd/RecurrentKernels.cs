@@ -896,9 +896,9 @@ internal static unsafe class RecurrentKernels
     /// sequence apart, and are far larger than an L2 cache (E7's LSTM: 25.6 MB a forward pass), so most of their lines
     /// come from further away; and a product's tile stores a burst of whole lines across its rows (twelve on the
     /// AVX-512 path), each read before it is written. Requested a step ahead (prefetcht1: into L2 on Intel CPUs), they
-    /// are near when the step comes: E7's and E4's layers 4–11 % shorter at one thread, −2 to 6 % at two (`bench phases
-    /// --layer --prefetch-ab`, Intel Xeon @ 2.00GHz, avx512f; docs/BENCHMARKS.md, twelfth pass). `--prefetch-ab` turns it off
-    /// for an A/B, process-wide (the embedding rows' requests stay). The same floats either way.</summary>
+    /// are near when the step comes: E7's and E4's layers 4–11 % shorter at one thread, −2 to 6 % at two (`bench
+    /// phases --layer --prefetch-ab`, Intel Xeon @ 2.00GHz, avx512f; docs/BENCHMARKS.md, twelfth pass). That switch
+    /// turns it off for an A/B, process-wide (the embedding rows' requests stay). The same floats either way.</summary>
     internal static bool PrefetchAhead { get; set; } = true;
 
     /// <summary>Requests the lines of n floats from p into the L2 cache.</summary>

@@ -83,9 +83,9 @@ internal static class SimdMath
         x = L.Min(L.Create(88.3f), L.Max(L.Create(-87.3f), x));
         // n = x·log2 e rounded to the nearest integer (ties to even) by adding 1.5·2^23 — a float that large has no
         // bits below 1 — and taking it off again, exact while |x·log2 e| < 2^22; m's low bits hold n, from which 2^n is
-        // built. The same n as
-        // a rounding instruction gives, without the rounding and conversion ones (`bench simd`, sigmoid on 16 lanes:
-        // 9.69 → 7.99 ns per 8 floats, medians of five alternating runs of each build; Intel Xeon @ 2.00GHz, avx512f)
+        // built. The same n as a rounding instruction gives, without the rounding and conversion ones (`bench simd`,
+        // sigmoid on 16 lanes: 9.69 → 7.99 ns per 8 floats, medians of five alternating runs of each build; Intel Xeon
+        // @ 2.00GHz, avx512f)
         var m = L.Add(L.Multiply(x, L.Create(Log2E)), L.Create(RoundingBias));
         var n = L.Subtract(m, L.Create(RoundingBias));
         var r = L.MultiplyAddNegated(n, L.Create(Ln2Hi), x);

@@ -218,6 +218,11 @@ static class PeerBenchmark
         var kernels = (Arg(args, "--kernels") ?? "auto,simd").Split(',').Select(k => Enum.Parse<Kernel>(k, ignoreCase: true)).ToArray();
         var python = Arg(args, "--python") ?? "/usr/bin/python3";
         var script = Arg(args, "--peer") ?? FindPeerScript();
+        if (script is null)
+        {
+            Console.Error.WriteLine("peer: bench/pytorch/peer.py not found above the working directory or this build; pass --peer PATH");
+            return 2;
+        }
         // --no-defaults-peer: only the same-settings PyTorch peer (unflushed subnormals made PyTorch's default E7 LSTM
         // step take seconds on an Intel Xeon; the targets compare with the same-settings peer)
         var withDefaults = !args.Contains("--no-defaults-peer");
@@ -527,14 +532,17 @@ static class PeerBenchmark
         catch (IOException) { return 0; }
     }
 
-    static string FindPeerScript()
+    /// <summary>bench/pytorch/peer.py above the working directory or above this build (a copy of the build outside
+    /// the repository, as the docs' commands run it, finds it from the repository's root), or null.</summary>
+    static string? FindPeerScript()
     {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-        {
-            var p = Path.Combine(d.FullName, "bench", "pytorch", "peer.py");
-            if (File.Exists(p)) return p;
-        }
-        throw new FileNotFoundException("bench/pytorch/peer.py not found; pass --peer PATH");
+        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
+            for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
+            {
+                var p = Path.Combine(d.FullName, "bench", "pytorch", "peer.py");
+                if (File.Exists(p)) return p;
+            }
+        return null;
     }
 
     static string? Arg(string[] a, string name)

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using SeqDsl.Engine;
@@ -158,12 +160,12 @@ static unsafe class SimdBenchmark
     /// (256-bit stores, which read each line before writing it), GB/s, the best of three passes each — what a
     /// kernel's saved buffers (written once in the forward pass, read once in the backward) cost per byte at best (one
     /// sequential stream; the kernel's are many).</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void MemoryRates()
     {
         if (!Avx.IsSupported) return;
         const long floats = 64L << 20;
-        var buffer = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+        var buffer = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
         try
         {
             new Span<float>(buffer, (int)floats).Fill(1f);                        // every page mapped before the timing
@@ -190,7 +192,7 @@ static unsafe class SimdBenchmark
             if (float.IsNaN(sink.GetElement(0))) Console.WriteLine("(the sums are NaN)");          // the reads are used
             Console.WriteLine($"memory, one thread, 256 MiB, one stream: read {read:F1} GB/s, write {write:F1} GB/s (bytes stored; each line is read first)");
         }
-        finally { System.Runtime.InteropServices.NativeMemory.AlignedFree(buffer); }
+        finally { NativeMemory.AlignedFree(buffer); }
     }
 
     static void GateFunctions()

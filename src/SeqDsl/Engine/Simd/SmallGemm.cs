@@ -651,9 +651,10 @@ internal static unsafe class SmallGemm
     }
 
     /// <summary>C[0..mr) × 32 columns = C0 + A·B (or Aᵀ·B) on 2·R 512-bit sums (R = 6, or 8 for a remainder of 7, 8 or
-    /// 16 rows: <see cref="Rows512"/>): A's element (i, p) at a + i·aRow + p·aK; B's row p as two 16-float halves at b0 + p·bStep and b1 + p·bStep — a pair of adjacent packed panels (b1 =
-    /// b0 + the panel stride, bStep 16) or 32 columns of B as it is (b1 = b0 + 16, bStep its row stride). Fewer than R
-    /// rows at the bottom edge repeat the last one (reads stay inside A and C0) and store only their own.</summary>
+    /// 16 rows: <see cref="Rows512"/>): A's element (i, p) at a + i·aRow + p·aK; B's row p as two 16-float halves at
+    /// b0 + p·bStep and b1 + p·bStep — a pair of adjacent packed panels (b1 = b0 + the panel stride, bStep 16) or 32
+    /// columns of B as it is (b1 = b0 + 16, bStep its row stride). Fewer than R rows at the bottom edge repeat the last
+    /// one (reads stay inside A and C0) and store only their own.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Tile512<R>(int mr, int k, float* a, long aRow, long aK, float* b0, float* b1, long bStep, float* c0, long ldc0, float* c, long ldc)
         where R : struct, ITileRows

@@ -66,7 +66,8 @@ internal static unsafe class RecurrentKernels
                                              // reset-after: recurrent side), for one product after the loop
         public float* DBias, DBhh;           // (B, G·H) or null: per row, the pre-activation gradient (input side; GRU
                                              // reset-after's b_hh: recurrent side) summed over the steps (the bias gradients)
-        public float* DX;                    // (T, B, I)
+        public float* DX;                    // the input's gradient, row r step t at DX + r·DXB + t·DXT (last axis
+        public long DXB, DXT;                // contiguous): (T, B, I) time-major, or (B, T, I) as a batch-major input lies
         public int GroupSteps;               // steps whose weight-gradient rows go into one product (GroupSteps(rows))
         public float* DH0, DC0;
     }
@@ -503,7 +504,7 @@ internal static unsafe class RecurrentKernels
     public static void Backward(SimdCell cell, in Buffers b, int block, int r0, int r1, float* scratch)
     {
         int T = b.T, H = b.H, I = b.I, GH = b.G * H, K = H + I, rows = r1 - r0;
-        long stepG = (long)b.B * GH, stepH = (long)b.B * H, stepI = (long)b.B * I;   // DPre, DPh; DOut; DX: time-major
+        long stepG = (long)b.B * GH, stepH = (long)b.B * H;                 // DPre, DPh; DOut: time-major
         float* hxB = BlockRows(b, b.HX, K, T + 1, r0, r1, out var sK);
         float* gates = BlockRows(b, b.Gates, GH, T, r0, r1, out var sG);
         float* aux1 = BlockRows(b, b.Aux1, H, T, r0, r1, out var sA);
@@ -560,7 +561,7 @@ internal static unsafe class RecurrentKernels
                         else if (aux1 != null) Ahead(aux1 + ao - sA, H);
                         Ahead(hPrev - sK, K);
                         if (b.DOut != null) Ahead(b.DOut + ho - stepH, H);
-                        Ahead(b.DX + (t - 1) * stepI + (long)r * I, I);
+                        Ahead(b.DX + (t - 1) * b.DXT + r * b.DXB, I);
                     }
                     if (!Active(b, r, t))
                     {
@@ -619,7 +620,7 @@ internal static unsafe class RecurrentKernels
                         break;
                 }
                 // the input's gradient, while the pre-activation rows are in the cache (zero on padding)
-                SmallGemm.Run(m, I, GH, dp, GH, b.Wih, I, b.WihP, wps, null, 0, b.DX + t * stepI + (long)s0 * I, I);
+                SmallGemm.Run(m, I, GH, dp, GH, b.Wih, I, b.WihP, wps, null, 0, b.DX + t * b.DXT + s0 * b.DXB, b.DXB);
                 if (!allActive || !biasInBack)
                     for (var r = s0; r < s0 + m; r++)
                     {

@@ -57,17 +57,27 @@ internal static class SimdRecurrence
     {
         // the weights and biases (and an embedded input's table) go in as ParameterViews: their gradients kept, not copied
         using var table = ParameterView.Of(embedded?.Table);
+        // the input too: a leaf input's gradient (a benchmark's, or a user's who asks for it) is then kept, not copied,
+        // when it lies as the input does (the backward writes a batch-major input's gradient batch-major)
+        using var input = InputGradientAsInput ? ParameterView.Of(x) : null;
         using var w1 = ParameterView.Of(wih)!;
         using var w2 = ParameterView.Of(whh)!;
         using var b1 = ParameterView.Of(bias);
         using var b2 = ParameterView.Of(bhh);
         if (embedded is not null) _embeddedRuns++;
-        var r = SimdFunction.apply(table ?? x!, w1, w2, b1!, b2!, h0, c0!, lengths!, cell, sequence,
+        var r = SimdFunction.apply(table ?? input ?? x!, w1, w2, b1!, b2!, h0, c0!, lengths!, cell, sequence,
             embedded?.Ids!, embedded?.Scale?.contiguous()!, embedded?.Padding ?? -1L);
         return (sequence ? r[0] : null, r[1], cell == SimdCell.Lstm ? r[2] : null);
     }
 
     [ThreadStatic] private static int _embeddedRuns;
+
+    /// <summary>Whether the input goes in through a view and a batch-major input's gradient is written batch-major, so
+    /// that a leaf input's gradient (the layer benchmarks', or a user's who asks for it) is kept as its <c>.grad</c>
+    /// rather than copied by autograd into the input's layout, and an upstream op receives a contiguous gradient (E7
+    /// SimpleRnn's layer: the copy was 8 % of its samples; Intel Xeon @ 2.00GHz, avx512f). Off only for an A/B
+    /// (<c>bench phases --input-grad-ab</c>), process-wide; the same floats either way.</summary>
+    internal static bool InputGradientAsInput { get; set; } = true;
 
     private static readonly AsyncLocal<bool?> BlockMajorOverride = new();
 
@@ -322,6 +332,10 @@ internal static class SimdRecurrence
             if (ids is not null) ctx.save_data("table", (Rows: x.shape[0], Padding: padding));
             ctx.save_data("cell", cell);
             ctx.save_data("layout", (Split: split, BlockMajor: blockMajor));           // the backward reads hx & co. as written
+            // the input's gradient is written as the input lies when that is batch-major (B, T, I), as a leaf input or an
+            // upstream layer's batch-first output is: a time-major one, handed back transposed, was copied by autograd
+            // into the input's layout
+            ctx.save_data("batchMajorInput", InputGradientAsInput && ids is null && T > 1 && xT == I && xB == (long)T * I);
             ctx.save_data("sequence", sequence);
             ctx.save_data("grads", (Bias: bias is not null, Bhh: bhh is not null));
             if (lengths is not null) ctx.save_data("lengths", lengths);
@@ -355,7 +369,8 @@ internal static class SimdRecurrence
                 : split.Count == 0 ? zeros(1, GH, H + I, dtype: ScalarType.Float32) : empty(split.Count, GH, H + I, dtype: ScalarType.Float32);
             var dpre = inLoop ? null : empty(T, B, GH, dtype: ScalarType.Float32);
             var dph = inLoop || cell != SimdCell.GruResetAfter ? null : empty(T, B, GH, dtype: ScalarType.Float32);
-            var dx = empty(T, B, I, dtype: ScalarType.Float32);
+            var batchMajorX = (bool)ctx.get_data("batchMajorInput");
+            var dx = batchMajorX ? empty(B, T, I, dtype: ScalarType.Float32) : empty(T, B, I, dtype: ScalarType.Float32);
             var dh0 = empty(B, H, dtype: ScalarType.Float32);
             var dc0 = lstm ? empty(B, H, dtype: ScalarType.Float32) : null;
             var dBiasRows = hasBias ? zeros(B, GH, dtype: ScalarType.Float32) : null;  // summed over steps by the kernel
@@ -368,7 +383,8 @@ internal static class SimdRecurrence
                     Aux1 = aux1 is null ? null : Ptr(aux1), Aux2 = aux2 is null ? null : Ptr(aux2),
                     DOut = dOut is null ? null : Ptr(dOut), DHT = Ptr(dhT), DCT = dcT is null ? null : Ptr(dcT),
                     DW = dW is null ? null : Ptr(dW), DPre = dpre is null ? null : Ptr(dpre), DPh = dph is null ? null : Ptr(dph),
-                    DBias = dBiasRows is null ? null : Ptr(dBiasRows), DBhh = dBhhRows is null ? null : Ptr(dBhhRows), DX = Ptr(dx), DH0 = Ptr(dh0), DC0 = dc0 is null ? null : Ptr(dc0),
+                    DBias = dBiasRows is null ? null : Ptr(dBiasRows), DBhh = dBhhRows is null ? null : Ptr(dBhhRows), DX = Ptr(dx),
+                    DXB = batchMajorX ? (long)T * I : I, DXT = batchMajorX ? I : (long)B * I, DH0 = Ptr(dh0), DC0 = dc0 is null ? null : Ptr(dc0),
                     GroupSteps = groupSteps, BlockMajor = blockMajor,
                 }, lengths, backward: true, split, RecurrentKernels.BackwardScratchPerRow(cell, H, I, groupSteps), H,
                 (b, i, r0, r1, s) => RecurrentKernels.Backward(cell, b, i, r0, r1, (float*)s));
@@ -392,7 +408,7 @@ internal static class SimdRecurrence
             var dBhh = dBhhRows?.sum([0L]);
             // an embedded input: the table's gradient from the input's, in step order as the kernel wrote it
             Tensor dInput;
-            if (ids is null) dInput = dx.transpose(0, 1);
+            if (ids is null) dInput = batchMajorX ? dx : dx.transpose(0, 1);
             else
             {
                 var (rowsV, padding) = ((long, long))ctx.get_data("table");

@@ -100,7 +100,8 @@ static class PeerBenchmark
     /// optimizer's update, timed separately (medians over rounds; no peer); with --layer, each config's recurrent layer
     /// alone (<see cref="AsLayer"/>): its forward, its backward from the fixed gradient, no loss and no update.
     ///   dotnet run -c Release --project bench/SeqDsl.Bench -- phases [--rounds N] [--threads-list 1,2] [--only NAME] [--kernels simd]
-    ///   [--layer] [--embedding-ab | --layout-ab | --width-ab | --gates-ab | --tiles-ab | --prefetch-ab | --input-grad-ab]</summary>
+    ///   [--layer] [--embedding-ab | --layout-ab | --width-ab | --gates-ab | --tiles-ab | --prefetch-ab | --input-grad-ab |
+    ///   --gru-bias-ab]</summary>
     public static int Phases(string[] args)
     {
         var rounds = IntArg(args, "--rounds", 20);
@@ -123,7 +124,9 @@ static class PeerBenchmark
         // 512 bits, and six-row tiles only with those strips on AVX2 (SmallGemm.TallTiles); --prefetch-ab: between the
         // kernel's loops requesting the saved rows of the next (forward) or previous (backward) step and not
         // (RecurrentKernels.PrefetchAhead); --input-grad-ab: between the input's gradient written as a batch-major input
-        // lies (and the input taken through a view) and written time-major (SimdRecurrence.InputGradientAsInput)
+        // lies (and the input taken through a view) and written time-major (SimdRecurrence.InputGradientAsInput);
+        // --gru-bias-ab: between a GRU's bias gradients summed in its backward's per-unit passes and in a pass over the
+        // rows after the step's products (RecurrentKernels.GruBiasInPass)
         var switches = new (string Flag, Func<bool> Get, Action<bool> Set, string On, string Off)[]
         {
             ("--embedding-ab", () => SeqDsl.Engine.Simd.SimdEmbedding.InKernel, on => SeqDsl.Engine.Simd.SimdEmbedding.InKernel = on,
@@ -139,13 +142,15 @@ static class PeerBenchmark
                 "12/8-row tiles, 16-column strips on 512 bits", "6-row tiles, 16-column strips on AVX2"),
             ("--prefetch-ab", () => SeqDsl.Engine.Simd.RecurrentKernels.PrefetchAhead, on => SeqDsl.Engine.Simd.RecurrentKernels.PrefetchAhead = on,
                 "saved rows prefetched a step ahead", "not prefetched"),
+            ("--gru-bias-ab", () => SeqDsl.Engine.Simd.RecurrentKernels.GruBiasInPass, on => SeqDsl.Engine.Simd.RecurrentKernels.GruBiasInPass = on,
+                "GRU bias gradients in the per-unit pass", "in a pass after the products"),
             ("--input-grad-ab", () => SeqDsl.Engine.Simd.SimdRecurrence.InputGradientAsInput,
                 on => SeqDsl.Engine.Simd.SimdRecurrence.InputGradientAsInput = on, "input's gradient as the input lies", "time-major"),
         };
         var given = switches.Where(w => args.Contains(w.Flag)).ToList();
         if (given.Count > 1)
         {
-            Console.Error.WriteLine("phases: --embedding-ab, --layout-ab, --width-ab, --gates-ab, --tiles-ab, --prefetch-ab and --input-grad-ab each alternate one switch; give one of them");
+            Console.Error.WriteLine("phases: --embedding-ab, --layout-ab, --width-ab, --gates-ab, --tiles-ab, --prefetch-ab, --input-grad-ab and --gru-bias-ab each alternate one switch; give one of them");
             return 2;
         }
         // --width-ab sets the path itself and needs an AVX-512 CPU; --gates-ab needs the AVX-512 path in force (on this

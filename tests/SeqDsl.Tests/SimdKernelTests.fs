@@ -323,6 +323,36 @@ let tests =
             finally torch.set_num_threads threads
         }
 
+        test "switches that keep the floats: GRU bias gradients summed in the per-unit passes; the input's gradient as the input lies" {
+            // each pair runs the same network twice, the switch on and off: outputs and every gradient bit for bit
+            let input = InputSpec(Features = 5)
+            torch.manual_seed 21L |> ignore
+            use x = torch.randn(19L, 7L, 5L)
+            use lens = torch.tensor([| for i in 0 .. 18 -> int64 (1 + (i * 5) % 7) |])
+            let bothWays (get: unit -> bool) (set: bool -> unit) (f: unit -> 'a) =
+                let before = get ()
+                try
+                    set true
+                    let on = f ()
+                    set false
+                    on, f ()
+                finally set before
+            for name, spec in [ "gru reset-after", Model.Gru(12, returnSequences = true, kernel = Kernel.Simd)
+                                "gru reset-before", Model.Gru(12, resetAfter = false, returnSequences = true, kernel = Kernel.Simd) ] do
+                use net = compile spec input Convention.Torch 5L
+                let inPass, after =
+                    bothWays (fun () -> RecurrentKernels.GruBiasInPass) (fun v -> RecurrentKernels.GruBiasInPass <- v) (fun () -> run net x (Some lens))
+                agree $"{name}: bias gradients in the pass = after the products" 0.0 inPass after
+            // a batch-major leaf input, and (the second layer's) a time-major one handed up by the first
+            use net = compile (Model.Lstm(9, returnSequences = true, kernel = Kernel.Simd).Stack(2)) input Convention.Torch 5L
+            let asInput, timeMajor =
+                bothWays (fun () -> SimdRecurrence.InputGradientAsInput) (fun v -> SimdRecurrence.InputGradientAsInput <- v)
+                    (fun () -> run net x (Some lens))
+            agree "the input's gradient as the input lies = time-major" 0.0 asInput timeMajor
+            let _, g, _ = asInput
+            Expect.isTrue (g.is_contiguous()) "the leaf input's gradient lies as the input does"
+        }
+
         test "more rows than one sub-block (B 261: 128 + 128 + 5 at one thread): every cell = float64 reference, lengths" {
             let input = InputSpec(Features = 3)
             torch.manual_seed 12L |> ignore

@@ -521,9 +521,11 @@ internal static unsafe class RecurrentKernels
         float* hxGroup = dphGroup + (cell == SimdCell.GruResetAfter ? groupG : 0);
         float* auxGroup = hxGroup + (long)S * rows * K;
         var slot = 0;
-        // LSTM and SimpleRnn add each row's pre-activation gradient to its bias gradient as they compute it; the GRUs
-        // (and, by default, a new cell) in a pass over the rows after the products
-        var biasInBack = cell is SimdCell.Lstm or SimdCell.RnnTanh or SimdCell.RnnRelu or SimdCell.RnnLinear or SimdCell.RnnSigmoid;
+        // LSTM, GRU reset-after and SimpleRnn add each row's pre-activation gradients to its bias gradients as they
+        // compute them; GRU reset-before (its r gradient comes after a product) and, by default, a new cell in a pass
+        // over the rows after the products
+        var biasInBack = cell is SimdCell.Lstm or SimdCell.RnnTanh or SimdCell.RnnRelu or SimdCell.RnnLinear or SimdCell.RnnSigmoid
+            || ((cell is SimdCell.GruResetAfter or SimdCell.GruResetBefore) && GruBiasInPass);
         var ahead = PrefetchAhead && Sse.IsSupported;
         Clear(zero, H);
         if (dW != null) Clear(dW, GH * K);                                  // this block's partial, summed from zero
@@ -579,10 +581,11 @@ internal static unsafe class RecurrentKernels
                             LstmBack(H, gates + gi, aux2 + ao, t > 0 ? aux1 + ao - sA : b.C0 + (long)r * H, dOut, dh + k, dc + k, dpre + io, db);
                             break;
                         case SimdCell.GruResetAfter:
-                            GruAfterBack(H, gates + gi, aux1 + ao, hPrev, dOut, dh + k, dpre + io, dph + io, direct + k);
+                            GruAfterBack(H, gates + gi, aux1 + ao, hPrev, dOut, dh + k, dpre + io, dph + io, direct + k, db,
+                                biasInBack && b.DBhh != null ? b.DBhh + (long)r * GH : null);
                             break;
                         case SimdCell.GruResetBefore:
-                            GruBeforeBackN(H, gates + gi, hPrev, dOut, dh + k, dpre + io, direct + k);
+                            GruBeforeBackN(H, gates + gi, hPrev, dOut, dh + k, dpre + io, direct + k, db);
                             break;
                         default:
                             RnnBack(cell, H, hPrev + sK, dOut, dh + k, dpre + io, db);      // the step's new state
@@ -611,7 +614,7 @@ internal static unsafe class RecurrentKernels
                         {
                             if (!Active(b, r, t)) continue;
                             GruBeforeBackRz(H, gates + t * sG + (long)(r - r0) * GH, hxB + t * sK + (long)(r - r0) * K, dn + (r - s0) * H,
-                                dpre + (long)(r - r0) * GH, dd + (r - s0) * H);
+                                dpre + (long)(r - r0) * GH, dd + (r - s0) * H, biasInBack && b.DBias != null ? b.DBias + (long)r * GH : null);
                         }
                         SmallGemm.Run(m, H, 2 * H, dp, GH, b.W, H, b.WP, wps, dd, H, dn, H);
                         break;
@@ -732,18 +735,21 @@ internal static unsafe class RecurrentKernels
     }
 
     /// <summary>GRU (reset-after) step backward: the projection's gradient [r, z, n], the recurrent
-    /// pre-activation's gradient [r, z, r ⊙ n], and the direct part of the state gradient z ⊙ dh.</summary>
+    /// pre-activation's gradient [r, z, r ⊙ n], and the direct part of the state gradient z ⊙ dh; the first two added to
+    /// db and dbh (the input-side and recurrent biases' gradients) when those are not null.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void GruAfterBack(int H, float* g, float* phn, float* hPrev, float* dOut, float* dh, float* dp, float* dph, float* direct)
+    static void GruAfterBack(int H, float* g, float* phn, float* hPrev, float* dOut, float* dh, float* dp, float* dph, float* direct,
+        float* db, float* dbh)
     {
-        var pass = new GruAfterBackPass { H = H, G = g, Phn = phn, HPrev = hPrev, DOut = dOut, Dh = dh, Dp = dp, Dph = dph, Direct = direct };
+        var pass = new GruAfterBackPass
+            { H = H, G = g, Phn = phn, HPrev = hPrev, DOut = dOut, Dh = dh, Dp = dp, Dph = dph, Direct = direct, Db = db, Dbh = dbh };
         EachUnit(ref pass, H);
     }
 
     struct GruAfterBackPass : IUnitPass
     {
         public int H;
-        public float* G, Phn, HPrev, DOut, Dh, Dp, Dph, Direct;
+        public float* G, Phn, HPrev, DOut, Dh, Dp, Dph, Direct, Db, Dbh;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Lanes<V, L, S>(int u, V m) where V : struct where L : struct, ILanes<V> where S : struct, IStrip
@@ -754,9 +760,20 @@ internal static unsafe class RecurrentKernels
             var dan = L.Multiply(L.Multiply(dht, L.Subtract(one, z)), L.MultiplyAddNegated(n, n, one));
             var dar = L.Multiply(L.Multiply(dan, L.Load<S>(Phn + u, m)), L.Multiply(r, L.Subtract(one, r)));
             var daz = L.Multiply(L.Multiply(dht, L.Subtract(L.Load<S>(HPrev + u, m), n)), L.Multiply(z, L.Subtract(one, z)));
+            var dhn = L.Multiply(dan, r);
             L.Store<S>(Dp + u, m, dar); L.Store<S>(Dp + H + u, m, daz); L.Store<S>(Dp + 2 * H + u, m, dan);
-            L.Store<S>(Dph + u, m, dar); L.Store<S>(Dph + H + u, m, daz); L.Store<S>(Dph + 2 * H + u, m, L.Multiply(dan, r));
+            L.Store<S>(Dph + u, m, dar); L.Store<S>(Dph + H + u, m, daz); L.Store<S>(Dph + 2 * H + u, m, dhn);
             L.Store<S>(Direct + u, m, L.Multiply(dht, z));
+            if (Db != null)
+            {
+                L.Store<S>(Db + u, m, L.Add(L.Load<S>(Db + u, m), dar));
+                L.Store<S>(Db + H + u, m, L.Add(L.Load<S>(Db + H + u, m), daz));
+                L.Store<S>(Db + 2 * H + u, m, L.Add(L.Load<S>(Db + 2 * H + u, m), dan));
+            }
+            if (Dbh == null) return;
+            L.Store<S>(Dbh + u, m, L.Add(L.Load<S>(Dbh + u, m), dar));
+            L.Store<S>(Dbh + H + u, m, L.Add(L.Load<S>(Dbh + H + u, m), daz));
+            L.Store<S>(Dbh + 2 * H + u, m, L.Add(L.Load<S>(Dbh + 2 * H + u, m), dhn));
         }
 
         public void Unit(int u)
@@ -769,21 +786,28 @@ internal static unsafe class RecurrentKernels
             Dp[u] = dar; Dp[H + u] = daz; Dp[2 * H + u] = dan;
             Dph[u] = dar; Dph[H + u] = daz; Dph[2 * H + u] = dan * r;
             Direct[u] = dht * z;
+            if (Db != null)
+            {
+                Db[u] += dar; Db[H + u] += daz; Db[2 * H + u] += dan;
+            }
+            if (Dbh == null) return;
+            Dbh[u] += dar; Dbh[H + u] += daz; Dbh[2 * H + u] += Dph[2 * H + u];
         }
     }
 
-    /// <summary>GRU (reset-before) backward, first half: the n pre-activation's gradient, z's, and z ⊙ dh.</summary>
+    /// <summary>GRU (reset-before) backward, first half: the n pre-activation's gradient, z's, and z ⊙ dh; the first two
+    /// added to db's n and z parts when db is not null.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void GruBeforeBackN(int H, float* g, float* hPrev, float* dOut, float* dh, float* dp, float* direct)
+    static void GruBeforeBackN(int H, float* g, float* hPrev, float* dOut, float* dh, float* dp, float* direct, float* db)
     {
-        var pass = new GruBeforeBackNPass { H = H, G = g, HPrev = hPrev, DOut = dOut, Dh = dh, Dp = dp, Direct = direct };
+        var pass = new GruBeforeBackNPass { H = H, G = g, HPrev = hPrev, DOut = dOut, Dh = dh, Dp = dp, Direct = direct, Db = db };
         EachUnit(ref pass, H);
     }
 
     struct GruBeforeBackNPass : IUnitPass
     {
         public int H;
-        public float* G, HPrev, DOut, Dh, Dp, Direct;
+        public float* G, HPrev, DOut, Dh, Dp, Direct, Db;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Lanes<V, L, S>(int u, V m) where V : struct where L : struct, ILanes<V> where S : struct, IStrip
@@ -791,9 +815,14 @@ internal static unsafe class RecurrentKernels
             var one = L.One;
             var z = L.Load<S>(G + H + u, m); var n = L.Load<S>(G + 2 * H + u, m);
             var dht = L.Add(L.Load<S>(Dh + u, m), L.Load<S>(DOut + u, m));
-            L.Store<S>(Dp + 2 * H + u, m, L.Multiply(L.Multiply(dht, L.Subtract(one, z)), L.MultiplyAddNegated(n, n, one)));
-            L.Store<S>(Dp + H + u, m, L.Multiply(L.Multiply(dht, L.Subtract(L.Load<S>(HPrev + u, m), n)), L.Multiply(z, L.Subtract(one, z))));
+            var dan = L.Multiply(L.Multiply(dht, L.Subtract(one, z)), L.MultiplyAddNegated(n, n, one));
+            var daz = L.Multiply(L.Multiply(dht, L.Subtract(L.Load<S>(HPrev + u, m), n)), L.Multiply(z, L.Subtract(one, z)));
+            L.Store<S>(Dp + 2 * H + u, m, dan);
+            L.Store<S>(Dp + H + u, m, daz);
             L.Store<S>(Direct + u, m, L.Multiply(dht, z));
+            if (Db == null) return;
+            L.Store<S>(Db + H + u, m, L.Add(L.Load<S>(Db + H + u, m), daz));
+            L.Store<S>(Db + 2 * H + u, m, L.Add(L.Load<S>(Db + 2 * H + u, m), dan));
         }
 
         public void Unit(int u)
@@ -803,27 +832,33 @@ internal static unsafe class RecurrentKernels
             Dp[2 * H + u] = dht * (1 - z) * (1 - n * n);
             Dp[H + u] = dht * (HPrev[u] - n) * z * (1 - z);
             Direct[u] = dht * z;
+            if (Db == null) return;
+            Db[H + u] += Dp[H + u];
+            Db[2 * H + u] += Dp[2 * H + u];
         }
     }
 
-    /// <summary>GRU (reset-before) backward, second half, given d(r ⊙ h): r's gradient and r ⊙ d(r ⊙ h) added to the direct part.</summary>
+    /// <summary>GRU (reset-before) backward, second half, given d(r ⊙ h): r's gradient (added to db's r part when db is
+    /// not null) and r ⊙ d(r ⊙ h) added to the direct part.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void GruBeforeBackRz(int H, float* g, float* hPrev, float* dRh, float* dp, float* direct)
+    static void GruBeforeBackRz(int H, float* g, float* hPrev, float* dRh, float* dp, float* direct, float* db)
     {
-        var pass = new GruBeforeBackRzPass { G = g, HPrev = hPrev, DRh = dRh, Dp = dp, Direct = direct };
+        var pass = new GruBeforeBackRzPass { G = g, HPrev = hPrev, DRh = dRh, Dp = dp, Direct = direct, Db = db };
         EachUnit(ref pass, H);
     }
 
     struct GruBeforeBackRzPass : IUnitPass
     {
-        public float* G, HPrev, DRh, Dp, Direct;
+        public float* G, HPrev, DRh, Dp, Direct, Db;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Lanes<V, L, S>(int u, V m) where V : struct where L : struct, ILanes<V> where S : struct, IStrip
         {
             var r = L.Load<S>(G + u, m); var drh = L.Load<S>(DRh + u, m);
-            L.Store<S>(Dp + u, m, L.Multiply(L.Multiply(drh, L.Load<S>(HPrev + u, m)), L.Multiply(r, L.Subtract(L.One, r))));
+            var dar = L.Multiply(L.Multiply(drh, L.Load<S>(HPrev + u, m)), L.Multiply(r, L.Subtract(L.One, r)));
+            L.Store<S>(Dp + u, m, dar);
             L.Store<S>(Direct + u, m, L.MultiplyAdd(drh, r, L.Load<S>(Direct + u, m)));
+            if (Db != null) L.Store<S>(Db + u, m, L.Add(L.Load<S>(Db + u, m), dar));
         }
 
         public void Unit(int u)
@@ -831,6 +866,7 @@ internal static unsafe class RecurrentKernels
             var r = G[u];
             Dp[u] = DRh[u] * HPrev[u] * r * (1 - r);
             Direct[u] += DRh[u] * r;
+            if (Db != null) Db[u] += Dp[u];
         }
     }
 
@@ -901,6 +937,14 @@ internal static unsafe class RecurrentKernels
     /// phases --layer --prefetch-ab`, Intel Xeon @ 2.00GHz, avx512f; docs/BENCHMARKS.md, twelfth pass). That switch
     /// turns it off for an A/B, process-wide (the embedding rows' requests stay). The same floats either way.</summary>
     internal static bool PrefetchAhead { get; set; } = true;
+
+    /// <summary>Whether a GRU's backward pass adds each row's pre-activation gradients to its bias gradients as it
+    /// computes them (in the per-unit passes, like an LSTM's), rather than in a pass over the rows after the step's
+    /// products, which read them back: E7's GRU layer (reset-after) backward 6–14 % shorter at one and two threads, the
+    /// whole step's with E7's own reset-before GRU 1–15 % (two runs each of `bench phases --gru-bias-ab`, with
+    /// `--layer`, then with `--model`; Intel Xeon @ 2.00GHz, avx512f; docs/BENCHMARKS.md). Each bias element gets the
+    /// same additions in the same order either way: the same floats. Off only for an A/B, process-wide.</summary>
+    internal static bool GruBiasInPass { get; set; } = true;
 
     /// <summary>Requests the lines of n floats from p into the L2 cache.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

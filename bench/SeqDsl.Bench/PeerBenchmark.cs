@@ -100,7 +100,7 @@ static class PeerBenchmark
     /// optimizer's update, timed separately (medians over rounds; no peer); with --layer, each config's recurrent layer
     /// alone (<see cref="AsLayer"/>): its forward, its backward from the fixed gradient, no loss and no update.
     ///   dotnet run -c Release --project bench/SeqDsl.Bench -- phases [--rounds N] [--threads-list 1,2] [--only NAME] [--kernels simd]
-    ///   [--layer] [--embedding-ab | --layout-ab | --width-ab | --gates-ab | --tiles-ab | --prefetch-ab | --input-grad-ab |
+    ///   [--layer | --model TEXT] [--embedding-ab | --layout-ab | --width-ab | --gates-ab | --tiles-ab | --prefetch-ab | --input-grad-ab |
     ///   --gru-bias-ab]</summary>
     public static int Phases(string[] args)
     {
@@ -142,10 +142,10 @@ static class PeerBenchmark
                 "12/8-row tiles, 16-column strips on 512 bits", "6-row tiles, 16-column strips on AVX2"),
             ("--prefetch-ab", () => SeqDsl.Engine.Simd.RecurrentKernels.PrefetchAhead, on => SeqDsl.Engine.Simd.RecurrentKernels.PrefetchAhead = on,
                 "saved rows prefetched a step ahead", "not prefetched"),
-            ("--gru-bias-ab", () => SeqDsl.Engine.Simd.RecurrentKernels.GruBiasInPass, on => SeqDsl.Engine.Simd.RecurrentKernels.GruBiasInPass = on,
-                "GRU bias gradients in the per-unit pass", "in a pass after the products"),
             ("--input-grad-ab", () => SeqDsl.Engine.Simd.SimdRecurrence.InputGradientAsInput,
                 on => SeqDsl.Engine.Simd.SimdRecurrence.InputGradientAsInput = on, "input's gradient as the input lies", "time-major"),
+            ("--gru-bias-ab", () => SeqDsl.Engine.Simd.RecurrentKernels.GruBiasInPass, on => SeqDsl.Engine.Simd.RecurrentKernels.GruBiasInPass = on,
+                "GRU bias gradients in the per-unit pass", "in a pass after the products"),
         };
         var given = switches.Where(w => args.Contains(w.Flag)).ToList();
         if (given.Count > 1)

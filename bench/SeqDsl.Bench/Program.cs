@@ -6,7 +6,7 @@
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- paths [--rounds N] [--threads T]   (oneDNN vs native LSTM in training)
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- peer [--rounds N] [--steps K] [--pause-ms P] [--threads-list 1,2] [--only NAME] [--no-defaults-peer] [--layer] [--peer PATH]
 //     (PyTorch as a peer: bench/pytorch/setup.sh installs Debian's python3-torch first; --layer: each config's recurrent layer alone)
-//   dotnet run -c Release --project bench/SeqDsl.Bench -- phases [--rounds N] [--threads-list 1,2] [--only NAME] [--kernels simd,fused] [--layer]
+//   dotnet run -c Release --project bench/SeqDsl.Bench -- phases [--rounds N] [--threads-list 1,2] [--only NAME] [--kernels simd,fused] [--layer | --model TEXT]
 //     [--embedding-ab | --layout-ab | --width-ab | --gates-ab | --tiles-ab | --prefetch-ab | --input-grad-ab | --gru-bias-ab]
 //     (forward + loss, backward and the optimizer's update of the peer configs, timed apart; --layer: the layer alone)
 //   dotnet run -c Release --project bench/SeqDsl.Bench -- simd [--rounds N] [--threads T]   (the SIMD kernel's product and layers)

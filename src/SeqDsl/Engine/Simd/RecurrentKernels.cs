@@ -521,8 +521,9 @@ internal static unsafe class RecurrentKernels
         float* hxGroup = dphGroup + (cell == SimdCell.GruResetAfter ? groupG : 0);
         float* auxGroup = hxGroup + (long)S * rows * K;
         var slot = 0;
-        // LSTM, GRU reset-after and SimpleRnn add each row's pre-activation gradients to its bias gradients as they
-        // compute them; GRU reset-before (its r gradient comes after a product) and, by default, a new cell in a pass
+        // every cell here adds each row's pre-activation gradients to its bias gradients in the per-unit passes that
+        // compute them (GRU reset-before: z's and n's in its first pass, r's in its second, after the product r's
+        // gradient needs) — the GRUs only while GruBiasInPass is on; otherwise, and by default for a new cell, in a pass
         // over the rows after the products
         var biasInBack = cell is SimdCell.Lstm or SimdCell.RnnTanh or SimdCell.RnnRelu or SimdCell.RnnLinear or SimdCell.RnnSigmoid
             || ((cell is SimdCell.GruResetAfter or SimdCell.GruResetBefore) && GruBiasInPass);
@@ -574,7 +575,7 @@ internal static unsafe class RecurrentKernels
                         continue;
                     }
                     float* dOut = b.DOut != null ? b.DOut + ho : zero;
-                    float* db = biasInBack && b.DBias != null ? b.DBias + (long)r * GH : null;
+                    float* db = BiasRow(b, biasInBack, r, GH);
                     switch (cell)
                     {
                         case SimdCell.Lstm:
@@ -614,7 +615,7 @@ internal static unsafe class RecurrentKernels
                         {
                             if (!Active(b, r, t)) continue;
                             GruBeforeBackRz(H, gates + t * sG + (long)(r - r0) * GH, hxB + t * sK + (long)(r - r0) * K, dn + (r - s0) * H,
-                                dpre + (long)(r - r0) * GH, dd + (r - s0) * H, biasInBack && b.DBias != null ? b.DBias + (long)r * GH : null);
+                                dpre + (long)(r - r0) * GH, dd + (r - s0) * H, BiasRow(b, biasInBack, r, GH));
                         }
                         SmallGemm.Run(m, H, 2 * H, dp, GH, b.W, H, b.WP, wps, dd, H, dn, H);
                         break;
@@ -676,6 +677,9 @@ internal static unsafe class RecurrentKernels
             if (cell == SimdCell.Lstm) Copy(dc + (r - r0) * H, b.DC0 + (long)r * H, H);
         }
     }
+
+    /// <summary>Row r's bias-gradient row, when the per-unit passes add to it (<paramref name="inPass"/>) and there is one.</summary>
+    static float* BiasRow(in Buffers b, bool inPass, int r, int GH) => inPass && b.DBias != null ? b.DBias + (long)r * GH : null;
 
     /// <summary>LSTM step backward: gates i, f, g, o (post-activation), tanh c_t, c_{t−1}; dc carried in place; the
     /// pre-activation gradient into dp and, when db is not null, added to it.</summary>

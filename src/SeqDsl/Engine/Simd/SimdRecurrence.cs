@@ -58,7 +58,8 @@ internal static class SimdRecurrence
         // the weights and biases (and an embedded input's table) go in as ParameterViews: their gradients kept, not copied
         using var table = ParameterView.Of(embedded?.Table);
         // the input too: a leaf input's gradient (a benchmark's, or a user's who asks for it) is then kept, not copied,
-        // when it lies as the input does (the backward writes a batch-major input's gradient batch-major)
+        // when it lies as the input does (the backward writes a contiguous batch-major input's gradient batch-major; a
+        // strided one's gradient comes back contiguous, which autograd still copies into the input's strides)
         using var input = InputGradientAsInput ? ParameterView.Of(x) : null;
         using var w1 = ParameterView.Of(wih)!;
         using var w2 = ParameterView.Of(whh)!;
@@ -334,7 +335,7 @@ internal static class SimdRecurrence
             ctx.save_data("layout", (Split: split, BlockMajor: blockMajor));           // the backward reads hx & co. as written
             // the input's gradient is written as the input lies when that is batch-major (B, T, I), as a leaf input or an
             // upstream layer's batch-first output is: a time-major one, handed back transposed, was copied by autograd
-            // into the input's layout
+            // into the input's layout. (With one step both layouts are the same: time-major then.)
             ctx.save_data("batchMajorInput", InputGradientAsInput && ids is null && T > 1 && xT == I && xB == (long)T * I);
             ctx.save_data("sequence", sequence);
             ctx.save_data("grads", (Bias: bias is not null, Bhh: bhh is not null));

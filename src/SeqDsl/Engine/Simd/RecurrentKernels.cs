@@ -575,7 +575,7 @@ internal static unsafe class RecurrentKernels
                         continue;
                     }
                     float* dOut = b.DOut != null ? b.DOut + ho : zero;
-                    float* db = BiasRow(b, biasInBack, r, GH);
+                    float* db = BiasRow(b.DBias, biasInBack, r, GH);
                     switch (cell)
                     {
                         case SimdCell.Lstm:
@@ -583,7 +583,7 @@ internal static unsafe class RecurrentKernels
                             break;
                         case SimdCell.GruResetAfter:
                             GruAfterBack(H, gates + gi, aux1 + ao, hPrev, dOut, dh + k, dpre + io, dph + io, direct + k, db,
-                                biasInBack && b.DBhh != null ? b.DBhh + (long)r * GH : null);
+                                BiasRow(b.DBhh, biasInBack, r, GH));
                             break;
                         case SimdCell.GruResetBefore:
                             GruBeforeBackN(H, gates + gi, hPrev, dOut, dh + k, dpre + io, direct + k, db);
@@ -615,7 +615,7 @@ internal static unsafe class RecurrentKernels
                         {
                             if (!Active(b, r, t)) continue;
                             GruBeforeBackRz(H, gates + t * sG + (long)(r - r0) * GH, hxB + t * sK + (long)(r - r0) * K, dn + (r - s0) * H,
-                                dpre + (long)(r - r0) * GH, dd + (r - s0) * H, BiasRow(b, biasInBack, r, GH));
+                                dpre + (long)(r - r0) * GH, dd + (r - s0) * H, BiasRow(b.DBias, biasInBack, r, GH));
                         }
                         SmallGemm.Run(m, H, 2 * H, dp, GH, b.W, H, b.WP, wps, dd, H, dn, H);
                         break;
@@ -678,8 +678,9 @@ internal static unsafe class RecurrentKernels
         }
     }
 
-    /// <summary>Row r's bias-gradient row, when the per-unit passes add to it (<paramref name="inPass"/>) and there is one.</summary>
-    static float* BiasRow(in Buffers b, bool inPass, int r, int GH) => inPass && b.DBias != null ? b.DBias + (long)r * GH : null;
+    /// <summary>Row r's row of a (B, G·H) bias gradient (DBias, DBhh), when the per-unit passes add to it
+    /// (<paramref name="inPass"/>) and there is one.</summary>
+    static float* BiasRow(float* rows, bool inPass, int r, int GH) => inPass && rows != null ? rows + (long)r * GH : null;
 
     /// <summary>LSTM step backward: gates i, f, g, o (post-activation), tanh c_t, c_{t−1}; dc carried in place; the
     /// pre-activation gradient into dp and, when db is not null, added to it.</summary>
@@ -958,7 +959,7 @@ internal static unsafe class RecurrentKernels
         if (bytes <= 0) return;
         var q = (byte*)p;
         for (var line = 0; line < bytes; line += 64) Sse.Prefetch1(q + line);
-        Sse.Prefetch1(q + bytes - 1);                                       // a row across one more line
+        if (((nint)q & 63) != 0) Sse.Prefetch1(q + bytes - 1);             // a row not on a line boundary: one more line
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

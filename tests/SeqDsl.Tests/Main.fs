@@ -14,6 +14,11 @@ let main argv =
     // environment before libgomp loads, hence setenv rather than Environment.SetEnvironmentVariable.
     if System.OperatingSystem.IsLinux() then setenv ("OMP_WAIT_POLICY", "PASSIVE", 0) |> ignore
     // libtorch's process-wide switches (oneDNN RNN path off) and the allocator policy, as the CLI sets them
+    // Auto's kernel probe times kernels, so its choice could differ between runs: off for the suite (and the CLI
+    // processes it starts) unless the caller set it; KernelProbeTests turn it on for their own thread, with a cache
+    // folder of their own
+    if isNull (System.Environment.GetEnvironmentVariable "SEQDSL_KERNEL_PROBE") then
+        System.Environment.SetEnvironmentVariable("SEQDSL_KERNEL_PROBE", "0")
     SeqDsl.Engine.Backend.UseMemoryPolicy() |> ignore
     SeqDsl.Engine.Backend.Initialize()
     Tests.runTestsInAssemblyWithCLIArgs [] argv

@@ -107,8 +107,9 @@ public static class Shapes
     /// <summary>Up to this many units, Auto runs a recurrent layer on SeqDsl's SIMD kernel. Measured (AMD EPYC with AVX2,
     /// docs/BENCHMARKS.md): faster than libtorch's kernels for E7's LSTM, GRU and SimpleRnn at 32 units at one and two
     /// threads, E4's LSTM at 50 units a tie at one thread and faster at two, 1.9–2.4× faster than the per-step loop for the
-    /// reset-before GRU at 32 units; slower than libtorch's at 256 units (the char LM's LSTM). Sizes between 64 and 256
-    /// were not measured, so Auto keeps libtorch's kernels (or the loop) there.</summary>
+    /// reset-before GRU at 32 units; slower than libtorch's at 256 units (the char LM's LSTM). Beyond, this plan keeps
+    /// libtorch's kernels (or the loop); the engine's KernelProbe measures GRU and SimpleRnn layers there on the CPU it
+    /// runs on and may take the SIMD kernel instead (the compiled network's summary and diagnostics say which).</summary>
     public const int SimdAutoMaxUnits = 64;
 
     /// <summary>The kernel a recurrent layer runs on, or an error when <see cref="Kernel.Fused"/> cannot be honoured.

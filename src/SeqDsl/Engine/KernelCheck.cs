@@ -211,10 +211,15 @@ public static class KernelCheck
                 rows.Add(Time("onednn", "lstm", b, t, i, h, $"Lstm({h}, returnSequences: true, kernel: Fused)", true, repeats, inUse: !simd && oneDnn));
             rows.Add(Time("loop", "lstm", b, t, i, h, $"Lstm({h}, returnSequences: true, kernel: Loop)", null, repeats, inUse: !simd && !switchOk));
             rows.Add(Time("simd", "lstm", b, t, i, h, $"Lstm({h}, returnSequences: true, kernel: Simd)", null, repeats, inUse: simd));
-            rows.Add(Time("native", "gru", b, t, i, h, $"Gru({h}, returnSequences: true, kernel: Fused)", null, repeats, inUse: !simd));
-            rows.Add(Time("simd", "gru", b, t, i, h, $"Gru({h}, returnSequences: true, kernel: Simd)", null, repeats, inUse: simd));
-            rows.Add(Time("native", "rnn-tanh", b, t, i, h, $"SimpleRnn({h}, returnSequences: true, kernel: Fused)", null, repeats, inUse: !simd));
-            rows.Add(Time("simd", "rnn-tanh", b, t, i, h, $"SimpleRnn({h}, returnSequences: true, kernel: Simd)", null, repeats, inUse: simd));
+            // beyond 64 units Auto measures GRU and SimpleRnn layers on this CPU (KernelProbe; cached)
+            bool Measured(CellSpec cell) =>
+                KernelProbe.Applies(new RecurrentLayer(cell, h), cpu: true) && KernelProbe.Choose(new RecurrentLayer(cell, h), i, null).Kernel == Kernel.Simd;
+            var gruSimd = simd || Measured(new GruCell());
+            var rnnSimd = simd || Measured(new RnnCell());
+            rows.Add(Time("native", "gru", b, t, i, h, $"Gru({h}, returnSequences: true, kernel: Fused)", null, repeats, inUse: !gruSimd));
+            rows.Add(Time("simd", "gru", b, t, i, h, $"Gru({h}, returnSequences: true, kernel: Simd)", null, repeats, inUse: gruSimd));
+            rows.Add(Time("native", "rnn-tanh", b, t, i, h, $"SimpleRnn({h}, returnSequences: true, kernel: Fused)", null, repeats, inUse: !rnnSimd));
+            rows.Add(Time("simd", "rnn-tanh", b, t, i, h, $"SimpleRnn({h}, returnSequences: true, kernel: Simd)", null, repeats, inUse: rnnSimd));
         }
         return rows;
     }

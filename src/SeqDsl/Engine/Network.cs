@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Text.RegularExpressions;
 using SeqDsl.Spec;
 using TorchSharp;
@@ -43,10 +44,22 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         var summary = spec.Summary(options.Input, options.Convention);
         var device = options.TorchDevice();
         if (device.type == DeviceType.CPU) CheckMemory(spec, summary, 1, "its weights");
+        long InputWidth(int i) => i == 0 ? options.Input.Features ?? 0 : summary.Rows[i - 1].Output.Features;
+        // Auto's measured choice for wide GRU and SimpleRnn layers, made before the seed is set (the probe compiles
+        // seeded networks of its own); the summary shows the kernel taken
+        var probed = new Dictionary<int, KernelProbeResult>();
+        for (var i = 0; i < spec.Layers.Length; i++)
+            if (spec.Layers[i] is RecurrentLayer r && KernelProbe.Applies(r, device.type == DeviceType.CPU))
+                probed[i] = KernelProbe.Choose(r, InputWidth(i), options.Diagnostics);
+        if (probed.Count > 0)
+            summary = summary with
+            {
+                Rows = summary.Rows.Select(row => probed.TryGetValue(row.Index, out var p)
+                    ? row with { Kernel = ProbedPlan((RecurrentLayer)spec.Layers[row.Index], p) } : row).ToImmutableArray(),
+            };
         var net = new Network(spec, options, summary, device);
         // oneDNN's training path is checked (once per process, and per LSTM shape) before the seed is set: the check
         // compiles seeded networks of its own, and this network's weights must not depend on whether it ran
-        long InputWidth(int i) => i == 0 ? options.Input.Features ?? 0 : summary.Rows[i - 1].Output.Features;
         if (device.type == DeviceType.CPU && Backend.OneDnnSwitchAvailable)
             for (var i = 0; i < spec.Layers.Length; i++)
                 if (spec.Layers[i] is RecurrentLayer { Cell: LstmCell } r && Shapes.PlanKernel(r) is { Kernel: Kernel.Fused, Path: FusedPath.OneDnn })
@@ -59,7 +72,7 @@ public sealed class Network : nn.Module<Tensor, Tensor>
             LayerModule module = layer switch
             {
                 EmbedLayer e => CompileEmbed(e, i, summary, options),
-                RecurrentLayer r => net.CompileRecurrent(r, i, width, spec, options, device),
+                RecurrentLayer r => net.CompileRecurrent(r, i, width, spec, options, device, probed.GetValueOrDefault(i)),
                 DenseLayer d => new DenseModule(d, width),
                 DropoutLayer d => new DropoutModule(d.Rate),
                 SpatialDropoutLayer s => new SpatialDropoutModule(s.Rate),
@@ -90,9 +103,15 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         return new EmbedModule(embedding, e.Padding);
     }
 
-    private LayerModule CompileRecurrent(RecurrentLayer r, int index, long width, ModelSpec spec, CompileOptions options, Device device)
+    /// <summary>The kernel Auto takes for a layer the probe measured: the SIMD kernel where it was faster, else libtorch's.</summary>
+    private static KernelPlan ProbedPlan(RecurrentLayer r, KernelProbeResult probe) => probe.Kernel == Kernel.Simd
+        ? new KernelPlan(Kernel.Simd, "measured faster on this CPU")
+        : Shapes.PlanLibtorch(r);
+
+    private LayerModule CompileRecurrent(RecurrentLayer r, int index, long width, ModelSpec spec, CompileOptions options, Device device,
+        KernelProbeResult? probe)
     {
-        var plan = Shapes.PlanKernel(r);
+        var plan = probe is null ? Shapes.PlanKernel(r) : ProbedPlan(r, probe);
         var bi = r.Bidirectional is not null;
         var cpu = device.type == DeviceType.CPU;
         string? simdFallback = null;
@@ -119,6 +138,7 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         var taken = plan is { Kernel: Kernel.Fused, Path: FusedPath.OneDnn } ? "fused (oneDNN in training)" : plan.ToString(); // decided, not planned
         options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): kernel {taken}" + (fallback ? " (fallback from Auto)" : "")
             + (simdFallback is not null ? $" (Auto: {simdFallback})" : "")
+            + (probe is null ? "" : plan.Kernel == Kernel.Simd ? $" — {probe.Describe()}" : $" (Auto: libtorch's kernel, {probe.Describe()})")
             + (plan.Kernel == Kernel.Fused && cpu ? $" — {plan.PathReason}" : "")
             + (plan.Kernel == Kernel.Fused && cpu && r.Cell is LstmCell && plan.Path == FusedPath.Native && Backend.OneDnnTrainingProblem is string why
                 ? $"; not oneDNN: {why}" : ""));

@@ -1,0 +1,259 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SeqDsl.Spec;
+using SeqDsl.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SeqDsl.Engine;
+
+/// <summary>What Auto measured for one layer shape: the kernel it takes and the two medians behind the choice.</summary>
+public sealed record KernelProbeResult(Kernel Kernel, double SimdMs, Kernel Other, double OtherMs, bool FromCache)
+{
+    /// <summary>One line for the layer's diagnostic.</summary>
+    public string Describe() =>
+        $"measured on this CPU at this layer's widths: SIMD {SimdMs.ToString("0.00", CultureInfo.InvariantCulture)} ms, " +
+        $"libtorch's {(Other == Kernel.Loop ? "loop" : "fused")} {OtherMs.ToString("0.00", CultureInfo.InvariantCulture)} ms " +
+        $"per forward + backward of a {KernelProbe.Batch} × {KernelProbe.Time} batch" + (FromCache ? $" ({KernelProbe.CacheFile})" : "");
+}
+
+/// <summary>
+/// Auto's choice for GRU and SimpleRnn layers wider than <see cref="Shapes.SimdAutoMaxUnits"/> units on the CPU: SeqDsl's SIMD
+/// kernel or libtorch's (fused, or the per-step loop for cells libtorch cannot fuse), whichever is faster on this machine.
+/// Measured, not assumed: libtorch's GRU and RNN kernels took 1.1–1.3× the SIMD kernel's whole char-LM training step at 256
+/// units on an AMD EPYC with AVX-512 (docs/BENCHMARKS.md), and those sizes were never measured on the other CPUs.
+/// LSTM layers keep libtorch's kernels there (its oneDNN path was faster at 256 and 512 units on every CPU measured).
+/// <para>The probe times forward + backward of the layer (its widths, stacking and directions) on a
+/// <see cref="Batch"/> × <see cref="Time"/> batch, both kernels alternating, <see cref="Rounds"/> rounds; the SIMD kernel is
+/// taken when its median is below <see cref="Margin"/> × libtorch's. The result is kept per CPU, thread count and shape in
+/// <see cref="CacheFile"/>, so later runs on this machine take the same kernel (and a seeded run gives the same floats);
+/// <c>SEQDSL_KERNEL_PROBE=0</c> turns the probe off (Auto then keeps libtorch's kernels beyond 64 units, as before).</para>
+/// </summary>
+public static class KernelProbe
+{
+    /// <summary>Rows and steps of the probe's batch.</summary>
+    public const int Batch = 32, Time = 32;
+    /// <summary>Alternating rounds (after one warm-up call of each kernel).</summary>
+    public const int Rounds = 5;
+    /// <summary>The SIMD kernel is taken when its median time is below this share of libtorch's.</summary>
+    public const double Margin = 0.9;
+
+    private static readonly object Gate = new();
+    private static readonly Dictionary<string, KernelProbeResult> Measured = new();
+
+    /// <summary>Whether the probe runs (<c>SEQDSL_KERNEL_PROBE=0</c> turns it off).</summary>
+    public static bool Enabled => EnabledOverride ?? Environment.GetEnvironmentVariable("SEQDSL_KERNEL_PROBE") != "0";
+
+    /// <summary>For tests, on the calling thread: turns the probe on or off whatever the environment says (null: the
+    /// environment decides).</summary>
+    [ThreadStatic] internal static bool? EnabledOverride;
+
+    /// <summary>For tests, on the calling thread: the cache file's folder instead of the environment's.</summary>
+    [ThreadStatic] internal static string? CacheDirOverride;
+
+    /// <summary>For tests, on the calling thread: replaces the timing of one kernel on one layer (ms per call), so the
+    /// choice can be checked both ways.</summary>
+    [ThreadStatic] internal static Func<RecurrentLayer, long, double>? TimeOverride;
+
+    /// <summary>The cache file: <c>$SEQDSL_CACHE_DIR</c>, else <c>$XDG_CACHE_HOME/seqdsl</c>, else <c>~/.cache/seqdsl</c>,
+    /// then <c>kernel-choices.json</c>.</summary>
+    public static string CacheFile
+    {
+        get
+        {
+            var own = CacheDirOverride ?? Environment.GetEnvironmentVariable("SEQDSL_CACHE_DIR");
+            if (!string.IsNullOrEmpty(own)) return Path.Combine(own, "kernel-choices.json");
+            var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+            var root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+            return Path.Combine(root, "seqdsl", "kernel-choices.json");
+        }
+    }
+
+    /// <summary>Whether Auto asks the probe about this layer: a GRU or SimpleRnn layer with kernel Auto, wider than the
+    /// static rule's <see cref="Shapes.SimdAutoMaxUnits"/>, on a CPU with the SIMD kernel's instructions.</summary>
+    public static bool Applies(RecurrentLayer r, bool cpu) =>
+        Enabled && cpu && r.Kernel == Kernel.Auto && r.Units > Shapes.SimdAutoMaxUnits
+        && r.Cell is GruCell or RnnCell && r.Cell.SimdUnavailableReason is null
+        && Simd.SimdMath.Detected != Simd.SimdWidth.Scalar;
+
+    /// <summary>The measured choice for layer <paramref name="r"/> reading <paramref name="width"/> features: from this
+    /// process's earlier probes, the cache file, or a new probe (then written to the cache). Runs before a network's
+    /// seed is set: the probe's own networks reseed libtorch's generator.</summary>
+    public static KernelProbeResult Choose(RecurrentLayer r, long width, Action<string>? diagnostics)
+    {
+        var key = Key(r, width);
+        lock (Gate)
+        {
+            if (Measured.TryGetValue(key, out var known)) return known;
+            if (ReadCache().TryGetValue(key, out var cached))
+                return Measured[key] = cached with { FromCache = true };
+            var result = Probe(r, width);
+            Measured[key] = result;
+            try
+            {
+                WriteCache(key, result);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                diagnostics?.Invoke($"kernel probe: the choice could not be kept in {CacheFile} ({e.Message}); a later run measures again");
+            }
+            return result;
+        }
+    }
+
+    /// <summary>The cache key: the CPU (model, family/model/stepping, vector width), the thread count, the cell and the
+    /// layer's widths, stacking and directions.</summary>
+    internal static string Key(RecurrentLayer r, long width)
+    {
+        var cell = r.Cell switch
+        {
+            GruCell g => g.ResetAfter ? "gru" : "gru-reset-before",
+            RnnCell c => "rnn-" + c.Activation.ToString().ToLowerInvariant(),
+            _ => r.Cell.Name,
+        };
+        return string.Join(" | ", Cpu.Value, $"threads {torch.get_num_threads()}", cell,
+            $"I {width} H {r.Units} layers {r.Layers} directions {r.Directions}");
+    }
+
+    private static readonly Lazy<string> Cpu = new(() =>
+    {
+        string Field(string name)
+        {
+            try
+            {
+                return File.Exists("/proc/cpuinfo")
+                    ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith(name, StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "?"
+                    : "?";
+            }
+            catch (IOException) { return "?"; }
+        }
+        // the build too: a kernel compiled without the JIT's optimisations (a Debug build) is much slower, and another
+        // version of SeqDsl may have other kernels
+        var assembly = typeof(KernelProbe).Assembly;
+        var optimised = assembly.GetCustomAttributes(typeof(DebuggableAttribute), false) is not [DebuggableAttribute { IsJITOptimizerDisabled: true }];
+        var version = assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            is [System.Reflection.AssemblyInformationalVersionAttribute v] ? v.InformationalVersion : assembly.GetName().Version?.ToString() ?? "?";
+        return $"{Backend.Machine}, family {Field("cpu family")} model {Field("model\t")} stepping {Field("stepping")}, SIMD {Simd.SimdMath.Default}"
+            + $" | SeqDsl {version}{(optimised ? "" : " (not optimised)")}";
+    });
+
+    private static KernelProbeResult Probe(RecurrentLayer r, long width)
+    {
+        var other = Shapes.PlanLibtorch(r with { Kernel = Kernel.Auto }).Kernel;
+        var simdLayer = r with { Kernel = Kernel.Simd, ReturnSequences = true, Dropout = 0 };
+        var otherLayer = r with { Kernel = other, ReturnSequences = true, Dropout = 0 };
+        if (TimeOverride is { } fake)
+            return Decide(fake(simdLayer, width), other, fake(otherLayer, width));
+        {
+            using var simd = Timer.Create(simdLayer, width);
+            using var lib = Timer.Create(otherLayer, width);
+            simd.Call();
+            lib.Call();
+            var simdMs = new List<double>();
+            var libMs = new List<double>();
+            for (var i = 0; i < Rounds; i++)
+            {
+                // alternate which goes first, so that a drift of the machine's speed hits both
+                if (i % 2 == 0) { simdMs.Add(simd.Call()); libMs.Add(lib.Call()); }
+                else { libMs.Add(lib.Call()); simdMs.Add(simd.Call()); }
+            }
+            return Decide(Median(simdMs), other, Median(libMs));
+        }
+    }
+
+    private static KernelProbeResult Decide(double simdMs, Kernel other, double otherMs) =>
+        new(simdMs < Margin * otherMs ? Kernel.Simd : other, simdMs, other, otherMs, false);
+
+    private static double Median(List<double> xs)
+    {
+        xs.Sort();
+        return xs[xs.Count / 2];
+    }
+
+    /// <summary>One layer compiled on one kernel with a fixed random input; <see cref="Call"/> times forward + backward.</summary>
+    private sealed class Timer : IDisposable
+    {
+        private readonly Network _net;
+        private readonly Tensor _x;
+
+        private Timer(Network net, Tensor x) { _net = net; _x = x; }
+
+        public static Timer Create(RecurrentLayer layer, long width)
+        {
+            var net = Network.Compile(ModelSpec.Of([layer]), new CompileOptions { Input = new InputSpec(Features: checked((int)width)), Seed = 1 });
+            net.train();
+            return new Timer(net, randn(Batch, Time, width));
+        }
+
+        public double Call()
+        {
+            using var scope = NewDisposeScope();
+            var sw = Stopwatch.StartNew();
+            _net.forward(_x).sum().backward();
+            _net.zero_grad();
+            return sw.Elapsed.TotalMilliseconds;
+        }
+
+        public void Dispose()
+        {
+            _x.Dispose();
+            _net.Dispose();
+        }
+    }
+
+    private static Dictionary<string, KernelProbeResult> ReadCache()
+    {
+        var entries = new Dictionary<string, KernelProbeResult>();
+        try
+        {
+            if (!File.Exists(CacheFile)) return entries;
+            if (JsonNode.Parse(File.ReadAllText(CacheFile)) is not JsonObject { } root || root["version"]?.GetValue<int>() != 1
+                || root["entries"] is not JsonObject list)
+                return entries; // another version's file, or damaged: measured again and rewritten
+            foreach (var (key, value) in list)
+            {
+                if (value is not JsonObject e) continue;
+                if (Enum.TryParse<Kernel>(e["kernel"]?.GetValue<string>(), out var k) && Enum.TryParse<Kernel>(e["other"]?.GetValue<string>(), out var o)
+                    && e["simdMs"]?.GetValue<double>() is double s && e["otherMs"]?.GetValue<double>() is double m && (k == Kernel.Simd || k == o))
+                    entries[key] = new KernelProbeResult(k, s, o, m, true);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or InvalidOperationException or FormatException)
+        {
+            // an unreadable cache is measured again and rewritten, never an error
+        }
+        return entries;
+    }
+
+    private static void WriteCache(string key, KernelProbeResult result)
+    {
+        var entries = ReadCache();
+        entries[key] = result;
+        var list = new JsonObject();
+        foreach (var (k, v) in entries.OrderBy(e => e.Key, StringComparer.Ordinal))
+            list[k] = new JsonObject
+            {
+                ["kernel"] = v.Kernel.ToString(), ["other"] = v.Other.ToString(),
+                ["simdMs"] = Math.Round(v.SimdMs, 3), ["otherMs"] = Math.Round(v.OtherMs, 3),
+            };
+        var root = new JsonObject
+        {
+            ["version"] = 1,
+            ["about"] = "kernel choices that SeqDsl measured for kernel: Auto on this machine; delete this file to measure again",
+            ["entries"] = list,
+        };
+        var path = CacheFile;
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        Durable.ReplaceText(path, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+        if (!ReadCache().TryGetValue(key, out var back) || back.Kernel != result.Kernel)
+            throw new IOException($"{path} did not read back as written");
+    }
+
+    /// <summary>Forgets this process's probes (tests).</summary>
+    internal static void ResetForTests()
+    {
+        lock (Gate) Measured.Clear();
+    }
+}

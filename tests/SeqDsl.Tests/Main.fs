@@ -19,6 +19,8 @@ let main argv =
     // folder of their own
     if isNull (System.Environment.GetEnvironmentVariable "SEQDSL_KERNEL_PROBE") then
         System.Environment.SetEnvironmentVariable("SEQDSL_KERNEL_PROBE", "0")
+    if isNull (System.Environment.GetEnvironmentVariable "SEQDSL_CACHE_DIR") then
+        System.Environment.SetEnvironmentVariable("SEQDSL_CACHE_DIR", System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"seqdsl-tests-cache-{System.Environment.ProcessId}"))
     SeqDsl.Engine.Backend.UseMemoryPolicy() |> ignore
     SeqDsl.Engine.Backend.Initialize()
     Tests.runTestsInAssemblyWithCLIArgs [] argv

@@ -17,6 +17,12 @@ public sealed record CompileOptions
     public long Seed { get; init; } = 0;
     /// <summary>Word → index map, needed when an Embed layer loads pretrained vectors.</summary>
     public IReadOnlyDictionary<string, int>? Vocabulary { get; init; }
+    /// <summary>Whether kernel Auto may measure GRU and SimpleRnn layers beyond 64 units on this CPU (<see cref="KernelProbe"/>);
+    /// false: a choice already kept in the cache is used, else libtorch's kernel (loading a model to use it).</summary>
+    public bool MeasureKernels { get; init; } = true;
+    /// <summary>Kernels an earlier run took for the layers Auto measures (<see cref="Network.MeasuredKernels"/>: layer index →
+    /// Simd, or libtorch's), taken instead of measuring, so that a resumed run continues on the same kernels.</summary>
+    public IReadOnlyDictionary<int, Kernel>? KernelChoices { get; init; }
     /// <summary>Receives diagnostic events (kernel choices and fallbacks, pretrained coverage).</summary>
     public Action<string>? Diagnostics { get; init; }
 

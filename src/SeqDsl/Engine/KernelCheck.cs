@@ -213,7 +213,7 @@ public static class KernelCheck
             rows.Add(Time("simd", "lstm", b, t, i, h, $"Lstm({h}, returnSequences: true, kernel: Simd)", null, repeats, inUse: simd));
             // beyond 64 units Auto measures GRU and SimpleRnn layers on this CPU (KernelProbe; cached)
             bool Measured(CellSpec cell) =>
-                KernelProbe.Applies(new RecurrentLayer(cell, h), cpu: true) && KernelProbe.Choose(new RecurrentLayer(cell, h), i, null).Kernel == Kernel.Simd;
+                KernelProbe.Applies(new RecurrentLayer(cell, h), cpu: true) && KernelProbe.Choose(new RecurrentLayer(cell, h), i, measure: true, null)?.Kernel == Kernel.Simd;
             var gruSimd = simd || Measured(new GruCell());
             var rnnSimd = simd || Measured(new RnnCell());
             rows.Add(Time("native", "gru", b, t, i, h, $"Gru({h}, returnSequences: true, kernel: Fused)", null, repeats, inUse: !gruSimd));

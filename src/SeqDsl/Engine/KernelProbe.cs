@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using SeqDsl.Spec;
-using SeqDsl.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -16,20 +15,22 @@ public sealed record KernelProbeResult(Kernel Kernel, double SimdMs, Kernel Othe
     public string Describe() =>
         $"measured on this CPU at this layer's widths: SIMD {SimdMs.ToString("0.00", CultureInfo.InvariantCulture)} ms, " +
         $"libtorch's {(Other == Kernel.Loop ? "loop" : "fused")} {OtherMs.ToString("0.00", CultureInfo.InvariantCulture)} ms " +
-        $"per forward + backward of a {KernelProbe.Batch} × {KernelProbe.Time} batch" + (FromCache ? $" ({KernelProbe.CacheFile})" : "");
+        $"per forward + backward of a {KernelProbe.Batch} × {KernelProbe.Time} batch" + (FromCache ? $" (measured earlier, kept in {KernelProbe.CacheFile})" : "");
 }
 
 /// <summary>
 /// Auto's choice for GRU and SimpleRnn layers wider than <see cref="Shapes.SimdAutoMaxUnits"/> units on the CPU: SeqDsl's SIMD
 /// kernel or libtorch's (fused, or the per-step loop for cells libtorch cannot fuse), whichever is faster on this machine.
-/// Measured, not assumed: libtorch's GRU and RNN kernels took 1.1–1.3× the SIMD kernel's whole char-LM training step at 256
-/// units on an AMD EPYC with AVX-512 (docs/BENCHMARKS.md), and those sizes were never measured on the other CPUs.
-/// LSTM layers keep libtorch's kernels there (its oneDNN path was faster at 256 and 512 units on every CPU measured).
+/// Measured, not assumed: with libtorch's GRU kernel a whole char-LM training step at 256 units took 1.20× (one thread) and
+/// 1.32× (two) the SIMD kernel's, with its RNN kernel 1.09× at both, on an AMD EPYC with AVX-512 (docs/BENCHMARKS.md); those
+/// sizes were never measured on the other CPUs. LSTM layers keep libtorch's kernels there (its oneDNN path was faster at
+/// 256 units on every CPU measured).
 /// <para>The probe times forward + backward of the layer (its widths, stacking and directions) on a
 /// <see cref="Batch"/> × <see cref="Time"/> batch, both kernels alternating, <see cref="Rounds"/> rounds; the SIMD kernel is
-/// taken when its median is below <see cref="Margin"/> × libtorch's. The result is kept per CPU, thread count and shape in
-/// <see cref="CacheFile"/>, so later runs on this machine take the same kernel (and a seeded run gives the same floats);
-/// <c>SEQDSL_KERNEL_PROBE=0</c> turns the probe off (Auto then keeps libtorch's kernels beyond 64 units, as before).</para>
+/// taken when its median is below <see cref="Margin"/> × libtorch's. The result is kept per CPU, SeqDsl build, thread count
+/// and shape in <see cref="CacheFile"/>, so later runs on this machine take the same kernel (and a seeded run gives the
+/// same floats); where it cannot be kept, Auto takes libtorch's kernel. <c>SEQDSL_KERNEL_PROBE=0</c> turns the probe off
+/// (Auto then keeps libtorch's kernels beyond 64 units, as before).</para>
 /// </summary>
 public static class KernelProbe
 {
@@ -58,16 +59,22 @@ public static class KernelProbe
     [ThreadStatic] internal static Func<RecurrentLayer, long, double>? TimeOverride;
 
     /// <summary>The cache file: <c>$SEQDSL_CACHE_DIR</c>, else <c>$XDG_CACHE_HOME/seqdsl</c>, else <c>~/.cache/seqdsl</c>,
-    /// then <c>kernel-choices.json</c>.</summary>
-    public static string CacheFile
+    /// then <c>kernel-choices.json</c>; null where none of them is an absolute path (no home folder).</summary>
+    public static string? CacheFile
     {
         get
         {
             var own = CacheDirOverride ?? Environment.GetEnvironmentVariable("SEQDSL_CACHE_DIR");
-            if (!string.IsNullOrEmpty(own)) return Path.Combine(own, "kernel-choices.json");
-            var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-            var root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-            return Path.Combine(root, "seqdsl", "kernel-choices.json");
+            string? folder;
+            if (!string.IsNullOrEmpty(own)) folder = own;
+            else
+            {
+                var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+                var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+                folder = !string.IsNullOrEmpty(xdg) ? Path.Combine(xdg, "seqdsl")
+                    : !string.IsNullOrEmpty(home) ? Path.Combine(home, ".cache", "seqdsl") : null;
+            }
+            return folder is not null && Path.IsPathRooted(folder) ? Path.Combine(folder, "kernel-choices.json") : null;
         }
     }
 
@@ -78,28 +85,66 @@ public static class KernelProbe
         && r.Cell is GruCell or RnnCell && r.Cell.SimdUnavailableReason is null
         && Simd.SimdMath.Detected != Simd.SimdWidth.Scalar;
 
-    /// <summary>The measured choice for layer <paramref name="r"/> reading <paramref name="width"/> features: from this
-    /// process's earlier probes, the cache file, or a new probe (then written to the cache). Runs before a network's
-    /// seed is set: the probe's own networks reseed libtorch's generator.</summary>
-    public static KernelProbeResult Choose(RecurrentLayer r, long width, Action<string>? diagnostics)
+    /// <summary>
+    /// The measured choice for layer <paramref name="r"/> reading <paramref name="width"/> features: from this process's
+    /// earlier probes, the cache file, or (with <paramref name="measure"/>) a new probe, written to the cache and read
+    /// back. Null where there is no choice to keep: the probe failed, or could not be kept in the cache (or measuring was
+    /// not asked for and nothing is cached) — Auto then keeps libtorch's kernel, so that runs repeat. Runs before a
+    /// network's seed is set: the probe's own networks reseed libtorch's generator. Other processes wait (a lock file
+    /// beside the cache) and take the first one's choice.
+    /// </summary>
+    public static KernelProbeResult? Choose(RecurrentLayer r, long width, bool measure, Action<string>? diagnostics, string label = "layer")
     {
         var key = Key(r, width);
         lock (Gate)
         {
             if (Measured.TryGetValue(key, out var known)) return known;
-            if (ReadCache().TryGetValue(key, out var cached))
+            var file = CacheFile;
+            if (file is not null && ReadCache(file).TryGetValue(key, out var cached))
                 return Measured[key] = cached with { FromCache = true };
-            var result = Probe(r, width);
-            Measured[key] = result;
+            if (!measure) return null;
+            if (file is null)
+            {
+                diagnostics?.Invoke($"{label}: Auto keeps libtorch's kernel (no cache folder to keep a measured choice in: set SEQDSL_CACHE_DIR)");
+                return null;
+            }
             try
             {
-                WriteCache(key, result);
+                Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+                using var fileLock = LockFile(file + ".lock");
+                // another process may have measured while this one waited
+                if (ReadCache(file).TryGetValue(key, out var theirs))
+                    return Measured[key] = theirs with { FromCache = true };
+                diagnostics?.Invoke($"{label}: measuring SeqDsl's SIMD kernel against libtorch's for kernel Auto (once per machine and layer shape)");
+                var result = Probe(r, width);
+                WriteCache(file, key, result);
+                return Measured[key] = result;
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            catch (Exception e) when (e is not OutOfMemoryException)
             {
-                diagnostics?.Invoke($"kernel probe: the choice could not be kept in {CacheFile} ({e.Message}); a later run measures again");
+                diagnostics?.Invoke($"{label}: Auto keeps libtorch's kernel: the kernel probe did not finish or could not be kept in {file} ({e.GetType().Name}: {FirstLine(e.Message)})");
+                return null;
             }
-            return result;
+        }
+    }
+
+    private static string FirstLine(string message) => message.Split('\n')[0].Trim();
+
+    /// <summary>An exclusive lock on a file beside the cache, left in place (waits up to two minutes for another
+    /// process's probe).</summary>
+    private static FileStream LockFile(string path)
+    {
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1);
+            }
+            catch (IOException) when (waited.Elapsed < TimeSpan.FromMinutes(2) && File.Exists(path))
+            {
+                Thread.Sleep(50);
+            }
         }
     }
 
@@ -113,7 +158,7 @@ public static class KernelProbe
             RnnCell c => "rnn-" + c.Activation.ToString().ToLowerInvariant(),
             _ => r.Cell.Name,
         };
-        return string.Join(" | ", Cpu.Value, $"threads {torch.get_num_threads()}", cell,
+        return string.Join(" | ", Cpu.Value, Build.Value, $"threads {torch.get_num_threads()}", cell,
             $"I {width} H {r.Units} layers {r.Layers} directions {r.Directions}");
     }
 
@@ -129,14 +174,18 @@ public static class KernelProbe
             }
             catch (IOException) { return "?"; }
         }
-        // the build too: a kernel compiled without the JIT's optimisations (a Debug build) is much slower, and another
-        // version of SeqDsl may have other kernels
+        return $"{Backend.Machine}, family {Field("cpu family")} model {Field("model\t")} stepping {Field("stepping")}, SIMD {Simd.SimdMath.Default}";
+    });
+
+    // the build too: a kernel compiled without the JIT's optimisations (a Debug build) is much slower, and another
+    // version of SeqDsl may have other kernels
+    private static readonly Lazy<string> Build = new(() =>
+    {
         var assembly = typeof(KernelProbe).Assembly;
         var optimised = assembly.GetCustomAttributes(typeof(DebuggableAttribute), false) is not [DebuggableAttribute { IsJITOptimizerDisabled: true }];
         var version = assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
             is [System.Reflection.AssemblyInformationalVersionAttribute v] ? v.InformationalVersion : assembly.GetName().Version?.ToString() ?? "?";
-        return $"{Backend.Machine}, family {Field("cpu family")} model {Field("model\t")} stepping {Field("stepping")}, SIMD {Simd.SimdMath.Default}"
-            + $" | SeqDsl {version}{(optimised ? "" : " (not optimised)")}";
+        return $"SeqDsl {version}{(optimised ? "" : " (not optimised)")}";
     });
 
     private static KernelProbeResult Probe(RecurrentLayer r, long width)
@@ -203,52 +252,76 @@ public static class KernelProbe
         }
     }
 
-    private static Dictionary<string, KernelProbeResult> ReadCache()
+    private static Dictionary<string, KernelProbeResult> ReadCache(string file)
     {
         var entries = new Dictionary<string, KernelProbeResult>();
         try
         {
-            if (!File.Exists(CacheFile)) return entries;
-            if (JsonNode.Parse(File.ReadAllText(CacheFile)) is not JsonObject { } root || root["version"]?.GetValue<int>() != 1
-                || root["entries"] is not JsonObject list)
+            if (!File.Exists(file)) return entries;
+            if (JsonNode.Parse(File.ReadAllText(file)) is not JsonObject { } root || root["version"] is not JsonValue version
+                || !version.TryGetValue<int>(out var v) || v != 1 || root["entries"] is not JsonObject list)
                 return entries; // another version's file, or damaged: measured again and rewritten
             foreach (var (key, value) in list)
             {
                 if (value is not JsonObject e) continue;
-                if (Enum.TryParse<Kernel>(e["kernel"]?.GetValue<string>(), out var k) && Enum.TryParse<Kernel>(e["other"]?.GetValue<string>(), out var o)
-                    && e["simdMs"]?.GetValue<double>() is double s && e["otherMs"]?.GetValue<double>() is double m && (k == Kernel.Simd || k == o))
-                    entries[key] = new KernelProbeResult(k, s, o, m, true);
+                if (e["kernel"] is JsonValue kv && kv.TryGetValue<string>(out var ks) && Enum.TryParse<Kernel>(ks, out var k)
+                    && e["other"] is JsonValue ov && ov.TryGetValue<string>(out var os) && Enum.TryParse<Kernel>(os, out var o)
+                    && e["simdMs"] is JsonValue sv && sv.TryGetValue<double>(out var simdMs)
+                    && e["otherMs"] is JsonValue mv && mv.TryGetValue<double>(out var otherMs)
+                    && (k == Kernel.Simd || k == o) && o is Kernel.Fused or Kernel.Loop)
+                    entries[key] = new KernelProbeResult(k, simdMs, o, otherMs, true);
             }
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or InvalidOperationException or FormatException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
             // an unreadable cache is measured again and rewritten, never an error
+            entries.Clear();
         }
         return entries;
     }
 
-    private static void WriteCache(string key, KernelProbeResult result)
+    private static void WriteCache(string file, string key, KernelProbeResult result)
     {
-        var entries = ReadCache();
+        var entries = ReadCache(file);
         entries[key] = result;
+        // entries this CPU measured with another build of SeqDsl are not read again: dropped
+        var cpu = Cpu.Value + " | ";
+        var mine = cpu + Build.Value + " | ";
         var list = new JsonObject();
         foreach (var (k, v) in entries.OrderBy(e => e.Key, StringComparer.Ordinal))
-            list[k] = new JsonObject
-            {
-                ["kernel"] = v.Kernel.ToString(), ["other"] = v.Other.ToString(),
-                ["simdMs"] = Math.Round(v.SimdMs, 3), ["otherMs"] = Math.Round(v.OtherMs, 3),
-            };
+            if (!k.StartsWith(cpu, StringComparison.Ordinal) || k.StartsWith(mine, StringComparison.Ordinal))
+                list[k] = new JsonObject
+                {
+                    ["kernel"] = v.Kernel.ToString(), ["other"] = v.Other.ToString(),
+                    ["simdMs"] = Math.Round(v.SimdMs, 3), ["otherMs"] = Math.Round(v.OtherMs, 3),
+                };
         var root = new JsonObject
         {
             ["version"] = 1,
             ["about"] = "kernel choices that SeqDsl measured for kernel: Auto on this machine; delete this file to measure again",
             ["entries"] = list,
         };
-        var path = CacheFile;
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        Durable.ReplaceText(path, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
-        if (!ReadCache().TryGetValue(key, out var back) || back.Kernel != result.Kernel)
-            throw new IOException($"{path} did not read back as written");
+        // replaced in one rename (the engine sits below Training's Durable, so the few lines are here): a reader sees the
+        // old file or the whole new one
+        var temp = $"{file}.{Guid.NewGuid():N}.tmp";
+        try
+        {
+            using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
+            {
+                fs.Write(System.Text.Encoding.UTF8.GetBytes(root.ToJsonString(new JsonSerializerOptions
+                {
+                    WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+                })));
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(temp, file, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+        if (!ReadCache(file).TryGetValue(key, out var back) || back.Kernel != result.Kernel)
+            throw new IOException($"{file} did not read back as written");
     }
 
     /// <summary>Forgets this process's probes (tests).</summary>

@@ -23,6 +23,10 @@ public sealed class Network : nn.Module<Tensor, Tensor>
     public CompileOptions Options { get; }
     /// <summary>The spec's summary under the compile convention; <see cref="ParameterCount"/> equals its total.</summary>
     public ModelSummary Summary { get; }
+
+    /// <summary>The kernel taken by each layer whose kernel Auto measured on this CPU (<see cref="KernelProbe"/>), by layer
+    /// index: what a resumed run passes back in <see cref="CompileOptions.KernelChoices"/>.</summary>
+    public IReadOnlyDictionary<int, Kernel> MeasuredKernels { get; private init; } = new Dictionary<int, Kernel>();
     /// <summary>The device the weights live on.</summary>
     public Device Device { get; }
 
@@ -47,17 +51,31 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         long InputWidth(int i) => i == 0 ? options.Input.Features ?? 0 : summary.Rows[i - 1].Output.Features;
         // Auto's measured choice for wide GRU and SimpleRnn layers, made before the seed is set (the probe compiles
         // seeded networks of its own); the summary shows the kernel taken
-        var probed = new Dictionary<int, KernelProbeResult>();
+        var decided = new Dictionary<int, (KernelPlan Plan, string Why)>();
         for (var i = 0; i < spec.Layers.Length; i++)
-            if (spec.Layers[i] is RecurrentLayer r && KernelProbe.Applies(r, device.type == DeviceType.CPU))
-                probed[i] = KernelProbe.Choose(r, InputWidth(i), options.Diagnostics);
-        if (probed.Count > 0)
+        {
+            if (spec.Layers[i] is not RecurrentLayer r || !KernelProbe.Applies(r, device.type == DeviceType.CPU)) continue;
+            var label = $"layer {i} ({r.Kind})";
+            if (options.KernelChoices is { } earlier && earlier.TryGetValue(i, out var k))
+                decided[i] = k == Kernel.Simd
+                    ? (new KernelPlan(Kernel.Simd, "as the run it continues took"), "")
+                    : (Shapes.PlanLibtorch(r), " (Auto: libtorch's kernel, as the run it continues took)");
+            else if (KernelProbe.Choose(r, InputWidth(i), options.MeasureKernels, options.Diagnostics, label) is { } probe)
+                decided[i] = probe.Kernel == Kernel.Simd
+                    ? (new KernelPlan(Kernel.Simd, "measured faster on this CPU"), $" — {probe.Describe()}")
+                    : (Shapes.PlanLibtorch(r), $" (Auto: libtorch's kernel, {probe.Describe()})");
+            else
+                decided[i] = (Shapes.PlanLibtorch(r), " (Auto: libtorch's kernel, not measured)");
+        }
+        if (decided.Count > 0)
             summary = summary with
             {
-                Rows = summary.Rows.Select(row => probed.TryGetValue(row.Index, out var p)
-                    ? row with { Kernel = ProbedPlan((RecurrentLayer)spec.Layers[row.Index], p) } : row).ToImmutableArray(),
+                Rows = summary.Rows.Select(row => decided.TryGetValue(row.Index, out var d) ? row with { Kernel = d.Plan } : row).ToImmutableArray(),
             };
-        var net = new Network(spec, options, summary, device);
+        var net = new Network(spec, options, summary, device)
+        {
+            MeasuredKernels = decided.ToDictionary(d => d.Key, d => d.Value.Plan.Kernel),
+        };
         // oneDNN's training path is checked (once per process, and per LSTM shape) before the seed is set: the check
         // compiles seeded networks of its own, and this network's weights must not depend on whether it ran
         if (device.type == DeviceType.CPU && Backend.OneDnnSwitchAvailable)
@@ -72,7 +90,7 @@ public sealed class Network : nn.Module<Tensor, Tensor>
             LayerModule module = layer switch
             {
                 EmbedLayer e => CompileEmbed(e, i, summary, options),
-                RecurrentLayer r => net.CompileRecurrent(r, i, width, spec, options, device, probed.GetValueOrDefault(i)),
+                RecurrentLayer r => net.CompileRecurrent(r, i, width, spec, options, device, decided.TryGetValue(i, out var d) ? d : null),
                 DenseLayer d => new DenseModule(d, width),
                 DropoutLayer d => new DropoutModule(d.Rate),
                 SpatialDropoutLayer s => new SpatialDropoutModule(s.Rate),
@@ -103,15 +121,10 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         return new EmbedModule(embedding, e.Padding);
     }
 
-    /// <summary>The kernel Auto takes for a layer the probe measured: the SIMD kernel where it was faster, else libtorch's.</summary>
-    private static KernelPlan ProbedPlan(RecurrentLayer r, KernelProbeResult probe) => probe.Kernel == Kernel.Simd
-        ? new KernelPlan(Kernel.Simd, "measured faster on this CPU")
-        : Shapes.PlanLibtorch(r);
-
     private LayerModule CompileRecurrent(RecurrentLayer r, int index, long width, ModelSpec spec, CompileOptions options, Device device,
-        KernelProbeResult? probe)
+        (KernelPlan Plan, string Why)? decided)
     {
-        var plan = probe is null ? Shapes.PlanKernel(r) : ProbedPlan(r, probe);
+        var plan = decided?.Plan ?? Shapes.PlanKernel(r);
         var bi = r.Bidirectional is not null;
         var cpu = device.type == DeviceType.CPU;
         string? simdFallback = null;
@@ -138,7 +151,7 @@ public sealed class Network : nn.Module<Tensor, Tensor>
         var taken = plan is { Kernel: Kernel.Fused, Path: FusedPath.OneDnn } ? "fused (oneDNN in training)" : plan.ToString(); // decided, not planned
         options.Diagnostics?.Invoke($"layer {index} ({r.Kind}): kernel {taken}" + (fallback ? " (fallback from Auto)" : "")
             + (simdFallback is not null ? $" (Auto: {simdFallback})" : "")
-            + (probe is null ? "" : plan.Kernel == Kernel.Simd ? $" — {probe.Describe()}" : $" (Auto: libtorch's kernel, {probe.Describe()})")
+            + (decided?.Why ?? "")
             + (plan.Kernel == Kernel.Fused && cpu ? $" — {plan.PathReason}" : "")
             + (plan.Kernel == Kernel.Fused && cpu && r.Cell is LstmCell && plan.Path == FusedPath.Native && Backend.OneDnnTrainingProblem is string why
                 ? $"; not oneDNN: {why}" : ""));

@@ -228,6 +228,7 @@ public static class ModelStore
                 : throw new SeqDslException(ErrorKind.Data, $"{Path.Combine(directory, "network.json")}: unknown convention '{nf.Convention}'."),
             Seed = nf.Seed,
             Device = device,
+            MeasureKernels = false, // a model loaded to be used: a kernel choice kept on this machine, else libtorch's
         };
         var net = Network.Compile(spec, options);
         var weights = Need("weights.dat");

@@ -119,7 +119,10 @@ public static class Experiment
             Seed = t.Seed,
             Vocabulary = data.Text?.Vocabulary.Index,
             Diagnostics = log,
+            KernelChoices = stateDirectory is not null && HasTrainingState(stateDirectory) ? SavedKernels(stateDirectory, log) : null,
         });
+        if (stateDirectory is not null && !HasTrainingState(stateDirectory))
+            SaveKernels(stateDirectory, net.MeasuredKernels);
         log?.Invoke(net.Summary.ToString());
         try
         {
@@ -136,6 +139,38 @@ public static class Experiment
             net.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The kernels Auto measured and took in the run that wrote a state (kernels.json: layer index → kernel), so
+    /// that the resumed run takes the same ones; null when there is none (a state from before the file, or a model
+    /// without such layers), and the layers are measured again.</summary>
+    private static Dictionary<int, Kernel>? SavedKernels(string dir, Action<string>? log)
+    {
+        var file = Path.Combine(dir, "kernels.json");
+        if (!File.Exists(file)) return null;
+        try
+        {
+            var saved = System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(file)) ?? [];
+            return saved.ToDictionary(e => int.Parse(e.Key, System.Globalization.CultureInfo.InvariantCulture), e => Enum.Parse<Kernel>(e.Value));
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or FormatException or ArgumentException or OverflowException or IOException)
+        {
+            log?.Invoke($"{file} could not be read ({e.Message}); kernel Auto measures again, so the resumed run may take other kernels");
+            return null;
+        }
+    }
+
+    private static void SaveKernels(string dir, IReadOnlyDictionary<int, Kernel> kernels)
+    {
+        var file = Path.Combine(dir, "kernels.json");
+        if (kernels.Count == 0)
+        {
+            if (File.Exists(file)) File.Delete(file);
+            return;
+        }
+        Directory.CreateDirectory(dir);
+        Durable.ReplaceText(file, System.Text.Json.JsonSerializer.Serialize(
+            kernels.OrderBy(k => k.Key).ToDictionary(k => k.Key.ToString(System.Globalization.CultureInfo.InvariantCulture), k => k.Value.ToString())));
     }
 
     /// <summary>Whether <paramref name="dir"/> holds a saved training state to resume from (at least one published

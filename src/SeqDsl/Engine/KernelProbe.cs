@@ -36,8 +36,12 @@ public static class KernelProbe
 {
     /// <summary>Rows and steps of the probe's batch.</summary>
     public const int Batch = 32, Time = 32;
-    /// <summary>Alternating rounds (after one warm-up call of each kernel).</summary>
+    /// <summary>Alternating timed rounds, after the warm-up.</summary>
     public const int Rounds = 5;
+    /// <summary>The warm-up: alternating calls of both kernels for at least this long (and <see cref="WarmUpCalls"/>).</summary>
+    public static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(1.5);
+    /// <summary>The fewest and the most warm-up calls of each kernel.</summary>
+    public static readonly (int Min, int Max) WarmUpCalls = (3, 200);
     /// <summary>The SIMD kernel is taken when its median time is below this share of libtorch's.</summary>
     public const double Margin = 0.9;
 
@@ -198,8 +202,14 @@ public static class KernelProbe
         {
             using var simd = Timer.Create(simdLayer, width);
             using var lib = Timer.Create(otherLayer, width);
-            simd.Call();
-            lib.Call();
+            // warm up long enough for the JIT's tiering to replace the SIMD kernel's first, unoptimised code: measured
+            // in a fresh process, one warm-up call each left the SIMD kernel ~1.7× slower than it runs once warm (E11's GRU)
+            var warm = Stopwatch.StartNew();
+            for (var n = 0; n < WarmUpCalls.Max && (n < WarmUpCalls.Min || warm.Elapsed < WarmUp); n++)
+            {
+                simd.Call();
+                lib.Call();
+            }
             var simdMs = new List<double>();
             var libMs = new List<double>();
             for (var i = 0; i < Rounds; i++)

@@ -142,6 +142,35 @@ let tests =
                 finally File.Delete dir)
         }
 
+        test "a process that finds another one measuring waits for it and takes its choice" {
+            needsSimd ()
+            probing (fakeTimes 10.0 20.0) (fun dir ->
+                Directory.CreateDirectory dir |> ignore
+                let file = Path.Combine(dir, "kernel-choices.json")
+                let layer = RecurrentLayer(GruCell(), 79)
+                // "another process": holds the lock, then writes its (opposite) choice and lets go
+                let held = new FileStream(file + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None)
+                let mutable result = None
+                let worker =
+                    Threading.Thread(fun () ->
+                        KernelProbe.EnabledOverride <- Nullable true
+                        KernelProbe.CacheDirOverride <- dir
+                        KernelProbe.TimeOverride <- Func<RecurrentLayer, int64, float>(fun _ _ -> failwith "measured, though another process did")
+                        result <- Some (KernelProbe.Choose(layer, 3L, true, null)))
+                worker.Start()
+                Threading.Thread.Sleep 300
+                Expect.isTrue worker.IsAlive "waits while the lock is held"
+                let key = KernelProbe.Key(layer, 3L)
+                File.WriteAllText(file, $"{{ \"version\": 1, \"entries\": {{ \"{key}\": {{ \"kernel\": \"Fused\", \"other\": \"Fused\", \"simdMs\": 30, \"otherMs\": 20 }} }} }}")
+                held.Dispose()
+                Expect.isTrue (worker.Join(TimeSpan.FromSeconds 30.0)) "goes on once the lock is free"
+                match result with
+                | Some r when not (isNull (box r)) ->
+                    Expect.equal r.Kernel Kernel.Fused "the other process's choice"
+                    Expect.isTrue r.FromCache "read, not measured"
+                | _ -> failtest "no choice")
+        }
+
         test "a loaded model does not measure; a resumed run's choices are taken as given" {
             needsSimd ()
             probing (Func<RecurrentLayer, int64, float>(fun _ _ -> failwith "measured")) (fun _ ->

@@ -24,13 +24,13 @@ public sealed record KernelProbeResult(Kernel Kernel, double SimdMs, Kernel Othe
 /// Measured, not assumed: with libtorch's GRU kernel a whole char-LM training step at 256 units took 1.20× (one thread) and
 /// 1.32× (two) the SIMD kernel's, with its RNN kernel 1.09× at both, on an AMD EPYC with AVX-512 (docs/BENCHMARKS.md); those
 /// sizes were never measured on the other CPUs. LSTM layers keep libtorch's kernels there (its oneDNN path was faster at
-/// 256 units on every CPU measured).
+/// 256 units on both CPUs where the two were compared: the AVX2 EPYC and the Zen 5 EPYC).
 /// <para>The probe times forward + backward of the layer (its widths, stacking and directions) on a
 /// <see cref="Batch"/> × <see cref="Time"/> batch, both kernels alternating, <see cref="Rounds"/> rounds; the SIMD kernel is
 /// taken when its median is below <see cref="Margin"/> × libtorch's. The result is kept per CPU, SeqDsl build, thread count
 /// and shape in <see cref="CacheFile"/>, so later runs on this machine take the same kernel (and a seeded run gives the
 /// same floats); where it cannot be kept, Auto takes libtorch's kernel. <c>SEQDSL_KERNEL_PROBE=0</c> turns the probe off
-/// (Auto then keeps libtorch's kernels beyond 64 units, as before).</para>
+/// (Auto then keeps libtorch's kernels beyond 64 units, as before, and reads no kept choice).</para>
 /// </summary>
 public static class KernelProbe
 {
@@ -38,7 +38,7 @@ public static class KernelProbe
     public const int Batch = 32, Time = 32;
     /// <summary>Alternating timed rounds, after the warm-up.</summary>
     public const int Rounds = 5;
-    /// <summary>The warm-up: alternating calls of both kernels for at least this long (and <see cref="WarmUpCalls"/>).</summary>
+    /// <summary>The warm-up: alternating calls of both kernels for this long, within <see cref="WarmUpCalls"/>.</summary>
     public static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(1.5);
     /// <summary>The fewest and the most warm-up calls of each kernel.</summary>
     public static readonly (int Min, int Max) WarmUpCalls = (3, 200);
@@ -62,23 +62,19 @@ public static class KernelProbe
     /// choice can be checked both ways.</summary>
     [ThreadStatic] internal static Func<RecurrentLayer, long, double>? TimeOverride;
 
-    /// <summary>The cache file: <c>$SEQDSL_CACHE_DIR</c>, else <c>$XDG_CACHE_HOME/seqdsl</c>, else <c>~/.cache/seqdsl</c>,
-    /// then <c>kernel-choices.json</c>; null where none of them is an absolute path (no home folder).</summary>
+    /// <summary>The cache file: <c>kernel-choices.json</c> in the first absolute folder of <c>$SEQDSL_CACHE_DIR</c>,
+    /// <c>$XDG_CACHE_HOME/seqdsl</c> and <c>~/.cache/seqdsl</c> (a relative value is skipped, as the XDG rules ask); null
+    /// where there is none (no home folder).</summary>
     public static string? CacheFile
     {
         get
         {
-            var own = CacheDirOverride ?? Environment.GetEnvironmentVariable("SEQDSL_CACHE_DIR");
-            string? folder;
-            if (!string.IsNullOrEmpty(own)) folder = own;
-            else
-            {
-                var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-                var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-                folder = !string.IsNullOrEmpty(xdg) ? Path.Combine(xdg, "seqdsl")
-                    : !string.IsNullOrEmpty(home) ? Path.Combine(home, ".cache", "seqdsl") : null;
-            }
-            return folder is not null && Path.IsPathRooted(folder) ? Path.Combine(folder, "kernel-choices.json") : null;
+            static string? Absolute(string? folder) => !string.IsNullOrEmpty(folder) && Path.IsPathRooted(folder) ? folder : null;
+            var home = Absolute(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile));
+            var folder = Absolute(CacheDirOverride ?? Environment.GetEnvironmentVariable("SEQDSL_CACHE_DIR"))
+                ?? (Absolute(Environment.GetEnvironmentVariable("XDG_CACHE_HOME")) is string xdg ? Path.Combine(xdg, "seqdsl") : null)
+                ?? (home is not null ? Path.Combine(home, ".cache", "seqdsl") : null);
+            return folder is null ? null : Path.Combine(folder, "kernel-choices.json");
         }
     }
 
@@ -109,7 +105,8 @@ public static class KernelProbe
             if (!measure) return null;
             if (file is null)
             {
-                diagnostics?.Invoke($"{label}: Auto keeps libtorch's kernel (no cache folder to keep a measured choice in: set SEQDSL_CACHE_DIR)");
+                diagnostics?.Invoke($"{label}: Auto keeps libtorch's kernel: no absolute folder to keep a measured choice in " +
+                    "(SEQDSL_CACHE_DIR, XDG_CACHE_HOME or a home folder)");
                 return null;
             }
             try

@@ -24,8 +24,9 @@ public sealed class Network : nn.Module<Tensor, Tensor>
     /// <summary>The spec's summary under the compile convention; <see cref="ParameterCount"/> equals its total.</summary>
     public ModelSummary Summary { get; }
 
-    /// <summary>The kernel taken by each layer whose kernel Auto measured on this CPU (<see cref="KernelProbe"/>), by layer
-    /// index: what a resumed run passes back in <see cref="CompileOptions.KernelChoices"/>.</summary>
+    /// <summary>The kernel taken by each layer whose kernel Auto decides by measuring on this CPU (<see cref="KernelProbe"/>:
+    /// measured now, kept from an earlier run, or libtorch's where no choice could be made), by layer index: what a resumed
+    /// run passes back in <see cref="CompileOptions.KernelChoices"/>.</summary>
     public IReadOnlyDictionary<int, Kernel> MeasuredKernels { get; private init; } = new Dictionary<int, Kernel>();
     /// <summary>The device the weights live on.</summary>
     public Device Device { get; }

@@ -196,27 +196,25 @@ public static class KernelProbe
         var otherLayer = r with { Kernel = other, ReturnSequences = true, Dropout = 0 };
         if (TimeOverride is { } fake)
             return Decide(fake(simdLayer, width), other, fake(otherLayer, width));
+        using var simd = Timer.Create(simdLayer, width);
+        using var lib = Timer.Create(otherLayer, width);
+        // warm up long enough for the JIT's tiering to replace the SIMD kernel's first, unoptimised code: measured
+        // in a fresh process, one warm-up call each left the SIMD kernel ~1.7× slower than it runs once warm (E11's GRU)
+        var warm = Stopwatch.StartNew();
+        for (var n = 0; n < WarmUpCalls.Max && (n < WarmUpCalls.Min || warm.Elapsed < WarmUp); n++)
         {
-            using var simd = Timer.Create(simdLayer, width);
-            using var lib = Timer.Create(otherLayer, width);
-            // warm up long enough for the JIT's tiering to replace the SIMD kernel's first, unoptimised code: measured
-            // in a fresh process, one warm-up call each left the SIMD kernel ~1.7× slower than it runs once warm (E11's GRU)
-            var warm = Stopwatch.StartNew();
-            for (var n = 0; n < WarmUpCalls.Max && (n < WarmUpCalls.Min || warm.Elapsed < WarmUp); n++)
-            {
-                simd.Call();
-                lib.Call();
-            }
-            var simdMs = new List<double>();
-            var libMs = new List<double>();
-            for (var i = 0; i < Rounds; i++)
-            {
-                // alternate which goes first, so that a drift of the machine's speed hits both
-                if (i % 2 == 0) { simdMs.Add(simd.Call()); libMs.Add(lib.Call()); }
-                else { libMs.Add(lib.Call()); simdMs.Add(simd.Call()); }
-            }
-            return Decide(Median(simdMs), other, Median(libMs));
+            simd.Call();
+            lib.Call();
         }
+        var simdMs = new List<double>();
+        var libMs = new List<double>();
+        for (var i = 0; i < Rounds; i++)
+        {
+            // alternate which goes first, so that a drift of the machine's speed hits both
+            if (i % 2 == 0) { simdMs.Add(simd.Call()); libMs.Add(lib.Call()); }
+            else { libMs.Add(lib.Call()); simdMs.Add(simd.Call()); }
+        }
+        return Decide(Median(simdMs), other, Median(libMs));
     }
 
     private static KernelProbeResult Decide(double simdMs, Kernel other, double otherMs) =>

@@ -121,11 +121,11 @@ public static class Experiment
             Diagnostics = log,
             KernelChoices = stateDirectory is not null && HasTrainingState(stateDirectory) ? SavedKernels(stateDirectory, log) : null,
         });
-        if (stateDirectory is not null && !HasTrainingState(stateDirectory))
-            SaveKernels(stateDirectory, net.MeasuredKernels);
         log?.Invoke(net.Summary.ToString());
         try
         {
+            if (stateDirectory is not null && !HasTrainingState(stateDirectory))
+                SaveKernels(stateDirectory, net.MeasuredKernels);
             if (t.InitWeights is string weights) log?.Invoke(TorchWeights.Load(net, weights).ToString());
             var outcome = task.Train(net, data, spec, progress, cancellation, stateDirectory);
             return new ExperimentResult

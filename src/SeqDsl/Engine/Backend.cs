@@ -170,19 +170,29 @@ public static class Backend
         AppContext.GetData("System.GC.RetainVM") is true or "true" or "True"
         || Environment.GetEnvironmentVariable("DOTNET_GCRetainVM") is "1" or "true";
 
+    /// <summary>The value of the first /proc/cpuinfo line that starts with <paramref name="field"/> (e.g. "model name",
+    /// "cpu family", "model\t"), or null where there is no such file or line.</summary>
+    internal static string? CpuInfo(string field)
+    {
+        try
+        {
+            return File.Exists("/proc/cpuinfo")
+                ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith(field, StringComparison.Ordinal))?.Split(':', 2)[1].Trim()
+                : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The CPU model (from /proc/cpuinfo where there is one) and the widest vector instruction set .NET sees,
     /// e.g. "AMD EPYC, AVX2": what every measurement should be reported with.</summary>
     public static string Machine
     {
         get
         {
-            var model = "unknown CPU";
-            try
-            {
-                if (File.Exists("/proc/cpuinfo"))
-                    model = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? model;
-            }
-            catch (IOException) { }
+            var model = CpuInfo("model name") ?? "unknown CPU";
             var isa = System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? "AVX-512"
                 : System.Runtime.Intrinsics.X86.Avx2.IsSupported ? "AVX2"
                 : System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported ? "NEON" : "no AVX2";

@@ -101,7 +101,7 @@ public static class KernelProbe
             if (Measured.TryGetValue(key, out var known)) return known;
             var file = CacheFile;
             if (file is not null && ReadCache(file).TryGetValue(key, out var cached))
-                return Measured[key] = cached with { FromCache = true };
+                return Measured[key] = cached; // read from the file: FromCache
             if (!measure) return null;
             if (file is null)
             {
@@ -115,7 +115,7 @@ public static class KernelProbe
                 using var fileLock = LockFile(file + ".lock");
                 // another process may have measured while this one waited
                 if (ReadCache(file).TryGetValue(key, out var theirs))
-                    return Measured[key] = theirs with { FromCache = true };
+                    return Measured[key] = theirs;
                 diagnostics?.Invoke($"{label}: measuring SeqDsl's SIMD kernel against libtorch's for kernel Auto (once per machine and layer shape)");
                 var result = Probe(r, width);
                 WriteCache(file, key, result);
@@ -164,19 +164,8 @@ public static class KernelProbe
     }
 
     private static readonly Lazy<string> Cpu = new(() =>
-    {
-        string Field(string name)
-        {
-            try
-            {
-                return File.Exists("/proc/cpuinfo")
-                    ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith(name, StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "?"
-                    : "?";
-            }
-            catch (IOException) { return "?"; }
-        }
-        return $"{Backend.Machine}, family {Field("cpu family")} model {Field("model\t")} stepping {Field("stepping")}, SIMD {Simd.SimdMath.Default}";
-    });
+        $"{Backend.Machine}, family {Backend.CpuInfo("cpu family") ?? "?"} model {Backend.CpuInfo("model\t") ?? "?"} " +
+        $"stepping {Backend.CpuInfo("stepping") ?? "?"}, SIMD {Simd.SimdMath.Default}");
 
     // the build too: a kernel compiled without the JIT's optimisations (a Debug build) is much slower, and another
     // version of SeqDsl may have other kernels

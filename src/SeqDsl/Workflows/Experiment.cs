@@ -153,7 +153,8 @@ public static class Experiment
             var saved = System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(file)) ?? [];
             return saved.ToDictionary(e => int.Parse(e.Key, System.Globalization.CultureInfo.InvariantCulture), e => Enum.Parse<Kernel>(e.Value));
         }
-        catch (Exception e) when (e is System.Text.Json.JsonException or FormatException or ArgumentException or OverflowException or IOException)
+        catch (Exception e) when (e is System.Text.Json.JsonException or FormatException or ArgumentException or OverflowException or IOException
+            or UnauthorizedAccessException)
         {
             log?.Invoke($"{file} could not be read ({e.Message}); kernel Auto measures again, so the resumed run may take other kernels");
             return null;

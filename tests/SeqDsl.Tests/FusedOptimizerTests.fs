@@ -196,6 +196,44 @@ let tests =
             check (fun ps -> new SeqDsl.Training.Fused.RMSProp(ps, 1e-3, centered = true)) (fun ps -> torch.optim.RMSProp(ps, 1e-3, centered = true))
         }
 
+        test "SGD, AdamW, Adagrad and the other options of Adam and RMSprop: SeqDsl's step is libtorch's, bit for bit" {
+            // SeqDsl's own tensor code (TorchUpdates: every Scalar held) against TorchSharp's classes, whose steps pass
+            // temporary Scalars; float64 too, so that nothing can take a fused loop
+            let check (what: string) (mk: Parameter list -> torch.optim.Optimizer) (reference: Parameter list -> torch.optim.Optimizer) =
+                for dtype in [ torch.ScalarType.Float32; torch.ScalarType.Float64 ] do
+                    let ps, _ = parameters dtype
+                    let qs, _ = parameters dtype
+                    let p0, _ = parameters dtype
+                    use a = mk ps
+                    use b = reference qs
+                    Expect.notEqual (a.GetType().Assembly) (b.GetType().Assembly) $"{what}: SeqDsl's class against TorchSharp's"
+                    steps 1 4 ps a
+                    steps 1 4 qs b
+                    for (p, q) in List.zip ps qs do
+                        Expect.equal (values p) (values q) $"{what} ({dtype}): bit for bit libtorch's"
+                    Expect.isGreaterThan (maxDiff ps.[1] p0.[1]) 1e-5f $"{what}: θ moved"
+            check "SGD" (fun ps -> new SeqDsl.Training.Fused.SGD(ps, 0.1)) (fun ps -> torch.optim.SGD(ps, 0.1))
+            check "SGD with momentum" (fun ps -> new SeqDsl.Training.Fused.SGD(ps, 0.1, momentum = 0.9)) (fun ps -> torch.optim.SGD(ps, 0.1, momentum = 0.9))
+            check "SGD, Nesterov, decay, maximizing"
+                (fun ps -> new SeqDsl.Training.Fused.SGD(ps, 0.1, momentum = 0.8, weight_decay = 0.01, nesterov = true, maximize = true))
+                (fun ps -> torch.optim.SGD(ps, 0.1, momentum = 0.8, weight_decay = 0.01, nesterov = true, maximize = true))
+            check "SGD with dampening"
+                (fun ps -> new SeqDsl.Training.Fused.SGD(ps, 0.1, momentum = 0.8, dampening = 0.1))
+                (fun ps -> torch.optim.SGD(ps, 0.1, momentum = 0.8, dampening = 0.1))
+            check "AdamW" (fun ps -> new SeqDsl.Training.Fused.AdamW(ps, 3e-3, weight_decay = 0.01)) (fun ps -> torch.optim.AdamW(ps, 3e-3, weight_decay = 0.01))
+            check "AdamW, amsgrad, maximizing"
+                (fun ps -> new SeqDsl.Training.Fused.AdamW(ps, 3e-3, weight_decay = 0.05, amsgrad = true, maximize = true))
+                (fun ps -> torch.optim.AdamW(ps, 3e-3, weight_decay = 0.05, amsgrad = true, maximize = true))
+            check "Adagrad" (fun ps -> new SeqDsl.Training.Fused.Adagrad(ps, 1e-2)) (fun ps -> torch.optim.Adagrad(ps, 1e-2))
+            check "Adagrad, decay of the rate and the weights"
+                (fun ps -> new SeqDsl.Training.Fused.Adagrad(ps, 1e-2, lr_decay = 0.1, weight_decay = 0.01, initial_accumulator_value = 0.5))
+                (fun ps -> torch.optim.Adagrad(ps, 1e-2, lr_decay = 0.1, weight_decay = 0.01, initial_accumulator_value = 0.5))
+            check "Adam, maximizing" (fun ps -> new SeqDsl.Training.Fused.Adam(ps, 3e-3, maximize = true)) (fun ps -> torch.optim.Adam(ps, 3e-3, maximize = true))
+            check "RMSprop, centred, momentum, decay, maximizing"
+                (fun ps -> new SeqDsl.Training.Fused.RMSProp(ps, 1e-3, momentum = 0.5, centered = true, weight_decay = 0.01, maximize = true))
+                (fun ps -> torch.optim.RMSProp(ps, 1e-3, momentum = 0.5, centered = true, weight_decay = 0.01, maximize = true))
+        }
+
         test "the closure runs with gradients enabled, its loss is returned, and the fused step follows" {
             let ps, _ = parameters torch.ScalarType.Float32
             let qs, _ = parameters torch.ScalarType.Float32

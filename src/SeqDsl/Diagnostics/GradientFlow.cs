@@ -39,7 +39,7 @@ public static class GradientFlow
         var ctx = new ForwardContext { Lengths = batch.Lengths, KeepStepStates = true };
         var wantsLogits = loss.WantsLogits(twin.OutputActivation);
         var (_, sum, count) = Trainer.Step(twin, loss, batch, wantsLogits, ctx);
-        (sum / count.clamp_min(1)).backward();
+        (sum / count.clamp_min(Kept.One)).backward();
         var result = new List<StepGradients>();
         foreach (var ((layer, stacked, direction), steps) in ctx.StepStates.OrderBy(kv => kv.Key))
         {

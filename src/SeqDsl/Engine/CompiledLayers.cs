@@ -184,26 +184,27 @@ internal sealed class RecurrentModule : LayerModule
         var H = _spec.Units;
         var T = x.shape[1];
         var lens = lengths.to(x.device).unsqueeze(1);                                   // (B, 1)
-        var steps = arange(T, device: x.device).unsqueeze(0);                           // (1, T)
+        var steps = Kept.Arange(T, x.device).unsqueeze(0);                              // (1, T)
         var padding = (steps >= lens).unsqueeze(-1);                                    // (B, T, 1)
         var (output, _, _) = Call(x, init);
-        var lastStep = (lens - 1).clamp_min(0).unsqueeze(-1).expand(-1, 1, H);         // (B, 1, H)
+        var lastStep = lens.sub(Kept.One).clamp_min(Kept.Zero).unsqueeze(-1).expand(-1, 1, H); // (B, 1, H)
         var forwardFinal = output.narrow(-1, 0, H).gather(1, lastStep).squeeze(1);      // (B, H)
         if (_spec.Directions == 1)
-            return scope.MoveToOuter(output.masked_fill(padding, 0), forwardFinal.unsqueeze(0));
-        var rotated = x.gather(1, ((steps + lens) % T).unsqueeze(-1).expand(-1, -1, x.shape[2])); // padding first
+            return scope.MoveToOuter(output.masked_fill(padding, Kept.Zero), forwardFinal.unsqueeze(0));
+        using var length = T.ToScalar();
+        var rotated = x.gather(1, steps.Plus(lens).remainder(length).unsqueeze(-1).expand(-1, -1, x.shape[2])); // padding first
         var (outputRotated, _, _) = Call(rotated, init);
-        var backward = outputRotated.narrow(-1, H, H).gather(1, ((steps + T - lens) % T).unsqueeze(-1).expand(-1, -1, H));
-        output = cat([output.narrow(-1, 0, H), backward], -1).masked_fill(padding, 0);
+        var backward = outputRotated.narrow(-1, H, H).gather(1, steps.Plus(T).sub(lens).remainder(length).unsqueeze(-1).expand(-1, -1, H));
+        output = cat([output.narrow(-1, 0, H), backward], -1).masked_fill(padding, Kept.Zero);
         return scope.MoveToOuter(output, stack([forwardFinal, backward.select(1, 0)]));
     }
 
     private static Tensor MergeDirections(Tensor forward, Tensor backward, Merge merge) => merge switch
     {
         Merge.Concat => cat([forward, backward], -1),
-        Merge.Sum => forward + backward,
+        Merge.Sum => forward.Plus(backward),
         Merge.Mul => forward * backward,
-        Merge.Ave => (forward + backward) / 2,
+        Merge.Ave => forward.Plus(backward).div(Kept.Two),
         _ => throw new ArgumentOutOfRangeException(nameof(merge)),
     };
 
@@ -281,7 +282,8 @@ internal sealed class SpatialDropoutModule(double rate) : LayerModule("SpatialDr
     {
         // the mask scaled first: one pass over x forward and one backward, not a product and then a division
         var keep = empty(B, 1, C, dtype: dtype, device: device).bernoulli_(1 - rate);
-        return keep.div_(1 - rate);
+        using var kept = (1 - rate).ToScalar();
+        return keep.div_(kept);
     }
 
     public override Tensor Forward(Tensor x, ForwardContext ctx)
@@ -311,9 +313,9 @@ internal sealed class AttentionModule : LayerModule
         var scores = _v.call(_w.call(x).tanh()).squeeze(-1); // (B, T)
         if (ctx.Lengths is Tensor lengths)
         {
-            var steps = arange(x.shape[1], device: x.device).unsqueeze(0);           // (1, T)
+            var steps = Kept.Arange(x.shape[1], x.device).unsqueeze(0);              // (1, T)
             var padding = steps >= lengths.to(x.device).unsqueeze(1);                 // (B, T)
-            scores = scores.masked_fill(padding, double.NegativeInfinity);
+            scores = scores.masked_fill(padding, Kept.NegativeInfinity);
         }
         var alpha = scores.softmax(-1);                                               // (B, T)
         ctx.AttentionWeights = alpha;

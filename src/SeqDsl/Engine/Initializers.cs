@@ -27,7 +27,9 @@ public abstract record Init
         {
             case Uniform u: nn.init.uniform_(p, u.Low, u.High); break;
             case Normal n: nn.init.normal_(p, n.Mean, n.Std); break;
-            case Constant c: nn.init.constant_(p, c.Value); break;
+            case Constant c:
+                using (var value = c.Value.ToScalar()) nn.init.constant_(p, value);
+                break;
             case Xavier x when p.dim() >= 2: nn.init.xavier_uniform_(p, x.Gain); break;
             case Orthogonal o when p.dim() >= 2:
                 var rows = p.shape[0];

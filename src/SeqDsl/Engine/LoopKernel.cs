@@ -22,11 +22,6 @@ internal sealed class LoopRnn : nn.Module
     private readonly Bias _bias;
     private readonly Dictionary<string, Parameter> _p = [];
 
-    // TorchSharp's Tensor + Tensor makes its alpha Scalar on the fly and leaves it to the finalizer, which can (most likely did) free it
-    // during the native call (seen once in CI: "Expected false to be true" from c10::Scalar::toFloat in add); a
-    // Scalar held here is never finalized
-    private static readonly Scalar One = 1;
-
     private readonly UserCellKernel? _user;
     private readonly Simd.SimdCell? _simd;
 
@@ -88,7 +83,8 @@ internal sealed class LoopRnn : nn.Module
 
     private void AddConstant(string name, long[] shape, double value)
     {
-        var p = new Parameter(full(shape, value));
+        using var fill = value.ToScalar();
+        var p = new Parameter(full(shape, fill));
         _p[name] = p;
         register_parameter(name, p);
     }
@@ -116,10 +112,10 @@ internal sealed class LoopRnn : nn.Module
         if (lengths is not null)
         {
             var len = lengths.to(device);
-            var steps = arange(T, device: device).unsqueeze(0);                       // (1, T)
+            var steps = Kept.Arange(T, device).unsqueeze(0);                          // (1, T)
             mask = (steps < len.unsqueeze(1)).unsqueeze(-1);                           // (B, T, 1)
             // index that reverses each sequence within its own length; padding stays in place
-            reverse = where(steps < len.unsqueeze(1), len.unsqueeze(1) - 1 - steps, steps); // (B, T)
+            reverse = where(steps < len.unsqueeze(1), len.unsqueeze(1).sub(Kept.One).sub(steps), steps); // (B, T)
         }
         var hs = new List<Tensor>();
         var cs = new List<Tensor>();
@@ -209,7 +205,7 @@ internal sealed class LoopRnn : nn.Module
     {
         var bih = P("bias_ih" + sfx);
         var bhh = P("bias_hh" + sfx);
-        return (bih is null ? bhh : bhh is null || _cell is GruCell { ResetAfter: true } ? bih : bih.add(bhh, One), bhh);
+        return (bih is null ? bhh : bhh is null || _cell is GruCell { ResetAfter: true } ? bih : bih.Plus(bhh), bhh);
     }
 
     /// <summary>One direction of one layer; the output may be null when <paramref name="sequence"/> is false (the
@@ -234,7 +230,7 @@ internal sealed class LoopRnn : nn.Module
         // layer norm normalises x W_x before the bias is added; still one product for all steps
         var proj = layerNorm
             ? nn.functional.layer_norm(nn.functional.linear(x, wih), gatesShape, P("ln_ih_weight" + sfx), P("ln_ih_bias" + sfx))
-              + (bias ?? zeros(1, device: x.device))
+                  .Plus(bias ?? zeros(1, device: x.device))
             : nn.functional.linear(x, wih, bias);                                      // (B, T, G·H), one product
         var whhT = whh.t();                                                            // (H, G·H)
         var T = x.shape[1];
@@ -262,7 +258,7 @@ internal sealed class LoopRnn : nn.Module
                 {
                     var gates = addmm(p, h, whhT, 1, 1);                               // (B, 4H): i, f, g, o
                     var sig = gates.sigmoid();
-                    cNew = sig.narrow(1, H, H) * c! + sig.narrow(1, 0, H) * gates.narrow(1, 2 * H, H).tanh();
+                    cNew = (sig.narrow(1, H, H) * c!).Plus(sig.narrow(1, 0, H) * gates.narrow(1, 2 * H, H).tanh());
                     hNew = sig.narrow(1, 3 * H, H) * cNew.tanh();
                     break;
                 }
@@ -271,18 +267,18 @@ internal sealed class LoopRnn : nn.Module
                     var recurrent = h.matmul(whhT);                                    // (B, 4H)
                     if (layerNorm)
                         recurrent = nn.functional.layer_norm(recurrent, gatesShape, lnHhW, lnHhB);
-                    var gates = p + recurrent;
+                    var gates = p.Plus(recurrent);
                     var i = gates.narrow(1, 0, H);
                     var f = gates.narrow(1, H, H);
                     var o = gates.narrow(1, 3 * H, H);
                     if (peepI is not null)
                     {
                         // peepholes: the input and forget gates see c_{t−1}, the output gate sees c_t
-                        i = i + peepI * c!;
-                        f = f + peepF! * c!;
+                        i = i.Plus(peepI * c!);
+                        f = f.Plus(peepF! * c!);
                     }
-                    cNew = f.sigmoid() * c! + i.sigmoid() * gates.narrow(1, 2 * H, H).tanh();
-                    if (peepO is not null) o = o + peepO * cNew;
+                    cNew = (f.sigmoid() * c!).Plus(i.sigmoid() * gates.narrow(1, 2 * H, H).tanh());
+                    if (peepO is not null) o = o.Plus(peepO * cNew);
                     var cOut = layerNorm ? nn.functional.layer_norm(cNew, [H], lnCW, lnCB) : cNew;
                     hNew = o.sigmoid() * cOut.tanh();
                     break;
@@ -290,10 +286,10 @@ internal sealed class LoopRnn : nn.Module
                 case GruCell when !resetBefore:
                 {
                     var ph = nn.functional.linear(h, whh, bhh);                        // (B, 3H): r, z, n
-                    var rz = (p.narrow(1, 0, 2 * H) + ph.narrow(1, 0, 2 * H)).sigmoid();
+                    var rz = p.narrow(1, 0, 2 * H).Plus(ph.narrow(1, 0, 2 * H)).sigmoid();
                     var z = rz.narrow(1, H, H);
-                    var n = (p.narrow(1, 2 * H, H) + rz.narrow(1, 0, H) * ph.narrow(1, 2 * H, H)).tanh();
-                    hNew = (1 - z) * n + z * h;
+                    var n = p.narrow(1, 2 * H, H).Plus(rz.narrow(1, 0, H) * ph.narrow(1, 2 * H, H)).tanh();
+                    hNew = (z.OneMinus() * n).Plus(z * h);
                     break;
                 }
                 default:
@@ -301,7 +297,7 @@ internal sealed class LoopRnn : nn.Module
                     var rz = addmm(p.narrow(1, 0, 2 * H), h, whhRzT!, 1, 1).sigmoid();      // r, z
                     var z = rz.narrow(1, H, H);
                     var n = addmm(p.narrow(1, 2 * H, H), rz.narrow(1, 0, H) * h, whhNT!, 1, 1).tanh();
-                    hNew = z * h + (1 - z) * n;
+                    hNew = (z * h).Plus(z.OneMinus() * n);
                     break;
                 }
             }

@@ -192,7 +192,8 @@ public sealed class Network : nn.Module<Tensor, Tensor>
                 if (r.Cell is LstmCell lstm && (lstm.ForgetBias is not null || bias == Bias.Keras))
                 {
                     var forget = p.narrow(0, r.Units, r.Units); // gate order i, f, g, o
-                    forget.fill_(name.StartsWith("bias_ih", StringComparison.Ordinal) ? lstm.ForgetBias ?? 1.0 : 0.0);
+                    using var value = (name.StartsWith("bias_ih", StringComparison.Ordinal) ? lstm.ForgetBias ?? 1.0 : 0.0).ToScalar();
+                    forget.fill_(value);
                 }
             }
         }

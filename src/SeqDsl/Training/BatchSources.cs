@@ -70,7 +70,7 @@ public sealed class RowBatches : IBatchSource, IDisposable
             return Sequences.Buckets(_lengths, _batchSize, unchecked((int)_seed * 7919 + epoch))
                 .Select(b => Batch(b.Select(i => (long)i).ToArray())).ToList();
         long[] order;
-        using (var perm = _shuffle ? randperm(n, generator: _generator) : arange(n)) order = perm.data<long>().ToArray();
+        using (var perm = _shuffle ? randperm(n, generator: _generator) : Kept.Arange(n)) order = perm.data<long>().ToArray();
         var batches = new List<Func<Device, SequenceData>>();
         for (long start = 0; start < n; start += _batchSize)
             batches.Add(Batch(order[(int)start..(int)Math.Min(n, start + _batchSize)]));

@@ -29,7 +29,14 @@ internal sealed class Adam : TorchSharp.Modules.Adam
         fusable: () => FusedStep.Fusable(_parameter_groups,
             o => o is Options { amsgrad: false, maximize: false, weight_decay: 0 },
             p => [((State)_state[p.Handle]).exp_avg, ((State)_state[p.Handle]).exp_avg_sq]),
-        libtorch: () => base.step(),
+        libtorch: () => _step<ParamGroup>(group => FusedStep.Each(group, (o, param, grad) =>
+        {
+            var state = (State)_state[param.Handle];
+            state.step += 1;
+            var a = (Options)o;
+            TorchUpdates.Adam(param, grad, state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq, state.step, a.LearningRate!.Value,
+                a.beta1!.Value, a.beta2!.Value, a.eps!.Value, a.weight_decay!.Value, a.amsgrad!.Value, a.maximize!.Value, decoupled: false);
+        })),
         fused: () => _step<ParamGroup>(group => FusedParameterUpdates += FusedStep.Each(group, (o, param, grad) =>
         {
             var state = (State)_state[param.Handle];
@@ -69,7 +76,14 @@ internal sealed class RMSProp : TorchSharp.Modules.RMSProp
         fusable: () => FusedStep.Fusable(_parameter_groups,
             o => o is Options { momentum: 0, centered: false, maximize: false, weight_decay: 0 },
             p => [((State)_state[p.Handle]).square_avg]),
-        libtorch: () => base.step(),
+        libtorch: () => _step<ParamGroup>(group => FusedStep.Each(group, (o, param, grad) =>
+        {
+            var state = (State)_state[param.Handle];
+            state.step += 1;
+            var r = (Options)o;
+            TorchUpdates.RmsProp(param, grad, state.square_avg, state.momentum_buffer, state.grad_avg, r.LearningRate!.Value,
+                r.alpha!.Value, r.eps!.Value, r.weight_decay!.Value, r.momentum!.Value, r.centered!.Value, r.maximize!.Value);
+        })),
         fused: () => _step<ParamGroup>(group => FusedParameterUpdates += FusedStep.Each(group, (o, param, grad) =>
         {
             var state = (State)_state[param.Handle];
@@ -81,6 +95,71 @@ internal sealed class RMSProp : TorchSharp.Modules.RMSProp
                     param.numel(), r.alpha!.Value, r.eps!.Value, r.LearningRate!.Value);
             }
         })));
+}
+
+/// <summary>libtorch's SGD (<see cref="TorchSharp.Modules.SGD"/>: its class, options and state) whose step is
+/// <see cref="TorchUpdates.Sgd"/>: the same arithmetic with every Scalar held.</summary>
+internal sealed class SGD : TorchSharp.Modules.SGD
+{
+    /// <summary>libtorch's SGD over <paramref name="parameters"/> with these hyper-parameters (its constructor).</summary>
+    public SGD(IEnumerable<Parameter> parameters, double lr, double momentum = 0, double dampening = 0, double weight_decay = 0,
+        bool nesterov = false, bool maximize = false)
+        : base(parameters, lr, momentum, dampening, weight_decay, nesterov, maximize)
+    {
+    }
+
+    /// <inheritdoc />
+    public override Tensor step(Func<Tensor>? closure = null) => _step<ParamGroup>(group => FusedStep.Each(group, (o, param, grad) =>
+    {
+        var state = (State)_state[param.Handle];
+        var s = (Options)o;
+        state.momentum_buffer = TorchUpdates.Sgd(param, grad, state.momentum_buffer, s.LearningRate!.Value, s.momentum!.Value,
+            s.dampening!.Value, s.weight_decay!.Value, s.nesterov!.Value, s.maximize!.Value);
+    }), closure);
+}
+
+/// <summary>libtorch's AdamW (<see cref="TorchSharp.Modules.AdamW"/>: its class, options and state) whose step is
+/// <see cref="TorchUpdates.Adam"/> with the decay decoupled: the same arithmetic with every Scalar held.</summary>
+internal sealed class AdamW : TorchSharp.Modules.AdamW
+{
+    /// <summary>libtorch's AdamW over <paramref name="parameters"/> with these hyper-parameters (its constructor).</summary>
+    public AdamW(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
+        double weight_decay = 0, bool amsgrad = false, bool maximize = false)
+        : base(parameters, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize)
+    {
+    }
+
+    /// <inheritdoc />
+    public override Tensor step(Func<Tensor>? closure = null) => _step<ParamGroup>(group => FusedStep.Each(group, (o, param, grad) =>
+    {
+        var state = (State)_state[param.Handle];
+        state.step += 1;
+        var a = (Options)o;
+        TorchUpdates.Adam(param, grad, state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq, state.step, a.LearningRate!.Value,
+            a.beta1!.Value, a.beta2!.Value, a.eps!.Value, a.weight_decay!.Value, a.amsgrad!.Value, a.maximize!.Value, decoupled: true);
+    }), closure);
+}
+
+/// <summary>libtorch's Adagrad (<see cref="TorchSharp.Modules.Adagrad"/>: its class, options and state) whose step is
+/// <see cref="TorchUpdates.Adagrad"/>: the same arithmetic with every Scalar held.</summary>
+internal sealed class Adagrad : TorchSharp.Modules.Adagrad
+{
+    /// <summary>libtorch's Adagrad over <paramref name="parameters"/> with these hyper-parameters (its constructor).</summary>
+    public Adagrad(IEnumerable<Parameter> parameters, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0,
+        double initial_accumulator_value = 0, double eps = 1e-10)
+        : base(parameters, lr, lr_decay, weight_decay, initial_accumulator_value, eps)
+    {
+    }
+
+    /// <inheritdoc />
+    public override Tensor step(Func<Tensor>? closure = null) => _step<ParamGroup>(group => FusedStep.Each(group, (o, param, grad) =>
+    {
+        var state = (State)_state[param.Handle];
+        state.step += 1;
+        var a = (Options)o;
+        TorchUpdates.Adagrad(param, grad, state.sum, state.step, a.LearningRate!.Value, a.lr_decay!.Value, a.eps!.Value,
+            a.weight_decay!.Value);
+    }), closure);
 }
 
 /// <summary>What the fused optimizers share: OptimizerHelper._step's closure handling, and the check that every

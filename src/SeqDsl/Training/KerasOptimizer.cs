@@ -1,3 +1,4 @@
+using SeqDsl.Engine;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -89,9 +90,14 @@ public sealed class KerasOptimizer : OptimizerHelper
         foreach (var p in param_group.Parameters)
         {
             var initial = _algorithm == Algorithm.Adagrad ? 0.1 : 0.0; // Keras's initial_accumulator_value
+            static Tensor FullLike(Tensor p, double value)
+            {
+                using var fill = value.ToScalar();
+                return full_like(p, fill).DetachFromDisposeScope();
+            }
             _state[p.Handle] = new State(p)
             {
-                First = full_like(p, initial).DetachFromDisposeScope(),
+                First = FullLike(p, initial),
                 Second = _algorithm is Algorithm.Adam or Algorithm.AdamW ? zeros_like(p).DetachFromDisposeScope() : null,
             };
         }
@@ -115,43 +121,47 @@ public sealed class KerasOptimizer : OptimizerHelper
             using var scope = NewDisposeScope();
             // rows of a sparse table that the batch touched: (V, 1, …) for broadcasting
             Tensor? rows = _sparse.Contains(p.Handle) && p.dim() >= 1 && _algorithm is Algorithm.RmsProp or Algorithm.Sgd
-                ? grad.ne(0).flatten(1).any(1).reshape([p.shape[0], .. Enumerable.Repeat(1L, (int)p.dim() - 1)])
+                ? grad.ne(Kept.Zero).flatten(1).any(1).reshape([p.shape[0], .. Enumerable.Repeat(1L, (int)p.dim() - 1)])
                 : null;
             Tensor Keep(Tensor updated, Tensor old) => rows is null ? updated : where(rows, updated, old); // state of absent rows stays
             switch (_algorithm)
             {
                 case Algorithm.RmsProp:
                 {
-                    var ms = Keep(state.First * _rho + grad.square() * (1 - _rho), state.First);
+                    var ms = Keep(state.First.Times(_rho).Plus(grad.pow(Kept.Two).Times(1 - _rho)), state.First);
                     state.First.copy_(ms);
                     // rows outside the batch have a zero gradient, so their step is zero without a mask
-                    p.sub_(grad * lr / (ms + Epsilon).sqrt());
+                    p.sub_(grad.Times(lr).div(ms.Plus(Epsilon).sqrt()));
                     break;
                 }
                 case Algorithm.Adam or Algorithm.AdamW:
                 {
                     // Keras's _apply_weight_decay runs before the update: variable − variable·wd·lr
-                    if (_algorithm == Algorithm.AdamW) p.sub_(p * (_weightDecay * lr));
-                    state.First.mul_(_beta1).add_(grad, alpha: 1 - _beta1);
-                    state.Second!.mul_(_beta2).addcmul_(grad, grad, value: 1 - _beta2);
+                    if (_algorithm == Algorithm.AdamW) p.sub_(p.Times(_weightDecay * lr));
+                    using (var beta1 = _beta1.ToScalar())
+                    using (var rest1 = (1 - _beta1).ToScalar())
+                        state.First.mul_(beta1).add_(grad, alpha: rest1);
+                    using (var beta2 = _beta2.ToScalar())
+                    using (var rest2 = (1 - _beta2).ToScalar())
+                        state.Second!.mul_(beta2).addcmul_(grad, grad, value: rest2);
                     var t = (double)state.Step;
                     var rate = lr * Math.Sqrt(1 - Math.Pow(_beta2, t)) / (1 - Math.Pow(_beta1, t));
-                    p.sub_(state.First * rate / (state.Second.sqrt() + Epsilon));
+                    p.sub_(state.First.Times(rate).div(state.Second!.sqrt().Plus(Epsilon)));
                     break;
                 }
                 case Algorithm.Sgd when _momentum == 0:
-                    p.sub_(grad * lr);
+                    p.sub_(grad.Times(lr));
                     break;
                 case Algorithm.Sgd:
                 {
-                    var accumulated = Keep(state.First * _momentum - grad * lr, state.First);
+                    var accumulated = Keep(state.First.Times(_momentum).sub(grad.Times(lr)), state.First);
                     state.First.copy_(accumulated);
-                    p.add_(rows is null ? accumulated : accumulated * rows); // absent rows keep their momentum and do not move
+                    p.PlusInPlace(rows is null ? accumulated : accumulated * rows); // absent rows keep their momentum and do not move
                     break;
                 }
                 case Algorithm.Adagrad:
-                    state.First.addcmul_(grad, grad, 1);
-                    p.sub_(grad * lr / (state.First.sqrt() + Epsilon));
+                    state.First.addcmul_(grad, grad, Kept.One);
+                    p.sub_(grad.Times(lr).div(state.First.sqrt().Plus(Epsilon)));
                     break;
             }
         }

@@ -1,4 +1,5 @@
 using SeqDsl.Spec;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace SeqDsl.Training;
@@ -43,7 +44,8 @@ public sealed record Loss(LossKind Kind, long IgnoreIndex = -100)
                 var flatOut = output.reshape(-1, classes);                          // (B·T, C)
                 var flatTarget = target.reshape(-1).to_type(ScalarType.Int64);        // (B·T)
                 var sum = nn.functional.cross_entropy(flatOut, flatTarget, ignore_index: IgnoreIndex, reduction: nn.Reduction.Sum);
-                var count = (flatTarget != IgnoreIndex).sum().to_type(ScalarType.Float32);
+                using var ignored = IgnoreIndex.ToScalar();
+                var count = flatTarget.ne(ignored).sum().to_type(ScalarType.Float32);
                 return (sum, count);
             }
             case LossKind.BinaryCrossEntropy:
@@ -51,7 +53,9 @@ public sealed record Loss(LossKind Kind, long IgnoreIndex = -100)
                 var t = target.to_type(output.dtype).reshape(output.shape);
                 // libtorch's BCE aborts on NaN probabilities; a NaN loss lets the trainer stop on it like the other losses
                 if (!output.isfinite().all().item<bool>()) return (tensor(float.NaN), tensor((float)t.numel()));
-                var p = output.clamp(1e-7, 1 - 1e-7);
+                using var low = 1e-7.ToScalar();
+                using var high = (1 - 1e-7).ToScalar();
+                var p = output.clamp(low, high);
                 return (nn.functional.binary_cross_entropy(p, t, reduction: nn.Reduction.Sum), tensor((float)t.numel()));
             }
             case LossKind.BinaryCrossEntropyWithLogits:

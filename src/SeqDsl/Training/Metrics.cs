@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace SeqDsl.Training;
@@ -22,13 +23,15 @@ internal sealed class MetricAccumulator(Loss loss, IReadOnlyList<Metric> metrics
             {
                 case LossKind.CrossEntropy:
                     var t = target.reshape(-1).to_type(ScalarType.Int64);
-                    var mask = t != loss.IgnoreIndex;
+                    Tensor mask;
+                    using (var ignored = loss.IgnoreIndex.ToScalar()) mask = t.ne(ignored);
                     hit = (o.reshape(-1, o.shape[^1]).argmax(-1) == t) & mask;
                     counted = mask;
                     break;
                 case LossKind.BinaryCrossEntropy or LossKind.BinaryCrossEntropyWithLogits:
-                    var threshold = loss.Kind == LossKind.BinaryCrossEntropy && !outputIsLogits ? 0.5 : 0.0;
-                    hit = (o.reshape(-1) > threshold) == (target.reshape(-1) > 0.5);
+                    using (var threshold = (loss.Kind == LossKind.BinaryCrossEntropy && !outputIsLogits ? 0.5 : 0.0).ToScalar())
+                    using (var half = 0.5.ToScalar())
+                        hit = o.reshape(-1).gt(threshold) == target.reshape(-1).gt(half);
                     counted = ones_like(hit);
                     break;
                 default:

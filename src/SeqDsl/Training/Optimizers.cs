@@ -46,11 +46,11 @@ public abstract record OptimizerSpec(double LearningRate)
     /// pass per parameter instead of one per operation).</summary>
     internal optim.Optimizer Create(IEnumerable<Parameter> parameters) => this switch
     {
-        Sgd s => optim.SGD(parameters, s.LearningRate, s.Momentum),
+        Sgd s => new Fused.SGD(parameters, s.LearningRate, s.Momentum),
         Adam a => new Fused.Adam(parameters, a.LearningRate),
-        AdamW a => optim.AdamW(parameters, a.LearningRate, weight_decay: a.WeightDecay),
+        AdamW a => new Fused.AdamW(parameters, a.LearningRate, weight_decay: a.WeightDecay),
         RmsProp r => new Fused.RMSProp(parameters, r.LearningRate, alpha: r.Rho, eps: 1e-7),
-        AdaGrad g => optim.Adagrad(parameters, g.LearningRate),
+        AdaGrad g => new Fused.Adagrad(parameters, g.LearningRate),
         _ => throw new ArgumentOutOfRangeException(nameof(parameters)),
     };
 }

@@ -182,7 +182,7 @@ public static class TorchWeights
                 if (t.FoldsInto is null) continue;
                 var second = given[t.Name].Value!;
                 if (second.count_nonzero().item<long>() == 0) continue; // a zero second bias changes nothing: bit-identical round trips
-                parameters[t.FoldsInto].add_(second.to(parameters[t.FoldsInto].device));
+                parameters[t.FoldsInto].PlusInPlace(second.to(parameters[t.FoldsInto].device));
                 folded.Add(t.Name);
             }
         }

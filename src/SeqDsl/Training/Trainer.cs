@@ -281,13 +281,13 @@ public static class Trainer
             {
                 var grads = parameters.Select(p => p.grad).Where(g => g is not null).Cast<Tensor>().ToList();
                 if (grads.Count == 0) return true;
-                using var norm = stack(grads.Select(g => g.pow(2).sum())).sum().sqrt();
+                using var norm = stack(grads.Select(g => g.pow(Kept.Two).sum())).sum().sqrt();
                 var total = norm.item<float>();
                 if (!float.IsFinite(total)) return false;
                 if (total > c.MaxNorm)
                 {
                     using var _ = no_grad();
-                    var scale = c.MaxNorm / total; // d2l: g ← (θ / ‖g‖) g when ‖g‖ > θ
+                    using var scale = (c.MaxNorm / total).ToScalar(); // d2l: g ← (θ / ‖g‖) g when ‖g‖ > θ
                     foreach (var g in grads) g.mul_(scale);
                 }
                 return true;

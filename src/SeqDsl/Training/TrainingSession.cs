@@ -30,7 +30,7 @@ public sealed class TrainingSession : IDisposable
         // libtorch's OpenMP workers start at its first parallel operation and keep the starting thread's flush mode:
         // one here, outside any step, so that they never start inside a step's flush scope
         if (net.Device.type == TorchSharp.DeviceType.CPU)
-            using (NewDisposeScope()) ones(1 << 18).add_(1);
+            using (NewDisposeScope()) ones(1 << 18).add_(Kept.One, Kept.One);
     }
 
     /// <summary>The loss and the rest of the step's options.</summary>
@@ -63,7 +63,7 @@ public sealed class TrainingSession : IDisposable
         // avx512f; docs/BENCHMARKS.md)
         using var flush = Engine.Simd.Denormals.Flush();
         var (output, lossSum, lossCount) = Trainer.Step(_net, _options.Loss, batch, _wantsLogits, context);
-        var loss = lossSum / lossCount.clamp_min(1);
+        var loss = lossSum / lossCount.clamp_min(Kept.One);
         var value = loss.item<float>();
         if (!float.IsFinite(value)) return (value, "loss");
         ClearGradients();

@@ -48,6 +48,9 @@ let private inputTensor (net: Network) (input: Array) (shape: int64[]) =
 
 /// SeqDsl's output for a batch, with or without lengths (Trainer.Predict: evaluation mode, no gradients).
 let torchOutput (net: Network) (input: Array) (shape: int64[]) (lengths: int64[] option) : float32[] =
+    // every tensor of the check, temporaries included, stays referenced until the scope ends (TorchSharp frees a
+    // tensor in its finalizer; README, Backend decisions)
+    use _scope = torch.NewDisposeScope()
     use x = inputTensor net input shape
     use y =
         match lengths with
@@ -62,6 +65,7 @@ let private torchStates (net: Network) (input: Array) (shape: int64[]) (lengths:
     let wasTraining = net.training
     net.eval()
     try
+        use _scope = torch.NewDisposeScope()
         use _ = torch.no_grad()
         use x = inputTensor net input shape
         use l = torch.tensor lengths

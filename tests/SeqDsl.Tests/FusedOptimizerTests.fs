@@ -1,7 +1,8 @@
 /// The fused CPU optimizer steps (FusedUpdates): libtorch's Adam and RMSprop in one pass per parameter against
 /// libtorch's own optimizers on the same parameters and gradients (a parameter split over threads, a tail shorter
-/// than a vector, a parameter without a gradient), the fallback to libtorch's step (non-contiguous, float64, options
-/// the loop does not cover), the closure, a checkpoint saved and loaded mid-run; Keras's RMSprop/Adam/AdamW fast path
+/// than a vector, a parameter without a gradient), the fallback to the tensor update (non-contiguous, float64, options
+/// the loop does not cover) and SGD, AdamW and Adagrad (SeqDsl's TorchUpdates against TorchSharp's classes, bit for
+/// bit), the closure, a checkpoint saved and loaded mid-run; Keras's RMSprop/Adam/AdamW fast path
 /// against KerasOptimizer's own tensor code on a large embedding table whose batches leave rows out.
 module SeqDsl.Tests.FusedOptimizerTests
 
@@ -152,7 +153,7 @@ let tests =
                 printfn "FusedOptimizer %A: largest relative difference from libtorch %g (threads %d)" kind worst (torch.get_num_threads())
             }
 
-            test $"{kind}: float64 parameters take libtorch's step (the fallback), with the same results" {
+            test $"{kind}: float64 parameters take the tensor update (the fallback), with libtorch's results" {
                 let fused, reference, (ps, _), (qs, _) = sideBySide kind torch.ScalarType.Float64
                 use _f = fused
                 use _r = reference
@@ -161,7 +162,7 @@ let tests =
                     Expect.equal (values p) (values q) "bit for bit libtorch's"
             }
 
-            test $"{kind}: a non-contiguous parameter makes the whole step libtorch's, with the same results" {
+            test $"{kind}: a non-contiguous parameter makes the whole step the tensor update, with libtorch's results" {
                 let build () =
                     let ps, unused = parameters torch.ScalarType.Float32
                     let rng = Random 5
@@ -179,7 +180,7 @@ let tests =
                     Expect.equal (values p) (values q) "bit for bit libtorch's"
             }
 
-        test "Adam with amsgrad or weight decay, RMSprop with momentum or centered: libtorch's step" {
+        test "Adam with amsgrad or weight decay, RMSprop with momentum or centered: the tensor update, with libtorch's results" {
             let check (mk: Parameter list -> torch.optim.Optimizer) (reference: Parameter list -> torch.optim.Optimizer) =
                 let ps, _ = parameters torch.ScalarType.Float32
                 let qs, _ = parameters torch.ScalarType.Float32
@@ -198,7 +199,7 @@ let tests =
 
         test "SGD, AdamW, Adagrad and the other options of Adam and RMSprop: SeqDsl's step is libtorch's, bit for bit" {
             // SeqDsl's own tensor code (TorchUpdates: every Scalar held) against TorchSharp's classes, whose steps pass
-            // temporary Scalars; float64 too, so that nothing can take a fused loop
+            // temporary Scalars; in float32 and float64 (Adam and RMSprop take the tensor code here for their options)
             let check (what: string) (mk: Parameter list -> torch.optim.Optimizer) (reference: Parameter list -> torch.optim.Optimizer) =
                 for dtype in [ torch.ScalarType.Float32; torch.ScalarType.Float64 ] do
                     let ps, _ = parameters dtype

@@ -8,7 +8,8 @@ namespace SeqDsl.Training.Fused;
 /// libtorch's Adam (<see cref="TorchSharp.Modules.Adam"/>) whose step runs one fused pass per parameter
 /// (<see cref="FusedUpdates.TorchAdam"/>) when it can: every parameter with a gradient is a CPU float32 contiguous
 /// tensor, as are its gradient and slots, and every group has the plain options (amsgrad off, no weight decay, not
-/// maximizing). Otherwise the whole step is libtorch's. The state (<see cref="TorchSharp.Modules.Adam.State"/>) and
+/// maximizing). Otherwise every parameter takes <see cref="TorchUpdates.Adam"/>: libtorch's arithmetic, every Scalar
+/// held. The state (<see cref="TorchSharp.Modules.Adam.State"/>) and
 /// options are libtorch's own, and the class is named Adam as libtorch's is (a saved optimizer state names its class
 /// and loads only into a class of that name), so checkpoints saved by either load into the other.
 /// </summary>
@@ -55,7 +56,8 @@ internal sealed class Adam : TorchSharp.Modules.Adam
 /// libtorch's RMSprop (<see cref="TorchSharp.Modules.RMSProp"/>) whose step runs one fused pass per parameter
 /// (<see cref="FusedUpdates.TorchRmsProp"/>) when it can: every parameter with a gradient is a CPU float32 contiguous
 /// tensor, as are its gradient and square average, and every group has the plain options (no momentum, not centered,
-/// no weight decay, not maximizing). Otherwise the whole step is libtorch's. The state
+/// no weight decay, not maximizing). Otherwise every parameter takes <see cref="TorchUpdates.RmsProp"/>: libtorch's
+/// arithmetic, every Scalar held. The state
 /// (<see cref="TorchSharp.Modules.RMSProp.State"/>) and options are libtorch's own, and the class is named RMSProp as
 /// libtorch's is, so checkpoints saved by either load into the other.
 /// </summary>
@@ -167,7 +169,7 @@ internal sealed class Adagrad : TorchSharp.Modules.Adagrad
 internal static class FusedStep
 {
     /// <summary>As OptimizerHelper._step: the closure under enable_grad first, then the update — the fused one when
-    /// <paramref name="fusable"/> says so, else libtorch's whole step. Returns the closure's loss.</summary>
+    /// <paramref name="fusable"/> says so, else the tensor update (<see cref="TorchUpdates"/>). Returns the closure's loss.</summary>
     public static Tensor Run(Func<Tensor>? closure, Func<bool> fusable, Action libtorch, Action fused)
     {
         Tensor? loss = null;

@@ -41,9 +41,10 @@ public abstract record OptimizerSpec(double LearningRate)
             _ => throw new ArgumentOutOfRangeException(nameof(parameters)),
         };
 
-    /// <summary>The optimizer for <paramref name="parameters"/> under libtorch's rules: libtorch's own, Adam and RMSprop
-    /// with a fused CPU step (<see cref="Fused.Adam"/>, <see cref="Fused.RMSProp"/>: libtorch's classes and state, one
-    /// pass per parameter instead of one per operation).</summary>
+    /// <summary>The optimizer for <paramref name="parameters"/> under libtorch's rules: libtorch's classes, options and
+    /// state, with SeqDsl's step (<see cref="Fused.TorchUpdates"/>: libtorch's arithmetic with every Scalar held); Adam
+    /// and RMSprop take a fused CPU loop where they can (<see cref="Fused.Adam"/>, <see cref="Fused.RMSProp"/>: one pass
+    /// per parameter instead of one per operation).</summary>
     internal optim.Optimizer Create(IEnumerable<Parameter> parameters) => this switch
     {
         Sgd s => new Fused.SGD(parameters, s.LearningRate, s.Momentum),

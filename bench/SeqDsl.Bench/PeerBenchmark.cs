@@ -15,8 +15,10 @@ using static TorchSharp.torch;
 /// order that rotates between rounds. Two PyTorch peers run beside SeqDsl: one with the same allocator
 /// settings as SeqDsl's process, one with glibc's defaults. The machine's sgemm rate is measured in the
 /// same run, so GFLOP/s can be read as a share of what this CPU does on one large matrix product: once before each
-/// thread count, and again as one more side of every round, so that each round's share divides by the sgemm rate
-/// measured beside it (on a shared machine the rate drifts by a third within minutes).
+/// thread count, and again as two more sides of every round (libtorch's sgemm in this process, and OpenBLAS's in a
+/// PyTorch process with the widest kernels the CPU runs), so that each round's share divides by the faster sgemm
+/// measured beside it (on a shared machine the rate drifts by a third within minutes; on an AMD Zen 5 libtorch's sgemm
+/// ran at half OpenBLAS's AVX-512 rate).
 /// </summary>
 static class PeerBenchmark
 {
@@ -238,6 +240,7 @@ static class PeerBenchmark
         if (!Directory.Exists(openblas))
             Console.WriteLine($"warning: {openblas} is missing, so PyTorch runs on Debian's reference BLAS — not a fair peer (bench/pytorch/setup.sh installs OpenBLAS)");
         var peerLines = new SortedSet<string>(StringComparer.Ordinal);
+        var coreType = OpenBlasCoreType();
         var seqdslMalloc = Backend.Memory == MemoryPolicy.Retain ? "retain" : "system";
 
         Console.WriteLine($"machine: {Backend.Machine}");
@@ -249,7 +252,8 @@ static class PeerBenchmark
                           $"{(warmup > 0 ? $", {warmup} untimed step(s) at the start of each turn (their minor faults counted with the timed ones)" : "")}; " +
                           (layer ? "each config's recurrent layer alone on both sides (forward, then backward from a fixed gradient of the final state: the input's and the weights' gradients; no loss, no optimizer); " : "") +
                           "FLOPs = 3 × the forward matrix products; " +
-                          "% of sgemm: median (range) over rounds of the config's GFLOP/s over the sgemm rate measured in the same round");
+                          "% of sgemm: median (range) over rounds of the config's GFLOP/s over the faster of two sgemm rates measured in the same round " +
+                          $"(libtorch's in this process; {(coreType is null ? "PyTorch's OpenBLAS as it detects this CPU" : $"PyTorch's OpenBLAS with OPENBLAS_CORETYPE={coreType}, the widest kernels this CPU runs")})");
         Console.WriteLine();
         Console.WriteLine("| threads | config | kernel | SeqDsl ms | PyTorch ms (same settings) | ratio (median, range) | PyTorch ms (defaults) | ratio (median, range) | SeqDsl GFLOP/s | % of sgemm (median, range) | minor faults/step SeqDsl, PyTorch same, defaults |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
@@ -257,7 +261,12 @@ static class PeerBenchmark
         {
             set_num_threads(threads);
             var sgemm = SgemmGflops();
-            Console.WriteLine($"| {threads} | sgemm 1024³ (TorchSharp, same process) | | | | | | | {sgemm:F1} | 100 | |");
+            Console.WriteLine($"| {threads} | sgemm 1024³ (TorchSharp, same process) | | | | | | | {sgemm:F1} | | |");
+            // OpenBLAS's sgemm in a PyTorch process: on an AMD Zen 5 libtorch's MKL sgemm ran at half the AVX-512 rate
+            using var blas = Directory.Exists(openblas)
+                ? Peer.Start(python, script, openblas, new JsonObject { ["sgemm"] = 1024, ["warmup"] = 3 }, threads, seqdslMalloc, false, coreType)
+                : null;
+            if (blas is not null) peerLines.Add($"OpenBLAS sgemm: {blas.Description}");
             foreach (var cfg in Configs().Select(c => layer ? AsLayer(c) : c))
             {
                 if (only is not null && !cfg.Name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
@@ -271,8 +280,10 @@ static class PeerBenchmark
                 var sides = seqSides.Select(s => (Name: $"SeqDsl {s.Kernel}", Run: (Func<int, int, (double ms, long faults)>)s.Run))
                     .Concat([("PyTorch same", same.Run)])
                     .Concat(defaults is null ? [] : [("PyTorch defaults", (Func<int, int, (double ms, long faults)>)defaults.Run)])
-                    .Concat([("sgemm", (_, w) => product.Run(w))]).ToArray();
-                int pSame = seqSides.Count, pDefaults = defaults is null ? -1 : seqSides.Count + 1, pSgemm = sides.Length - 1;
+                    .Concat([("sgemm", (_, w) => product.Run(w))])
+                    .Concat(blas is null ? [] : [("OpenBLAS sgemm", (Func<int, int, (double ms, long faults)>)((_, w) => blas.Run(4, Math.Max(1, w))))]).ToArray();
+                int pSame = seqSides.Count, pDefaults = defaults is null ? -1 : seqSides.Count + 1;
+                int pSgemm = blas is null ? sides.Length - 1 : sides.Length - 2, pBlas = blas is null ? -1 : sides.Length - 1;
                 var ms = sides.Select(_ => new List<double>()).ToArray();
                 var faults = new long[sides.Length];
                 for (var r = 0; r < rounds; r++)
@@ -294,15 +305,18 @@ static class PeerBenchmark
                         return $"**{Timing.Median(rs):F2}** ({rs[0]:F2} … {rs[^1]:F2})";
                     }
                     var gflops = flops / (seqMs / 1000) / 1e9;
-                    // each round's GFLOP/s over the sgemm rate of the same round (ms[pSgemm] holds ms per 1024³ product)
-                    var shares = ms[q].Zip(ms[pSgemm], (a, p) => 100 * (flops / a / 1e6) / Sgemm.Gflops(p)).OrderBy(v => v).ToList();
+                    // each round's GFLOP/s over the faster sgemm of the same round (ms[pSgemm], ms[pBlas]: ms per 1024³ product)
+                    var best = pBlas < 0 ? ms[pSgemm] : ms[pSgemm].Zip(ms[pBlas], Math.Min).ToList();
+                    var shares = ms[q].Zip(best, (a, p) => 100 * (flops / a / 1e6) / Sgemm.Gflops(p)).OrderBy(v => v).ToList();
                     var defaultsCells = pDefaults < 0 ? "— | —" : $"{Timing.Median(ms[pDefaults]):F1} | {Ratio(pDefaults)}";
                     var faultCells = string.Join(", ", new[] { faults[q], faults[pSame], pDefaults < 0 ? -1 : faults[pDefaults] }
                         .Select(f => f < 0 ? "—" : (f / (rounds * steps)).ToString("N0", CultureInfo.InvariantCulture)));
                     Console.WriteLine($"| {threads} | {cfg.Name} | {seqSides[q].Kernel} | {seqMs:F1} | {Timing.Median(ms[pSame]):F1} | {Ratio(pSame)} | {defaultsCells} | " +
                                       $"{gflops:F1} | **{Timing.Median(shares):F0}** ({shares[0]:F0} … {shares[^1]:F0}) | {faultCells} |");
                 }
-                Console.WriteLine($"| {threads} | sgemm 1024³ in the rounds above | | | | | | | {Sgemm.Gflops(Timing.Median(ms[pSgemm])):F1} | | |");
+                Console.WriteLine($"| {threads} | sgemm 1024³ in the rounds above: libtorch's | | | | | | | {Sgemm.Gflops(Timing.Median(ms[pSgemm])):F1} | | |");
+                if (pBlas >= 0)
+                    Console.WriteLine($"| {threads} | sgemm 1024³ in the rounds above: OpenBLAS{(coreType is null ? "" : $" ({coreType})")} | | | | | | | {Sgemm.Gflops(Timing.Median(ms[pBlas])):F1} | | |");
                 foreach (var s in seqSides) s.Dispose();
             }
         }
@@ -450,7 +464,8 @@ static class PeerBenchmark
 
         private Peer(Process p, string description) { _p = p; Description = description; }
 
-        public static Peer Start(string python, string script, string openblas, JsonObject cfg, int threads, string malloc, bool flushDenormal)
+        public static Peer Start(string python, string script, string openblas, JsonObject cfg, int threads, string malloc, bool flushDenormal,
+            string? openblasCoreType = null)
         {
             var psi = new ProcessStartInfo(python, [script])
             {
@@ -462,6 +477,7 @@ static class PeerBenchmark
             if (malloc != "system" && NativeLoader.OpenMpSpin is string spin) psi.Environment["GOMP_SPINCOUNT"] = spin;
             if (Directory.Exists(openblas))
                 psi.Environment["LD_LIBRARY_PATH"] = openblas + (psi.Environment.TryGetValue("LD_LIBRARY_PATH", out var l) && l is { Length: > 0 } ? ":" + l : "");
+            if (openblasCoreType is not null) psi.Environment["OPENBLAS_CORETYPE"] = openblasCoreType;
             var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {python}");
             var msg = (JsonObject)cfg.DeepClone();
             msg["threads"] = threads;
@@ -519,6 +535,15 @@ static class PeerBenchmark
 
         public void Dispose() { _a.Dispose(); _b.Dispose(); }
     }
+
+    /// <summary>The OpenBLAS kernel family for this CPU's widest vectors (OPENBLAS_CORETYPE): SkylakeX's AVX-512 kernels
+    /// where the CPU has AVX-512 F, BW, DQ and VL, Haswell's AVX2 ones where it has AVX2 and FMA, else null (OpenBLAS
+    /// detects). OpenBLAS 0.3.21 takes an AMD Zen 5 for a Zen and runs its AVX2 kernels there.</summary>
+    static string? OpenBlasCoreType() =>
+        System.Runtime.Intrinsics.X86.Avx512F.IsSupported && System.Runtime.Intrinsics.X86.Avx512BW.IsSupported
+            && System.Runtime.Intrinsics.X86.Avx512DQ.IsSupported && System.Runtime.Intrinsics.X86.Avx512F.VL.IsSupported ? "SkylakeX"
+        : System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported ? "Haswell"
+        : null;
 
     /// <summary>Median GFLOP/s of 1024 × 1024 × 1024 float32 products at the current thread count (three turns of the
     /// rounds' sgemm side, the first after three untimed products).</summary>

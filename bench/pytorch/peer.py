@@ -16,6 +16,10 @@ With {"layerOnly": true} a step is the recurrent layer alone: forward over a fix
 requires its gradient, then backward from a fixed random gradient of the last step's output (the
 input's and every weight's gradient; no loss, no optimizer), as the harness's `peer --layer` side.
 
+With {"sgemm": N} a step is one N x N x N float32 product (a @ b) instead of a model: the rate of the BLAS this
+process loaded, timed in the same rounds as the models (the harness starts it with OPENBLAS_CORETYPE set to the widest
+kernels this CPU runs, since OpenBLAS 0.3.21 does not recognise every newer CPU and falls back to narrower ones).
+
 Memory: with {"malloc": "retain"} the peer applies the same glibc mallopt settings as SeqDsl's
 Backend (no mmap'd blocks, mmap threshold 32 MiB, trim threshold 1 GiB, top pad 64 MiB) before any tensor exists.
 Subnormals: with {"flushDenormal": true} it calls torch.set_flush_denormal(True) (SeqDsl's kernels flush them).
@@ -54,6 +58,11 @@ def main():
     flush = bool(cfg.get("flushDenormal")) and torch.set_flush_denormal(True)
     torch.set_num_threads(cfg["threads"])
     torch.manual_seed(1)
+    if cfg.get("sgemm"):
+        n = cfg["sgemm"]
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        serve(lambda: a @ b, cfg, torch, malloc, flush)
+        return
     B, T = cfg["batch"], cfg["time"]
 
     class Net(nn.Module):
@@ -149,6 +158,11 @@ def main():
         step = full_step
 
     net.train()
+    serve(step, cfg, torch, malloc, flush)
+
+
+def serve(step, cfg, torch, malloc, flush):
+    """Warms up, says it is ready, then answers the harness's run requests with the times of `step`."""
     for _ in range(cfg.get("warmup", 2)):
         step()
     send({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(), "malloc": malloc, "flushDenormal": flush,

@@ -235,6 +235,25 @@ let tests =
                 (fun ps -> torch.optim.RMSProp(ps, 1e-3, momentum = 0.5, centered = true, weight_decay = 0.01, maximize = true))
         }
 
+        test "Adagrad's parameter groups: SeqDsl's states are TorchSharp's (accumulators at the initial value, no step)" {
+            // SeqDsl's Adagrad adds its groups itself (TorchSharp's fills the accumulators from a temporary Scalar)
+            let ps, _ = parameters torch.ScalarType.Float32
+            let qs, _ = parameters torch.ScalarType.Float32
+            use a = new SeqDsl.Training.Fused.Adagrad(ps, 1e-2, lr_decay = 0.1, initial_accumulator_value = 0.5)
+            use b = torch.optim.Adagrad(qs, 1e-2, lr_decay = 0.1, initial_accumulator_value = 0.5)
+            let states (o: torch.optim.Optimizer) = [ for s in (o :?> OptimizerHelper).state_dict().State -> s :?> Modules.Adagrad.State ]
+            Expect.equal (states a).Length ps.Length "a state per parameter"
+            for (x, y) in List.zip (states a) (states b) do
+                Expect.equal x.step y.step "no step counted"
+                Expect.equal (values x.sum) (values y.sum) "the accumulator"
+                Expect.isTrue (values x.sum |> Array.forall ((=) 0.5f)) "filled with the initial value"
+            let group (o: torch.optim.Optimizer) = (o :?> OptimizerHelper).ParamGroups |> Seq.head :?> Modules.ParamGroup
+            let oa = (group a).Options :?> Modules.Adagrad.Options
+            let ob = (group b).Options :?> Modules.Adagrad.Options
+            Expect.equal (oa.LearningRate, oa.lr_decay, oa.eps, oa.weight_decay, oa.initial_accumulator_value, oa.InitialLearningRate)
+                (ob.LearningRate, ob.lr_decay, ob.eps, ob.weight_decay, ob.initial_accumulator_value, ob.InitialLearningRate) "the group's options"
+        }
+
         test "the closure runs with gradients enabled, its loss is returned, and the fused step follows" {
             let ps, _ = parameters torch.ScalarType.Float32
             let qs, _ = parameters torch.ScalarType.Float32

@@ -6,8 +6,8 @@
 /// - SeqDsl's code converts no value to a Scalar implicitly, and disposes (with `using`) as many Scalars as it makes
 ///   with ToScalar in each method (the static fields of Kept excepted);
 /// - it calls no TorchSharp method that makes a Scalar it does not dispose, nor one that calls such a method
-///   directly. Calls through a virtual method are not followed: TorchSharp's Adagrad constructor still makes one
-///   temporary Scalar per parameter (State.Initialize, reached through OptimizerState's virtual method);
+///   directly or through the methods it calls. Calls through a virtual method are not followed (TorchSharp's Adagrad
+///   constructor made a temporary in State.Initialize, reached that way; SeqDsl's Adagrad adds its groups itself);
 /// - every optimizer SeqDsl makes runs a step declared in SeqDsl.
 module SeqDsl.Tests.ScalarLifetimeTests
 

@@ -143,7 +143,8 @@ internal sealed class AdamW : TorchSharp.Modules.AdamW
 }
 
 /// <summary>libtorch's Adagrad (<see cref="TorchSharp.Modules.Adagrad"/>: its class, options and state) whose step is
-/// <see cref="TorchUpdates.Adagrad"/>: the same arithmetic with every Scalar held.</summary>
+/// <see cref="TorchUpdates.Adagrad"/>: the same arithmetic with every Scalar held. Its parameter groups are added here
+/// too: TorchSharp's fills each accumulator from a temporary Scalar.</summary>
 internal sealed class Adagrad : TorchSharp.Modules.Adagrad
 {
     /// <summary>libtorch's Adagrad over <paramref name="parameters"/> with these hyper-parameters (its constructor).</summary>
@@ -151,6 +152,25 @@ internal sealed class Adagrad : TorchSharp.Modules.Adagrad
         double initial_accumulator_value = 0, double eps = 1e-10)
         : base(parameters, lr, lr_decay, weight_decay, initial_accumulator_value, eps)
     {
+    }
+
+    /// <summary>As TorchSharp's: the group's unset options from the defaults, then per parameter a state whose
+    /// accumulator is filled with the initial value (real parameters; Adagrad's step rejects complex ones).</summary>
+    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
+    {
+        var defaults = (Options)_defaults;
+        param_group.Options ??= new Options();
+        var options = (Options)param_group.Options;
+        options.LearningRate ??= defaults.LearningRate;
+        options.lr_decay ??= defaults.lr_decay;
+        options.eps ??= defaults.eps;
+        options.weight_decay ??= defaults.weight_decay;
+        options.initial_accumulator_value ??= defaults.initial_accumulator_value;
+        options.InitialLearningRate = options.LearningRate!.Value;
+        _parameter_groups.Add(param_group);
+        using var initial = options.initial_accumulator_value!.Value.ToScalar();
+        foreach (var p in param_group.Parameters)
+            _state[p.Handle] = new State(p) { step = 0, sum = full_like(p, initial).DetachFromDisposeScope() };
     }
 
     /// <inheritdoc />

@@ -252,14 +252,19 @@ static class PeerBenchmark
                           $"{(warmup > 0 ? $", {warmup} untimed step(s) at the start of each turn (their minor faults counted with the timed ones)" : "")}; " +
                           (layer ? "each config's recurrent layer alone on both sides (forward, then backward from a fixed gradient of the final state: the input's and the weights' gradients; no loss, no optimizer); " : "") +
                           "FLOPs = 3 × the forward matrix products; " +
-                          "% of sgemm: median (range) over rounds of the config's GFLOP/s over the faster of two sgemm rates measured in the same round " +
-                          $"(libtorch's in this process; {(coreType is null ? "PyTorch's OpenBLAS as it detects this CPU" : $"PyTorch's OpenBLAS with OPENBLAS_CORETYPE={coreType}, the widest kernels this CPU runs")})");
+                          (Directory.Exists(openblas)
+                              ? "% of sgemm: median (range) over rounds of the config's GFLOP/s over the faster of two sgemm rates measured in the same round " +
+                                $"(libtorch's in this process; {(coreType is null ? "PyTorch's OpenBLAS as it detects this CPU" : $"PyTorch's OpenBLAS with OPENBLAS_CORETYPE={coreType}, the widest kernels this CPU runs, which the PyTorch peers run too")})"
+                              : "% of sgemm: median (range) over rounds of the config's GFLOP/s over libtorch's sgemm rate measured in the same round (no OpenBLAS)"));
         Console.WriteLine();
         Console.WriteLine("| threads | config | kernel | SeqDsl ms | PyTorch ms (same settings) | ratio (median, range) | PyTorch ms (defaults) | ratio (median, range) | SeqDsl GFLOP/s | % of sgemm (median, range) | minor faults/step SeqDsl, PyTorch same, defaults |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var threads in threadList)
         {
             set_num_threads(threads);
+            var configs = Configs().Select(c => layer ? AsLayer(c) : c)
+                .Where(c => only is null || c.Name.Contains(only, StringComparison.OrdinalIgnoreCase)).ToList();
+            if (configs.Count == 0) continue;
             var sgemm = SgemmGflops();
             Console.WriteLine($"| {threads} | sgemm 1024³ (TorchSharp, same process) | | | | | | | {sgemm:F1} | | |");
             // OpenBLAS's sgemm in a PyTorch process: on an AMD Zen 5 libtorch's MKL sgemm ran at half the AVX-512 rate
@@ -267,11 +272,11 @@ static class PeerBenchmark
                 ? Peer.Start(python, script, openblas, new JsonObject { ["sgemm"] = 1024, ["warmup"] = 3 }, threads, seqdslMalloc, false, coreType)
                 : null;
             if (blas is not null) peerLines.Add($"OpenBLAS sgemm: {blas.Description}");
-            foreach (var cfg in Configs().Select(c => layer ? AsLayer(c) : c))
+            foreach (var cfg in configs)
             {
-                if (only is not null && !cfg.Name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
-                using var same = Peer.Start(python, script, openblas, cfg.Peer, threads, seqdslMalloc, Denormals.Available);
-                using var defaults = withDefaults ? Peer.Start(python, script, openblas, cfg.Peer, threads, "system", false) : null;
+                // both peers run OpenBLAS's widest kernels for this CPU, as the sgemm side does
+                using var same = Peer.Start(python, script, openblas, cfg.Peer, threads, seqdslMalloc, Denormals.Available, coreType);
+                using var defaults = withDefaults ? Peer.Start(python, script, openblas, cfg.Peer, threads, "system", false, coreType) : null;
                 peerLines.Add($"same settings: {same.Description}");
                 if (defaults is not null) peerLines.Add($"defaults: {defaults.Description}");
                 var seqSides = kernels.Select(k => new SeqDslSide(cfg, k)).ToList();

@@ -26,6 +26,7 @@ Subnormals: with {"flushDenormal": true} it calls torch.set_flush_denormal(True)
 """
 import ctypes
 import json
+import os
 import sys
 import time
 
@@ -166,7 +167,7 @@ def serve(step, cfg, torch, malloc, flush):
     for _ in range(cfg.get("warmup", 2)):
         step()
     send({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(), "malloc": malloc, "flushDenormal": flush,
-          "blas": blas_library()})
+          "blas": blas_library(), "openblasCoreType": os.environ.get("OPENBLAS_CORETYPE")})
     for line in sys.stdin:
         msg = json.loads(line)
         if msg.get("quit"):

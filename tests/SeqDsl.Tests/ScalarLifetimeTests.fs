@@ -4,7 +4,7 @@
 /// to be true" from c10::Scalar::toFloat). TorchSharp's own `a + b`, `a.add_(b)`, `1 - t`, `arange(n)` and its
 /// optimizers' steps make such temporaries inside. These tests read the compiled assemblies (Mono.Cecil):
 /// - SeqDsl's code converts no value to a Scalar implicitly, and disposes (with `using`) as many Scalars as it makes
-///   with ToScalar in each method (the static fields of Kept excepted);
+///   with ToScalar in each method (static constructors aside: their Scalars are static fields, as Kept's);
 /// - it calls no TorchSharp method that makes a Scalar it does not dispose, nor one that calls such a method
 ///   directly or through the methods it calls. Calls through a virtual method are not followed (TorchSharp's Adagrad
 ///   constructor made a temporary in State.Initialize, reached that way; SeqDsl's Adagrad adds its groups itself);
@@ -15,6 +15,7 @@ open System
 open System.IO
 open Expecto
 open Mono.Cecil
+open Mono.Cecil.Cil
 open TorchSharp
 open SeqDsl.Training
 
@@ -29,8 +30,82 @@ let private target (r: MethodReference) =
         else null
     if isNull d then r.FullName else d.FullName
 
-/// Every method with a body in the assembly at <paramref name="path"/>: its name and the calls it makes.
-let private methodsWithBodies (path: string) =
+let private isScalar (t: TypeReference) = not (isNull t) && t.FullName = "TorchSharp.Scalar"
+
+/// A call that makes a Scalar: an implicit conversion, or a ToScalar (of a .NET value or of a one-element tensor).
+let private makesScalar (r: MethodReference) =
+    r.Name = "op_Implicit" && r.DeclaringType.FullName = "TorchSharp.Scalar"
+    || r.Name = "ToScalar" && isScalar r.ReturnType
+
+/// The local an instruction loads, if it loads one.
+let private loadedLocal (m: MethodDefinition) (i: Instruction) : VariableDefinition option =
+    let v = m.Body.Variables
+    let at k = if k < v.Count then Some v.[k] else None
+    match i.OpCode.Code with
+    | Code.Ldloc_0 -> at 0
+    | Code.Ldloc_1 -> at 1
+    | Code.Ldloc_2 -> at 2
+    | Code.Ldloc_3 -> at 3
+    | Code.Ldloc | Code.Ldloc_S ->
+        match i.Operand with
+        | :? VariableDefinition as d -> Some d
+        | _ -> None
+    | _ -> None
+
+/// The local an instruction stores, if it stores one.
+let private storedLocal (m: MethodDefinition) (i: Instruction) : VariableDefinition option =
+    let v = m.Body.Variables
+    let at k = if k < v.Count then Some v.[k] else None
+    match i.OpCode.Code with
+    | Code.Stloc_0 -> at 0
+    | Code.Stloc_1 -> at 1
+    | Code.Stloc_2 -> at 2
+    | Code.Stloc_3 -> at 3
+    | Code.Stloc | Code.Stloc_S ->
+        match i.Operand with
+        | :? VariableDefinition as d -> Some d
+        | _ -> None
+    | _ -> None
+
+/// Whether a local holds a Scalar: it is typed Scalar, or it is an IDisposable stored from `isinst IDisposable` of a
+/// Scalar local (F#'s `use` compiles to that).
+let private holdsScalar (m: MethodDefinition) (d: VariableDefinition) =
+    isScalar d.VariableType
+    || d.VariableType.FullName = "System.IDisposable"
+       && m.Body.Instructions |> Seq.exists (fun st ->
+           storedLocal m st = Some d
+           && not (isNull st.Previous) && st.Previous.OpCode.Code = Code.Isinst
+           && not (isNull st.Previous.Previous)
+           && (match loadedLocal m st.Previous.Previous with
+               | Some s -> isScalar s.VariableType
+               | None -> false))
+
+/// A Dispose call on a Scalar: Scalar.Dispose, or IDisposable.Dispose (what `using` compiles to) on a local that holds
+/// a Scalar (the instruction before the call loads it).
+let private disposesScalar (m: MethodDefinition) (i: Instruction) (r: MethodReference) =
+    r.Name = "Dispose"
+    && (r.DeclaringType.FullName = "TorchSharp.Scalar"
+        || r.DeclaringType.FullName = "System.IDisposable"
+           && not (isNull i.Previous)
+           && (match loadedLocal m i.Previous with
+               | Some d -> holdsScalar m d
+               | None -> false))
+
+/// A method with a body, read while its assembly is open.
+type private Body =
+    { Name: string
+      /// The names of the methods it calls (see target).
+      Calls: string list
+      /// Implicit conversions to a Scalar it makes.
+      Implicit: int
+      /// Scalars it makes (implicit conversions and ToScalar) and Scalars it disposes.
+      Made: int
+      Disposed: int
+      /// Its type's static constructor (whose Scalars become static fields).
+      StaticConstructor: bool }
+
+/// Every method with a body in the assembly at <paramref name="path"/>.
+let private bodies (path: string) =
     let resolver = new DefaultAssemblyResolver()
     resolver.AddSearchDirectory(Path.GetDirectoryName path)
     resolver.AddSearchDirectory(Path.GetDirectoryName typeof<TorchSharp.Scalar>.Assembly.Location)
@@ -41,47 +116,39 @@ let private methodsWithBodies (path: string) =
                 if m.HasBody then
                     let calls = [ for i in m.Body.Instructions do
                                     match i.Operand with
-                                    | :? MethodReference as r -> yield r
+                                    | :? MethodReference as r -> yield i, r
                                     | _ -> () ]
-                    yield m, calls ]
+                    yield { Name = m.FullName
+                            Calls = calls |> List.map (snd >> target)
+                            Implicit = calls |> List.filter (fun (_, r) -> r.Name = "op_Implicit" && r.DeclaringType.FullName = "TorchSharp.Scalar") |> List.length
+                            Made = calls |> List.filter (snd >> makesScalar) |> List.length
+                            Disposed = calls |> List.filter (fun (i, r) -> disposesScalar m i r) |> List.length
+                            StaticConstructor = m.IsConstructor && m.IsStatic } ]
 
-let private implicitScalar (r: MethodReference) = r.DeclaringType.FullName = "TorchSharp.Scalar" && r.Name = "op_Implicit"
-
-let private toScalar (r: MethodReference) = r.DeclaringType.FullName = "TorchSharp.ScalarExtensionMethods" && r.Name = "ToScalar"
-
-/// A Dispose call: Scalar's own, or IDisposable's (what `using` compiles to).
-let private disposes (r: MethodReference) =
-    r.Name = "Dispose" && (r.DeclaringType.FullName = "TorchSharp.Scalar" || r.DeclaringType.FullName = "System.IDisposable")
-
-/// The methods of an assembly that leave a Scalar they made to the finalizer (they make more Scalars than they call
-/// Dispose), and every method that calls such a method (to a fixed point).
+/// The methods of an assembly that leave a Scalar they made to the finalizer (they make more Scalars than they
+/// dispose), and every method that calls such a method (to a fixed point).
 let temporaryScalarMethods (path: string) : Set<string> =
-    let methods = methodsWithBodies path |> List.map (fun (m, calls) -> m.FullName, calls)
-    let mutable found =
-        methods
-        |> List.filter (fun (_, calls) ->
-            let made = calls |> List.filter (fun r -> implicitScalar r || toScalar r) |> List.length
-            made > 0 && made > (calls |> List.filter disposes |> List.length))
-        |> List.map fst |> set
+    let methods = bodies path
+    let mutable found = methods |> List.filter (fun b -> b.Made > b.Disposed) |> List.map (fun b -> b.Name) |> set
     let mutable grew = true
     while grew do
         grew <- false
-        for (name, calls) in methods do
-            if not (found.Contains name) && calls |> List.exists (fun r -> found.Contains(target r)) then
-                found <- found.Add name
+        for b in methods do
+            if not (found.Contains b.Name) && b.Calls |> List.exists found.Contains then
+                found <- found.Add b.Name
                 grew <- true
     found
 
 /// Every offence in the assembly at <paramref name="path"/>, as "method → what": an implicit conversion to a Scalar,
-/// a call into <paramref name="racy"/>, or more ToScalar calls than Dispose calls (outside static constructors).
+/// a call into <paramref name="racy"/>, or more Scalars made than disposed (static constructors aside: their Scalars
+/// are static fields, which live as long as the process).
 let offences (racy: Set<string>) (path: string) =
-    [ for (m, calls) in methodsWithBodies path do
-        for r in calls do
-            if implicitScalar r || racy.Contains(target r) then yield sprintf "%s → %s" m.FullName (target r)
-        let made = calls |> List.filter toScalar |> List.length
-        if not m.IsConstructor || not m.IsStatic then
-            if made > (calls |> List.filter disposes |> List.length) then
-                yield sprintf "%s → %d ToScalar without as many Dispose calls" m.FullName made ]
+    [ for b in bodies path do
+        if b.Implicit > 0 then yield sprintf "%s → %d implicit conversions to Scalar" b.Name b.Implicit
+        for c in b.Calls do
+            if racy.Contains c then yield sprintf "%s → %s" b.Name c
+        if not b.StaticConstructor && b.Made > b.Disposed then
+            yield sprintf "%s → %d Scalars made, %d disposed" b.Name b.Made b.Disposed ]
     |> List.distinct
 
 let private torchSharp = lazy (temporaryScalarMethods typeof<TorchSharp.Scalar>.Assembly.Location)
@@ -91,6 +158,10 @@ type private Fixture =
     static member Implicit(t: TorchSharp.torch.Tensor) = t.masked_fill(t, TorchSharp.Scalar.op_Implicit 0)
     static member Operator(a: TorchSharp.torch.Tensor, b: TorchSharp.torch.Tensor) = a + b
     static member Undisposed(t: TorchSharp.torch.Tensor) = t.masked_fill(t, (0.5).ToScalar())
+    static member UndisposedInScope(t: TorchSharp.torch.Tensor) =
+        use _scope = torch.NewDisposeScope()
+        use tensor = t.clone()
+        tensor.masked_fill(t, (0.5).ToScalar())
     static member Held(t: TorchSharp.torch.Tensor) =
         use half = (0.5).ToScalar()
         t.masked_fill(t, SeqDsl.Engine.Kept.Zero).masked_fill(t, half)
@@ -132,7 +203,7 @@ let tests =
                 "add with its alpha given makes no Scalar"
             let found = offences racy (Reflection.Assembly.GetExecutingAssembly().Location) |> List.filter (fun s -> s.Contains "Fixture::")
             Expect.equal (found |> List.map (fun s -> s.Substring(s.IndexOf "::" + 2, s.IndexOf '(' - s.IndexOf "::" - 2)) |> List.distinct |> List.sort)
-                [ "Implicit"; "Operator"; "Undisposed" ] $"the fixture's three offences and not its held Scalars ({found})"
+                [ "Implicit"; "Operator"; "Undisposed"; "UndisposedInScope" ] $"the fixture's four offences and not its held Scalars ({found})"
         }
 
         test "SeqDsl's assemblies make no temporary Scalar and call no TorchSharp method that does" {

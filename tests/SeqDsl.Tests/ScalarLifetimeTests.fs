@@ -8,7 +8,8 @@
 /// - it calls no TorchSharp method that makes a Scalar it does not dispose, nor one that calls such a method
 ///   directly or through the methods it calls. Calls through a virtual method are not followed (TorchSharp's Adagrad
 ///   constructor made a temporary in State.Initialize, reached that way; SeqDsl's Adagrad adds its groups itself);
-/// - every optimizer SeqDsl makes runs a step declared in SeqDsl.
+/// - the TorchSharp modules SeqDsl makes (Linear, LSTM, …) have forwards that make no temporary, and every optimizer
+///   SeqDsl makes runs a step declared in SeqDsl (both reached through virtual calls).
 module SeqDsl.Tests.ScalarLifetimeTests
 
 open System
@@ -229,6 +230,47 @@ let tests =
                 let stressed = train text optimizer convention true
                 for ((name, a), (_, b)) in List.zip quiet stressed do
                     Expect.equal b a $"{text}: {name} as without the collector"
+        }
+
+        test "the TorchSharp modules SeqDsl makes run forwards that make no temporary Scalar" {
+            // a module's forward is reached through a virtual call (Module.call), which the scan above does not follow:
+            // every TorchSharp type SeqDsl constructs or gets from a factory (nn.Linear, nn.LSTM, …) is checked here
+            let racy = torchSharp.Force()
+            let engine = Reflection.Assembly.Load "SeqDsl"
+            let resolver = new DefaultAssemblyResolver()
+            resolver.AddSearchDirectory(Path.GetDirectoryName engine.Location)
+            use asm = AssemblyDefinition.ReadAssembly(engine.Location, ReaderParameters(AssemblyResolver = resolver))
+            let made =
+                [ for t in asm.MainModule.Types do
+                    for tt in allTypes t do
+                        for m in tt.Methods do
+                            if m.HasBody then
+                                for i in m.Body.Instructions do
+                                    match i.Operand with
+                                    | :? MethodReference as r when r.DeclaringType.Scope.Name = "TorchSharp" ->
+                                        let made = if r.Name = ".ctor" then r.DeclaringType else r.ReturnType
+                                        if made.Namespace = "TorchSharp.Modules" then
+                                            match (try made.Resolve() with _ -> null) with
+                                            | null -> ()
+                                            | d -> yield d
+                                    | _ -> () ]
+                |> List.distinctBy (fun d -> d.FullName)
+            Expect.isTrue (made |> List.exists (fun d -> d.Name = "Linear")) $"the engine's Linear is among the modules found ({made |> List.map (fun d -> d.Name)})"
+            let rec forwards (d: TypeDefinition) =
+                [ for m in d.Methods do
+                    if m.Name = "forward" then yield m.FullName
+                  match d.BaseType with
+                  | null -> ()
+                  | b when b.Scope.Name = "TorchSharp" ->
+                      match (try b.Resolve() with _ -> null) with
+                      | null -> ()
+                      | bd -> yield! forwards bd
+                  | _ -> () ]
+            use torchSharpAsm = AssemblyDefinition.ReadAssembly(typeof<TorchSharp.Scalar>.Assembly.Location)
+            let leaky = torchSharpAsm.MainModule.GetType "TorchSharp.Modules.LeakyReLU"
+            Expect.isTrue (forwards leaky |> List.exists racy.Contains) "the check would find LeakyReLU's forward (its slope is a temporary)"
+            let found = [ for d in made do for f in forwards d do if racy.Contains f then yield f ]
+            Expect.isEmpty found "forwards of TorchSharp modules SeqDsl makes that leave a Scalar to the finalizer"
         }
 
         test "every optimizer SeqDsl makes runs a step of its own, not TorchSharp's" {

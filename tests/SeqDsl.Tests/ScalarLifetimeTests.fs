@@ -38,35 +38,23 @@ let private makesScalar (r: MethodReference) =
     r.Name = "op_Implicit" && r.DeclaringType.FullName = "TorchSharp.Scalar"
     || r.Name = "ToScalar" && isScalar r.ReturnType
 
-/// The local an instruction loads, if it loads one.
-let private loadedLocal (m: MethodDefinition) (i: Instruction) : VariableDefinition option =
+/// The local an instruction names, if it is one of <paramref name="shortForms"/> (local 0 to 3) or
+/// <paramref name="longForms"/> (the local as operand).
+let private localOf (m: MethodDefinition) (shortForms: Code list) (longForms: Code list) (i: Instruction) : VariableDefinition option =
     let v = m.Body.Variables
-    let at k = if k < v.Count then Some v.[k] else None
-    match i.OpCode.Code with
-    | Code.Ldloc_0 -> at 0
-    | Code.Ldloc_1 -> at 1
-    | Code.Ldloc_2 -> at 2
-    | Code.Ldloc_3 -> at 3
-    | Code.Ldloc | Code.Ldloc_S ->
+    match List.tryFindIndex ((=) i.OpCode.Code) shortForms with
+    | Some k -> if k < v.Count then Some v.[k] else None
+    | None when List.contains i.OpCode.Code longForms ->
         match i.Operand with
         | :? VariableDefinition as d -> Some d
         | _ -> None
-    | _ -> None
+    | None -> None
+
+/// The local an instruction loads, if it loads one.
+let private loadedLocal m = localOf m [ Code.Ldloc_0; Code.Ldloc_1; Code.Ldloc_2; Code.Ldloc_3 ] [ Code.Ldloc; Code.Ldloc_S ]
 
 /// The local an instruction stores, if it stores one.
-let private storedLocal (m: MethodDefinition) (i: Instruction) : VariableDefinition option =
-    let v = m.Body.Variables
-    let at k = if k < v.Count then Some v.[k] else None
-    match i.OpCode.Code with
-    | Code.Stloc_0 -> at 0
-    | Code.Stloc_1 -> at 1
-    | Code.Stloc_2 -> at 2
-    | Code.Stloc_3 -> at 3
-    | Code.Stloc | Code.Stloc_S ->
-        match i.Operand with
-        | :? VariableDefinition as d -> Some d
-        | _ -> None
-    | _ -> None
+let private storedLocal m = localOf m [ Code.Stloc_0; Code.Stloc_1; Code.Stloc_2; Code.Stloc_3 ] [ Code.Stloc; Code.Stloc_S ]
 
 /// Whether a local holds a Scalar: it is typed Scalar, or it is an IDisposable stored from `isinst IDisposable` of a
 /// Scalar local (F#'s `use` compiles to that).

@@ -3,19 +3,16 @@
 // ("book": a per-sequence share of ones, SeqDsl's synthetic:counting) or with Bernoulli(1/2) steps ("bernoulli", what
 // synthetic:counting drew before); Adam at the book's 1e-3 (PyTorch's default) or 5e-3; batch 16, MSE, weights
 // U(−√(3/H), √(3/H)) as the book's LSTMCell. Prints the rounded test accuracy by epoch.
-//   dotnet build -c Release src/SeqDsl.Cli && dotnet fsi bench/e2-recipe.fsx book 0.001
-#I __SOURCE_DIRECTORY__
-#I "../src/SeqDsl.Cli/bin/Release/net10.0"
-#r "TorchSharp.dll"
-#r "SeqDsl.Core.dll"
-#r "SeqDsl.dll"
+//   dotnet build src/SeqDsl.FSharp && dotnet fsi bench/e2-recipe.fsx book 0.001
+// (fsharp-scripts/SeqDsl.fsx loads TorchSharp's native library, which F# Interactive does not find by itself, and
+// initialises the backend; SeqDsl.dll is compiled optimised in Debug builds too)
+#load "../fsharp-scripts/SeqDsl.fsx"
 open System
 open TorchSharp
 open SeqDsl
 open SeqDsl.Engine
 open SeqDsl.Training
 open SeqDsl.Data
-SeqDsl.Engine.Backend.Initialize()
 torch.set_num_threads 1
 let args = fsi.CommandLineArgs |> Array.skip 1
 let data, lr = args.[0], float args.[1]

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.Intrinsics.X86;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using SeqDsl;
@@ -545,9 +546,8 @@ static class PeerBenchmark
     /// where the CPU has AVX-512 F, BW, DQ and VL, Haswell's AVX2 ones where it has AVX2 and FMA, else null (OpenBLAS
     /// detects). OpenBLAS 0.3.21 takes an AMD Zen 5 for a Zen and runs its AVX2 kernels there.</summary>
     static string? OpenBlasCoreType() =>
-        System.Runtime.Intrinsics.X86.Avx512F.IsSupported && System.Runtime.Intrinsics.X86.Avx512BW.IsSupported
-            && System.Runtime.Intrinsics.X86.Avx512DQ.IsSupported && System.Runtime.Intrinsics.X86.Avx512F.VL.IsSupported ? "SkylakeX"
-        : System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported ? "Haswell"
+        Avx512F.IsSupported && Avx512BW.IsSupported && Avx512DQ.IsSupported && Avx512F.VL.IsSupported ? "SkylakeX"
+        : Avx2.IsSupported && Fma.IsSupported ? "Haswell"
         : null;
 
     /// <summary>Median GFLOP/s of 1024 × 1024 × 1024 float32 products at the current thread count (three turns of the

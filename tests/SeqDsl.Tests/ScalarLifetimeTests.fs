@@ -93,12 +93,16 @@ type private Body =
       /// Its type's static constructor (whose Scalars become static fields).
       StaticConstructor: bool }
 
-/// Every method with a body in the assembly at <paramref name="path"/>.
-let private bodies (path: string) =
+/// The assembly at <paramref name="path"/>, its references (TorchSharp's among them) resolvable.
+let private read (path: string) =
     let resolver = new DefaultAssemblyResolver()
     resolver.AddSearchDirectory(Path.GetDirectoryName path)
     resolver.AddSearchDirectory(Path.GetDirectoryName typeof<TorchSharp.Scalar>.Assembly.Location)
-    use asm = AssemblyDefinition.ReadAssembly(path, ReaderParameters(AssemblyResolver = resolver))
+    AssemblyDefinition.ReadAssembly(path, ReaderParameters(AssemblyResolver = resolver))
+
+/// Every method with a body in the assembly at <paramref name="path"/>.
+let private bodies (path: string) =
+    use asm = read path
     [ for t in asm.MainModule.Types do
         for tt in allTypes t do
             for m in tt.Methods do
@@ -224,10 +228,7 @@ let tests =
             // a module's forward is reached through a virtual call (Module.call), which the scan above does not follow:
             // every TorchSharp type SeqDsl constructs or gets from a factory (nn.Linear, nn.LSTM, …) is checked here
             let racy = torchSharp.Force()
-            let engine = Reflection.Assembly.Load "SeqDsl"
-            let resolver = new DefaultAssemblyResolver()
-            resolver.AddSearchDirectory(Path.GetDirectoryName engine.Location)
-            use asm = AssemblyDefinition.ReadAssembly(engine.Location, ReaderParameters(AssemblyResolver = resolver))
+            use asm = read (Reflection.Assembly.Load "SeqDsl").Location
             let made =
                 [ for t in asm.MainModule.Types do
                     for tt in allTypes t do
@@ -254,7 +255,7 @@ let tests =
                       | null -> ()
                       | bd -> yield! forwards bd
                   | _ -> () ]
-            use torchSharpAsm = AssemblyDefinition.ReadAssembly(typeof<TorchSharp.Scalar>.Assembly.Location)
+            use torchSharpAsm = read typeof<TorchSharp.Scalar>.Assembly.Location
             let leaky = torchSharpAsm.MainModule.GetType "TorchSharp.Modules.LeakyReLU"
             Expect.isTrue (forwards leaky |> List.exists racy.Contains) "the check would find LeakyReLU's forward (its slope is a temporary)"
             let found = [ for d in made do for f in forwards d do if racy.Contains f then yield f ]

@@ -30,7 +30,7 @@ internal sealed class Adam : TorchSharp.Modules.Adam
         fusable: () => FusedStep.Fusable(_parameter_groups,
             o => o is Options { amsgrad: false, maximize: false, weight_decay: 0 },
             p => [((State)_state[p.Handle]).exp_avg, ((State)_state[p.Handle]).exp_avg_sq]),
-        libtorch: () => _step<ParamGroup>(group => FusedStep.Each(group, (o, param, grad) =>
+        unfused: () => _step<ParamGroup>(group => FusedStep.Each(group, (o, param, grad) =>
         {
             var state = (State)_state[param.Handle];
             state.step += 1;
@@ -78,7 +78,7 @@ internal sealed class RMSProp : TorchSharp.Modules.RMSProp
         fusable: () => FusedStep.Fusable(_parameter_groups,
             o => o is Options { momentum: 0, centered: false, maximize: false, weight_decay: 0 },
             p => [((State)_state[p.Handle]).square_avg]),
-        libtorch: () => _step<ParamGroup>(group => FusedStep.Each(group, (o, param, grad) =>
+        unfused: () => _step<ParamGroup>(group => FusedStep.Each(group, (o, param, grad) =>
         {
             var state = (State)_state[param.Handle];
             state.step += 1;
@@ -190,14 +190,14 @@ internal static class FusedStep
 {
     /// <summary>As OptimizerHelper._step: the closure under enable_grad first, then the update — the fused one when
     /// <paramref name="fusable"/> says so, else the tensor update (<see cref="TorchUpdates"/>). Returns the closure's loss.</summary>
-    public static Tensor Run(Func<Tensor>? closure, Func<bool> fusable, Action libtorch, Action fused)
+    public static Tensor Run(Func<Tensor>? closure, Func<bool> fusable, Action unfused, Action fused)
     {
         Tensor? loss = null;
         if (closure is not null)
             using (enable_grad())
                 loss = closure();
         if (FusedUpdates.Enabled && fusable()) fused();
-        else libtorch();
+        else unfused();
         return loss!;
     }
 

@@ -127,15 +127,15 @@ let train (a: ParseResults<TrainArgs>) : int =
     let spec = experimentOf a
     let model = Experiment.ParseModel spec.Model // model text errors first, with their column
     Experiment.Validate spec // then every training bound, before anything is printed or read
+    // and the place the model goes: a save replaces --out whole, so a folder of other files is refused before training,
+    // as is a place that cannot be written
+    a.TryGetResult Out |> Option.iter (fun o -> ModelStore.CheckReplaceable(o, "--out", probeWrite = true))
     use cts = new CancellationTokenSource()
     let handler = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; cts.Cancel())
     Console.CancelKeyPress.AddHandler handler
     let progress = Progress.ConsoleProgress(not Console.IsOutputRedirected)
     printfn "Model: %O" model
     // the resumable state lives beside the model directory, and goes when the model is saved
-    match a.TryGetResult Out with
-    | Some o when File.Exists o -> fail ErrorKind.Spec $"--out {o} is a file; give the path of a model directory (it is created, or replaced)."
-    | _ -> ()
     let stateDir = a.TryGetResult Out |> Option.map (fun o -> Path.TrimEndingDirectorySeparator(Path.GetFullPath o) + ".state")
     match stateDir, a.Contains Resume, a.Contains Fresh with
     | _, true, true -> fail ErrorKind.Spec "--resume and --fresh exclude each other."
@@ -311,6 +311,9 @@ let private exportOnnx (a: ParseResults<ExportArgs>) : int =
     if File.Exists dir then fail ErrorKind.Spec $"--model-dir {dir} is a file; give the folder seqdsl train --out wrote."
     if not (Directory.Exists dir) then fail ErrorKind.Spec $"--model-dir {dir} does not exist; give the folder seqdsl train --out wrote."
     let path = a.TryGetResult ExportArgs.Onnx |> Option.defaultWith (fun () -> Path.Combine(dir, "model.onnx"))
+    if String.IsNullOrWhiteSpace path then
+        let example = Path.Combine(dir, "model.onnx")
+        fail ErrorKind.Spec $"--onnx is empty; give the file to write, e.g. {example}."
     if a.Contains States && a.Contains No_States then fail ErrorKind.Spec "--states and --no-states contradict each other; give one."
     if Directory.Exists path then
         let example = Path.Combine(path, "model.onnx")
@@ -362,6 +365,9 @@ let private exportOnnx (a: ParseResults<ExportArgs>) : int =
 /// `seqdsl export --pytorch DIR`: model.pt, model.safetensors and model.py (with manifest.json) in DIR.
 let private exportPytorch (dir: string) (out: string) : int =
     let full (p: string) = Path.TrimEndingDirectorySeparator(Path.GetFullPath p)
+    if String.IsNullOrWhiteSpace out then
+        let example = Path.Combine(dir, "pytorch")
+        fail ErrorKind.Spec $"--pytorch is empty; give a folder for model.pt, model.safetensors and model.py, e.g. {example}."
     if File.Exists out then fail ErrorKind.Spec $"--pytorch {out} is a file; give a folder for model.pt, model.safetensors and model.py."
     if String.Equals(full out, full dir, StringComparison.Ordinal) then
         let example = Path.Combine(dir, "pytorch")

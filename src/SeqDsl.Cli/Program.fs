@@ -1,6 +1,7 @@
 module SeqDsl.Cli.Program
 
 open System
+open System.Text.RegularExpressions
 open Argu
 open SeqDsl.Spec
 open SeqDsl.Cli.Args
@@ -10,6 +11,40 @@ let exitCodeOf (e: SeqDslException) =
     match e.Kind with
     | ErrorKind.Runtime -> 1
     | _ -> 2
+
+/// Argu's parse error as one line: its reason, a "did you mean" for a misspelled option or subcommand (the nearest
+/// name the usage lists, at most two edits away), and where the options are listed. (Argu appends the whole usage
+/// text, which buried the reason under a screenful of options.)
+let argumentError (argv: string[]) (message: string) =
+    let lines = message.Split('\n')
+    let first = lines.[0].Trim()
+    let reason = (if first.StartsWith("ERROR: ", StringComparison.Ordinal) then first.Substring 7 else first).TrimEnd('.')
+    // the usage's names: options (--name) and, in the top-level usage, subcommands (an indented word before <options>)
+    let names =
+        lines.[1..]                                                                  // (the first line is the error)
+        |> Array.collect (fun l ->
+            let sub = Regex.Match(l, @"^\s+([a-z]+) <options>")
+            Array.append
+                [| for m in Regex.Matches(l, @"(?<![\w-])--[a-z0-9][a-z0-9-]*") -> m.Value |]
+                (if sub.Success then [| sub.Groups.[1].Value |] else [||]))
+        |> Array.distinct
+    let hint =
+        let given = Regex.Match(reason, @"^unrecognized argument: '([^']*)'$")
+        if not given.Success then ""
+        else
+            let g = given.Groups.[1].Value
+            names
+            |> Array.filter (fun n -> n.StartsWith '-' = g.StartsWith '-')
+            |> Array.map (fun n -> n, ModelSyntax.Distance(n, g))
+            |> Array.sortBy snd
+            |> Array.tryHead
+            |> Option.filter (fun (_, d) -> d <= 2)
+            |> Option.map (fun (n, _) -> $" (did you mean {n}?)")
+            |> Option.defaultValue ""
+    // the subcommand whose options were being read, for the pointer to its help
+    let commands = set [ "train"; "evaluate"; "predict"; "generate"; "summary"; "check"; "export"; "serve" ]
+    let help = match argv |> Array.tryFind commands.Contains with Some c -> $"seqdsl {c} --help" | None -> "seqdsl --help"
+    $"seqdsl: {reason}{hint}; {help} lists the options."
 
 [<EntryPoint>]
 let main argv =
@@ -46,7 +81,7 @@ let main argv =
         printfn "%s" e.Message
         0
     | :? ArguParseException as e ->
-        eprintfn "%s" e.Message
+        eprintfn "%s" (argumentError argv e.Message)
         2
     | :? SeqDslException as e ->
         eprintfn "seqdsl: %s" e.Message

@@ -543,6 +543,89 @@ let tests =
                 Expect.stringContains out "USAGE" cmd
         }
 
+        test "--out never replaces a folder of other files; an unusable --out is exit 2 naming it, before training" {
+            let root = tempFolder "cli-out"
+            let args out = [ "train"; "--model"; "Embed(4).Gru(4).Dense(1, Sigmoid)"; "--data"; "synthetic:negation"; "--epochs"; "1"; "--out"; out ]
+            // a folder of the user's files: refused, nothing touched, no training
+            let docs = Path.Combine(root, "docs")
+            Directory.CreateDirectory(Path.Combine(docs, "sub")) |> ignore
+            File.WriteAllText(Path.Combine(docs, "thesis.txt"), "precious")
+            let code, out, err = runCli (args docs)
+            Expect.equal code 2 $"a folder of other files (stderr: {err})"
+            Expect.stringContains err "--out" "names the option"
+            Expect.stringContains err "is not a SeqDsl model directory" "says why"
+            Expect.stringContains err "sub, thesis.txt" "names what it holds"
+            Expect.isFalse (out.Contains "epoch 1/1") "before training"
+            Expect.equal (File.ReadAllText(Path.Combine(docs, "thesis.txt"))) "precious" "the file is untouched"
+            Expect.isTrue (Directory.Exists(Path.Combine(docs, "sub"))) "the subfolder is untouched"
+            // a model directory is replaced, its learning curves and all; a file the user put beside its files is not lost
+            let model = Path.Combine(root, "model")
+            let code, _, err = runCli (args model)
+            Expect.equal code 0 $"first save (stderr: {err})"
+            Expect.isTrue (File.Exists(Path.Combine(model, "learning-curves.png"))) "the plot"
+            let code, _, err = runCli (args model)
+            Expect.equal code 0 $"a model directory is replaced (stderr: {err})"
+            File.WriteAllText(Path.Combine(model, "notes.txt"), "mine")
+            let code, _, err = runCli (args model)
+            Expect.equal code 2 $"a model directory holding another file (stderr: {err})"
+            Expect.stringContains err "holds files its model does not (notes.txt)" "names the file"
+            Expect.equal (File.ReadAllText(Path.Combine(model, "notes.txt"))) "mine" "kept"
+            // an empty path, the root, a place that cannot be written: exit 2 naming --out, before training
+            for bad, says in [ "", "--out is empty"; "/", "is the file system's root"; "/proc/seqdsl-out-test", "cannot create a folder in /proc" ] do
+                let code, out, err = runCli (args bad)
+                Expect.equal code 2 $"--out '{bad}' (stderr: {err})"
+                Expect.stringContains err says $"--out '{bad}': the reason"
+                Expect.isFalse (err.Contains "unexpected error") "not an unexpected error"
+                Expect.isFalse (out.Contains "epoch 1/1") $"--out '{bad}': before training"
+            Directory.Delete(root, true)
+        }
+
+        test "a mistyped option or subcommand is one line on stderr, exit 2, with the nearest name and where the options are" {
+            for args, says in [ [ "train"; "--modle"; "x" ], "unrecognized argument: '--modle' (did you mean --model?); seqdsl train --help lists the options."
+                                [ "trian" ], "unrecognized argument: 'trian' (did you mean train?); seqdsl --help lists the options."
+                                [ "evaluate"; "--mdoel-dir"; "x" ], "(did you mean --model-dir?); seqdsl evaluate --help"
+                                [ "train"; "--epochs" ], "argument '--epochs' must be followed by <int>; seqdsl train --help lists the options."
+                                [ "train"; "--optimizer"; "adamm" ], "but was 'adamm'; seqdsl train --help"
+                                [ "train"; "--xyzzy" ], "unrecognized argument: '--xyzzy'; seqdsl train --help" ] do
+                let code, _, err = runCli args
+                Expect.equal code 2 $"{args}: exit code"
+                Expect.equal (err.Trim().Split('\n').Length) 1 $"{args}: one line (stderr: {err})"
+                Expect.stringStarts err "seqdsl: " $"{args}: the tool's prefix"
+                Expect.stringContains err says $"{args}: the reason and the hint"
+            let code, _, err = runCli [ "train"; "--xyzzy" ]
+            Expect.isFalse (err.Contains "did you mean") $"nothing near --xyzzy: no suggestion (stderr: {err})"
+        }
+
+        test "forecasting from a CSV: an empty cell is exit 2 naming its line and column, unless it is a last row's target" {
+            let d = tempFolder "cli-series-empty"
+            let csv = Path.Combine(d, "s.csv")
+            let day t = System.DateTime(2021, 1, 1).AddDays(float t).ToString("yyyy-MM-dd")
+            let rows = [ for t in 0 .. 119 -> sprintf "%s,%g" (day t) (10.0 + sin (float t / 3.0)) ]
+            File.WriteAllLines(csv, "Date,value" :: rows)
+            let out = Path.Combine(d, "m")
+            let code, _, err = runCli [ "train"; "--model"; "Lstm(4).Dense(1)"; "--data"; $"series:{csv}"; "--epochs"; "1"; "--out"; out ]
+            Expect.equal code 0 $"train (stderr: {err})"
+            let last = rows |> List.skip 110
+            let write name (lines: string list) =
+                let p = Path.Combine(d, name)
+                File.WriteAllLines(p, "Date,value" :: lines)
+                p
+            let code, whole, err = runCli [ "predict"; "--model-dir"; out; "--file"; write "last.csv" last ]
+            Expect.equal code 0 $"the last rows (stderr: {err})"
+            // an empty target inside the file (line 5): refused, not a window across the gap
+            let gap = last |> List.mapi (fun i r -> if i = 3 then day (110 + i) + "," else r)
+            let code, _, err = runCli [ "predict"; "--model-dir"; out; "--file"; write "gap.csv" gap ]
+            Expect.equal code 2 $"an empty cell inside (stderr: {err})"
+            Expect.stringContains err "gap.csv, line 5, column 'value': the cell is empty" "names the line and column"
+            // a last row with the date to forecast and no value yet: one more forecast, the others unchanged
+            let code, more, err = runCli [ "predict"; "--model-dir"; out; "--file"; write "future.csv" (last @ [ day 120 + "," ]) ]
+            Expect.equal code 0 $"a day to forecast (stderr: {err})"
+            let lines (s: string) = s.Trim().Split('\n') |> Array.map (fun l -> l.Trim())
+            Expect.equal (lines more).[.. (lines whole).Length - 1] (lines whole) "the known days' forecasts are unchanged"
+            Expect.equal (lines more).Length ((lines whole).Length + 1) "one more forecast"
+            Expect.stringContains (Array.last (lines more)) (day 120) "for the day asked"
+        }
+
         test "unknown subcommand and unknown data source exit 2" {
             let code, _, _ = runCli [ "fly" ]
             Expect.equal code 2 "unknown subcommand"

@@ -91,6 +91,29 @@ let tests =
             Expect.stringContains e2.Message "line 2: a quoted field is not closed" "quote"
         }
 
+        test "text after a closing quote is an error naming its line, and the line an unclosed quote opens on" {
+            // a quote left open mid-file swallows the next row up to the next quote: before, two rows became one
+            let e = expectSeqDslError "unclosed mid-file" (fun () -> csv "text,label\ngood,pos\n\"open e,pos\nbad,neg\n\"ok\",pos\n" |> ignore)
+            Expect.stringContains e.Message "prices.csv, line 5: text after the closing quote of a field that opens on line 3; is a quote on line 3 not closed?" "both lines"
+            let e2 = expectSeqDslError "junk after the quote" (fun () -> csv "text,label\n\"e f\" junk,pos\n" |> ignore)
+            Expect.stringContains e2.Message "prices.csv, line 2: text after the closing quote of a quoted field" "one line"
+            // blanks after the closing quote are kept, as before; doubled quotes and newlines inside stay valid
+            let r = csv "text,label\n\"e f\" ,1\n\"a \"\"b\"\"\nc\",0\n"
+            Expect.equal (r.Frame.Columns.["text"].[0L]) (box "e f ") "a blank after the quote"
+            Expect.equal (r.Frame.Columns.["text"].[1L]) (box "a \"b\"\nc") "doubled quotes and a newline"
+        }
+
+        test "a trailing-empty column may be empty only in the last rows; before a filled cell it names the line" {
+            let o = CsvOptions(TrailingEmpty = [| "value|Close" |])
+            let r = Csv.Parse("Date,Close\n2020-01-02,1\n2020-01-03,2\n2020-01-06,\n2020-01-07,\n", o, "s.csv")
+            Expect.equal r.Frame.Rows.Count 4L "the last two rows kept, their cells missing"
+            Expect.isNull (r.Frame.Columns.["Close"].[3L]) "a missing value"
+            let e = expectSeqDslError "inside" (fun () -> Csv.Parse("Date,Close\n2020-01-02,1\n2020-01-03,\n2020-01-06,3\n", o, "s.csv") |> ignore)
+            Expect.stringContains e.Message "s.csv, line 3, column 'Close': the cell is empty (only the last rows" "names the line and column"
+            let skipped = Csv.Parse("Date,Close\n2020-01-02,1\n2020-01-03,\n2020-01-06,3\n", CsvOptions(TrailingEmpty = [| "Close" |], SkipBadRows = true), "s.csv")
+            Expect.equal (skipped.Frame.Rows.Count, skipped.SkippedRows) (2L, 1) "skipped when asked"
+        }
+
         test "the two stock CSVs load (one has no trailing newline)" {
             withSharedFile "19900101_20230630.csv" (fun p ->
                 let f = (Csv.Load p).Frame

@@ -46,6 +46,37 @@ let tests =
             Directory.Delete(root, true)
         }
 
+        test "saving never replaces a folder of other files: refused before anything is written, the files kept" {
+            let root = tempDir ()
+            use net = compile (Model.Lstm(3).Dense(1)) (InputSpec(Features = 2)) Convention.Torch 1L
+            let docs = Path.Combine(root, "docs")
+            Directory.CreateDirectory docs |> ignore
+            File.WriteAllText(Path.Combine(docs, "thesis.txt"), "precious")
+            let e = expectSeqDslError "a folder of other files" (fun () -> ModelStore.Save(net, docs))
+            Expect.equal e.Kind ErrorKind.Spec "a usage error (exit 2)"
+            Expect.stringContains e.Message "is not a SeqDsl model directory (no manifest.json; it holds thesis.txt)" "says why"
+            Expect.equal (Directory.GetFileSystemEntries docs |> Array.map Path.GetFileName) [| "thesis.txt" |] "untouched"
+            Expect.equal (Directory.GetDirectories root |> Array.map Path.GetFileName) [| "docs" |] "no temporary folder"
+            // a model directory with a file beside its own: refused too; an empty folder and a model directory are replaced
+            let dir = Path.Combine(root, "m")
+            ModelStore.Save(net, dir)
+            File.WriteAllText(Path.Combine(dir, "notes.txt"), "mine")
+            let e = expectSeqDslError "a file beside the model's" (fun () -> ModelStore.Save(net, dir))
+            Expect.stringContains e.Message "holds files its model does not (notes.txt)" "names it"
+            File.Delete(Path.Combine(dir, "notes.txt"))
+            ModelStore.Save(net, dir)
+            let empty = Path.Combine(root, "empty")
+            Directory.CreateDirectory empty |> ignore
+            ModelStore.Save(net, empty)
+            use loaded = ModelStore.Load empty
+            Expect.equal loaded.Spec net.Spec "an empty folder takes the model"
+            let file = Path.Combine(root, "f.txt")
+            File.WriteAllText(file, "x")
+            let e = expectSeqDslError "a file" (fun () -> ModelStore.Save(net, file))
+            Expect.stringContains e.Message "is a file" "a file is not a model directory"
+            Directory.Delete(root, true)
+        }
+
         test "a truncated weights file is a clear error" {
             let dir = tempDir ()
             use net = compile (Model.Lstm(8).Dense(1)) (InputSpec(Features = 2)) Convention.Torch 1L

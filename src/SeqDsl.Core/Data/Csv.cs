@@ -39,6 +39,10 @@ public sealed record CsvOptions
     /// with <see cref="SkipBadRows"/> a skipped row. An entry <c>a|b</c> requires the first of a and b the file has;
     /// names the file does not have are ignored.</summary>
     public IReadOnlyList<string>? Required { get; init; }
+    /// <summary>Columns whose cells may be empty only in the file's last rows (a series' days still to forecast, whose
+    /// target is not known yet): an empty cell before a filled one is an error naming the line, or with
+    /// <see cref="SkipBadRows"/> a skipped row. Entries as in <see cref="Required"/>.</summary>
+    public IReadOnlyList<string>? TrailingEmpty { get; init; }
 }
 
 /// <summary>A loaded CSV: the frame and what was skipped.</summary>
@@ -111,11 +115,17 @@ public static class Csv
             throw new SeqDslException(ErrorKind.Data, $"{name}: the file has a header but no data rows.")
             { Received = "0 rows", Expected = "at least one row after the header" };
         var types = keep.Select(c => Resolve(header[c], o.Types, rows, c, o.DateFormat)).ToArray();
-        var requiredNames = (o.Required ?? []).Select(r => r.Split('|').FirstOrDefault(header.Contains)).OfType<string>().ToHashSet();
+        HashSet<string> Named(IReadOnlyList<string>? list) =>
+            (list ?? []).Select(r => r.Split('|').FirstOrDefault(header.Contains)).OfType<string>().ToHashSet();
+        var requiredNames = Named(o.Required);
         var required = keep.Select(c => requiredNames.Contains(header[c])).ToArray();
+        // a trailing-empty column: the index of its last row with a value; an empty cell before it is a problem
+        var trailingNames = Named(o.TrailingEmpty);
+        var lastFilled = keep.Select(c => trailingNames.Contains(header[c]) ? rows.FindLastIndex(r => !string.IsNullOrWhiteSpace(r.fields[c])) : -1).ToArray();
         var good = new List<object?[]>(rows.Count);
-        foreach (var (line, fields) in rows)
+        for (var n = 0; n < rows.Count; n++)
         {
+            var (line, fields) = rows[n];
             var values = new object?[keep.Length];
             string? problem = null;
             for (var k = 0; k < keep.Length && problem is null; k++)
@@ -123,6 +133,8 @@ public static class Csv
                 var raw = fields[keep[k]];
                 if (required[k] && string.IsNullOrWhiteSpace(raw))
                     problem = $"{name}, line {line}, column '{header[keep[k]]}': the cell is empty";
+                else if (n < lastFilled[k] && string.IsNullOrWhiteSpace(raw))
+                    problem = $"{name}, line {line}, column '{header[keep[k]]}': the cell is empty (only the last rows, the days still to forecast, may leave it empty)";
                 else if (!TryConvert(raw, types[k], o.DateFormat, out values[k]))
                     problem = $"{name}, line {line}, column '{header[keep[k]]}': '{raw}' is not {Describe(types[k])}";
             }
@@ -201,6 +213,8 @@ public static class Csv
         var fields = new List<string>();
         var field = new StringBuilder();
         var quoted = false;
+        var closed = false;                  // the field's closing quote was read: only a separator or a line end may follow
+        var opened = 1;                      // the line the quoted field opens on
         var start = 1;
         var any = false;
         int c;
@@ -213,7 +227,7 @@ public static class Csv
                 if (ch == '"')
                 {
                     if (r.Peek() == '"') { r.Read(); field.Append('"'); }
-                    else quoted = false;
+                    else { quoted = false; closed = true; }
                 }
                 else
                 {
@@ -222,7 +236,12 @@ public static class Csv
                 }
                 continue;
             }
-            if (ch == '"' && field.Length == 0) { quoted = true; continue; }
+            if (closed && ch != sep && ch != '\r' && ch != '\n' && ch != ' ' && ch != '\t')
+                throw new SeqDslException(ErrorKind.Data, opened == line
+                    ? $"{name}, line {line}: text after the closing quote of a quoted field (a quote inside a quoted field is written as two quotes)."
+                    : $"{name}, line {line}: text after the closing quote of a field that opens on line {opened}; is a quote on line {opened} not closed?");
+            if (ch != ' ' && ch != '\t') closed = false;                 // (blanks after the quote are kept, as before)
+            if (ch == '"' && field.Length == 0) { quoted = true; opened = line; continue; }
             if (ch == sep) { fields.Add(field.ToString()); field.Clear(); continue; }
             if (ch == '\r' && r.Peek() == '\n') continue;
             if (ch == '\n')

@@ -21,16 +21,35 @@ public static class SeriesPreparation
     {
         var p = spec.Preprocessing;
         var featureSet = fitted?.FeatureSet ?? p.FeatureSet;
-        var required = RequiredColumns(featureSet, fitted?.TargetColumn ?? p.TargetColumn, fitted?.FeatureColumns ?? p.FeatureColumns);
-        DataFrame frame = source.Kind == "synthetic"
-            ? Synthetic.Seasonal(1_500, spec.Training.Seed + 1)
-            : Csv.Load(source.Path, new CsvOptions
-            {
-                // a saved model measuring or forecasting skips rows with empty cells, as training's DropNulls did before
-                // (the last rows of a series to forecast may not have their target yet)
-                Types = new Dictionary<string, ColumnType> { ["Date"] = ColumnType.Date }, Required = required, SkipBadRows = p.SkipBadRows || fitted is not null,
-            }).Frame;
-        return Features(frame, featureSet, fitted?.TargetColumn ?? p.TargetColumn, fitted?.FeatureColumns ?? p.FeatureColumns);
+        return Features(Raw(source, spec, fitted), featureSet, fitted?.TargetColumn ?? p.TargetColumn, fitted?.FeatureColumns ?? p.FeatureColumns);
+    }
+
+    /// <summary>The series' raw rows, read from the data source (a CSV or the synthetic series). Training needs every
+    /// cell it reads. A trained model measuring or forecasting (<paramref name="fitted"/>) reads a raw-features file
+    /// whose last rows may leave the target empty (the days still to forecast); any other empty cell is an error naming
+    /// its line and column, unless the preprocessing skips bad rows. (Skipping them silently would join the rows on
+    /// either side into one window and shift every forecast after it.)</summary>
+    private static DataFrame Raw(DataSource source, ExperimentSpec spec, TaskInfo? fitted)
+    {
+        if (source.Kind == "synthetic") return Synthetic.Seasonal(1_500, spec.Training.Seed + 1);
+        var p = spec.Preprocessing;
+        var featureSet = fitted?.FeatureSet ?? p.FeatureSet;
+        var targetColumn = fitted?.TargetColumn ?? p.TargetColumn;
+        var featureColumns = fitted?.FeatureColumns ?? p.FeatureColumns;
+        var required = RequiredColumns(featureSet, targetColumn, featureColumns);
+        string[] trailing = [];
+        if (fitted is not null && featureSet == "raw")
+        {
+            // the target (the first required entry) may be empty in the last rows; a feature column named apart from it not
+            var target = required[0];
+            trailing = [target];
+            required = [.. required.Skip(1).Where(c => !target.Split('|').Contains(c))];
+        }
+        return Csv.Load(source.Path, new CsvOptions
+        {
+            Types = new Dictionary<string, ColumnType> { ["Date"] = ColumnType.Date }, Required = required, TrailingEmpty = trailing,
+            SkipBadRows = p.SkipBadRows,
+        }).Frame;
     }
 
     /// <summary>Feature columns and target of raw rows: seed 002's derived features, or every raw feature column lagged
@@ -90,9 +109,9 @@ public static class SeriesPreparation
     /// (the date of its last row, or its row number).</summary>
     public static (ArrayData windows, string[] labels) ForPrediction(TaskInfo info, string csvPath)
     {
+        // the file's rows as a service request's: its last rows may ask for days whose value is not known yet
         var spec = new ExperimentSpec { Data = "series:" + csvPath };
-        var (frame, _, target, _) = Frame(DataSource.Parse(spec.Data), spec, info);
-        return ForPrediction(info, frame, target, null);
+        return ForPrediction(info, Raw(DataSource.Parse(spec.Data), spec, info));
     }
 
     /// <summary>Every window of raw rows (columns as in the training CSV), prepared with a trained model's task description;

@@ -25,8 +25,71 @@ public static class ModelStore
 
     private static readonly string[] Required = ["model.json", "network.json", "weights.dat"];
 
-    /// <summary>Saves the network (and extra named text files) to <paramref name="directory"/>, replacing it atomically.</summary>
-    public static void Save(Network network, string directory, IReadOnlyDictionary<string, string>? extraFiles = null) =>
+    /// <summary>The files a model directory may hold beside those its manifest lists: the learning curves an experiment
+    /// draws after saving its model.</summary>
+    private static readonly string[] Unlisted = ["learning-curves.png"];
+
+    /// <summary>
+    /// Refuses a <paramref name="directory"/> that saving a model must not replace, because the save replaces the
+    /// directory whole: an empty path, the file system's root, a file, or a directory holding anything but a SeqDsl
+    /// model (the files its manifest lists, the manifest, and the learning curves). A new or empty directory, or one
+    /// a save wrote, passes. With <paramref name="probeWrite"/>, also creates the parent and a probe directory in it
+    /// (removed at once), so a place that cannot be written is named before any work. <paramref name="option"/> names
+    /// the path in the message (e.g. <c>--out</c>).
+    /// </summary>
+    /// <exception cref="SeqDslException">The directory cannot be replaced (kind Spec).</exception>
+    public static void CheckReplaceable(string directory, string option = "the model directory", bool probeWrite = false)
+    {
+        if (string.IsNullOrWhiteSpace(directory))
+            throw new SeqDslException(ErrorKind.Spec, $"{option} is empty: give the path of a model directory (it is created, or replaced).");
+        var full = Path.GetFullPath(Path.TrimEndingDirectorySeparator(directory));
+        var parent = Path.GetDirectoryName(full);
+        if (parent is null)
+            throw new SeqDslException(ErrorKind.Spec, $"{option} {directory} is the file system's root; give a model directory below it (it is created, or replaced).");
+        if (File.Exists(full))
+            throw new SeqDslException(ErrorKind.Spec, $"{option} {directory} is a file; give the path of a model directory (it is created, or replaced).");
+        if (Directory.Exists(full))
+        {
+            var entries = Directory.EnumerateFileSystemEntries(full).Select(e => Path.GetFileName(e)).Order(StringComparer.Ordinal).ToList();
+            if (entries.Count > 0)
+            {
+                string Some(IReadOnlyList<string> names) => string.Join(", ", names.Take(5)) + (names.Count > 5 ? ", …" : "");
+                if (!File.Exists(Path.Combine(full, ManifestFile)))
+                    throw new SeqDslException(ErrorKind.Spec,
+                        $"{option} {directory} is not empty and is not a SeqDsl model directory (no {ManifestFile}; it holds {Some(entries)}); saving replaces the directory whole, so give a new or empty folder, or one a SeqDsl save wrote.");
+                IReadOnlySet<string> saved;
+                try { saved = SavedFiles(full); }
+                catch (SeqDslException e)
+                {
+                    throw new SeqDslException(ErrorKind.Spec,
+                        $"{option} {directory} has a {ManifestFile} that is not a SeqDsl model's ({e.Message}); saving replaces the directory whole, so give a new or empty folder.", e);
+                }
+                var others = entries.Where(e => !saved.Contains(e) && !Unlisted.Contains(e)).ToList();
+                if (others.Count > 0)
+                    throw new SeqDslException(ErrorKind.Spec,
+                        $"{option} {directory} holds files its model does not ({Some(others)}); saving replaces the directory whole and they would be lost: move them, or give another folder.");
+            }
+        }
+        if (!probeWrite) return;
+        var probe = Path.Combine(parent, $".{Path.GetFileName(full)}.probe-{Guid.NewGuid():N}");
+        try
+        {
+            Directory.CreateDirectory(parent);
+            Directory.CreateDirectory(probe);
+            Directory.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)
+        {
+            throw new SeqDslException(ErrorKind.Spec,
+                $"{option} {directory}: cannot create a folder in {parent} ({(e is UnauthorizedAccessException ? "permission denied" : "the file system refused it")}).", e);
+        }
+    }
+
+    /// <summary>Saves the network (and extra named text files) to <paramref name="directory"/>, replacing it atomically.
+    /// A directory holding anything but a SeqDsl model is refused, never replaced (<see cref="CheckReplaceable"/>).</summary>
+    public static void Save(Network network, string directory, IReadOnlyDictionary<string, string>? extraFiles = null)
+    {
+        CheckReplaceable(directory);
         SaveDirectory(directory, Write =>
         {
             void Text(string file, string text) => Write(file, fs => fs.Write(System.Text.Encoding.UTF8.GetBytes(text)));
@@ -46,6 +109,7 @@ public static class ModelStore
             foreach (var (file, text) in extraFiles ?? new Dictionary<string, string>())
                 Text(file, text);
         });
+    }
 
     /// <summary>Writes a directory of files and its <see cref="ManifestFile"/> (the SHA-256 of every file, read back from
     /// the disk), replacing <paramref name="directory"/> whole and atomically: written and flushed in a temporary sibling,

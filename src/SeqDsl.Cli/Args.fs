@@ -233,7 +233,7 @@ type GenerateArgs =
             match a with
             | Model_Dir _ -> "the trained language model directory."
             | Prefix _ -> "text to start from (repeatable: one line per prefix)."
-            | Length _ -> "characters to generate after the prefix (default 50)."
+            | Length _ -> "characters to generate after the prefix (default 50, at most 100000)."
             | Temperature _ -> "sample with this temperature instead of taking the most likely character."
             | Top_K _ -> "sample among the k most likely characters."
             | Top_P _ -> "sample among the most likely characters whose probabilities reach p."

@@ -626,6 +626,31 @@ let tests =
             Expect.stringContains (Array.last (lines more)) (day 120) "for the day asked"
         }
 
+        test "an experiment file's bad model, a folder where a file goes, a file where a model directory goes, Embed on numbers, checkpoints without --out, an endless --length: exit 2 saying so" {
+            let d = tempFolder "cli-kinds"
+            let folder = Path.Combine(d, "adir")
+            Directory.CreateDirectory folder |> ignore
+            let badModel = Path.Combine(d, "bad.json")
+            File.WriteAllText(badModel, "{ \"model\": \"Embed(4).Lstm(\", \"data\": \"synthetic:negation\" }")
+            for args, says in [ [ "train"; "--experiment"; badModel ], "bad.json, $.model: line 1, column 15: Bad value for Lstm argument 'units'"
+                                [ "train"; "--model"; "Embed(4).Lstm(4).Dense(1, Sigmoid)"; "--data"; $"csv:{folder}" ], $"CSV file {folder} is a folder, not a file"
+                                [ "train"; "--experiment"; folder ], $"Experiment file {folder} is a folder, not a file"
+                                [ "evaluate"; "--model-dir"; Path.Combine(repoRoot, "README.md") ], "README.md is a file, not a model directory"
+                                [ "train"; "--model"; "Embed(4).Lstm(4).Dense(1)"; "--data"; "synthetic:counting" ], "layer 0 (Embed): synthetic:counting is binary sequences (one feature a step), not text"
+                                [ "train"; "--model"; "Embed(4).Lstm(4).Dense(1)"; "--data"; "synthetic:seasonal" ], "synthetic:seasonal is a series of numbers, not text: a model for it cannot start with Embed"
+                                [ "train"; "--model"; "Embed(4).Gru(4).Dense(1, Sigmoid)"; "--data"; "synthetic:negation"; "--checkpoint-batches"; "5" ], "--checkpoint-batches saves the state to resume from beside --out DIR (in DIR.state): give --out."
+                                [ "generate"; "--model-dir"; folder; "--prefix"; "a"; "--length"; "100001" ], "--length is at most 100000 characters (got 100001)" ] do
+                let code, _, err = runCli args
+                Expect.equal code 2 $"{args}: exit code (stderr: {err})"
+                Expect.stringContains err says $"{args}: the message"
+            // a CSV with --target-column (no --feature-columns) is a series: the target lagged one day
+            let csv = Path.Combine(d, "s.csv")
+            File.WriteAllLines(csv, "Date,Close" :: [ for t in 0 .. 59 -> sprintf "%s,%g" (System.DateTime(2021, 1, 1).AddDays(float t).ToString("yyyy-MM-dd")) (10.0 + sin (float t / 3.0)) ])
+            let code, out, err = runCli [ "train"; "--model"; "Lstm(4).Dense(1)"; "--data"; $"csv:{csv}"; "--target-column"; "Close"; "--epochs"; "1" ]
+            Expect.equal code 0 $"csv with --target-column (stderr: {err})"
+            Expect.stringContains out "r2" "trained as a series"
+        }
+
         test "unknown subcommand and unknown data source exit 2" {
             let code, _, _ = runCli [ "fly" ]
             Expect.equal code 2 "unknown subcommand"

@@ -114,6 +114,18 @@ let tests =
             Expect.equal (skipped.Frame.Rows.Count, skipped.SkippedRows) (2L, 1) "skipped when asked"
         }
 
+        test "an increasing column: a date not after the one before names both lines; skipping bad rows skips it" {
+            let o = CsvOptions(Increasing = "Date")
+            let text = "Date,Close\n2020-01-02,1\n2020-01-03,2\n2020-01-03,3\n2020-01-06,4\n"
+            let e = expectSeqDslError "a repeated date" (fun () -> Csv.Parse(text, o, "s.csv") |> ignore)
+            Expect.stringContains e.Message "s.csv, line 4, column 'Date': 2020-01-03 is not after line 3's 2020-01-03" "both lines"
+            let r = Csv.Parse(text, CsvOptions(Increasing = "Date", SkipBadRows = true), "s.csv")
+            Expect.equal (r.Frame.Rows.Count, r.SkippedRows) (3L, 1) "the repeated row skipped when asked"
+            let back = expectSeqDslError "reversed" (fun () -> Csv.Parse("Date,Close\n2020-01-03,1\n2020-01-02,2\n", o, "s.csv") |> ignore)
+            Expect.stringContains back.Message "line 3, column 'Date': 2020-01-02 is not after line 2's 2020-01-03" "reversed"
+            Expect.equal (Csv.Parse("k,v\nb,1\na,2\n", o, "s.csv")).Frame.Rows.Count 2L "no such column: no check"
+        }
+
         test "the two stock CSVs load (one has no trailing newline)" {
             withSharedFile "19900101_20230630.csv" (fun p ->
                 let f = (Csv.Load p).Frame

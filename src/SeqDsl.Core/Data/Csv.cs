@@ -43,6 +43,9 @@ public sealed record CsvOptions
     /// target is not known yet): an empty cell before a filled one is an error naming the line, or with
     /// <see cref="SkipBadRows"/> a skipped row. Entries as in <see cref="Required"/>.</summary>
     public IReadOnlyList<string>? TrailingEmpty { get; init; }
+    /// <summary>A column whose values must rise from row to row (a series' dates): a value not after the one before is
+    /// an error naming both lines (rows are never reordered or dropped for it). Ignored when the file has no such column.</summary>
+    public string? Increasing { get; init; }
 }
 
 /// <summary>A loaded CSV: the frame and what was skipped.</summary>
@@ -61,7 +64,7 @@ public static class Csv
     /// <summary>Reads a CSV file.</summary>
     public static CsvResult Load(string path, CsvOptions? options = null)
     {
-        if (!File.Exists(path)) throw new SeqDslException(ErrorKind.Data, $"CSV file not found: {path}");
+        InputFiles.Require(path, "CSV file");
         using var reader = new StreamReader(path, new UTF8Encoding(false, true), detectEncodingFromByteOrderMarks: true);
         try
         {
@@ -123,6 +126,8 @@ public static class Csv
         var trailingNames = Named(o.TrailingEmpty);
         var lastFilled = keep.Select(c => trailingNames.Contains(header[c]) ? rows.FindLastIndex(r => !string.IsNullOrWhiteSpace(r.fields[c])) : -1).ToArray();
         var good = new List<object?[]>(rows.Count);
+        var rising = o.Increasing is string inc ? Array.FindIndex(keep, c => header[c] == inc) : -1;
+        (int Line, IComparable Value)? previous = null;
         for (var n = 0; n < rows.Count; n++)
         {
             var (line, fields) = rows[n];
@@ -137,6 +142,12 @@ public static class Csv
                     problem = $"{name}, line {line}, column '{header[keep[k]]}': the cell is empty (only the last rows, the days still to forecast, may leave it empty)";
                 else if (!TryConvert(raw, types[k], o.DateFormat, out values[k]))
                     problem = $"{name}, line {line}, column '{header[keep[k]]}': '{raw}' is not {Describe(types[k])}";
+            }
+            if (problem is null && rising >= 0 && values[rising] is IComparable value)
+            {
+                if (previous is { } p && value.CompareTo(p.Value) <= 0)
+                    problem = $"{name}, line {line}, column '{header[keep[rising]]}': {fields[keep[rising]]} is not after line {p.Line}'s {Format(p.Value)}; the rows must be in order, each later than the one before";
+                else previous = (line, value);
             }
             if (problem is null) { good.Add(values); continue; }
             if (!o.SkipBadRows) throw new SeqDslException(ErrorKind.Data, problem + ".");
@@ -160,6 +171,10 @@ public static class Csv
         }
         return new CsvResult(new DataFrame(columns), skipped, problems);
     }
+
+    private static string Format(IComparable v) => v is DateTime d
+        ? d.ToString(d.TimeOfDay == TimeSpan.Zero ? "yyyy-MM-dd" : "yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)
+        : Convert.ToString(v, CultureInfo.InvariantCulture) ?? "";
 
     private static string Describe(ColumnType t) => t switch
     {

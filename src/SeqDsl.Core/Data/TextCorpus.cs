@@ -28,7 +28,7 @@ public static class TextCorpus
     public static string Load(string path, TextOptions? options = null)
     {
         options ??= new TextOptions();
-        if (!File.Exists(path)) throw new SeqDslException(ErrorKind.Data, $"Text file not found: {path}");
+        InputFiles.Require(path, "Text file");
         byte[] bytes;
         var what = path;
         if (path.EndsWith(".zip", StringComparison.OrdinalIgnoreCase))

@@ -47,11 +47,12 @@ public sealed record DataSource(string Kind, string Path, string? Member = null)
         return new DataSource(kind, rest, member);
     }
 
-    /// <summary>The task this source implies (a CSV with feature columns is a series).</summary>
+    /// <summary>The task this source implies (a CSV with feature or target columns, or seed 002's features, is a series).</summary>
     public TaskKind Task(PreprocessingSpec p) => Kind switch
     {
         "imdb" => TaskKind.Classification,
-        "csv" when p.FeatureColumns is null => TaskKind.Classification,
+        // a CSV is texts and labels unless a series option names its columns or features
+        "csv" when p.FeatureColumns is null && p.TargetColumn is null && p.FeatureSet != "seed002" => TaskKind.Classification,
         "text" => TaskKind.LanguageModel,
         "synthetic" when Path == "negation" => TaskKind.Classification,
         _ => TaskKind.Regression,

@@ -257,7 +257,7 @@ public sealed record ExperimentSpec
     /// <summary>Reads an experiment file; errors give the JSON path and line.</summary>
     public static ExperimentSpec Load(string path)
     {
-        if (!File.Exists(path)) throw new SeqDslException(ErrorKind.Data, $"Experiment file not found: {path}");
+        SeqDsl.Data.InputFiles.Require(path, "Experiment file");
         try
         {
             return JsonSerializer.Deserialize<ExperimentSpec>(File.ReadAllText(path), JsonOptions)

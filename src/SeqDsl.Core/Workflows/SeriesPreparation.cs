@@ -24,8 +24,8 @@ public static class SeriesPreparation
         return Features(Raw(source, spec, fitted), featureSet, fitted?.TargetColumn ?? p.TargetColumn, fitted?.FeatureColumns ?? p.FeatureColumns);
     }
 
-    /// <summary>The series' raw rows, read from the data source (a CSV or the synthetic series). Training needs every
-    /// cell it reads. A trained model measuring or forecasting (<paramref name="fitted"/>) reads a raw-features file
+    /// <summary>The series' raw rows, read from the data source (a CSV or the synthetic series), their dates (when the
+    /// file has a Date column) each later than the one before. Training needs every cell it reads. A trained model measuring or forecasting (<paramref name="fitted"/>) reads a raw-features file
     /// whose last rows may leave the target empty (the days still to forecast); any other empty cell is an error naming
     /// its line and column, unless the preprocessing skips bad rows. (Skipping them silently would join the rows on
     /// either side into one window and shift every forecast after it.)</summary>
@@ -48,7 +48,7 @@ public static class SeriesPreparation
         return Csv.Load(source.Path, new CsvOptions
         {
             Types = new Dictionary<string, ColumnType> { ["Date"] = ColumnType.Date }, Required = required, TrailingEmpty = trailing,
-            SkipBadRows = p.SkipBadRows,
+            Increasing = "Date", SkipBadRows = p.SkipBadRows,
         }).Frame;
     }
 

@@ -11,8 +11,7 @@ public static class Glove
     /// (V×D); other rows keep their initialisation, the padding row stays zero. Returns a report.</summary>
     public static string LoadInto(Tensor table, string path, IReadOnlyDictionary<string, int> vocabulary, int? padding)
     {
-        if (!File.Exists(path))
-            throw new SeqDslException(ErrorKind.Data, $"Pretrained vectors file not found: {path}");
+        SeqDsl.Data.InputFiles.Require(path, "Pretrained vectors file");
         var dim = table.shape[1];
         var vocab = table.shape[0];
         var found = new HashSet<int>();

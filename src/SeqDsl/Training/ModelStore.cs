@@ -235,7 +235,9 @@ public static class ModelStore
         if (!File.Exists(manifestPath))
             throw new SeqDslException(ErrorKind.Data, Directory.Exists(directory)
                 ? $"{directory} has no {ManifestFile}: it is not a SeqDsl model directory, or was saved by an older SeqDsl (train it again or re-save it)."
-                : $"Model directory not found: {directory}");
+                : File.Exists(directory)
+                    ? $"{directory} is a file, not a model directory; give the folder seqdsl train --out wrote."
+                    : $"Model directory not found: {directory}");
         try
         {
             var m = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(manifestPath)) ?? throw new JsonException("empty");

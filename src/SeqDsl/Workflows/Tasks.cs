@@ -32,7 +32,7 @@ public abstract class SeqTask
     /// <summary>Loss and metrics of a trained network on prepared data (its test part, or all of it).</summary>
     public abstract Dictionary<string, double> Evaluate(Network net, PreparedData data, ExperimentSpec spec);
 
-    /// <summary>The task a data source implies (a CSV with feature columns is a series).</summary>
+    /// <summary>The task a data source implies (a CSV with feature or target columns is a series).</summary>
     public static SeqTask For(DataSource source, PreprocessingSpec p) => source switch
     {
         { Kind: "synthetic", Path: "counting" } => new CountingTask(),
@@ -120,6 +120,15 @@ public abstract class SeqTask
 /// measured on the training, validation and test rows.</summary>
 public abstract class RowTask : SeqTask
 {
+    /// <summary>Refuses a model that starts with Embed (it reads token ids) for data of numbers: without this the layer
+    /// table asked for a vocabulary size the data cannot give.</summary>
+    protected static void RequireNumbers(ExperimentSpec spec, ModelSpec model, string what)
+    {
+        if (!model.Layers.IsEmpty && model.ReadsTokenIds)
+            throw SeqDslException.ForLayer(0, model.Layers[0], ErrorKind.Spec,
+                $"{spec.Data} is {what}, not text: a model for it cannot start with Embed, which reads token ids; start with a recurrent layer, e.g. Lstm(32).Dense(1).");
+    }
+
     /// <inheritdoc />
     public override TrainingOutcome Train(Network net, PreparedData data, ExperimentSpec spec, IProgress<TrainingProgress>? progress,
         CancellationToken cancellation, string? stateDirectory = null)
@@ -320,6 +329,7 @@ public sealed class CountingTask : RowTask
     /// <inheritdoc />
     public override PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText)
     {
+        RequireNumbers(spec, model, "binary sequences (one feature a step)");
         var seed = spec.Training.Seed;
         var train = SequenceData.From(Synthetic.CountingOnes(10_000, 20, seed + 1));
         var (tr, va) = fitted is null ? SplitLast(train, spec.Training.ValidationSplit) : (train, null);
@@ -349,6 +359,7 @@ public sealed class SeriesTask : RowTask
     /// <inheritdoc />
     public override PreparedData Prepare(ExperimentSpec spec, ModelSpec model, TaskInfo? fitted, TextPreprocessing? fittedText)
     {
+        RequireNumbers(spec, model, "a series of numbers");
         var source = DataSource.Parse(spec.Data);
         var p = spec.Preprocessing;
         var (frame, features, target, featureSet) = Frame(source, spec, fitted);

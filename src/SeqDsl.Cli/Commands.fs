@@ -130,7 +130,7 @@ let train (a: ParseResults<TrainArgs>) : int =
         try Experiment.ParseModel spec.Model
         with :? SeqDslException as e when not (a.Contains TrainArgs.Model) && a.Contains TrainArgs.Experiment ->
             let file = a.GetResult TrainArgs.Experiment
-            raise (SeqDslException(e.Kind, $"{file}, $.model: {e.Message}", e))
+            raise (SeqDslException(e.Kind, $"{file}, $.model, in the model text at {e.Message}", e))
     Experiment.Validate spec // then every training bound, before anything is printed or read
     // and the place the model goes: a save replaces --out whole, so a folder of other files is refused before training,
     // as is a place that cannot be written
@@ -204,7 +204,7 @@ let predict (a: ParseResults<PredictArgs>) : int =
         match m.Info.Kind, a.TryGetResult PredictArgs.File with
         | TaskKind.Regression, Some file when m.Info.Scaler <> null -> m.PredictSeries file
         | _, Some file ->
-            SeqDsl.Data.InputFiles.Require(file, "Input file")
+            SeqDsl.Spec.InputFiles.Require(file, "Input file")
             let lines = File.ReadAllLines file |> Array.filter (fun l -> l.Trim() <> "") |> List.ofArray
             if List.isEmpty lines && List.isEmpty texts then
                 fail ErrorKind.Data $"--file {file} holds no inputs (every line is empty); give one text per line."

@@ -19,14 +19,18 @@ let argumentError (argv: string[]) (message: string) =
     let lines = message.Split('\n')
     let first = lines.[0].Trim()
     let reason = (if first.StartsWith("ERROR: ", StringComparison.Ordinal) then first.Substring 7 else first).TrimEnd('.')
-    // the usage's names: options (--name) and, in the top-level usage, subcommands (an indented word before <options>)
+    // the usage's names: the options its synopsis lists ([--name …]) and, in the top-level usage, the subcommands (an
+    // indented word before <options>); not the options its help sentences mention (evaluate's names train's --out)
     let names =
         lines.[1..]                                                                  // (the first line is the error)
         |> Array.collect (fun l ->
             let sub = Regex.Match(l, @"^\s+([a-z]+) <options>")
-            Array.append
-                [| for m in Regex.Matches(l, @"(?<![\w-])--[a-z0-9][a-z0-9-]*") -> m.Value |]
-                (if sub.Success then [| sub.Groups.[1].Value |] else [||]))
+            let option = Regex.Match(l, @"^\s+(--[a-z0-9][a-z0-9-]*)(?:, (--[a-z0-9][a-z0-9-]*))?")   // an option's own line
+            [| for m in Regex.Matches(l, @"\[(--[a-z0-9][a-z0-9-]*)") do yield m.Groups.[1].Value
+               if option.Success then
+                   yield option.Groups.[1].Value
+                   if option.Groups.[2].Success then yield option.Groups.[2].Value
+               if sub.Success then yield sub.Groups.[1].Value |])
         |> Array.distinct
     let hint =
         let given = Regex.Match(reason, @"^unrecognized argument: '([^']*)'$")
@@ -43,7 +47,7 @@ let argumentError (argv: string[]) (message: string) =
             |> Option.defaultValue ""
     // the subcommand whose options were being read, for the pointer to its help
     let commands = set [ "train"; "evaluate"; "predict"; "generate"; "summary"; "check"; "export"; "serve" ]
-    let help = match argv |> Array.tryFind commands.Contains with Some c -> $"seqdsl {c} --help" | None -> "seqdsl --help"
+    let help = if argv.Length > 0 && commands.Contains argv.[0] then $"seqdsl {argv.[0]} --help" else "seqdsl --help"
     $"seqdsl: {reason}{hint}; {help} lists the options."
 
 [<EntryPoint>]

@@ -558,20 +558,35 @@ let tests =
             Expect.isFalse (out.Contains "epoch 1/1") "before training"
             Expect.equal (File.ReadAllText(Path.Combine(docs, "thesis.txt"))) "precious" "the file is untouched"
             Expect.isTrue (Directory.Exists(Path.Combine(docs, "sub"))) "the subfolder is untouched"
-            // a model directory is replaced, its learning curves and all; a file the user put beside its files is not lost
+            // a model directory is replaced; what else it holds (an export, the user's notes, a file browser's file) is kept
             let model = Path.Combine(root, "model")
             let code, _, err = runCli (args model)
             Expect.equal code 0 $"first save (stderr: {err})"
             Expect.isTrue (File.Exists(Path.Combine(model, "learning-curves.png"))) "the plot"
-            let code, _, err = runCli (args model)
-            Expect.equal code 0 $"a model directory is replaced (stderr: {err})"
+            let code, _, err = runCli [ "export"; "--model-dir"; model ]
+            Expect.equal code 0 $"export into the model directory, the default (stderr: {err})"
             File.WriteAllText(Path.Combine(model, "notes.txt"), "mine")
-            let code, _, err = runCli (args model)
-            Expect.equal code 2 $"a model directory holding another file (stderr: {err})"
-            Expect.stringContains err "holds files its model does not (notes.txt)" "names the file"
-            Expect.equal (File.ReadAllText(Path.Combine(model, "notes.txt"))) "mine" "kept"
-            // an empty path, the root, a place that cannot be written: exit 2 naming --out, before training
-            for bad, says in [ "", "--out is empty"; "/", "is the file system's root"; "/proc/seqdsl-out-test", "cannot create a folder in /proc" ] do
+            Directory.CreateDirectory(Path.Combine(model, "plots")) |> ignore
+            File.WriteAllText(Path.Combine(model, "plots", "a.txt"), "kept too")
+            let weights () = File.ReadAllBytes(Path.Combine(model, "weights.dat"))
+            let before = weights ()
+            let code, _, err = runCli (args model @ [ "--seed"; "1" ])
+            Expect.equal code 0 $"retrained into the model directory (stderr: {err})"
+            Expect.notEqual (weights ()) before "the model was replaced"
+            Expect.equal (File.ReadAllText(Path.Combine(model, "notes.txt"))) "mine" "the notes kept"
+            Expect.equal (File.ReadAllText(Path.Combine(model, "plots", "a.txt"))) "kept too" "a folder kept"
+            Expect.isTrue (File.Exists(Path.Combine(model, "model.onnx"))) "the export kept"
+            let code, _, err = runCli [ "evaluate"; "--model-dir"; model ]
+            Expect.equal code 0 $"the new model loads, its manifest intact (stderr: {err})"
+            // a folder holding only a file browser's file is as good as empty
+            let browsed = Path.Combine(root, "browsed")
+            Directory.CreateDirectory browsed |> ignore
+            File.WriteAllText(Path.Combine(browsed, ".DS_Store"), "x")
+            let code, _, err = runCli (args browsed)
+            Expect.equal code 0 $"a folder with .DS_Store alone (stderr: {err})"
+            // an empty path, the root, the working folder, a place that cannot be written: exit 2 naming --out, before training
+            for bad, says in [ "", "--out is empty"; "/", "is the file system's root"; ".", "--out . is the working folder or holds it"
+                               "/proc/seqdsl-out-test", "cannot create a folder in /proc" ] do
                 let code, out, err = runCli (args bad)
                 Expect.equal code 2 $"--out '{bad}' (stderr: {err})"
                 Expect.stringContains err says $"--out '{bad}': the reason"
@@ -594,6 +609,9 @@ let tests =
                 Expect.stringContains err says $"{args}: the reason and the hint"
             let code, _, err = runCli [ "train"; "--xyzzy" ]
             Expect.isFalse (err.Contains "did you mean") $"nothing near --xyzzy: no suggestion (stderr: {err})"
+            // evaluate's help mentions train's --out: an option evaluate does not have is never suggested
+            let code, _, err = runCli [ "evaluate"; "--ou"; "x" ]
+            Expect.isFalse (err.Contains "--out?") $"evaluate has no --out (stderr: {err})"
         }
 
         test "forecasting from a CSV: an empty cell is exit 2 naming its line and column, unless it is a last row's target" {
@@ -632,7 +650,7 @@ let tests =
             Directory.CreateDirectory folder |> ignore
             let badModel = Path.Combine(d, "bad.json")
             File.WriteAllText(badModel, "{ \"model\": \"Embed(4).Lstm(\", \"data\": \"synthetic:negation\" }")
-            for args, says in [ [ "train"; "--experiment"; badModel ], "bad.json, $.model: line 1, column 15: Bad value for Lstm argument 'units'"
+            for args, says in [ [ "train"; "--experiment"; badModel ], "bad.json, $.model, in the model text at line 1, column 15: Bad value for Lstm argument 'units'"
                                 [ "train"; "--model"; "Embed(4).Lstm(4).Dense(1, Sigmoid)"; "--data"; $"csv:{folder}" ], $"CSV file {folder} is a folder, not a file"
                                 [ "train"; "--experiment"; folder ], $"Experiment file {folder} is a folder, not a file"
                                 [ "evaluate"; "--model-dir"; Path.Combine(repoRoot, "README.md") ], "README.md is a file, not a model directory"

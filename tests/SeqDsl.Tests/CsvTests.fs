@@ -101,26 +101,37 @@ let tests =
             let r = csv "text,label\n\"e f\" ,1\n\"a \"\"b\"\"\nc\",0\n"
             Expect.equal (r.Frame.Columns.["text"].[0L]) (box "e f ") "a blank after the quote"
             Expect.equal (r.Frame.Columns.["text"].[1L]) (box "a \"b\"\nc") "doubled quotes and a newline"
+            // a tab separator right after a closing quote
+            let tabs = Csv.Parse("text\tlabel\n\"x\"\t1\n\"y z\"\t0\n", CsvOptions(Separator = '\t'), "t.tsv")
+            Expect.equal (tabs.Frame.Columns.["text"].[1L]) (box "y z") "tab-separated quoted fields"
+            // skipping bad rows skips the broken record (to its line's end) and reads on
+            let skipped = Csv.Parse("text,label\ngood,1\n\"He said \"hi\" to me\",1\nbad,0\n", CsvOptions(SkipBadRows = true), "q.csv")
+            Expect.equal (skipped.Frame.Rows.Count, skipped.SkippedRows) (2L, 1) "one record skipped, the next read"
+            Expect.stringContains skipped.Problems.[0] "q.csv, line 3: text after the closing quote" "the problem listed"
         }
 
-        test "a trailing-empty column may be empty only in the last rows; before a filled cell it names the line" {
-            let o = CsvOptions(TrailingEmpty = [| "value|Close" |])
-            let r = Csv.Parse("Date,Close\n2020-01-02,1\n2020-01-03,2\n2020-01-06,\n2020-01-07,\n", o, "s.csv")
-            Expect.equal r.Frame.Rows.Count 4L "the last two rows kept, their cells missing"
-            Expect.isNull (r.Frame.Columns.["Close"].[3L]) "a missing value"
+        test "a column that may be empty only in the last row: an empty cell in another row names the line" {
+            let o = CsvOptions(EmptyInLastRow = [| "value|Close" |])
+            let r = Csv.Parse("Date,Close\n2020-01-02,1\n2020-01-03,2\n2020-01-06,\n", o, "s.csv")
+            Expect.equal r.Frame.Rows.Count 3L "the last row kept, its cell missing"
+            Expect.isNull (r.Frame.Columns.["Close"].[2L]) "a missing value"
             let e = expectSeqDslError "inside" (fun () -> Csv.Parse("Date,Close\n2020-01-02,1\n2020-01-03,\n2020-01-06,3\n", o, "s.csv") |> ignore)
-            Expect.stringContains e.Message "s.csv, line 3, column 'Close': the cell is empty (only the last rows" "names the line and column"
-            let skipped = Csv.Parse("Date,Close\n2020-01-02,1\n2020-01-03,\n2020-01-06,3\n", CsvOptions(TrailingEmpty = [| "Close" |], SkipBadRows = true), "s.csv")
+            Expect.stringContains e.Message "s.csv, line 3, column 'Close': the cell is empty (only the last row" "names the line and column"
+            let two = expectSeqDslError "two empty last rows" (fun () -> Csv.Parse("Date,Close\n2020-01-02,1\n2020-01-03,\n2020-01-06,\n", o, "s.csv") |> ignore)
+            Expect.stringContains two.Message "line 3, column 'Close': the cell is empty" "only the last row"
+            let skipped = Csv.Parse("Date,Close\n2020-01-02,1\n2020-01-03,\n2020-01-06,3\n", CsvOptions(EmptyInLastRow = [| "Close" |], SkipBadRows = true), "s.csv")
             Expect.equal (skipped.Frame.Rows.Count, skipped.SkippedRows) (2L, 1) "skipped when asked"
         }
 
-        test "an increasing column: a date not after the one before names both lines; skipping bad rows skips it" {
+        test "an increasing column: a date not after the one before names both lines, skipping bad rows or not" {
             let o = CsvOptions(Increasing = "Date")
             let text = "Date,Close\n2020-01-02,1\n2020-01-03,2\n2020-01-03,3\n2020-01-06,4\n"
             let e = expectSeqDslError "a repeated date" (fun () -> Csv.Parse(text, o, "s.csv") |> ignore)
             Expect.stringContains e.Message "s.csv, line 4, column 'Date': 2020-01-03 is not after line 3's 2020-01-03" "both lines"
-            let r = Csv.Parse(text, CsvOptions(Increasing = "Date", SkipBadRows = true), "s.csv")
-            Expect.equal (r.Frame.Rows.Count, r.SkippedRows) (3L, 1) "the repeated row skipped when asked"
+            Expect.stringContains e.Message "(sort the file by Date and remove repeated rows)" "the remedy"
+            // never skipped: after one row out of order (a mistyped year) every later row would be
+            let e2 = expectSeqDslError "with skipping" (fun () -> Csv.Parse(text, CsvOptions(Increasing = "Date", SkipBadRows = true), "s.csv") |> ignore)
+            Expect.stringContains e2.Message "line 4, column 'Date'" "an error with --skip-bad-rows too"
             let back = expectSeqDslError "reversed" (fun () -> Csv.Parse("Date,Close\n2020-01-03,1\n2020-01-02,2\n", o, "s.csv") |> ignore)
             Expect.stringContains back.Message "line 3, column 'Date': 2020-01-02 is not after line 2's 2020-01-03" "reversed"
             Expect.equal (Csv.Parse("k,v\nb,1\na,2\n", o, "s.csv")).Frame.Rows.Count 2L "no such column: no check"

@@ -46,30 +46,41 @@ let tests =
             Directory.Delete(root, true)
         }
 
-        test "saving never replaces a folder of other files: refused before anything is written, the files kept" {
+        test "saving never replaces a folder of other files; a model directory's other files are kept" {
             let root = tempDir ()
             use net = compile (Model.Lstm(3).Dense(1)) (InputSpec(Features = 2)) Convention.Torch 1L
+            use other = compile (Model.Lstm(4).Dense(1)) (InputSpec(Features = 2)) Convention.Torch 1L
             let docs = Path.Combine(root, "docs")
             Directory.CreateDirectory docs |> ignore
             File.WriteAllText(Path.Combine(docs, "thesis.txt"), "precious")
             let e = expectSeqDslError "a folder of other files" (fun () -> ModelStore.Save(net, docs))
             Expect.equal e.Kind ErrorKind.Spec "a usage error (exit 2)"
-            Expect.stringContains e.Message "is not a SeqDsl model directory (no manifest.json; it holds thesis.txt)" "says why"
+            Expect.stringContains e.Message "is not empty and is not a SeqDsl model directory (it holds thesis.txt)" "says why"
             Expect.equal (Directory.GetFileSystemEntries docs |> Array.map Path.GetFileName) [| "thesis.txt" |] "untouched"
             Expect.equal (Directory.GetDirectories root |> Array.map Path.GetFileName) [| "docs" |] "no temporary folder"
-            // a model directory with a file beside its own: refused too; an empty folder and a model directory are replaced
+            // a model directory: the model replaced, the other files and folders copied into the new one
             let dir = Path.Combine(root, "m")
             ModelStore.Save(net, dir)
             File.WriteAllText(Path.Combine(dir, "notes.txt"), "mine")
-            let e = expectSeqDslError "a file beside the model's" (fun () -> ModelStore.Save(net, dir))
-            Expect.stringContains e.Message "holds files its model does not (notes.txt)" "names it"
-            File.Delete(Path.Combine(dir, "notes.txt"))
-            ModelStore.Save(net, dir)
+            Directory.CreateDirectory(Path.Combine(dir, "sub")) |> ignore
+            File.WriteAllText(Path.Combine(dir, "sub", "x.txt"), "x")
+            ModelStore.Save(other, dir)
+            use loaded = ModelStore.Load dir
+            Expect.equal loaded.Spec other.Spec "the model replaced"
+            Expect.equal (File.ReadAllText(Path.Combine(dir, "notes.txt"))) "mine" "a file kept"
+            Expect.equal (File.ReadAllText(Path.Combine(dir, "sub", "x.txt"))) "x" "a folder kept"
+            Expect.isFalse ((ModelStore.SavedFiles dir).Contains "notes.txt") "not in the manifest"
+            // a PyTorch export's folder has a manifest but no model: not a model directory
+            let export = Path.Combine(root, "export")
+            SeqDsl.Export.TorchExport.Save(net, export) |> ignore
+            let e = expectSeqDslError "an export folder" (fun () -> ModelStore.Save(net, export))
+            Expect.stringContains e.Message "is not a SeqDsl model directory" "refused"
+            // an empty folder takes the model; a file is refused
             let empty = Path.Combine(root, "empty")
             Directory.CreateDirectory empty |> ignore
             ModelStore.Save(net, empty)
-            use loaded = ModelStore.Load empty
-            Expect.equal loaded.Spec net.Spec "an empty folder takes the model"
+            use back = ModelStore.Load empty
+            Expect.equal back.Spec net.Spec "an empty folder takes the model"
             let file = Path.Combine(root, "f.txt")
             File.WriteAllText(file, "x")
             let e = expectSeqDslError "a file" (fun () -> ModelStore.Save(net, file))

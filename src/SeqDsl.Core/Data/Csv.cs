@@ -39,12 +39,13 @@ public sealed record CsvOptions
     /// with <see cref="SkipBadRows"/> a skipped row. An entry <c>a|b</c> requires the first of a and b the file has;
     /// names the file does not have are ignored.</summary>
     public IReadOnlyList<string>? Required { get; init; }
-    /// <summary>Columns whose cells may be empty only in the file's last rows (a series' days still to forecast, whose
-    /// target is not known yet): an empty cell before a filled one is an error naming the line, or with
+    /// <summary>Columns whose cells must not be empty except in the file's last row (a series' day still to forecast,
+    /// whose target is not known yet): an empty cell in another row is an error naming the line, or with
     /// <see cref="SkipBadRows"/> a skipped row. Entries as in <see cref="Required"/>.</summary>
-    public IReadOnlyList<string>? TrailingEmpty { get; init; }
+    public IReadOnlyList<string>? EmptyInLastRow { get; init; }
     /// <summary>A column whose values must rise from row to row (a series' dates): a value not after the one before is
-    /// an error naming both lines (rows are never reordered or dropped for it). Ignored when the file has no such column.</summary>
+    /// an error naming both lines, with <see cref="SkipBadRows"/> too (rows are never reordered or dropped for it).
+    /// Ignored when the file has no such column.</summary>
     public string? Increasing { get; init; }
 }
 
@@ -85,7 +86,7 @@ public static class Csv
     {
         var records = Records(reader, o.Separator, name).GetEnumerator();
         if (!records.MoveNext()) throw new SeqDslException(ErrorKind.Data, $"{name}: the file is empty; expected a header row.");
-        var header = records.Current.fields;
+        var header = records.Current.fields ?? throw new SeqDslException(ErrorKind.Data, records.Current.problem + ".");
         if (header.GroupBy(h => h).FirstOrDefault(g => g.Count() > 1) is { } dup)
             throw new SeqDslException(ErrorKind.Data, $"{name}, line 1: the header names column '{dup.Key}' twice.")
             { Received = string.Join(",", header), Expected = "distinct column names" };
@@ -101,7 +102,14 @@ public static class Csv
         var skipped = 0;
         while (records.MoveNext())
         {
-            var (line, fields) = records.Current;
+            var (line, fields, broken) = records.Current;
+            if (fields is null)
+            {
+                if (!o.SkipBadRows) throw new SeqDslException(ErrorKind.Data, broken + ".");
+                problems.Add(broken!);
+                skipped++;
+                continue;
+            }
             if (fields.Length == 1 && fields[0].Length == 0) continue; // blank line
             if (fields.Length != header.Length)
             {
@@ -122,9 +130,9 @@ public static class Csv
             (list ?? []).Select(r => r.Split('|').FirstOrDefault(header.Contains)).OfType<string>().ToHashSet();
         var requiredNames = Named(o.Required);
         var required = keep.Select(c => requiredNames.Contains(header[c])).ToArray();
-        // a trailing-empty column: the index of its last row with a value; an empty cell before it is a problem
-        var trailingNames = Named(o.TrailingEmpty);
-        var lastFilled = keep.Select(c => trailingNames.Contains(header[c]) ? rows.FindLastIndex(r => !string.IsNullOrWhiteSpace(r.fields[c])) : -1).ToArray();
+        // required except in the last row
+        var lastRowNames = Named(o.EmptyInLastRow);
+        var lastRowOnly = keep.Select(c => lastRowNames.Contains(header[c])).ToArray();
         var good = new List<object?[]>(rows.Count);
         var rising = o.Increasing is string inc ? Array.FindIndex(keep, c => header[c] == inc) : -1;
         (int Line, IComparable Value)? previous = null;
@@ -138,16 +146,18 @@ public static class Csv
                 var raw = fields[keep[k]];
                 if (required[k] && string.IsNullOrWhiteSpace(raw))
                     problem = $"{name}, line {line}, column '{header[keep[k]]}': the cell is empty";
-                else if (n < lastFilled[k] && string.IsNullOrWhiteSpace(raw))
-                    problem = $"{name}, line {line}, column '{header[keep[k]]}': the cell is empty (only the last rows, the days still to forecast, may leave it empty)";
+                else if (lastRowOnly[k] && n < rows.Count - 1 && string.IsNullOrWhiteSpace(raw))
+                    problem = $"{name}, line {line}, column '{header[keep[k]]}': the cell is empty (only the last row, the day still to forecast, may leave it empty)";
                 else if (!TryConvert(raw, types[k], o.DateFormat, out values[k]))
                     problem = $"{name}, line {line}, column '{header[keep[k]]}': '{raw}' is not {Describe(types[k])}";
             }
             if (problem is null && rising >= 0 && values[rising] is IComparable value)
             {
+                // never skipped: after one row out of order every later row would be
                 if (previous is { } p && value.CompareTo(p.Value) <= 0)
-                    problem = $"{name}, line {line}, column '{header[keep[rising]]}': {fields[keep[rising]]} is not after line {p.Line}'s {Format(p.Value)}; the rows must be in order, each later than the one before";
-                else previous = (line, value);
+                    throw new SeqDslException(ErrorKind.Data,
+                        $"{name}, line {line}, column '{header[keep[rising]]}': {fields[keep[rising]]} is not after line {p.Line}'s {Format(p.Value)}; the rows must be in order, each later than the one before (sort the file by {header[keep[rising]]} and remove repeated rows).");
+                previous = (line, value);
             }
             if (problem is null) { good.Add(values); continue; }
             if (!o.SkipBadRows) throw new SeqDslException(ErrorKind.Data, problem + ".");
@@ -221,8 +231,9 @@ public static class Csv
         }
     }
 
-    /// <summary>RFC 4180 records with the line each starts on (1-based).</summary>
-    private static IEnumerable<(int line, string[] fields)> Records(TextReader r, char sep, string name)
+    /// <summary>RFC 4180 records with the line each starts on (1-based); a record whose quoting is broken (text after a
+    /// closing quote) comes as null fields and the problem, the rest of its line read past.</summary>
+    private static IEnumerable<(int line, string[]? fields, string? problem)> Records(TextReader r, char sep, string name)
     {
         var line = 1;
         var fields = new List<string>();
@@ -251,11 +262,25 @@ public static class Csv
                 }
                 continue;
             }
-            if (closed && ch != sep && ch != '\r' && ch != '\n' && ch != ' ' && ch != '\t')
-                throw new SeqDslException(ErrorKind.Data, opened == line
-                    ? $"{name}, line {line}: text after the closing quote of a quoted field (a quote inside a quoted field is written as two quotes)."
-                    : $"{name}, line {line}: text after the closing quote of a field that opens on line {opened}; is a quote on line {opened} not closed?");
-            if (ch != ' ' && ch != '\t') closed = false;                 // (blanks after the quote are kept, as before)
+            if (closed)
+            {
+                if (ch == sep || ch == '\r' || ch == '\n') closed = false;
+                else if (ch != ' ' && ch != '\t')                                // (blanks after the quote are kept, as before)
+                {
+                    var problem = opened == line
+                        ? $"{name}, line {line}: text after the closing quote of a quoted field (a quote inside a quoted field is written as two quotes)"
+                        : $"{name}, line {line}: text after the closing quote of a field that opens on line {opened}; is a quote on line {opened} not closed?";
+                    while ((c = r.Read()) != -1 && c != '\n') { }                // the rest of the line is the bad record's
+                    yield return (start, null, problem);
+                    fields.Clear();
+                    field.Clear();
+                    closed = false;
+                    line++;
+                    start = line;
+                    any = false;
+                    continue;
+                }
+            }
             if (ch == '"' && field.Length == 0) { quoted = true; opened = line; continue; }
             if (ch == sep) { fields.Add(field.ToString()); field.Clear(); continue; }
             if (ch == '\r' && r.Peek() == '\n') continue;
@@ -263,7 +288,7 @@ public static class Csv
             {
                 fields.Add(field.ToString());
                 field.Clear();
-                yield return (start, fields.ToArray());
+                yield return (start, fields.ToArray(), null);
                 fields.Clear();
                 line++;
                 start = line;
@@ -276,7 +301,7 @@ public static class Csv
         if (any || fields.Count > 0)
         {
             fields.Add(field.ToString());
-            yield return (start, fields.ToArray()); // last row without a trailing newline
+            yield return (start, fields.ToArray(), null); // last row without a trailing newline
         }
     }
 }

@@ -257,7 +257,7 @@ public sealed record ExperimentSpec
     /// <summary>Reads an experiment file; errors give the JSON path and line.</summary>
     public static ExperimentSpec Load(string path)
     {
-        SeqDsl.Data.InputFiles.Require(path, "Experiment file");
+        SeqDsl.Spec.InputFiles.Require(path, "Experiment file");
         try
         {
             return JsonSerializer.Deserialize<ExperimentSpec>(File.ReadAllText(path), JsonOptions)

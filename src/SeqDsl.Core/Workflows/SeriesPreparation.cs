@@ -25,10 +25,11 @@ public static class SeriesPreparation
     }
 
     /// <summary>The series' raw rows, read from the data source (a CSV or the synthetic series), their dates (when the
-    /// file has a Date column) each later than the one before. Training needs every cell it reads. A trained model measuring or forecasting (<paramref name="fitted"/>) reads a raw-features file
-    /// whose last rows may leave the target empty (the days still to forecast); any other empty cell is an error naming
-    /// its line and column, unless the preprocessing skips bad rows. (Skipping them silently would join the rows on
-    /// either side into one window and shift every forecast after it.)</summary>
+    /// file has a Date column) each later than the one before. Training needs every cell it reads. A trained model
+    /// measuring or forecasting (<paramref name="fitted"/>) reads a raw-features file whose last row may leave the target
+    /// empty (the day still to forecast, as a service request's last row); any other empty cell is an error naming its
+    /// line and column, unless the preprocessing skips bad rows. (Dropping such rows silently joined the rows on either
+    /// side into one window and shifted every forecast after it.)</summary>
     private static DataFrame Raw(DataSource source, ExperimentSpec spec, TaskInfo? fitted)
     {
         if (source.Kind == "synthetic") return Synthetic.Seasonal(1_500, spec.Training.Seed + 1);
@@ -37,17 +38,17 @@ public static class SeriesPreparation
         var targetColumn = fitted?.TargetColumn ?? p.TargetColumn;
         var featureColumns = fitted?.FeatureColumns ?? p.FeatureColumns;
         var required = RequiredColumns(featureSet, targetColumn, featureColumns);
-        string[] trailing = [];
+        string[] lastRow = [];
         if (fitted is not null && featureSet == "raw")
         {
-            // the target (the first required entry) may be empty in the last rows; a feature column named apart from it not
+            // the target (the first required entry) may be empty in the last row; a feature column named apart from it not
             var target = required[0];
-            trailing = [target];
+            lastRow = [target];
             required = [.. required.Skip(1).Where(c => !target.Split('|').Contains(c))];
         }
         return Csv.Load(source.Path, new CsvOptions
         {
-            Types = new Dictionary<string, ColumnType> { ["Date"] = ColumnType.Date }, Required = required, TrailingEmpty = trailing,
+            Types = new Dictionary<string, ColumnType> { ["Date"] = ColumnType.Date }, Required = required, EmptyInLastRow = lastRow,
             Increasing = "Date", SkipBadRows = p.SkipBadRows,
         }).Frame;
     }
@@ -109,7 +110,7 @@ public static class SeriesPreparation
     /// (the date of its last row, or its row number).</summary>
     public static (ArrayData windows, string[] labels) ForPrediction(TaskInfo info, string csvPath)
     {
-        // the file's rows as a service request's: its last rows may ask for days whose value is not known yet
+        // the file's rows as a service request's: its last row may ask for the day whose value is not known yet
         var spec = new ExperimentSpec { Data = "series:" + csvPath };
         return ForPrediction(info, Raw(DataSource.Parse(spec.Data), spec, info));
     }

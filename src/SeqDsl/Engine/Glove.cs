@@ -11,7 +11,7 @@ public static class Glove
     /// (V×D); other rows keep their initialisation, the padding row stays zero. Returns a report.</summary>
     public static string LoadInto(Tensor table, string path, IReadOnlyDictionary<string, int> vocabulary, int? padding)
     {
-        SeqDsl.Data.InputFiles.Require(path, "Pretrained vectors file");
+        SeqDsl.Spec.InputFiles.Require(path, "Pretrained vectors file");
         var dim = table.shape[1];
         var vocab = table.shape[0];
         var found = new HashSet<int>();

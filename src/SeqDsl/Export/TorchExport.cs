@@ -58,7 +58,7 @@ public static class TorchExport
             (SafetensorsFile, TorchWeights.SafetensorsBytes(net)),
             (ModuleFile, System.Text.Encoding.UTF8.GetBytes(PythonModule(net))),
         };
-        ModelStore.SaveDirectory(full, write =>
+        ModelStore.SaveDirectory(full, keepOthers: false, write =>
         {
             foreach (var (name, bytes) in files) write(name, fs => fs.Write(bytes));
         });

@@ -162,7 +162,12 @@ public abstract record EpochCallback
     public static IReadOnlyList<EpochCallback> From(FitOptions o)
     {
         var list = new List<EpochCallback>();
-        if (o.CheckpointDirectory is string dir) list.Add(new BestCheckpoint(dir, Monitor.Of(o.CheckpointMonitor, o.CheckpointMode)));
+        if (o.CheckpointDirectory is string dir)
+        {
+            // before the first epoch, not at the first improvement: a folder the save would refuse is named now
+            ModelStore.CheckReplaceable(dir, "the checkpoint directory");
+            list.Add(new BestCheckpoint(dir, Monitor.Of(o.CheckpointMonitor, o.CheckpointMode)));
+        }
         switch (o.Schedule)
         {
             case Schedule.Step st: list.Add(new StepDecay(st.StepEpochs, st.Gamma)); break;

@@ -25,17 +25,22 @@ public static class ModelStore
 
     private static readonly string[] Required = ["model.json", "network.json", "weights.dat"];
 
-    /// <summary>The files a model directory may hold beside those its manifest lists: the learning curves an experiment
-    /// draws after saving its model.</summary>
-    private static readonly string[] Unlisted = ["learning-curves.png"];
+    /// <summary>The files a model directory may hold beside those its manifest lists and that a save writes again: the
+    /// learning curves an experiment draws after saving its model.</summary>
+    private static readonly string[] Redrawn = ["learning-curves.png"];
+
+    /// <summary>Files an operating system's file browser leaves in any folder it shows.</summary>
+    private static readonly string[] SystemFiles = [".DS_Store", "Thumbs.db", "desktop.ini"];
 
     /// <summary>
     /// Refuses a <paramref name="directory"/> that saving a model must not replace, because the save replaces the
-    /// directory whole: an empty path, the file system's root, a file, or a directory holding anything but a SeqDsl
-    /// model (the files its manifest lists, the manifest, and the learning curves). A new or empty directory, or one
-    /// a save wrote, passes. With <paramref name="probeWrite"/>, also creates the parent and a probe directory in it
-    /// (removed at once), so a place that cannot be written is named before any work. <paramref name="option"/> names
-    /// the path in the message (e.g. <c>--out</c>).
+    /// directory: an empty path, the file system's root, the working folder or one above it, a file, or a folder that is
+    /// not a SeqDsl model directory (one whose manifest lists a model, or an older save's model.json, network.json and
+    /// weights.dat without a manifest) and holds anything but the file browser's own files. A new or empty folder passes,
+    /// and so does a model directory: a save keeps the other files in it (an export, the user's notes). With
+    /// <paramref name="probeWrite"/>, also creates the parent and a probe folder in it (removed at once), so a place that
+    /// cannot be written is named before any work. <paramref name="option"/> names the path in the message
+    /// (e.g. <c>--out</c>).
     /// </summary>
     /// <exception cref="SeqDslException">The directory cannot be replaced (kind Spec).</exception>
     public static void CheckReplaceable(string directory, string option = "the model directory", bool probeWrite = false)
@@ -46,29 +51,19 @@ public static class ModelStore
         var parent = Path.GetDirectoryName(full);
         if (parent is null)
             throw new SeqDslException(ErrorKind.Spec, $"{option} {directory} is the file system's root; give a model directory below it (it is created, or replaced).");
+        var here = Path.TrimEndingDirectorySeparator(Environment.CurrentDirectory);
+        if (here == full || here.StartsWith(full + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            throw new SeqDslException(ErrorKind.Spec, $"{option} {directory} is the working folder or holds it; give a model directory inside it, e.g. {Path.Combine(directory, "model")}.");
         if (File.Exists(full))
             throw new SeqDslException(ErrorKind.Spec, $"{option} {directory} is a file; give the path of a model directory (it is created, or replaced).");
         if (Directory.Exists(full))
         {
-            var entries = Directory.EnumerateFileSystemEntries(full).Select(e => Path.GetFileName(e)).Order(StringComparer.Ordinal).ToList();
-            if (entries.Count > 0)
-            {
-                string Some(IReadOnlyList<string> names) => string.Join(", ", names.Take(5)) + (names.Count > 5 ? ", …" : "");
-                if (!File.Exists(Path.Combine(full, ManifestFile)))
-                    throw new SeqDslException(ErrorKind.Spec,
-                        $"{option} {directory} is not empty and is not a SeqDsl model directory (no {ManifestFile}; it holds {Some(entries)}); saving replaces the directory whole, so give a new or empty folder, or one a SeqDsl save wrote.");
-                IReadOnlySet<string> saved;
-                try { saved = SavedFiles(full); }
-                catch (SeqDslException e)
-                {
-                    throw new SeqDslException(ErrorKind.Spec,
-                        $"{option} {directory} has a {ManifestFile} that is not a SeqDsl model's ({e.Message}); saving replaces the directory whole, so give a new or empty folder.", e);
-                }
-                var others = entries.Where(e => !saved.Contains(e) && !Unlisted.Contains(e)).ToList();
-                if (others.Count > 0)
-                    throw new SeqDslException(ErrorKind.Spec,
-                        $"{option} {directory} holds files its model does not ({Some(others)}); saving replaces the directory whole and they would be lost: move them, or give another folder.");
-            }
+            var entries = Directory.EnumerateFileSystemEntries(full).Select(e => Path.GetFileName(e)).Where(e => !SystemFiles.Contains(e))
+                .Order(StringComparer.Ordinal).ToList();
+            string Some(IReadOnlyList<string> names) => string.Join(", ", names.Take(5)) + (names.Count > 5 ? ", …" : "");
+            if (entries.Count > 0 && !IsModelDirectory(full))
+                throw new SeqDslException(ErrorKind.Spec,
+                    $"{option} {directory} is not empty and is not a SeqDsl model directory (it holds {Some(entries)}); saving would replace it, so give a new or empty folder, or a model directory.");
         }
         if (!probeWrite) return;
         var probe = Path.Combine(parent, $".{Path.GetFileName(full)}.probe-{Guid.NewGuid():N}");
@@ -85,12 +80,22 @@ public static class ModelStore
         }
     }
 
-    /// <summary>Saves the network (and extra named text files) to <paramref name="directory"/>, replacing it atomically.
-    /// A directory holding anything but a SeqDsl model is refused, never replaced (<see cref="CheckReplaceable"/>).</summary>
+    /// <summary>Whether <paramref name="directory"/> holds a SeqDsl model: a manifest that lists one, or (saved before the
+    /// manifest existed) the model's files without a manifest.</summary>
+    private static bool IsModelDirectory(string directory)
+    {
+        if (!File.Exists(Path.Combine(directory, ManifestFile))) return Required.All(f => File.Exists(Path.Combine(directory, f)));
+        try { return Required.All(ReadManifest(directory).Files.ContainsKey); }
+        catch (SeqDslException) { return false; }
+    }
+
+    /// <summary>Saves the network (and extra named text files) to <paramref name="directory"/>, replacing the model in it
+    /// atomically; other files in a model directory are kept. A folder that is not a model directory and holds other
+    /// files is refused, never replaced (<see cref="CheckReplaceable"/>).</summary>
     public static void Save(Network network, string directory, IReadOnlyDictionary<string, string>? extraFiles = null)
     {
         CheckReplaceable(directory);
-        SaveDirectory(directory, Write =>
+        SaveDirectory(directory, keepOthers: true, Write =>
         {
             void Text(string file, string text) => Write(file, fs => fs.Write(System.Text.Encoding.UTF8.GetBytes(text)));
             // pretrained embedding vectors are part of the weights: the saved model does not name their file, so it
@@ -112,10 +117,11 @@ public static class ModelStore
     }
 
     /// <summary>Writes a directory of files and its <see cref="ManifestFile"/> (the SHA-256 of every file, read back from
-    /// the disk), replacing <paramref name="directory"/> whole and atomically: written and flushed in a temporary sibling,
-    /// then put in place (on Linux by exchanging the two directories in one rename). <paramref name="files"/> is given the
-    /// function that writes one file by name.</summary>
-    internal static void SaveDirectory(string directory, Action<Action<string, Action<Stream>>> files)
+    /// the disk), replacing <paramref name="directory"/> atomically: written and flushed in a temporary sibling, then put
+    /// in place (on Linux by exchanging the two directories in one rename). <paramref name="files"/> is given the
+    /// function that writes one file by name. With <paramref name="keepOthers"/>, whatever the old directory holds
+    /// besides the files its manifest lists (and <see cref="Redrawn"/>) is copied into the new one first.</summary>
+    internal static void SaveDirectory(string directory, bool keepOthers, Action<Action<string, Action<Stream>>> files)
     {
         var full = Path.GetFullPath(Path.TrimEndingDirectorySeparator(directory));
         var parent = Path.GetDirectoryName(full) ?? ".";
@@ -135,6 +141,7 @@ public static class ModelStore
                 hashes[file] = Durable.Sha256(Path.Combine(tmp, file)); // what reached the disk, read back
             }
             files(Write);
+            if (keepOthers && Directory.Exists(full)) KeepOthers(full, tmp, hashes.Keys);
             Durable.WriteFile(Path.Combine(tmp, ManifestFile),
                 fs => JsonSerializer.Serialize(fs, new Manifest(1, hashes), new JsonSerializerOptions { WriteIndented = true }));
             Durable.SyncDirectory(tmp);
@@ -164,6 +171,26 @@ public static class ModelStore
         {
             Durable.TryDelete(tmp); // after an exchange: the old model
         }
+    }
+
+    /// <summary>Copies what the old model directory <paramref name="from"/> holds besides its model (the files its
+    /// manifest lists, the manifest, <see cref="Redrawn"/>, and anything the new save writes) into the new one, folders
+    /// with their contents, each file flushed: an export or notes kept in a model directory outlive a retraining.</summary>
+    private static void KeepOthers(string from, string to, IEnumerable<string> written)
+    {
+        var model = SavedFiles(from).Concat(Redrawn).Concat(written).ToHashSet(StringComparer.Ordinal);
+        void Copy(string source, string target)
+        {
+            if (Directory.Exists(source))
+            {
+                Directory.CreateDirectory(target);
+                foreach (var e in Directory.EnumerateFileSystemEntries(source)) Copy(e, Path.Combine(target, Path.GetFileName(e)));
+                Durable.SyncDirectory(target);
+            }
+            else Durable.WriteFile(target, fs => { using var src = File.OpenRead(source); src.CopyTo(fs); });
+        }
+        foreach (var e in Directory.EnumerateFileSystemEntries(from))
+            if (!model.Contains(Path.GetFileName(e))) Copy(e, Path.Combine(to, Path.GetFileName(e)));
     }
 
     /// <summary>Test hook: whether the last <see cref="Save"/> replaced an existing model by the atomic exchange.</summary>

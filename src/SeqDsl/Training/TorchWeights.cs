@@ -132,7 +132,7 @@ public static class TorchWeights
     public static WeightsLoadResult Load(Network net, string path)
     {
         if (Directory.Exists(path)) throw new SeqDslException(ErrorKind.Data, $"{path} is a directory; give a .pt or .safetensors file.");
-        SeqDsl.Data.InputFiles.Require(path, "Weights file");
+        SeqDsl.Spec.InputFiles.Require(path, "Weights file");
         byte[] bytes;
         try
         {

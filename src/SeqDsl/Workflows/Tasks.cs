@@ -124,9 +124,13 @@ public abstract class RowTask : SeqTask
     /// table asked for a vocabulary size the data cannot give.</summary>
     protected static void RequireNumbers(ExperimentSpec spec, ModelSpec model, string what)
     {
-        if (!model.Layers.IsEmpty && model.ReadsTokenIds)
-            throw SeqDslException.ForLayer(0, model.Layers[0], ErrorKind.Spec,
-                $"{spec.Data} is {what}, not text: a model for it cannot start with Embed, which reads token ids; start with a recurrent layer, e.g. Lstm(32).Dense(1).");
+        if (model.Layers.IsEmpty || !model.ReadsTokenIds) return;
+        // a CSV is a series only because a series option was given: say so (texts and labels take other options)
+        var why = DataSource.Parse(spec.Data).Kind == "csv"
+            ? " (--target-column, --feature-columns or --feature-set seed002 make a CSV a series; a CSV of texts takes --text-column and --label-column)"
+            : "";
+        throw SeqDslException.ForLayer(0, model.Layers[0], ErrorKind.Spec,
+            $"{spec.Data} is {what}, not text{why}: a model for it cannot start with Embed, which reads token ids; start with a recurrent layer, e.g. Lstm(32).Dense(1).");
     }
 
     /// <inheritdoc />

@@ -1,6 +1,4 @@
-using SeqDsl.Spec;
-
-namespace SeqDsl.Data;
+namespace SeqDsl.Spec;
 
 /// <summary>The check every file SeqDsl reads goes through first, so that a folder given where a file is expected is
 /// named as a folder rather than reported missing.</summary>

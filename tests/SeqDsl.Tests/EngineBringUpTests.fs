@@ -75,7 +75,7 @@ let tests =
                 let pred = head.forward(out.select(1, -1L))
                 let loss = torch.nn.functional.mse_loss(pred, y)
                 loss.backward()
-                opt.step() |> ignore
+                SeqDsl.Tests.Support.referenceStep opt
                 loss.item<float32> ()
             let first = step ()
             let mutable last = first

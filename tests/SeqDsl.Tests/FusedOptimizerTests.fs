@@ -13,6 +13,7 @@ open TorchSharp
 open TorchSharp.Modules
 open SeqDsl.Training
 open SeqDsl.Tests.TorchSupport
+open SeqDsl.Tests.Support
 
 /// Shapes of the test parameters: one larger than two chunks (split over libtorch's threads when it has several),
 /// an embedding-like table, one whose size leaves a tail of 3 after the vectors, a bias.
@@ -44,7 +45,7 @@ let private steps (first: int) (last: int) (ps: Parameter list) (opt: torch.opti
         use scope = torch.NewDisposeScope()
         let loss = ps |> List.map (fun p -> (p * gradient t p).sum()) |> List.reduce (+)
         loss.backward()
-        opt.step() |> ignore
+        referenceStep opt
 
 /// got against expected, element by element: |a − b| ≤ 1e-6·max(|a|, |b|, |b − start|, floor) (start: the values
 /// before the updates, or none; floor: the learning rate, the size of one update, or 0). Where θ crosses zero its
@@ -339,7 +340,7 @@ let tests =
                         use scope = torch.NewDisposeScope()
                         let loss = (table * torch.tensor(gE).reshape(5000L, 32L)).sum() + (weights * torch.tensor(gW).reshape(32L, 4L)).sum()
                         loss.backward()
-                        opt.step() |> ignore
+                        referenceStep opt
                 Expect.equal fast.FusedParameterUpdates (expectFused 10L) "the fast path ran for both parameters at every step"
                 Expect.equal slow.FusedParameterUpdates 0L "the tensor code ran on the transposed copy"
                 agreeFrom (Some table) 0.01 "E" e eT |> ignore

@@ -95,7 +95,7 @@ let private run (e: TorchSharp.Modules.Parameter) (w: TorchSharp.Modules.Paramet
         use coef = torch.tensor(Array.concat c |> Array.map float32).reshape(int64 ids.Length, 2L)
         use loss = (e.index_select(0L, idx).matmul(w) * coef).sum()
         loss.backward()
-        opt.step() |> ignore
+        referenceStep opt
         yield values e, values w ]
 
 /// The same steps with KerasOptimizer on float32 parameters; returns E and W after each step.

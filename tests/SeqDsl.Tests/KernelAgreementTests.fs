@@ -139,7 +139,7 @@ let tests =
             do
                 use _ = torch.no_grad()
                 let w = net.named_parameters() |> Seq.pick (fun struct (n, p) -> if n = "layers.0.rnn.weight_ih_l0_reverse" then Some p else None)
-                w.[0L, 0L].add_(torch.tensor 1e-2f) |> ignore
+                w.[0L, 0L].add_(torch.tensor 1e-2f, SeqDsl.Engine.Kept.One) |> ignore   // (alpha held: TorchSharp's add_(t) makes one it does not keep alive)
             Expect.isGreaterThan (err ()) 1e-5 "a 0.01 change in one backward-direction weight is seen"
         }
 

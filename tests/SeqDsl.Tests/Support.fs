@@ -64,3 +64,25 @@ let runDotnet (args: string list) (timeoutMs: int) =
         p.Kill true
         failtestf "dotnet %s ran past %d s" (String.concat " " args) (timeoutMs / 1000)
     p.ExitCode, out.Result, err.Result
+
+let private collectionGate = obj ()
+
+/// Runs f with garbage collections held off (a no-GC region, one caller at a time). TorchSharp's own code passes
+/// libtorch Scalars it makes on the fly (its optimizers' alpha = −lr, a.add_(b)'s alpha 1, …) and does not keep them
+/// alive: a collection during the call can finalize one while libtorch reads it. The suite crashed so once, in
+/// at::_ops::add__Tensor::call on a thread-pool worker, after the optimizer tests (SIGSEGV, CI at b25331c). SeqDsl's own
+/// code holds every Scalar it passes (ScalarLifetimeTests); the tests' calls into TorchSharp's optimizers, the
+/// references they compare with, go through here. Where the region cannot start or is ended early by other threads'
+/// allocations, f still runs.
+let withoutCollections (f: unit -> 'a) : 'a =
+    lock collectionGate (fun () ->
+        let held =
+            try System.GC.TryStartNoGCRegion(32L * 1024L * 1024L)
+            with :? System.InvalidOperationException | :? System.ArgumentOutOfRangeException -> false
+        try f ()
+        finally
+            if held && System.Runtime.GCSettings.LatencyMode = System.Runtime.GCLatencyMode.NoGCRegion then
+                try System.GC.EndNoGCRegion() with :? System.InvalidOperationException -> ())
+
+/// One step of a TorchSharp optimizer (a reference a test compares with), its temporary Scalars safe from collection.
+let referenceStep (opt: TorchSharp.torch.optim.Optimizer) = withoutCollections (fun () -> opt.step() |> ignore)

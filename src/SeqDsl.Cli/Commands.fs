@@ -132,8 +132,8 @@ let train (a: ParseResults<TrainArgs>) : int =
             let file = a.GetResult TrainArgs.Experiment
             raise (SeqDslException(e.Kind, $"{file}, $.model, in the model text at {e.Message}", e))
     Experiment.Validate spec // then every training bound, before anything is printed or read
-    // and the place the model goes: a save replaces --out whole, so a folder of other files is refused before training,
-    // as is a place that cannot be written
+    // and the place the model goes: a folder that is not a model directory and holds files (a save would replace it)
+    // is refused before training, as is a place that cannot be written
     a.TryGetResult Out |> Option.iter (fun o -> ModelStore.CheckReplaceable(o, "--out", probeWrite = true))
     use cts = new CancellationTokenSource()
     let handler = ConsoleCancelEventHandler(fun _ e -> e.Cancel <- true; cts.Cancel())

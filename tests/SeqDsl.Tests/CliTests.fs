@@ -644,7 +644,7 @@ let tests =
             Expect.stringContains (Array.last (lines more)) (day 120) "for the day asked"
         }
 
-        test "an experiment file's bad model, a folder where a file goes, a file where a model directory goes, Embed on numbers, checkpoints without --out, an endless --length: exit 2 saying so" {
+        test "an experiment file's bad model, a folder where a file goes, a file where a model directory goes, Embed on numbers, checkpoints without --out, an endless --length, an empty export path: exit 2 saying so" {
             let d = tempFolder "cli-kinds"
             let folder = Path.Combine(d, "adir")
             Directory.CreateDirectory folder |> ignore
@@ -657,7 +657,9 @@ let tests =
                                 [ "train"; "--model"; "Embed(4).Lstm(4).Dense(1)"; "--data"; "synthetic:counting" ], "layer 0 (Embed): synthetic:counting is binary sequences (one feature a step), not text"
                                 [ "train"; "--model"; "Embed(4).Lstm(4).Dense(1)"; "--data"; "synthetic:seasonal" ], "synthetic:seasonal is a series of numbers, not text: a model for it cannot start with Embed"
                                 [ "train"; "--model"; "Embed(4).Gru(4).Dense(1, Sigmoid)"; "--data"; "synthetic:negation"; "--checkpoint-batches"; "5" ], "--checkpoint-batches saves the state to resume from beside --out DIR (in DIR.state): give --out."
-                                [ "generate"; "--model-dir"; folder; "--prefix"; "a"; "--length"; "100001" ], "--length is at most 100000 characters (got 100001)" ] do
+                                [ "generate"; "--model-dir"; folder; "--prefix"; "a"; "--length"; "100001" ], "--length is at most 100000 characters (got 100001)"
+                                [ "export"; "--model-dir"; folder; "--onnx"; "" ], "--onnx is empty; give the file to write"
+                                [ "export"; "--model-dir"; folder; "--pytorch"; "" ], "--pytorch is empty; give a folder" ] do
                 let code, _, err = runCli args
                 Expect.equal code 2 $"{args}: exit code (stderr: {err})"
                 Expect.stringContains err says $"{args}: the message"

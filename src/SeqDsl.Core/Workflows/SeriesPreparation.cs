@@ -19,9 +19,15 @@ public static class SeriesPreparation
     public static (DataFrame frame, List<string> features, string target, string featureSet) Frame(
         DataSource source, ExperimentSpec spec, TaskInfo? fitted)
     {
+        var (featureSet, targetColumn, featureColumns) = Columns(spec, fitted);
+        return Features(Raw(source, spec, fitted), featureSet, targetColumn, featureColumns);
+    }
+
+    /// <summary>The feature set, target and feature columns a series reads: a saved model's, else the spec's.</summary>
+    private static (string FeatureSet, string? TargetColumn, IReadOnlyList<string>? FeatureColumns) Columns(ExperimentSpec spec, TaskInfo? fitted)
+    {
         var p = spec.Preprocessing;
-        var featureSet = fitted?.FeatureSet ?? p.FeatureSet;
-        return Features(Raw(source, spec, fitted), featureSet, fitted?.TargetColumn ?? p.TargetColumn, fitted?.FeatureColumns ?? p.FeatureColumns);
+        return (fitted?.FeatureSet ?? p.FeatureSet, fitted?.TargetColumn ?? p.TargetColumn, fitted?.FeatureColumns ?? p.FeatureColumns);
     }
 
     /// <summary>The series' raw rows, read from the data source (a CSV or the synthetic series), their dates (when the
@@ -33,10 +39,7 @@ public static class SeriesPreparation
     private static DataFrame Raw(DataSource source, ExperimentSpec spec, TaskInfo? fitted)
     {
         if (source.Kind == "synthetic") return Synthetic.Seasonal(1_500, spec.Training.Seed + 1);
-        var p = spec.Preprocessing;
-        var featureSet = fitted?.FeatureSet ?? p.FeatureSet;
-        var targetColumn = fitted?.TargetColumn ?? p.TargetColumn;
-        var featureColumns = fitted?.FeatureColumns ?? p.FeatureColumns;
+        var (featureSet, targetColumn, featureColumns) = Columns(spec, fitted);
         var required = RequiredColumns(featureSet, targetColumn, featureColumns);
         string[] lastRow = [];
         if (fitted is not null && featureSet == "raw")
@@ -49,7 +52,7 @@ public static class SeriesPreparation
         return Csv.Load(source.Path, new CsvOptions
         {
             Types = new Dictionary<string, ColumnType> { ["Date"] = ColumnType.Date }, Required = required, EmptyInLastRow = lastRow,
-            Increasing = "Date", SkipBadRows = p.SkipBadRows,
+            Increasing = "Date", SkipBadRows = spec.Preprocessing.SkipBadRows,
         }).Frame;
     }
 

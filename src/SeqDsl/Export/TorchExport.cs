@@ -46,10 +46,10 @@ public static class TorchExport
         if (File.Exists(full)) throw new SeqDslException(ErrorKind.Spec, $"{directory} is a file; give a folder for {StateDictFile}, {SafetensorsFile} and {ModuleFile}.");
         if (Directory.Exists(full))
         {
-            var others = Directory.EnumerateFileSystemEntries(full).Select(Path.GetFileName).Where(f => !ExportFiles.Contains(f)).Order().ToList();
+            var others = Directory.EnumerateFileSystemEntries(full).Select(e => Path.GetFileName(e)).Where(f => !ExportFiles.Contains(f)).Order().ToList();
             if (others.Count > 0)
                 throw new SeqDslException(ErrorKind.Spec,
-                    $"{directory} holds files other than an export's ({string.Join(", ", others.Take(5))}{(others.Count > 5 ? ", …" : "")}); the export replaces its folder whole, so give a new or empty folder.")
+                    $"{directory} holds files other than an export's ({ModelStore.FewNames(others)}); the export replaces its folder whole, so give a new or empty folder.")
                 { Received = directory, Expected = "a new folder, an empty one, or one an earlier export wrote" };
         }
         var files = new (string Name, byte[] Bytes)[]

@@ -60,10 +60,9 @@ public static class ModelStore
         {
             var entries = Directory.EnumerateFileSystemEntries(full).Select(e => Path.GetFileName(e)).Where(e => !SystemFiles.Contains(e))
                 .Order(StringComparer.Ordinal).ToList();
-            string Some(IReadOnlyList<string> names) => string.Join(", ", names.Take(5)) + (names.Count > 5 ? ", …" : "");
             if (entries.Count > 0 && !IsModelDirectory(full))
                 throw new SeqDslException(ErrorKind.Spec,
-                    $"{option} {directory} is not empty and is not a SeqDsl model directory (it holds {Some(entries)}); saving would replace it, so give a new or empty folder, or a model directory.");
+                    $"{option} {directory} is not empty and is not a SeqDsl model directory (it holds {FewNames(entries)}); saving would replace it, so give a new or empty folder, or a model directory.");
         }
         if (!probeWrite) return;
         var probe = Path.Combine(parent, $".{Path.GetFileName(full)}.probe-{Guid.NewGuid():N}");
@@ -79,6 +78,10 @@ public static class ModelStore
                 $"{option} {directory}: cannot create a folder in {parent} ({(e is UnauthorizedAccessException ? "permission denied" : "the file system refused it")}).", e);
         }
     }
+
+    /// <summary>The first five of <paramref name="names"/>, comma-separated, "…" after them when there are more: what a
+    /// message says a folder holds.</summary>
+    internal static string FewNames(IReadOnlyList<string> names) => string.Join(", ", names.Take(5)) + (names.Count > 5 ? ", …" : "");
 
     /// <summary>Whether <paramref name="directory"/> holds a SeqDsl model: a manifest that lists one, or (saved before the
     /// manifest existed) the model's files without a manifest.</summary>
